@@ -1,0 +1,70 @@
+# ccnn developer commands. `make demo` runs the main job, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python: the active virtual/conda environment when it already has torch; otherwise ./.venv,
+# created on demand with the CPU build of torch (no multi-GB CUDA download).
+ACTIVE_PY := $(shell [ -n "$$VIRTUAL_ENV$$CONDA_PREFIX" ] && python3 -c 'import torch' 2>/dev/null && command -v python3)
+PYTHON ?= $(if $(ACTIVE_PY),$(ACTIVE_PY),$(CURDIR)/.venv/bin/python)
+TORCH_SPEC ?= torch==2.13.0
+CMAKE ?= cmake
+CMAKE_BUILD_DIR ?= build-cmake
+# The toolkit root (an `nvcc` on the PATH may be a wrapper script outside it).
+CUDA_HOME ?= $(shell for d in /usr/local/cuda /usr/local/cuda-*; do [ -x $$d/bin/nvcc ] && echo $$d; done | tail -n 1)
+NVCC ?= $(if $(CUDA_HOME),$(CUDA_HOME)/bin/nvcc,$(shell command -v nvcc))
+CUDA_ARCH_FLAGS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+STAMP := build/.installed
+
+.PHONY: help venv install build test pytest cpp-test cuda-check demo bench clean
+
+help:
+	@echo "make demo        run the main job (trains and compares the models on built-in synthetic data)"
+	@echo "make test        build everything and run every test (C++ via ctest, Python via pytest)"
+	@echo "make build       rebuild the extension in place after editing csrc/"
+	@echo "make cuda-check  compile every CUDA source with nvcc (sm_80, sm_90); needs no GPU"
+	@echo "make bench       run the benchmarks, results under benchmarks/results/"
+
+venv:
+	@if [ "$(PYTHON)" = "$(CURDIR)/.venv/bin/python" ] && [ ! -x .venv/bin/python ]; then \
+		echo "creating .venv"; python3 -m venv .venv; fi
+
+install: $(STAMP)
+$(STAMP): pyproject.toml setup.py | venv
+	$(PYTHON) -c 'import torch' 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
+	$(PYTHON) -m pip install "setuptools>=64" wheel "pybind11>=2.11" ninja
+	$(PYTHON) -m pip install --no-build-isolation -e ".[test]"
+	@mkdir -p build && touch $@
+
+build: install
+	$(PYTHON) setup.py -q build_ext --inplace
+
+pytest: build
+	$(PYTHON) -m pytest
+
+cpp-test:
+	$(CMAKE) -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
+	$(CMAKE) --build $(CMAKE_BUILD_DIR) -j 2
+	ctest --test-dir $(CMAKE_BUILD_DIR) --output-on-failure
+
+test: cpp-test pytest
+
+# Compiles the .cu kernels (plain CUDA C++) for every default target, and checks the torch-side
+# CUDA launchers (*_cuda.cpp) against the installed torch headers, so CUDA code cannot rot on
+# machines without a GPU.
+cuda-check: install
+	@[ -n "$(NVCC)" ] || { echo "cuda-check: nvcc not found (set NVCC=/path/to/nvcc)"; exit 1; }
+	@set -e; \
+	for f in $$(find csrc -name '*.cu' | sort); do \
+		echo "nvcc $$f"; $(NVCC) -std=c++17 -Icsrc $(CUDA_ARCH_FLAGS) -c $$f -o /dev/null; done; \
+	inc=$$($(PYTHON) -c 'from torch.utils.cpp_extension import include_paths; print(" ".join("-I"+p for p in include_paths()))'); \
+	for f in $$(find csrc -name '*_cuda.cpp' | sort); do \
+		echo "c++ -fsyntax-only $$f"; c++ -std=c++17 -fsyntax-only -DCCNN_WITH_CUDA=1 -Icsrc $$inc -I$(CUDA_HOME)/include $$f; done
+
+demo: build
+	$(PYTHON) -m ccnn.cli demo --out runs/demo
+
+bench: build
+	$(PYTHON) benchmarks/bench_copula.py
+
+clean:
+	rm -rf build $(CMAKE_BUILD_DIR) ccnn_ext/*.so

@@ -1,0 +1,18 @@
+"""ccnn_ext: the compiled ops of ccnn and their thin Python wrappers.
+
+Usable on its own: the copula ops are torch ops (``torch.ops.ccnn.*``) with autograd and
+fake implementations.
+"""
+import torch  # noqa: F401  (loads libtorch before the extension)
+
+from . import _C
+
+__version__ = "0.1.0"
+
+
+def built_with_cuda() -> bool:
+    """True when the extension was compiled with its CUDA kernels."""
+    return _C.built_with_cuda()
+
+
+__all__ = ["built_with_cuda", "__version__"]

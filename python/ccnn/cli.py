@@ -1,0 +1,27 @@
+"""The `ccnn` command line: each command lives with the code it drives and adds itself here."""
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ccnn", description="Copula CNN for facial action unit intensity estimation."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_commands in _command_groups():
+        add_commands(commands)
+    return parser
+
+
+def _command_groups():
+    # Each group is a function(subparsers) that adds its commands with set_defaults(func=...).
+    return []
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
