@@ -30,6 +30,7 @@ FACE_BOX_EYES = ((0.30, 0.38), (0.70, 0.38))  # typical eye centres inside a Haa
 CACHE_VERSION = 1
 STD_FLOOR = 1.0  # gray levels: a blank image normalises to zeros instead of dividing by ~0
 MAX_DETECTION_SIDE = 640  # larger images are downscaled for the cascades (results in input pixels)
+EYE_SEARCH_FACE_WIDTH = 160  # smaller faces are enlarged before looking for eyes
 CHUNK_IMAGES = 256
 CHUNK_VIDEO_FRAMES = 600
 
@@ -74,7 +75,7 @@ def detect_face(image) -> tuple[int, int, int, int] | None:
     small, factor = _downscale(gray)
     faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
         cv2.equalizeHist(small), scaleFactor=1.1, minNeighbors=5,
-        minSize=(max(24, min(small.shape) // 8),) * 2)
+        minSize=(max(24, min(small.shape) // 16),) * 2)
     if len(faces) == 0:
         return None
     x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
@@ -99,7 +100,7 @@ def detect_eyes(image):
     small, factor = _downscale(gray)
     equalised = cv2.equalizeHist(small)
     faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
-        equalised, scaleFactor=1.1, minNeighbors=5, minSize=(max(24, min(small.shape) // 8),) * 2)
+        equalised, scaleFactor=1.1, minNeighbors=5, minSize=(max(24, min(small.shape) // 16),) * 2)
     boxes = sorted((tuple(f) for f in faces), key=lambda f: -f[2] * f[3]) or [(0, 0, small.shape[1], small.shape[0])]
     for x, y, w, h in boxes[:2]:
         pair = _eye_pair(equalised, x, y, w, h)
@@ -113,9 +114,16 @@ def _eye_pair(gray: np.ndarray, x: int, y: int, w: int, h: int):
     roi = gray[top:bottom, x:x + w]
     if roi.size == 0:
         return None
+    # the eye cascade's smallest window is 20 px: bring the face to >= EYE_SEARCH_FACE_WIDTH px
+    zoom = max(1.0, EYE_SEARCH_FACE_WIDTH / w)
+    if zoom > 1.0:
+        roi = cv2.resize(roi, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
+    zw = int(w * zoom)
     eyes = _cascade("haarcascade_eye.xml").detectMultiScale(
-        roi, scaleFactor=1.05, minNeighbors=4, minSize=(max(8, w // 10),) * 2, maxSize=(w // 2,) * 2)
-    centres = [(x + ex + ew / 2.0, top + ey + eh / 2.0, ew) for ex, ey, ew, eh in eyes]
+        roi, scaleFactor=1.05, minNeighbors=4, minSize=(max(20, zw // 10),) * 2, maxSize=(zw // 2,) * 2)
+    # box centre in the zoomed roi -> input pixels (pixel centres at integers)
+    centres = [(x + (ex + ew / 2.0 + 0.5) / zoom - 0.5, top + (ey + eh / 2.0 + 0.5) / zoom - 0.5, ew / zoom)
+               for ex, ey, ew, eh in eyes]
     mid = x + w / 2.0
     left = [c for c in centres if c[0] < mid]
     right = [c for c in centres if c[0] >= mid]
