@@ -15,7 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_groups():
     # Each group is a function(subparsers) that adds its commands with set_defaults(func=...).
-    return []
+    from .data_cli import add_data_commands
+
+    return [add_data_commands]
 
 
 def main(argv=None) -> int:
