@@ -70,7 +70,15 @@ def frame_noise_seed(context: str, subject: int, frame: int, seed: int) -> list[
     return [seed, context_id(context), subject, 3, frame]
 
 
-def _parameters(context, subjects, frames, seed, image_size) -> dict:
+def existing_parameters(out_dir) -> dict | None:
+    """The parameters of the synthetic data set in out_dir, or None when there is none."""
+    try:
+        return json.loads((Path(out_dir) / "meta.json").read_text()).get("parameters")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def parameters(context, subjects, frames, seed, image_size) -> dict:
     return {"context": context, "subjects": subjects, "frames": frames, "seed": seed,
             "image_size": image_size, "format_version": FORMAT_VERSION}
 
@@ -97,13 +105,10 @@ def generate_synthetic(out_dir, context: str = "disfa", subjects: int = 27, fram
     image_size = _check_positive_int("image_size", image_size, 32)
     workers = resolve_workers(workers)
     out = Path(out_dir)
-    params = _parameters(context, subjects, frames, seed, image_size)
+    params = parameters(context, subjects, frames, seed, image_size)
     meta_path = out / "meta.json"
     if meta_path.exists():
-        try:
-            old = json.loads(meta_path.read_text()).get("parameters")
-        except (OSError, ValueError):
-            old = None
+        old = existing_parameters(out)
         if old == params and (out / "labels.csv").exists() and not overwrite:
             return out
         if not overwrite:
@@ -172,7 +177,9 @@ def contact_sheet(path, seed: int = 0, tile: int = 96, subjects: int = 6) -> Pat
     frames from several subjects with their nuisances (as written by generate_synthetic)."""
     aus = sorted(AU_NAMES)
     label_w = 4 * tile // 3
-    look = subject_look("disfa", 0, seed)
+    candidates = [subject_look("disfa", s, seed) for s in range(30)]
+    look = max((c for c in candidates if c.hair_style != 2 and abs(c.hair - c.background) > 60),
+               key=lambda c: abs(c.skin - c.background))
     frontal, flat = np.array([0.0, 1.1, 0.5, 0.4]), np.array([1.0, 0.0, 0.0, 0.0])
     half = (len(aus) + 1) // 2
     blocks = []
