@@ -218,7 +218,7 @@ def draw_face(image: np.ndarray, M: np.ndarray, look: FaceLook, intensity: dict)
     c = Canvas(image, M)
     L = look
     m = motions(intensity).__getitem__
-    a = lambda au: intensity.get(au, 0.0)  # noqa: E731
+    lips_parted = intensity.get(25, 0.0) > 0  # AU26 alone drops the jaw with the lips together
     skin = L.skin
 
     jaw = m("jaw_down")
@@ -236,7 +236,7 @@ def draw_face(image: np.ndarray, M: np.ndarray, look: FaceLook, intensity: dict)
         (L.face_half_width * (1 - s) + L.jaw_half_width * s) * np.cos(s * np.pi / 2.4),
         0.15 + (L.chin_y - 0.15) * np.sin(s * np.pi / 2) + jaw * s], axis=1)
     lower = np.concatenate([lower_right, lower_right[::-1][1:] * [-1, 1]])
-    c.fill(np.concatenate([upper[::-1] * [1, 1], lower[::-1]]), skin)
+    c.fill(np.concatenate([upper[::-1], lower[::-1]]), skin)
 
     # hair on top of the head
     if L.hair_style != 2:
@@ -281,8 +281,8 @@ def draw_face(image: np.ndarray, M: np.ndarray, look: FaceLook, intensity: dict)
     corner_y = L.mouth_y - m("corner_up") + m("corner_down")
     lip_top_y = L.mouth_y - L.upper_lip - m("upper_lip_up")
     upper_inner_y = L.mouth_y - 0.35 * m("upper_lip_up")
-    gap = m("lip_gap") if a(25) > 0 else 0.0
-    lower_inner_y = upper_inner_y + gap + 0.6 * jaw * (a(25) > 0) - 0.5 * m("lower_lip_up")
+    gap = m("lip_gap") if lips_parted else 0.0
+    lower_inner_y = upper_inner_y + gap + 0.6 * jaw * lips_parted - 0.5 * m("lower_lip_up")
     lower_bottom_y = max(lower_inner_y, L.mouth_y + 0.02) + L.lower_lip - m("lower_lip_up")
 
     # nasolabial folds (AU12, AU10, AU6 deepen them)

@@ -130,15 +130,14 @@ def generate_synthetic(out_dir, context: str = "disfa", subjects: int = 27, fram
         look = look_to_dict(subject_look(context, s, seed))
         looks[name] = look
         files = [f"images/{name}_{f:04d}.png" for f in range(frames)]
+        noise_seeds = [frame_noise_seed(context, s, f, seed) for f in range(frames)]
         for f in range(frames):
             rows.append([files[f], name, f"synth-{context}", f, *levels[f].tolist(),
                          *np.round(eyes[f].ravel(), 4).tolist()])
         for start in range(0, frames, CHUNK_FRAMES):
             part = slice(start, start + CHUNK_FRAMES)
-            tasks.append({"size": image_size,
-                          "look": look, "aus": aus, "levels": levels[part], "poses": poses[part],
-                          "lights": lights[part],
-                          "noise_seeds": [frame_noise_seed(context, s, f, seed) for f in range(frames)][part],
+            tasks.append({"size": image_size, "look": look, "aus": aus, "levels": levels[part],
+                          "poses": poses[part], "lights": lights[part], "noise_seeds": noise_seeds[part],
                           "paths": [str(out / p) for p in files[part]]})
     run_tasks(render_and_write, tasks, workers, progress, desc=f"synth {context}",
               unit_counts=[len(t["paths"]) for t in tasks])
