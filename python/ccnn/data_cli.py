@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -43,7 +44,26 @@ def add_data_commands(subparsers) -> None:
     pre.set_defaults(func=run_preprocess)
 
 
+def _fail(command: str, error: Exception) -> int:
+    print(f"ccnn {command}: error: {error}", file=sys.stderr)
+    return 2
+
+
 def run_synth(args) -> int:
+    try:
+        return _synth(args)
+    except (ValueError, OSError) as error:  # bad arguments, an occupied or unwritable --out
+        return _fail("synth", error)
+
+
+def run_preprocess(args) -> int:
+    try:
+        return _preprocess(args)
+    except (ValueError, OSError) as error:  # unknown layout, nothing usable, missing files
+        return _fail("preprocess", error)
+
+
+def _synth(args) -> int:
     from .data.synthetic import contact_sheet, existing_parameters, generate_synthetic, parameters
 
     kept = not args.overwrite and existing_parameters(args.out) == parameters(
@@ -64,7 +84,7 @@ def run_synth(args) -> int:
     return 0
 
 
-def run_preprocess(args) -> int:
+def _preprocess(args) -> int:
     import warnings
 
     from .data.dataset import load_dataset
