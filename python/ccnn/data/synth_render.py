@@ -370,11 +370,12 @@ def _light_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render(look: FaceLook, intensity: dict, pose: np.ndarray, light: np.ndarray, size: int,
-           rng: np.random.Generator | None) -> np.ndarray:
+           noise_seed: int | None) -> np.ndarray:
     """One frame (size, size) uint8.
 
     intensity: {au: level 0..5}; pose: (angle_deg, scale, cx, cy); light: (gain, gradient_x,
-    gradient_y, noise_sigma); rng draws the sensor noise (None: no noise).
+    gradient_y, noise_sigma); noise_seed: seed of the Gaussian sensor noise (OpenCV's generator,
+    reseeded per frame; None: no noise).
     """
     image = np.full((size, size), _gray(look.background)[0], dtype=np.uint8)
     shown = {au: level * look.expressiveness for au, level in intensity.items() if level}
@@ -383,8 +384,11 @@ def render(look: FaceLook, intensity: dict, pose: np.ndarray, light: np.ndarray,
     X, Y = _light_grid(size)
     out = image.astype(np.float32)
     out *= gain * (1.0 + gx * X + gy * Y)
-    if rng is not None and sigma > 0:
-        out += rng.standard_normal((size, size), dtype=np.float32) * sigma
+    if noise_seed is not None and sigma > 0:
+        noise = np.empty((size, size), np.float32)
+        cv2.setRNGSeed(int(noise_seed))
+        cv2.randn(noise, 0.0, sigma)
+        out += noise
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -398,8 +402,7 @@ def render_and_write(task: dict) -> int:
     look = FaceLook(**task["look"])
     for levels, pose, light, noise_seed, path in zip(task["levels"], task["poses"], task["lights"],
                                                     task["noise_seeds"], task["paths"]):
-        image = render(look, dict(zip(task["aus"], levels.tolist())), pose, light, task["size"],
-                       np.random.default_rng(noise_seed))
+        image = render(look, dict(zip(task["aus"], levels.tolist())), pose, light, task["size"], noise_seed)
         if not cv2.imwrite(path, image, PNG_PARAMS):
             raise OSError(f"could not write {path}")
     return len(task["paths"])
