@@ -141,8 +141,9 @@ def bezier(p0, p1, p2, n: int = 9) -> np.ndarray:
 
 def through(p0, mid, p2, n: int = 9) -> np.ndarray:
     """Quadratic curve from p0 to p2 passing through `mid` at its middle."""
-    p0, mid, p2 = np.asarray(p0, dtype=np.float64), np.asarray(mid), np.asarray(p2, dtype=np.float64)
-    return _bezier_basis(n) @ np.array([p0, 2 * mid - 0.5 * (p0 + p2), p2])
+    (x0, y0), (xm, ym), (x2, y2) = p0, mid, p2
+    control = (2.0 * xm - 0.5 * (x0 + x2), 2.0 * ym - 0.5 * (y0 + y2))
+    return _bezier_basis(n) @ np.array([(x0, y0), control, (x2, y2)], dtype=np.float64)
 
 
 def ellipse_points(cx, cy, ax, ay, n: int = 20) -> np.ndarray:
