@@ -383,14 +383,15 @@ def render(look: FaceLook, intensity: dict, pose: np.ndarray, light: np.ndarray,
     draw_face(image, face_to_image_matrices(pose, size)[0], look, shown)
     gain, gx, gy, sigma = (float(v) for v in light)
     X, Y = _light_grid(size)
-    out = image.astype(np.float32)
-    out *= gain * (1.0 + gx * X + gy * Y)
+    illumination = cv2.addWeighted(X, gain * gx, Y, gain * gy, gain)  # gain * (1 + gx X + gy Y)
+    out = cv2.multiply(image, illumination, dtype=cv2.CV_32F)
     if noise_seed is not None and sigma > 0:
         noise = np.empty((size, size), np.float32)
         cv2.setRNGSeed(int(noise_seed))
         cv2.randn(noise, 0.0, sigma)
         out += noise
-    return np.clip(out, 0, 255).astype(np.uint8)
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 # fast PNG: one fixed filter and Huffman coding only (about 40% faster than zlib level 1's default,
