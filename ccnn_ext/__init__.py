@@ -1,11 +1,21 @@
 """ccnn_ext: the compiled ops of ccnn and their thin Python wrappers.
 
 Usable on its own: the copula ops are torch ops (``torch.ops.ccnn.*``) with autograd and
-fake implementations.
+fake implementations; the MAP decoder (``decode_ad3``, ``decode_exact``, ``FactorGraph``, see
+``ccnn_ext.decode``) is a plain pybind11 module that takes numpy arrays or torch tensors.
 """
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C
+from .decode import (
+    STATUS_NAMES,
+    DecodeResult,
+    FactorGraph,
+    FactorGraphSolution,
+    decode_ad3,
+    decode_exact,
+    decode_exhaustive,
+)
 
 __version__ = "0.1.0"
 
@@ -15,4 +25,14 @@ def built_with_cuda() -> bool:
     return _C.built_with_cuda()
 
 
-__all__ = ["built_with_cuda", "__version__"]
+__all__ = [
+    "built_with_cuda",
+    "__version__",
+    "STATUS_NAMES",
+    "DecodeResult",
+    "FactorGraph",
+    "FactorGraphSolution",
+    "decode_ad3",
+    "decode_exact",
+    "decode_exhaustive",
+]

@@ -1,0 +1,498 @@
+// AD3 (Martins et al., JMLR 2015) for pairwise factor graphs of multi-valued variables.
+//
+// LP-MAP relaxation: maximise sum_i unary_i . p_i + sum_e pairwise_e . mu_e over variable marginals
+// p_i and edge marginals mu_e that agree. Each edge e = (a, b) keeps local copies q_ea, q_eb of the
+// marginals of its endpoints (the marginals of mu_e); the augmented Lagrangian
+//   sum_e [pairwise_e . mu_e + sum_{i in e} (unary_i / deg_i + lambda_ei) . q_ei]
+//     - sum_{e, i} lambda_ei . p_i - eta * sum_{e, i} ||q_ei - p_i||^2
+// is maximised by alternating directions, each iteration:
+//   1. per edge, a quadratic subproblem over the simplex of its K_a K_b configurations (exact
+//      active-set method below, warm-started from the previous iteration's active set);
+//   2. p_i = average of q_ei over the edges e of i;
+//   3. lambda_ei -= 2 eta (q_ei - p_i)   (so sum_e lambda_ei stays 0).
+// Stops when the rounded labelling is certified by the dual bound, when the primal and dual
+// residuals fall below tolerance, or at the iteration limit. eta adapts to the residuals as in the
+// reference implementation. Edges whose inputs did not change bitwise since their last solve keep
+// their previous solution (exact caching: the subproblem would return the same result).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "ad3/solvers.h"
+
+namespace ccnn {
+namespace ad3 {
+namespace detail {
+namespace {
+
+constexpr int kMaxQpIterations = 200;
+constexpr int kEtaAdaptPeriod = 10;
+constexpr double kEtaMin = 1e-3, kEtaMax = 100.0;
+constexpr double kResidualRatioPrimal = 100.0, kResidualRatioDual = 10.0;
+
+// Inverse of the bordered Gram matrix [[0, 1], [1, 2]] of a single configuration.
+void reset_to_single(ActiveSet& set, int s, int t) {
+  set.s.assign(1, s);
+  set.t.assign(1, t);
+  set.weights.assign(1, 1.0);
+  set.inverse.assign({-2.0, 1.0, 1.0, 0.0});
+}
+
+// max over (s, t) of table[s * kb + t] + ra[s] + rb[t], by column maxima (independent lanes,
+// which vectorise, rather than one long dependency chain). column: kb scratch values.
+inline double table_max(const double* table, int ka, int kb, const double* ra, const double* rb,
+                        double* column) {
+  for (int t = 0; t < kb; ++t) column[t] = table[t] + ra[0];
+  for (int s = 1; s < ka; ++s) {
+    const double* row = table + static_cast<std::size_t>(s) * kb;
+    const double r = ra[s];
+    for (int t = 0; t < kb; ++t) {
+      const double v = row[t] + r;
+      column[t] = v > column[t] ? v : column[t];
+    }
+  }
+  double best = column[0] + rb[0];
+  for (int t = 1; t < kb; ++t) {
+    const double v = column[t] + rb[t];
+    best = v > best ? v : best;
+  }
+  return best;
+}
+
+// The (first) configuration attaining table_max.
+inline void table_argmax(const double* table, int ka, int kb, const double* ra, const double* rb,
+                         int& best_s, int& best_t) {
+  double best = -std::numeric_limits<double>::infinity();
+  best_s = best_t = 0;
+  for (int s = 0; s < ka; ++s) {
+    const double* row = table + static_cast<std::size_t>(s) * kb;
+    for (int t = 0; t < kb; ++t) {
+      const double v = row[t] + ra[s] + rb[t];
+      if (v > best) best = v, best_s = s, best_t = t;
+    }
+  }
+}
+
+}  // namespace
+
+Ad3Solver::Ad3Solver(const Graph& graph, const Ad3Options& options)
+    : graph_(graph), options_(options) {
+  const int n = graph.num_variables(), num_edges = graph.num_edges();
+  edges_.resize(num_edges);
+  std::size_t link = 0;
+  for (int e = 0; e < num_edges; ++e) {
+    EdgeLayout& edge = edges_[e];
+    edge.a = graph.edge(e)[0];
+    edge.b = graph.edge(e)[1];
+    edge.ka = graph.num_states(edge.a);
+    edge.kb = graph.num_states(edge.b);
+    edge.unary_a = graph.unary_offset(edge.a);
+    edge.unary_b = graph.unary_offset(edge.b);
+    edge.table = graph.pairwise_offset(e);
+    edge.link = link;
+    link += edge.ka + edge.kb;
+  }
+  num_links_ = link;
+  variable_link_begin_.assign(n + 1, 0);
+  variable_links_.clear();
+  for (int i = 0; i < n; ++i) {
+    const Graph::Incidence* inc = graph.incident(i);
+    for (int d = 0; d < graph.degree(i); ++d) {
+      const EdgeLayout& edge = edges_[inc[d].edge];
+      variable_links_.push_back(edge.link + (inc[d].side ? edge.ka : 0));
+    }
+    variable_link_begin_[i + 1] = static_cast<int>(variable_links_.size());
+  }
+  p_.resize(graph.unary_size());
+  unary_share_.resize(graph.unary_size());
+  scaled_pairwise_.resize(graph.pairwise_size());
+  lambda_.resize(num_links_);
+  q_.resize(num_links_);
+  active_sets_.resize(num_edges);
+  edge_dirty_.resize(num_edges);
+  lambda_changed_.resize(num_edges);
+  variable_changed_.resize(n);
+  edge_max_.resize(num_edges);
+  labels_.resize(n);
+  rounded_.resize(n);
+  const int two_k = 2 * graph.max_states();
+  x_.resize(two_k);
+  residual_.resize(two_k);
+  column_max_.resize(graph.max_states());
+  z_.resize(two_k + 1);
+  column_.resize(two_k + 1);
+  parent_.resize(two_k);
+  parent_config_.resize(two_k);
+  queue_.resize(two_k);
+}
+
+void Ad3Solver::set_eta(double eta, const double* pairwise) {
+  eta_ = eta;
+  const double scale = 0.5 / eta;
+  for (std::size_t k = 0; k < scaled_pairwise_.size(); ++k) scaled_pairwise_[k] = pairwise[k] * scale;
+}
+
+double Ad3Solver::score(const double* unary, const double* pairwise, const int* labels) const {
+  double total = 0.0;
+  for (int i = 0; i < graph_.num_variables(); ++i) total += unary[graph_.unary_offset(i) + labels[i]];
+  for (const EdgeLayout& edge : edges_) {
+    total += pairwise[edge.table + static_cast<std::size_t>(labels[edge.a]) * edge.kb + labels[edge.b]];
+  }
+  return total;
+}
+
+// The subproblem of edge e = (a, b), divided by 2 eta: over distributions mu on the K_a K_b
+// configurations with marginals q = (q_a, q_b),
+//     maximise  w . mu - 1/2 ||q - x||^2,   w = pairwise_e / (2 eta), x = p + (share + lambda) / (2 eta)
+// (x holds x_a then x_b; w is scaled_pairwise_). Primal active-set method (Martins et al. 2015,
+// section 6): on the support S, the KKT system [[0, 1'], [1, M'M]] [tau; z] = [1; M'x + w] gives
+// the best distribution z with that support (M: the 0/1 marginalisation columns of the
+// configurations in S); negative entries are removed by a ratio test; otherwise the configuration
+// maximising w_st + (x - q)_s + (x - q)_t is added while it exceeds tau. For a pairwise factor,
+// M'M is nonsingular exactly when S, seen as edges between the states of a and of b, is a forest;
+// a configuration that would close a cycle is brought in by moving weight around the cycle (which
+// leaves q unchanged and raises the objective) until one configuration of the cycle drops out.
+void Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* x, double* q) {
+  const int ka = edge.ka, kb = edge.kb;
+  const double* w = scaled_pairwise_.data() + edge.table;
+  const double* xa = x;
+  const double* xb = x + ka;
+  if (set.s.empty()) {  // cold start: the best configuration for the linear part
+    int s, t;
+    table_argmax(w, ka, kb, xa, xb, s, t);
+    reset_to_single(set, s, t);
+  }
+  auto marginals = [&]() {
+    std::fill(q, q + ka + kb, 0.0);
+    for (std::size_t j = 0; j < set.s.size(); ++j) {
+      q[set.s[j]] += set.weights[j];
+      q[ka + set.t[j]] += set.weights[j];
+    }
+  };
+  // Removes configuration j, updating the inverse by the bordering formula.
+  auto remove = [&](int j) {
+    const int m = static_cast<int>(set.s.size()) + 1, p = j + 1;
+    const double pivot = set.inverse[p * m + p];
+    set.s.erase(set.s.begin() + j);
+    set.t.erase(set.t.begin() + j);
+    set.weights.erase(set.weights.begin() + j);
+    if (std::fabs(pivot) < 1e-12) {  // ill-conditioned: restart from the heaviest configuration
+      const int keep = static_cast<int>(std::max_element(set.weights.begin(), set.weights.end()) -
+                                        set.weights.begin());
+      reset_to_single(set, set.s[keep], set.t[keep]);
+      return;
+    }
+    inverse_tmp_.resize(static_cast<std::size_t>(m - 1) * (m - 1));
+    for (int r = 0, r2 = 0; r < m; ++r) {
+      if (r == p) continue;
+      const double factor = set.inverse[r * m + p] / pivot;
+      for (int c = 0, c2 = 0; c < m; ++c) {
+        if (c == p) continue;
+        inverse_tmp_[r2 * (m - 1) + c2] = set.inverse[r * m + c] - factor * set.inverse[p * m + c];
+        ++c2;
+      }
+      ++r2;
+    }
+    set.inverse.assign(inverse_tmp_.begin(), inverse_tmp_.end());
+  };
+  // Appends configuration (s, t) with the given weight.
+  auto insert = [&](int s, int t, double weight) {
+    const int k = static_cast<int>(set.s.size()), m = k + 1;
+    column_[0] = 1.0;  // the new row of the bordered Gram matrix: 1, then shared states
+    for (int j = 0; j < k; ++j) column_[j + 1] = static_cast<double>((set.s[j] == s) + (set.t[j] == t));
+    double schur = 2.0;
+    for (int r = 0; r < m; ++r) {
+      double h = 0.0;
+      for (int c = 0; c < m; ++c) h += set.inverse[r * m + c] * column_[c];
+      z_[r] = h;
+      schur -= column_[r] * h;
+    }
+    if (std::fabs(schur) < 1e-9) {  // cannot happen for a forest; restart rather than divide
+      reset_to_single(set, s, t);
+      return;
+    }
+    const int m2 = m + 1;
+    inverse_tmp_.resize(static_cast<std::size_t>(m2) * m2);
+    for (int r = 0; r < m; ++r) {
+      for (int c = 0; c < m; ++c) inverse_tmp_[r * m2 + c] = set.inverse[r * m + c] + z_[r] * z_[c] / schur;
+      inverse_tmp_[r * m2 + m] = inverse_tmp_[m * m2 + r] = -z_[r] / schur;
+    }
+    inverse_tmp_[m * m2 + m] = 1.0 / schur;
+    set.inverse.assign(inverse_tmp_.begin(), inverse_tmp_.end());
+    set.s.push_back(s);
+    set.t.push_back(t);
+    set.weights.push_back(weight);
+  };
+
+  for (int iteration = 0; iteration < kMaxQpIterations; ++iteration) {
+    const int k = static_cast<int>(set.s.size()), m = k + 1;
+    // KKT solve: [tau; z] = inverse [1; values of S].
+    column_[0] = 1.0;
+    for (int j = 0; j < k; ++j) {
+      column_[j + 1] = xa[set.s[j]] + xb[set.t[j]] + w[static_cast<std::size_t>(set.s[j]) * kb + set.t[j]];
+    }
+    const double* inverse = set.inverse.data();
+    double tau = 0.0;
+    for (int c = 0; c < m; ++c) tau += inverse[c] * column_[c];
+    int blocking = -1;
+    double alpha = 1.0;
+    for (int j = 0; j < k; ++j) {
+      double zj = 0.0;
+      const double* row = inverse + (j + 1) * m;
+      for (int c = 0; c < m; ++c) zj += row[c] * column_[c];
+      z_[j] = zj;
+      if (zj < 0.0) {
+        const double ratio = set.weights[j] / (set.weights[j] - zj);
+        if (blocking < 0 || ratio < alpha) alpha = ratio, blocking = j;
+      }
+    }
+    if (blocking >= 0) {  // step towards z until the blocking weight reaches 0, then drop it
+      for (int j = 0; j < k; ++j) {
+        set.weights[j] = std::max(0.0, set.weights[j] + alpha * (z_[j] - set.weights[j]));
+      }
+      remove(blocking);
+      continue;
+    }
+    std::copy(z_.begin(), z_.begin() + k, set.weights.begin());
+    marginals();
+
+    // Most violated configuration: max over (s, t) of w_st + (x - q)_s + (x - q)_t.
+    for (int j = 0; j < ka + kb; ++j) residual_[j] = x[j] - q[j];
+    const double* ra = residual_.data();
+    const double* rb = residual_.data() + ka;
+    const double best_value = table_max(w, ka, kb, ra, rb, column_max_.data());
+    if (best_value <= tau + 1e-10 * std::max(1.0, std::fabs(tau))) return;
+    int bs, bt;
+    table_argmax(w, ka, kb, ra, rb, bs, bt);
+    for (int j = 0; j < k; ++j) {
+      if (set.s[j] == bs && set.t[j] == bt) return;  // already in S: optimal up to rounding
+    }
+
+    // Does (bs, bt) close a cycle? Search the forest from state bs of a to state bt of b
+    // (nodes 0..ka-1 are the states of a, ka..ka+kb-1 those of b).
+    const int source = bs, target = ka + bt;
+    std::fill(parent_.begin(), parent_.begin() + ka + kb, -1);
+    parent_[source] = source;
+    int head = 0, tail = 0;
+    queue_[tail++] = source;
+    while (head < tail && parent_[target] < 0) {
+      const int node = queue_[head++];
+      for (int j = 0; j < k; ++j) {
+        const int u = set.s[j], v = ka + set.t[j];
+        const int other = node == u ? v : (node == v ? u : -1);
+        if (other < 0 || parent_[other] >= 0) continue;
+        parent_[other] = node;
+        parent_config_[other] = j;
+        queue_[tail++] = other;
+      }
+    }
+    double entering_weight = 0.0;
+    if (parent_[target] >= 0) {
+      // Path configurations alternate -1, +1, ... starting from the target; the entering
+      // configuration gets +1. Move the largest feasible amount of weight around the cycle.
+      int leaving = -1;
+      double step = 0.0;
+      bool minus = true;
+      for (int node = target; node != source; node = parent_[node], minus = !minus) {
+        const int j = parent_config_[node];
+        if (minus && (leaving < 0 || set.weights[j] < step)) step = set.weights[j], leaving = j;
+      }
+      minus = true;
+      for (int node = target; node != source; node = parent_[node], minus = !minus) {
+        set.weights[parent_config_[node]] += minus ? -step : step;
+      }
+      set.weights[leaving] = 0.0;
+      entering_weight = step;
+      remove(leaving);
+    }
+    insert(bs, bt, entering_weight);
+  }
+  marginals();  // iteration cap: return the current feasible distribution
+}
+
+double Ad3Solver::dual_bound(const double* unary, const double* pairwise, bool refresh_all) {
+  // For any lambda, max_y S(y) <= sum_e max_{s,t} [pairwise_e(s,t) + psi_ea(s) + psi_eb(t)]
+  // + sum_i max_s (-sum_{e of i} lambda_ei(s)) + sum_{isolated i} max_s unary_i(s), with
+  // psi_ei = unary_i / deg_i + lambda_ei: the Lagrangian dual of the relaxation (the middle sum is
+  // 0 in exact arithmetic and keeps the bound valid under rounding).
+  double bound = 0.0;
+  double* psi = x_.data();
+  for (std::size_t e = 0; e < edges_.size(); ++e) {
+    if (refresh_all || lambda_changed_[e]) {
+      const EdgeLayout& edge = edges_[e];
+      const double* l = lambda_.data() + edge.link;
+      for (int s = 0; s < edge.ka; ++s) psi[s] = unary_share_[edge.unary_a + s] + l[s];
+      for (int t = 0; t < edge.kb; ++t) psi[edge.ka + t] = unary_share_[edge.unary_b + t] + l[edge.ka + t];
+      edge_max_[e] = table_max(pairwise + edge.table, edge.ka, edge.kb, psi, psi + edge.ka,
+                               column_max_.data());
+    }
+    bound += edge_max_[e];
+  }
+  for (int i = 0; i < graph_.num_variables(); ++i) {
+    const int k = graph_.num_states(i);
+    if (variable_link_begin_[i] == variable_link_begin_[i + 1]) {
+      const double* own = unary + graph_.unary_offset(i);
+      bound += *std::max_element(own, own + k);
+      continue;
+    }
+    double* sum = residual_.data();
+    std::fill(sum, sum + k, 0.0);
+    for (int d = variable_link_begin_[i]; d < variable_link_begin_[i + 1]; ++d) {
+      const double* l = lambda_.data() + variable_links_[d];
+      for (int s = 0; s < k; ++s) sum[s] += l[s];
+    }
+    bound -= *std::min_element(sum, sum + k);
+  }
+  return bound;
+}
+
+RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
+  const int n = graph_.num_variables();
+  for (int i = 0; i < n; ++i) {
+    const int k = graph_.num_states(i), deg = graph_.degree(i);
+    const std::size_t off = graph_.unary_offset(i);
+    if (deg == 0) {  // isolated: its best state, fixed
+      const int best = static_cast<int>(std::max_element(unary + off, unary + off + k) - (unary + off));
+      std::fill(p_.begin() + off, p_.begin() + off + k, 0.0);
+      p_[off + best] = 1.0;
+      labels_[i] = rounded_[i] = best;
+      continue;
+    }
+    std::fill(p_.begin() + off, p_.begin() + off + k, 1.0 / k);
+    for (int s = 0; s < k; ++s) unary_share_[off + s] = unary[off + s] / deg;
+  }
+  std::fill(lambda_.begin(), lambda_.end(), 0.0);
+  for (ActiveSet& set : active_sets_) set.s.clear();
+  std::fill(edge_dirty_.begin(), edge_dirty_.end(), 1);
+  set_eta(options_.eta, pairwise);
+
+  double best_score = -std::numeric_limits<double>::infinity();
+  double best_bound = std::numeric_limits<double>::infinity();
+  bool certified = false, converged = false;
+  int t = 0;
+  while (t < options_.max_iterations) {
+    // 1. Edge subproblems (those whose inputs changed).
+    const double scale = 0.5 / eta_;
+    for (std::size_t e = 0; e < edges_.size(); ++e) {
+      if (!edge_dirty_[e]) continue;
+      const EdgeLayout& edge = edges_[e];
+      const double* l = lambda_.data() + edge.link;
+      for (int s = 0; s < edge.ka; ++s) {
+        x_[s] = p_[edge.unary_a + s] + (unary_share_[edge.unary_a + s] + l[s]) * scale;
+      }
+      for (int s = 0; s < edge.kb; ++s) {
+        x_[edge.ka + s] = p_[edge.unary_b + s] + (unary_share_[edge.unary_b + s] + l[edge.ka + s]) * scale;
+      }
+      solve_edge_qp(edge, active_sets_[e], x_.data(), q_.data() + edge.link);
+    }
+    // 2. Averaging: p_i = mean of its edges' local marginals.
+    double dual_residual = 0.0;
+    for (int i = 0; i < n; ++i) {
+      const int begin = variable_link_begin_[i], end = variable_link_begin_[i + 1];
+      if (begin == end) continue;
+      const int k = graph_.num_states(i);
+      double* avg = residual_.data();
+      const double* first = q_.data() + variable_links_[begin];
+      std::copy(first, first + k, avg);
+      for (int d = begin + 1; d < end; ++d) {
+        const double* qi = q_.data() + variable_links_[d];
+        for (int s = 0; s < k; ++s) avg[s] += qi[s];
+      }
+      const double inv_degree = 1.0 / (end - begin);
+      double* pi = p_.data() + graph_.unary_offset(i);
+      double change = 0.0;
+      bool changed = false;
+      for (int s = 0; s < k; ++s) {
+        const double value = avg[s] * inv_degree;
+        const double diff = value - pi[s];
+        changed |= diff != 0.0;
+        change += diff * diff;
+        pi[s] = value;
+      }
+      dual_residual += (end - begin) * change;
+      variable_changed_[i] = changed;
+    }
+    // 3. Dual update.
+    double primal_residual = 0.0;
+    const double step = 2.0 * eta_;
+    for (std::size_t e = 0; e < edges_.size(); ++e) {
+      const EdgeLayout& edge = edges_[e];
+      double* l = lambda_.data() + edge.link;
+      const double* qe = q_.data() + edge.link;
+      double sum = 0.0;
+      for (int s = 0; s < edge.ka; ++s) {
+        const double diff = qe[s] - p_[edge.unary_a + s];
+        l[s] -= step * diff;
+        sum += diff * diff;
+      }
+      for (int s = 0; s < edge.kb; ++s) {
+        const double diff = qe[edge.ka + s] - p_[edge.unary_b + s];
+        l[edge.ka + s] -= step * diff;
+        sum += diff * diff;
+      }
+      primal_residual += sum;
+      lambda_changed_[e] = sum != 0.0;
+      edge_dirty_[e] = sum != 0.0 || variable_changed_[edge.a] || variable_changed_[edge.b];
+    }
+    primal_residual = std::sqrt(primal_residual / std::max<std::size_t>(num_links_, 1));
+    dual_residual = std::sqrt(dual_residual / std::max<std::size_t>(num_links_, 1));
+
+    // 4. Bound and rounding: certified as soon as the best labelling meets the best bound.
+    best_bound = std::min(best_bound, dual_bound(unary, pairwise, t == 0));
+    for (int i = 0; i < n; ++i) {
+      if (variable_link_begin_[i] == variable_link_begin_[i + 1]) continue;
+      const double* pi = p_.data() + graph_.unary_offset(i);
+      rounded_[i] = static_cast<int>(std::max_element(pi, pi + graph_.num_states(i)) - pi);
+    }
+    const double rounded_score = score(unary, pairwise, rounded_.data());
+    if (rounded_score > best_score) {
+      best_score = rounded_score;
+      labels_ = rounded_;
+    }
+    ++t;
+    if (within_gap(best_score, best_bound, options_.gap_tolerance)) {
+      certified = true;
+      break;
+    }
+    if (primal_residual < options_.tolerance && dual_residual < options_.tolerance) {
+      converged = true;
+      break;
+    }
+    // 5. Penalty adaptation (residual balancing, as in the reference implementation).
+    if (options_.adapt_eta && (t - 1) % kEtaAdaptPeriod == 0) {
+      double eta = eta_;
+      if (primal_residual > kResidualRatioPrimal * dual_residual && eta_ < kEtaMax) {
+        eta = eta_ * 2.0;
+      } else if (dual_residual > kResidualRatioDual * primal_residual && eta_ > kEtaMin) {
+        eta = eta_ * 0.5;
+      }
+      if (eta != eta_) {
+        set_eta(eta, pairwise);
+        std::fill(edge_dirty_.begin(), edge_dirty_.end(), 1);
+      }
+    }
+  }
+
+  if (!certified) {
+    // Local improvement of the rounded solutions: the best labelling so far and the last rounding.
+    best_score = improve_by_icm(graph_, unary, pairwise, labels_.data(), icm_scratch_);
+    const double last = improve_by_icm(graph_, unary, pairwise, rounded_.data(), icm_scratch_);
+    if (last > best_score) {
+      best_score = last;
+      labels_ = rounded_;
+    }
+    certified = within_gap(best_score, best_bound, options_.gap_tolerance);
+  }
+  RawResult result;
+  result.score = best_score;
+  result.bound = best_bound;
+  result.iterations = t;
+  result.status = certified ? Status::kOptimal
+                            : (converged ? Status::kFractional : Status::kIterationLimit);
+  return result;
+}
+
+}  // namespace detail
+}  // namespace ad3
+}  // namespace ccnn
