@@ -40,9 +40,40 @@ void reset_to_single(ActiveSet& set, int s, int t) {
 }
 
 // max over (s, t) of table[s * kb + t] + ra[s] + rb[t], by column maxima (independent lanes,
-// which vectorise, rather than one long dependency chain). column: kb scratch values.
+// which vectorise, rather than one long dependency chain). Compiled for each small kb so that
+// the column maxima stay in registers; column: kb scratch values for the general case.
+template <int KB>
+inline double table_max_fixed(const double* table, int ka, const double* ra, const double* rb) {
+  double column[KB];
+  for (int t = 0; t < KB; ++t) column[t] = table[t] + ra[0];
+  for (int s = 1; s < ka; ++s) {
+    const double* row = table + static_cast<std::size_t>(s) * KB;
+    const double r = ra[s];
+    for (int t = 0; t < KB; ++t) {
+      const double v = row[t] + r;
+      column[t] = v > column[t] ? v : column[t];
+    }
+  }
+  double best = column[0] + rb[0];
+  for (int t = 1; t < KB; ++t) {
+    const double v = column[t] + rb[t];
+    best = v > best ? v : best;
+  }
+  return best;
+}
+
 inline double table_max(const double* table, int ka, int kb, const double* ra, const double* rb,
                         double* column) {
+  switch (kb) {
+    case 2: return table_max_fixed<2>(table, ka, ra, rb);
+    case 3: return table_max_fixed<3>(table, ka, ra, rb);
+    case 4: return table_max_fixed<4>(table, ka, ra, rb);
+    case 5: return table_max_fixed<5>(table, ka, ra, rb);
+    case 6: return table_max_fixed<6>(table, ka, ra, rb);
+    case 7: return table_max_fixed<7>(table, ka, ra, rb);
+    case 8: return table_max_fixed<8>(table, ka, ra, rb);
+    default: break;
+  }
   for (int t = 0; t < kb; ++t) column[t] = table[t] + ra[0];
   for (int s = 1; s < ka; ++s) {
     const double* row = table + static_cast<std::size_t>(s) * kb;
@@ -111,9 +142,9 @@ Ad3Solver::Ad3Solver(const Graph& graph, const Ad3Options& options)
   q_.resize(num_links_);
   active_sets_.resize(num_edges);
   edge_dirty_.resize(num_edges);
-  lambda_changed_.resize(num_edges);
   variable_changed_.resize(n);
-  edge_max_.resize(num_edges);
+  edge_value_.resize(num_edges);
+  p_rise_.assign(n, 0.0);
   labels_.resize(n);
   rounded_.resize(n);
   const int two_k = 2 * graph.max_states();
@@ -153,23 +184,20 @@ double Ad3Solver::score(const double* unary, const double* pairwise, const int* 
 // M'M is nonsingular exactly when S, seen as edges between the states of a and of b, is a forest;
 // a configuration that would close a cycle is brought in by moving weight around the cycle (which
 // leaves q unchanged and raises the objective) until one configuration of the cycle drops out.
-void Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* x, double* q) {
+// Returns max over (s, t) of w_st + (x - q)_s + (x - q)_t at the solution (tau, at optimality).
+double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* x, double* q) {
   const int ka = edge.ka, kb = edge.kb;
-  const double* w = scaled_pairwise_.data() + edge.table;
-  const double* xa = x;
-  const double* xb = x + ka;
+  const double* __restrict w = scaled_pairwise_.data() + edge.table;
+  const double* __restrict xa = x;
+  const double* __restrict xb = x + ka;
+  double* __restrict r = residual_.data();  // x - q, the gradient of the quadratic term
+  double* __restrict value = column_.data();
+  double* __restrict z = z_.data();
   if (set.s.empty()) {  // cold start: the best configuration for the linear part
     int s, t;
     table_argmax(w, ka, kb, xa, xb, s, t);
     reset_to_single(set, s, t);
   }
-  auto marginals = [&]() {
-    std::fill(q, q + ka + kb, 0.0);
-    for (std::size_t j = 0; j < set.s.size(); ++j) {
-      q[set.s[j]] += set.weights[j];
-      q[ka + set.t[j]] += set.weights[j];
-    }
-  };
   // Removes configuration j, updating the inverse by the bordering formula.
   auto remove = [&](int j) {
     const int m = static_cast<int>(set.s.size()) + 1, p = j + 1;
@@ -184,29 +212,29 @@ void Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const doub
       return;
     }
     inverse_tmp_.resize(static_cast<std::size_t>(m - 1) * (m - 1));
-    for (int r = 0, r2 = 0; r < m; ++r) {
-      if (r == p) continue;
-      const double factor = set.inverse[r * m + p] / pivot;
+    for (int row = 0, row2 = 0; row < m; ++row) {
+      if (row == p) continue;
+      const double factor = set.inverse[row * m + p] / pivot;
       for (int c = 0, c2 = 0; c < m; ++c) {
         if (c == p) continue;
-        inverse_tmp_[r2 * (m - 1) + c2] = set.inverse[r * m + c] - factor * set.inverse[p * m + c];
+        inverse_tmp_[row2 * (m - 1) + c2] = set.inverse[row * m + c] - factor * set.inverse[p * m + c];
         ++c2;
       }
-      ++r2;
+      ++row2;
     }
     set.inverse.assign(inverse_tmp_.begin(), inverse_tmp_.end());
   };
   // Appends configuration (s, t) with the given weight.
   auto insert = [&](int s, int t, double weight) {
     const int k = static_cast<int>(set.s.size()), m = k + 1;
-    column_[0] = 1.0;  // the new row of the bordered Gram matrix: 1, then shared states
-    for (int j = 0; j < k; ++j) column_[j + 1] = static_cast<double>((set.s[j] == s) + (set.t[j] == t));
+    value[0] = 1.0;  // the new row of the bordered Gram matrix: 1, then shared states
+    for (int j = 0; j < k; ++j) value[j + 1] = static_cast<double>((set.s[j] == s) + (set.t[j] == t));
     double schur = 2.0;
-    for (int r = 0; r < m; ++r) {
+    for (int row = 0; row < m; ++row) {
       double h = 0.0;
-      for (int c = 0; c < m; ++c) h += set.inverse[r * m + c] * column_[c];
-      z_[r] = h;
-      schur -= column_[r] * h;
+      for (int c = 0; c < m; ++c) h += set.inverse[row * m + c] * value[c];
+      z[row] = h;
+      schur -= value[row] * h;
     }
     if (std::fabs(schur) < 1e-9) {  // cannot happen for a forest; restart rather than divide
       reset_to_single(set, s, t);
@@ -214,9 +242,9 @@ void Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const doub
     }
     const int m2 = m + 1;
     inverse_tmp_.resize(static_cast<std::size_t>(m2) * m2);
-    for (int r = 0; r < m; ++r) {
-      for (int c = 0; c < m; ++c) inverse_tmp_[r * m2 + c] = set.inverse[r * m + c] + z_[r] * z_[c] / schur;
-      inverse_tmp_[r * m2 + m] = inverse_tmp_[m * m2 + r] = -z_[r] / schur;
+    for (int row = 0; row < m; ++row) {
+      for (int c = 0; c < m; ++c) inverse_tmp_[row * m2 + c] = set.inverse[row * m + c] + z[row] * z[c] / schur;
+      inverse_tmp_[row * m2 + m] = inverse_tmp_[m * m2 + row] = -z[row] / schur;
     }
     inverse_tmp_[m * m2 + m] = 1.0 / schur;
     set.inverse.assign(inverse_tmp_.begin(), inverse_tmp_.end());
@@ -225,49 +253,56 @@ void Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const doub
     set.weights.push_back(weight);
   };
 
-  for (int iteration = 0; iteration < kMaxQpIterations; ++iteration) {
+  double best_value = 0.0;
+  for (int iteration = 0;; ++iteration) {
     const int k = static_cast<int>(set.s.size()), m = k + 1;
-    // KKT solve: [tau; z] = inverse [1; values of S].
-    column_[0] = 1.0;
-    for (int j = 0; j < k; ++j) {
-      column_[j + 1] = xa[set.s[j]] + xb[set.t[j]] + w[static_cast<std::size_t>(set.s[j]) * kb + set.t[j]];
+    const int* __restrict S = set.s.data();
+    const int* __restrict T = set.t.data();
+    double* __restrict weights = set.weights.data();
+    const double* __restrict inverse = set.inverse.data();
+    if (iteration == kMaxQpIterations) {  // give up: keep the current feasible distribution
+      for (int j = 0; j < ka + kb; ++j) r[j] = x[j];
+      for (int j = 0; j < k; ++j) r[S[j]] -= weights[j], r[ka + T[j]] -= weights[j];
+      best_value = table_max(w, ka, kb, r, r + ka, column_max_.data());
+      break;
     }
-    const double* inverse = set.inverse.data();
-    double tau = 0.0;
-    for (int c = 0; c < m; ++c) tau += inverse[c] * column_[c];
+    // KKT solve: [tau; z] = inverse [1; values of S].
+    for (int j = 0; j < k; ++j) {
+      value[j] = xa[S[j]] + xb[T[j]] + w[static_cast<std::size_t>(S[j]) * kb + T[j]];
+    }
+    double tau = inverse[0];
+    for (int j = 0; j < k; ++j) tau += inverse[j + 1] * value[j];
     int blocking = -1;
     double alpha = 1.0;
-    for (int j = 0; j < k; ++j) {
-      double zj = 0.0;
-      const double* row = inverse + (j + 1) * m;
-      for (int c = 0; c < m; ++c) zj += row[c] * column_[c];
-      z_[j] = zj;
-      if (zj < 0.0) {
-        const double ratio = set.weights[j] / (set.weights[j] - zj);
-        if (blocking < 0 || ratio < alpha) alpha = ratio, blocking = j;
+    for (int i = 0; i < k; ++i) {
+      const double* row = inverse + (i + 1) * m;
+      double zi = row[0];
+      for (int j = 0; j < k; ++j) zi += row[j + 1] * value[j];
+      z[i] = zi;
+      if (zi < 0.0) {
+        const double ratio = weights[i] / (weights[i] - zi);
+        if (blocking < 0 || ratio < alpha) alpha = ratio, blocking = i;
       }
     }
     if (blocking >= 0) {  // step towards z until the blocking weight reaches 0, then drop it
-      for (int j = 0; j < k; ++j) {
-        set.weights[j] = std::max(0.0, set.weights[j] + alpha * (z_[j] - set.weights[j]));
-      }
+      for (int i = 0; i < k; ++i) weights[i] = std::max(0.0, weights[i] + alpha * (z[i] - weights[i]));
       remove(blocking);
       continue;
     }
-    std::copy(z_.begin(), z_.begin() + k, set.weights.begin());
-    marginals();
-
     // Most violated configuration: max over (s, t) of w_st + (x - q)_s + (x - q)_t.
-    for (int j = 0; j < ka + kb; ++j) residual_[j] = x[j] - q[j];
-    const double* ra = residual_.data();
-    const double* rb = residual_.data() + ka;
-    const double best_value = table_max(w, ka, kb, ra, rb, column_max_.data());
-    if (best_value <= tau + 1e-10 * std::max(1.0, std::fabs(tau))) return;
-    int bs, bt;
-    table_argmax(w, ka, kb, ra, rb, bs, bt);
-    for (int j = 0; j < k; ++j) {
-      if (set.s[j] == bs && set.t[j] == bt) return;  // already in S: optimal up to rounding
+    for (int j = 0; j < ka + kb; ++j) r[j] = x[j];
+    for (int i = 0; i < k; ++i) {
+      weights[i] = z[i];
+      r[S[i]] -= z[i];
+      r[ka + T[i]] -= z[i];
     }
+    best_value = table_max(w, ka, kb, r, r + ka, column_max_.data());
+    if (best_value <= tau + 1e-10 * std::max(1.0, std::fabs(tau))) break;
+    int bs, bt;
+    table_argmax(w, ka, kb, r, r + ka, bs, bt);
+    bool present = false;
+    for (int j = 0; j < k; ++j) present |= S[j] == bs && T[j] == bt;
+    if (present) break;  // already in S: optimal up to rounding
 
     // Does (bs, bt) close a cycle? Search the forest from state bs of a to state bt of b
     // (nodes 0..ka-1 are the states of a, ka..ka+kb-1 those of b).
@@ -279,7 +314,7 @@ void Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const doub
     while (head < tail && parent_[target] < 0) {
       const int node = queue_[head++];
       for (int j = 0; j < k; ++j) {
-        const int u = set.s[j], v = ka + set.t[j];
+        const int u = S[j], v = ka + T[j];
         const int other = node == u ? v : (node == v ? u : -1);
         if (other < 0 || parent_[other] >= 0) continue;
         parent_[other] = node;
@@ -296,49 +331,52 @@ void Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const doub
       bool minus = true;
       for (int node = target; node != source; node = parent_[node], minus = !minus) {
         const int j = parent_config_[node];
-        if (minus && (leaving < 0 || set.weights[j] < step)) step = set.weights[j], leaving = j;
+        if (minus && (leaving < 0 || weights[j] < step)) step = weights[j], leaving = j;
       }
       minus = true;
       for (int node = target; node != source; node = parent_[node], minus = !minus) {
-        set.weights[parent_config_[node]] += minus ? -step : step;
+        weights[parent_config_[node]] += minus ? -step : step;
       }
-      set.weights[leaving] = 0.0;
+      weights[leaving] = 0.0;
       entering_weight = step;
       remove(leaving);
     }
     insert(bs, bt, entering_weight);
   }
-  marginals();  // iteration cap: return the current feasible distribution
+  std::fill(q, q + ka + kb, 0.0);
+  for (std::size_t j = 0; j < set.s.size(); ++j) {
+    q[set.s[j]] += set.weights[j];
+    q[ka + set.t[j]] += set.weights[j];
+  }
+  return best_value;
 }
 
-double Ad3Solver::dual_bound(const double* unary, const double* pairwise, bool refresh_all) {
-  // For any lambda, max_y S(y) <= sum_e max_{s,t} [pairwise_e(s,t) + psi_ea(s) + psi_eb(t)]
-  // + sum_i max_s (-sum_{e of i} lambda_ei(s)) + sum_{isolated i} max_s unary_i(s), with
-  // psi_ei = unary_i / deg_i + lambda_ei: the Lagrangian dual of the relaxation (the middle sum is
-  // 0 in exact arithmetic and keeps the bound valid under rounding).
+// The Lagrangian dual of the relaxation at the updated multipliers lambda':
+//   max_y S(y) <= sum_e max_{s,t} [pairwise_e(s,t) + psi_ea(s) + psi_eb(t)]
+//                 + sum_i max_s (-sum_{e of i} lambda'_ei(s)) + sum_{isolated i} max_s unary_i(s),
+// psi_ei = unary_i / deg_i + lambda'_ei (the middle sum is 0 in exact arithmetic and keeps the
+// bound valid under rounding). The edge maxima come almost free from the subproblems: with
+// lambda' = lambda - 2 eta (q - p') and x = p + (unary / deg + lambda) / (2 eta), each entry
+// pairwise(s,t) + psi_a(s) + psi_b(t) equals 2 eta [w_st + (x - q)_s + (x - q)_t]
+// + 2 eta [(p' - p)_a(s) + (p' - p)_b(t)], so the edge maximum is at most
+// edge_value_ + 2 eta (largest rise of p_a + largest rise of p_b), exactly it once p settles.
+double Ad3Solver::dual_bound(const double* unary) {
   double bound = 0.0;
-  double* psi = x_.data();
   for (std::size_t e = 0; e < edges_.size(); ++e) {
-    if (refresh_all || lambda_changed_[e]) {
-      const EdgeLayout& edge = edges_[e];
-      const double* l = lambda_.data() + edge.link;
-      for (int s = 0; s < edge.ka; ++s) psi[s] = unary_share_[edge.unary_a + s] + l[s];
-      for (int t = 0; t < edge.kb; ++t) psi[edge.ka + t] = unary_share_[edge.unary_b + t] + l[edge.ka + t];
-      edge_max_[e] = table_max(pairwise + edge.table, edge.ka, edge.kb, psi, psi + edge.ka,
-                               column_max_.data());
-    }
-    bound += edge_max_[e];
+    bound += edge_value_[e] + 2.0 * eta_ * (p_rise_[edges_[e].a] + p_rise_[edges_[e].b]);
   }
   for (int i = 0; i < graph_.num_variables(); ++i) {
     const int k = graph_.num_states(i);
-    if (variable_link_begin_[i] == variable_link_begin_[i + 1]) {
+    const int begin = variable_link_begin_[i], end = variable_link_begin_[i + 1];
+    if (begin == end) {
       const double* own = unary + graph_.unary_offset(i);
       bound += *std::max_element(own, own + k);
       continue;
     }
     double* sum = residual_.data();
-    std::fill(sum, sum + k, 0.0);
-    for (int d = variable_link_begin_[i]; d < variable_link_begin_[i + 1]; ++d) {
+    const double* first = lambda_.data() + variable_links_[begin];
+    std::copy(first, first + k, sum);
+    for (int d = begin + 1; d < end; ++d) {
       const double* l = lambda_.data() + variable_links_[d];
       for (int s = 0; s < k; ++s) sum[s] += l[s];
     }
@@ -384,7 +422,7 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
       for (int s = 0; s < edge.kb; ++s) {
         x_[edge.ka + s] = p_[edge.unary_b + s] + (unary_share_[edge.unary_b + s] + l[edge.ka + s]) * scale;
       }
-      solve_edge_qp(edge, active_sets_[e], x_.data(), q_.data() + edge.link);
+      edge_value_[e] = 2.0 * eta_ * solve_edge_qp(edge, active_sets_[e], x_.data(), q_.data() + edge.link);
     }
     // 2. Averaging: p_i = mean of its edges' local marginals.
     double dual_residual = 0.0;
@@ -401,17 +439,19 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
       }
       const double inv_degree = 1.0 / (end - begin);
       double* pi = p_.data() + graph_.unary_offset(i);
-      double change = 0.0;
+      double change = 0.0, rise = 0.0;
       bool changed = false;
       for (int s = 0; s < k; ++s) {
         const double value = avg[s] * inv_degree;
         const double diff = value - pi[s];
         changed |= diff != 0.0;
         change += diff * diff;
+        rise = diff > rise ? diff : rise;
         pi[s] = value;
       }
       dual_residual += (end - begin) * change;
       variable_changed_[i] = changed;
+      p_rise_[i] = rise;
     }
     // 3. Dual update.
     double primal_residual = 0.0;
@@ -421,25 +461,27 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
       double* l = lambda_.data() + edge.link;
       const double* qe = q_.data() + edge.link;
       double sum = 0.0;
+      bool changed = false;
       for (int s = 0; s < edge.ka; ++s) {
         const double diff = qe[s] - p_[edge.unary_a + s];
+        changed |= diff != 0.0;
         l[s] -= step * diff;
         sum += diff * diff;
       }
       for (int s = 0; s < edge.kb; ++s) {
         const double diff = qe[edge.ka + s] - p_[edge.unary_b + s];
+        changed |= diff != 0.0;
         l[edge.ka + s] -= step * diff;
         sum += diff * diff;
       }
       primal_residual += sum;
-      lambda_changed_[e] = sum != 0.0;
-      edge_dirty_[e] = sum != 0.0 || variable_changed_[edge.a] || variable_changed_[edge.b];
+      edge_dirty_[e] = changed || variable_changed_[edge.a] || variable_changed_[edge.b];
     }
     primal_residual = std::sqrt(primal_residual / std::max<std::size_t>(num_links_, 1));
     dual_residual = std::sqrt(dual_residual / std::max<std::size_t>(num_links_, 1));
 
     // 4. Bound and rounding: certified as soon as the best labelling meets the best bound.
-    best_bound = std::min(best_bound, dual_bound(unary, pairwise, t == 0));
+    best_bound = std::min(best_bound, dual_bound(unary));
     for (int i = 0; i < n; ++i) {
       if (variable_link_begin_[i] == variable_link_begin_[i + 1]) continue;
       const double* pi = p_.data() + graph_.unary_offset(i);

@@ -64,8 +64,8 @@ class Ad3Solver {
   const std::vector<double>& posteriors() const { return p_; }
 
  private:
-  void solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* x, double* q);
-  double dual_bound(const double* unary, const double* pairwise, bool refresh_all);
+  double solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* x, double* q);
+  double dual_bound(const double* unary);
   void set_eta(double eta, const double* pairwise);
   double score(const double* unary, const double* pairwise, const int* labels) const;
 
@@ -84,9 +84,9 @@ class Ad3Solver {
   std::vector<double> q_;                // num_links: local marginals of each edge's QP solution
   std::vector<ActiveSet> active_sets_;   // E
   std::vector<char> edge_dirty_;         // E: the QP inputs changed since its last solve
-  std::vector<char> lambda_changed_;     // E
   std::vector<char> variable_changed_;   // N
-  std::vector<double> edge_max_;         // E: cached max term of the dual bound
+  std::vector<double> edge_value_;       // E: 2 eta * the subproblem's max value (for the bound)
+  std::vector<double> p_rise_;           // N: largest increase of p_i in the last averaging
   std::vector<int> labels_;              // N: best labelling so far
   std::vector<int> rounded_;             // N: argmax of p_
   // Scratch.
