@@ -65,7 +65,9 @@ class Ad3Solver {
 
  private:
   double solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* x, double* q);
-  double dual_bound(const double* unary);
+  double bound_edge_part() const;
+  double bound_multiplier_part();
+  void compute_inputs();
   void set_eta(double eta, const double* pairwise);
   double score(const double* unary, const double* pairwise, const int* labels) const;
 
@@ -87,10 +89,11 @@ class Ad3Solver {
   std::vector<char> variable_changed_;   // N
   std::vector<double> edge_value_;       // E: 2 eta * the subproblem's max value (for the bound)
   std::vector<double> p_rise_;           // N: largest increase of p_i in the last averaging
+  double isolated_max_ = 0.0;            // sum of the isolated variables' best unary scores
   std::vector<int> labels_;              // N: best labelling so far
   std::vector<int> rounded_;             // N: argmax of p_
   // Scratch.
-  std::vector<double> x_;                // K_a + K_b inputs of one QP
+  std::vector<double> x_;                // num_links: the subproblems' inputs
   std::vector<double> residual_;         // K_a + K_b
   std::vector<double> column_max_;       // max_states
   std::vector<int> column_state_;        // max_states
