@@ -110,8 +110,12 @@ inline void table_argmax(const double* table, int ka, int kb, const double* ra, 
 Ad3Solver::Ad3Solver(const Graph& graph, const Ad3Options& options)
     : graph_(graph), options_(options) {
   const int n = graph.num_variables(), num_edges = graph.num_edges();
+  link_begin_.assign(n + 1, 0);
+  for (int i = 0; i < n; ++i) {
+    link_begin_[i + 1] = link_begin_[i] + static_cast<std::size_t>(graph.degree(i)) * graph.num_states(i);
+  }
+  num_links_ = link_begin_[n];
   edges_.resize(num_edges);
-  std::size_t link = 0;
   for (int e = 0; e < num_edges; ++e) {
     EdgeLayout& edge = edges_[e];
     edge.a = graph.edge(e)[0];
@@ -121,25 +125,20 @@ Ad3Solver::Ad3Solver(const Graph& graph, const Ad3Options& options)
     edge.unary_a = graph.unary_offset(edge.a);
     edge.unary_b = graph.unary_offset(edge.b);
     edge.table = graph.pairwise_offset(e);
-    edge.link = link;
-    link += edge.ka + edge.kb;
   }
-  num_links_ = link;
-  variable_link_begin_.assign(n + 1, 0);
-  variable_links_.clear();
   for (int i = 0; i < n; ++i) {
     const Graph::Incidence* inc = graph.incident(i);
     for (int d = 0; d < graph.degree(i); ++d) {
-      const EdgeLayout& edge = edges_[inc[d].edge];
-      variable_links_.push_back(edge.link + (inc[d].side ? edge.ka : 0));
+      const std::size_t link = link_begin_[i] + static_cast<std::size_t>(d) * graph.num_states(i);
+      (inc[d].side == 0 ? edges_[inc[d].edge].link_a : edges_[inc[d].edge].link_b) = link;
     }
-    variable_link_begin_[i + 1] = static_cast<int>(variable_links_.size());
   }
   p_.resize(graph.unary_size());
   unary_share_.resize(graph.unary_size());
   scaled_pairwise_.resize(graph.pairwise_size());
   lambda_.resize(num_links_);
   q_.resize(num_links_);
+  x_.resize(num_links_);
   active_sets_.resize(num_edges);
   edge_dirty_.resize(num_edges);
   variable_changed_.resize(n);
@@ -148,7 +147,6 @@ Ad3Solver::Ad3Solver(const Graph& graph, const Ad3Options& options)
   labels_.resize(n);
   rounded_.resize(n);
   const int two_k = 2 * graph.max_states();
-  x_.resize(num_links_);
   residual_.resize(two_k);
   column_max_.resize(graph.max_states());
   z_.resize(two_k + 1);
@@ -185,11 +183,10 @@ double Ad3Solver::score(const double* unary, const double* pairwise, const int* 
 // a configuration that would close a cycle is brought in by moving weight around the cycle (which
 // leaves q unchanged and raises the objective) until one configuration of the cycle drops out.
 // Returns max over (s, t) of w_st + (x - q)_s + (x - q)_t at the solution (tau, at optimality).
-double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* x, double* q) {
+double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* xa,
+                                const double* xb, double* qa, double* qb) {
   const int ka = edge.ka, kb = edge.kb;
   const double* __restrict w = scaled_pairwise_.data() + edge.table;
-  const double* __restrict xa = x;
-  const double* __restrict xb = x + ka;
   double* __restrict r = residual_.data();  // x - q, the gradient of the quadratic term
   double* __restrict value = column_.data();
   double* __restrict z = z_.data();
@@ -261,7 +258,8 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
     double* __restrict weights = set.weights.data();
     const double* __restrict inverse = set.inverse.data();
     if (iteration == kMaxQpIterations) {  // give up: keep the current feasible distribution
-      for (int j = 0; j < ka + kb; ++j) r[j] = x[j];
+      std::copy(xa, xa + ka, r);
+      std::copy(xb, xb + kb, r + ka);
       for (int j = 0; j < k; ++j) r[S[j]] -= weights[j], r[ka + T[j]] -= weights[j];
       best_value = table_max(w, ka, kb, r, r + ka, column_max_.data());
       break;
@@ -290,7 +288,8 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
       continue;
     }
     // Most violated configuration: max over (s, t) of w_st + (x - q)_s + (x - q)_t.
-    for (int j = 0; j < ka + kb; ++j) r[j] = x[j];
+    std::copy(xa, xa + ka, r);
+    std::copy(xb, xb + kb, r + ka);
     for (int i = 0; i < k; ++i) {
       weights[i] = z[i];
       r[S[i]] -= z[i];
@@ -343,10 +342,11 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
     }
     insert(bs, bt, entering_weight);
   }
-  std::fill(q, q + ka + kb, 0.0);
+  std::fill(qa, qa + ka, 0.0);
+  std::fill(qb, qb + kb, 0.0);
   for (std::size_t j = 0; j < set.s.size(); ++j) {
-    q[set.s[j]] += set.weights[j];
-    q[ka + set.t[j]] += set.weights[j];
+    qa[set.s[j]] += set.weights[j];
+    qb[set.t[j]] += set.weights[j];
   }
   return best_value;
 }
@@ -372,30 +372,30 @@ double Ad3Solver::bound_edge_part() const {
 double Ad3Solver::bound_multiplier_part() {
   double bound = 0.0;
   for (int i = 0; i < graph_.num_variables(); ++i) {
-    const int k = graph_.num_states(i);
-    const int begin = variable_link_begin_[i], end = variable_link_begin_[i + 1];
-    if (begin == end) continue;
+    const int k = graph_.num_states(i), deg = graph_.degree(i);
+    if (deg == 0) continue;
     double* sum = residual_.data();
-    const double* first = lambda_.data() + variable_links_[begin];
-    std::copy(first, first + k, sum);
-    for (int d = begin + 1; d < end; ++d) {
-      const double* l = lambda_.data() + variable_links_[d];
-      for (int s = 0; s < k; ++s) sum[s] += l[s];
+    const double* l = lambda_.data() + link_begin_[i];
+    std::copy(l, l + k, sum);
+    for (int d = 1; d < deg; ++d) {
+      for (int s = 0; s < k; ++s) sum[s] += l[d * k + s];
     }
     bound -= *std::min_element(sum, sum + k);
   }
   return bound;
 }
 
-// x = p + (unary / deg + lambda) / (2 eta) for every edge: the subproblems' inputs.
+// x = p + (unary / deg + lambda) / (2 eta) for every link: the subproblems' inputs.
 void Ad3Solver::compute_inputs() {
   const double scale = 0.5 / eta_;
-  for (const EdgeLayout& edge : edges_) {
-    double* x = x_.data() + edge.link;
-    const double* l = lambda_.data() + edge.link;
-    for (int s = 0; s < edge.ka; ++s) x[s] = p_[edge.unary_a + s] + (unary_share_[edge.unary_a + s] + l[s]) * scale;
-    for (int s = 0; s < edge.kb; ++s) {
-      x[edge.ka + s] = p_[edge.unary_b + s] + (unary_share_[edge.unary_b + s] + l[edge.ka + s]) * scale;
+  for (int i = 0; i < graph_.num_variables(); ++i) {
+    const int k = graph_.num_states(i), deg = graph_.degree(i);
+    const double* pi = p_.data() + graph_.unary_offset(i);
+    const double* share = unary_share_.data() + graph_.unary_offset(i);
+    const double* l = lambda_.data() + link_begin_[i];
+    double* x = x_.data() + link_begin_[i];
+    for (int d = 0; d < deg; ++d) {
+      for (int s = 0; s < k; ++s) x[d * k + s] = pi[s] + (share[s] + l[d * k + s]) * scale;
     }
   }
 }
@@ -432,23 +432,22 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
     for (std::size_t e = 0; e < edges_.size(); ++e) {
       if (!edge_dirty_[e]) continue;
       const EdgeLayout& edge = edges_[e];
-      edge_value_[e] = 2.0 * eta_ *
-                       solve_edge_qp(edge, active_sets_[e], x_.data() + edge.link, q_.data() + edge.link);
+      edge_value_[e] = 2.0 * eta_ * solve_edge_qp(edge, active_sets_[e], x_.data() + edge.link_a,
+                                                  x_.data() + edge.link_b, q_.data() + edge.link_a,
+                                                  q_.data() + edge.link_b);
     }
     // 2. Averaging: p_i = mean of its edges' local marginals.
     double dual_residual = 0.0;
     for (int i = 0; i < n; ++i) {
-      const int begin = variable_link_begin_[i], end = variable_link_begin_[i + 1];
-      if (begin == end) continue;
-      const int k = graph_.num_states(i);
+      const int k = graph_.num_states(i), deg = graph_.degree(i);
+      if (deg == 0) continue;
+      const double* qi = q_.data() + link_begin_[i];
       double* avg = residual_.data();
-      const double* first = q_.data() + variable_links_[begin];
-      std::copy(first, first + k, avg);
-      for (int d = begin + 1; d < end; ++d) {
-        const double* qi = q_.data() + variable_links_[d];
-        for (int s = 0; s < k; ++s) avg[s] += qi[s];
+      std::copy(qi, qi + k, avg);
+      for (int d = 1; d < deg; ++d) {
+        for (int s = 0; s < k; ++s) avg[s] += qi[d * k + s];
       }
-      const double inv_degree = 1.0 / (end - begin);
+      const double inv_degree = 1.0 / deg;
       double* pi = p_.data() + graph_.unary_offset(i);
       double change = 0.0, rise = 0.0;
       bool changed = false;
@@ -460,45 +459,46 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
         rise = diff > rise ? diff : rise;
         pi[s] = value;
       }
-      dual_residual += (end - begin) * change;
+      dual_residual += deg * change;
       variable_changed_[i] = changed;
       p_rise_[i] = rise;
     }
-    // 3. Dual update, and the next subproblems' inputs.
+    // 3. Dual update, and the next subproblems' inputs. An edge must be solved again when an
+    // endpoint's p or one of its multipliers changed.
+    for (std::size_t e = 0; e < edges_.size(); ++e) {
+      edge_dirty_[e] = variable_changed_[edges_[e].a] || variable_changed_[edges_[e].b];
+    }
     double primal_residual = 0.0;
     const double step = 2.0 * eta_, scale = 0.5 / eta_;
-    for (std::size_t e = 0; e < edges_.size(); ++e) {
-      const EdgeLayout& edge = edges_[e];
-      double* l = lambda_.data() + edge.link;
-      double* x = x_.data() + edge.link;
-      const double* qe = q_.data() + edge.link;
-      double sum = 0.0;
-      bool changed = false;
-      for (int s = 0; s < edge.ka; ++s) {
-        const double pi = p_[edge.unary_a + s];
-        const double diff = qe[s] - pi;
-        changed |= diff != 0.0;
-        sum += diff * diff;
-        l[s] -= step * diff;
-        x[s] = pi + (unary_share_[edge.unary_a + s] + l[s]) * scale;
+    for (int i = 0; i < n; ++i) {
+      const int k = graph_.num_states(i), deg = graph_.degree(i);
+      const double* pi = p_.data() + graph_.unary_offset(i);
+      const double* share = unary_share_.data() + graph_.unary_offset(i);
+      const std::size_t begin = link_begin_[i];
+      const Graph::Incidence* inc = graph_.incident(i);
+      for (int d = 0; d < deg; ++d) {
+        const double* qe = q_.data() + begin + d * k;
+        double* l = lambda_.data() + begin + d * k;
+        double* x = x_.data() + begin + d * k;
+        double sum = 0.0;
+        bool changed = false;
+        for (int s = 0; s < k; ++s) {
+          const double diff = qe[s] - pi[s];
+          changed |= diff != 0.0;
+          sum += diff * diff;
+          l[s] -= step * diff;
+          x[s] = pi[s] + (share[s] + l[s]) * scale;
+        }
+        primal_residual += sum;
+        if (changed) edge_dirty_[inc[d].edge] = 1;
       }
-      for (int s = 0; s < edge.kb; ++s) {
-        const double pi = p_[edge.unary_b + s];
-        const double diff = qe[edge.ka + s] - pi;
-        changed |= diff != 0.0;
-        sum += diff * diff;
-        l[edge.ka + s] -= step * diff;
-        x[edge.ka + s] = pi + (unary_share_[edge.unary_b + s] + l[edge.ka + s]) * scale;
-      }
-      primal_residual += sum;
-      edge_dirty_[e] = changed || variable_changed_[edge.a] || variable_changed_[edge.b];
     }
     primal_residual = std::sqrt(primal_residual / std::max<std::size_t>(num_links_, 1));
     dual_residual = std::sqrt(dual_residual / std::max<std::size_t>(num_links_, 1));
 
     // 4. Rounding, and the bound: certified as soon as the best labelling meets the best bound.
     for (int i = 0; i < n; ++i) {
-      if (variable_link_begin_[i] == variable_link_begin_[i + 1]) continue;
+      if (graph_.degree(i) == 0) continue;
       const double* pi = p_.data() + graph_.unary_offset(i);
       rounded_[i] = static_cast<int>(std::max_element(pi, pi + graph_.num_states(i)) - pi);
     }

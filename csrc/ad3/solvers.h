@@ -53,7 +53,7 @@ struct EdgeLayout {
   int a, b, ka, kb;
   std::size_t unary_a, unary_b;  // offsets of the endpoints' unary scores / marginals
   std::size_t table;             // offset of the K_a x K_b table
-  std::size_t link;              // offset of its K_a + K_b local marginals / multipliers
+  std::size_t link_a, link_b;    // offsets of its local marginals / multipliers of a and of b
 };
 
 class Ad3Solver {
@@ -64,7 +64,8 @@ class Ad3Solver {
   const std::vector<double>& posteriors() const { return p_; }
 
  private:
-  double solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* x, double* q);
+  double solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* xa, const double* xb,
+                       double* qa, double* qb);
   double bound_edge_part() const;
   double bound_multiplier_part();
   void compute_inputs();
@@ -74,9 +75,10 @@ class Ad3Solver {
   const Graph& graph_;
   Ad3Options options_;
   std::vector<EdgeLayout> edges_;
-  std::vector<int> variable_link_begin_;      // N + 1: CSR into variable_links_
-  std::vector<std::size_t> variable_links_;   // a variable's local-marginal offsets, one per edge
-  std::size_t num_links_ = 0;                 // sum over edges of K_a + K_b
+  // Links (one per edge end and state) are stored variable-major: variable i's degree(i) blocks
+  // of K_i values start at link_begin_[i], in the order of graph.incident(i).
+  std::vector<std::size_t> link_begin_;   // N + 1
+  std::size_t num_links_ = 0;             // sum over edges of K_a + K_b
   double eta_ = 0.0;
   // Per problem state.
   std::vector<double> p_;                // unary_size: variable marginals
