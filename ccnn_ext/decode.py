@@ -109,13 +109,13 @@ def _batch_inputs(unary, pairwise, edges):
     if pairwise.shape == table:
         pairwise_flat = pairwise.reshape(-1)
     elif pairwise.shape == (batch,) + table:
-        pairwise_flat = pairwise.reshape(batch, -1)
+        pairwise_flat = pairwise.reshape(batch, num_edges * num_levels * num_levels)
     else:
         raise ValueError(
             f"pairwise: expected shape (E, L, L) = {table} or (B, E, L, L) = {(batch,) + table} "
             f"for unary of shape {tuple(unary.shape)} and {num_edges} edges, got {tuple(pairwise.shape)}")
     num_states = np.full(num_nodes, num_levels, dtype=np.int64)
-    return unary.reshape(batch, -1), pairwise_flat, edges, num_states, (batch, num_nodes, num_levels)
+    return unary.reshape(batch, num_nodes * num_levels), pairwise_flat, edges, num_states, (batch, num_nodes, num_levels)
 
 
 def _run(method, unary, pairwise, edges, num_states, *, max_iter=1000, eta=0.1, adapt_eta=True,
