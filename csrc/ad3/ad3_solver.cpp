@@ -16,6 +16,8 @@
 // their previous solution (exact caching: the subproblem would return the same result).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -42,8 +44,41 @@ void reset_to_single(ActiveSet& set, int s, int t) {
 // max over (s, t) of table[s * kb + t] + ra[s] + rb[t], by column maxima (independent lanes,
 // which vectorise, rather than one long dependency chain). Compiled for each small kb so that
 // the column maxima stay in registers; column: kb scratch values for the general case.
+#if defined(__GNUC__)
+typedef double double2 __attribute__((vector_size(16)));  // GCC/Clang vector extension
+#endif
+
 template <int KB>
 inline double table_max_fixed(const double* table, int ka, const double* ra, const double* rb) {
+#if defined(__GNUC__)
+  if constexpr (KB % 2 == 0) {  // pairs of columns in one vector register each
+    constexpr int kPairs = KB / 2;
+    double2 column[kPairs];
+    for (int h = 0; h < kPairs; ++h) {
+      double2 v;
+      std::memcpy(&v, table + 2 * h, sizeof v);
+      column[h] = v + ra[0];
+    }
+    for (int s = 1; s < ka; ++s) {
+      const double* row = table + static_cast<std::size_t>(s) * KB;
+      const double r = ra[s];
+      for (int h = 0; h < kPairs; ++h) {
+        double2 v;
+        std::memcpy(&v, row + 2 * h, sizeof v);
+        v += r;
+        column[h] = v > column[h] ? v : column[h];
+      }
+    }
+    double best = column[0][0] + rb[0];
+    for (int h = 0; h < kPairs; ++h) {
+      for (int lane = 0; lane < 2; ++lane) {
+        const double v = column[h][lane] + rb[2 * h + lane];
+        best = v > best ? v : best;
+      }
+    }
+    return best;
+  }
+#endif
   double column[KB];
   for (int t = 0; t < KB; ++t) column[t] = table[t] + ra[0];
   for (int s = 1; s < ka; ++s) {
@@ -91,6 +126,17 @@ inline double table_max(const double* table, int ka, int kb, const double* ra, c
   return best;
 }
 
+// table_max, for kb = K known at compile time when K > 0.
+template <int K>
+inline double table_max_k(const double* table, int ka, int kb, const double* ra, const double* rb,
+                          double* column) {
+  if constexpr (K > 0) {
+    return table_max_fixed<K>(table, ka, ra, rb);
+  } else {
+    return table_max(table, ka, kb, ra, rb, column);
+  }
+}
+
 // The (first) configuration attaining table_max.
 inline void table_argmax(const double* table, int ka, int kb, const double* ra, const double* rb,
                          int& best_s, int& best_t) {
@@ -103,6 +149,30 @@ inline void table_argmax(const double* table, int ka, int kb, const double* ra, 
       if (v > best) best = v, best_s = s, best_t = t;
     }
   }
+}
+
+inline std::uint64_t bits(double v) {
+  std::uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
+// The dual update of one edge end (k states) and its next subproblem input:
+// lambda -= step (q - p), x = p + (share + lambda) * scale; squares += (q - p)^2.
+// Returns whether x changed bitwise. (A function with restrict pointers, so that it vectorises.)
+inline bool update_link(int k, const double* __restrict p, const double* __restrict share,
+                        const double* __restrict q, double step, double scale, double* __restrict lambda,
+                        double* __restrict x, double* __restrict squares) {
+  std::uint64_t changed = 0;
+  for (int s = 0; s < k; ++s) {
+    const double diff = q[s] - p[s];
+    squares[s] += diff * diff;
+    lambda[s] -= step * diff;
+    const double input = p[s] + (share[s] + lambda[s]) * scale;
+    changed |= bits(input) ^ bits(x[s]);
+    x[s] = input;
+  }
+  return changed != 0;
 }
 
 }  // namespace
@@ -141,7 +211,6 @@ Ad3Solver::Ad3Solver(const Graph& graph, const Ad3Options& options)
   x_.resize(num_links_);
   active_sets_.resize(num_edges);
   edge_dirty_.resize(num_edges);
-  variable_changed_.resize(n);
   edge_value_.resize(num_edges);
   p_rise_.assign(n, 0.0);
   labels_.resize(n);
@@ -183,9 +252,11 @@ double Ad3Solver::score(const double* unary, const double* pairwise, const int* 
 // a configuration that would close a cycle is brought in by moving weight around the cycle (which
 // leaves q unchanged and raises the objective) until one configuration of the cycle drops out.
 // Returns max over (s, t) of w_st + (x - q)_s + (x - q)_t at the solution (tau, at optimality).
+template <int K>
 double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* xa,
                                 const double* xb, double* qa, double* qb) {
-  const int ka = edge.ka, kb = edge.kb;
+  // K > 0: both endpoints have K states, known at compile time (small loops unroll).
+  const int ka = K > 0 ? K : edge.ka, kb = K > 0 ? K : edge.kb;
   const double* __restrict w = scaled_pairwise_.data() + edge.table;
   double* __restrict r = residual_.data();  // x - q, the gradient of the quadratic term
   double* __restrict value = column_.data();
@@ -261,7 +332,7 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
       std::copy(xa, xa + ka, r);
       std::copy(xb, xb + kb, r + ka);
       for (int j = 0; j < k; ++j) r[S[j]] -= weights[j], r[ka + T[j]] -= weights[j];
-      best_value = table_max(w, ka, kb, r, r + ka, column_max_.data());
+      best_value = table_max_k<K>(w, ka, kb, r, r + ka, column_max_.data());
       break;
     }
     // KKT solve: [tau; z] = inverse [1; values of S].
@@ -288,14 +359,14 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
       continue;
     }
     // Most violated configuration: max over (s, t) of w_st + (x - q)_s + (x - q)_t.
-    std::copy(xa, xa + ka, r);
-    std::copy(xb, xb + kb, r + ka);
+    for (int j = 0; j < ka; ++j) r[j] = xa[j];
+    for (int j = 0; j < kb; ++j) r[ka + j] = xb[j];
     for (int i = 0; i < k; ++i) {
       weights[i] = z[i];
       r[S[i]] -= z[i];
       r[ka + T[i]] -= z[i];
     }
-    best_value = table_max(w, ka, kb, r, r + ka, column_max_.data());
+    best_value = table_max_k<K>(w, ka, kb, r, r + ka, column_max_.data());
     if (best_value <= tau + 1e-10 * std::max(1.0, std::fabs(tau))) break;
     int bs, bt;
     table_argmax(w, ka, kb, r, r + ka, bs, bt);
@@ -342,8 +413,8 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
     }
     insert(bs, bt, entering_weight);
   }
-  std::fill(qa, qa + ka, 0.0);
-  std::fill(qb, qb + kb, 0.0);
+  for (int j = 0; j < ka; ++j) qa[j] = 0.0;
+  for (int j = 0; j < kb; ++j) qb[j] = 0.0;
   for (std::size_t j = 0; j < set.s.size(); ++j) {
     qa[set.s[j]] += set.weights[j];
     qb[set.t[j]] += set.weights[j];
@@ -432,66 +503,69 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
     for (std::size_t e = 0; e < edges_.size(); ++e) {
       if (!edge_dirty_[e]) continue;
       const EdgeLayout& edge = edges_[e];
-      edge_value_[e] = 2.0 * eta_ * solve_edge_qp(edge, active_sets_[e], x_.data() + edge.link_a,
-                                                  x_.data() + edge.link_b, q_.data() + edge.link_a,
-                                                  q_.data() + edge.link_b);
+      const double* xa = x_.data() + edge.link_a;
+      const double* xb = x_.data() + edge.link_b;
+      double* qa = q_.data() + edge.link_a;
+      double* qb = q_.data() + edge.link_b;
+      ActiveSet& set = active_sets_[e];
+      double value;
+      switch (edge.ka == edge.kb ? edge.ka : 0) {  // compiled for small equal state counts
+        case 2: value = solve_edge_qp<2>(edge, set, xa, xb, qa, qb); break;
+        case 3: value = solve_edge_qp<3>(edge, set, xa, xb, qa, qb); break;
+        case 4: value = solve_edge_qp<4>(edge, set, xa, xb, qa, qb); break;
+        case 5: value = solve_edge_qp<5>(edge, set, xa, xb, qa, qb); break;
+        case 6: value = solve_edge_qp<6>(edge, set, xa, xb, qa, qb); break;
+        case 7: value = solve_edge_qp<7>(edge, set, xa, xb, qa, qb); break;
+        case 8: value = solve_edge_qp<8>(edge, set, xa, xb, qa, qb); break;
+        default: value = solve_edge_qp<0>(edge, set, xa, xb, qa, qb); break;
+      }
+      edge_value_[e] = 2.0 * eta_ * value;
     }
     // 2. Averaging: p_i = mean of its edges' local marginals.
     double dual_residual = 0.0;
     for (int i = 0; i < n; ++i) {
       const int k = graph_.num_states(i), deg = graph_.degree(i);
       if (deg == 0) continue;
-      const double* qi = q_.data() + link_begin_[i];
-      double* avg = residual_.data();
-      std::copy(qi, qi + k, avg);
+      const double* __restrict qi = q_.data() + link_begin_[i];
+      double* __restrict avg = residual_.data();
+      for (int s = 0; s < k; ++s) avg[s] = qi[s];
       for (int d = 1; d < deg; ++d) {
         for (int s = 0; s < k; ++s) avg[s] += qi[d * k + s];
       }
       const double inv_degree = 1.0 / deg;
       double* pi = p_.data() + graph_.unary_offset(i);
       double change = 0.0, rise = 0.0;
-      bool changed = false;
       for (int s = 0; s < k; ++s) {
         const double value = avg[s] * inv_degree;
         const double diff = value - pi[s];
-        changed |= diff != 0.0;
         change += diff * diff;
         rise = diff > rise ? diff : rise;
         pi[s] = value;
       }
       dual_residual += deg * change;
-      variable_changed_[i] = changed;
       p_rise_[i] = rise;
     }
-    // 3. Dual update, and the next subproblems' inputs. An edge must be solved again when an
-    // endpoint's p or one of its multipliers changed.
-    for (std::size_t e = 0; e < edges_.size(); ++e) {
-      edge_dirty_[e] = variable_changed_[edges_[e].a] || variable_changed_[edges_[e].b];
-    }
+    // 3. Dual update, and the next subproblems' inputs. An edge must be solved again exactly when
+    // one of its inputs x changed.
+    std::fill(edge_dirty_.begin(), edge_dirty_.end(), 0);
     double primal_residual = 0.0;
     const double step = 2.0 * eta_, scale = 0.5 / eta_;
     for (int i = 0; i < n; ++i) {
       const int k = graph_.num_states(i), deg = graph_.degree(i);
-      const double* pi = p_.data() + graph_.unary_offset(i);
-      const double* share = unary_share_.data() + graph_.unary_offset(i);
+      if (deg == 0) continue;
+      const double* __restrict pi = p_.data() + graph_.unary_offset(i);
+      const double* __restrict share = unary_share_.data() + graph_.unary_offset(i);
+      double* __restrict squares = residual_.data();  // per state: sum of squared differences
+      for (int s = 0; s < k; ++s) squares[s] = 0.0;
       const std::size_t begin = link_begin_[i];
       const Graph::Incidence* inc = graph_.incident(i);
       for (int d = 0; d < deg; ++d) {
         const double* qe = q_.data() + begin + d * k;
         double* l = lambda_.data() + begin + d * k;
         double* x = x_.data() + begin + d * k;
-        double sum = 0.0;
-        bool changed = false;
-        for (int s = 0; s < k; ++s) {
-          const double diff = qe[s] - pi[s];
-          changed |= diff != 0.0;
-          sum += diff * diff;
-          l[s] -= step * diff;
-          x[s] = pi[s] + (share[s] + l[s]) * scale;
-        }
-        primal_residual += sum;
-        if (changed) edge_dirty_[inc[d].edge] = 1;
+        if (update_link(k, pi, share, qe, step, scale, l, x, squares)) edge_dirty_[inc[d].edge] = 1;
       }
+      for (int s = 0; s < k; ++s) primal_residual += squares[s];
     }
     primal_residual = std::sqrt(primal_residual / std::max<std::size_t>(num_links_, 1));
     dual_residual = std::sqrt(dual_residual / std::max<std::size_t>(num_links_, 1));

@@ -64,6 +64,7 @@ class Ad3Solver {
   const std::vector<double>& posteriors() const { return p_; }
 
  private:
+  template <int K>
   double solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* xa, const double* xb,
                        double* qa, double* qb);
   double bound_edge_part() const;
@@ -87,8 +88,7 @@ class Ad3Solver {
   std::vector<double> lambda_;           // num_links: Lagrange multipliers
   std::vector<double> q_;                // num_links: local marginals of each edge's QP solution
   std::vector<ActiveSet> active_sets_;   // E
-  std::vector<char> edge_dirty_;         // E: the QP inputs changed since its last solve
-  std::vector<char> variable_changed_;   // N
+  std::vector<char> edge_dirty_;         // E: its subproblem's inputs changed since its last solve
   std::vector<double> edge_value_;       // E: 2 eta * the subproblem's max value (for the bound)
   std::vector<double> p_rise_;           // N: largest increase of p_i in the last averaging
   double isolated_max_ = 0.0;            // sum of the isolated variables' best unary scores
