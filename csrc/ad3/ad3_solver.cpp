@@ -45,7 +45,17 @@ void reset_to_single(ActiveSet& set, int s, int t) {
 // which vectorise, rather than one long dependency chain). Compiled for each small kb so that
 // the column maxima stay in registers; column: kb scratch values for the general case.
 #if defined(__GNUC__)
-typedef double double2 __attribute__((vector_size(16)));  // GCC/Clang vector extension
+// GCC/Clang vector extensions (SSE2 / NEON registers): the loops over small fixed state counts
+// below use them for pairs of states; other compilers take the scalar paths.
+typedef double double2 __attribute__((vector_size(16)));
+typedef long long int64x2 __attribute__((vector_size(16)));
+
+inline double2 load2(const double* p) {
+  double2 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store2(double* p, double2 v) { std::memcpy(p, &v, sizeof v); }
 #endif
 
 template <int KB>
@@ -157,22 +167,98 @@ inline std::uint64_t bits(double v) {
   return b;
 }
 
-// The dual update of one edge end (k states) and its next subproblem input:
-// lambda -= step (q - p), x = p + (share + lambda) * scale; squares += (q - p)^2.
-// Returns whether x changed bitwise. (A function with restrict pointers, so that it vectorises.)
-inline bool update_link(int k, const double* __restrict p, const double* __restrict share,
-                        const double* __restrict q, double step, double scale, double* __restrict lambda,
-                        double* __restrict x, double* __restrict squares) {
-  std::uint64_t changed = 0;
-  for (int s = 0; s < k; ++s) {
-    const double diff = q[s] - p[s];
-    squares[s] += diff * diff;
-    lambda[s] -= step * diff;
-    const double input = p[s] + (share[s] + lambda[s]) * scale;
-    changed |= bits(input) ^ bits(x[s]);
-    x[s] = input;
+// Averaging for one variable with k (= K when K > 0) states and deg edges: p = the mean of the
+// deg blocks of q. Returns the sum of squared changes of p; rise = the largest increase.
+template <int K>
+inline double average_blocks(int k, int deg, const double* __restrict q, double* __restrict p,
+                             double* __restrict sum, double& rise) {
+#if defined(__GNUC__)
+  if constexpr (K > 0 && K % 2 == 0) {
+    double2 total[K / 2];
+    for (int h = 0; h < K / 2; ++h) total[h] = load2(q + 2 * h);
+    for (int d = 1; d < deg; ++d) {
+      for (int h = 0; h < K / 2; ++h) total[h] += load2(q + d * K + 2 * h);
+    }
+    const double inv_degree = 1.0 / deg;
+    double2 change = {0.0, 0.0}, largest = {0.0, 0.0};
+    for (int h = 0; h < K / 2; ++h) {
+      const double2 value = total[h] * inv_degree;
+      const double2 diff = value - load2(p + 2 * h);
+      change += diff * diff;
+      largest = diff > largest ? diff : largest;
+      store2(p + 2 * h, value);
+    }
+    rise = std::max(largest[0], largest[1]);
+    return change[0] + change[1];
   }
-  return changed != 0;
+#endif
+  const int kk = K > 0 ? K : k;
+  for (int s = 0; s < kk; ++s) sum[s] = q[s];
+  for (int d = 1; d < deg; ++d) {
+    for (int s = 0; s < kk; ++s) sum[s] += q[d * kk + s];
+  }
+  const double inv_degree = 1.0 / deg;
+  double change = 0.0, largest = 0.0;
+  for (int s = 0; s < kk; ++s) {
+    const double value = sum[s] * inv_degree;
+    const double diff = value - p[s];
+    change += diff * diff;
+    largest = diff > largest ? diff : largest;
+    p[s] = value;
+  }
+  rise = largest;
+  return change;
+}
+
+// The dual update of one variable's deg edge ends and their next subproblem inputs:
+// lambda -= step (q - p), x = p + (share + lambda) * scale. Marks the edges whose input x changed
+// (bitwise) dirty; returns the sum of squared (q - p).
+template <int K>
+inline double update_blocks(int k, int deg, const double* __restrict p, const double* __restrict share,
+                            const double* __restrict q, double step, double scale,
+                            double* __restrict lambda, double* __restrict x,
+                            const Graph::Incidence* inc, char* dirty) {
+#if defined(__GNUC__)
+  if constexpr (K > 0 && K % 2 == 0) {
+    double2 pv[K / 2], base[K / 2];
+    for (int h = 0; h < K / 2; ++h) {
+      pv[h] = load2(p + 2 * h);
+      base[h] = load2(share + 2 * h);
+    }
+    double2 squares = {0.0, 0.0};
+    for (int d = 0; d < deg; ++d) {
+      int64x2 changed = {0, 0};
+      for (int h = 0; h < K / 2; ++h) {
+        const int j = d * K + 2 * h;
+        const double2 diff = load2(q + j) - pv[h];
+        squares += diff * diff;
+        const double2 l = load2(lambda + j) - step * diff;
+        store2(lambda + j, l);
+        const double2 input = pv[h] + (base[h] + l) * scale;
+        changed |= (int64x2)input ^ (int64x2)load2(x + j);  // bitwise: a vector cast reinterprets
+        store2(x + j, input);
+      }
+      if ((changed[0] | changed[1]) != 0) dirty[inc[d].edge] = 1;
+    }
+    return squares[0] + squares[1];
+  }
+#endif
+  const int kk = K > 0 ? K : k;
+  double squares = 0.0;
+  for (int d = 0; d < deg; ++d) {
+    std::uint64_t changed = 0;
+    for (int s = 0; s < kk; ++s) {
+      const int j = d * kk + s;
+      const double diff = q[j] - p[s];
+      squares += diff * diff;
+      lambda[j] -= step * diff;
+      const double input = p[s] + (share[s] + lambda[j]) * scale;
+      changed |= bits(input) ^ bits(x[j]);
+      x[j] = input;
+    }
+    if (changed != 0) dirty[inc[d].edge] = 1;
+  }
+  return squares;
 }
 
 }  // namespace
@@ -526,24 +612,20 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
     for (int i = 0; i < n; ++i) {
       const int k = graph_.num_states(i), deg = graph_.degree(i);
       if (deg == 0) continue;
-      const double* __restrict qi = q_.data() + link_begin_[i];
-      double* __restrict avg = residual_.data();
-      for (int s = 0; s < k; ++s) avg[s] = qi[s];
-      for (int d = 1; d < deg; ++d) {
-        for (int s = 0; s < k; ++s) avg[s] += qi[d * k + s];
-      }
-      const double inv_degree = 1.0 / deg;
+      const double* q = q_.data() + link_begin_[i];
       double* pi = p_.data() + graph_.unary_offset(i);
-      double change = 0.0, rise = 0.0;
-      for (int s = 0; s < k; ++s) {
-        const double value = avg[s] * inv_degree;
-        const double diff = value - pi[s];
-        change += diff * diff;
-        rise = diff > rise ? diff : rise;
-        pi[s] = value;
+      double change;
+      switch (k) {  // compiled for small state counts
+        case 2: change = average_blocks<2>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
+        case 3: change = average_blocks<3>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
+        case 4: change = average_blocks<4>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
+        case 5: change = average_blocks<5>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
+        case 6: change = average_blocks<6>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
+        case 7: change = average_blocks<7>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
+        case 8: change = average_blocks<8>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
+        default: change = average_blocks<0>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
       }
       dual_residual += deg * change;
-      p_rise_[i] = rise;
     }
     // 3. Dual update, and the next subproblems' inputs. An edge must be solved again exactly when
     // one of its inputs x changed.
@@ -553,19 +635,23 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
     for (int i = 0; i < n; ++i) {
       const int k = graph_.num_states(i), deg = graph_.degree(i);
       if (deg == 0) continue;
-      const double* __restrict pi = p_.data() + graph_.unary_offset(i);
-      const double* __restrict share = unary_share_.data() + graph_.unary_offset(i);
-      double* __restrict squares = residual_.data();  // per state: sum of squared differences
-      for (int s = 0; s < k; ++s) squares[s] = 0.0;
-      const std::size_t begin = link_begin_[i];
+      const double* pi = p_.data() + graph_.unary_offset(i);
+      const double* share = unary_share_.data() + graph_.unary_offset(i);
+      const double* q = q_.data() + link_begin_[i];
+      double* l = lambda_.data() + link_begin_[i];
+      double* x = x_.data() + link_begin_[i];
       const Graph::Incidence* inc = graph_.incident(i);
-      for (int d = 0; d < deg; ++d) {
-        const double* qe = q_.data() + begin + d * k;
-        double* l = lambda_.data() + begin + d * k;
-        double* x = x_.data() + begin + d * k;
-        if (update_link(k, pi, share, qe, step, scale, l, x, squares)) edge_dirty_[inc[d].edge] = 1;
+      char* dirty = edge_dirty_.data();
+      switch (k) {
+        case 2: primal_residual += update_blocks<2>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
+        case 3: primal_residual += update_blocks<3>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
+        case 4: primal_residual += update_blocks<4>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
+        case 5: primal_residual += update_blocks<5>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
+        case 6: primal_residual += update_blocks<6>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
+        case 7: primal_residual += update_blocks<7>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
+        case 8: primal_residual += update_blocks<8>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
+        default: primal_residual += update_blocks<0>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
       }
-      for (int s = 0; s < k; ++s) primal_residual += squares[s];
     }
     primal_residual = std::sqrt(primal_residual / std::max<std::size_t>(num_links_, 1));
     dual_residual = std::sqrt(dual_residual / std::max<std::size_t>(num_links_, 1));
