@@ -147,6 +147,23 @@ inline double table_max_k(const double* table, int ka, int kb, const double* ra,
   }
 }
 
+// r = (xa, xb): ka + kb values, with K = ka = kb known at compile time when K > 0.
+template <int K>
+inline void copy_inputs(int ka, int kb, const double* __restrict xa, const double* __restrict xb,
+                        double* __restrict r) {
+#if defined(__GNUC__)
+  if constexpr (K > 0 && K % 2 == 0) {
+    for (int h = 0; h < K / 2; ++h) {
+      store2(r + 2 * h, load2(xa + 2 * h));
+      store2(r + K + 2 * h, load2(xb + 2 * h));
+    }
+    return;
+  }
+#endif
+  for (int j = 0; j < ka; ++j) r[j] = xa[j];
+  for (int j = 0; j < kb; ++j) r[ka + j] = xb[j];
+}
+
 // The (first) configuration attaining table_max.
 inline void table_argmax(const double* table, int ka, int kb, const double* ra, const double* rb,
                          int& best_s, int& best_t) {
@@ -359,7 +376,9 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
     set.s.erase(set.s.begin() + j);
     set.t.erase(set.t.begin() + j);
     set.weights.erase(set.weights.begin() + j);
-    if (std::fabs(pivot) < 1e-12) {  // ill-conditioned: restart from the heaviest configuration
+    if (set.s.size() == 1 || std::fabs(pivot) < 1e-12) {
+      // One configuration left (its inverse is known exactly), or ill-conditioned: restart from
+      // the heaviest configuration.
       const int keep = static_cast<int>(std::max_element(set.weights.begin(), set.weights.end()) -
                                         set.weights.begin());
       reset_to_single(set, set.s[keep], set.t[keep]);
@@ -415,42 +434,46 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
     double* __restrict weights = set.weights.data();
     const double* __restrict inverse = set.inverse.data();
     if (iteration == kMaxQpIterations) {  // give up: keep the current feasible distribution
-      std::copy(xa, xa + ka, r);
-      std::copy(xb, xb + kb, r + ka);
+      copy_inputs<K>(ka, kb, xa, xb, r);
       for (int j = 0; j < k; ++j) r[S[j]] -= weights[j], r[ka + T[j]] -= weights[j];
       best_value = table_max_k<K>(w, ka, kb, r, r + ka, column_max_.data());
       break;
     }
-    // KKT solve: [tau; z] = inverse [1; values of S].
-    for (int j = 0; j < k; ++j) {
-      value[j] = xa[S[j]] + xb[T[j]] + w[static_cast<std::size_t>(S[j]) * kb + T[j]];
-    }
-    double tau = inverse[0];
-    for (int j = 0; j < k; ++j) tau += inverse[j + 1] * value[j];
-    int blocking = -1;
-    double alpha = 1.0;
-    for (int i = 0; i < k; ++i) {
-      const double* row = inverse + (i + 1) * m;
-      double zi = row[0];
-      for (int j = 0; j < k; ++j) zi += row[j + 1] * value[j];
-      z[i] = zi;
-      if (zi < 0.0) {
-        const double ratio = weights[i] / (weights[i] - zi);
-        if (blocking < 0 || ratio < alpha) alpha = ratio, blocking = i;
+    double tau;
+    if (k == 1) {  // a single configuration: weight 1, inverse [[-2, 1], [1, 0]]
+      tau = xa[S[0]] + xb[T[0]] + w[static_cast<std::size_t>(S[0]) * kb + T[0]] - 2.0;
+      weights[0] = 1.0;
+    } else {
+      // KKT solve: [tau; z] = inverse [1; values of S].
+      for (int j = 0; j < k; ++j) {
+        value[j] = xa[S[j]] + xb[T[j]] + w[static_cast<std::size_t>(S[j]) * kb + T[j]];
       }
-    }
-    if (blocking >= 0) {  // step towards z until the blocking weight reaches 0, then drop it
-      for (int i = 0; i < k; ++i) weights[i] = std::max(0.0, weights[i] + alpha * (z[i] - weights[i]));
-      remove(blocking);
-      continue;
+      tau = inverse[0];
+      for (int j = 0; j < k; ++j) tau += inverse[j + 1] * value[j];
+      int blocking = -1;
+      double alpha = 1.0;
+      for (int i = 0; i < k; ++i) {
+        const double* row = inverse + (i + 1) * m;
+        double zi = row[0];
+        for (int j = 0; j < k; ++j) zi += row[j + 1] * value[j];
+        z[i] = zi;
+        if (zi < 0.0) {
+          const double ratio = weights[i] / (weights[i] - zi);
+          if (blocking < 0 || ratio < alpha) alpha = ratio, blocking = i;
+        }
+      }
+      if (blocking >= 0) {  // step towards z until the blocking weight reaches 0, then drop it
+        for (int i = 0; i < k; ++i) weights[i] = std::max(0.0, weights[i] + alpha * (z[i] - weights[i]));
+        remove(blocking);
+        continue;
+      }
+      for (int i = 0; i < k; ++i) weights[i] = z[i];
     }
     // Most violated configuration: max over (s, t) of w_st + (x - q)_s + (x - q)_t.
-    for (int j = 0; j < ka; ++j) r[j] = xa[j];
-    for (int j = 0; j < kb; ++j) r[ka + j] = xb[j];
+    copy_inputs<K>(ka, kb, xa, xb, r);
     for (int i = 0; i < k; ++i) {
-      weights[i] = z[i];
-      r[S[i]] -= z[i];
-      r[ka + T[i]] -= z[i];
+      r[S[i]] -= weights[i];
+      r[ka + T[i]] -= weights[i];
     }
     best_value = table_max_k<K>(w, ka, kb, r, r + ka, column_max_.data());
     if (best_value <= tau + 1e-10 * std::max(1.0, std::fabs(tau))) break;
