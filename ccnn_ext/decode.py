@@ -22,6 +22,7 @@ numpy arrays. For variables with different numbers of states use :class:`FactorG
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
@@ -80,17 +81,27 @@ def _as_array(x, name: str, dtype, kind: str) -> np.ndarray:
         a = np.asarray(x)
     except Exception as exc:  # ragged sequences and the like
         raise TypeError(f"{name}: expected an array, got {type(x).__name__} ({exc})") from None
-    if kind == "real" and not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise TypeError(f"{name}: expected real numbers, got an array of dtype {a.dtype}")
-    if kind == "integer" and not np.issubdtype(a.dtype, np.integer):
-        raise TypeError(f"{name}: expected integers, got an array of dtype {a.dtype}")
+    if a.dtype.kind not in ("fiu" if kind == "real" else "iu"):
+        expected = "real numbers" if kind == "real" else "integers"
+        raise TypeError(f"{name}: expected {expected}, got an array of dtype {a.dtype}")
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-def _check_threads(num_threads) -> int:
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 0:
-        raise ValueError(f"num_threads: expected an int >= 0 (0: all cores), got {num_threads!r}")
-    return int(num_threads)
+def _int_option(value, name: str, minimum: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return int(value)
+
+
+def _float_option(value, name: str, positive: bool) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0 or (positive and number == 0):
+        expected = "a positive finite number" if positive else "a finite number >= 0"
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return number
 
 
 def _batch_inputs(unary, pairwise, edges):
@@ -114,28 +125,24 @@ def _batch_inputs(unary, pairwise, edges):
         raise ValueError(
             f"pairwise: expected shape (E, L, L) = {table} or (B, E, L, L) = {(batch,) + table} "
             f"for unary of shape {tuple(unary.shape)} and {num_edges} edges, got {tuple(pairwise.shape)}")
-    num_states = np.full(num_nodes, num_levels, dtype=np.int64)
+    num_states = np.empty(num_nodes, dtype=np.int64)
+    num_states.fill(num_levels)
     return unary.reshape(batch, num_nodes * num_levels), pairwise_flat, edges, num_states, (batch, num_nodes, num_levels)
 
 
 def _run(method, unary, pairwise, edges, num_states, *, max_iter=1000, eta=0.1, adapt_eta=True,
          tol=1e-6, ad3_gap_tol=1e-9, exact_gap_tol=1e-9, max_nodes=0, num_threads=0,
          return_posteriors=False):
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter: expected an int >= 1, got {max_iter!r}")
-    for name, value in (("eta", eta), ("tol", tol), ("gap_tol", ad3_gap_tol), ("gap_tol", exact_gap_tol)):
-        if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
-            raise ValueError(f"{name}: expected a number, got {value!r}")
-    if not np.isfinite(eta) or eta <= 0:
-        raise ValueError(f"eta: expected a positive finite number, got {eta!r}")
-    if not np.isfinite(tol) or tol < 0:
-        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
-    for value in (ad3_gap_tol, exact_gap_tol):
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"gap_tol: expected a finite number >= 0, got {value!r}")
-    return _decoder.solve(method, num_states, edges, unary, pairwise, int(max_iter), float(eta),
-                          bool(adapt_eta), float(tol), float(ad3_gap_tol), float(exact_gap_tol),
-                          int(max_nodes), _check_threads(num_threads), bool(return_posteriors))
+    return _decoder.solve(
+        method, num_states, edges, unary, pairwise,
+        _int_option(max_iter, "max_iter", 1, "an int >= 1"),
+        _float_option(eta, "eta", positive=True), bool(adapt_eta),
+        _float_option(tol, "tol", positive=False),
+        _float_option(ad3_gap_tol, "gap_tol", positive=False),
+        _float_option(exact_gap_tol, "gap_tol", positive=False),
+        _int_option(max_nodes, "max_nodes", 0, "an int >= 0 (0: no limit)"),
+        _int_option(num_threads, "num_threads", 0, "an int >= 0 (0: all cores)"),
+        bool(return_posteriors))
 
 
 def _result(raw, shape, return_posteriors) -> DecodeResult:
@@ -177,8 +184,6 @@ def decode_exact(unary, pairwise, edges, *, num_threads: int = 0, gap_tol: float
     problem, 0 = no limit) stops the search first (status "iteration_limit", bound still valid).
     ``iterations`` counts search nodes. Worst-case time is exponential in Q.
     """
-    if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 0:
-        raise ValueError(f"max_nodes: expected an int >= 0 (0: no limit), got {max_nodes!r}")
     unary, pairwise, edges, num_states, shape = _batch_inputs(unary, pairwise, edges)
     raw = _run("exact", unary, pairwise, edges, num_states, exact_gap_tol=gap_tol,
                max_nodes=max_nodes, num_threads=num_threads)
@@ -306,8 +311,6 @@ class FactorGraph:
 
     def solve_exact(self, *, gap_tol: float = 1e-9, max_nodes: int = 0) -> FactorGraphSolution:
         """Certified exact MAP by branch-and-bound, as :func:`decode_exact`."""
-        if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 0:
-            raise ValueError(f"max_nodes: expected an int >= 0 (0: no limit), got {max_nodes!r}")
         return self._solve("exact", exact_gap_tol=gap_tol, max_nodes=max_nodes, return_posteriors=True)
 
     def solve_exhaustive(self) -> FactorGraphSolution:
