@@ -16,11 +16,10 @@
 // their previous solution (exact caching: the subproblem would return the same result).
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
-#include <cstring>
 #include <limits>
 #include <stdexcept>
 
+#include "ad3/kernels.h"
 #include "ad3/solvers.h"
 
 namespace ccnn {
@@ -39,243 +38,6 @@ void reset_to_single(ActiveSet& set, int s, int t) {
   set.t.assign(1, t);
   set.weights.assign(1, 1.0);
   set.inverse.assign({-2.0, 1.0, 1.0, 0.0});
-}
-
-// max over (s, t) of table[s * kb + t] + ra[s] + rb[t], by column maxima (independent lanes,
-// which vectorise, rather than one long dependency chain). Compiled for each small kb so that
-// the column maxima stay in registers; column: kb scratch values for the general case.
-#if defined(__GNUC__)
-// GCC/Clang vector extensions (SSE2 / NEON registers): the loops over small fixed state counts
-// below use them for pairs of states; other compilers take the scalar paths.
-typedef double double2 __attribute__((vector_size(16)));
-typedef long long int64x2 __attribute__((vector_size(16)));
-
-inline double2 load2(const double* p) {
-  double2 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store2(double* p, double2 v) { std::memcpy(p, &v, sizeof v); }
-#endif
-
-template <int KB>
-inline double table_max_fixed(const double* table, int ka, const double* ra, const double* rb) {
-#if defined(__GNUC__)
-  if constexpr (KB % 2 == 0) {  // pairs of columns in one vector register each
-    constexpr int kPairs = KB / 2;
-    double2 column[kPairs];
-    for (int h = 0; h < kPairs; ++h) {
-      double2 v;
-      std::memcpy(&v, table + 2 * h, sizeof v);
-      column[h] = v + ra[0];
-    }
-    for (int s = 1; s < ka; ++s) {
-      const double* row = table + static_cast<std::size_t>(s) * KB;
-      const double r = ra[s];
-      for (int h = 0; h < kPairs; ++h) {
-        double2 v;
-        std::memcpy(&v, row + 2 * h, sizeof v);
-        v += r;
-        column[h] = v > column[h] ? v : column[h];
-      }
-    }
-    double best = column[0][0] + rb[0];
-    for (int h = 0; h < kPairs; ++h) {
-      for (int lane = 0; lane < 2; ++lane) {
-        const double v = column[h][lane] + rb[2 * h + lane];
-        best = v > best ? v : best;
-      }
-    }
-    return best;
-  }
-#endif
-  double column[KB];
-  for (int t = 0; t < KB; ++t) column[t] = table[t] + ra[0];
-  for (int s = 1; s < ka; ++s) {
-    const double* row = table + static_cast<std::size_t>(s) * KB;
-    const double r = ra[s];
-    for (int t = 0; t < KB; ++t) {
-      const double v = row[t] + r;
-      column[t] = v > column[t] ? v : column[t];
-    }
-  }
-  double best = column[0] + rb[0];
-  for (int t = 1; t < KB; ++t) {
-    const double v = column[t] + rb[t];
-    best = v > best ? v : best;
-  }
-  return best;
-}
-
-inline double table_max(const double* table, int ka, int kb, const double* ra, const double* rb,
-                        double* column) {
-  switch (kb) {
-    case 2: return table_max_fixed<2>(table, ka, ra, rb);
-    case 3: return table_max_fixed<3>(table, ka, ra, rb);
-    case 4: return table_max_fixed<4>(table, ka, ra, rb);
-    case 5: return table_max_fixed<5>(table, ka, ra, rb);
-    case 6: return table_max_fixed<6>(table, ka, ra, rb);
-    case 7: return table_max_fixed<7>(table, ka, ra, rb);
-    case 8: return table_max_fixed<8>(table, ka, ra, rb);
-    default: break;
-  }
-  for (int t = 0; t < kb; ++t) column[t] = table[t] + ra[0];
-  for (int s = 1; s < ka; ++s) {
-    const double* row = table + static_cast<std::size_t>(s) * kb;
-    const double r = ra[s];
-    for (int t = 0; t < kb; ++t) {
-      const double v = row[t] + r;
-      column[t] = v > column[t] ? v : column[t];
-    }
-  }
-  double best = column[0] + rb[0];
-  for (int t = 1; t < kb; ++t) {
-    const double v = column[t] + rb[t];
-    best = v > best ? v : best;
-  }
-  return best;
-}
-
-// table_max, for kb = K known at compile time when K > 0.
-template <int K>
-inline double table_max_k(const double* table, int ka, int kb, const double* ra, const double* rb,
-                          double* column) {
-  if constexpr (K > 0) {
-    return table_max_fixed<K>(table, ka, ra, rb);
-  } else {
-    return table_max(table, ka, kb, ra, rb, column);
-  }
-}
-
-// r = (xa, xb): ka + kb values, with K = ka = kb known at compile time when K > 0.
-template <int K>
-inline void copy_inputs(int ka, int kb, const double* __restrict xa, const double* __restrict xb,
-                        double* __restrict r) {
-#if defined(__GNUC__)
-  if constexpr (K > 0 && K % 2 == 0) {
-    for (int h = 0; h < K / 2; ++h) {
-      store2(r + 2 * h, load2(xa + 2 * h));
-      store2(r + K + 2 * h, load2(xb + 2 * h));
-    }
-    return;
-  }
-#endif
-  for (int j = 0; j < ka; ++j) r[j] = xa[j];
-  for (int j = 0; j < kb; ++j) r[ka + j] = xb[j];
-}
-
-// The (first) configuration attaining table_max.
-inline void table_argmax(const double* table, int ka, int kb, const double* ra, const double* rb,
-                         int& best_s, int& best_t) {
-  double best = -std::numeric_limits<double>::infinity();
-  best_s = best_t = 0;
-  for (int s = 0; s < ka; ++s) {
-    const double* row = table + static_cast<std::size_t>(s) * kb;
-    for (int t = 0; t < kb; ++t) {
-      const double v = row[t] + ra[s] + rb[t];
-      if (v > best) best = v, best_s = s, best_t = t;
-    }
-  }
-}
-
-inline std::uint64_t bits(double v) {
-  std::uint64_t b;
-  std::memcpy(&b, &v, sizeof b);
-  return b;
-}
-
-// Averaging for one variable with k (= K when K > 0) states and deg edges: p = the mean of the
-// deg blocks of q. Returns the sum of squared changes of p; rise = the largest increase.
-template <int K>
-inline double average_blocks(int k, int deg, const double* __restrict q, double* __restrict p,
-                             double* __restrict sum, double& rise) {
-#if defined(__GNUC__)
-  if constexpr (K > 0 && K % 2 == 0) {
-    double2 total[K / 2];
-    for (int h = 0; h < K / 2; ++h) total[h] = load2(q + 2 * h);
-    for (int d = 1; d < deg; ++d) {
-      for (int h = 0; h < K / 2; ++h) total[h] += load2(q + d * K + 2 * h);
-    }
-    const double inv_degree = 1.0 / deg;
-    double2 change = {0.0, 0.0}, largest = {0.0, 0.0};
-    for (int h = 0; h < K / 2; ++h) {
-      const double2 value = total[h] * inv_degree;
-      const double2 diff = value - load2(p + 2 * h);
-      change += diff * diff;
-      largest = diff > largest ? diff : largest;
-      store2(p + 2 * h, value);
-    }
-    rise = std::max(largest[0], largest[1]);
-    return change[0] + change[1];
-  }
-#endif
-  const int kk = K > 0 ? K : k;
-  for (int s = 0; s < kk; ++s) sum[s] = q[s];
-  for (int d = 1; d < deg; ++d) {
-    for (int s = 0; s < kk; ++s) sum[s] += q[d * kk + s];
-  }
-  const double inv_degree = 1.0 / deg;
-  double change = 0.0, largest = 0.0;
-  for (int s = 0; s < kk; ++s) {
-    const double value = sum[s] * inv_degree;
-    const double diff = value - p[s];
-    change += diff * diff;
-    largest = diff > largest ? diff : largest;
-    p[s] = value;
-  }
-  rise = largest;
-  return change;
-}
-
-// The dual update of one variable's deg edge ends and their next subproblem inputs:
-// lambda -= step (q - p), x = p + (share + lambda) * scale. Marks the edges whose input x changed
-// (bitwise) dirty; returns the sum of squared (q - p).
-template <int K>
-inline double update_blocks(int k, int deg, const double* __restrict p, const double* __restrict share,
-                            const double* __restrict q, double step, double scale,
-                            double* __restrict lambda, double* __restrict x,
-                            const Graph::Incidence* inc, char* dirty) {
-#if defined(__GNUC__)
-  if constexpr (K > 0 && K % 2 == 0) {
-    double2 pv[K / 2], base[K / 2];
-    for (int h = 0; h < K / 2; ++h) {
-      pv[h] = load2(p + 2 * h);
-      base[h] = load2(share + 2 * h);
-    }
-    double2 squares = {0.0, 0.0};
-    for (int d = 0; d < deg; ++d) {
-      int64x2 changed = {0, 0};
-      for (int h = 0; h < K / 2; ++h) {
-        const int j = d * K + 2 * h;
-        const double2 diff = load2(q + j) - pv[h];
-        squares += diff * diff;
-        const double2 l = load2(lambda + j) - step * diff;
-        store2(lambda + j, l);
-        const double2 input = pv[h] + (base[h] + l) * scale;
-        changed |= (int64x2)input ^ (int64x2)load2(x + j);  // bitwise: a vector cast reinterprets
-        store2(x + j, input);
-      }
-      if ((changed[0] | changed[1]) != 0) dirty[inc[d].edge] = 1;
-    }
-    return squares[0] + squares[1];
-  }
-#endif
-  const int kk = K > 0 ? K : k;
-  double squares = 0.0;
-  for (int d = 0; d < deg; ++d) {
-    std::uint64_t changed = 0;
-    for (int s = 0; s < kk; ++s) {
-      const int j = d * kk + s;
-      const double diff = q[j] - p[s];
-      squares += diff * diff;
-      lambda[j] -= step * diff;
-      const double input = p[s] + (share[s] + lambda[j]) * scale;
-      changed |= bits(input) ^ bits(x[j]);
-      x[j] = input;
-    }
-    if (changed != 0) dirty[inc[d].edge] = 1;
-  }
-  return squares;
 }
 
 }  // namespace
@@ -358,7 +120,7 @@ double Ad3Solver::score(const double* unary, const double* pairwise, const int* 
 template <int K>
 double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* xa,
                                 const double* xb, double* qa, double* qb) {
-  // K > 0: both endpoints have K states, known at compile time (small loops unroll).
+  // K > 0: both endpoints have K states, known at compile time (see kernels.h).
   const int ka = K > 0 ? K : edge.ka, kb = K > 0 ? K : edge.kb;
   const double* __restrict w = scaled_pairwise_.data() + edge.table;
   double* __restrict r = residual_.data();  // x - q, the gradient of the quadratic term
@@ -434,9 +196,9 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
     double* __restrict weights = set.weights.data();
     const double* __restrict inverse = set.inverse.data();
     if (iteration == kMaxQpIterations) {  // give up: keep the current feasible distribution
-      copy_inputs<K>(ka, kb, xa, xb, r);
+      concatenate<K>(ka, kb, xa, xb, r);
       for (int j = 0; j < k; ++j) r[S[j]] -= weights[j], r[ka + T[j]] -= weights[j];
-      best_value = table_max_k<K>(w, ka, kb, r, r + ka, column_max_.data());
+      best_value = table_max<K>(w, ka, kb, r, r + ka, column_max_.data());
       break;
     }
     double tau;
@@ -470,12 +232,12 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
       for (int i = 0; i < k; ++i) weights[i] = z[i];
     }
     // Most violated configuration: max over (s, t) of w_st + (x - q)_s + (x - q)_t.
-    copy_inputs<K>(ka, kb, xa, xb, r);
+    concatenate<K>(ka, kb, xa, xb, r);
     for (int i = 0; i < k; ++i) {
       r[S[i]] -= weights[i];
       r[ka + T[i]] -= weights[i];
     }
-    best_value = table_max_k<K>(w, ka, kb, r, r + ka, column_max_.data());
+    best_value = table_max<K>(w, ka, kb, r, r + ka, column_max_.data());
     if (best_value <= tau + 1e-10 * std::max(1.0, std::fabs(tau))) break;
     int bs, bt;
     table_argmax(w, ka, kb, r, r + ka, bs, bt);
@@ -617,17 +379,9 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
       double* qa = q_.data() + edge.link_a;
       double* qb = q_.data() + edge.link_b;
       ActiveSet& set = active_sets_[e];
-      double value;
-      switch (edge.ka == edge.kb ? edge.ka : 0) {  // compiled for small equal state counts
-        case 2: value = solve_edge_qp<2>(edge, set, xa, xb, qa, qb); break;
-        case 3: value = solve_edge_qp<3>(edge, set, xa, xb, qa, qb); break;
-        case 4: value = solve_edge_qp<4>(edge, set, xa, xb, qa, qb); break;
-        case 5: value = solve_edge_qp<5>(edge, set, xa, xb, qa, qb); break;
-        case 6: value = solve_edge_qp<6>(edge, set, xa, xb, qa, qb); break;
-        case 7: value = solve_edge_qp<7>(edge, set, xa, xb, qa, qb); break;
-        case 8: value = solve_edge_qp<8>(edge, set, xa, xb, qa, qb); break;
-        default: value = solve_edge_qp<0>(edge, set, xa, xb, qa, qb); break;
-      }
+      const double value = dispatch_states(edge.ka == edge.kb ? edge.ka : 0, [&](auto states) {
+        return solve_edge_qp<decltype(states)::value>(edge, set, xa, xb, qa, qb);
+      });
       edge_value_[e] = 2.0 * eta_ * value;
     }
     // 2. Averaging: p_i = mean of its edges' local marginals.
@@ -637,18 +391,9 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
       if (deg == 0) continue;
       const double* q = q_.data() + link_begin_[i];
       double* pi = p_.data() + graph_.unary_offset(i);
-      double change;
-      switch (k) {  // compiled for small state counts
-        case 2: change = average_blocks<2>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
-        case 3: change = average_blocks<3>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
-        case 4: change = average_blocks<4>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
-        case 5: change = average_blocks<5>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
-        case 6: change = average_blocks<6>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
-        case 7: change = average_blocks<7>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
-        case 8: change = average_blocks<8>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
-        default: change = average_blocks<0>(k, deg, q, pi, residual_.data(), p_rise_[i]); break;
-      }
-      dual_residual += deg * change;
+      dual_residual += deg * dispatch_states(k, [&](auto states) {
+        return average_blocks<decltype(states)::value>(k, deg, q, pi, residual_.data(), p_rise_[i]);
+      });
     }
     // 3. Dual update, and the next subproblems' inputs. An edge must be solved again exactly when
     // one of its inputs x changed.
@@ -665,16 +410,9 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
       double* x = x_.data() + link_begin_[i];
       const Graph::Incidence* inc = graph_.incident(i);
       char* dirty = edge_dirty_.data();
-      switch (k) {
-        case 2: primal_residual += update_blocks<2>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
-        case 3: primal_residual += update_blocks<3>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
-        case 4: primal_residual += update_blocks<4>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
-        case 5: primal_residual += update_blocks<5>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
-        case 6: primal_residual += update_blocks<6>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
-        case 7: primal_residual += update_blocks<7>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
-        case 8: primal_residual += update_blocks<8>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
-        default: primal_residual += update_blocks<0>(k, deg, pi, share, q, step, scale, l, x, inc, dirty); break;
-      }
+      primal_residual += dispatch_states(k, [&](auto states) {
+        return update_blocks<decltype(states)::value>(k, deg, pi, share, q, step, scale, l, x, inc, dirty);
+      });
     }
     primal_residual = std::sqrt(primal_residual / std::max<std::size_t>(num_links_, 1));
     dual_residual = std::sqrt(dual_residual / std::max<std::size_t>(num_links_, 1));

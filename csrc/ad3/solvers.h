@@ -87,6 +87,7 @@ class Ad3Solver {
   std::vector<double> scaled_pairwise_;  // pairwise_size: pairwise / (2 eta)
   std::vector<double> lambda_;           // num_links: Lagrange multipliers
   std::vector<double> q_;                // num_links: local marginals of each edge's QP solution
+  std::vector<double> x_;                // num_links: the subproblems' inputs
   std::vector<ActiveSet> active_sets_;   // E
   std::vector<char> edge_dirty_;         // E: its subproblem's inputs changed since its last solve
   std::vector<double> edge_value_;       // E: 2 eta * the subproblem's max value (for the bound)
@@ -95,10 +96,8 @@ class Ad3Solver {
   std::vector<int> labels_;              // N: best labelling so far
   std::vector<int> rounded_;             // N: argmax of p_
   // Scratch.
-  std::vector<double> x_;                // num_links: the subproblems' inputs
   std::vector<double> residual_;         // K_a + K_b
   std::vector<double> column_max_;       // max_states
-  std::vector<int> column_state_;        // max_states
   std::vector<double> z_;                // active-set solve
   std::vector<double> column_;           // bordered inverse updates
   std::vector<double> inverse_tmp_;
