@@ -45,14 +45,15 @@ ExactSolver::ExactSolver(const Graph& graph, const ExactOptions& options)
   current_.resize(n_);
   best_.resize(n_);
   strength_.resize(n_);
+  tie_.resize(n_);
+  edge_spread_.resize(graph.num_edges());
 }
 
 // Static variable order and the oriented tables, future maxima and offsets that follow from it.
 void ExactSolver::order_variables(const double* unary, const double* pairwise) {
   const int num_edges = graph_.num_edges();
   // Coupling strength of an edge: the spread of its table.
-  std::vector<double>& spread = future_;  // reused as scratch before future_ is filled
-  spread.assign(std::max<std::size_t>(num_edges, graph_.unary_size()), 0.0);
+  std::vector<double>& spread = edge_spread_;
   std::fill(strength_.begin(), strength_.end(), 0.0);
   for (int e = 0; e < num_edges; ++e) {
     const double* t = pairwise + graph_.pairwise_offset(e);
@@ -63,8 +64,8 @@ void ExactSolver::order_variables(const double* unary, const double* pairwise) {
     strength_[graph_.edge(e)[1]] += spread[e];
   }
   // Greedy order: next = the unplaced variable most tied to the placed ones (then the strongest).
-  std::vector<double>& tie = g_;  // scratch
-  std::fill(tie.begin(), tie.begin() + n_, 0.0);
+  std::vector<double>& tie = tie_;
+  std::fill(tie.begin(), tie.end(), 0.0);
   std::fill(position_.begin(), position_.end(), -1);
   for (int pos = 0; pos < n_; ++pos) {
     int pick = -1;

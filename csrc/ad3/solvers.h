@@ -139,7 +139,11 @@ class ExactSolver {
   std::vector<double> node_bound_;         // per depth
   std::vector<int> current_;               // labels by position
   std::vector<int> best_;                  // labels by variable
+  // Scratch of the ordering: per variable, total coupling and coupling to placed variables;
+  // per edge, the spread (max - min) of its table.
   std::vector<double> strength_;
+  std::vector<double> tie_;
+  std::vector<double> edge_spread_;
   std::vector<double> icm_scratch_;
 };
 
