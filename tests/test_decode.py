@@ -284,3 +284,25 @@ def test_exhaustive_refuses_huge_graphs():
     unary, pairwise, edges = make_problems("gaussian", 1, 13, 6, seed=0)
     with pytest.raises(ValueError, match="2\\^30"):
         ccnn_ext.decode_exhaustive(unary, pairwise, edges)
+
+
+def chain_optimum(unary, pairwise):
+    """Max-sum dynamic programming along a chain 0 - 1 - ... - (Q-1): the oracle for long chains."""
+    best = unary[:, 0].copy()  # (B, L): best score of the prefix ending in each state
+    for e in range(pairwise.shape[1]):
+        best = (best[:, :, None] + pairwise[:, e]).max(axis=1) + unary[:, e + 1]
+    return best.max(axis=1)
+
+
+def test_long_chains_exact_and_ad3_match_dynamic_programming():
+    num_nodes = 40
+    edges = np.array([(i, i + 1) for i in range(num_nodes - 1)], dtype=np.int64)
+    for kind in KINDS:
+        unary, pairwise, _ = make_problems(kind, 10, num_nodes, 6, seed=3, edges=edges)
+        optimum = chain_optimum(unary, pairwise)
+        exact = ccnn_ext.decode_exact(unary, pairwise, edges)
+        assert exact.status_names == ["optimal"] * 10
+        np.testing.assert_allclose(exact.score, optimum, rtol=0, atol=tolerance(optimum).max())
+        relaxed = ccnn_ext.decode_ad3(unary, pairwise, edges)  # a tree: the relaxation is tight
+        assert relaxed.status_names == ["optimal"] * 10
+        np.testing.assert_allclose(relaxed.score, optimum, rtol=0, atol=tolerance(optimum).max())

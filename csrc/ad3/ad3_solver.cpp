@@ -327,6 +327,36 @@ double Ad3Solver::bound_multiplier_part() {
   return bound;
 }
 
+void Ad3Solver::reparameterize(const double* unary, const double* pairwise, double* unary_out,
+                               double* pairwise_out) const {
+  for (int i = 0; i < graph_.num_variables(); ++i) {
+    const int k = graph_.num_states(i), deg = graph_.degree(i);
+    const std::size_t off = graph_.unary_offset(i);
+    if (deg == 0) {
+      std::copy(unary + off, unary + off + k, unary_out + off);
+      continue;
+    }
+    const double* l = lambda_.data() + link_begin_[i];
+    for (int s = 0; s < k; ++s) {
+      double sum = 0.0;
+      for (int d = 0; d < deg; ++d) sum += l[d * k + s];
+      unary_out[off + s] = -sum;
+    }
+  }
+  for (const EdgeLayout& edge : edges_) {
+    const double* la = lambda_.data() + edge.link_a;
+    const double* lb = lambda_.data() + edge.link_b;
+    const double* sa = unary_share_.data() + edge.unary_a;
+    const double* sb = unary_share_.data() + edge.unary_b;
+    for (int s = 0; s < edge.ka; ++s) {
+      const std::size_t row = edge.table + static_cast<std::size_t>(s) * edge.kb;
+      for (int t = 0; t < edge.kb; ++t) {
+        pairwise_out[row + t] = pairwise[row + t] + (sa[s] + la[s]) + (sb[t] + lb[t]);
+      }
+    }
+  }
+}
+
 // x = p + (unary / deg + lambda) / (2 eta) for every link: the subproblems' inputs.
 void Ad3Solver::compute_inputs() {
   const double scale = 0.5 / eta_;

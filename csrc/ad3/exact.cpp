@@ -23,8 +23,23 @@ namespace ccnn {
 namespace ad3 {
 namespace detail {
 
+namespace {
+
+// Search nodes with the plain bounds before AD3 is called in, and AD3 iterations then (a
+// compromise measured on random Gaussian problems; CCNN problems rarely need more nodes).
+constexpr std::int64_t kPlainSearchNodes = 1000;
+
+Ad3Options relaxation_options() {
+  Ad3Options options;
+  options.max_iterations = 30;
+  return options;
+}
+
+}  // namespace
+
 ExactSolver::ExactSolver(const Graph& graph, const ExactOptions& options)
-    : graph_(graph), options_(options), n_(graph.num_variables()) {
+    : graph_(graph), options_(options), n_(graph.num_variables()),
+      ad3_(graph, relaxation_options()) {
   const std::size_t u = graph.unary_size();
   order_.resize(n_);
   position_.resize(n_);
@@ -47,6 +62,8 @@ ExactSolver::ExactSolver(const Graph& graph, const ExactOptions& options)
   strength_.resize(n_);
   tie_.resize(n_);
   edge_spread_.resize(graph.num_edges());
+  reparameterized_unary_.resize(u);
+  reparameterized_pairwise_.resize(graph.pairwise_size());
 }
 
 // Static variable order and the oriented tables, future maxima and offsets that follow from it.
@@ -129,20 +146,11 @@ void ExactSolver::order_variables(const double* unary, const double* pairwise) {
   }
 }
 
-RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
-  RawResult result;
-  if (n_ == 0) {
-    result.status = Status::kOptimal;
-    return result;
-  }
-  // Incumbent: ICM from the unary argmax.
-  for (int i = 0; i < n_; ++i) {
-    const double* own = unary + graph_.unary_offset(i);
-    best_[i] = static_cast<int>(std::max_element(own, own + graph_.num_states(i)) - own);
-  }
-  double incumbent = improve_by_icm(graph_, unary, pairwise, best_.data(), icm_scratch_);
+// Depth-first search for labellings scoring more than `incumbent` under (unary, pairwise), for at
+// most node_limit nodes (0: no limit). Improves best_ and incumbent in place.
+ExactSolver::Search ExactSolver::search(const double* unary, const double* pairwise, double& incumbent,
+                                        std::int64_t node_limit) {
   order_variables(unary, pairwise);
-
   auto max_g = [&](int pos) {
     return *std::max_element(g_.begin() + g_offset_[pos], g_.begin() + g_offset_[pos + 1]);
   };
@@ -151,13 +159,12 @@ RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
   const double tolerance = options_.gap_tolerance *
                            std::max({1.0, std::fabs(incumbent), std::fabs(root_rest)});
   double max_pruned = -std::numeric_limits<double>::infinity();
-  std::int64_t nodes = 0;
-  bool limited = false;
+  Search outcome;
 
   // Entering position d: its bound (partial_[d] + max g_d + rest_[d]) decides pruning; otherwise
   // sort its states and save the g rows its forward edges will overwrite.
   auto enter = [&](int d) {
-    ++nodes;
+    ++outcome.nodes;
     double rest = 0.0;
     for (int pos = d + 1; pos < n_; ++pos) rest += max_g(pos);
     rest_[d] = rest;
@@ -177,9 +184,8 @@ RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
     double* save = saved_.data() + save_offset_[d];
     for (int f = forward_begin_[d]; f < forward_begin_[d + 1]; ++f) {
       const int to = forward_to_[f];
-      const int kv = static_cast<int>(g_offset_[to + 1] - g_offset_[to]);
       std::copy(g_.begin() + g_offset_[to], g_.begin() + g_offset_[to + 1], save);
-      save += kv;
+      save += g_offset_[to + 1] - g_offset_[to];
     }
     next_choice_[d] = 0;
     return true;
@@ -188,7 +194,7 @@ RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
     const double* save = saved_.data() + save_offset_[d];
     for (int f = forward_begin_[d]; f < forward_begin_[d + 1]; ++f) {
       const int to = forward_to_[f];
-      const int kv = static_cast<int>(g_offset_[to + 1] - g_offset_[to]);
+      const std::size_t kv = g_offset_[to + 1] - g_offset_[to];
       std::copy(save, save + kv, g_.begin() + g_offset_[to]);
       save += kv;
     }
@@ -221,8 +227,10 @@ RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
       }
       continue;
     }
-    if (options_.max_nodes > 0 && nodes >= options_.max_nodes) {
-      limited = true;
+    if (node_limit > 0 && outcome.nodes >= node_limit) {
+      // Stopped: the unexplored labellings lie below the open nodes of the current path.
+      for (int depth = 0; depth <= d; ++depth) max_pruned = std::max(max_pruned, node_bound_[depth]);
+      outcome.complete = false;
       break;
     }
     const double* save = saved_.data() + save_offset_[d];
@@ -237,20 +245,59 @@ RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
     partial_[d + 1] = partial;
     if (enter(d + 1)) ++d;
   }
+  outcome.bound = std::max(incumbent, max_pruned);
+  return outcome;
+}
 
-  result.score = labelling_score(graph_, unary, pairwise, best_.data());
-  result.iterations = nodes;
-  result.bound = std::max(result.score, max_pruned);
-  if (limited) {
-    // Unexplored labellings lie below the open nodes of the current path.
-    for (int depth = 0; depth <= d; ++depth) result.bound = std::max(result.bound, node_bound_[depth]);
-    result.status = within_gap(result.score, result.bound, options_.gap_tolerance)
+RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
+  RawResult result;
+  if (n_ == 0) {
+    result.status = Status::kOptimal;
+    return result;
+  }
+  // Incumbent: ICM from the unary argmax.
+  for (int i = 0; i < n_; ++i) {
+    const double* own = unary + graph_.unary_offset(i);
+    best_[i] = static_cast<int>(std::max_element(own, own + graph_.num_states(i)) - own);
+  }
+  double incumbent = improve_by_icm(graph_, unary, pairwise, best_.data(), icm_scratch_);
+  const std::int64_t limit = options_.max_nodes;
+  auto finish = [&](const Search& search, std::int64_t nodes) {
+    result.score = labelling_score(graph_, unary, pairwise, best_.data());
+    result.bound = std::max(result.score, search.bound);
+    result.iterations = nodes;
+    result.status = search.complete || within_gap(result.score, result.bound, options_.gap_tolerance)
                         ? Status::kOptimal
                         : Status::kIterationLimit;
-  } else {
-    result.status = Status::kOptimal;
+    return result;
+  };
+
+  // 1. Plain bounds: enough for most small problems.
+  const std::int64_t budget = limit > 0 ? std::min(limit, kPlainSearchNodes) : kPlainSearchNodes;
+  const Search plain = search(unary, pairwise, incumbent, budget);
+  if (plain.complete || (limit > 0 && plain.nodes >= limit)) return finish(plain, plain.nodes);
+
+  // 2. AD3: its certificate, or failing that its multipliers, which turn the problem into an
+  // equivalent one (the same score for every labelling, up to rounding) whose plain bounds are
+  // at most AD3's dual bound: much tighter where the relaxation is nearly tight.
+  const RawResult relaxed = ad3_.solve(unary, pairwise);
+  if (relaxed.score > incumbent) {
+    incumbent = relaxed.score;
+    best_ = ad3_.labels();
   }
-  return result;
+  if (relaxed.status == Status::kOptimal) {
+    Search certified;
+    certified.bound = std::min(relaxed.bound, plain.bound);
+    return finish(certified, plain.nodes);
+  }
+  ad3_.reparameterize(unary, pairwise, reparameterized_unary_.data(), reparameterized_pairwise_.data());
+  double shifted = labelling_score(graph_, reparameterized_unary_.data(), reparameterized_pairwise_.data(),
+                                   best_.data());
+  const Search tight = search(reparameterized_unary_.data(), reparameterized_pairwise_.data(), shifted,
+                              limit > 0 ? limit - plain.nodes : 0);
+  Search combined = tight;
+  combined.bound = std::min(tight.bound, plain.bound);
+  return finish(combined, plain.nodes + tight.nodes);
 }
 
 ExhaustiveSolver::ExhaustiveSolver(const Graph& graph)

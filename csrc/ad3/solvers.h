@@ -62,6 +62,12 @@ class Ad3Solver {
   RawResult solve(const double* unary, const double* pairwise);
   const std::vector<int>& labels() const { return labels_; }
   const std::vector<double>& posteriors() const { return p_; }
+  // After solve(unary, pairwise): an equivalent problem built from the final multipliers,
+  //   pairwise'_e(s,t) = pairwise_e(s,t) + psi_ea(s) + psi_eb(t),  psi_ei = unary_i / deg_i + lambda_ei,
+  //   unary'_i = -sum_{e of i} lambda_ei (isolated variables: unary_i),
+  // with S'(y) = S(y) for every labelling up to rounding.
+  void reparameterize(const double* unary, const double* pairwise, double* unary_out,
+                      double* pairwise_out) const;
 
  private:
   template <int K>
@@ -114,11 +120,20 @@ class ExactSolver {
   const std::vector<int>& labels() const { return best_; }
 
  private:
+  struct Search {
+    std::int64_t nodes = 0;
+    bool complete = true;
+    double bound = 0.0;  // no labelling scores above this (the incumbent when complete)
+  };
   void order_variables(const double* unary, const double* pairwise);
+  Search search(const double* unary, const double* pairwise, double& incumbent, std::int64_t node_limit);
 
   const Graph& graph_;
   ExactOptions options_;
   int n_ = 0;
+  Ad3Solver ad3_;                          // for hard problems: certificate or reparameterization
+  std::vector<double> reparameterized_unary_;
+  std::vector<double> reparameterized_pairwise_;
   // Static search structure of the current problem.
   std::vector<int> order_;                 // search position -> variable
   std::vector<int> position_;              // variable -> search position
