@@ -5,8 +5,10 @@
 //                     Inference in Graphical Models", JMLR 2015): the LP-MAP relaxation by an
 //                     augmented Lagrangian with one quadratic subproblem per edge, solved exactly
 //                     by an active-set method warm-started across iterations.
-//   solve_exact       depth-first branch-and-bound with valid bounds; returns a labelling whose
-//                     optimality is certified (score == bound within the gap tolerance).
+//   solve_exact       depth-first branch-and-bound with valid bounds (cheap static bounds, then
+//                     AD3's dual bound through a reparameterisation where those do not prune
+//                     enough); returns a labelling whose optimality is certified (score == bound
+//                     within the gap tolerance). Worst-case time is exponential.
 //   solve_exhaustive  enumerates every labelling (tiny graphs only; the test oracle).
 // and solve_batch, which solves B problems that share one Graph in parallel on std::threads with
 // a result that does not depend on the number of threads.
@@ -120,7 +122,8 @@ struct Solution {
   double score = 0.0;              // S(labels)
   double bound = 0.0;              // a valid upper bound on max_y S(y); >= score up to rounding
   Status status = Status::kIterationLimit;
-  std::int64_t iterations = 0;     // AD3 iterations, or branch-and-bound nodes (exhaustive: labellings)
+  std::int64_t iterations = 0;     // AD3 iterations, branch-and-bound search nodes, or (exhaustive)
+                                   // labellings enumerated
   std::vector<double> posteriors;  // unary_size() values: AD3's variable marginals p (one-hot for
                                    // the exact and exhaustive solvers)
 };

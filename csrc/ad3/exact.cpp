@@ -12,6 +12,13 @@
 // first; the incumbent starts from ICM on the unary argmax. A subtree is pruned when its bound is
 // within the gap tolerance of the incumbent; the reported bound is the largest pruned bound (or
 // the score), so bound - score <= tolerance certifies the result.
+//
+// These plain bounds ignore how the edges of a variable pull together, which is enough for most
+// small problems (the CCNN ones need tens to hundreds of nodes) but not for long chains or
+// frustrated graphs. So the search first runs with a small node budget; if that does not settle
+// the problem, a short AD3 run either certifies its own labelling or provides multipliers that
+// turn the problem into an equivalent one (the same score for every labelling, up to rounding)
+// whose plain bounds are at most AD3's dual bound, and the search finishes on that one.
 #include <algorithm>
 #include <cmath>
 #include <limits>
