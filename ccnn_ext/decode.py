@@ -81,7 +81,7 @@ def _as_array(x, name: str, dtype, kind: str) -> np.ndarray:
         a = np.asarray(x)
     except Exception as exc:  # ragged sequences and the like
         raise TypeError(f"{name}: expected an array, got {type(x).__name__} ({exc})") from None
-    if a.dtype.kind not in ("fiu" if kind == "real" else "iu"):
+    if a.dtype.kind not in ("fiu" if kind == "real" else "iu") and a.size > 0:
         expected = "real numbers" if kind == "real" else "integers"
         raise TypeError(f"{name}: expected {expected}, got an array of dtype {a.dtype}")
     return np.ascontiguousarray(a, dtype=dtype)
@@ -108,6 +108,8 @@ def _batch_inputs(unary, pairwise, edges):
     unary = _as_array(unary, "unary", np.float64, "real")
     pairwise = _as_array(pairwise, "pairwise", np.float64, "real")
     edges = _as_array(edges, "edges", np.int64, "integer")
+    if edges.size == 0:
+        edges = edges.reshape(0, 2)  # no edges, e.g. []
     if unary.ndim != 3:
         raise ValueError(f"unary: expected shape (B, Q, L), got {tuple(unary.shape)}")
     batch, num_nodes, num_levels = unary.shape

@@ -306,3 +306,11 @@ def test_long_chains_exact_and_ad3_match_dynamic_programming():
         relaxed = ccnn_ext.decode_ad3(unary, pairwise, edges)  # a tree: the relaxation is tight
         assert relaxed.status_names == ["optimal"] * 10
         np.testing.assert_allclose(relaxed.score, optimum, rtol=0, atol=tolerance(optimum).max())
+
+
+def test_graph_without_edges():
+    unary = np.array([[[0.1, 0.5, 0.2], [1.0, -1.0, 0.0]]])
+    for decode in (ccnn_ext.decode_ad3, ccnn_ext.decode_exact, ccnn_ext.decode_exhaustive):
+        result = decode(unary, np.zeros((0, 3, 3)), [])
+        assert result.labels.tolist() == [[1, 0]] and result.score[0] == pytest.approx(1.5)
+        assert result.status_names == ["optimal"]
