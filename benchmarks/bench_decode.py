@@ -225,10 +225,24 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+def fmt_load(load):
+    return f"{load[0]:.1f}" if load else "n/a"
+
+
+def busy(meta):
+    """Other processes were using a sizeable share of the cores when the run started."""
+    load = meta["load_average_at_start"]
+    return bool(load) and load[0] > 0.5 * (meta["cores"] or 1)
+
+
 def write_markdown(path, meta, rows, throughput, bars):
     lines = ["# MAP decoder benchmark (CPU)", "",
              f"Device: {meta['cpu']}, {meta['cores']} logical cores; {meta['platform']}; Python {meta['python']}, "
-             f"numpy {meta['numpy']}, ccnn {meta['ccnn']}, reference ad3 {meta['reference_ad3'] or 'not installed'}.",
+             f"numpy {meta['numpy']}, ccnn {meta['ccnn']}, reference ad3 {meta['reference_ad3'] or 'not installed'}. "
+             f"Load average (1 min) at start / end: {fmt_load(meta['load_average_at_start'])} / "
+             f"{fmt_load(meta['load_average_at_end'])}" + (
+                 " -- the machine was busy: timings, and above all the thread scaling, are unreliable."
+                 if busy(meta) else "."),
              "Fully connected graphs, L = 6. Times are per problem on one thread: `batched` = a batch solved with "
              "num_threads=1 divided by its size, `per call` = one Python call per problem (B = 1). The reference AD3 "
              "runs at its defaults and is timed per problem including building its factor graph from Python; its "
@@ -278,6 +292,7 @@ def main():
     args = parser.parse_args()
     if reference_ad3 is None:
         print("reference `ad3` not installed: skipping its columns (benchmarks/install_reference_ad3.sh installs it)")
+    start_load = os.getloadavg() if hasattr(os, "getloadavg") else None
     n = 100 if args.quick else 1000
     repeats = 3 if args.quick else 5
     checks = Checks()
@@ -295,7 +310,9 @@ def main():
     for kind in ("frank_pos", "frank_mixed"):
         throughput += bench_throughput(kind, 1000 if args.quick else 10000, repeats=3, checks=checks)
     bars = verdicts(rows, throughput)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     meta = {
+        "load_average_at_start": start_load, "load_average_at_end": load,
         "cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
         "numpy": np.__version__, "ccnn": ccnn_ext.__version__,
         "reference_ad3": getattr(reference_ad3, "__version__", None) if reference_ad3 else None,

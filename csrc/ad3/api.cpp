@@ -67,57 +67,44 @@ void check_sizes(const Graph& graph, std::size_t unary_count, std::size_t pairwi
   }
 }
 
-// Runs a solver on one problem and copies its result out.
-template <typename Solver>
-Solution solve_one(const Graph& graph, Solver& solver, const double* unary, const double* pairwise,
-                   bool one_hot_posteriors) {
-  const RawResult raw = solver.solve(unary, pairwise);
+}  // namespace
+}  // namespace detail
+
+namespace {
+
+// A single problem is a batch of one, solved on the calling thread.
+Solution solve_single(const Graph& graph, Method method, const std::vector<double>& unary,
+                      const std::vector<double>& pairwise, const Ad3Options& ad3_options,
+                      const ExactOptions& exact_options) {
+  detail::check_sizes(graph, unary.size(), pairwise.size());
   Solution solution;
-  solution.labels = solver.labels();
-  solution.score = raw.score;
-  solution.bound = raw.bound;
-  solution.status = raw.status;
-  solution.iterations = raw.iterations;
-  solution.posteriors.assign(graph.unary_size(), 0.0);
-  for (int i = 0; i < graph.num_variables(); ++i) {
-    if (one_hot_posteriors) solution.posteriors[graph.unary_offset(i) + solution.labels[i]] = 1.0;
-  }
+  std::vector<std::int64_t> labels(graph.num_variables());
+  std::int32_t status = 0;
+  solution.posteriors.resize(graph.unary_size());
+  solve_batch(graph, method, {1, unary.data(), unary.size(), pairwise.data(), pairwise.size()},
+              {labels.data(), &solution.score, &solution.bound, &status, &solution.iterations,
+               solution.posteriors.data()},
+              ad3_options, exact_options, 1);
+  solution.labels.assign(labels.begin(), labels.end());
+  solution.status = static_cast<Status>(status);
   return solution;
 }
 
 }  // namespace
-}  // namespace detail
 
 Solution solve_ad3(const Graph& graph, const std::vector<double>& unary,
                    const std::vector<double>& pairwise, const Ad3Options& options) {
-  detail::check_options(options);
-  detail::check_sizes(graph, unary.size(), pairwise.size());
-  detail::check_finite(unary.data(), unary.size(), "unary", -1);
-  detail::check_finite(pairwise.data(), pairwise.size(), "pairwise", -1);
-  detail::Ad3Solver solver(graph, options);
-  Solution solution = detail::solve_one(graph, solver, unary.data(), pairwise.data(), false);
-  solution.posteriors = solver.posteriors();
-  return solution;
+  return solve_single(graph, Method::kAd3, unary, pairwise, options, {});
 }
 
 Solution solve_exact(const Graph& graph, const std::vector<double>& unary,
                      const std::vector<double>& pairwise, const ExactOptions& options) {
-  detail::check_options(options);
-  detail::check_sizes(graph, unary.size(), pairwise.size());
-  detail::check_finite(unary.data(), unary.size(), "unary", -1);
-  detail::check_finite(pairwise.data(), pairwise.size(), "pairwise", -1);
-  detail::ExactSolver solver(graph, options);
-  return detail::solve_one(graph, solver, unary.data(), pairwise.data(), true);
+  return solve_single(graph, Method::kExact, unary, pairwise, {}, options);
 }
 
 Solution solve_exhaustive(const Graph& graph, const std::vector<double>& unary,
                           const std::vector<double>& pairwise) {
-  detail::check_exhaustive_size(graph);
-  detail::check_sizes(graph, unary.size(), pairwise.size());
-  detail::check_finite(unary.data(), unary.size(), "unary", -1);
-  detail::check_finite(pairwise.data(), pairwise.size(), "pairwise", -1);
-  detail::ExhaustiveSolver solver(graph);
-  return detail::solve_one(graph, solver, unary.data(), pairwise.data(), true);
+  return solve_single(graph, Method::kExhaustive, unary, pairwise, {}, {});
 }
 
 double score_labelling(const Graph& graph, const std::vector<double>& unary,
