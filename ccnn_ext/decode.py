@@ -76,7 +76,10 @@ def _is_torch_tensor(x) -> bool:
 def _as_array(x, name: str, dtype, kind: str) -> np.ndarray:
     """A C-contiguous numpy array of `dtype` from a numpy array, torch tensor or sequence."""
     if _is_torch_tensor(x):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if x.dtype.is_floating_point:
+            x = x.double()  # numpy has no bfloat16
+        x = x.numpy()
     try:
         a = np.asarray(x)
     except Exception as exc:  # ragged sequences and the like

@@ -217,6 +217,13 @@ def test_torch_and_numpy_inputs_agree():
     got32 = ccnn_ext.decode_ad3(t_unary, t_pairwise, torch.from_numpy(edges).int())
     ref32 = ccnn_ext.decode_ad3(unary.astype(np.float32), pairwise.astype(np.float32), edges.astype(np.int32))
     assert np.array_equal(got32.labels, ref32.labels)
+    got16 = ccnn_ext.decode_exact(torch.from_numpy(unary).bfloat16(), torch.from_numpy(pairwise).bfloat16(),
+                                  torch.from_numpy(edges))
+    ref16 = ccnn_ext.decode_exact(torch.from_numpy(unary).bfloat16().double().numpy(),
+                                  torch.from_numpy(pairwise).bfloat16().double().numpy(), edges)
+    assert np.array_equal(got16.labels, ref16.labels)
+    with pytest.raises(TypeError, match="edges: expected integers"):
+        ccnn_ext.decode_exact(unary, pairwise, torch.from_numpy(edges).float())
     if torch.cuda.is_available():
         on_gpu = ccnn_ext.decode_exact(torch.from_numpy(unary).cuda(), torch.from_numpy(pairwise).cuda(),
                                        torch.from_numpy(edges).cuda())
