@@ -96,8 +96,9 @@ const char* status_name(Status status);
 
 struct Ad3Options {
   int max_iterations = 1000;
-  // Initial penalty of the augmented Lagrangian, in the convention of the reference AD3 (the
-  // penalty term is eta * sum ||q - p||^2, i.e. the paper's eta / 2 = this eta).
+  // Initial penalty of the augmented Lagrangian, in the convention of the reference AD3: the
+  // penalty term is eta * sum ||q - p||^2 (the paper writes (eta'/2) ||q - p||^2, eta' = 2 eta).
+  // In the units of the scores; adapted within [1e-3, 100].
   double eta = 0.1;
   // Doubles / halves eta every 10 iterations when the primal and dual residuals are unbalanced.
   bool adapt_eta = true;
