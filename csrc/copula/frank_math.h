@@ -29,6 +29,8 @@
 
 #if defined(__CUDACC__)
 #define CCNN_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define CCNN_HD inline __attribute__((always_inline))
 #else
 #define CCNN_HD inline
 #endif
@@ -116,18 +118,24 @@ CCNN_HD T sigmoid(T x) {
   return e / (T(1) + e);
 }
 
+// (1 - e^{-y}) / y = sum_k (-y)^k / (k+1)! for 0 <= y < 0.1, truncated below the type's ulp.
+CCNN_HD float one_minus_exp_neg_ratio_series(float y) {
+  const float s = -y;
+  return 1.0f + s * (1.0f / 2 + s * (1.0f / 6 + s * (1.0f / 24 + s * (1.0f / 120 + s * (1.0f / 720)))));
+}
+CCNN_HD double one_minus_exp_neg_ratio_series(double y) {
+  const double s = -y;
+  return 1.0 + s * (1.0 / 2 + s * (1.0 / 6 + s * (1.0 / 24 + s * (1.0 / 120 + s * (1.0 / 720 +
+         s * (1.0 / 5040 + s * (1.0 / 40320 + s * (1.0 / 362880 + s * (1.0 / 3628800 +
+         s * (1.0 / 39916800))))))))));
+}
+
 // x = e^{-y} and m = 1 - e^{-y} for y >= 0, with one exp at most: m by its Taylor series for
 // y < 0.1 (full relative precision), else 1 - x (relative error below 10 ulp).
 template <typename T>
 CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
   if (y < T(0.1)) {
-    // m = y (1 - y/2 + y^2/6 - ...) = y sum_k (-y)^k / (k+1)!, to y^11 (truncation < 1e-19)
-    const T s = -y;
-    const T tail =
-        T(1) + s * (T(1) / T(2) + s * (T(1) / T(6) + s * (T(1) / T(24) + s * (T(1) / T(120) +
-        s * (T(1) / T(720) + s * (T(1) / T(5040) + s * (T(1) / T(40320) + s * (T(1) / T(362880) +
-        s * (T(1) / T(3628800) + s * (T(1) / T(39916800) + s * (T(1) / T(479001600))))))))))));
-    *m = y * tail;
+    *m = y * one_minus_exp_neg_ratio_series(y);
     *x = T(1) - *m;
   } else {
     *x = fn::exp(-y);
