@@ -579,9 +579,11 @@ CCNN_HD FrankCell<T> frank_cell(const FrankFrame<T>& f, const FrankCoord<T>& u0,
                                 const FrankCoord<T>& v1, const FrankLevel<T>& lu,
                                 const FrankLevel<T>& lv, bool with_grad) {
   FrankCell<T> cell;
+  // K >= e^{-theta} can be tiny: products of two K's would leave the range, so only ratios of a
+  // K to one of x_u, x_v, K (all within [e^{-theta}, e^{theta}]) are formed.
   const T k01 = frank_k(f, u0, v1), k10 = frank_k(f, u1, v0);
-  const T inv_k01_k10 = T(1) / (k01 * k10);
-  const T ratio = (u0.x * lu.phi) * (v0.x * lv.phi) * f.inv_m1 * inv_k01_k10;
+  const T inv_k01 = T(1) / k01, inv_k10 = T(1) / k10;
+  const T ratio = (u0.x * inv_k01) * (v0.x * inv_k10) * (lu.phi * lv.phi * f.inv_m1);
   const T d = -f.theta * lu.mass * lv.mass * ratio;
   T psi, lp, one_plus_d, prob;  // psi(D), log1p(D), 1 + D, P
   T k00 = T(1), k11 = T(1);
@@ -594,7 +596,7 @@ CCNN_HD FrankCell<T> frank_cell(const FrankFrame<T>& f, const FrankCoord<T>& u0,
     cell.log_prob = lu.log_mass + lv.log_mass + fn::log(ratio * psi);
   } else {
     k00 = frank_k(f, u0, v0), k11 = frank_k(f, u1, v1);
-    one_plus_d = k00 * k11 * inv_k01_k10;
+    one_plus_d = (k00 * inv_k01) * (k11 * inv_k10);
     lp = fn::log(one_plus_d);
     psi = lp / d;
     prob = -lp / f.theta;
@@ -607,16 +609,15 @@ CCNN_HD FrankCell<T> frank_cell(const FrankFrame<T>& f, const FrankCoord<T>& u0,
   }
   if (!with_grad) return cell;
   if (near) k00 = frank_k(f, u0, v0), k11 = frank_k(f, u1, v1);
-  const T q = T(1) / (psi * lu.phi * lv.phi * k00 * k11);
-  const T inv1 = q * k00, inv0 = q * k11;  // 1 / (K11 psi phi_u phi_v), 1 / (K00 psi phi_u phi_v)
+  const T scale = psi * lu.phi * lv.phi;
+  const T inv1 = T(1) / (k11 * scale), inv0 = T(1) / (k00 * scale);
   cell.s_u1 = lu.expo * k01 * lv.phi * inv1;
   cell.s_v1 = lv.expo * k10 * lu.phi * inv1;
   cell.s_u0 = -k10 * lv.phi * inv0;
   cell.s_v0 = -k01 * lu.phi * inv0;
   const T dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
-                   (frank_theta_c_dtheta_times_k(f, u0, v1) * k10 +
-                    frank_theta_c_dtheta_times_k(f, u1, v0) * k01) *
-                       inv_k01_k10;
+                   frank_theta_c_dtheta_times_k(f, u0, v1) * inv_k01 +
+                   frank_theta_c_dtheta_times_k(f, u1, v0) * inv_k10;
   const T y = -lp;                   // theta * P >= 0
   const T em = -d / one_plus_d;      // e^y - 1
   const T phi = y > T(0) ? em / y : T(1);
