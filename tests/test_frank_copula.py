@@ -177,3 +177,12 @@ def test_cuda_matches_cpu(dtype):
     tol = 1e-12 if dtype == torch.float64 else 2e-6
     for a, b in zip(cpu, gpu):
         torch.testing.assert_close(b.cpu(), a, rtol=tol, atol=tol)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import ccnn_ext.copula
+
+    result = doctest.testmod(ccnn_ext.copula)
+    assert result.attempted >= 5 and result.failed == 0

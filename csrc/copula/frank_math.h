@@ -143,10 +143,10 @@ CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
   }
 }
 
-// lambda(-y) = d log phi(s) / ds at s = -y, for y >= 0, given x = e^{-y} and m = 1 - e^{-y}:
-// lambda(-y) = 1/y - x/m. Series (Bernoulli numbers) for small y.
+// lambda(-y) = d log phi(s) / ds at s = -y, for y >= 0, given x = e^{-y}, m = 1 - e^{-y} and
+// inv_y = 1/y: lambda(-y) = 1/y - x/m. Series (Bernoulli numbers) for small y.
 template <typename T>
-CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m) {
+CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m, T inv_y) {
   if (y < Tuning<T>::ratio_series) {
     const T s = -y, s2 = s * s;
     return T(0.5) + s * (T(1) / T(12) +
@@ -154,12 +154,12 @@ CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m) {
                                s2 * (T(1) / T(30240) +
                                      s2 * (T(-1) / T(1209600) + s2 * (T(1) / T(47900160))))));
   }
-  return T(1) / y - x / m;
+  return inv_y - x / m;
 }
 
-// phi1(y) = (expm1(y) - y) / y^2 = (phi(y) - 1) / y for y >= 0, given em = expm1(y).
+// phi1(y) = (expm1(y) - y) / y^2 = (phi(y) - 1) / y for y >= 0, given phi = phi(y).
 template <typename T>
-CCNN_HD T expm1_ratio_excess(T y, T em) {
+CCNN_HD T expm1_ratio_excess(T y, T phi) {
   if (y < Tuning<T>::ratio_series) {
     // sum_k y^k / (k + 2)!
     return T(1) / T(2) +
@@ -171,7 +171,7 @@ CCNN_HD T expm1_ratio_excess(T y, T em) {
                                     y * (T(1) / T(40320) +
                                          y * (T(1) / T(362880) + y * (T(1) / T(3628800)))))))));
   }
-  return (em - y) / (y * y);
+  return (phi - T(1)) / y;
 }
 
 // psi(d) = log1p(d) / d for d > -1, psi(0) = 1, as log(w) / (w - 1) with w = 1 + d rounded
@@ -476,7 +476,7 @@ CCNN_HD CopulaGrad<T> frank_cdf_grad(T u, T v, T theta) {
 // Gradients (mass-scaled, s_c = mass * d log P / d c):
 //   s_u1 = e^{-theta du} K(u0,v1) / (K(u1,v1) phi(-theta du) psi),
 //   s_u0 = -K(u1,v0) / (K(u0,v0) phi(-theta du) psi), and the same with u, v swapped;
-//   d log P / d theta = phi(y) dlog m + P phi1(y), y = theta P = -log1p(D), e^y - 1 = -D/(1+D),
+//   d log P / d theta = phi(y) dlog m + P phi1(y), y = theta P = -log1p(D), phi(y) = 1/((1+D) psi),
 //   dlog m = lambda(-theta) - du lambda(-theta du) - dv lambda(-theta dv) - u0 - v0
 //            + T(u0, v1) + T(u1, v0),
 //   T(u, v) = d(theta C)/d theta = (u x_u r_v + v x_v r_u - x_1 r_u r_v) / K, r_c = m_c / m_1,
@@ -505,7 +505,7 @@ CCNN_HD FrankFrame<T> make_frank_frame(T signed_theta) {
   exp_neg_and_complement(f.theta, &f.x1, &m);
   f.inv_mraw = f.theta > T(0) ? T(1) / m : T(0);
   f.inv_m1 = f.theta > T(0) ? f.theta * f.inv_mraw : T(1);
-  f.lambda1 = expm1_ratio_dlog_neg(f.theta, f.x1, m);
+  f.lambda1 = expm1_ratio_dlog_neg(f.theta, f.x1, m, f.theta > T(0) ? T(1) / f.theta : T(0));
   return f;
 }
 
@@ -547,8 +547,9 @@ CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mas
   const T y = f.theta * mass;
   T m;
   exp_neg_and_complement(y, &l.expo, &m);
-  l.phi = y > T(0) ? m / y : T(1);
-  l.lambda = with_grad ? expm1_ratio_dlog_neg(y, l.expo, m) : T(0);
+  const T inv_y = y > T(0) ? T(1) / y : T(0);
+  l.phi = y > T(0) ? m * inv_y : T(1);
+  l.lambda = with_grad ? expm1_ratio_dlog_neg(y, l.expo, m, inv_y) : T(0);
   return l;
 }
 
@@ -618,10 +619,10 @@ CCNN_HD FrankCell<T> frank_cell(const FrankFrame<T>& f, const FrankCoord<T>& u0,
   const T dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
                    frank_theta_c_dtheta_times_k(f, u0, v1) * inv_k01 +
                    frank_theta_c_dtheta_times_k(f, u1, v0) * inv_k10;
-  const T y = -lp;                   // theta * P >= 0
-  const T em = -d / one_plus_d;      // e^y - 1
-  const T phi = y > T(0) ? em / y : T(1);
-  cell.dtheta = phi * dlog_m + prob * expm1_ratio_excess(y, em);
+  // y = theta P = -log1p(D) >= 0, so e^y - 1 = -D / (1 + D) and phi(y) = 1 / ((1 + D) psi)
+  const T y = -lp;
+  const T phi = T(1) / (one_plus_d * psi);
+  cell.dtheta = phi * dlog_m + prob * expm1_ratio_excess(y, phi);
   return cell;
 }
 
