@@ -553,6 +553,19 @@ CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mas
   return l;
 }
 
+// The coordinate c at the top of a level, given the coordinate at its bottom: x_top = x_bottom
+// e^{-theta mass}, a multiplication instead of an exp (where 1 - x would cancel, c's own series).
+template <typename T>
+CCNN_HD FrankCoord<T> make_frank_coord_above(const FrankFrame<T>& f, const FrankCoord<T>& bottom,
+                                             const FrankLevel<T>& level, T c) {
+  if (c >= T(1) || f.theta * c < T(0.1)) return make_frank_coord(f, c);
+  FrankCoord<T> k;
+  k.c = c;
+  k.x = bottom.x * level.expo;
+  k.r = (T(1) - k.x) * f.inv_mraw;
+  return k;
+}
+
 // K(u, v) = e^{-theta C(u, v)} in the frame.
 template <typename T>
 CCNN_HD T frank_k(const FrankFrame<T>& f, const FrankCoord<T>& u, const FrankCoord<T>& v) {
@@ -666,11 +679,12 @@ CCNN_HD T column_hi(const FrankFrame<T>& f, const Level<W>& s) {
 template <typename T, typename W>
 CCNN_HD PairGrad<T> frank_pair(const FrankFrame<T>& f, const Level<W>& r, const Level<W>& s,
                                bool with_grad) {
-  const FrankCoord<T> u0 = make_frank_coord(f, T(r.cdf_lo)), u1 = make_frank_coord(f, T(r.cdf_hi));
-  const FrankCoord<T> v0 = make_frank_coord(f, column_lo(f, s));
-  const FrankCoord<T> v1 = make_frank_coord(f, column_hi(f, s));
   const FrankLevel<T> lu = make_frank_level(f, T(r.mass), T(r.log_mass), with_grad);
   const FrankLevel<T> lv = make_frank_level(f, T(s.mass), T(s.log_mass), with_grad);
+  const FrankCoord<T> u0 = make_frank_coord(f, T(r.cdf_lo));
+  const FrankCoord<T> u1 = make_frank_coord_above(f, u0, lu, T(r.cdf_hi));
+  const FrankCoord<T> v0 = make_frank_coord(f, column_lo(f, s));
+  const FrankCoord<T> v1 = make_frank_coord_above(f, v0, lv, column_hi(f, s));
   return pair_from_cell(f, frank_cell(f, u0, u1, v0, v1, lu, lv, with_grad), r, s);
 }
 
