@@ -187,20 +187,22 @@ CCNN_HD T log1p_ratio(T d) {
 // ---------------------------------------------------------------------------------------------
 enum class Link : int { Probit = 0, Logit = 1 };
 
-// The marginal CDF at one cut point z: F(z), 1 - F(z), their logs and log F'(z), each to full
-// relative precision. The ends of the ordinal scale are z = -inf (F = 0) and z = +inf (F = 1).
+// The marginal CDF at one cut point z: F(z), 1 - F(z) and log F'(z), each to full relative
+// precision (their logs, needed less often, by cut_log_cdf / cut_log_ccdf). The ends of the
+// ordinal scale are z = -inf (F = 0) and z = +inf (F = 1).
 template <typename T>
 struct CutPoint {
-  T z, cdf, ccdf, log_cdf, log_ccdf, log_pdf;
+  T z, cdf, ccdf, log_pdf;
+  T lse;  // logit link only: log(1 + e^{-|z|})
 };
 
 template <typename T>
 CCNN_HD CutPoint<T> cut_at_minus_inf() {
-  return {-fn::inf<T>(), T(0), T(1), -fn::inf<T>(), T(0), -fn::inf<T>()};
+  return {-fn::inf<T>(), T(0), T(1), -fn::inf<T>(), T(0)};
 }
 template <typename T>
 CCNN_HD CutPoint<T> cut_at_plus_inf() {
-  return {fn::inf<T>(), T(1), T(0), T(0), -fn::inf<T>(), -fn::inf<T>()};
+  return {fn::inf<T>(), T(1), T(0), -fn::inf<T>(), T(0)};
 }
 
 // log Phi(z) for z < Tuning<T>::tail, where Phi(z) would leave the normal range: the asymptotic
@@ -239,17 +241,11 @@ CCNN_HD CutPoint<T> probit_cut(T z) {
   CutPoint<T> c;
   c.z = z;
   c.log_pdf = normal_log_pdf(z);
+  c.lse = T(0);
   // Evaluate the smaller tail with erfc and take the other as its complement.
-  const T minus_abs = -fn::abs(z);
-  const T small = normal_cdf(minus_abs);
-  const T small_log =
-      minus_abs < Tuning<T>::tail ? normal_log_cdf_asymptotic(minus_abs) : fn::log(small);
-  const T large = T(1) - small, large_log = fn::log1p(-small);
-  if (z <= T(0)) {
-    c.cdf = small, c.log_cdf = small_log, c.ccdf = large, c.log_ccdf = large_log;
-  } else {
-    c.cdf = large, c.log_cdf = large_log, c.ccdf = small, c.log_ccdf = small_log;
-  }
+  const T small = normal_cdf(-fn::abs(z));
+  c.cdf = z <= T(0) ? small : T(1) - small;
+  c.ccdf = z <= T(0) ? T(1) - small : small;
   return c;
 }
 
@@ -258,20 +254,31 @@ CCNN_HD CutPoint<T> logit_cut(T z) {
   CutPoint<T> c;
   c.z = z;
   const T e = fn::exp(-fn::abs(z));  // e^{-|z|}
-  const T lse = fn::log1p(e);        // log(1 + e^{-|z|})
+  c.lse = fn::log1p(e);
   const T near = T(1) / (T(1) + e), far = e / (T(1) + e);
-  if (z >= T(0)) {
-    c.cdf = near, c.ccdf = far, c.log_cdf = -lse, c.log_ccdf = -z - lse;
-  } else {
-    c.cdf = far, c.ccdf = near, c.log_cdf = z - lse, c.log_ccdf = -lse;
-  }
-  c.log_pdf = c.log_cdf + c.log_ccdf;  // F' = F (1 - F)
+  c.cdf = z >= T(0) ? near : far;
+  c.ccdf = z >= T(0) ? far : near;
+  c.log_pdf = -fn::abs(z) - T(2) * c.lse;  // log F (1 - F)
   return c;
 }
 
 template <typename T>
 CCNN_HD CutPoint<T> cut_point(T z, Link link) {
   return link == Link::Probit ? probit_cut(z) : logit_cut(z);
+}
+
+// log F(z) and log(1 - F(z)) at a finite cut point, to full relative precision.
+template <typename T>
+CCNN_HD T cut_log_cdf(const CutPoint<T>& c, Link link) {
+  if (link == Link::Logit) return fn::min(c.z, T(0)) - c.lse;
+  if (c.z < Tuning<T>::tail) return normal_log_cdf_asymptotic(c.z);
+  return c.z <= T(0) ? fn::log(c.cdf) : fn::log1p(-c.ccdf);
+}
+template <typename T>
+CCNN_HD T cut_log_ccdf(const CutPoint<T>& c, Link link) {
+  if (link == Link::Logit) return fn::min(-c.z, T(0)) - c.lse;
+  if (-c.z < Tuning<T>::tail) return normal_log_cdf_asymptotic(-c.z);
+  return c.z >= T(0) ? fn::log(c.ccdf) : fn::log1p(-c.cdf);
 }
 
 // Cut point k of an ordinal scale with thresholds z[0] < ... < z[L-2]: k = 0 is -inf, k = L is
@@ -289,8 +296,8 @@ CCNN_HD CutPoint<T> cut_of_level_edge(const T* z, int num_levels, int k, Link li
 // Phi(b) - Phi(a) = 2 h phi(m) sum_k He_2k(m) h^2k / (2k+1)!, m = (a+b)/2, h = (b-a)/2.
 template <typename T>
 CCNN_HD T probit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
-  if (lo.z == -fn::inf<T>()) return hi.log_cdf;
-  if (hi.z == fn::inf<T>()) return lo.log_ccdf;
+  if (lo.z == -fn::inf<T>()) return cut_log_cdf(hi, Link::Probit);
+  if (hi.z == fn::inf<T>()) return cut_log_ccdf(lo, Link::Probit);
   const T h = T(0.5) * (hi.z - lo.z), mid = T(0.5) * lo.z + T(0.5) * hi.z;
   if (h * fn::max(fn::abs(mid), T(1)) < T(kNarrowInterval)) {
     const T h2 = h * h, m2 = mid * mid;
@@ -302,8 +309,14 @@ CCNN_HD T probit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
         h2 * (he2 / T(6) + h2 * (he4 / T(120) + h2 * (he6 / T(5040) + h2 * (he8 / T(362880)))));
     return fn::log(T(2) * h) + normal_log_pdf(mid) + fn::log1p(series);
   }
-  if (hi.z <= T(0)) return hi.log_cdf + log1mexp(hi.log_cdf - lo.log_cdf);
-  if (lo.z >= T(0)) return lo.log_ccdf + log1mexp(lo.log_ccdf - hi.log_ccdf);
+  if (hi.z <= T(0)) {
+    const T log_hi = cut_log_cdf(hi, Link::Probit), log_lo = cut_log_cdf(lo, Link::Probit);
+    return log_hi + log1mexp(log_hi - log_lo);
+  }
+  if (lo.z >= T(0)) {
+    const T log_lo = cut_log_ccdf(lo, Link::Probit), log_hi = cut_log_ccdf(hi, Link::Probit);
+    return log_lo + log1mexp(log_lo - log_hi);
+  }
   return fn::log1p(-(lo.cdf + hi.ccdf));
 }
 
@@ -311,10 +324,10 @@ CCNN_HD T probit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
 // exact up to rounding for every a < b.
 template <typename T>
 CCNN_HD T logit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
-  if (lo.z == -fn::inf<T>()) return hi.log_cdf;
-  if (hi.z == fn::inf<T>()) return lo.log_ccdf;
+  if (lo.z == -fn::inf<T>()) return cut_log_cdf(hi, Link::Logit);
+  if (hi.z == fn::inf<T>()) return cut_log_ccdf(lo, Link::Logit);
   const T w = hi.z - lo.z;
-  return lo.log_cdf + hi.log_ccdf + w + log1mexp(w);
+  return cut_log_cdf(lo, Link::Logit) + cut_log_ccdf(hi, Link::Logit) + w + log1mexp(w);
 }
 
 template <typename T>

@@ -105,7 +105,8 @@ void test_normal_pieces() {
   const CutPoint<double> c = probit_cut(-1.0);
   CHECK_CLOSE(c.cdf, 1.5865525393145705141e-1, 1e-15, 0.0);
   CHECK_CLOSE(c.cdf + c.ccdf, 1.0, 0.0, 1e-16);
-  CHECK_CLOSE(probit_cut(38.0).log_ccdf, normal_log_cdf(-38.0), 1e-15, 0.0);
+  CHECK_CLOSE(cut_log_ccdf(probit_cut(38.0), Link::Probit), normal_log_cdf(-38.0), 1e-15, 0.0);
+  CHECK_CLOSE(cut_log_cdf(logit_cut(-3.0), Link::Logit), -3.0485873515737420, 1e-15, 0.0);
   // level masses (log), mpmath
   auto mass = [](double a, double b, Link link) {
     return level_log_mass(cut_point(a, link), cut_point(b, link), link);
