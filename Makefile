@@ -52,7 +52,8 @@ test: cpp-test pytest
 
 # Compiles the .cu kernels (plain CUDA C++) for every default target, and checks the torch-side
 # CUDA launchers (*_cuda.cpp) against the installed torch headers, so CUDA code cannot rot on
-# machines without a GPU.
+# machines without a GPU (a CPU-only torch lacks c10's generated cuda_cmake_macros.h, hence
+# C10_CUDA_NO_CMAKE_CONFIGURE_FILE; torch's headers need C++20).
 cuda-check: install
 	@[ -n "$(NVCC)" ] || { echo "cuda-check: nvcc not found (set NVCC=/path/to/nvcc)"; exit 1; }
 	@set -e; \
@@ -60,7 +61,8 @@ cuda-check: install
 		echo "nvcc $$f"; $(NVCC) -std=c++17 -Icsrc $(CUDA_ARCH_FLAGS) -c $$f -o /dev/null; done; \
 	inc=$$($(PYTHON) -c 'from torch.utils.cpp_extension import include_paths; print(" ".join("-I"+p for p in include_paths()))'); \
 	for f in $$(find csrc -name '*_cuda.cpp' | sort); do \
-		echo "c++ -fsyntax-only $$f"; c++ -std=c++20 -fsyntax-only -DCCNN_WITH_CUDA=1 -Icsrc $$inc -I$(CUDA_HOME)/include $$f; done
+		echo "c++ -fsyntax-only $$f"; c++ -std=c++20 -fsyntax-only -DCCNN_WITH_CUDA=1 \
+			-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE -Icsrc $$inc -I$(CUDA_HOME)/include $$f; done
 
 demo: build
 	$(PYTHON) -m ccnn.cli demo --out runs/demo

@@ -140,6 +140,29 @@ def pairwise_loglik(z, theta, edges, labels, link="probit"):
 
 
 # ----------------------------------------------------------------------------------------------
+# random problems for the tests
+# ----------------------------------------------------------------------------------------------
+def all_pairs(Q):
+    """(Q(Q-1)/2, 2) int64: the fully connected edge set."""
+    return torch.tensor([(r, s) for r in range(Q) for s in range(r + 1, Q)], dtype=torch.int64)
+
+
+def random_thresholds(B, Q, L, dtype=torch.float64, seed=0, spread=2.0):
+    """(B, Q, L-1) increasing thresholds: steps in [0.05, 1.05), centres N(0, spread^2)."""
+    g = torch.Generator().manual_seed(seed)
+    steps = 0.05 + torch.rand(B, Q, L - 1, generator=g, dtype=torch.float64)
+    z = torch.cumsum(steps, -1) - steps.sum(-1, keepdim=True) / 2
+    return (z + spread * torch.randn(B, Q, 1, generator=g, dtype=torch.float64)).to(dtype)
+
+
+def random_labels(B, Q, L, seed=0, missing=0.15):
+    """(B, Q) int64 levels, a fraction `missing` of them -1."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, L, (B, Q), generator=g)
+    return torch.where(torch.rand(B, Q, generator=g) < missing, torch.full_like(labels, -1), labels)
+
+
+# ----------------------------------------------------------------------------------------------
 # mpmath, 60 significant digits
 # ----------------------------------------------------------------------------------------------
 MP_DPS = 60

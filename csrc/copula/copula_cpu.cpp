@@ -395,19 +395,17 @@ T table_edge(T signed_theta, const Level<T>* rows, const Level<T>* cols, int L, 
   FrankCoord<C>* v = work.v.data();
   FrankLevel<C>* lu = work.lu.data();
   FrankLevel<C>* lv = work.lv.data();
-  for (int k = 0; k <= L; ++k) {
-    u[k] = make_frank_coord(f, k < L ? C(rows[k].cdf_lo) : C(1));
-    // frame column coordinate k is 1 - (original cut L - k) when reflected
-    const int kc = f.reflect ? L - k : k;
-    const C cut_cdf = kc < L ? C(cols[kc].cdf_lo) : C(1);
-    const C cut_ccdf = kc < L ? C(cols[kc].ccdf_lo) : C(0);
-    v[k] = make_frank_coord(f, f.reflect ? cut_ccdf : cut_cdf);
-  }
+  // frame column level l is the original level L - 1 - l when reflected, and its coordinates are
+  // 1 - (the original cut points)
   const bool with_grad = grad != nullptr;
+  u[0] = make_frank_coord(f, C(0));
+  v[0] = u[0];
   for (int l = 0; l < L; ++l) {
-    lu[l] = make_frank_level(f, C(rows[l].mass), C(rows[l].log_mass), with_grad);
     const Level<T>& col = cols[f.reflect ? L - 1 - l : l];
+    lu[l] = make_frank_level(f, C(rows[l].mass), C(rows[l].log_mass), with_grad);
     lv[l] = make_frank_level(f, C(col.mass), C(col.log_mass), with_grad);
+    u[l + 1] = make_frank_coord_above(f, u[l], lu[l], C(rows[l].cdf_hi));
+    v[l + 1] = make_frank_coord_above(f, v[l], lv[l], C(f.reflect ? col.ccdf_lo : col.cdf_hi));
   }
   T dtheta = T(0);
   for (int a = 0; a < L; ++a) {

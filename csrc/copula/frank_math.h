@@ -29,6 +29,8 @@
 
 #if defined(__CUDACC__)
 #define CCNN_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define CCNN_HD inline __attribute__((always_inline))
 #else
 #define CCNN_HD inline
 #endif
@@ -116,18 +118,24 @@ CCNN_HD T sigmoid(T x) {
   return e / (T(1) + e);
 }
 
+// (1 - e^{-y}) / y = sum_k (-y)^k / (k+1)! for 0 <= y < 0.1, truncated below the type's ulp.
+CCNN_HD float one_minus_exp_neg_ratio_series(float y) {
+  const float s = -y;
+  return 1.0f + s * (1.0f / 2 + s * (1.0f / 6 + s * (1.0f / 24 + s * (1.0f / 120 + s * (1.0f / 720)))));
+}
+CCNN_HD double one_minus_exp_neg_ratio_series(double y) {
+  const double s = -y;
+  return 1.0 + s * (1.0 / 2 + s * (1.0 / 6 + s * (1.0 / 24 + s * (1.0 / 120 + s * (1.0 / 720 +
+         s * (1.0 / 5040 + s * (1.0 / 40320 + s * (1.0 / 362880 + s * (1.0 / 3628800 +
+         s * (1.0 / 39916800))))))))));
+}
+
 // x = e^{-y} and m = 1 - e^{-y} for y >= 0, with one exp at most: m by its Taylor series for
 // y < 0.1 (full relative precision), else 1 - x (relative error below 10 ulp).
 template <typename T>
 CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
   if (y < T(0.1)) {
-    // m = y (1 - y/2 + y^2/6 - ...) = y sum_k (-y)^k / (k+1)!, to y^11 (truncation < 1e-19)
-    const T s = -y;
-    const T tail =
-        T(1) + s * (T(1) / T(2) + s * (T(1) / T(6) + s * (T(1) / T(24) + s * (T(1) / T(120) +
-        s * (T(1) / T(720) + s * (T(1) / T(5040) + s * (T(1) / T(40320) + s * (T(1) / T(362880) +
-        s * (T(1) / T(3628800) + s * (T(1) / T(39916800) + s * (T(1) / T(479001600))))))))))));
-    *m = y * tail;
+    *m = y * one_minus_exp_neg_ratio_series(y);
     *x = T(1) - *m;
   } else {
     *x = fn::exp(-y);
@@ -135,10 +143,10 @@ CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
   }
 }
 
-// lambda(-y) = d log phi(s) / ds at s = -y, for y >= 0, given x = e^{-y} and m = 1 - e^{-y}:
-// lambda(-y) = 1/y - x/m. Series (Bernoulli numbers) for small y.
+// lambda(-y) = d log phi(s) / ds at s = -y, for y >= 0, given x = e^{-y}, m = 1 - e^{-y} and
+// inv_y = 1/y: lambda(-y) = 1/y - x/m. Series (Bernoulli numbers) for small y.
 template <typename T>
-CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m) {
+CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m, T inv_y) {
   if (y < Tuning<T>::ratio_series) {
     const T s = -y, s2 = s * s;
     return T(0.5) + s * (T(1) / T(12) +
@@ -146,12 +154,12 @@ CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m) {
                                s2 * (T(1) / T(30240) +
                                      s2 * (T(-1) / T(1209600) + s2 * (T(1) / T(47900160))))));
   }
-  return T(1) / y - x / m;
+  return inv_y - x / m;
 }
 
-// phi1(y) = (expm1(y) - y) / y^2 = (phi(y) - 1) / y for y >= 0, given em = expm1(y).
+// phi1(y) = (expm1(y) - y) / y^2 = (phi(y) - 1) / y for y >= 0, given phi = phi(y).
 template <typename T>
-CCNN_HD T expm1_ratio_excess(T y, T em) {
+CCNN_HD T expm1_ratio_excess(T y, T phi) {
   if (y < Tuning<T>::ratio_series) {
     // sum_k y^k / (k + 2)!
     return T(1) / T(2) +
@@ -163,7 +171,7 @@ CCNN_HD T expm1_ratio_excess(T y, T em) {
                                     y * (T(1) / T(40320) +
                                          y * (T(1) / T(362880) + y * (T(1) / T(3628800)))))))));
   }
-  return (em - y) / (y * y);
+  return (phi - T(1)) / y;
 }
 
 // psi(d) = log1p(d) / d for d > -1, psi(0) = 1, as log(w) / (w - 1) with w = 1 + d rounded
@@ -179,20 +187,22 @@ CCNN_HD T log1p_ratio(T d) {
 // ---------------------------------------------------------------------------------------------
 enum class Link : int { Probit = 0, Logit = 1 };
 
-// The marginal CDF at one cut point z: F(z), 1 - F(z), their logs and log F'(z), each to full
-// relative precision. The ends of the ordinal scale are z = -inf (F = 0) and z = +inf (F = 1).
+// The marginal CDF at one cut point z: F(z), 1 - F(z) and log F'(z), each to full relative
+// precision (their logs, needed less often, by cut_log_cdf / cut_log_ccdf). The ends of the
+// ordinal scale are z = -inf (F = 0) and z = +inf (F = 1).
 template <typename T>
 struct CutPoint {
-  T z, cdf, ccdf, log_cdf, log_ccdf, log_pdf;
+  T z, cdf, ccdf, log_pdf;
+  T lse;  // logit link only: log(1 + e^{-|z|})
 };
 
 template <typename T>
 CCNN_HD CutPoint<T> cut_at_minus_inf() {
-  return {-fn::inf<T>(), T(0), T(1), -fn::inf<T>(), T(0), -fn::inf<T>()};
+  return {-fn::inf<T>(), T(0), T(1), -fn::inf<T>(), T(0)};
 }
 template <typename T>
 CCNN_HD CutPoint<T> cut_at_plus_inf() {
-  return {fn::inf<T>(), T(1), T(0), T(0), -fn::inf<T>(), -fn::inf<T>()};
+  return {fn::inf<T>(), T(1), T(0), -fn::inf<T>(), T(0)};
 }
 
 // log Phi(z) for z < Tuning<T>::tail, where Phi(z) would leave the normal range: the asymptotic
@@ -231,17 +241,11 @@ CCNN_HD CutPoint<T> probit_cut(T z) {
   CutPoint<T> c;
   c.z = z;
   c.log_pdf = normal_log_pdf(z);
+  c.lse = T(0);
   // Evaluate the smaller tail with erfc and take the other as its complement.
-  const T minus_abs = -fn::abs(z);
-  const T small = normal_cdf(minus_abs);
-  const T small_log =
-      minus_abs < Tuning<T>::tail ? normal_log_cdf_asymptotic(minus_abs) : fn::log(small);
-  const T large = T(1) - small, large_log = fn::log1p(-small);
-  if (z <= T(0)) {
-    c.cdf = small, c.log_cdf = small_log, c.ccdf = large, c.log_ccdf = large_log;
-  } else {
-    c.cdf = large, c.log_cdf = large_log, c.ccdf = small, c.log_ccdf = small_log;
-  }
+  const T small = normal_cdf(-fn::abs(z));
+  c.cdf = z <= T(0) ? small : T(1) - small;
+  c.ccdf = z <= T(0) ? T(1) - small : small;
   return c;
 }
 
@@ -250,20 +254,31 @@ CCNN_HD CutPoint<T> logit_cut(T z) {
   CutPoint<T> c;
   c.z = z;
   const T e = fn::exp(-fn::abs(z));  // e^{-|z|}
-  const T lse = fn::log1p(e);        // log(1 + e^{-|z|})
+  c.lse = fn::log1p(e);
   const T near = T(1) / (T(1) + e), far = e / (T(1) + e);
-  if (z >= T(0)) {
-    c.cdf = near, c.ccdf = far, c.log_cdf = -lse, c.log_ccdf = -z - lse;
-  } else {
-    c.cdf = far, c.ccdf = near, c.log_cdf = z - lse, c.log_ccdf = -lse;
-  }
-  c.log_pdf = c.log_cdf + c.log_ccdf;  // F' = F (1 - F)
+  c.cdf = z >= T(0) ? near : far;
+  c.ccdf = z >= T(0) ? far : near;
+  c.log_pdf = -fn::abs(z) - T(2) * c.lse;  // log F (1 - F)
   return c;
 }
 
 template <typename T>
 CCNN_HD CutPoint<T> cut_point(T z, Link link) {
   return link == Link::Probit ? probit_cut(z) : logit_cut(z);
+}
+
+// log F(z) and log(1 - F(z)) at a finite cut point, to full relative precision.
+template <typename T>
+CCNN_HD T cut_log_cdf(const CutPoint<T>& c, Link link) {
+  if (link == Link::Logit) return fn::min(c.z, T(0)) - c.lse;
+  if (c.z < Tuning<T>::tail) return normal_log_cdf_asymptotic(c.z);
+  return c.z <= T(0) ? fn::log(c.cdf) : fn::log1p(-c.ccdf);
+}
+template <typename T>
+CCNN_HD T cut_log_ccdf(const CutPoint<T>& c, Link link) {
+  if (link == Link::Logit) return fn::min(-c.z, T(0)) - c.lse;
+  if (-c.z < Tuning<T>::tail) return normal_log_cdf_asymptotic(-c.z);
+  return c.z >= T(0) ? fn::log(c.ccdf) : fn::log1p(-c.cdf);
 }
 
 // Cut point k of an ordinal scale with thresholds z[0] < ... < z[L-2]: k = 0 is -inf, k = L is
@@ -281,8 +296,8 @@ CCNN_HD CutPoint<T> cut_of_level_edge(const T* z, int num_levels, int k, Link li
 // Phi(b) - Phi(a) = 2 h phi(m) sum_k He_2k(m) h^2k / (2k+1)!, m = (a+b)/2, h = (b-a)/2.
 template <typename T>
 CCNN_HD T probit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
-  if (lo.z == -fn::inf<T>()) return hi.log_cdf;
-  if (hi.z == fn::inf<T>()) return lo.log_ccdf;
+  if (lo.z == -fn::inf<T>()) return cut_log_cdf(hi, Link::Probit);
+  if (hi.z == fn::inf<T>()) return cut_log_ccdf(lo, Link::Probit);
   const T h = T(0.5) * (hi.z - lo.z), mid = T(0.5) * lo.z + T(0.5) * hi.z;
   if (h * fn::max(fn::abs(mid), T(1)) < T(kNarrowInterval)) {
     const T h2 = h * h, m2 = mid * mid;
@@ -294,8 +309,14 @@ CCNN_HD T probit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
         h2 * (he2 / T(6) + h2 * (he4 / T(120) + h2 * (he6 / T(5040) + h2 * (he8 / T(362880)))));
     return fn::log(T(2) * h) + normal_log_pdf(mid) + fn::log1p(series);
   }
-  if (hi.z <= T(0)) return hi.log_cdf + log1mexp(hi.log_cdf - lo.log_cdf);
-  if (lo.z >= T(0)) return lo.log_ccdf + log1mexp(lo.log_ccdf - hi.log_ccdf);
+  if (hi.z <= T(0)) {
+    const T log_hi = cut_log_cdf(hi, Link::Probit), log_lo = cut_log_cdf(lo, Link::Probit);
+    return log_hi + log1mexp(log_hi - log_lo);
+  }
+  if (lo.z >= T(0)) {
+    const T log_lo = cut_log_ccdf(lo, Link::Probit), log_hi = cut_log_ccdf(hi, Link::Probit);
+    return log_lo + log1mexp(log_lo - log_hi);
+  }
   return fn::log1p(-(lo.cdf + hi.ccdf));
 }
 
@@ -303,10 +324,10 @@ CCNN_HD T probit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
 // exact up to rounding for every a < b.
 template <typename T>
 CCNN_HD T logit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
-  if (lo.z == -fn::inf<T>()) return hi.log_cdf;
-  if (hi.z == fn::inf<T>()) return lo.log_ccdf;
+  if (lo.z == -fn::inf<T>()) return cut_log_cdf(hi, Link::Logit);
+  if (hi.z == fn::inf<T>()) return cut_log_ccdf(lo, Link::Logit);
   const T w = hi.z - lo.z;
-  return lo.log_cdf + hi.log_ccdf + w + log1mexp(w);
+  return cut_log_cdf(lo, Link::Logit) + cut_log_ccdf(hi, Link::Logit) + w + log1mexp(w);
 }
 
 template <typename T>
@@ -468,7 +489,7 @@ CCNN_HD CopulaGrad<T> frank_cdf_grad(T u, T v, T theta) {
 // Gradients (mass-scaled, s_c = mass * d log P / d c):
 //   s_u1 = e^{-theta du} K(u0,v1) / (K(u1,v1) phi(-theta du) psi),
 //   s_u0 = -K(u1,v0) / (K(u0,v0) phi(-theta du) psi), and the same with u, v swapped;
-//   d log P / d theta = phi(y) dlog m + P phi1(y), y = theta P = -log1p(D), e^y - 1 = -D/(1+D),
+//   d log P / d theta = phi(y) dlog m + P phi1(y), y = theta P = -log1p(D), phi(y) = 1/((1+D) psi),
 //   dlog m = lambda(-theta) - du lambda(-theta du) - dv lambda(-theta dv) - u0 - v0
 //            + T(u0, v1) + T(u1, v0),
 //   T(u, v) = d(theta C)/d theta = (u x_u r_v + v x_v r_u - x_1 r_u r_v) / K, r_c = m_c / m_1,
@@ -497,7 +518,7 @@ CCNN_HD FrankFrame<T> make_frank_frame(T signed_theta) {
   exp_neg_and_complement(f.theta, &f.x1, &m);
   f.inv_mraw = f.theta > T(0) ? T(1) / m : T(0);
   f.inv_m1 = f.theta > T(0) ? f.theta * f.inv_mraw : T(1);
-  f.lambda1 = expm1_ratio_dlog_neg(f.theta, f.x1, m);
+  f.lambda1 = expm1_ratio_dlog_neg(f.theta, f.x1, m, f.theta > T(0) ? T(1) / f.theta : T(0));
   return f;
 }
 
@@ -539,9 +560,23 @@ CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mas
   const T y = f.theta * mass;
   T m;
   exp_neg_and_complement(y, &l.expo, &m);
-  l.phi = y > T(0) ? m / y : T(1);
-  l.lambda = with_grad ? expm1_ratio_dlog_neg(y, l.expo, m) : T(0);
+  const T inv_y = y > T(0) ? T(1) / y : T(0);
+  l.phi = y > T(0) ? m * inv_y : T(1);
+  l.lambda = with_grad ? expm1_ratio_dlog_neg(y, l.expo, m, inv_y) : T(0);
   return l;
+}
+
+// The coordinate c at the top of a level, given the coordinate at its bottom: x_top = x_bottom
+// e^{-theta mass}, a multiplication instead of an exp (where 1 - x would cancel, c's own series).
+template <typename T>
+CCNN_HD FrankCoord<T> make_frank_coord_above(const FrankFrame<T>& f, const FrankCoord<T>& bottom,
+                                             const FrankLevel<T>& level, T c) {
+  if (c >= T(1) || f.theta * c < T(0.1)) return make_frank_coord(f, c);
+  FrankCoord<T> k;
+  k.c = c;
+  k.x = bottom.x * level.expo;
+  k.r = (T(1) - k.x) * f.inv_mraw;
+  return k;
 }
 
 // K(u, v) = e^{-theta C(u, v)} in the frame.
@@ -571,9 +606,11 @@ CCNN_HD FrankCell<T> frank_cell(const FrankFrame<T>& f, const FrankCoord<T>& u0,
                                 const FrankCoord<T>& v1, const FrankLevel<T>& lu,
                                 const FrankLevel<T>& lv, bool with_grad) {
   FrankCell<T> cell;
+  // K >= e^{-theta} can be tiny: products of two K's would leave the range, so only ratios of a
+  // K to one of x_u, x_v, K (all within [e^{-theta}, e^{theta}]) are formed.
   const T k01 = frank_k(f, u0, v1), k10 = frank_k(f, u1, v0);
-  const T inv_k01_k10 = T(1) / (k01 * k10);
-  const T ratio = (u0.x * lu.phi) * (v0.x * lv.phi) * f.inv_m1 * inv_k01_k10;
+  const T inv_k01 = T(1) / k01, inv_k10 = T(1) / k10;
+  const T ratio = (u0.x * inv_k01) * (v0.x * inv_k10) * (lu.phi * lv.phi * f.inv_m1);
   const T d = -f.theta * lu.mass * lv.mass * ratio;
   T psi, lp, one_plus_d, prob;  // psi(D), log1p(D), 1 + D, P
   T k00 = T(1), k11 = T(1);
@@ -586,7 +623,7 @@ CCNN_HD FrankCell<T> frank_cell(const FrankFrame<T>& f, const FrankCoord<T>& u0,
     cell.log_prob = lu.log_mass + lv.log_mass + fn::log(ratio * psi);
   } else {
     k00 = frank_k(f, u0, v0), k11 = frank_k(f, u1, v1);
-    one_plus_d = k00 * k11 * inv_k01_k10;
+    one_plus_d = (k00 * inv_k01) * (k11 * inv_k10);
     lp = fn::log(one_plus_d);
     psi = lp / d;
     prob = -lp / f.theta;
@@ -599,20 +636,19 @@ CCNN_HD FrankCell<T> frank_cell(const FrankFrame<T>& f, const FrankCoord<T>& u0,
   }
   if (!with_grad) return cell;
   if (near) k00 = frank_k(f, u0, v0), k11 = frank_k(f, u1, v1);
-  const T q = T(1) / (psi * lu.phi * lv.phi * k00 * k11);
-  const T inv1 = q * k00, inv0 = q * k11;  // 1 / (K11 psi phi_u phi_v), 1 / (K00 psi phi_u phi_v)
+  const T scale = psi * lu.phi * lv.phi;
+  const T inv1 = T(1) / (k11 * scale), inv0 = T(1) / (k00 * scale);
   cell.s_u1 = lu.expo * k01 * lv.phi * inv1;
   cell.s_v1 = lv.expo * k10 * lu.phi * inv1;
   cell.s_u0 = -k10 * lv.phi * inv0;
   cell.s_v0 = -k01 * lu.phi * inv0;
   const T dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
-                   (frank_theta_c_dtheta_times_k(f, u0, v1) * k10 +
-                    frank_theta_c_dtheta_times_k(f, u1, v0) * k01) *
-                       inv_k01_k10;
-  const T y = -lp;                   // theta * P >= 0
-  const T em = -d / one_plus_d;      // e^y - 1
-  const T phi = y > T(0) ? em / y : T(1);
-  cell.dtheta = phi * dlog_m + prob * expm1_ratio_excess(y, em);
+                   frank_theta_c_dtheta_times_k(f, u0, v1) * inv_k01 +
+                   frank_theta_c_dtheta_times_k(f, u1, v0) * inv_k10;
+  // y = theta P = -log1p(D) >= 0, so e^y - 1 = -D / (1 + D) and phi(y) = 1 / ((1 + D) psi)
+  const T y = -lp;
+  const T phi = T(1) / (one_plus_d * psi);
+  cell.dtheta = phi * dlog_m + prob * expm1_ratio_excess(y, phi);
   return cell;
 }
 
@@ -656,11 +692,12 @@ CCNN_HD T column_hi(const FrankFrame<T>& f, const Level<W>& s) {
 template <typename T, typename W>
 CCNN_HD PairGrad<T> frank_pair(const FrankFrame<T>& f, const Level<W>& r, const Level<W>& s,
                                bool with_grad) {
-  const FrankCoord<T> u0 = make_frank_coord(f, T(r.cdf_lo)), u1 = make_frank_coord(f, T(r.cdf_hi));
-  const FrankCoord<T> v0 = make_frank_coord(f, column_lo(f, s));
-  const FrankCoord<T> v1 = make_frank_coord(f, column_hi(f, s));
   const FrankLevel<T> lu = make_frank_level(f, T(r.mass), T(r.log_mass), with_grad);
   const FrankLevel<T> lv = make_frank_level(f, T(s.mass), T(s.log_mass), with_grad);
+  const FrankCoord<T> u0 = make_frank_coord(f, T(r.cdf_lo));
+  const FrankCoord<T> u1 = make_frank_coord_above(f, u0, lu, T(r.cdf_hi));
+  const FrankCoord<T> v0 = make_frank_coord(f, column_lo(f, s));
+  const FrankCoord<T> v1 = make_frank_coord_above(f, v0, lv, column_hi(f, s));
   return pair_from_cell(f, frank_cell(f, u0, u1, v0, v1, lu, lv, with_grad), r, s);
 }
 

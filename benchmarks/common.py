@@ -1,0 +1,94 @@
+"""Shared helpers of the benchmark scripts: timing with warm-up and medians, a record of the
+environment, and writing results as JSON plus a markdown table under benchmarks/results/."""
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def synchronizer(device):
+    """A function that waits for the device's queued work (a no-op on CPU)."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def time_call(fn, device, warmup=2, repeats=7, max_seconds=20.0):
+    """Median and minimum wall time of fn() in milliseconds, after `warmup` calls; stops early
+    (keeping at least 3 repeats) once `max_seconds` have been spent timing."""
+    sync = synchronizer(device)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    start = time.perf_counter()
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+        if i >= 2 and time.perf_counter() - start > max_seconds:
+            break
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "repeats": len(times)}
+
+
+def device_name(device):
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return name
+
+
+def environment(device, threads):
+    """What a reader needs to reproduce a result."""
+    import ccnn_ext
+
+    env = {
+        "device": str(device),
+        "device_name": device_name(device),
+        "threads": threads,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "ccnn": ccnn_ext.__version__,
+        "ccnn_built_with_cuda": ccnn_ext.built_with_cuda(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    if torch.device(device).type == "cuda":
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+def write_results(name, payload, markdown):
+    """benchmarks/results/<name>.json and .md; returns the two paths."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    json_path = os.path.join(RESULTS_DIR, name + ".json")
+    md_path = os.path.join(RESULTS_DIR, name + ".md")
+    with open(json_path, "w") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    with open(md_path, "w") as f:
+        f.write(markdown)
+    return json_path, md_path
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
