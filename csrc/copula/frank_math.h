@@ -3,8 +3,8 @@
 //
 // Contents (all templated on the compute type T = float or double):
 //   1. stable elementary pieces:  log1mexp, softplus, sigmoid, expm1 ratios and their derivatives
-//   2. links:  CutPoint (F(z), 1 - F(z), their logs, log dF/dz) for the probit (standard normal)
-//      and logit (logistic) links; normal_cdf / normal_log_cdf; the log-probability of an ordinal
+//   2. links:  CutPoint (F(z), 1 - F(z), log dF/dz; log F and log(1 - F) on demand) for the
+//      probit (standard normal) and logit (logistic) links; normal_cdf / normal_log_cdf; the log-probability of an ordinal
 //      level between two cut points (scipy's _log_gauss_mass cases plus a narrow-interval series)
 //   3. the Frank copula C(u, v; theta) and dC/du, dC/dv, dC/dtheta (DESIGN.md section 3 forms,
 //      series for |theta| below a per-type switch)
@@ -15,10 +15,11 @@
 //   * Probabilities are computed in log space; a log-probability is clamped below at
 //     kLogProbFloor = log(1e-300) (the "floor"), where its gradient is zero. In practice it only
 //     guards against -inf: the log-space forms stay finite far below 1e-300 in either type.
-//   * Accuracy: C to ~1e-15 relative in double and ~1e-6 in float over theta in [-50, 50] and u, v
-//     down to 1e-8 from either boundary (exact at u, v in {0, 1}); pair log-probabilities agree
-//     between float and double to ~1e-5 absolute whatever the size of P (the error is dominated
-//     by |theta| * eps from rounding the cut-point CDFs to float).
+//   * Accuracy over theta in [-50, 50] and u, v down to 1e-8 from either boundary: C to ~1e-14
+//     relative in double (at worst ~|log C| ulp) and ~|log C| * 6e-8 in float, derivatives to
+//     ~1e-12 absolute in double; exact at u, v in {0, 1}. Level and pair log-probabilities: ~1e-12
+//     relative in double; float within ~1e-5 of double whatever the size of P (dominated by
+//     |theta| * 6e-8 from rounding the cut-point CDFs to float).
 //   * Rectangle probabilities are evaluated for |theta| <= kThetaMaxDouble; float computations
 //     with |theta| > kFloatThetaLimit should be promoted to double by the caller (the kernels do).
 #pragma once
@@ -64,8 +65,9 @@ CCNN_HD T inf() { return T(HUGE_VAL); }
 
 // log(1e-300): log-probabilities are clamped below at this value (gradient zero there).
 constexpr double kLogProbFloor = -690.77552789821368;
-// |theta| above which float rectangle computations lose range (e^{-theta} near FLT_MIN):
-// callers evaluate such edges in double.
+// |theta| above which float rectangle computations lose range (their factors reach e^{-theta}
+// and products of two, so float would underflow near |theta| = 44 to 87): callers evaluate such
+// edges in double.
 constexpr double kFloatThetaLimit = 50.0;
 // Rectangle computations cap |theta| here (the Frank copula is then within 2e-3 of the
 // Frechet bounds); the gradient with respect to theta is zero beyond it.
@@ -174,12 +176,24 @@ CCNN_HD T expm1_ratio_excess(T y, T phi) {
   return (phi - T(1)) / y;
 }
 
-// psi(d) = log1p(d) / d for d > -1, psi(0) = 1, as log(w) / (w - 1) with w = 1 + d rounded
-// (Goldberg's trick: the rounding errors of w cancel; a few ulp).
+// psi(d) = log1p(d) / d = sum_k (-d)^k / (k+1) for |d| < 0.05, truncated below the type's ulp.
+CCNN_HD float log1p_ratio_series(float d) {
+  const float s = -d;
+  return 1.0f + s * (1.0f / 2 + s * (1.0f / 3 + s * (1.0f / 4 + s * (1.0f / 5 + s * (1.0f / 6 + s * (1.0f / 7))))));
+}
+CCNN_HD double log1p_ratio_series(double d) {
+  const double s = -d;
+  return 1.0 + s * (1.0 / 2 + s * (1.0 / 3 + s * (1.0 / 4 + s * (1.0 / 5 + s * (1.0 / 6 + s * (1.0 / 7 +
+         s * (1.0 / 8 + s * (1.0 / 9 + s * (1.0 / 10 + s * (1.0 / 11 + s * (1.0 / 12 + s * (1.0 / 13))))))))))));
+}
+
+// psi(d) = log1p(d) / d for d > -1, psi(0) = 1: the series near 0, else log(w) / (w - 1) with
+// w = 1 + d rounded (Goldberg's trick: the rounding errors of w cancel; a few ulp).
 template <typename T>
 CCNN_HD T log1p_ratio(T d) {
+  if (fn::abs(d) < T(0.05)) return log1p_ratio_series(d);
   const T w = T(1) + d;
-  return w == T(1) ? T(1) : fn::log(w) / (w - T(1));
+  return fn::log(w) / (w - T(1));
 }
 
 // ---------------------------------------------------------------------------------------------
