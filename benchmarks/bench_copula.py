@@ -196,7 +196,9 @@ def main(argv=None):
     markdown = (
         f"# Copula ops benchmark ({device.type})\n\n"
         f"Device: {env['device_name']}; threads: {env['threads']}; torch {env['torch']}; "
-        f"ccnn {env['ccnn']}; Python {env['python']}; {env['date']}.\n"
+        f"ccnn {env['ccnn']}; Python {env['python']}; {env['date']}"
+        + (f"; load average {env['load_average_at_start'][0]} on {env['cpu_count']} CPUs"
+           if "load_average_at_start" in env else "") + ".\n"
         f"float32, Q = {Q} (E = {E} edges), L = {L}; median of up to {repeats} runs after "
         f"{warmup} warm-up; eager = the PyTorch reference of tests/copula_reference.py"
         + ("; compiled = torch.compile of it" if device.type == "cuda" else "") + ".\n\n"
