@@ -84,7 +84,7 @@ struct Tuning;
 template <>
 struct Tuning<float> {
   static constexpr float copula_series = 0.15f;   // |theta| below: series for C and derivatives
-  static constexpr float ratio_series = 0.5f;     // |y| below: series for lambda(y), phi1(y)
+  static constexpr float ratio_series = 0.1f;     // |y| below: series for lambda(y), phi1(y)
   static constexpr float tail = -10.0f;           // z below: asymptotic log Phi(z)
 };
 template <>
@@ -145,34 +145,40 @@ CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
   }
 }
 
+// lambda(-y) near y = 0: 1/2 - y/12 + y^3/720 - ... (Bernoulli numbers), truncated below the
+// type's ulp for y < Tuning<T>::ratio_series.
+CCNN_HD float expm1_ratio_dlog_neg_series(float y) {
+  const float s = -y, s2 = s * s;
+  return 0.5f + s * (1.0f / 12 + s2 * (-1.0f / 720 + s2 * (1.0f / 30240)));
+}
+CCNN_HD double expm1_ratio_dlog_neg_series(double y) {
+  const double s = -y, s2 = s * s;
+  return 0.5 + s * (1.0 / 12 + s2 * (-1.0 / 720 + s2 * (1.0 / 30240 + s2 * (-1.0 / 1209600 +
+         s2 * (1.0 / 47900160)))));
+}
+
 // lambda(-y) = d log phi(s) / ds at s = -y, for y >= 0, given x = e^{-y}, m = 1 - e^{-y} and
-// inv_y = 1/y: lambda(-y) = 1/y - x/m. Series (Bernoulli numbers) for small y.
+// inv_y = 1/y: lambda(-y) = 1/y - x/m, or its series for small y.
 template <typename T>
 CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m, T inv_y) {
-  if (y < Tuning<T>::ratio_series) {
-    const T s = -y, s2 = s * s;
-    return T(0.5) + s * (T(1) / T(12) +
-                         s2 * (T(-1) / T(720) +
-                               s2 * (T(1) / T(30240) +
-                                     s2 * (T(-1) / T(1209600) + s2 * (T(1) / T(47900160))))));
-  }
+  if (y < Tuning<T>::ratio_series) return expm1_ratio_dlog_neg_series(y);
   return inv_y - x / m;
+}
+
+// phi1(y) = (expm1(y) - y) / y^2 = sum_k y^k / (k + 2)! near 0, truncated below the type's ulp
+// for y < Tuning<T>::ratio_series.
+CCNN_HD float expm1_ratio_excess_series(float y) {
+  return 1.0f / 2 + y * (1.0f / 6 + y * (1.0f / 24 + y * (1.0f / 120 + y * (1.0f / 720))));
+}
+CCNN_HD double expm1_ratio_excess_series(double y) {
+  return 1.0 / 2 + y * (1.0 / 6 + y * (1.0 / 24 + y * (1.0 / 120 + y * (1.0 / 720 + y * (1.0 / 5040 +
+         y * (1.0 / 40320 + y * (1.0 / 362880 + y * (1.0 / 3628800 + y * (1.0 / 39916800)))))))));
 }
 
 // phi1(y) = (expm1(y) - y) / y^2 = (phi(y) - 1) / y for y >= 0, given phi = phi(y).
 template <typename T>
 CCNN_HD T expm1_ratio_excess(T y, T phi) {
-  if (y < Tuning<T>::ratio_series) {
-    // sum_k y^k / (k + 2)!
-    return T(1) / T(2) +
-           y * (T(1) / T(6) +
-                y * (T(1) / T(24) +
-                     y * (T(1) / T(120) +
-                          y * (T(1) / T(720) +
-                               y * (T(1) / T(5040) +
-                                    y * (T(1) / T(40320) +
-                                         y * (T(1) / T(362880) + y * (T(1) / T(3628800)))))))));
-  }
+  if (y < Tuning<T>::ratio_series) return expm1_ratio_excess_series(y);
   return (phi - T(1)) / y;
 }
 
