@@ -120,7 +120,11 @@ CCNN_HD T sigmoid(T x) {
   return e / (T(1) + e);
 }
 
-// (1 - e^{-y}) / y = sum_k (-y)^k / (k+1)! for 0 <= y < 0.1, truncated below the type's ulp.
+// Below this exponent y, (1 - e^{-y}) / y and lambda(-y) use their series (1 - e^{-y} would
+// cancel); the series are truncated below each type's ulp there.
+constexpr double kSmallExponent = 0.1;
+
+// (1 - e^{-y}) / y = sum_k (-y)^k / (k+1)! for 0 <= y < kSmallExponent.
 CCNN_HD float one_minus_exp_neg_ratio_series(float y) {
   const float s = -y;
   return 1.0f + s * (1.0f / 2 + s * (1.0f / 6 + s * (1.0f / 24 + s * (1.0f / 120 + s * (1.0f / 720)))));
@@ -133,10 +137,10 @@ CCNN_HD double one_minus_exp_neg_ratio_series(double y) {
 }
 
 // x = e^{-y} and m = 1 - e^{-y} for y >= 0, with one exp at most: m by its Taylor series for
-// y < 0.1 (full relative precision), else 1 - x (relative error below 10 ulp).
+// y < kSmallExponent (full relative precision), else 1 - x (relative error below 10 ulp).
 template <typename T>
 CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
-  if (y < T(0.1)) {
+  if (y < T(kSmallExponent)) {
     *m = y * one_minus_exp_neg_ratio_series(y);
     *x = T(1) - *m;
   } else {
@@ -578,11 +582,20 @@ CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mas
   FrankLevel<T> l;
   l.mass = mass, l.log_mass = log_mass;
   const T y = f.theta * mass;
-  T m;
-  exp_neg_and_complement(y, &l.expo, &m);
-  const T inv_y = y > T(0) ? T(1) / y : T(0);
-  l.phi = y > T(0) ? m * inv_y : T(1);
-  l.lambda = with_grad ? expm1_ratio_dlog_neg(y, l.expo, m, inv_y) : T(0);
+  if (y < T(kSmallExponent)) {  // phi and lambda by their series
+    l.phi = one_minus_exp_neg_ratio_series(y);
+    l.expo = T(1) - y * l.phi;
+    l.lambda = with_grad ? expm1_ratio_dlog_neg_series(y) : T(0);
+  } else if (with_grad) {
+    l.expo = fn::exp(-y);
+    const T m = T(1) - l.expo, inv_ym = T(1) / (y * m);  // one division gives 1/y and 1/m
+    l.phi = m * m * inv_ym;
+    l.lambda = (m - l.expo * y) * inv_ym;  // 1/y - e^{-y}/m
+  } else {
+    l.expo = fn::exp(-y);
+    l.phi = (T(1) - l.expo) / y;
+    l.lambda = T(0);
+  }
   return l;
 }
 
@@ -591,7 +604,7 @@ CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mas
 template <typename T>
 CCNN_HD FrankCoord<T> make_frank_coord_above(const FrankFrame<T>& f, const FrankCoord<T>& bottom,
                                              const FrankLevel<T>& level, T c) {
-  if (c >= T(1) || f.theta * c < T(0.1)) return make_frank_coord(f, c);
+  if (c >= T(1) || f.theta * c < T(kSmallExponent)) return make_frank_coord(f, c);
   FrankCoord<T> k;
   k.c = c;
   k.x = bottom.x * level.expo;
