@@ -76,8 +76,10 @@ def check_correctness(B, device):
             tt = theta.detach().to(dtype, copy=True).requires_grad_()
             call(impl, op, zz, tt, edges, labels).backward(weight.to(dtype))
             grads.append((zz.grad.double(), tt.grad.double()))
-        grad_error = max(((a - b).abs() / (1 + b.abs())).max().item() for a, b in zip(*grads))
-        ok = value_error <= 1e-4 and grad_error <= 1e-3
+        # relative to the gradient's scale: an entry sums many terms that may cancel
+        grad_error = max(((a - b).abs().max() / b.abs().max().clamp_min(1)).item()
+                         for a, b in zip(*grads))
+        ok = value_error <= 1e-4 and grad_error <= 1e-4
         report[op] = {"max_abs_log_error": value_error, "max_rel_grad_error": grad_error, "ok": ok}
     return report
 
@@ -194,7 +196,9 @@ def main(argv=None):
     markdown = (
         f"# Copula ops benchmark ({device.type})\n\n"
         f"Device: {env['device_name']}; threads: {env['threads']}; torch {env['torch']}; "
-        f"ccnn {env['ccnn']}; Python {env['python']}; {env['date']}.\n"
+        f"ccnn {env['ccnn']}; Python {env['python']}; {env['date']}"
+        + (f"; load average {env['load_average_at_start'][0]} on {env['cpu_count']} CPUs"
+           if "load_average_at_start" in env else "") + ".\n"
         f"float32, Q = {Q} (E = {E} edges), L = {L}; median of up to {repeats} runs after "
         f"{warmup} warm-up; eager = the PyTorch reference of tests/copula_reference.py"
         + ("; compiled = torch.compile of it" if device.type == "cuda" else "") + ".\n\n"

@@ -70,6 +70,8 @@ def environment(device, threads):
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+    if hasattr(os, "getloadavg"):
+        env["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]  # > cpu_count: noisy
     if torch.device(device).type == "cuda":
         env["cuda"] = torch.version.cuda
     return env

@@ -186,3 +186,12 @@ def test_docstring_examples():
 
     result = doctest.testmod(ccnn_ext.copula)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_docs_example_runs():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "copula.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(code, "docs/copula.md", "exec"), {})

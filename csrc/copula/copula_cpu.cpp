@@ -145,19 +145,13 @@ at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_nam
   check_thresholds(z_in);
   const at::Tensor z = z_in.contiguous();
   const int64_t B = z.size(0), Q = z.size(1), L = z.size(2) + 1;
-  PairwiseSizes n{B, Q, L, 0, false};
   if (data_checks_enabled()) {
+    // the pairwise validation without theta, edges or labels checks exactly z
+    const PairwiseSizes n{B, Q, L, 0, false};
     AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_check_ordinal", [&] {
-      const scalar_t* pz = z.data_ptr<scalar_t>();
-      ErrorIndices first;
-      first.fill(kNoError);
-      first[kZNotFinite] = first_bad(z.numel(), [&](int64_t i) { return !is_finite(pz[i]); });
-      if (first[kZNotFinite] == kNoError)
-        first[kZNotIncreasing] = first_bad(B * Q, [&](int64_t row) {
-          int64_t column;
-          return check_threshold_row(pz + row * (L - 1), L - 1, &column) >= 0;
-        });
-      raise_data_errors(first, n);
+      raise_data_errors(validate_pairwise<scalar_t>(z.data_ptr<scalar_t>(), nullptr, 0, nullptr,
+                                                    nullptr, n),
+                        n);
     });
   }
   at::Tensor out = at::empty({B, Q, L}, z.options());

@@ -3,8 +3,8 @@
 //
 // Contents (all templated on the compute type T = float or double):
 //   1. stable elementary pieces:  log1mexp, softplus, sigmoid, expm1 ratios and their derivatives
-//   2. links:  CutPoint (F(z), 1 - F(z), their logs, log dF/dz) for the probit (standard normal)
-//      and logit (logistic) links; normal_cdf / normal_log_cdf; the log-probability of an ordinal
+//   2. links:  CutPoint (F(z), 1 - F(z), log dF/dz; log F and log(1 - F) on demand) for the
+//      probit (standard normal) and logit (logistic) links; normal_cdf / normal_log_cdf; the log-probability of an ordinal
 //      level between two cut points (scipy's _log_gauss_mass cases plus a narrow-interval series)
 //   3. the Frank copula C(u, v; theta) and dC/du, dC/dv, dC/dtheta (DESIGN.md section 3 forms,
 //      series for |theta| below a per-type switch)
@@ -15,10 +15,11 @@
 //   * Probabilities are computed in log space; a log-probability is clamped below at
 //     kLogProbFloor = log(1e-300) (the "floor"), where its gradient is zero. In practice it only
 //     guards against -inf: the log-space forms stay finite far below 1e-300 in either type.
-//   * Accuracy: C to ~1e-15 relative in double and ~1e-6 in float over theta in [-50, 50] and u, v
-//     down to 1e-8 from either boundary (exact at u, v in {0, 1}); pair log-probabilities agree
-//     between float and double to ~1e-5 absolute whatever the size of P (the error is dominated
-//     by |theta| * eps from rounding the cut-point CDFs to float).
+//   * Accuracy over theta in [-50, 50] and u, v down to 1e-8 from either boundary: C to ~1e-14
+//     relative in double (at worst ~|log C| ulp) and ~|log C| * 6e-8 in float, derivatives to
+//     ~1e-12 absolute in double; exact at u, v in {0, 1}. Level and pair log-probabilities: ~1e-12
+//     relative in double; float within ~1e-5 of double whatever the size of P (dominated by
+//     |theta| * 6e-8 from rounding the cut-point CDFs to float).
 //   * Rectangle probabilities are evaluated for |theta| <= kThetaMaxDouble; float computations
 //     with |theta| > kFloatThetaLimit should be promoted to double by the caller (the kernels do).
 #pragma once
@@ -64,8 +65,9 @@ CCNN_HD T inf() { return T(HUGE_VAL); }
 
 // log(1e-300): log-probabilities are clamped below at this value (gradient zero there).
 constexpr double kLogProbFloor = -690.77552789821368;
-// |theta| above which float rectangle computations lose range (e^{-theta} near FLT_MIN):
-// callers evaluate such edges in double.
+// |theta| above which float rectangle computations lose range (their factors reach e^{-theta}
+// and products of two, so float would underflow near |theta| = 44 to 87): callers evaluate such
+// edges in double.
 constexpr double kFloatThetaLimit = 50.0;
 // Rectangle computations cap |theta| here (the Frank copula is then within 2e-3 of the
 // Frechet bounds); the gradient with respect to theta is zero beyond it.
@@ -82,7 +84,7 @@ struct Tuning;
 template <>
 struct Tuning<float> {
   static constexpr float copula_series = 0.15f;   // |theta| below: series for C and derivatives
-  static constexpr float ratio_series = 0.5f;     // |y| below: series for lambda(y), phi1(y)
+  static constexpr float ratio_series = 0.1f;     // |y| below: series for lambda(y), phi1(y)
   static constexpr float tail = -10.0f;           // z below: asymptotic log Phi(z)
 };
 template <>
@@ -118,7 +120,11 @@ CCNN_HD T sigmoid(T x) {
   return e / (T(1) + e);
 }
 
-// (1 - e^{-y}) / y = sum_k (-y)^k / (k+1)! for 0 <= y < 0.1, truncated below the type's ulp.
+// Below this exponent y, (1 - e^{-y}) / y and lambda(-y) use their series (1 - e^{-y} would
+// cancel); the series are truncated below each type's ulp there.
+constexpr double kSmallExponent = 0.1;
+
+// (1 - e^{-y}) / y = sum_k (-y)^k / (k+1)! for 0 <= y < kSmallExponent.
 CCNN_HD float one_minus_exp_neg_ratio_series(float y) {
   const float s = -y;
   return 1.0f + s * (1.0f / 2 + s * (1.0f / 6 + s * (1.0f / 24 + s * (1.0f / 120 + s * (1.0f / 720)))));
@@ -131,10 +137,10 @@ CCNN_HD double one_minus_exp_neg_ratio_series(double y) {
 }
 
 // x = e^{-y} and m = 1 - e^{-y} for y >= 0, with one exp at most: m by its Taylor series for
-// y < 0.1 (full relative precision), else 1 - x (relative error below 10 ulp).
+// y < kSmallExponent (full relative precision), else 1 - x (relative error below 10 ulp).
 template <typename T>
 CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
-  if (y < T(0.1)) {
+  if (y < T(kSmallExponent)) {
     *m = y * one_minus_exp_neg_ratio_series(y);
     *x = T(1) - *m;
   } else {
@@ -143,43 +149,61 @@ CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
   }
 }
 
+// lambda(-y) near y = 0: 1/2 - y/12 + y^3/720 - ... (Bernoulli numbers), truncated below the
+// type's ulp for y < Tuning<T>::ratio_series.
+CCNN_HD float expm1_ratio_dlog_neg_series(float y) {
+  const float s = -y, s2 = s * s;
+  return 0.5f + s * (1.0f / 12 + s2 * (-1.0f / 720 + s2 * (1.0f / 30240)));
+}
+CCNN_HD double expm1_ratio_dlog_neg_series(double y) {
+  const double s = -y, s2 = s * s;
+  return 0.5 + s * (1.0 / 12 + s2 * (-1.0 / 720 + s2 * (1.0 / 30240 + s2 * (-1.0 / 1209600 +
+         s2 * (1.0 / 47900160)))));
+}
+
 // lambda(-y) = d log phi(s) / ds at s = -y, for y >= 0, given x = e^{-y}, m = 1 - e^{-y} and
-// inv_y = 1/y: lambda(-y) = 1/y - x/m. Series (Bernoulli numbers) for small y.
+// inv_y = 1/y: lambda(-y) = 1/y - x/m, or its series for small y.
 template <typename T>
 CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m, T inv_y) {
-  if (y < Tuning<T>::ratio_series) {
-    const T s = -y, s2 = s * s;
-    return T(0.5) + s * (T(1) / T(12) +
-                         s2 * (T(-1) / T(720) +
-                               s2 * (T(1) / T(30240) +
-                                     s2 * (T(-1) / T(1209600) + s2 * (T(1) / T(47900160))))));
-  }
+  if (y < Tuning<T>::ratio_series) return expm1_ratio_dlog_neg_series(y);
   return inv_y - x / m;
+}
+
+// phi1(y) = (expm1(y) - y) / y^2 = sum_k y^k / (k + 2)! near 0, truncated below the type's ulp
+// for y < Tuning<T>::ratio_series.
+CCNN_HD float expm1_ratio_excess_series(float y) {
+  return 1.0f / 2 + y * (1.0f / 6 + y * (1.0f / 24 + y * (1.0f / 120 + y * (1.0f / 720))));
+}
+CCNN_HD double expm1_ratio_excess_series(double y) {
+  return 1.0 / 2 + y * (1.0 / 6 + y * (1.0 / 24 + y * (1.0 / 120 + y * (1.0 / 720 + y * (1.0 / 5040 +
+         y * (1.0 / 40320 + y * (1.0 / 362880 + y * (1.0 / 3628800 + y * (1.0 / 39916800)))))))));
 }
 
 // phi1(y) = (expm1(y) - y) / y^2 = (phi(y) - 1) / y for y >= 0, given phi = phi(y).
 template <typename T>
 CCNN_HD T expm1_ratio_excess(T y, T phi) {
-  if (y < Tuning<T>::ratio_series) {
-    // sum_k y^k / (k + 2)!
-    return T(1) / T(2) +
-           y * (T(1) / T(6) +
-                y * (T(1) / T(24) +
-                     y * (T(1) / T(120) +
-                          y * (T(1) / T(720) +
-                               y * (T(1) / T(5040) +
-                                    y * (T(1) / T(40320) +
-                                         y * (T(1) / T(362880) + y * (T(1) / T(3628800)))))))));
-  }
+  if (y < Tuning<T>::ratio_series) return expm1_ratio_excess_series(y);
   return (phi - T(1)) / y;
 }
 
-// psi(d) = log1p(d) / d for d > -1, psi(0) = 1, as log(w) / (w - 1) with w = 1 + d rounded
-// (Goldberg's trick: the rounding errors of w cancel; a few ulp).
+// psi(d) = log1p(d) / d = sum_k (-d)^k / (k+1) for |d| < 0.05, truncated below the type's ulp.
+CCNN_HD float log1p_ratio_series(float d) {
+  const float s = -d;
+  return 1.0f + s * (1.0f / 2 + s * (1.0f / 3 + s * (1.0f / 4 + s * (1.0f / 5 + s * (1.0f / 6 + s * (1.0f / 7))))));
+}
+CCNN_HD double log1p_ratio_series(double d) {
+  const double s = -d;
+  return 1.0 + s * (1.0 / 2 + s * (1.0 / 3 + s * (1.0 / 4 + s * (1.0 / 5 + s * (1.0 / 6 + s * (1.0 / 7 +
+         s * (1.0 / 8 + s * (1.0 / 9 + s * (1.0 / 10 + s * (1.0 / 11 + s * (1.0 / 12 + s * (1.0 / 13))))))))))));
+}
+
+// psi(d) = log1p(d) / d for d > -1, psi(0) = 1: the series near 0, else log(w) / (w - 1) with
+// w = 1 + d rounded (Goldberg's trick: the rounding errors of w cancel; a few ulp).
 template <typename T>
 CCNN_HD T log1p_ratio(T d) {
+  if (fn::abs(d) < T(0.05)) return log1p_ratio_series(d);
   const T w = T(1) + d;
-  return w == T(1) ? T(1) : fn::log(w) / (w - T(1));
+  return fn::log(w) / (w - T(1));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -558,11 +582,20 @@ CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mas
   FrankLevel<T> l;
   l.mass = mass, l.log_mass = log_mass;
   const T y = f.theta * mass;
-  T m;
-  exp_neg_and_complement(y, &l.expo, &m);
-  const T inv_y = y > T(0) ? T(1) / y : T(0);
-  l.phi = y > T(0) ? m * inv_y : T(1);
-  l.lambda = with_grad ? expm1_ratio_dlog_neg(y, l.expo, m, inv_y) : T(0);
+  if (y < T(kSmallExponent)) {  // phi and lambda by their series
+    l.phi = one_minus_exp_neg_ratio_series(y);
+    l.expo = T(1) - y * l.phi;
+    l.lambda = with_grad ? expm1_ratio_dlog_neg_series(y) : T(0);
+  } else if (with_grad) {
+    l.expo = fn::exp(-y);
+    const T m = T(1) - l.expo, inv_ym = T(1) / (y * m);  // one division gives 1/y and 1/m
+    l.phi = m * m * inv_ym;
+    l.lambda = (m - l.expo * y) * inv_ym;  // 1/y - e^{-y}/m
+  } else {
+    l.expo = fn::exp(-y);
+    l.phi = (T(1) - l.expo) / y;
+    l.lambda = T(0);
+  }
   return l;
 }
 
@@ -571,7 +604,7 @@ CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mas
 template <typename T>
 CCNN_HD FrankCoord<T> make_frank_coord_above(const FrankFrame<T>& f, const FrankCoord<T>& bottom,
                                              const FrankLevel<T>& level, T c) {
-  if (c >= T(1) || f.theta * c < T(0.1)) return make_frank_coord(f, c);
+  if (c >= T(1) || f.theta * c < T(kSmallExponent)) return make_frank_coord(f, c);
   FrankCoord<T> k;
   k.c = c;
   k.x = bottom.x * level.expo;
