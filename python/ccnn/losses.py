@@ -24,7 +24,7 @@ class LossTerms:
     regularisation: torch.Tensor  # scalar, sum_q lambda_q ||phi_q||^2
 
     def as_dict(self) -> dict:
-        return {k: float(getattr(self, k)) for k in ("total", "unary", "pairwise", "regularisation")}
+        return {k: getattr(self, k).item() for k in ("total", "unary", "pairwise", "regularisation")}
 
 
 def check_labels(labels: torch.Tensor, num_aus: int, num_levels: int) -> None:
