@@ -63,8 +63,8 @@ def _hand_unary_logprob(model, f):
             continue
         beta = unit.beta.detach().numpy()
         steps = np.log1p(np.exp(unit.psi_steps.detach().numpy()))
-        psi = float(unit.psi_first) + np.concatenate([[0.0], np.cumsum(steps)])
-        sigma = math.exp(float(unit.log_sigma))
+        psi = unit.psi_first.item() + np.concatenate([[0.0], np.cumsum(steps)])
+        sigma = math.exp(unit.log_sigma.item())
         for b in range(B):
             cdf = np.concatenate([[0.0], ndtr((psi - f[b] @ beta) / sigma), [1.0]])
             out[b, q] = np.log(np.diff(cdf))
@@ -74,8 +74,8 @@ def _hand_unary_logprob(model, f):
 def _hand_cdf(model, f, q, b):
     unit = model.unary[q]
     steps = np.log1p(np.exp(unit.psi_steps.detach().numpy()))
-    psi = float(unit.psi_first) + np.concatenate([[0.0], np.cumsum(steps)])
-    z = (psi - f[b] @ unit.beta.detach().numpy()) / math.exp(float(unit.log_sigma))
+    psi = unit.psi_first.item() + np.concatenate([[0.0], np.cumsum(steps)])
+    z = (psi - f[b] @ unit.beta.detach().numpy()) / math.exp(unit.log_sigma.item())
     return np.concatenate([[0.0], ndtr(z), [1.0]])
 
 

@@ -191,7 +191,7 @@ class CCNN(nn.Module):
         the centred interaction table for the log-linear head."""
         out = {d: {} for d in self.dataset_names}
         for (d_idx, r, s), p in zip(self._active, self.pairwise):
-            value = float(p) if self.head == "copula" else float(torch.linalg.norm(p - p.mean()))
+            value = p.item() if self.head == "copula" else torch.linalg.norm(p - p.mean()).item()
             out[self.dataset_names[d_idx]][(self.aus[r], self.aus[s])] = value
         return out
 
