@@ -174,7 +174,7 @@ def test_gradients_match_finite_differences():
         eps = 1e-6
         plus = loss_of(*[v + eps * d for v, d in zip(values, direction)])
         minus = loss_of(*[v - eps * d for v, d in zip(values, direction)])
-        numeric = float(plus - minus) / (2 * eps)
+        numeric = (plus - minus).item() / (2 * eps)
         analytic = sum(float((gr * d).sum()) for gr, d in zip(grads, direction))
         assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-7)
 
