@@ -15,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_groups():
     # Each group is a function(subparsers) that adds its commands with set_defaults(func=...).
-    return []
+    from .train_cli import add_train_commands
+    return [add_train_commands]
 
 
 def main(argv=None) -> int:
