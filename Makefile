@@ -31,12 +31,14 @@ venv:
 install: $(STAMP)
 $(STAMP): pyproject.toml setup.py | venv
 	$(PYTHON) -c 'import torch' 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
-	$(PYTHON) -m pip install "setuptools>=64" wheel "pybind11>=2.11" ninja
+	$(PYTHON) -m pip install "setuptools>=77" wheel "pybind11>=2.11" ninja
 	$(PYTHON) -m pip install --no-build-isolation -e ".[test]"
-	@mkdir -p build && touch $@
+	@mkdir -p build && touch build/.ext-built $@
 
+# Rebuilds the extension in place when a source changed since the last build.
 build: install
-	$(PYTHON) setup.py -q build_ext --inplace
+	@if [ -n "$$(find csrc setup.py -newer build/.ext-built 2>/dev/null | head -n 1)" ]; then \
+		$(PYTHON) setup.py -q build_ext --inplace && touch build/.ext-built; fi
 
 pytest: build
 	$(PYTHON) -m pytest
@@ -58,7 +60,7 @@ cuda-check: install
 		echo "nvcc $$f"; $(NVCC) -std=c++17 -Icsrc $(CUDA_ARCH_FLAGS) -c $$f -o /dev/null; done; \
 	inc=$$($(PYTHON) -c 'from torch.utils.cpp_extension import include_paths; print(" ".join("-I"+p for p in include_paths()))'); \
 	for f in $$(find csrc -name '*_cuda.cpp' | sort); do \
-		echo "c++ -fsyntax-only $$f"; c++ -std=c++17 -fsyntax-only -DCCNN_WITH_CUDA=1 -Icsrc $$inc -I$(CUDA_HOME)/include $$f; done
+		echo "c++ -fsyntax-only $$f"; c++ -std=c++20 -fsyntax-only -DCCNN_WITH_CUDA=1 -Icsrc $$inc -I$(CUDA_HOME)/include $$f; done
 
 demo: build
 	$(PYTHON) -m ccnn.cli demo --out runs/demo
