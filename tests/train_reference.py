@@ -9,11 +9,18 @@ import torch
 
 
 def ordinal_logprob(z, link="probit"):
-    """(B, Q, L-1) -> (B, Q, L): log(Phi(z_l) - Phi(z_{l-1})) computed naively."""
-    u = torch.special.ndtr(z)
-    pad0, pad1 = torch.zeros_like(u[..., :1]), torch.ones_like(u[..., :1])
-    cdf = torch.cat([pad0, u, pad1], dim=-1)
-    return torch.log((cdf[..., 1:] - cdf[..., :-1]).clamp_min(1e-300))
+    """(B, Q, L-1) -> (B, Q, L): log(Phi(b) - Phi(a)) for consecutive cut points a < b, in float64:
+    log Phi(b) + log(1 - Phi(a)/Phi(b)), mirrored (Phi(-a) - Phi(-b)) when a > 0."""
+    zd = z.double()
+    inf = torch.full_like(zd[..., :1], float("inf"))
+    a = torch.cat([-inf, zd], dim=-1)
+    b = torch.cat([zd, inf], dim=-1)
+    upper = a > 0
+    lo = torch.where(upper, -b, a)
+    hi = torch.where(upper, -a, b)
+    log_hi, log_lo = torch.special.log_ndtr(hi), torch.special.log_ndtr(lo)
+    out = log_hi + torch.log(-torch.expm1((log_lo - log_hi).clamp_max(-1e-300)))
+    return out.to(z.dtype)
 
 
 def frank_cdf(u, v, theta):
@@ -27,7 +34,8 @@ def frank_cdf(u, v, theta):
 
 
 def pairwise_logtable(z, theta, edges, link="probit"):
-    """(B, E, L, L) log P_e(a, b) by inclusion-exclusion of the copula at the cut points."""
+    """(B, E, L, L) log P_e(a, b) by inclusion-exclusion of the copula at the cut points (float64)."""
+    dtype, z = z.dtype, z.double()
     B = z.shape[0]
     u = torch.special.ndtr(z)
     cdf = torch.cat([torch.zeros_like(u[..., :1]), u, torch.ones_like(u[..., :1])], dim=-1)  # (B,Q,L+1)
@@ -39,7 +47,7 @@ def pairwise_logtable(z, theta, edges, link="probit"):
     vs = cdf[:, s, None, :]   # (B, E, 1, L+1)
     C = frank_cdf(ur, vs, theta[:, :, None, None])
     P = C[..., 1:, 1:] - C[..., :-1, 1:] - C[..., 1:, :-1] + C[..., :-1, :-1]
-    return torch.log(P.clamp_min(1e-300))
+    return torch.log(P.clamp_min(1e-300)).to(dtype)
 
 
 def pairwise_loglik(z, theta, edges, labels, link="probit"):

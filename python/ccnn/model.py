@@ -47,6 +47,10 @@ class FeatureNet(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.fc = nn.Linear(prev * side * side, num_features)
         self.image_size = image_size
+        for m in self.modules():  # He initialisation: unit-scale activations through the ReLUs
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 1 or images.shape[-1] != self.image_size \
