@@ -47,6 +47,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     momentum: float = 0.9
+    grad_clip: float | None = 10.0      # max global gradient norm per step (None: no clipping)
     l2: float | list = 1e-4             # lambda_q of the unary L2 term: one value, or one per AU
     samples_per_epoch: int | None = None  # CNN-updating samples per epoch (None: the training set size)
     ibb_unary_batches: int = 2          # IBB step 2: batches per AU per iteration
@@ -270,6 +271,8 @@ class Trainer:
         """Gradient step on `params` only: other parameters get no .grad, so SGD skips them."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward(inputs=params)
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         self.optimizer.step()
 
     def _batch_to_device(self, batch):
