@@ -6,6 +6,15 @@ fake implementations.
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C
+from .copula import (
+    LOG_PROB_FLOOR,
+    data_checks_enabled,
+    frank_copula,
+    ordinal_logprob,
+    pairwise_loglik,
+    pairwise_logtable,
+    set_data_checks,
+)
 
 __version__ = "0.1.0"
 
@@ -15,4 +24,14 @@ def built_with_cuda() -> bool:
     return _C.built_with_cuda()
 
 
-__all__ = ["built_with_cuda", "__version__"]
+__all__ = [
+    "LOG_PROB_FLOOR",
+    "built_with_cuda",
+    "data_checks_enabled",
+    "frank_copula",
+    "ordinal_logprob",
+    "pairwise_loglik",
+    "pairwise_logtable",
+    "set_data_checks",
+    "__version__",
+]

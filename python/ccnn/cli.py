@@ -15,8 +15,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_groups():
     # Each group is a function(subparsers) that adds its commands with set_defaults(func=...).
+    from .data_cli import add_data_commands
     from .train_cli import add_train_commands
-    return [add_train_commands]
+
+    return [add_data_commands, add_train_commands]
 
 
 def main(argv=None) -> int:

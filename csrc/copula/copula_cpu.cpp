@@ -1,0 +1,529 @@
+// CPU kernels of the copula ops (argument documentation in copula.h). Every op is parallel over
+// samples (or elements) with at::parallel_for; each sample's gradients are accumulated by one
+// thread in a fixed order, so results do not depend on the number of threads.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <vector>
+
+#include "copula/copula.h"
+
+namespace ccnn {
+namespace copula {
+
+namespace {
+std::atomic<bool> g_data_checks{true};
+}  // namespace
+
+void set_data_checks(bool enabled) { g_data_checks.store(enabled); }
+bool data_checks_enabled() { return g_data_checks.load(); }
+
+namespace {
+
+// ---- data validation ------------------------------------------------------------------------
+
+// Smallest i in [0, n) with bad(i), or kNoError.
+template <typename Pred>
+int64_t first_bad(int64_t n, Pred bad) {
+  std::atomic<int64_t> first{kNoError};
+  at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      if (bad(i)) {
+        int64_t current = first.load();
+        while (i < current && !first.compare_exchange_weak(current, i)) {
+        }
+        return;
+      }
+    }
+  });
+  return first.load();
+}
+
+template <typename T>
+ErrorIndices validate_pairwise(const T* z, const T* theta, int64_t theta_numel,
+                               const int64_t* edges, const int64_t* labels,
+                               const PairwiseSizes& n) {
+  ErrorIndices first;
+  first.fill(kNoError);
+  const int64_t K = n.L - 1;
+  first[kZNotFinite] = first_bad(n.B * n.Q * K, [&](int64_t i) { return !is_finite(z[i]); });
+  if (first[kZNotFinite] == kNoError) {
+    first[kZNotIncreasing] = first_bad(n.B * n.Q, [&](int64_t row) {
+      int64_t column;
+      return check_threshold_row(z + row * K, K, &column) >= 0;
+    });
+  }
+  first[kThetaNotFinite] = first_bad(theta_numel, [&](int64_t i) { return !is_finite(theta[i]); });
+  if (labels != nullptr) {
+    first[kLabelOutOfRange] =
+        first_bad(n.B * n.Q, [&](int64_t i) { return !label_ok(labels[i], n.L); });
+  }
+  first[kEdgeOutOfRange] = first_bad(
+      n.E, [&](int64_t e) { return check_edge(edges[2 * e], edges[2 * e + 1], n.Q) == kEdgeOutOfRange; });
+  first[kEdgeSelfLoop] = first_bad(
+      n.E, [&](int64_t e) { return check_edge(edges[2 * e], edges[2 * e + 1], n.Q) == kEdgeSelfLoop; });
+  return first;
+}
+
+// Checks the data of a pairwise call (after check_pairwise_args and contiguous()).
+void check_pairwise_data(const at::Tensor& z, const at::Tensor& theta, const at::Tensor& edges,
+                         const at::Tensor* labels, const PairwiseSizes& n) {
+  if (!data_checks_enabled()) return;
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_check_pairwise", [&] {
+    raise_data_errors(
+        validate_pairwise(z.data_ptr<scalar_t>(), theta.data_ptr<scalar_t>(), theta.numel(),
+                          edges.data_ptr<int64_t>(),
+                          labels != nullptr ? labels->data_ptr<int64_t>() : nullptr, n),
+        n);
+  });
+}
+
+int64_t samples_per_task(int64_t edges) { return std::max<int64_t>(1, 512 / std::max<int64_t>(edges, 1)); }
+
+// ---- frank_copula -----------------------------------------------------------------------------
+
+at::Tensor frank_copula_cpu(const at::Tensor& u_in, const at::Tensor& v_in, const at::Tensor& theta_in) {
+  auto [u, v, theta] = check_frank_args(u_in, v_in, theta_in);
+  at::Tensor out = at::empty_like(u);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "ccnn_frank_copula", [&] {
+    const scalar_t *pu = u.data_ptr<scalar_t>(), *pv = v.data_ptr<scalar_t>(),
+                   *pt = theta.data_ptr<scalar_t>();
+    if (data_checks_enabled()) {
+      ErrorIndices first;
+      first.fill(kNoError);
+      first[kUnitOutOfRange] =
+          first_bad(u.numel(), [&](int64_t i) { return !unit_ok(pu[i]) || !unit_ok(pv[i]); });
+      first[kThetaNotFinite] = first_bad(u.numel(), [&](int64_t i) { return !is_finite(pt[i]); });
+      raise_unit_errors(first);
+    }
+    scalar_t* po = out.data_ptr<scalar_t>();
+    at::parallel_for(0, u.numel(), 2048, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) po[i] = frank_cdf(pu[i], pv[i], pt[i]);
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> frank_copula_backward_cpu(
+    const at::Tensor& grad_in, const at::Tensor& u_in, const at::Tensor& v_in,
+    const at::Tensor& theta_in) {
+  auto [u, v, theta] = check_frank_args(u_in, v_in, theta_in);
+  check_grad(grad_in, u, u.sizes());
+  const at::Tensor grad = grad_in.contiguous();
+  at::Tensor gu = at::empty_like(u), gv = at::empty_like(u), gt = at::empty_like(u);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "ccnn_frank_copula_backward", [&] {
+    const scalar_t *pu = u.data_ptr<scalar_t>(), *pv = v.data_ptr<scalar_t>(),
+                   *pt = theta.data_ptr<scalar_t>(), *pg = grad.data_ptr<scalar_t>();
+    scalar_t *pgu = gu.data_ptr<scalar_t>(), *pgv = gv.data_ptr<scalar_t>(),
+             *pgt = gt.data_ptr<scalar_t>();
+    at::parallel_for(0, u.numel(), 2048, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const CopulaGrad<scalar_t> d = frank_cdf_grad(pu[i], pv[i], pt[i]);
+        pgu[i] = pg[i] * d.du, pgv[i] = pg[i] * d.dv, pgt[i] = pg[i] * d.dtheta;
+      }
+    });
+  });
+  return {gu, gv, gt};
+}
+
+// ---- ordinal_logprob --------------------------------------------------------------------------
+
+// The L levels of one AU (thresholds z[0..L-2]) into levels[0..L-1], computing each cut once.
+template <typename T>
+void levels_of_row(const T* z, int L, Link link, bool with_weights, CutPoint<T>* cuts,
+                   Level<T>* levels) {
+  cuts[0] = cut_at_minus_inf<T>();
+  cuts[L] = cut_at_plus_inf<T>();
+  for (int k = 1; k < L; ++k) cuts[k] = cut_point(z[k - 1], link);
+  for (int l = 0; l < L; ++l)
+    levels[l] = make_level(cuts[l], cuts[l + 1], l > 0, l < L - 1, link, with_weights);
+}
+
+at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_name) {
+  const Link link = parse_link(std::string(link_name));
+  check_thresholds(z_in);
+  const at::Tensor z = z_in.contiguous();
+  const int64_t B = z.size(0), Q = z.size(1), L = z.size(2) + 1;
+  PairwiseSizes n{B, Q, L, 0, false};
+  if (data_checks_enabled()) {
+    AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_check_ordinal", [&] {
+      const scalar_t* pz = z.data_ptr<scalar_t>();
+      ErrorIndices first;
+      first.fill(kNoError);
+      first[kZNotFinite] = first_bad(z.numel(), [&](int64_t i) { return !is_finite(pz[i]); });
+      if (first[kZNotFinite] == kNoError)
+        first[kZNotIncreasing] = first_bad(B * Q, [&](int64_t row) {
+          int64_t column;
+          return check_threshold_row(pz + row * (L - 1), L - 1, &column) >= 0;
+        });
+      raise_data_errors(first, n);
+    });
+  }
+  at::Tensor out = at::empty({B, Q, L}, z.options());
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob", [&] {
+    const scalar_t* pz = z.data_ptr<scalar_t>();
+    scalar_t* po = out.data_ptr<scalar_t>();
+    at::parallel_for(0, B * Q, 64, [&](int64_t begin, int64_t end) {
+      std::vector<CutPoint<scalar_t>> cuts(L + 1);
+      std::vector<Level<scalar_t>> levels(L);
+      for (int64_t row = begin; row < end; ++row) {
+        levels_of_row(pz + row * (L - 1), int(L), link, false, cuts.data(), levels.data());
+        for (int64_t l = 0; l < L; ++l)
+          po[row * L + l] = std::max(levels[l].log_mass, scalar_t(kLogProbFloor));
+      }
+    });
+  });
+  return out;
+}
+
+at::Tensor ordinal_logprob_backward_cpu(const at::Tensor& grad_in, const at::Tensor& z_in,
+                                        c10::string_view link_name) {
+  const Link link = parse_link(std::string(link_name));
+  check_thresholds(z_in);
+  const at::Tensor z = z_in.contiguous();
+  const int64_t B = z.size(0), Q = z.size(1), L = z.size(2) + 1;
+  check_grad(grad_in, z, {B, Q, L});
+  const at::Tensor grad = grad_in.contiguous();
+  at::Tensor grad_z = at::zeros_like(z);
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob_backward", [&] {
+    const scalar_t *pz = z.data_ptr<scalar_t>(), *pg = grad.data_ptr<scalar_t>();
+    scalar_t* pgz = grad_z.data_ptr<scalar_t>();
+    at::parallel_for(0, B * Q, 64, [&](int64_t begin, int64_t end) {
+      std::vector<CutPoint<scalar_t>> cuts(L + 1);
+      std::vector<Level<scalar_t>> levels(L);
+      for (int64_t row = begin; row < end; ++row) {
+        levels_of_row(pz + row * (L - 1), int(L), link, true, cuts.data(), levels.data());
+        scalar_t* g = pgz + row * (L - 1);
+        for (int64_t l = 0; l < L; ++l) {
+          const Level<scalar_t>& lev = levels[l];
+          if (!(lev.log_mass > scalar_t(kLogProbFloor))) continue;  // floored: no gradient
+          const scalar_t up = pg[row * L + l];
+          if (lev.has_lo) g[l - 1] -= up * lev.w_lo;
+          if (lev.has_hi) g[l] += up * lev.w_hi;
+        }
+      }
+    });
+  });
+  return grad_z;
+}
+
+// ---- pairwise_loglik --------------------------------------------------------------------------
+
+struct PairwiseInputs {
+  at::Tensor z, theta, edges, labels;
+  PairwiseSizes n;
+};
+
+PairwiseInputs prepare_pairwise(const at::Tensor& z, const at::Tensor& theta,
+                                const at::Tensor& edges, const at::Tensor* labels) {
+  PairwiseInputs in;
+  in.n = check_pairwise_args(z, theta, edges, labels);
+  in.z = z.contiguous(), in.theta = theta.contiguous(), in.edges = edges.contiguous();
+  if (labels != nullptr) in.labels = labels->contiguous();
+  return in;
+}
+
+template <typename T>
+T theta_of(const T* theta, const PairwiseSizes& n, int64_t b, int64_t e) {
+  return theta[n.theta_per_sample ? b * n.E + e : e];
+}
+
+// Evaluates label pairs, reusing one frame per edge when theta is shared by the batch.
+template <typename T>
+class PairEvaluator {
+ public:
+  PairEvaluator(const T* theta, const PairwiseSizes& n) : theta_(theta), n_(n) {
+    if (!n.theta_per_sample) {
+      frames_.reserve(n.E);
+      for (int64_t e = 0; e < n.E; ++e) frames_.push_back(make_frank_frame(theta[e]));
+    }
+  }
+  PairGrad<T> operator()(int64_t b, int64_t e, const Level<T>& r, const Level<T>& s,
+                         bool with_grad) const {
+    const T t = theta_of(theta_, n_, b, e);
+    if (n_.theta_per_sample || needs_double(t)) return frank_pair_at(t, r, s, with_grad);
+    return frank_pair(frames_[e], r, s, with_grad);
+  }
+
+ private:
+  const T* theta_;
+  PairwiseSizes n_;
+  std::vector<FrankFrame<T>> frames_;
+};
+
+// Runs body(b, levels) for every sample b, where levels[q] is AU q's level at its label (unset
+// for a missing label).
+template <typename T, typename Body>
+void for_each_labelled_sample(const PairwiseInputs& in, Link link, bool with_weights, Body body) {
+  const PairwiseSizes& n = in.n;
+  const T* z = in.z.data_ptr<T>();
+  const int64_t* labels = in.labels.data_ptr<int64_t>();
+  at::parallel_for(0, n.B, samples_per_task(n.E), [&](int64_t begin, int64_t end) {
+    std::vector<Level<T>> levels(n.Q);
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t q = 0; q < n.Q; ++q) {
+        const int64_t label = labels[b * n.Q + q];
+        if (label >= 0)
+          levels[q] = level_of(z + (b * n.Q + q) * (n.L - 1), int(n.L), int(label), link, with_weights);
+      }
+      body(b, levels.data());
+    }
+  });
+}
+
+// The pair log-likelihoods and, if partials is defined, their local derivatives
+// partials[b, e] = d loglik[b, e] / d (z_r_lo, z_r_hi, z_s_lo, z_s_hi, theta).
+void pairwise_loglik_kernel(const PairwiseInputs& in, Link link, at::Tensor& out,
+                            at::Tensor* partials) {
+  const PairwiseSizes& n = in.n;
+  const bool with_grad = partials != nullptr;
+  AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_loglik", [&] {
+    const PairEvaluator<scalar_t> pair(in.theta.data_ptr<scalar_t>(), n);
+    const int64_t *edges = in.edges.data_ptr<int64_t>(), *labels = in.labels.data_ptr<int64_t>();
+    scalar_t* po = out.data_ptr<scalar_t>();
+    scalar_t* pp = with_grad ? partials->data_ptr<scalar_t>() : nullptr;
+    for_each_labelled_sample<scalar_t>(in, link, with_grad, [&](int64_t b, const Level<scalar_t>* levels) {
+      for (int64_t e = 0; e < n.E; ++e) {
+        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
+        const int64_t i = b * n.E + e;
+        if (labels[b * n.Q + r] < 0 || labels[b * n.Q + s] < 0) {
+          po[i] = scalar_t(0);
+          if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, scalar_t(0));
+          continue;
+        }
+        const PairGrad<scalar_t> g = pair(b, e, levels[r], levels[s], with_grad);
+        po[i] = g.log_prob;
+        if (with_grad) {
+          pp[5 * i] = g.dz_r_lo, pp[5 * i + 1] = g.dz_r_hi, pp[5 * i + 2] = g.dz_s_lo;
+          pp[5 * i + 3] = g.dz_s_hi, pp[5 * i + 4] = g.dtheta;
+        }
+      }
+    });
+  });
+}
+
+at::Tensor pairwise_loglik_cpu(const at::Tensor& z, const at::Tensor& theta,
+                               const at::Tensor& edges, const at::Tensor& labels,
+                               c10::string_view link_name) {
+  const Link link = parse_link(std::string(link_name));
+  const PairwiseInputs in = prepare_pairwise(z, theta, edges, &labels);
+  check_pairwise_data(in.z, in.theta, in.edges, &in.labels, in.n);
+  at::Tensor out = at::empty({in.n.B, in.n.E}, in.z.options());
+  pairwise_loglik_kernel(in, link, out, nullptr);
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> pairwise_loglik_fwd_cpu(const at::Tensor& z,
+                                                           const at::Tensor& theta,
+                                                           const at::Tensor& edges,
+                                                           const at::Tensor& labels,
+                                                           c10::string_view link_name) {
+  const Link link = parse_link(std::string(link_name));
+  const PairwiseInputs in = prepare_pairwise(z, theta, edges, &labels);
+  check_pairwise_data(in.z, in.theta, in.edges, &in.labels, in.n);
+  at::Tensor out = at::empty({in.n.B, in.n.E}, in.z.options());
+  at::Tensor partials = at::empty({in.n.B, in.n.E, 5}, in.z.options());
+  pairwise_loglik_kernel(in, link, out, &partials);
+  return {out, partials};
+}
+
+std::tuple<at::Tensor, at::Tensor> pairwise_loglik_bwd_cpu(const at::Tensor& grad_in,
+                                                           const at::Tensor& partials_in,
+                                                           const at::Tensor& z,
+                                                           const at::Tensor& edges_in,
+                                                           const at::Tensor& labels_in) {
+  const PairwiseSizes n = check_pairwise_bwd_args(grad_in, partials_in, z, edges_in, labels_in);
+  const at::Tensor grad = grad_in.contiguous(), partials = partials_in.contiguous();
+  const at::Tensor edges = edges_in.contiguous(), labels = labels_in.contiguous();
+  at::Tensor grad_z = at::zeros({n.B, n.Q, n.L - 1}, z.options());
+  at::Tensor grad_theta = at::empty({n.B, n.E}, z.options());
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_pairwise_loglik_bwd", [&] {
+    const scalar_t *pg = grad.data_ptr<scalar_t>(), *pp = partials.data_ptr<scalar_t>();
+    const int64_t *pe = edges.data_ptr<int64_t>(), *pl = labels.data_ptr<int64_t>();
+    scalar_t *pgz = grad_z.data_ptr<scalar_t>(), *pgt = grad_theta.data_ptr<scalar_t>();
+    const int64_t K = n.L - 1;
+    at::parallel_for(0, n.B, samples_per_task(n.E), [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        scalar_t* gz = pgz + b * n.Q * K;
+        for (int64_t e = 0; e < n.E; ++e) {
+          const int64_t i = b * n.E + e, r = pe[2 * e], s = pe[2 * e + 1];
+          const int64_t a = pl[b * n.Q + r], c = pl[b * n.Q + s];
+          const scalar_t up = pg[i];
+          const scalar_t* d = pp + 5 * i;
+          pgt[i] = up * d[4];
+          if (a < 0 || c < 0) continue;
+          if (a > 0) gz[r * K + a - 1] += up * d[0];
+          if (a < K) gz[r * K + a] += up * d[1];
+          if (c > 0) gz[s * K + c - 1] += up * d[2];
+          if (c < K) gz[s * K + c] += up * d[3];
+        }
+      }
+    });
+  });
+  return {grad_z, grad_theta};
+}
+
+// ---- pairwise_logtable ------------------------------------------------------------------------
+
+// Per-thread scratch of one edge's table in compute type C: the L+1 row and column coordinates
+// and the L row and column levels, all in the frame.
+template <typename C>
+struct EdgeWork {
+  std::vector<FrankCoord<C>> u, v;
+  std::vector<FrankLevel<C>> lu, lv;
+  explicit EdgeWork(int64_t L) : u(L + 1), v(L + 1), lu(L), lv(L) {}
+};
+
+// Scratch for inputs of type T: T itself and double (for float edges beyond kFloatThetaLimit).
+template <typename T>
+struct TableWork {
+  EdgeWork<T> same;
+  EdgeWork<double> wide;
+  explicit TableWork(int64_t L) : same(L), wide(L) {}
+};
+
+// One edge's L x L table for one sample, computed in type C. rows/cols: the two AUs' L levels.
+// With grad == nullptr, writes the log table to out (row-major, original column order).
+// Otherwise accumulates grad * d/dz into gz_r / gz_s (the AUs' L-1 thresholds) and returns the
+// theta gradient.
+template <typename C, typename T>
+T table_edge(T signed_theta, const Level<T>* rows, const Level<T>* cols, int L, T* out,
+             const T* grad, T* gz_r, T* gz_s, EdgeWork<C>& work) {
+  const FrankFrame<C> f = make_frank_frame(C(signed_theta));
+  FrankCoord<C>* u = work.u.data();
+  FrankCoord<C>* v = work.v.data();
+  FrankLevel<C>* lu = work.lu.data();
+  FrankLevel<C>* lv = work.lv.data();
+  for (int k = 0; k <= L; ++k) {
+    u[k] = make_frank_coord(f, k < L ? C(rows[k].cdf_lo) : C(1));
+    // frame column coordinate k is 1 - (original cut L - k) when reflected
+    const int kc = f.reflect ? L - k : k;
+    const C cut_cdf = kc < L ? C(cols[kc].cdf_lo) : C(1);
+    const C cut_ccdf = kc < L ? C(cols[kc].ccdf_lo) : C(0);
+    v[k] = make_frank_coord(f, f.reflect ? cut_ccdf : cut_cdf);
+  }
+  const bool with_grad = grad != nullptr;
+  for (int l = 0; l < L; ++l) {
+    lu[l] = make_frank_level(f, C(rows[l].mass), C(rows[l].log_mass), with_grad);
+    const Level<T>& col = cols[f.reflect ? L - 1 - l : l];
+    lv[l] = make_frank_level(f, C(col.mass), C(col.log_mass), with_grad);
+  }
+  T dtheta = T(0);
+  for (int a = 0; a < L; ++a) {
+    for (int j = 0; j < L; ++j) {
+      const int c = f.reflect ? L - 1 - j : j;  // original column of frame column j
+      if (!with_grad) {
+        out[a * L + c] = T(frank_cell(f, u[a], u[a + 1], v[j], v[j + 1], lu[a], lv[j], false).log_prob);
+        continue;
+      }
+      const T up = grad[a * L + c];
+      if (up == T(0)) continue;
+      const FrankCell<C> cell = frank_cell(f, u[a], u[a + 1], v[j], v[j + 1], lu[a], lv[j], true);
+      const PairGrad<C> g = pair_from_cell(f, cell, rows[a], cols[c]);
+      if (a > 0) gz_r[a - 1] += up * T(g.dz_r_lo);
+      if (a < L - 1) gz_r[a] += up * T(g.dz_r_hi);
+      if (c > 0) gz_s[c - 1] += up * T(g.dz_s_lo);
+      if (c < L - 1) gz_s[c] += up * T(g.dz_s_hi);
+      dtheta += up * T(g.dtheta);
+    }
+  }
+  return dtheta;
+}
+
+template <typename T>
+T table_edge_in_range(T signed_theta, const Level<T>* rows, const Level<T>* cols, int L, T* out,
+                      const T* grad, T* gz_r, T* gz_s, TableWork<T>& work) {
+  if (needs_double(signed_theta))
+    return table_edge<double>(signed_theta, rows, cols, L, out, grad, gz_r, gz_s, work.wide);
+  return table_edge<T>(signed_theta, rows, cols, L, out, grad, gz_r, gz_s, work.same);
+}
+
+// Runs body(b, levels) for every sample b, where levels[q * L + l] is AU q's level l.
+template <typename T, typename Body>
+void for_each_sample_levels(const PairwiseInputs& in, Link link, bool with_weights, Body body) {
+  const PairwiseSizes& n = in.n;
+  const T* z = in.z.data_ptr<T>();
+  at::parallel_for(0, n.B, samples_per_task(n.E * n.L), [&](int64_t begin, int64_t end) {
+    std::vector<CutPoint<T>> cuts(n.L + 1);
+    std::vector<Level<T>> levels(n.Q * n.L);
+    TableWork<T> work(n.L);
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t q = 0; q < n.Q; ++q)
+        levels_of_row(z + (b * n.Q + q) * (n.L - 1), int(n.L), link, with_weights, cuts.data(),
+                      levels.data() + q * n.L);
+      body(b, levels.data(), work);
+    }
+  });
+}
+
+at::Tensor pairwise_logtable_cpu(const at::Tensor& z_in, const at::Tensor& theta_in,
+                                 const at::Tensor& edges_in, c10::string_view link_name) {
+  const Link link = parse_link(std::string(link_name));
+  const PairwiseInputs in = prepare_pairwise(z_in, theta_in, edges_in, nullptr);
+  const PairwiseSizes& n = in.n;
+  check_pairwise_data(in.z, in.theta, in.edges, nullptr, n);
+  at::Tensor out = at::empty({n.B, n.E, n.L, n.L}, in.z.options());
+  AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable", [&] {
+    const scalar_t* theta = in.theta.data_ptr<scalar_t>();
+    const int64_t* edges = in.edges.data_ptr<int64_t>();
+    scalar_t* po = out.data_ptr<scalar_t>();
+    const int64_t L = n.L;
+    for_each_sample_levels<scalar_t>(in, link, false, [&](int64_t b, const Level<scalar_t>* levels,
+                                                         TableWork<scalar_t>& work) {
+      for (int64_t e = 0; e < n.E; ++e) {
+        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
+        table_edge_in_range<scalar_t>(theta_of(theta, n, b, e), levels + r * L, levels + s * L,
+                                      int(L), po + (b * n.E + e) * L * L, nullptr, nullptr,
+                                      nullptr, work);
+      }
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> pairwise_logtable_backward_cpu(
+    const at::Tensor& grad_in, const at::Tensor& z_in, const at::Tensor& theta_in,
+    const at::Tensor& edges_in, c10::string_view link_name) {
+  const Link link = parse_link(std::string(link_name));
+  const PairwiseInputs in = prepare_pairwise(z_in, theta_in, edges_in, nullptr);
+  const PairwiseSizes& n = in.n;
+  check_grad(grad_in, in.z, {n.B, n.E, n.L, n.L});
+  const at::Tensor grad = grad_in.contiguous();
+  at::Tensor grad_z = at::zeros_like(in.z);
+  at::Tensor grad_theta = at::zeros({n.B, n.E}, in.z.options());
+  AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable_backward", [&] {
+    const scalar_t *theta = in.theta.data_ptr<scalar_t>(), *pg = grad.data_ptr<scalar_t>();
+    const int64_t* edges = in.edges.data_ptr<int64_t>();
+    scalar_t *pgz = grad_z.data_ptr<scalar_t>(), *pgt = grad_theta.data_ptr<scalar_t>();
+    const int64_t L = n.L, K = n.L - 1;
+    for_each_sample_levels<scalar_t>(in, link, true, [&](int64_t b, const Level<scalar_t>* levels,
+                                                        TableWork<scalar_t>& work) {
+      scalar_t* gz = pgz + b * n.Q * K;
+      for (int64_t e = 0; e < n.E; ++e) {
+        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
+        pgt[b * n.E + e] = table_edge_in_range<scalar_t>(
+            theta_of(theta, n, b, e), levels + r * L, levels + s * L, int(L), nullptr,
+            pg + (b * n.E + e) * L * L, gz + r * K, gz + s * K, work);
+      }
+    });
+  });
+  return {grad_z, grad_theta};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(ccnn, CPU, m) {
+  m.impl("frank_copula", &frank_copula_cpu);
+  m.impl("frank_copula_backward", &frank_copula_backward_cpu);
+  m.impl("ordinal_logprob", &ordinal_logprob_cpu);
+  m.impl("ordinal_logprob_backward", &ordinal_logprob_backward_cpu);
+  m.impl("pairwise_loglik", &pairwise_loglik_cpu);
+  m.impl("pairwise_loglik_fwd", &pairwise_loglik_fwd_cpu);
+  m.impl("pairwise_loglik_bwd", &pairwise_loglik_bwd_cpu);
+  m.impl("pairwise_logtable", &pairwise_logtable_cpu);
+  m.impl("pairwise_logtable_backward", &pairwise_logtable_backward_cpu);
+}
+
+}  // namespace copula
+}  // namespace ccnn

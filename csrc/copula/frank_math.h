@@ -1,0 +1,687 @@
+// frank_math.h: the numerics of the Frank copula layer of CCNN, as inline functions that compile
+// for the host (plain C++17) and for CUDA devices (nvcc defines __CUDACC__). No torch, no Python.
+//
+// Contents (all templated on the compute type T = float or double):
+//   1. stable elementary pieces:  log1mexp, softplus, sigmoid, expm1 ratios and their derivatives
+//   2. links:  CutPoint (F(z), 1 - F(z), their logs, log dF/dz) for the probit (standard normal)
+//      and logit (logistic) links; normal_cdf / normal_log_cdf; the log-probability of an ordinal
+//      level between two cut points (scipy's _log_gauss_mass cases plus a narrow-interval series)
+//   3. the Frank copula C(u, v; theta) and dC/du, dC/dv, dC/dtheta (DESIGN.md section 3 forms,
+//      series for |theta| below a per-type switch)
+//   4. the probability of a rectangle (a label pair) under the copula, in a product form that
+//      never subtracts copula values, with its gradient; used by the pairwise kernels
+//
+// Numerics, in short (docs/copula.md has the long version):
+//   * Probabilities are computed in log space; a log-probability is clamped below at
+//     kLogProbFloor = log(1e-300) (the "floor"), where its gradient is zero. In practice it only
+//     guards against -inf: the log-space forms stay finite far below 1e-300 in either type.
+//   * Accuracy: C to ~1e-15 relative in double and ~1e-6 in float over theta in [-50, 50] and u, v
+//     down to 1e-8 from either boundary (exact at u, v in {0, 1}); pair log-probabilities agree
+//     between float and double to ~1e-5 absolute whatever the size of P (the error is dominated
+//     by |theta| * eps from rounding the cut-point CDFs to float).
+//   * Rectangle probabilities are evaluated for |theta| <= kThetaMaxDouble; float computations
+//     with |theta| > kFloatThetaLimit should be promoted to double by the caller (the kernels do).
+#pragma once
+
+#include <math.h>
+
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define CCNN_HD __host__ __device__ __forceinline__
+#else
+#define CCNN_HD inline
+#endif
+
+namespace ccnn {
+namespace copula {
+
+// ---------------------------------------------------------------------------------------------
+// Overloads that pick the float or double C function on host and device alike.
+// ---------------------------------------------------------------------------------------------
+namespace fn {
+CCNN_HD float exp(float x) { return ::expf(x); }
+CCNN_HD double exp(double x) { return ::exp(x); }
+CCNN_HD float log(float x) { return ::logf(x); }
+CCNN_HD double log(double x) { return ::log(x); }
+CCNN_HD float log1p(float x) { return ::log1pf(x); }
+CCNN_HD double log1p(double x) { return ::log1p(x); }
+CCNN_HD float expm1(float x) { return ::expm1f(x); }
+CCNN_HD double expm1(double x) { return ::expm1(x); }
+CCNN_HD float erfc(float x) { return ::erfcf(x); }
+CCNN_HD double erfc(double x) { return ::erfc(x); }
+CCNN_HD float abs(float x) { return ::fabsf(x); }
+CCNN_HD double abs(double x) { return ::fabs(x); }
+template <typename T>
+CCNN_HD T max(T a, T b) { return a > b ? a : b; }
+template <typename T>
+CCNN_HD T min(T a, T b) { return a < b ? a : b; }
+template <typename T>
+CCNN_HD T inf() { return T(HUGE_VAL); }
+}  // namespace fn
+
+// log(1e-300): log-probabilities are clamped below at this value (gradient zero there).
+constexpr double kLogProbFloor = -690.77552789821368;
+// |theta| above which float rectangle computations lose range (e^{-theta} near FLT_MIN):
+// callers evaluate such edges in double.
+constexpr double kFloatThetaLimit = 50.0;
+// Rectangle computations cap |theta| here (the Frank copula is then within 2e-3 of the
+// Frechet bounds); the gradient with respect to theta is zero beyond it.
+constexpr double kThetaMaxDouble = 500.0;
+
+constexpr double kLn2 = 0.69314718055994530942;
+constexpr double kLogSqrt2Pi = 0.91893853320467274178;  // log(sqrt(2 pi))
+constexpr double kSqrtHalf = 0.70710678118654752440;
+
+// Per-type switch points. Each is where a closed form's cancellation error (~eps / x) meets the
+// truncation error of the series used below it.
+template <typename T>
+struct Tuning;
+template <>
+struct Tuning<float> {
+  static constexpr float copula_series = 0.15f;   // |theta| below: series for C and derivatives
+  static constexpr float ratio_series = 0.5f;     // |y| below: series for lambda(y), phi1(y)
+  static constexpr float tail = -10.0f;           // z below: asymptotic log Phi(z)
+};
+template <>
+struct Tuning<double> {
+  static constexpr double copula_series = 3e-3;
+  static constexpr double ratio_series = 0.1;
+  static constexpr double tail = -30.0;
+};
+// Intervals with half-width h * max(|midpoint|, 1) below this use the Hermite series for the
+// normal mass (a difference of CDFs would cancel).
+constexpr double kNarrowInterval = 0.05;
+
+// ---------------------------------------------------------------------------------------------
+// 1. Elementary pieces
+// ---------------------------------------------------------------------------------------------
+
+// l(x) = log(1 - e^{-x}) for x >= 0 (Maechler's switch at ln 2); l(0) = -inf, l(inf) = 0.
+template <typename T>
+CCNN_HD T log1mexp(T x) {
+  return x <= T(kLn2) ? fn::log(-fn::expm1(-x)) : fn::log1p(-fn::exp(-x));
+}
+
+// log(1 + e^x)
+template <typename T>
+CCNN_HD T softplus(T x) {
+  return x > T(0) ? x + fn::log1p(fn::exp(-x)) : fn::log1p(fn::exp(x));
+}
+
+template <typename T>
+CCNN_HD T sigmoid(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + fn::exp(-x));
+  const T e = fn::exp(x);
+  return e / (T(1) + e);
+}
+
+// x = e^{-y} and m = 1 - e^{-y} for y >= 0, with one exp at most: m by its Taylor series for
+// y < 0.1 (full relative precision), else 1 - x (relative error below 10 ulp).
+template <typename T>
+CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
+  if (y < T(0.1)) {
+    // m = y (1 - y/2 + y^2/6 - ...) = y sum_k (-y)^k / (k+1)!, to y^11 (truncation < 1e-19)
+    const T s = -y;
+    const T tail =
+        T(1) + s * (T(1) / T(2) + s * (T(1) / T(6) + s * (T(1) / T(24) + s * (T(1) / T(120) +
+        s * (T(1) / T(720) + s * (T(1) / T(5040) + s * (T(1) / T(40320) + s * (T(1) / T(362880) +
+        s * (T(1) / T(3628800) + s * (T(1) / T(39916800) + s * (T(1) / T(479001600))))))))))));
+    *m = y * tail;
+    *x = T(1) - *m;
+  } else {
+    *x = fn::exp(-y);
+    *m = T(1) - *x;
+  }
+}
+
+// lambda(-y) = d log phi(s) / ds at s = -y, for y >= 0, given x = e^{-y} and m = 1 - e^{-y}:
+// lambda(-y) = 1/y - x/m. Series (Bernoulli numbers) for small y.
+template <typename T>
+CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m) {
+  if (y < Tuning<T>::ratio_series) {
+    const T s = -y, s2 = s * s;
+    return T(0.5) + s * (T(1) / T(12) +
+                         s2 * (T(-1) / T(720) +
+                               s2 * (T(1) / T(30240) +
+                                     s2 * (T(-1) / T(1209600) + s2 * (T(1) / T(47900160))))));
+  }
+  return T(1) / y - x / m;
+}
+
+// phi1(y) = (expm1(y) - y) / y^2 = (phi(y) - 1) / y for y >= 0, given em = expm1(y).
+template <typename T>
+CCNN_HD T expm1_ratio_excess(T y, T em) {
+  if (y < Tuning<T>::ratio_series) {
+    // sum_k y^k / (k + 2)!
+    return T(1) / T(2) +
+           y * (T(1) / T(6) +
+                y * (T(1) / T(24) +
+                     y * (T(1) / T(120) +
+                          y * (T(1) / T(720) +
+                               y * (T(1) / T(5040) +
+                                    y * (T(1) / T(40320) +
+                                         y * (T(1) / T(362880) + y * (T(1) / T(3628800)))))))));
+  }
+  return (em - y) / (y * y);
+}
+
+// psi(d) = log1p(d) / d for d > -1, psi(0) = 1, as log(w) / (w - 1) with w = 1 + d rounded
+// (Goldberg's trick: the rounding errors of w cancel; a few ulp).
+template <typename T>
+CCNN_HD T log1p_ratio(T d) {
+  const T w = T(1) + d;
+  return w == T(1) ? T(1) : fn::log(w) / (w - T(1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Links: cut points and the log-probability of an ordinal level
+// ---------------------------------------------------------------------------------------------
+enum class Link : int { Probit = 0, Logit = 1 };
+
+// The marginal CDF at one cut point z: F(z), 1 - F(z), their logs and log F'(z), each to full
+// relative precision. The ends of the ordinal scale are z = -inf (F = 0) and z = +inf (F = 1).
+template <typename T>
+struct CutPoint {
+  T z, cdf, ccdf, log_cdf, log_ccdf, log_pdf;
+};
+
+template <typename T>
+CCNN_HD CutPoint<T> cut_at_minus_inf() {
+  return {-fn::inf<T>(), T(0), T(1), -fn::inf<T>(), T(0), -fn::inf<T>()};
+}
+template <typename T>
+CCNN_HD CutPoint<T> cut_at_plus_inf() {
+  return {fn::inf<T>(), T(1), T(0), T(0), -fn::inf<T>(), -fn::inf<T>()};
+}
+
+// log Phi(z) for z < Tuning<T>::tail, where Phi(z) would leave the normal range: the asymptotic
+// series log Phi(z) = -z^2/2 - log(-z) - log sqrt(2 pi) + log(1 - 1/z^2 + 3/z^4 - 15/z^6 + ...).
+template <typename T>
+CCNN_HD T normal_log_cdf_asymptotic(T z) {
+  const T x = T(1) / (z * z);
+  const T tail =
+      -x * (T(1) -
+            x * (T(3) -
+                 x * (T(15) - x * (T(105) - x * (T(945) - x * (T(10395) - x * T(135135)))))));
+  return T(-0.5) * z * z - fn::log(-z) - T(kLogSqrt2Pi) + fn::log1p(tail);
+}
+
+// Phi(z), the standard normal CDF.
+template <typename T>
+CCNN_HD T normal_cdf(T z) {
+  return T(0.5) * fn::erfc(-z * T(kSqrtHalf));
+}
+
+// log Phi(z), accurate for every z.
+template <typename T>
+CCNN_HD T normal_log_cdf(T z) {
+  if (z < Tuning<T>::tail) return normal_log_cdf_asymptotic(z);
+  if (z > T(0)) return fn::log1p(-normal_cdf(-z));
+  return fn::log(normal_cdf(z));
+}
+
+template <typename T>
+CCNN_HD T normal_log_pdf(T z) {
+  return T(-0.5) * z * z - T(kLogSqrt2Pi);
+}
+
+template <typename T>
+CCNN_HD CutPoint<T> probit_cut(T z) {
+  CutPoint<T> c;
+  c.z = z;
+  c.log_pdf = normal_log_pdf(z);
+  // Evaluate the smaller tail with erfc and take the other as its complement.
+  const T minus_abs = -fn::abs(z);
+  const T small = normal_cdf(minus_abs);
+  const T small_log =
+      minus_abs < Tuning<T>::tail ? normal_log_cdf_asymptotic(minus_abs) : fn::log(small);
+  const T large = T(1) - small, large_log = fn::log1p(-small);
+  if (z <= T(0)) {
+    c.cdf = small, c.log_cdf = small_log, c.ccdf = large, c.log_ccdf = large_log;
+  } else {
+    c.cdf = large, c.log_cdf = large_log, c.ccdf = small, c.log_ccdf = small_log;
+  }
+  return c;
+}
+
+template <typename T>
+CCNN_HD CutPoint<T> logit_cut(T z) {
+  CutPoint<T> c;
+  c.z = z;
+  const T e = fn::exp(-fn::abs(z));  // e^{-|z|}
+  const T lse = fn::log1p(e);        // log(1 + e^{-|z|})
+  const T near = T(1) / (T(1) + e), far = e / (T(1) + e);
+  if (z >= T(0)) {
+    c.cdf = near, c.ccdf = far, c.log_cdf = -lse, c.log_ccdf = -z - lse;
+  } else {
+    c.cdf = far, c.ccdf = near, c.log_cdf = z - lse, c.log_ccdf = -lse;
+  }
+  c.log_pdf = c.log_cdf + c.log_ccdf;  // F' = F (1 - F)
+  return c;
+}
+
+template <typename T>
+CCNN_HD CutPoint<T> cut_point(T z, Link link) {
+  return link == Link::Probit ? probit_cut(z) : logit_cut(z);
+}
+
+// Cut point k of an ordinal scale with thresholds z[0] < ... < z[L-2]: k = 0 is -inf, k = L is
+// +inf, otherwise z[k-1].
+template <typename T>
+CCNN_HD CutPoint<T> cut_of_level_edge(const T* z, int num_levels, int k, Link link) {
+  if (k <= 0) return cut_at_minus_inf<T>();
+  if (k >= num_levels) return cut_at_plus_inf<T>();
+  return cut_point(z[k - 1], link);
+}
+
+// log(Phi(hi.z) - Phi(lo.z)), lo.z < hi.z: scipy's _log_gauss_mass cases (both endpoints in the
+// lower tail: difference of log CDFs; both in the upper tail: mirrored; otherwise one minus the
+// two tails), and for narrow intervals, where those cancel, the Hermite series
+// Phi(b) - Phi(a) = 2 h phi(m) sum_k He_2k(m) h^2k / (2k+1)!, m = (a+b)/2, h = (b-a)/2.
+template <typename T>
+CCNN_HD T probit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
+  if (lo.z == -fn::inf<T>()) return hi.log_cdf;
+  if (hi.z == fn::inf<T>()) return lo.log_ccdf;
+  const T h = T(0.5) * (hi.z - lo.z), mid = T(0.5) * lo.z + T(0.5) * hi.z;
+  if (h * fn::max(fn::abs(mid), T(1)) < T(kNarrowInterval)) {
+    const T h2 = h * h, m2 = mid * mid;
+    const T he2 = m2 - T(1);
+    const T he4 = (m2 - T(6)) * m2 + T(3);
+    const T he6 = ((m2 - T(15)) * m2 + T(45)) * m2 - T(15);
+    const T he8 = (((m2 - T(28)) * m2 + T(210)) * m2 - T(420)) * m2 + T(105);
+    const T series =
+        h2 * (he2 / T(6) + h2 * (he4 / T(120) + h2 * (he6 / T(5040) + h2 * (he8 / T(362880)))));
+    return fn::log(T(2) * h) + normal_log_pdf(mid) + fn::log1p(series);
+  }
+  if (hi.z <= T(0)) return hi.log_cdf + log1mexp(hi.log_cdf - lo.log_cdf);
+  if (lo.z >= T(0)) return lo.log_ccdf + log1mexp(lo.log_ccdf - hi.log_ccdf);
+  return fn::log1p(-(lo.cdf + hi.ccdf));
+}
+
+// log(F(hi.z) - F(lo.z)) for the logistic F: log F(a) + log(1 - F(b)) + log(e^{b-a} - 1),
+// exact up to rounding for every a < b.
+template <typename T>
+CCNN_HD T logit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
+  if (lo.z == -fn::inf<T>()) return hi.log_cdf;
+  if (hi.z == fn::inf<T>()) return lo.log_ccdf;
+  const T w = hi.z - lo.z;
+  return lo.log_cdf + hi.log_ccdf + w + log1mexp(w);
+}
+
+template <typename T>
+CCNN_HD T level_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi, Link link) {
+  return link == Link::Probit ? probit_log_mass(lo, hi) : logit_log_mass(lo, hi);
+}
+
+// One ordinal level l of one AU: its cut points' CDFs, its probability, and the factors that turn
+// gradients with respect to its cut-point CDFs (scaled by the mass) into gradients with respect to
+// the thresholds: d/dz_lo = w_lo * (mass * d/dF_lo), w = F'(z) / mass (0 at the open ends).
+template <typename T>
+struct Level {
+  T cdf_lo, ccdf_lo, cdf_hi, ccdf_hi;
+  T mass, log_mass;
+  T w_lo, w_hi;
+  bool has_lo, has_hi;  // whether the lower / upper cut point is a threshold (not -inf / +inf)
+};
+
+// The weights w are only needed for gradients (with_weights = false leaves them 0).
+template <typename T>
+CCNN_HD Level<T> make_level(const CutPoint<T>& lo, const CutPoint<T>& hi, bool has_lo,
+                            bool has_hi, Link link, bool with_weights) {
+  Level<T> lev;
+  lev.cdf_lo = lo.cdf, lev.ccdf_lo = lo.ccdf, lev.cdf_hi = hi.cdf, lev.ccdf_hi = hi.ccdf;
+  lev.log_mass = level_log_mass(lo, hi, link);
+  lev.mass = fn::exp(lev.log_mass);
+  lev.has_lo = has_lo, lev.has_hi = has_hi;
+  lev.w_lo = has_lo && with_weights ? fn::exp(lo.log_pdf - lev.log_mass) : T(0);
+  lev.w_hi = has_hi && with_weights ? fn::exp(hi.log_pdf - lev.log_mass) : T(0);
+  return lev;
+}
+
+// Level `level` (0..L-1) of one AU whose L-1 thresholds start at z.
+template <typename T>
+CCNN_HD Level<T> level_of(const T* z, int num_levels, int level, Link link, bool with_weights) {
+  return make_level(cut_of_level_edge(z, num_levels, level, link),
+                    cut_of_level_edge(z, num_levels, level + 1, link), level > 0,
+                    level < num_levels - 1, link, with_weights);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The Frank copula C(u, v; theta) and its derivatives (DESIGN.md section 3 forms)
+// ---------------------------------------------------------------------------------------------
+template <typename T>
+struct CopulaGrad {
+  T value, du, dv, dtheta;
+};
+
+// Series in theta around 0, p = u(1-u), q = v(1-v), a = 1-2u, b = 1-2v:
+// C = uv + pq S, S = theta/2 + theta^2 ab/12 + theta^3 (6pq - p - q)/24
+//                    + theta^4 ab (36pq - 3p - 3q - 1)/720.
+template <typename T>
+CCNN_HD T frank_series_value(T u, T v, T t) {
+  const T p = u * (T(1) - u), q = v * (T(1) - v), ab = (T(1) - T(2) * u) * (T(1) - T(2) * v);
+  const T pq = p * q;
+  const T S = t * (T(0.5) + t * (ab / T(12) + t * ((T(6) * pq - p - q) / T(24) +
+                                                    t * ab * (T(36) * pq - T(3) * p - T(3) * q - T(1)) /
+                                                        T(720))));
+  return u * v + pq * S;
+}
+
+// dC/du of the series.
+template <typename T>
+CCNN_HD T frank_series_du(T u, T v, T t) {
+  const T p = u * (T(1) - u), q = v * (T(1) - v), a = T(1) - T(2) * u, b = T(1) - T(2) * v;
+  const T pq = p * q;
+  const T S = t * (T(0.5) + t * (a * b / T(12) + t * ((T(6) * pq - p - q) / T(24) +
+                                                       t * a * b * (T(36) * pq - T(3) * p - T(3) * q - T(1)) /
+                                                           T(720))));
+  const T dS = t * t *
+               (-b / T(6) + t * ((T(6) * q - T(1)) * a / T(24) +
+                                 t * (-T(2) * b * (T(36) * pq - T(3) * p - T(3) * q - T(1)) +
+                                      a * a * b * (T(36) * q - T(3))) /
+                                     T(720)));
+  return v + q * (a * S + p * dS);
+}
+
+// dC/dtheta of the series.
+template <typename T>
+CCNN_HD T frank_series_dtheta(T u, T v, T t) {
+  const T p = u * (T(1) - u), q = v * (T(1) - v), ab = (T(1) - T(2) * u) * (T(1) - T(2) * v);
+  const T pq = p * q;
+  return pq * (T(0.5) + t * (ab / T(6) + t * ((T(6) * pq - p - q) / T(8) +
+                                             t * ab * (T(36) * pq - T(3) * p - T(3) * q - T(1)) /
+                                                 T(180))));
+}
+
+// C(u, v; theta) for u, v in [0, 1] and any finite theta.
+// theta > 0: L = l(theta u) + l(theta v) - l(theta), C = -l(-L) / theta;
+// theta < 0, t = -theta: L = t(u + v - 1) + l(t u) + l(t v) - l(t), C = softplus(L) / t.
+template <typename T>
+CCNN_HD T frank_cdf(T u, T v, T theta) {
+  if (u <= T(0) || v <= T(0)) return T(0);
+  if (u >= T(1)) return v;
+  if (v >= T(1)) return u;
+  if (fn::abs(theta) < Tuning<T>::copula_series) return frank_series_value(u, v, theta);
+  if (theta > T(0)) {
+    const T L = log1mexp(theta * u) + log1mexp(theta * v) - log1mexp(theta);
+    return -log1mexp(-L) / theta;
+  }
+  const T t = -theta;
+  const T L = t * (u + v - T(1)) + log1mexp(t * u) + log1mexp(t * v) - log1mexp(t);
+  return softplus(L) / t;
+}
+
+// dC/du (the conditional CDF of V given U = u):
+// theta > 0: sigmoid(theta (v - u) + l(theta v) - l(theta (1 - v)));
+// theta < 0: sigmoid(t (u + v - 1) + l(t v) - l(t (1 - v))).
+template <typename T>
+CCNN_HD T frank_cdf_du(T u, T v, T theta) {
+  if (v <= T(0)) return T(0);
+  if (v >= T(1)) return T(1);
+  if (fn::abs(theta) < Tuning<T>::copula_series) return frank_series_du(u, v, theta);
+  if (theta > T(0))
+    return sigmoid(theta * (v - u) + log1mexp(theta * v) - log1mexp(theta * (T(1) - v)));
+  const T t = -theta;
+  return sigmoid(t * (u + v - T(1)) + log1mexp(t * v) - log1mexp(t * (T(1) - v)));
+}
+
+// C and its three partial derivatives. dC/dtheta = (u C_u + v C_v - C - R) / theta with
+// R = expm1(theta C) / expm1(theta) evaluated in log space.
+template <typename T>
+CCNN_HD CopulaGrad<T> frank_cdf_grad(T u, T v, T theta) {
+  CopulaGrad<T> g;
+  g.value = frank_cdf(u, v, theta);
+  g.du = frank_cdf_du(u, v, theta);
+  g.dv = frank_cdf_du(v, u, theta);
+  if (u <= T(0) || v <= T(0) || u >= T(1) || v >= T(1)) {
+    g.dtheta = T(0);  // C does not depend on theta on the boundary of the square
+  } else if (fn::abs(theta) < Tuning<T>::copula_series) {
+    g.dtheta = frank_series_dtheta(u, v, theta);
+  } else {
+    T log_r;
+    if (theta > T(0)) {
+      log_r = theta * (g.value - T(1)) + log1mexp(theta * g.value) - log1mexp(theta);
+    } else {
+      const T t = -theta;
+      log_r = log1mexp(t * g.value) - log1mexp(t);
+    }
+    g.dtheta = (u * g.du + v * g.dv - g.value - fn::exp(log_r)) / theta;
+  }
+  return g;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Rectangle probabilities P = C(u1, v1) - C(u0, v1) - C(u1, v0) + C(u0, v0)
+// ---------------------------------------------------------------------------------------------
+// Evaluated in a frame with theta >= 0: for theta < 0 the columns are reflected (v -> 1 - v),
+// since C_theta(u, v) = u - C_{-theta}(u, 1 - v) maps the rectangle [u0,u1] x [v0,v1] under
+// theta to [u0,u1] x [1-v1, 1-v0] under -theta. With x_c = e^{-theta c}, m_c = (1 - x_c)/theta
+// and K(u, v) = e^{-theta C(u, v)} = x_v + (x_u - x_1) m_v / m_1 (both terms >= 0, so K has full
+// relative precision), the rectangle probability is
+//   P = -log1p(D) / theta = m psi(D),   D = -theta m,
+//   m = du dv phi(-theta du) phi(-theta dv) x_u0 x_v0 / (m_1 K(u0, v1) K(u1, v0)),
+// where du, dv are the level masses (computed directly from the link, never as u1 - u0),
+// phi(y) = expm1(y)/y and psi(d) = log1p(d)/d. No copula values are subtracted, so P has full
+// relative precision however small it is. When D < -1/2 (large theta, large P) log1p(D) is taken
+// as log(K(u0,v0) K(u1,v1) / (K(u0,v1) K(u1,v0))), the identity 1 + D = that ratio.
+// Gradients (mass-scaled, s_c = mass * d log P / d c):
+//   s_u1 = e^{-theta du} K(u0,v1) / (K(u1,v1) phi(-theta du) psi),
+//   s_u0 = -K(u1,v0) / (K(u0,v0) phi(-theta du) psi), and the same with u, v swapped;
+//   d log P / d theta = phi(y) dlog m + P phi1(y), y = theta P = -log1p(D), e^y - 1 = -D/(1+D),
+//   dlog m = lambda(-theta) - du lambda(-theta du) - dv lambda(-theta dv) - u0 - v0
+//            + T(u0, v1) + T(u1, v0),
+//   T(u, v) = d(theta C)/d theta = (u x_u r_v + v x_v r_u - x_1 r_u r_v) / K, r_c = m_c / m_1,
+//   lambda(s) = d log phi(s) / ds, phi1(y) = (e^y - 1 - y) / y^2.
+// The gradient needs no transcendental function beyond those of the value.
+
+// The constants of one theta (one edge, or one edge of one sample).
+template <typename T>
+struct FrankFrame {
+  T theta;       // |theta|, capped at kThetaMaxDouble
+  bool reflect;  // the signed theta was negative: columns are reflected
+  bool capped;   // |theta| reached the cap: no gradient with respect to theta
+  T x1;          // e^{-theta}
+  T inv_m1;      // theta / (1 - e^{-theta}) = 1 / m_1, 1 at theta = 0
+  T inv_mraw;    // 1 / (1 - e^{-theta}) (theta > 0)
+  T lambda1;     // lambda(-theta)
+};
+
+template <typename T>
+CCNN_HD FrankFrame<T> make_frank_frame(T signed_theta) {
+  FrankFrame<T> f;
+  f.reflect = signed_theta < T(0);
+  f.capped = fn::abs(signed_theta) >= T(kThetaMaxDouble);
+  f.theta = f.capped ? T(kThetaMaxDouble) : fn::abs(signed_theta);
+  T m;
+  exp_neg_and_complement(f.theta, &f.x1, &m);
+  f.inv_mraw = f.theta > T(0) ? T(1) / m : T(0);
+  f.inv_m1 = f.theta > T(0) ? f.theta * f.inv_mraw : T(1);
+  f.lambda1 = expm1_ratio_dlog_neg(f.theta, f.x1, m);
+  return f;
+}
+
+// One cut-point coordinate c in [0, 1] of the frame: x = e^{-theta c}, r = m_c / m_1.
+template <typename T>
+struct FrankCoord {
+  T c, x, r;
+};
+
+template <typename T>
+CCNN_HD FrankCoord<T> make_frank_coord(const FrankFrame<T>& f, T c) {
+  FrankCoord<T> k;
+  k.c = c;
+  if (c <= T(0)) {
+    k.x = T(1), k.r = T(0);
+  } else if (c >= T(1)) {
+    k.x = f.x1, k.r = T(1);
+  } else if (f.theta > T(0)) {
+    T m;
+    exp_neg_and_complement(f.theta * c, &k.x, &m);
+    k.r = m * f.inv_mraw;
+  } else {
+    k.x = T(1), k.r = c;
+  }
+  return k;
+}
+
+// One level (interval) of the frame: mass d, phi(-theta d), e^{-theta d} and, for gradients,
+// lambda(-theta d).
+template <typename T>
+struct FrankLevel {
+  T mass, log_mass, phi, expo, lambda;
+};
+
+template <typename T>
+CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mass, bool with_grad) {
+  FrankLevel<T> l;
+  l.mass = mass, l.log_mass = log_mass;
+  const T y = f.theta * mass;
+  T m;
+  exp_neg_and_complement(y, &l.expo, &m);
+  l.phi = y > T(0) ? m / y : T(1);
+  l.lambda = with_grad ? expm1_ratio_dlog_neg(y, l.expo, m) : T(0);
+  return l;
+}
+
+// K(u, v) = e^{-theta C(u, v)} in the frame.
+template <typename T>
+CCNN_HD T frank_k(const FrankFrame<T>& f, const FrankCoord<T>& u, const FrankCoord<T>& v) {
+  return v.x + (u.x - f.x1) * v.r;
+}
+
+// K(u, v) * d(theta C(u, v)) / d theta in the frame.
+template <typename T>
+CCNN_HD T frank_theta_c_dtheta_times_k(const FrankFrame<T>& f, const FrankCoord<T>& u,
+                                       const FrankCoord<T>& v) {
+  return u.c * u.x * v.r + v.c * v.x * u.r - f.x1 * u.r * v.r;
+}
+
+// Log-probability of one rectangle in the frame and, if wanted, its gradient.
+template <typename T>
+struct FrankCell {
+  T log_prob;
+  T s_u0, s_u1, s_v0, s_v1;  // mass-scaled d log P / d coordinate (frame)
+  T dtheta;                  // d log P / d theta (frame)
+};
+
+template <typename T>
+CCNN_HD FrankCell<T> frank_cell(const FrankFrame<T>& f, const FrankCoord<T>& u0,
+                                const FrankCoord<T>& u1, const FrankCoord<T>& v0,
+                                const FrankCoord<T>& v1, const FrankLevel<T>& lu,
+                                const FrankLevel<T>& lv, bool with_grad) {
+  FrankCell<T> cell;
+  const T k01 = frank_k(f, u0, v1), k10 = frank_k(f, u1, v0);
+  const T inv_k01_k10 = T(1) / (k01 * k10);
+  const T ratio = (u0.x * lu.phi) * (v0.x * lv.phi) * f.inv_m1 * inv_k01_k10;
+  const T d = -f.theta * lu.mass * lv.mass * ratio;
+  T psi, lp, one_plus_d, prob;  // psi(D), log1p(D), 1 + D, P
+  T k00 = T(1), k11 = T(1);
+  const bool near = d >= T(-0.5);
+  if (near) {
+    psi = log1p_ratio(d);
+    lp = d * psi;
+    one_plus_d = T(1) + d;
+    prob = lu.mass * lv.mass * ratio * psi;
+    cell.log_prob = lu.log_mass + lv.log_mass + fn::log(ratio * psi);
+  } else {
+    k00 = frank_k(f, u0, v0), k11 = frank_k(f, u1, v1);
+    one_plus_d = k00 * k11 * inv_k01_k10;
+    lp = fn::log(one_plus_d);
+    psi = lp / d;
+    prob = -lp / f.theta;
+    cell.log_prob = fn::log(prob);
+  }
+  cell.s_u0 = cell.s_u1 = cell.s_v0 = cell.s_v1 = cell.dtheta = T(0);
+  if (!(cell.log_prob > T(kLogProbFloor))) {
+    cell.log_prob = T(kLogProbFloor);
+    return cell;
+  }
+  if (!with_grad) return cell;
+  if (near) k00 = frank_k(f, u0, v0), k11 = frank_k(f, u1, v1);
+  const T q = T(1) / (psi * lu.phi * lv.phi * k00 * k11);
+  const T inv1 = q * k00, inv0 = q * k11;  // 1 / (K11 psi phi_u phi_v), 1 / (K00 psi phi_u phi_v)
+  cell.s_u1 = lu.expo * k01 * lv.phi * inv1;
+  cell.s_v1 = lv.expo * k10 * lu.phi * inv1;
+  cell.s_u0 = -k10 * lv.phi * inv0;
+  cell.s_v0 = -k01 * lu.phi * inv0;
+  const T dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
+                   (frank_theta_c_dtheta_times_k(f, u0, v1) * k10 +
+                    frank_theta_c_dtheta_times_k(f, u1, v0) * k01) *
+                       inv_k01_k10;
+  const T y = -lp;                   // theta * P >= 0
+  const T em = -d / one_plus_d;      // e^y - 1
+  const T phi = y > T(0) ? em / y : T(1);
+  cell.dtheta = phi * dlog_m + prob * expm1_ratio_excess(y, em);
+  return cell;
+}
+
+// A label pair of one edge in the original orientation: log P, d log P / d (the four thresholds
+// around the pair: lower and upper of the row AU r and of the column AU s; 0 at an open end) and
+// d log P / d theta.
+template <typename T>
+struct PairGrad {
+  T log_prob;
+  T dz_r_lo, dz_r_hi, dz_s_lo, dz_s_hi;
+  T dtheta;
+};
+
+// Undoes the frame (reflected columns: v0' = 1 - v_hi, v1' = 1 - v_lo, theta' = -theta) and
+// turns mass-scaled coordinate gradients into threshold gradients with the levels' weights.
+template <typename T, typename W>
+CCNN_HD PairGrad<T> pair_from_cell(const FrankFrame<T>& f, const FrankCell<T>& c,
+                                   const Level<W>& r, const Level<W>& s) {
+  PairGrad<T> g;
+  g.log_prob = c.log_prob;
+  g.dz_r_lo = T(r.w_lo) * c.s_u0;
+  g.dz_r_hi = T(r.w_hi) * c.s_u1;
+  g.dz_s_lo = T(s.w_lo) * (f.reflect ? -c.s_v1 : c.s_v0);
+  g.dz_s_hi = T(s.w_hi) * (f.reflect ? -c.s_v0 : c.s_v1);
+  g.dtheta = f.capped ? T(0) : (f.reflect ? -c.dtheta : c.dtheta);
+  return g;
+}
+
+// The frame coordinates of the column AU's cut points of level s (reflected when theta < 0).
+template <typename T, typename W>
+CCNN_HD T column_lo(const FrankFrame<T>& f, const Level<W>& s) {
+  return T(f.reflect ? s.ccdf_hi : s.cdf_lo);
+}
+template <typename T, typename W>
+CCNN_HD T column_hi(const FrankFrame<T>& f, const Level<W>& s) {
+  return T(f.reflect ? s.ccdf_lo : s.cdf_hi);
+}
+
+// One label pair from a frame of compute type T and the two AUs' levels (of type W, converted):
+// r is the row AU at its label, s the column AU at its label.
+template <typename T, typename W>
+CCNN_HD PairGrad<T> frank_pair(const FrankFrame<T>& f, const Level<W>& r, const Level<W>& s,
+                               bool with_grad) {
+  const FrankCoord<T> u0 = make_frank_coord(f, T(r.cdf_lo)), u1 = make_frank_coord(f, T(r.cdf_hi));
+  const FrankCoord<T> v0 = make_frank_coord(f, column_lo(f, s));
+  const FrankCoord<T> v1 = make_frank_coord(f, column_hi(f, s));
+  const FrankLevel<T> lu = make_frank_level(f, T(r.mass), T(r.log_mass), with_grad);
+  const FrankLevel<T> lv = make_frank_level(f, T(s.mass), T(s.log_mass), with_grad);
+  return pair_from_cell(f, frank_cell(f, u0, u1, v0, v1, lu, lv, with_grad), r, s);
+}
+
+// Whether a float computation with this theta must be promoted to double.
+template <typename T>
+CCNN_HD bool needs_double(T signed_theta) {
+  return sizeof(T) < sizeof(double) && fn::abs(signed_theta) > T(kFloatThetaLimit);
+}
+
+// One label pair for inputs of type T given the signed theta, evaluated in double when T is
+// float and |theta| is beyond float's range (kFloatThetaLimit).
+template <typename T>
+CCNN_HD PairGrad<T> frank_pair_at(T signed_theta, const Level<T>& r, const Level<T>& s,
+                                  bool with_grad) {
+  if (needs_double(signed_theta)) {
+    const PairGrad<double> g =
+        frank_pair(make_frank_frame(double(signed_theta)), r, s, with_grad);
+    return {T(g.log_prob), T(g.dz_r_lo), T(g.dz_r_hi), T(g.dz_s_lo), T(g.dz_s_hi), T(g.dtheta)};
+  }
+  return frank_pair(make_frank_frame(signed_theta), r, s, with_grad);
+}
+
+}  // namespace copula
+}  // namespace ccnn

@@ -1,0 +1,145 @@
+"""Balanced samplers for iterative balanced-batch training (IBB, paper Algorithm 1).
+
+Each sampler yields `num_samples` indices per epoch, drawn from (seed, epoch) so a run is
+reproducible and `set_epoch(e)` gives a new draw. The groups (subjects, levels of an AU, label pairs
+of an edge, data sets) are visited in rounds: every round is a random permutation of all groups, so
+each group gets num_samples / groups draws up to one. Within a group, members are drawn without
+replacement in random order, starting a fresh permutation when a group is used up.
+"""
+from __future__ import annotations
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _balanced_group_sequence(rng: np.random.Generator, groups: int, count: int) -> np.ndarray:
+    rounds = -(-count // groups)
+    return np.concatenate([rng.permutation(groups) for _ in range(rounds)])[:count]
+
+
+class GroupBalancedSampler(Sampler[int]):
+    """Equal shares of draws for each group of indices (the base of the samplers below)."""
+
+    def __init__(self, groups: list[np.ndarray], num_samples: int, seed: int = 0, what: str = "group"):
+        self.groups = [np.asarray(g, dtype=np.int64) for g in groups if len(g)]
+        if not self.groups:
+            raise ValueError(f"no {what} with samples to balance over")
+        self.num_samples = _positive_int("num_samples", num_samples)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def indices(self) -> np.ndarray:
+        """The indices of the current epoch, as an array."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        sequence = _balanced_group_sequence(rng, len(self.groups), self.num_samples)
+        out = np.empty(self.num_samples, dtype=np.int64)
+        for g, members in enumerate(self.groups):
+            slots = np.flatnonzero(sequence == g)
+            cycles = -(-len(slots) // len(members))
+            draws = np.concatenate([rng.permutation(members) for _ in range(cycles)]) if cycles else members[:0]
+            out[slots] = draws[:len(slots)]
+        return out
+
+    def __iter__(self):
+        return iter(self.indices().tolist())
+
+
+class SubjectBalancedSampler(GroupBalancedSampler):
+    """Equal shares per subject (step 1 of IBB: CNN weights)."""
+
+    def __init__(self, subjects, num_samples: int, seed: int = 0):
+        subjects = np.asarray(subjects).astype(str)
+        if subjects.ndim != 1:
+            raise ValueError(f"subjects must be 1-D (one per sample), got shape {subjects.shape}")
+        _, inverse = np.unique(subjects, return_inverse=True)
+        super().__init__([np.flatnonzero(inverse == k) for k in range(inverse.max(initial=-1) + 1)],
+                         num_samples, seed, "subject")
+
+
+def _labels_1d(name: str, labels) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name} must be a 1-D integer array of levels (-1 = missing), got "
+                         f"shape {labels.shape} dtype {labels.dtype}")
+    return labels.astype(np.int64)
+
+
+class LevelBalancedSampler(GroupBalancedSampler):
+    """Equal shares per observed level of one AU; unlabelled samples (-1) are never drawn
+    (step 2 of IBB: that AU's unary parameters)."""
+
+    def __init__(self, labels_q, num_samples: int, seed: int = 0):
+        labels_q = _labels_1d("labels_q", labels_q)
+        levels = np.unique(labels_q[labels_q >= 0])
+        super().__init__([np.flatnonzero(labels_q == level) for level in levels], num_samples, seed,
+                         "observed level")
+        self.levels = levels.tolist()
+
+
+class PairBalancedSampler(GroupBalancedSampler):
+    """Equal shares per observed label pair (y_r, y_s) of one edge; samples missing either label
+    are never drawn (step 3 of IBB: that edge's copula parameter)."""
+
+    def __init__(self, labels_r, labels_s, num_samples: int, seed: int = 0):
+        labels_r, labels_s = _labels_1d("labels_r", labels_r), _labels_1d("labels_s", labels_s)
+        if labels_r.shape != labels_s.shape:
+            raise ValueError(f"labels_r and labels_s must have the same length, got {labels_r.shape} "
+                             f"and {labels_s.shape}")
+        both = (labels_r >= 0) & (labels_s >= 0)
+        code = labels_r * 1000 + labels_s
+        pairs = np.unique(code[both])
+        super().__init__([np.flatnonzero(both & (code == c)) for c in pairs], num_samples, seed,
+                         "observed label pair")
+        self.pairs = [(int(c // 1000), int(c % 1000)) for c in pairs]
+
+
+class MultiDatasetSampler(Sampler[int]):
+    """Equal shares of draws from several data sets laid end to end (as in a FaceDataset of several
+    FaceArrays): draws of samplers[d] are shifted by offsets[d]. A sampler that runs out is
+    restarted with the next epoch number, so any num_samples can be served."""
+
+    def __init__(self, samplers: list, offsets: list[int], num_samples: int, seed: int = 0):
+        if not samplers or len(samplers) != len(offsets):
+            raise ValueError(f"samplers and offsets must be non-empty and of equal length, got "
+                             f"{len(samplers)} and {len(offsets)}")
+        if any(isinstance(o, bool) or not isinstance(o, (int, np.integer)) or o < 0 for o in offsets):
+            raise ValueError(f"offsets must be non-negative ints, got {offsets}")
+        if any(len(s) == 0 for s in samplers):
+            raise ValueError("every sampler must yield at least one index")
+        self.samplers, self.offsets = list(samplers), [int(o) for o in offsets]
+        self.num_samples = _positive_int("num_samples", num_samples)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def _stream(self, d: int):
+        sampler, cycle = self.samplers[d], 0
+        while True:
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(self.epoch * 1_000_003 + cycle)
+            for index in sampler:
+                yield int(index) + self.offsets[d]
+            cycle += 1
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        sequence = _balanced_group_sequence(rng, len(self.samplers), self.num_samples)
+        streams = [self._stream(d) for d in range(len(self.samplers))]
+        return iter([next(streams[d]) for d in sequence.tolist()])

@@ -1,0 +1,466 @@
+"""Face pre-processing (paper, section 4): eye centres -> similarity transform of the two eye centres
+to reference positions -> crop/resize to the network input -> per-image contrast normalisation.
+The random 85% training crop is applied later, by `ccnn.data.FaceDataset`.
+
+Eye centres come from the data set (saved eyes or landmarks) where known, else from OpenCV's Haar
+face and eye cascades (`detect_eyes`). A frame whose eyes cannot be found is counted and, by
+default, aligned from its detected face box (eyes at fixed fractions of the box); a frame without
+a face either is dropped and counted. Results are cached on disk as memory-mapped .npy arrays plus a
+manifest.json keyed by a hash of the inputs and settings, so a second call costs a few seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .data.dataset import AUDataset, read_image, read_video_frames, split_video_path, to_gray
+from .data.parallel import run_tasks
+
+REFERENCE_EYES = ((0.33, 0.35), (0.67, 0.35))  # eye centres in the output, fractions of its side
+FACE_BOX_EYES = ((0.30, 0.38), (0.70, 0.38))  # typical eye centres inside a Haar frontal face box
+CACHE_VERSION = 1
+STD_FLOOR = 1.0  # gray levels: a blank image normalises to zeros instead of dividing by ~0
+MAX_DETECTION_SIDE = 640  # larger images are downscaled for the cascades (results in input pixels)
+EYE_SEARCH_FACE_WIDTH = 160  # smaller faces are enlarged before looking for eyes
+CHUNK_IMAGES = 256
+CHUNK_VIDEO_FRAMES = 600
+
+# frame status codes
+GIVEN, DETECTED, FACE_BOX, NO_FACE, UNREADABLE = range(5)
+STATUS_NAMES = ("eyes given", "eyes detected", "face-box fallback", "dropped: no face", "dropped: unreadable")
+
+
+# --- eye detection ------------------------------------------------------------------------------------
+
+_CASCADES: dict[str, "cv2.CascadeClassifier"] = {}
+
+
+def _cascade(name: str):
+    if name not in _CASCADES:
+        if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+            raise RuntimeError("this OpenCV build has no CascadeClassifier (OpenCV 5 removed it from the "
+                               "main wheels); install opencv-python-headless<5")
+        classifier = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, name))
+        if classifier.empty():
+            raise RuntimeError(f"could not load the Haar cascade {name} from {cv2.data.haarcascades}")
+        _CASCADES[name] = classifier
+    return _CASCADES[name]
+
+
+def _as_gray_uint8(image, name: str = "image") -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise ValueError(f"{name} must be a non-empty (H, W) or (H, W, C) array, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        if not np.issubdtype(image.dtype, np.number):
+            raise TypeError(f"{name} must be numeric, got dtype {image.dtype}")
+        finite = image[np.isfinite(image)] if np.issubdtype(image.dtype, np.floating) else image
+        scale = 255.0 if finite.size and np.issubdtype(image.dtype, np.floating) and finite.max() <= 1.0 else 1.0
+        image = np.clip(np.nan_to_num(image.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    return to_gray(image)
+
+
+def detect_face(image) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of the largest frontal face found by the Haar cascade, in input pixels, or None."""
+    gray = _as_gray_uint8(image)
+    small, factor = _downscale(gray)
+    faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+        cv2.equalizeHist(small), scaleFactor=1.1, minNeighbors=5,
+        minSize=(max(24, min(small.shape) // 16),) * 2)
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    return tuple(int(round(v / factor)) for v in (x, y, w, h))
+
+
+def _downscale(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    factor = min(1.0, MAX_DETECTION_SIDE / max(gray.shape))
+    if factor < 1.0:
+        gray = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    return gray, factor
+
+
+def detect_eyes(image):
+    """((x_left, y_left), (x_right, y_right)) eye centres in input pixel coordinates (left =
+    image-left), or None when no face with two plausible eyes is found.
+
+    Haar cascades: the largest frontal face (or, when none is found, the whole image as a face
+    crop), then eyes in the upper part of the face; the pair chosen is one eye per half of the face,
+    level, of similar size and at a plausible distance."""
+    gray = _as_gray_uint8(image)
+    small, factor = _downscale(gray)
+    equalised = cv2.equalizeHist(small)
+    faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+        equalised, scaleFactor=1.1, minNeighbors=5, minSize=(max(24, min(small.shape) // 16),) * 2)
+    boxes = sorted((tuple(f) for f in faces), key=lambda f: -f[2] * f[3]) or [(0, 0, small.shape[1], small.shape[0])]
+    for x, y, w, h in boxes[:2]:
+        pair = _eye_pair(equalised, x, y, w, h)
+        if pair is not None:
+            return tuple((float(px / factor), float(py / factor)) for px, py in pair)
+    return None
+
+
+def _eye_pair(gray: np.ndarray, x: int, y: int, w: int, h: int):
+    top, bottom = y + int(0.12 * h), y + int(0.62 * h)
+    roi = gray[top:bottom, x:x + w]
+    if roi.size == 0:
+        return None
+    # the eye cascade's smallest window is 20 px: bring the face to >= EYE_SEARCH_FACE_WIDTH px
+    zoom = max(1.0, EYE_SEARCH_FACE_WIDTH / w)
+    if zoom > 1.0:
+        roi = cv2.resize(roi, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
+    zw = int(w * zoom)
+    eyes = _cascade("haarcascade_eye.xml").detectMultiScale(
+        roi, scaleFactor=1.05, minNeighbors=4, minSize=(max(20, zw // 10),) * 2, maxSize=(zw // 2,) * 2)
+    # box centre in the zoomed roi -> input pixels (pixel centres at integers)
+    centres = [(x + (ex + ew / 2.0 + 0.5) / zoom - 0.5, top + (ey + eh / 2.0 + 0.5) / zoom - 0.5, ew / zoom)
+               for ex, ey, ew, eh in eyes]
+    mid = x + w / 2.0
+    left = [c for c in centres if c[0] < mid]
+    right = [c for c in centres if c[0] >= mid]
+    best, best_cost = None, np.inf
+    for lx, ly, lw in left:
+        for rx, ry, rw in right:
+            distance = rx - lx
+            if not 0.25 * w <= distance <= 0.7 * w or abs(ry - ly) > 0.25 * distance:
+                continue
+            cost = abs(ry - ly) / w + abs(lw - rw) / w + abs(distance / w - 0.42)
+            if cost < best_cost:
+                best, best_cost = ((lx, ly), (rx, ry)), cost
+    return best
+
+
+def eyes_from_face_box(box) -> np.ndarray:
+    """(2, 2) fallback eye centres at fixed fractions (FACE_BOX_EYES) of a face box (x, y, w, h)."""
+    x, y, w, h = box
+    return np.array([[x + fx * w, y + fy * h] for fx, fy in FACE_BOX_EYES], dtype=np.float64)
+
+
+# --- alignment -----------------------------------------------------------------------------------------
+
+def _check_eyes(eyes) -> np.ndarray:
+    eyes = np.asarray(eyes, dtype=np.float64)
+    if eyes.shape != (2, 2):
+        raise ValueError(f"eyes must be ((x_left, y_left), (x_right, y_right)), got shape {eyes.shape}")
+    if not np.isfinite(eyes).all():
+        raise ValueError(f"eyes must be finite, got {eyes.tolist()}")
+    if np.hypot(*(eyes[1] - eyes[0])) < 1e-3:
+        raise ValueError(f"the two eye centres coincide: {eyes.tolist()}")
+    return eyes
+
+
+def alignment_matrix(eyes, size: int = 96) -> np.ndarray:
+    """2x3 similarity transform taking the eye centres (input pixels) to REFERENCE_EYES * size."""
+    eyes = _check_eyes(eyes)
+    src = eyes[:, 0] + 1j * eyes[:, 1]
+    ref = np.asarray(REFERENCE_EYES, dtype=np.float64) * size
+    dst = ref[:, 0] + 1j * ref[:, 1]
+    a = (dst[1] - dst[0]) / (src[1] - src[0])
+    b = dst[0] - a * src[0]
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
+
+
+def normalise_contrast(image: np.ndarray) -> np.ndarray:
+    """Per-image contrast normalisation: zero mean, unit standard deviation (float32)."""
+    image = image.astype(np.float32)
+    mean, std = cv2.meanStdDev(image)
+    return (image - np.float32(mean[0, 0])) / np.float32(max(float(std[0, 0]), STD_FLOOR))
+
+
+def align_face(image, eyes, size: int = 96) -> np.ndarray:
+    """(size, size) float32 face: the similarity transform of `eyes` to the reference eye positions,
+    bilinear resampling (area-averaged first when shrinking by more than 2x), borders replicated,
+    then per-image contrast normalisation."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    gray = _as_gray_uint8(image)
+    M = alignment_matrix(eyes, size)
+    scale = float(np.hypot(M[0, 0], M[1, 0]))
+    if scale < 0.5:  # shrink with area averaging first, so the warp does not alias
+        height, width = gray.shape
+        gray = cv2.resize(gray, None, fx=2.0 * scale, fy=2.0 * scale, interpolation=cv2.INTER_AREA)
+        fx, fy = gray.shape[1] / width, gray.shape[0] / height
+        # the resize maps pixel centres as x_small = (x + 0.5) * fx - 0.5
+        small_from_input = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
+        M = (np.vstack([M, [0.0, 0.0, 1.0]]) @ np.linalg.inv(small_from_input))[:2]
+    warped = cv2.warpAffine(gray, M, (size, size), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    return normalise_contrast(warped)
+
+
+# --- the cached, parallel pipeline -----------------------------------------------------------------------
+
+@dataclass
+class FaceArrays:
+    """Aligned, normalised faces of a data set (memory-mapped from the cache when there is one).
+
+    images (N, size, size) float32 (or float16); labels (N, Q) int64 (-1 = missing); subjects (N,);
+    aus; dataset (name); skipped: frames whose eyes were not found (aligned from the face box or
+    dropped). Extras: unreadable (frames dropped because they could not be read), source_index (N,)
+    index of each face in the AUDataset, fallback (N,) bool (aligned from the face box),
+    transforms (N, 2, 3) input-to-output matrices, report (a one-line summary), cache_path.
+    """
+    images: np.ndarray
+    labels: np.ndarray
+    subjects: np.ndarray
+    aus: list[int]
+    dataset: str
+    skipped: int
+    unreadable: int = 0
+    source_index: np.ndarray | None = None
+    fallback: np.ndarray | None = None
+    transforms: np.ndarray | None = None
+    report: str = ""
+    cache_path: str | None = None
+    issues: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[-1])
+
+    def subset(self, idx) -> "FaceArrays":
+        """The faces at integer indices or a boolean mask (images are copied into memory)."""
+        idx = np.asarray(idx)
+        idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return FaceArrays(np.asarray(self.images[idx]), self.labels[idx], self.subjects[idx], list(self.aus),
+                          self.dataset, self.skipped, self.unreadable, pick(self.source_index),
+                          pick(self.fallback), pick(self.transforms), self.report, self.cache_path,
+                          list(self.issues))
+
+
+def _preprocess_chunk(task: dict) -> dict:
+    """Worker: align the frames of one chunk into the shared memory-mapped array; per frame it
+    returns a status code and the transform. Frames that cannot be read are marked, never raised."""
+    cv2.setNumThreads(1)
+    out = np.load(task["array"], mmap_mode="r+")
+    size, rows = task["size"], task["rows"]
+    status = np.full(len(rows), UNREADABLE, np.int8)
+    transforms = np.full((len(rows), 2, 3), np.nan, np.float32)
+    errors = []
+    for k, image in _chunk_images(task, errors):
+        if image is None:
+            continue
+        try:
+            eyes = task["eyes"][k]
+            state = GIVEN
+            if not np.isfinite(eyes).all():
+                found = detect_eyes(image)
+                state = DETECTED
+                if found is None:
+                    box = detect_face(image) if task["on_missing"] == "face-box" else None
+                    if box is None:
+                        status[k] = NO_FACE
+                        continue
+                    found, state = eyes_from_face_box(box), FACE_BOX
+                eyes = np.asarray(found, np.float64)
+            out[rows[k]] = align_face(image, eyes, size)
+            transforms[k] = alignment_matrix(eyes, size)
+            status[k] = state
+        except (ValueError, cv2.error) as error:
+            errors.append(f"{task['paths'][k]}: {error}")
+    out.flush()
+    return {"status": status, "transforms": transforms, "errors": errors[:5], "error_count": len(errors)}
+
+
+def _chunk_images(task: dict, errors: list):
+    """Yield (position in chunk, gray image or None) for every frame of a chunk."""
+    paths = task["paths"]
+    video = split_video_path(paths[0])
+    if video is not None and all(split_video_path(p) and split_video_path(p)[0] == video[0] for p in paths):
+        wanted = {split_video_path(p)[1]: k for k, p in enumerate(paths)}
+        seen = set()
+        for frame, image in read_video_frames(video[0], wanted):
+            seen.add(frame)
+            yield wanted[frame], image
+        for frame, k in wanted.items():
+            if frame not in seen:
+                errors.append(f"{paths[k]}: frame could not be decoded")
+                yield k, None
+        return
+    for k, path in enumerate(paths):
+        try:
+            yield k, read_image(path)
+        except (ValueError, cv2.error) as error:
+            errors.append(str(error))
+            yield k, None
+
+
+def _tasks(ds: AUDataset, array: str, size: int, on_missing: str) -> list[dict]:
+    eyes = ds.eyes if ds.eyes is not None else np.full((len(ds), 2, 2), np.nan, np.float32)
+    groups: dict[str, list[int]] = {}
+    for i, path in enumerate(ds.image_paths):
+        video = split_video_path(path)
+        groups.setdefault(video[0] if video else "", []).append(i)
+    tasks = []
+    for key, indices in groups.items():
+        if key:
+            indices = sorted(indices, key=lambda i: split_video_path(ds.image_paths[i])[1])
+        step = CHUNK_VIDEO_FRAMES if key else CHUNK_IMAGES
+        for start in range(0, len(indices), step):
+            rows = indices[start:start + step]
+            tasks.append({"array": array, "size": size, "on_missing": on_missing, "rows": rows,
+                          "paths": [ds.image_paths[i] for i in rows], "eyes": eyes[rows]})
+    return tasks
+
+
+def cache_key(ds: AUDataset, size: int, dtype: str, on_missing: str) -> str:
+    """Hash of everything the result depends on: settings, sample list, labels, eyes and the size
+    and modification time of every input file."""
+    h = hashlib.sha256()
+    settings = {"version": CACHE_VERSION, "size": size, "dtype": dtype, "on_missing": on_missing,
+                "reference_eyes": REFERENCE_EYES, "face_box_eyes": FACE_BOX_EYES, "name": ds.name,
+                "aus": ds.aus, "opencv": cv2.__version__}
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    h.update("\n".join(ds.image_paths).encode())
+    h.update("\n".join(ds.subjects.tolist()).encode())
+    h.update(np.ascontiguousarray(ds.labels).tobytes())
+    if ds.eyes is not None:
+        h.update(np.ascontiguousarray(ds.eyes).tobytes())
+    files = sorted({(split_video_path(p) or (p, 0))[0] for p in ds.image_paths})
+    for path in files:
+        try:
+            stat = os.stat(path)
+            h.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{path}:missing\n".encode())
+    return h.hexdigest()
+
+
+def default_cache_dir(ds: AUDataset) -> Path:
+    """<data set folder>/.ccnn_cache when writable, else $CCNN_CACHE_DIR or ~/.cache/ccnn."""
+    if ds.root and os.access(ds.root, os.W_OK):
+        return Path(ds.root) / ".ccnn_cache"
+    return Path(os.environ.get("CCNN_CACHE_DIR", Path.home() / ".cache" / "ccnn"))
+
+
+def preprocess(ds: AUDataset, size: int = 96, cache_dir=None, workers: int | None = None,
+               progress: bool = True, on_missing: str = "face-box", dtype: str = "float32") -> FaceArrays:
+    """Align and normalise every frame of `ds` (see the module doc), in parallel over `workers`
+    processes (None: all cores), cached under cache_dir (None: `default_cache_dir(ds)`; False: no
+    cache). on_missing: "face-box" (frames without found eyes are aligned from the face box when a
+    face is found, else dropped) or "skip" (dropped). Counts of each case are in the result's
+    `report` and are warned about when any frame was not aligned from known or detected eyes."""
+    if not isinstance(ds, AUDataset):
+        raise TypeError(f"ds must be an AUDataset, got {type(ds).__name__}")
+    if len(ds) == 0:
+        raise ValueError(f"{ds.name} has no samples to preprocess")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    if on_missing not in ("face-box", "skip"):
+        raise ValueError(f"on_missing must be 'face-box' or 'skip', got {on_missing!r}")
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+    size = int(size)
+    key = cache_key(ds, size, dtype, on_missing)
+    if cache_dir is False:
+        with tempfile.TemporaryDirectory(prefix="ccnn-pre-") as tmp:
+            faces = _build(ds, Path(tmp) / "out", size, dtype, on_missing, key, workers, progress)
+            faces.images = np.array(faces.images)  # into memory before the folder goes
+            faces.cache_path = None
+            return faces
+    folder = Path(cache_dir if cache_dir is not None else default_cache_dir(ds)) / f"{_slug(ds.name)}-{size}-{key[:16]}"
+    cached = _load_cached(folder, key)
+    if cached is not None:
+        return cached
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    faces = _build(ds, tmp, size, dtype, on_missing, key, workers, progress)
+    del faces
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process finished the same entry first
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = _load_cached(folder, key)
+    if result is None:
+        raise OSError(f"the preprocessing cache {folder} could not be written or read back")
+    return result
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "data"
+
+
+def _build(ds, folder: Path, size, dtype, on_missing, key, workers, progress) -> FaceArrays:
+    folder.mkdir(parents=True)
+    raw_path = folder / "all_images.npy"
+    np.lib.format.open_memmap(raw_path, mode="w+", dtype=np.dtype(dtype), shape=(len(ds), size, size)).flush()
+    tasks = _tasks(ds, str(raw_path), size, on_missing)
+    results = run_tasks(_preprocess_chunk, tasks, workers, progress, desc=f"preprocess {ds.name}",
+                        unit_counts=[len(t["rows"]) for t in tasks])
+    status = np.full(len(ds), UNREADABLE, np.int8)
+    transforms = np.full((len(ds), 2, 3), np.nan, np.float32)
+    errors, error_count = [], 0
+    for task, result in zip(tasks, results):
+        status[task["rows"]] = result["status"]
+        transforms[task["rows"]] = result["transforms"]
+        errors += result["errors"]
+        error_count += result["error_count"]
+    keep = np.flatnonzero(status <= FACE_BOX)
+    if len(keep) == 0:
+        raise ValueError(f"no frame of {ds.name} could be aligned: "
+                         + ", ".join(f"{n} {STATUS_NAMES[s]}" for s, n in enumerate(np.bincount(status, minlength=5)) if n)
+                         + (f"; first errors: {errors}" if errors else ""))
+    if len(keep) == len(ds):
+        os.replace(raw_path, folder / "images.npy")
+    else:
+        raw = np.load(raw_path, mmap_mode="r")
+        final = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=raw.dtype,
+                                          shape=(len(keep), size, size))
+        for start in range(0, len(keep), 4096):
+            final[start:start + 4096] = raw[keep[start:start + 4096]]
+        final.flush()
+        del raw, final
+        raw_path.unlink()
+    counts = np.bincount(status, minlength=5)
+    summary = (f"preprocess {ds.name}: {len(ds)} frames -> {len(keep)} faces of {size}x{size}; "
+               + ", ".join(f"{STATUS_NAMES[s]} {counts[s]}" for s in range(5)))
+    np.save(folder / "labels.npy", ds.labels[keep])
+    np.save(folder / "subjects.npy", ds.subjects[keep].astype(str))
+    np.save(folder / "source_index.npy", keep)
+    np.save(folder / "fallback.npy", status[keep] == FACE_BOX)
+    np.save(folder / "transforms.npy", transforms[keep])
+    manifest = {"key": key, "dataset": ds.name, "aus": ds.aus, "size": size, "dtype": dtype,
+                "on_missing": on_missing, "frames": len(ds), "faces": int(len(keep)),
+                "status_counts": dict(zip(STATUS_NAMES, map(int, counts))),
+                "skipped": int(counts[FACE_BOX] + counts[NO_FACE]), "unreadable": int(counts[UNREADABLE]),
+                "report": summary, "first_errors": errors[:10], "error_count": error_count,
+                "issues": list(ds.issues), "reference_eyes": REFERENCE_EYES}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    if counts[FACE_BOX] + counts[NO_FACE] + counts[UNREADABLE]:
+        warnings.warn(summary + (f"; first errors: {errors[:3]}" if errors else ""), stacklevel=3)
+    return _load_cached(folder, key)
+
+
+def _load_cached(folder: Path, key: str) -> FaceArrays | None:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("key") != key:
+        return None
+    try:
+        load = lambda name, **kw: np.load(folder / name, **kw)  # noqa: E731
+        return FaceArrays(
+            images=load("images.npy", mmap_mode="r"), labels=load("labels.npy"),
+            subjects=load("subjects.npy"), aus=list(manifest["aus"]), dataset=manifest["dataset"],
+            skipped=int(manifest["skipped"]), unreadable=int(manifest["unreadable"]),
+            source_index=load("source_index.npy"), fallback=load("fallback.npy"),
+            transforms=load("transforms.npy"), report=manifest["report"], cache_path=str(folder),
+            issues=list(manifest.get("issues", [])))
+    except (OSError, ValueError, KeyError):
+        return None  # an incomplete or damaged cache entry is rebuilt
