@@ -62,7 +62,7 @@ def _hand_unary_logprob(model, f):
             out[:, q] = log_softmax(logits, axis=1)
             continue
         beta = unit.beta.detach().numpy()
-        steps = np.log1p(np.exp(unit.psi_steps.detach().numpy()))
+        steps = np.log1p(np.exp(unit.psi_steps.detach().numpy())) + unit.MIN_STEP
         psi = unit.psi_first.item() + np.concatenate([[0.0], np.cumsum(steps)])
         sigma = math.exp(unit.log_sigma.item())
         for b in range(B):
@@ -73,7 +73,7 @@ def _hand_unary_logprob(model, f):
 
 def _hand_cdf(model, f, q, b):
     unit = model.unary[q]
-    steps = np.log1p(np.exp(unit.psi_steps.detach().numpy()))
+    steps = np.log1p(np.exp(unit.psi_steps.detach().numpy())) + unit.MIN_STEP
     psi = unit.psi_first.item() + np.concatenate([[0.0], np.cumsum(steps)])
     z = (psi - f[b] @ unit.beta.detach().numpy()) / math.exp(unit.log_sigma.item())
     return np.concatenate([[0.0], ndtr(z), [1.0]])

@@ -6,14 +6,13 @@ import torch
 
 from ccnn.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
 from ccnn.trainer import TrainConfig, Trainer, build_model, fit
-from train_data_standin import install_data_standin, toy_faces
+from train_toy_data import toy_faces
 from train_reference import install_standins
 
 
 @pytest.fixture(autouse=True)
 def _standins(monkeypatch):
     install_standins(monkeypatch)
-    install_data_standin(monkeypatch)
 
 
 def _config(**kw):

@@ -74,22 +74,25 @@ class SoftmaxUnary(nn.Module):
 
 class OrdinalUnary(nn.Module):
     """One AU's ordinal probit regression: mu = beta . f, thresholds psi_1 < ... < psi_{L-1} as a first
-    value plus softplus increments, sigma = exp(log_sigma) > 0; z_k = (psi_k - mu) / sigma."""
+    value plus softplus increments (at least MIN_STEP apart, so they stay strictly increasing in
+    float32), sigma = exp(log_sigma) > 0; z_k = (psi_k - mu) / sigma."""
+
+    MIN_STEP = 1e-3
 
     def __init__(self, num_features: int, num_levels: int):
         super().__init__()
         self.beta = nn.Parameter(torch.randn(num_features) * 0.01)
         self.psi_first = nn.Parameter(torch.zeros(()))
-        self.psi_steps = nn.Parameter(torch.full((num_levels - 2,), 0.5413))  # softplus -> 1.0
+        self.psi_steps = nn.Parameter(torch.full((num_levels - 2,), 0.5413))  # steps of about 1
         self.log_sigma = nn.Parameter(torch.zeros(()))
 
     def thresholds(self) -> torch.Tensor:
-        steps = F.softplus(self.psi_steps)
+        steps = F.softplus(self.psi_steps) + self.MIN_STEP
         return torch.cat([self.psi_first.reshape(1), self.psi_first + torch.cumsum(steps, 0)])
 
     def set_thresholds(self, psi: torch.Tensor) -> None:
         """Set the thresholds (increasing, L-1 values); used to start from the label frequencies."""
-        steps = (psi[1:] - psi[:-1]).clamp_min(1e-3)
+        steps = (psi[1:] - psi[:-1] - self.MIN_STEP).clamp_min(1e-3)
         with torch.no_grad():
             self.psi_first.copy_(psi[0])
             self.psi_steps.copy_(steps + torch.log(-torch.expm1(-steps)))  # softplus^-1
