@@ -135,8 +135,10 @@ def test_disfa_landmarks_give_eyes_and_preprocessing_reads_the_video(tmp_path, r
     with pytest.warns(UserWarning, match="no face 4"):
         faces = preprocess(ds, size=32, cache_dir=False, workers=2, progress=False)
     assert len(faces) == 5 and faces.skipped == 4 and faces.source_index.tolist() == [0, 1, 2, 3, 4]
-    direct = preprocess(ds.subset([2]), size=32, cache_dir=False, workers=1, progress=False)
+    direct = preprocess(ds.subset([2, 2]), size=32, cache_dir=False, workers=1, progress=False)
+    assert len(direct) == 2  # a frame listed twice is read once and aligned twice
     np.testing.assert_allclose(faces.images[2], direct.images[0], atol=1e-5)
+    np.testing.assert_allclose(direct.images[1], direct.images[0])
 
 
 def test_eyes_from_landmarks_orders_and_checks():

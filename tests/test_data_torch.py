@@ -22,7 +22,7 @@ def test_union_of_aus_with_missing_filled():
     np.testing.assert_array_equal(ds.labels[:5, [2, 0, 1]], a.labels)  # a: AU12, AU1, AU6
     assert (ds.labels[:5, 3] == -1).all() and (ds.labels[5:, [0, 2]] == -1).all()
     np.testing.assert_array_equal(ds.labels[5:, [1, 3]], b.labels)
-    assert ds.dataset_index.tolist() == [0] * 5 + [1] * 4
+    assert ds.dataset_index.tolist() == [0] * 5 + [1] * 4 and ds.offsets == [0, 5]
     image, labels, d = ds[6]
     assert image.shape == (1, 20, 20) and image.dtype == torch.float32
     assert labels.dtype == torch.int64 and labels.tolist() == ds.labels[6].tolist() and d == 1

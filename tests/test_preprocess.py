@@ -93,7 +93,7 @@ def _write_frames(folder, looks, size=96, frames=12, seed=0):
         poses, lights = sample_nuisance("disfa", s, frames, seed)
         for f in range(frames):
             image = render(look, dict(zip(aus, levels[f].tolist())), poses[f], lights[f], size,
-                           np.random.default_rng([seed, s, f]))
+                           noise_seed=1000 * s + f)
             path = folder / f"s{s}_{f}.png"
             cv2.imwrite(str(path), image)
             paths.append(str(path))

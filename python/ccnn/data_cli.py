@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -43,23 +44,47 @@ def add_data_commands(subparsers) -> None:
     pre.set_defaults(func=run_preprocess)
 
 
-def run_synth(args) -> int:
-    from .data.synthetic import contact_sheet, generate_synthetic
+def _fail(command: str, error: Exception) -> int:
+    print(f"ccnn {command}: error: {error}", file=sys.stderr)
+    return 2
 
+
+def run_synth(args) -> int:
+    try:
+        return _synth(args)
+    except (ValueError, OSError) as error:  # bad arguments, an occupied or unwritable --out
+        return _fail("synth", error)
+
+
+def run_preprocess(args) -> int:
+    try:
+        return _preprocess(args)
+    except (ValueError, OSError) as error:  # unknown layout, nothing usable, missing files
+        return _fail("preprocess", error)
+
+
+def _synth(args) -> int:
+    from .data.synthetic import contact_sheet, existing_parameters, generate_synthetic, parameters
+
+    kept = not args.overwrite and existing_parameters(args.out) == parameters(
+        args.context, args.subjects, args.frames, args.seed, args.size)
     start = time.perf_counter()
     out = generate_synthetic(args.out, context=args.context, subjects=args.subjects, frames=args.frames,
                              seed=args.seed, image_size=args.size, workers=args.workers, progress=True,
                              overwrite=args.overwrite)
     seconds = time.perf_counter() - start
     frames = args.subjects * args.frames
-    print(f"synthetic {args.context} data set: {frames} frames of {args.size}x{args.size} in {out} "
-          f"({seconds:.1f} s, {frames / max(seconds, 1e-9):.0f} frames/s)")
+    if kept:
+        print(f"{out} already holds this synthetic data set (same parameters): kept")
+    else:
+        print(f"synthetic {args.context} data set: {frames} frames of {args.size}x{args.size} in {out} "
+              f"({seconds:.1f} s, {frames / max(seconds, 1e-9):.0f} frames/s)")
     if args.contact_sheet is not None:
         print(f"contact sheet: {contact_sheet(args.contact_sheet, seed=args.seed)}")
     return 0
 
 
-def run_preprocess(args) -> int:
+def _preprocess(args) -> int:
     import warnings
 
     from .data.dataset import load_dataset

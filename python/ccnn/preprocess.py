@@ -256,7 +256,7 @@ def _preprocess_chunk(task: dict) -> dict:
         try:
             eyes = task["eyes"][k]
             state = GIVEN
-            if not np.isfinite(eyes).all():
+            if not np.isfinite(eyes).all() or np.hypot(*(eyes[1] - eyes[0])) < 1.0:  # unknown or unusable
                 found = detect_eyes(image)
                 state = DETECTED
                 if found is None:
@@ -280,15 +280,19 @@ def _chunk_images(task: dict, errors: list):
     paths = task["paths"]
     video = split_video_path(paths[0])
     if video is not None and all(split_video_path(p) and split_video_path(p)[0] == video[0] for p in paths):
-        wanted = {split_video_path(p)[1]: k for k, p in enumerate(paths)}
+        wanted: dict[int, list[int]] = {}
+        for k, p in enumerate(paths):
+            wanted.setdefault(split_video_path(p)[1], []).append(k)
         seen = set()
         for frame, image in read_video_frames(video[0], wanted):
             seen.add(frame)
-            yield wanted[frame], image
-        for frame, k in wanted.items():
+            for k in wanted[frame]:
+                yield k, image
+        for frame, positions in wanted.items():
             if frame not in seen:
-                errors.append(f"{paths[k]}: frame could not be decoded")
-                yield k, None
+                errors.append(f"{paths[positions[0]]}: frame could not be decoded")
+                for k in positions:
+                    yield k, None
         return
     for k, path in enumerate(paths):
         try:

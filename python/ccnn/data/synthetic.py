@@ -3,8 +3,8 @@
 One subject = one video of `frames` frames. Per subject: a face look (geometry and appearance),
 AU labels from the factor copula of `synth_labels`, and smooth nuisance processes (head rotation,
 scale, translation, illumination gain and gradient); per frame: fresh sensor noise. Everything is
-drawn from generators seeded by (seed, context, subject, stream[, frame]), so the output does not
-depend on the number of workers.
+drawn from generators seeded by (seed, context, subject, stream), and the noise of each frame from
+its own seed, so the output does not depend on the number of workers.
 """
 from __future__ import annotations
 
@@ -66,11 +66,21 @@ def subject_look(context: str, subject: int, seed: int) -> FaceLook:
     return random_look(np.random.default_rng([seed, context_id(context), subject, 2]))
 
 
-def frame_noise_seed(context: str, subject: int, frame: int, seed: int) -> list[int]:
-    return [seed, context_id(context), subject, 3, frame]
+def noise_seeds(context: str, subject: int, frames: int, seed: int) -> list[int]:
+    """Per-frame seeds of the sensor noise of one subject's video."""
+    rng = np.random.default_rng([seed, context_id(context), subject, 3])
+    return rng.integers(0, 2 ** 31 - 1, size=frames).tolist()
 
 
-def _parameters(context, subjects, frames, seed, image_size) -> dict:
+def existing_parameters(out_dir) -> dict | None:
+    """The parameters of the synthetic data set in out_dir, or None when there is none."""
+    try:
+        return json.loads((Path(out_dir) / "meta.json").read_text()).get("parameters")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def parameters(context, subjects, frames, seed, image_size) -> dict:
     return {"context": context, "subjects": subjects, "frames": frames, "seed": seed,
             "image_size": image_size, "format_version": FORMAT_VERSION}
 
@@ -97,13 +107,10 @@ def generate_synthetic(out_dir, context: str = "disfa", subjects: int = 27, fram
     image_size = _check_positive_int("image_size", image_size, 32)
     workers = resolve_workers(workers)
     out = Path(out_dir)
-    params = _parameters(context, subjects, frames, seed, image_size)
+    params = parameters(context, subjects, frames, seed, image_size)
     meta_path = out / "meta.json"
     if meta_path.exists():
-        try:
-            old = json.loads(meta_path.read_text()).get("parameters")
-        except (OSError, ValueError):
-            old = None
+        old = existing_parameters(out)
         if old == params and (out / "labels.csv").exists() and not overwrite:
             return out
         if not overwrite:
@@ -125,15 +132,14 @@ def generate_synthetic(out_dir, context: str = "disfa", subjects: int = 27, fram
         look = look_to_dict(subject_look(context, s, seed))
         looks[name] = look
         files = [f"images/{name}_{f:04d}.png" for f in range(frames)]
+        frame_seeds = noise_seeds(context, s, frames, seed)
         for f in range(frames):
             rows.append([files[f], name, f"synth-{context}", f, *levels[f].tolist(),
                          *np.round(eyes[f].ravel(), 4).tolist()])
         for start in range(0, frames, CHUNK_FRAMES):
             part = slice(start, start + CHUNK_FRAMES)
-            tasks.append({"size": image_size,
-                          "look": look, "aus": aus, "levels": levels[part], "poses": poses[part],
-                          "lights": lights[part],
-                          "noise_seeds": [frame_noise_seed(context, s, f, seed) for f in range(frames)][part],
+            tasks.append({"size": image_size, "look": look, "aus": aus, "levels": levels[part],
+                          "poses": poses[part], "lights": lights[part], "noise_seeds": frame_seeds[part],
                           "paths": [str(out / p) for p in files[part]]})
     run_tasks(render_and_write, tasks, workers, progress, desc=f"synth {context}",
               unit_counts=[len(t["paths"]) for t in tasks])
@@ -172,7 +178,9 @@ def contact_sheet(path, seed: int = 0, tile: int = 96, subjects: int = 6) -> Pat
     frames from several subjects with their nuisances (as written by generate_synthetic)."""
     aus = sorted(AU_NAMES)
     label_w = 4 * tile // 3
-    look = subject_look("disfa", 0, seed)
+    candidates = [subject_look("disfa", s, seed) for s in range(30)]
+    look = max((c for c in candidates if c.hair_style != 2 and abs(c.hair - c.background) > 60),
+               key=lambda c: abs(c.skin - c.background))
     frontal, flat = np.array([0.0, 1.1, 0.5, 0.4]), np.array([1.0, 0.0, 0.0, 0.0])
     half = (len(aus) + 1) // 2
     blocks = []
@@ -203,10 +211,10 @@ def contact_sheet(path, seed: int = 0, tile: int = 96, subjects: int = 6) -> Pat
         look_s = subject_look(ctx, s, seed)
         levels = sample_subject_labels(ctx, s, 200, seed)
         poses, lights = sample_nuisance(ctx, s, 200, seed)
+        seeds = noise_seeds(ctx, s, 200, seed)
         for f in np.linspace(0, 199, max(1, per_row * 2 // subjects)).astype(int):
             strip.append(render(look_s, dict(zip(context_aus(ctx), levels[f].tolist())), poses[f],
-                                lights[f], tile,
-                                np.random.default_rng(frame_noise_seed(ctx, s, int(f), seed))))
+                                lights[f], tile, seeds[f]))
     strip = strip[: (len(strip) // per_row) * per_row]
     rows = [np.hstack(strip[i:i + per_row]) for i in range(0, len(strip), per_row)]
     bottom = np.vstack(rows)

@@ -43,6 +43,7 @@ class FaceDataset(torch.utils.data.Dataset):
         self.dataset_names = [p.dataset for p in parts]
         self._images = [p.images for p in parts]
         self._starts = np.cumsum([0] + [len(p) for p in parts])
+        self.offsets = self._starts[:-1].tolist()  # first index of each data set (MultiDatasetSampler)
         labels = []
         for p in parts:
             part = np.full((len(p), len(self.aus)), MISSING, np.int64)
