@@ -90,8 +90,9 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
 
 def _config_from_args(args, **overrides) -> TrainConfig:
     config = TrainConfig(
-        mode=args.mode, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-        l2=args.l2, samples_per_epoch=args.samples_per_epoch, ibb_unary_batches=args.ibb_unary_batches,
+        mode=args.mode, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        momentum=args.momentum, grad_clip=args.grad_clip or None, l2=args.l2,
+        samples_per_epoch=args.samples_per_epoch, ibb_unary_batches=args.ibb_unary_batches,
         ibb_pairwise_batches=args.ibb_pairwise_batches, patience=args.patience,
         prune_threshold=args.prune_threshold, decode=args.method, crop=args.crop, seed=args.seed,
         device=args.device, progress=not args.no_progress)
@@ -392,6 +393,8 @@ def _add_training_args(p):
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
     p.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate (default: %(default)s)")
     p.add_argument("--momentum", type=float, default=d.momentum, help="default: %(default)s")
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip,
+                   help="clip the gradient norm of each step to this (0: off) (default: %(default)s)")
     p.add_argument("--l2", type=float, default=d.l2, help="L2 weight of the unary parameters, per AU "
                                                           "(default: %(default)s)")
     p.add_argument("--samples-per-epoch", type=int, default=None,
