@@ -10,6 +10,9 @@
            parameters get no gradient, so SGD leaves them and their momentum untouched). In steps 2
            and 3 the CNN is frozen, so its features are computed once per iteration for the whole
            training set and reused (`_cache_features`): the same result, minus repeated forward passes.
+           Steps 2 and 3 are cheap (heads only), so they run several batches per AU and per edge; by
+           default the very first iteration starts with them (`ibb_heads_first`), so that step 1 does
+           not back-propagate through untrained heads.
 
 Each epoch ends with a validation pass (NLL, ICC, MAE), early stopping on the validation ICC, and a
 checkpoint written atomically; `fit()` resumes from it and reproduces an uninterrupted run exactly
@@ -37,6 +40,7 @@ from .model import CCNN
 from .predict import DecodeOptions, decode
 
 MODES = ("joint", "ibb")
+_HEADS_FIRST_DRAW = 1_000_000  # sampler epoch of the initial head fit (distinct from every real epoch)
 
 
 @dataclass
@@ -50,8 +54,10 @@ class TrainConfig:
     grad_clip: float | None = 10.0      # max global gradient norm per step (None: no clipping)
     l2: float | list = 1e-4             # lambda_q of the unary L2 term: one value, or one per AU
     samples_per_epoch: int | None = None  # CNN-updating samples per epoch (None: the training set size)
-    ibb_unary_batches: int = 2          # IBB step 2: batches per AU per iteration
-    ibb_pairwise_batches: int = 1       # IBB step 3: batches per edge per iteration
+    ibb_unary_batches: int = 10         # IBB step 2: batches per AU per iteration
+    ibb_pairwise_batches: int = 4       # IBB step 3: batches per edge per iteration
+    ibb_heads_first: bool = True        # IBB: fit the heads (steps 2, 3) to the initial CNN first, so
+                                        # step 1 of the first iteration back-propagates through them
     patience: int = 10                  # early stopping: epochs without a better validation ICC
     prune_threshold: float = 0.05       # after training, drop edges with |association| below this
     decode: str = "auto"                # validation read-out (predict.METHODS or "auto")
@@ -321,26 +327,31 @@ class Trainer:
         feats, labels, index = cache
         sampler.set_epoch(epoch)
         order = torch.tensor(list(iter(sampler)), dtype=torch.int64, device=feats.device)
-        total = 0.0
         for idx in order.split(self.config.batch_size):
             out = self.model.head_forward(feats[idx], index[idx])
-            loss = composite_nll(self.model, out, labels[idx], self.lambdas)
-            self._step(loss, params)
-            total += loss.total.item()
-        return total
+            self._step(composite_nll(self.model, out, labels[idx], self.lambdas), params)
+
+    def _train_heads(self, draw):
+        """IBB steps 2 (each AU's unary parameters) and 3 (each edge's pairwise parameter) on the
+        features of the current (frozen) CNN; `draw` selects the samplers' draw."""
+        model = self.model
+        cache = self._cache_features()
+        for q, sampler in enumerate(self.unary_samplers):
+            if sampler is not None:
+                self._train_head_batches(sampler, draw, model.unary_parameters(q), cache)
+        for k, sampler in enumerate(self.pairwise_samplers):
+            if sampler is not None:
+                self._train_head_batches(sampler, draw, model.pairwise_parameters(k), cache)
 
     def _train_epoch(self, epoch, log):
         model = self.model
         if self.config.mode == "joint":
             return self._train_cnn_batches(epoch, list(model.parameters()), "joint", log)
+        if epoch == 0 and self.config.ibb_heads_first:
+            self.train_set.set_epoch(0)
+            self._train_heads(draw=_HEADS_FIRST_DRAW)
         seen = self._train_cnn_batches(epoch, model.cnn_parameters(), "cnn", log)
-        cache = self._cache_features()
-        for q, sampler in enumerate(self.unary_samplers):
-            if sampler is not None:
-                self._train_head_batches(sampler, epoch, model.unary_parameters(q), cache)
-        for k, sampler in enumerate(self.pairwise_samplers):
-            if sampler is not None:
-                self._train_head_batches(sampler, epoch, model.pairwise_parameters(k), cache)
+        self._train_heads(draw=epoch)
         return seen
 
     # ---- evaluation -----------------------------------------------------------------------------------
