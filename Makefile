@@ -67,6 +67,7 @@ demo: build
 
 bench: build
 	$(PYTHON) benchmarks/bench_copula.py
+	$(PYTHON) benchmarks/bench_decode.py
 
 clean:
 	rm -rf build $(CMAKE_BUILD_DIR) ccnn_ext/*.so

@@ -1,6 +1,7 @@
 """Builds the compiled parts of ccnn with torch.utils.cpp_extension and ninja.
 
-    ccnn_ext._C   torch ops: the fused Frank copula kernels (CPU always, CUDA when enabled)
+    ccnn_ext._C        torch ops: the fused Frank copula kernels (CPU always, CUDA when enabled)
+    ccnn_ext._decoder  plain pybind11 module (no torch): the AD3 / exact MAP decoder, csrc/ad3
 
 CUDA is compiled when the installed torch has CUDA and a toolkit is found, or when
 CCNN_FORCE_CUDA=1; CCNN_NO_CUDA=1 turns it off. GPU targets default to sm_80 and sm_90
@@ -10,7 +11,7 @@ import glob
 import os
 import sys
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,12 +70,24 @@ def ops_extension(with_cuda):
     )
 
 
+def decoder_extension():
+    """The MAP decoder: torch-free C++ (csrc/ad3) with its pybind11 binding."""
+    import pybind11
+
+    sources = ["csrc/bindings/decoder.cpp"] + rel("csrc/ad3/*.cpp")
+    return Extension(
+        "ccnn_ext._decoder", sources, language="c++",
+        include_dirs=[os.path.join(ROOT, "csrc"), pybind11.get_include()],
+        extra_compile_args=["-O3", "-std=c++17"],
+    )
+
+
 with_cuda = want_cuda()
 print(f"ccnn: building with CUDA: {with_cuda} (CUDA_HOME={_cuda_home})")
 
 setup(
     packages=["ccnn_ext"] + find_packages("python", include=["ccnn", "ccnn.*"]),
     package_dir={"ccnn_ext": "ccnn_ext", "ccnn": "python/ccnn"},
-    ext_modules=[ops_extension(with_cuda)],
+    ext_modules=[ops_extension(with_cuda), decoder_extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

@@ -1,7 +1,8 @@
 """ccnn_ext: the compiled ops of ccnn and their thin Python wrappers.
 
 Usable on its own: the copula ops are torch ops (``torch.ops.ccnn.*``) with autograd and
-fake implementations.
+fake implementations; the MAP decoder (``decode_ad3``, ``decode_exact``, ``FactorGraph``, see
+``ccnn_ext.decode``) is a plain pybind11 module that takes numpy arrays or torch tensors.
 """
 import torch  # noqa: F401  (loads libtorch before the extension)
 
@@ -14,6 +15,15 @@ from .copula import (
     pairwise_loglik,
     pairwise_logtable,
     set_data_checks,
+)
+from .decode import (
+    STATUS_NAMES,
+    DecodeResult,
+    FactorGraph,
+    FactorGraphSolution,
+    decode_ad3,
+    decode_exact,
+    decode_exhaustive,
 )
 
 __version__ = "0.1.0"
@@ -33,5 +43,11 @@ __all__ = [
     "pairwise_loglik",
     "pairwise_logtable",
     "set_data_checks",
-    "__version__",
+    "STATUS_NAMES",
+    "DecodeResult",
+    "FactorGraph",
+    "FactorGraphSolution",
+    "decode_ad3",
+    "decode_exact",
+    "decode_exhaustive",
 ]

@@ -1,0 +1,180 @@
+// Internal to csrc/ad3: the solver classes behind ad3.h and the helpers they share.
+// A solver object owns all its working memory, sized from the Graph once, so that solving many
+// problems on one thread (solve_batch) allocates nothing per problem or per iteration.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ad3/ad3.h"
+
+namespace ccnn {
+namespace ad3 {
+namespace detail {
+
+// Throws std::invalid_argument naming `what` (and the problem, when problem >= 0) at the first
+// NaN or infinite value.
+// Throw std::invalid_argument naming the first out-of-range option.
+void check_options(const Ad3Options& options);
+void check_options(const ExactOptions& options);
+
+void check_finite(const double* values, std::size_t count, const char* what, long problem);
+
+// S(labels) of one problem.
+double labelling_score(const Graph& graph, const double* unary, const double* pairwise,
+                       const int* labels);
+
+// Iterated conditional modes: sweeps the variables in order, moving each to its best state given
+// the others, until no move improves the score. labels is improved in place; returns its score.
+double improve_by_icm(const Graph& graph, const double* unary, const double* pairwise,
+                      int* labels, std::vector<double>& scratch);
+
+// True when bound - score <= tolerance * max(1, |score|).
+bool within_gap(double score, double bound, double tolerance);
+
+struct RawResult {
+  double score = 0.0;
+  double bound = 0.0;
+  Status status = Status::kIterationLimit;
+  std::int64_t iterations = 0;
+};
+
+// The active set of one edge's quadratic subproblem, kept between AD3 iterations (warm start):
+// the configurations (state s of a, state t of b) with positive weight, their weights, and the
+// inverse of the bordered Gram matrix [[0, 1'], [1, M'M]] of size (k + 1)^2, row-major.
+struct ActiveSet {
+  std::vector<int> s, t;
+  std::vector<double> weights;
+  std::vector<double> inverse;
+};
+
+// Where an edge's data lives in the flat arrays.
+struct EdgeLayout {
+  int a, b, ka, kb;
+  std::size_t unary_a, unary_b;  // offsets of the endpoints' unary scores / marginals
+  std::size_t table;             // offset of the K_a x K_b table
+  std::size_t link_a, link_b;    // offsets of its local marginals / multipliers of a and of b
+};
+
+class Ad3Solver {
+ public:
+  Ad3Solver(const Graph& graph, const Ad3Options& options);
+  RawResult solve(const double* unary, const double* pairwise);
+  const std::vector<int>& labels() const { return labels_; }
+  const std::vector<double>& posteriors() const { return p_; }
+  // After solve(unary, pairwise): an equivalent problem built from the final multipliers,
+  //   pairwise'_e(s,t) = pairwise_e(s,t) + psi_ea(s) + psi_eb(t),  psi_ei = unary_i / deg_i + lambda_ei,
+  //   unary'_i = -sum_{e of i} lambda_ei (isolated variables: unary_i),
+  // with S'(y) = S(y) for every labelling up to rounding.
+  void reparameterize(const double* unary, const double* pairwise, double* unary_out,
+                      double* pairwise_out) const;
+
+ private:
+  template <int K>
+  double solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* xa, const double* xb,
+                       double* qa, double* qb);
+  double bound_edge_part() const;
+  double bound_multiplier_part();
+  void compute_inputs();
+  void set_eta(double eta, const double* pairwise);
+  double score(const double* unary, const double* pairwise, const int* labels) const;
+
+  const Graph& graph_;
+  Ad3Options options_;
+  std::vector<EdgeLayout> edges_;
+  // Links (one per edge end and state) are stored variable-major: variable i's degree(i) blocks
+  // of K_i values start at link_begin_[i], in the order of graph.incident(i).
+  std::vector<std::size_t> link_begin_;   // N + 1
+  std::size_t num_links_ = 0;             // sum over edges of K_a + K_b
+  double eta_ = 0.0;
+  // Per problem state.
+  std::vector<double> p_;                // unary_size: variable marginals
+  std::vector<double> unary_share_;      // unary_size: unary / degree
+  std::vector<double> scaled_pairwise_;  // pairwise_size: pairwise / (2 eta)
+  std::vector<double> lambda_;           // num_links: Lagrange multipliers
+  std::vector<double> q_;                // num_links: local marginals of each edge's QP solution
+  std::vector<double> x_;                // num_links: the subproblems' inputs
+  std::vector<ActiveSet> active_sets_;   // E
+  std::vector<char> edge_dirty_;         // E: its subproblem's inputs changed since its last solve
+  std::vector<double> edge_value_;       // E: 2 eta * the subproblem's max value (for the bound)
+  std::vector<double> p_rise_;           // N: largest increase of p_i in the last averaging
+  double isolated_max_ = 0.0;            // sum of the isolated variables' best unary scores
+  std::vector<int> labels_;              // N: best labelling so far
+  std::vector<int> rounded_;             // N: argmax of p_
+  // Scratch.
+  std::vector<double> residual_;         // K_a + K_b
+  std::vector<double> column_max_;       // max_states
+  std::vector<double> z_;                // active-set solve
+  std::vector<double> column_;           // bordered inverse updates
+  std::vector<double> inverse_tmp_;
+  std::vector<int> parent_;              // forest search over K_a + K_b states
+  std::vector<int> parent_config_;
+  std::vector<int> queue_;
+  std::vector<double> icm_scratch_;
+};
+
+class ExactSolver {
+ public:
+  ExactSolver(const Graph& graph, const ExactOptions& options);
+  RawResult solve(const double* unary, const double* pairwise);
+  const std::vector<int>& labels() const { return best_; }
+
+ private:
+  struct Search {
+    std::int64_t nodes = 0;
+    bool complete = true;
+    double bound = 0.0;  // no labelling scores above this (the incumbent when complete)
+  };
+  void order_variables(const double* unary, const double* pairwise);
+  Search search(const double* unary, const double* pairwise, double& incumbent, std::int64_t node_limit);
+
+  const Graph& graph_;
+  ExactOptions options_;
+  int n_ = 0;
+  Ad3Solver ad3_;                          // for hard problems: certificate or reparameterization
+  std::vector<double> reparameterized_unary_;
+  std::vector<double> reparameterized_pairwise_;
+  // Static search structure of the current problem.
+  std::vector<int> order_;                 // search position -> variable
+  std::vector<int> position_;              // variable -> search position
+  std::vector<std::size_t> g_offset_;      // position -> offset into g_ (K values)
+  std::vector<int> forward_begin_;         // position -> range of its forward edges
+  std::vector<int> forward_to_;            // forward edge -> later position
+  std::vector<std::size_t> forward_table_;  // forward edge -> offset into oriented_
+  std::vector<std::size_t> save_offset_;   // position -> offset into saved_
+  std::vector<double> oriented_;           // tables oriented (earlier state, later state)
+  std::vector<double> future_;             // per position/state: bound of its forward edges
+  // Search state.
+  std::vector<double> g_;                  // per position/state: unary + assigned edges + future
+  std::vector<double> saved_;              // undo log of g_ rows
+  std::vector<int> label_order_;           // per position: its states, best first
+  std::vector<int> next_choice_;           // per position: index into its label order
+  std::vector<double> partial_;            // per depth: score of the assigned prefix
+  std::vector<double> rest_;               // per depth: bound of the positions after it
+  std::vector<double> node_bound_;         // per depth
+  std::vector<int> current_;               // labels by position
+  std::vector<int> best_;                  // labels by variable
+  // Scratch of the ordering: per variable, total coupling and coupling to placed variables;
+  // per edge, the spread (max - min) of its table.
+  std::vector<double> strength_;
+  std::vector<double> tie_;
+  std::vector<double> edge_spread_;
+  std::vector<double> icm_scratch_;
+};
+
+class ExhaustiveSolver {
+ public:
+  explicit ExhaustiveSolver(const Graph& graph);
+  RawResult solve(const double* unary, const double* pairwise);
+  const std::vector<int>& labels() const { return best_; }
+
+ private:
+  const Graph& graph_;
+  std::vector<double> prefix_;  // N + 1 partial sums
+  std::vector<int> current_;
+  std::vector<int> best_;
+};
+
+}  // namespace detail
+}  // namespace ad3
+}  // namespace ccnn
