@@ -23,16 +23,18 @@ import torch
 from .report import markdown_table, write_report
 from .trainer import TrainConfig
 
-# Data of the demo: subjects x frames per context; faces rendered and aligned at image_size pixels.
+# Data of the demo: subjects x frames per context; faces rendered at render_size pixels, aligned
+# and normalised at image_size pixels (the network's input).
 DEMO_DATA = {
-    "image_size": 40,
+    "render_size": 48, "image_size": 32,
     "contexts": {"disfa": (27, 120), "fera": (12, 80), "pain": (12, 80)},
 }
 # Training schedule shared by every model of the demo.
 DEMO_SCHEDULE = dict(epochs=12, batch_size=64, lr=0.01, momentum=0.9, l2=1e-4, samples_per_epoch=640,
                      ibb_unary_batches=2, ibb_pairwise_batches=1, patience=4, prune_threshold=0.05)
 # A tiny version for tests and smoke runs (`--quick`): seconds, not minutes.
-QUICK_DATA = {"image_size": 16, "contexts": {"disfa": (6, 10), "fera": (3, 8), "pain": (3, 8)}}
+QUICK_DATA = {"render_size": 32, "image_size": 16,
+              "contexts": {"disfa": (6, 10), "fera": (3, 8), "pain": (3, 8)}}
 QUICK_SCHEDULE = dict(DEMO_SCHEDULE, epochs=2, batch_size=16, samples_per_epoch=32, patience=2)
 
 
@@ -41,11 +43,11 @@ def generate_demo_data(root: Path, data: dict, seed: int, log=print) -> dict:
     from .data import generate_synthetic
     folders = {}
     for context, (subjects, frames) in data["contexts"].items():
-        folder = root / f"synth-{context}-{subjects}x{frames}-{data['image_size']}px-seed{seed}"
+        folder = root / f"synth-{context}-{subjects}x{frames}-{data['render_size']}px-seed{seed}"
         if not (folder / "meta.json").exists():
             start = time.perf_counter()
             generate_synthetic(folder, context=context, subjects=subjects, frames=frames, seed=seed,
-                               image_size=data["image_size"])
+                               image_size=data["render_size"])
             log(f"generated {context}: {subjects} subjects x {frames} frames "
                 f"({time.perf_counter() - start:.0f} s)")
         folders[context] = folder
