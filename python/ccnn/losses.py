@@ -1,7 +1,8 @@
 """The composite (piecewise) negative log-likelihood of the paper (Eq. 10-12), with missing labels.
 
-    loss = (1/B) * [ -sum_i sum_q log P_q(y_iq) - sum_i sum_e log P_e(y_ir, y_is) ]
+    loss = (1/B) * [ -sum_i sum_q log P_q(y_iq) - w sum_i sum_e log P_e(y_ir, y_is) ]
            + sum_q lambda_q ||phi_q||^2
+with w = 1 (the paper) unless a weighted composite likelihood is asked for.
 
 Terms whose label (either label, for an edge) is -1 are skipped; an edge counts only for samples of
 a dataset that has it. Dividing the likelihood by the batch size B (the paper sums) keeps the
@@ -43,12 +44,20 @@ def unary_loglik(model: CCNN, out: Outputs, labels: torch.Tensor) -> torch.Tenso
     return torch.where(observed, picked, torch.zeros_like(picked))
 
 
-def composite_nll(model: CCNN, out: Outputs, labels: torch.Tensor, lambdas=None) -> LossTerms:
-    """The composite NLL of a batch. `lambdas`: one L2 weight per AU (None: no regulariser)."""
+def composite_nll(model: CCNN, out: Outputs, labels: torch.Tensor, lambdas=None,
+                  pairwise_weight: float = 1.0, sample_weight: torch.Tensor | None = None) -> LossTerms:
+    """The composite NLL of a batch. `lambdas`: one L2 weight per AU (None: no regulariser);
+    `pairwise_weight` w weighs the pairwise terms in `total` (a weighted composite likelihood;
+    w = 1 is Eq. 11), and `unary` and `pairwise` are reported unweighted; `sample_weight` (B,)
+    weighs each sample's terms (importance weights of a re-balanced batch)."""
     check_labels(labels, len(model.aus), model.num_levels)
     batch = labels.shape[0]
-    unary = -unary_loglik(model, out, labels).sum() / batch
-    pair_ll, _ = model.pairwise_loglik(out, labels)
-    pairwise = -pair_ll.sum() / batch
+    unary_terms = unary_loglik(model, out, labels).sum(1)
+    pair_terms = model.pairwise_loglik(out, labels)[0].sum(1)
+    if sample_weight is not None:
+        unary_terms, pair_terms = unary_terms * sample_weight, pair_terms * sample_weight
+    unary = -unary_terms.sum() / batch
+    pairwise = -pair_terms.sum() / batch
     reg = model.regularisation(lambdas) if lambdas is not None else unary.new_zeros(())
-    return LossTerms(total=unary + pairwise + reg, unary=unary, pairwise=pairwise, regularisation=reg)
+    total = unary + (pairwise if pairwise_weight == 1.0 else pairwise_weight * pairwise) + reg
+    return LossTerms(total=total, unary=unary, pairwise=pairwise, regularisation=reg)

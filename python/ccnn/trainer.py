@@ -40,6 +40,7 @@ from .model import CCNN
 from .predict import DecodeOptions, decode
 
 MODES = ("joint", "ibb")
+LR_SCHEDULES = ("constant", "cosine")
 _HEADS_FIRST_DRAW = 1_000_000  # sampler epoch of the initial head fit (distinct from every real epoch)
 
 
@@ -50,12 +51,18 @@ class TrainConfig:
     epochs: int = 50                    # epochs (IBB: outer iterations)
     batch_size: int = 128
     lr: float = 1e-3
+    lr_schedule: str = "constant"       # "constant" (the paper) or "cosine" (decay to 0 over `epochs`)
     momentum: float = 0.9
-    grad_clip: float | None = 10.0      # max global gradient norm per step (None: no clipping)
+    grad_clip: float | None = 10.0      # max gradient norm per step and parameter group (None: off)
+    pairwise_lr_scale: float = 1.0      # learning rate of the pairwise parameters = lr * this
+    pairwise_weight: float = 1.0        # w of the pairwise terms in the training loss (1: Eq. 11)
     l2: float | list = 1e-4             # lambda_q of the unary L2 term: one value, or one per AU
     samples_per_epoch: int | None = None  # CNN-updating samples per epoch (None: the training set size)
     ibb_unary_batches: int = 10         # IBB step 2: batches per AU per iteration
     ibb_pairwise_batches: int = 4       # IBB step 3: batches per edge per iteration
+    ibb_reweight: bool = False          # IBB steps 2, 3: weight each sample by (its label's frequency)
+                                        # / (its frequency in the balanced batches), so the expected
+                                        # step is that of the plain composite NLL
     ibb_heads_first: bool = True        # IBB: fit the heads (steps 2, 3) to the initial CNN first, so
                                         # step 1 of the first iteration back-propagates through them
     patience: int = 10                  # early stopping: epochs without a better validation ICC
@@ -78,6 +85,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be in (0, 1], got {self.crop}")
 
@@ -130,6 +139,19 @@ def dataset_remap(dataset_names, model: CCNN, context: str | None = None) -> tor
             raise ValueError(f"dataset {name!r} is not one of the model's datasets {model.dataset_names}; "
                              f"choose the pairwise parameters to use with context=...")
     return torch.tensor(out, dtype=torch.int64)
+
+
+def _balance_weights(keys: np.ndarray, blocks) -> np.ndarray:
+    """Per sample: (frequency of its key in its dataset) * (number of distinct keys there), i.e. the
+    ratio of its natural to its balanced sampling probability; 0 where the key is missing (< 0)."""
+    weights = np.zeros(len(keys))
+    for _, a, b in blocks:
+        block = keys[a:b]
+        observed = block >= 0
+        values, inverse, counts = np.unique(block[observed], return_inverse=True, return_counts=True)
+        if values.size:
+            weights[a:b][observed] = counts[inverse] / observed.sum() * values.size
+    return weights
 
 
 class _Shuffle(Sampler):
@@ -213,7 +235,13 @@ class Trainer:
             raise ValueError(f"l2 must be one value or one per AU ({len(model.aus)}), got {len(l2)}")
         self.lambdas = [float(v) for v in l2]
         self.decode_options = DecodeOptions(method=config.decode)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+        pairwise = model.pairwise_parameters()
+        others = [p for p in model.parameters() if all(p is not q for q in pairwise)]
+        groups = [{"params": others}]
+        if pairwise:
+            groups.append({"params": pairwise, "lr": config.lr * config.pairwise_lr_scale})
+        self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+        self._lr_scales = [1.0, config.pairwise_lr_scale][: len(groups)]
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.samples_per_epoch = config.samples_per_epoch or len(self.train_set)
         self._build_samplers()
@@ -256,13 +284,15 @@ class Trainer:
             [(SubjectBalancedSampler(subjects[a:b], self.samples_per_epoch, seed=seed + 1 + i), a)
              for i, (_, a, b) in enumerate(blocks)], self.samples_per_epoch, seed)
         n_unary = cfg.ibb_unary_batches * cfg.batch_size
-        self.unary_samplers = []
+        self.unary_samplers, self.unary_weights = [], []
         for q in range(len(self.model.aus)):
             parts = [(LevelBalancedSampler(labels[a:b, q], n_unary, seed=seed + 1000 + 97 * q + i), a)
                      for i, (_, a, b) in enumerate(blocks) if (labels[a:b, q] >= 0).any()]
             self.unary_samplers.append(combine(parts, n_unary, seed + 1000 + 97 * q))
+            self.unary_weights.append(_balance_weights(labels[:, q], blocks))
         n_pair = cfg.ibb_pairwise_batches * cfg.batch_size
-        self.pairwise_samplers = []
+        L = self.model.num_levels
+        self.pairwise_samplers, self.pairwise_weights = [], []
         for k, (d, r, s) in enumerate(self.model.pairwise_slots()):
             parts = []
             for _, a, b in (blk for blk in blocks if blk[0] == d):
@@ -271,15 +301,25 @@ class Trainer:
                     parts.append((PairBalancedSampler(labels[a:b, r], labels[a:b, s], n_pair,
                                                       seed=seed + 50_000 + 31 * k), a))
             self.pairwise_samplers.append(combine(parts, n_pair, seed + 50_000 + 31 * k))
+            pair = np.where((labels[:, r] >= 0) & (labels[:, s] >= 0), labels[:, r] * L + labels[:, s], -1)
+            self.pairwise_weights.append(_balance_weights(pair, blocks))
 
     # ---- one optimisation step ------------------------------------------------------------------------
     def _step(self, loss, params):
-        """Gradient step on `params` only: other parameters get no .grad, so SGD skips them."""
+        """Gradient step on `params` only: other parameters get no .grad, so SGD skips them. The
+        gradient norm is clipped per optimiser group (network and unaries; pairwise parameters)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward(inputs=params)
         if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+            for group in self.optimizer.param_groups:
+                grads = [p for p in group["params"] if p.grad is not None]
+                if grads:
+                    torch.nn.utils.clip_grad_norm_(grads, self.config.grad_clip)
         self.optimizer.step()
+
+    def _loss(self, out, labels, sample_weight=None):
+        return composite_nll(self.model, out, labels, self.lambdas, self.config.pairwise_weight,
+                             sample_weight)
 
     def _batch_to_device(self, batch):
         images, labels, d = batch
@@ -300,7 +340,7 @@ class Trainer:
                    disable=not self.config.progress)
         for batch in bar:
             images, labels, d = self._batch_to_device(batch)
-            loss = composite_nll(self.model, self.model(images, d), labels, self.lambdas)
+            loss = self._loss(self.model(images, d), labels)
             self._step(loss, params)
             self.global_step += 1
             seen += images.shape[0]
@@ -323,13 +363,18 @@ class Trainer:
             index.append(d)
         return torch.cat(feats), torch.cat(labels), torch.cat(index)
 
-    def _train_head_batches(self, sampler, epoch, params, cache):
+    def _train_head_batches(self, sampler, epoch, params, cache, weights=None):
         feats, labels, index = cache
         sampler.set_epoch(epoch)
         order = torch.tensor(list(iter(sampler)), dtype=torch.int64, device=feats.device)
+        if weights is not None and self.config.ibb_reweight:
+            weights = torch.as_tensor(weights, dtype=feats.dtype, device=feats.device)
+        else:
+            weights = None
         for idx in order.split(self.config.batch_size):
             out = self.model.head_forward(feats[idx], index[idx])
-            self._step(composite_nll(self.model, out, labels[idx], self.lambdas), params)
+            w = None if weights is None else weights[idx]
+            self._step(self._loss(out, labels[idx], w), params)
 
     def _train_heads(self, draw):
         """IBB steps 2 (each AU's unary parameters) and 3 (each edge's pairwise parameter) on the
@@ -338,10 +383,12 @@ class Trainer:
         cache = self._cache_features()
         for q, sampler in enumerate(self.unary_samplers):
             if sampler is not None:
-                self._train_head_batches(sampler, draw, model.unary_parameters(q), cache)
+                self._train_head_batches(sampler, draw, model.unary_parameters(q), cache,
+                                         self.unary_weights[q])
         for k, sampler in enumerate(self.pairwise_samplers):
             if sampler is not None:
-                self._train_head_batches(sampler, draw, model.pairwise_parameters(k), cache)
+                self._train_head_batches(sampler, draw, model.pairwise_parameters(k), cache,
+                                         self.pairwise_weights[k])
 
     def _train_epoch(self, epoch, log):
         model = self.model
@@ -416,8 +463,18 @@ class Trainer:
                 log_file.close()
         return result
 
+    def _set_learning_rate(self, epoch: int) -> None:
+        """The learning rates of epoch `epoch` (a function of the epoch alone, so resuming is exact)."""
+        cfg = self.config
+        factor = 1.0
+        if cfg.lr_schedule == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+        for group, scale in zip(self.optimizer.param_groups, self._lr_scales):
+            group["lr"] = cfg.lr * scale * factor
+
     def _run_epoch(self, log):
         epoch = self.epoch
+        self._set_learning_rate(epoch)
         start = time.perf_counter()
         seen = self._train_epoch(epoch, log)
         train_seconds = time.perf_counter() - start
