@@ -129,6 +129,22 @@ def test_composite_nll_matches_hand_computation(head):
     assert loss.total.item() == pytest.approx((loss.unary + loss.pairwise + loss.regularisation).item())
 
 
+def test_sample_weights_and_pairwise_weight():
+    model = _randomised_model("copula")
+    images, labels, dataset_index = _batch()
+    out = model(images, dataset_index)
+    weights = torch.tensor([0.5, 2.0, 0.0, 1.0, 3.0], dtype=torch.float64)
+    weighted = composite_nll(model, out, labels, sample_weight=weights, pairwise_weight=0.25)
+    expected_unary = expected_pairwise = 0.0
+    for b in range(5):
+        single = composite_nll(model, model(images[b:b + 1], dataset_index[b:b + 1]), labels[b:b + 1])
+        expected_unary += weights[b].item() * single.unary.item() / 5
+        expected_pairwise += weights[b].item() * single.pairwise.item() / 5
+    assert weighted.unary.item() == pytest.approx(expected_unary, rel=1e-10)
+    assert weighted.pairwise.item() == pytest.approx(expected_pairwise, rel=1e-10)
+    assert weighted.total.item() == pytest.approx(expected_unary + 0.25 * expected_pairwise, rel=1e-10)
+
+
 def test_edges_only_count_for_their_dataset():
     model = _randomised_model("copula")
     images, labels, dataset_index = _batch()

@@ -1,6 +1,8 @@
 import json
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -92,7 +94,8 @@ def _same_numbers(a, b):
 @pytest.mark.parametrize("mode", ["joint", "ibb"])
 def test_resume_reproduces_an_uninterrupted_run(tmp_path, monkeypatch, mode):
     train, val = _data()
-    config = _config(mode=mode, epochs=3, prune_threshold=0.0)
+    config = _config(mode=mode, epochs=3, prune_threshold=0.0, lr_schedule="cosine", pairwise_lr_scale=3.0,
+                     ibb_reweight=True)
     import ccnn.trainer as trainer_module
     real = trainer_module.composite_nll
     calls = {"n": 0, "die_at": None}
@@ -186,6 +189,33 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     fit(build_model("copula", train, seed=0), train, val, _config(epochs=1), tmp_path)
     with pytest.raises(CheckpointError, match="different model"):
         fit(build_model("ordinal", train, seed=0), train, val, _config(epochs=2), tmp_path)
+
+
+def test_balance_weights_undo_the_balancing():
+    from ccnn.trainer import _balance_weights
+    keys = np.array([0, 0, 0, 1, -1, 2, 2, 5])
+    weights = _balance_weights(keys, [(0, 0, 4), (1, 4, 8)])
+    # block 1: 3/4 zeros and 1/4 ones over 2 levels; block 2: 2/3 twos and 1/3 fives
+    assert np.allclose(weights, [1.5, 1.5, 1.5, 0.5, 0.0, 4 / 3, 4 / 3, 2 / 3])
+    # under the balanced draw (each observed key equally likely) the weights average to 1 per key
+    for a, b in [(0, 4), (4, 8)]:
+        block = keys[a:b]
+        for key in np.unique(block[block >= 0]):
+            share = (block == key).mean() / (block >= 0).mean()
+            assert weights[a:b][block == key][0] == pytest.approx(share * len(np.unique(block[block >= 0])))
+
+
+def test_learning_rate_schedule():
+    train, val = _data()
+    trainer = Trainer(build_model("copula", train), train, val,
+                      _config(epochs=4, lr=0.1, lr_schedule="cosine", pairwise_lr_scale=10))
+    rates = []
+    for epoch in range(4):
+        trainer._set_learning_rate(epoch)
+        rates.append([g["lr"] for g in trainer.optimizer.param_groups])
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert np.allclose([r[0] for r in rates], expected)
+    assert np.allclose([r[1] for r in rates], [10 * e for e in expected])
 
 
 def test_bad_config_is_rejected():

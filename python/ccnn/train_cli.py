@@ -91,9 +91,11 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
 def _config_from_args(args, **overrides) -> TrainConfig:
     config = TrainConfig(
         mode=args.mode, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        momentum=args.momentum, grad_clip=args.grad_clip or None, l2=args.l2,
+        lr_schedule=args.lr_schedule, momentum=args.momentum, grad_clip=args.grad_clip or None,
+        pairwise_lr_scale=args.pairwise_lr_scale, pairwise_weight=args.pairwise_weight, l2=args.l2,
         samples_per_epoch=args.samples_per_epoch, ibb_unary_batches=args.ibb_unary_batches,
-        ibb_pairwise_batches=args.ibb_pairwise_batches, patience=args.patience,
+        ibb_pairwise_batches=args.ibb_pairwise_batches, ibb_reweight=args.ibb_reweight,
+        patience=args.patience,
         prune_threshold=args.prune_threshold, decode=args.method, crop=args.crop, seed=args.seed,
         device=args.device, progress=not args.no_progress)
     return replace(config, **overrides)
@@ -392,7 +394,14 @@ def _add_training_args(p):
     p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
     p.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate (default: %(default)s)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d.lr_schedule,
+                   help="constant (the paper) or cosine decay over the epochs (default: %(default)s)")
     p.add_argument("--momentum", type=float, default=d.momentum, help="default: %(default)s")
+    p.add_argument("--pairwise-lr-scale", type=float, default=d.pairwise_lr_scale,
+                   help="learning rate of the pairwise parameters = lr * this (default: %(default)s)")
+    p.add_argument("--pairwise-weight", type=float, default=d.pairwise_weight,
+                   help="weight of the pairwise terms in the training loss; 1 = the paper's Eq. 11 "
+                        "(default: %(default)s)")
     p.add_argument("--grad-clip", type=float, default=d.grad_clip,
                    help="clip the gradient norm of each step to this (0: off) (default: %(default)s)")
     p.add_argument("--l2", type=float, default=d.l2, help="L2 weight of the unary parameters, per AU "
@@ -403,6 +412,9 @@ def _add_training_args(p):
                    help="IBB step 2 batches per AU per iteration (default: %(default)s)")
     p.add_argument("--ibb-pairwise-batches", type=int, default=d.ibb_pairwise_batches,
                    help="IBB step 3 batches per edge per iteration (default: %(default)s)")
+    p.add_argument("--ibb-reweight", action="store_true",
+                   help="IBB steps 2 and 3: importance-weight the balanced batches back to the label "
+                        "frequencies")
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in epochs "
                                                                     "(default: %(default)s)")
     p.add_argument("--prune-threshold", type=float, default=d.prune_threshold,
