@@ -16,13 +16,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_groups():
     # Each group is a function(subparsers) that adds its commands with set_defaults(func=...).
     from .data_cli import add_data_commands
+    from .train_cli import add_train_commands
 
-    return [add_data_commands]
+    return [add_data_commands, add_train_commands]
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except (ValueError, FileNotFoundError) as exc:  # bad input: a message, not a traceback
+        print(f"ccnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,217 @@
+"""Training throughput (images/s) of the CCNN per output head, and the share of a training step spent in
+the copula head and its loss.
+
+For each head (softmax = CNN, ordinal = OCNN, loglinear = SCNN, copula = CCNN) one SGD step is timed on
+a batch of random faces with DISFA's 12 AUs and its 66 fully connected edges: forward, composite NLL,
+backward, update. Then the copula part alone is timed: from the features (requires_grad) through the
+ordinal thresholds, `ccnn_ext.pairwise_loglik` of all edges, the pairwise loss and its backward.
+Its share of the copula model's step must be at most 10% on CPU at batch 128 (checked; exit code 1
+otherwise).
+
+Correctness comes first: the copula loss of the benchmark batch is compared with a float64 evaluation
+of the Frank copula formula before anything is timed.
+
+    python benchmarks/bench_train.py                       # CPU (and CUDA when present), 96 and 48 px
+    python benchmarks/bench_train.py --sizes 96 --repeats 5 --threads 2
+Writes benchmarks/results/train_cpu.json + .md (and train_cuda.* on a GPU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ccnn_ext
+from ccnn.losses import composite_nll
+from ccnn.model import CCNN
+
+DISFA_AUS = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
+HEADS = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
+SHARE_LIMIT = 0.10
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_time(fn, device, warmup, repeats):
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def _batch(batch, size, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(batch, 1, size, size, generator=g)
+    labels = torch.multinomial(torch.tensor([0.5, 0.2, 0.12, 0.1, 0.05, 0.03]), batch * len(DISFA_AUS),
+                               replacement=True, generator=g).reshape(batch, -1)
+    return images.to(device), labels.to(device)
+
+
+def _model(head, size, device, seed=0):
+    torch.manual_seed(seed)
+    model = CCNN(DISFA_AUS, head=head, image_size=size).to(device)
+    with torch.no_grad():  # a trained-looking copula: moderate associations of both signs
+        for k, p in enumerate(model.pairwise):
+            if head == "copula":
+                p.fill_(4.0 * math.sin(1.7 * k))
+    return model
+
+
+def _frank(u, v, t):
+    if t == 0:
+        return u * v
+    return -math.log1p(math.expm1(-t * u) * math.expm1(-t * v) / math.expm1(-t)) / t
+
+
+def check_copula_loss(device) -> float:
+    """Largest relative error of the model's pairwise log-likelihoods against float64 formulas."""
+    from scipy.special import ndtr
+    model = _model("copula", 16, device).double()
+    images, labels = _batch(16, 16, device, seed=1)
+    with torch.no_grad():
+        for unit in model.unary:
+            unit.beta.normal_(0, 5)
+        out = model(images.double())
+        loglik, mask = model.pairwise_loglik(out, labels)
+    z = out.z.cpu().numpy()
+    worst = 0.0
+    for b in range(labels.shape[0]):
+        for e, (r, s) in enumerate(model.edges.tolist()):
+            u = np.concatenate([[0.0], ndtr(z[b, r]), [1.0]])
+            v = np.concatenate([[0.0], ndtr(z[b, s]), [1.0]])
+            a, c = int(labels[b, r]), int(labels[b, s])
+            t = float(model.pairwise[e])
+            p = (_frank(u[a + 1], v[c + 1], t) - _frank(u[a], v[c + 1], t) - _frank(u[a + 1], v[c], t)
+                 + _frank(u[a], v[c], t))
+            worst = max(worst, abs(float(loglik[b, e]) - math.log(p)) / max(1.0, abs(math.log(p))))
+    return worst
+
+
+def bench_device(device, sizes, batch, warmup, repeats):
+    rows = []
+    for size in sizes:
+        images, labels = _batch(batch, size, device)
+        step_times = {}
+        for head, name in HEADS.items():
+            model = _model(head, size, device)
+            opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                loss = composite_nll(model, model(images), labels)
+                loss.total.backward()
+                opt.step()
+
+            median, times = _median_time(step, device, warmup, repeats)
+            step_times[head] = median
+            rows.append({"device": device.type, "image_size": size, "batch": batch, "head": head,
+                         "model": name, "step_s": median, "images_per_s": batch / median,
+                         "step_times_s": times})
+        # the copula head and its loss alone: thresholds -> pairwise log-likelihoods -> loss -> backward
+        model = _model("copula", size, device)
+        with torch.no_grad():
+            features = model.features(images)
+        feats = features.detach().requires_grad_(True)
+
+        def copula_part():
+            model.zero_grad(set_to_none=True)
+            out = model.head_forward(feats)
+            loglik, _ = model.pairwise_loglik(out, labels)
+            (-loglik.sum() / batch).backward()
+
+        part, _ = _median_time(copula_part, device, warmup, repeats)
+        share = part / step_times["copula"]
+        rows.append({"device": device.type, "image_size": size, "batch": batch, "head": "copula part",
+                     "model": "copula head + loss", "step_s": part, "share_of_ccnn_step": share,
+                     "step_minus_ocnn_share": (step_times["copula"] - step_times["ordinal"])
+                     / step_times["copula"]})
+    return rows
+
+
+def write_results(rows, device, args, check_error):
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"device": _device_name(device), "threads": torch.get_num_threads(), "batch": args.batch,
+            "sizes": args.sizes, "aus": len(DISFA_AUS), "edges": len(DISFA_AUS) * (len(DISFA_AUS) - 1) // 2,
+            "warmup": args.warmup, "repeats": args.repeats, "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "copula_loss_max_rel_error_vs_float64": check_error, "share_limit": SHARE_LIMIT}
+    stem = out / f"train_{device.type}"
+    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    lines = [f"# Training throughput ({meta['device']}, {meta['threads']} threads, batch {args.batch})", "",
+             f"torch {torch.__version__}; DISFA: {meta['aus']} AUs, {meta['edges']} edges; median of "
+             f"{args.repeats} steps after {args.warmup} warm-up steps.", "",
+             "| image size | model | head | step (ms) | images/s |", "|---|---|---|--:|--:|"]
+    for r in rows:
+        if r["head"] == "copula part":
+            continue
+        lines.append(f"| {r['image_size']} | {r['model']} | {r['head']} | {1e3 * r['step_s']:.1f} | "
+                     f"{r['images_per_s']:.1f} |")
+    lines += ["", "Copula head + its loss (forward and backward from the features) as a share of a CCNN "
+              "training step:", "", "| image size | copula part (ms) | share of step | "
+              "(CCNN - OCNN) / CCNN step |", "|---|--:|--:|--:|"]
+    for r in rows:
+        if r["head"] == "copula part":
+            lines.append(f"| {r['image_size']} | {1e3 * r['step_s']:.2f} | {100 * r['share_of_ccnn_step']:.1f}% "
+                         f"| {100 * r['step_minus_ocnn_share']:.1f}% |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return stem
+
+
+def _device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()})"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[96, 48])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
+    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    ok = True
+    for name in devices:
+        device = torch.device(name)
+        error = check_copula_loss(device)
+        if not error < 1e-9:
+            print(f"{name}: copula loss differs from the float64 formula (relative error {error:.2e})")
+            return 1
+        rows = bench_device(device, args.sizes, args.batch, args.warmup, args.repeats)
+        stem = write_results(rows, device, args, error)
+        print(stem.with_suffix(".md").read_text())
+        for r in rows:
+            if device.type == "cpu" and r["head"] == "copula part" and args.batch == 128 \
+                    and r["share_of_ccnn_step"] > SHARE_LIMIT:
+                print(f"FAIL: copula head + loss take {100 * r['share_of_ccnn_step']:.1f}% of a step at "
+                      f"{r['image_size']} px (limit {100 * SHARE_LIMIT:.0f}%)")
+                ok = False
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,545 @@
+"""Training: joint SGD or iterative balanced batches (IBB, Algorithm 1), on one or several datasets.
+
+    joint  every batch updates every parameter (shuffled batches over all training samples)
+    ibb    one outer iteration = one epoch:
+             step 1  CNN weights on subject-balanced batches (equal shares per dataset),
+             step 2  each AU's unary parameters on batches balanced over that AU's observed levels,
+             step 3  each (dataset, edge) pairwise parameter on batches balanced over the edge's
+                     observed label pairs,
+           each step minimising the whole composite NLL with the other parameters frozen (frozen
+           parameters get no gradient, so SGD leaves them and their momentum untouched). In steps 2
+           and 3 the CNN is frozen, so its features are computed once per iteration for the whole
+           training set and reused (`_cache_features`): the same result, minus repeated forward passes.
+           Steps 2 and 3 are cheap (heads only), so they run several batches per AU and per edge; by
+           default the very first iteration starts with them (`ibb_heads_first`), so that step 1 does
+           not back-propagate through untrained heads.
+
+Each epoch ends with a validation pass (NLL, ICC, MAE), early stopping on the validation ICC, and a
+checkpoint written atomically; `fit()` resumes from it and reproduces an uninterrupted run exactly
+(every random draw of epoch e derives from (seed, e), and the RNG state is saved too). Logs go to
+`log.jsonl` (one JSON object per line: "step", "epoch" and "end" events).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler, Subset
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
+from .losses import composite_nll
+from .metrics import evaluate
+from .model import CCNN
+from .predict import DecodeOptions, decode
+
+MODES = ("joint", "ibb")
+LR_SCHEDULES = ("constant", "cosine")
+_HEADS_FIRST_DRAW = 1_000_000  # sampler epoch of the initial head fit (distinct from every real epoch)
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; the defaults are the paper's (SGD, batch 128, lr 1e-3, momentum 0.9)."""
+    mode: str = "joint"                 # "joint" or "ibb"
+    epochs: int = 50                    # epochs (IBB: outer iterations)
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "constant"       # "constant" (the paper) or "cosine" (decay to 0 over `epochs`)
+    momentum: float = 0.9
+    grad_clip: float | None = 10.0      # max gradient norm per step and parameter group (None: off)
+    pairwise_lr_scale: float = 1.0      # learning rate of the pairwise parameters = lr * this
+    pairwise_weight: float = 1.0        # w of the pairwise terms in the training loss (1: Eq. 11)
+    l2: float | list = 1e-4             # lambda_q of the unary L2 term: one value, or one per AU
+    samples_per_epoch: int | None = None  # CNN-updating samples per epoch (None: the training set size)
+    ibb_unary_batches: int = 10         # IBB step 2: batches per AU per iteration
+    ibb_pairwise_batches: int = 4       # IBB step 3: batches per edge per iteration
+    ibb_reweight: bool = False          # IBB steps 2, 3: weight each sample by (its label's frequency)
+                                        # / (its frequency in the balanced batches), so the expected
+                                        # step is that of the plain composite NLL
+    ibb_heads_first: bool = True        # IBB: fit the heads (steps 2, 3) to the initial CNN first, so
+                                        # step 1 of the first iteration back-propagates through them
+    patience: int = 10                  # early stopping: epochs without a better validation ICC
+    prune_threshold: float = 0.05       # after training, drop edges with |association| below this
+    decode: str = "auto"                # validation read-out (predict.METHODS or "auto")
+    crop: float = 0.85                  # random crop fraction (training), centre crop (evaluation)
+    seed: int = 0
+    device: str = "auto"                # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
+    eval_batch_size: int = 256
+    train_eval_samples: int = 1000      # fixed training subset for the training-curve ICC
+    num_workers: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        for name in ("epochs", "batch_size", "ibb_unary_batches", "ibb_pairwise_batches", "patience",
+                     "eval_batch_size"):
+            if int(getattr(self, name)) < (0 if name.startswith("ibb") else 1):
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 < self.crop <= 1:
+            raise ValueError(f"crop must be in (0, 1], got {self.crop}")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def _face_dataset(faces, aus, train, crop, seed):
+    from .data.torch_data import FaceDataset
+    return FaceDataset(faces, aus=aus, train=train, crop=crop, seed=seed)
+
+
+def build_model(head: str, train_faces, image_size: int | None = None, seed: int = 0) -> CCNN:
+    """A CCNN over the union of AUs of `train_faces` (one FaceArrays or a list), one dataset per
+    FaceArrays, with unary outputs started at the training label frequencies."""
+    faces = train_faces if isinstance(train_faces, (list, tuple)) else [train_faces]
+    torch.manual_seed(seed)
+    union = _face_dataset(faces, None, False, 1.0, seed)
+    dataset_aus = {}
+    for f in faces:
+        dataset_aus.setdefault(f.dataset, [])
+        dataset_aus[f.dataset] = sorted(set(dataset_aus[f.dataset]) | {int(a) for a in f.aus})
+    size = image_size or int(faces[0].images.shape[-1])
+    model = CCNN(union.aus, head=head, dataset_aus=dataset_aus, image_size=size)
+    model.init_from_labels(union.labels)
+    return model
+
+
+def dataset_remap(dataset_names, model: CCNN, context: str | None = None) -> torch.Tensor:
+    """Model dataset index of each dataset of a FaceDataset (by name). Unknown names use `context`
+    (a model dataset name) or, for a single-dataset model, its only dataset."""
+    out = []
+    for name in dataset_names:
+        if name in model.dataset_names:
+            out.append(model.dataset_names.index(name))
+        elif context is not None:
+            if context not in model.dataset_names:
+                raise ValueError(f"context {context!r} is not one of the model's datasets "
+                                 f"{model.dataset_names}")
+            out.append(model.dataset_names.index(context))
+        elif len(model.dataset_names) == 1:
+            out.append(0)
+        else:
+            raise ValueError(f"dataset {name!r} is not one of the model's datasets {model.dataset_names}; "
+                             f"choose the pairwise parameters to use with context=...")
+    return torch.tensor(out, dtype=torch.int64)
+
+
+def _balance_weights(keys: np.ndarray, blocks) -> np.ndarray:
+    """Per sample: (frequency of its key in its dataset) * (number of distinct keys there), i.e. the
+    ratio of its natural to its balanced sampling probability; 0 where the key is missing (< 0)."""
+    weights = np.zeros(len(keys))
+    for _, a, b in blocks:
+        block = keys[a:b]
+        observed = block >= 0
+        values, inverse, counts = np.unique(block[observed], return_inverse=True, return_counts=True)
+        if values.size:
+            weights[a:b][observed] = counts[inverse] / observed.sum() * values.size
+    return weights
+
+
+class _Shuffle(Sampler):
+    """A permutation of range(n) per epoch, drawn from (seed, epoch) alone; num_samples may exceed n."""
+
+    def __init__(self, n: int, num_samples: int, seed: int):
+        self.n, self.num_samples, self.seed, self.epoch = n, num_samples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.num_samples
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        reps = -(-self.num_samples // self.n)
+        order = torch.cat([torch.randperm(self.n, generator=g) for _ in range(reps)])[: self.num_samples]
+        return iter(order.tolist())
+
+
+@torch.no_grad()
+def run_inference(model: CCNN, dataset, remap: torch.Tensor, options: DecodeOptions | None = None,
+                  batch_size: int = 256, device=None, lambdas=None, progress: bool = False,
+                  desc: str = "predict"):
+    """Predictions of `model` over a FaceDataset-like dataset, in order.
+
+    Returns (predictions (N, Q) float64, labels (N, Q) int64, nll) where nll is the mean composite
+    NLL per sample (without the regulariser)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    preds, labels, nll, count = [], [], 0.0, 0
+    for images, y, d in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        images, y = images.to(device), y.to(device)
+        d = remap[d].to(device)
+        out = model(images, d)
+        nll += composite_nll(model, out, y).total.item() * y.shape[0]
+        count += y.shape[0]
+        preds.append(decode(model, out, options))
+        labels.append(y.cpu().numpy())
+    Q = len(model.aus)
+    if count == 0:
+        return np.zeros((0, Q)), np.zeros((0, Q), dtype=np.int64), math.nan
+    return np.concatenate(preds), np.concatenate(labels), nll / count
+
+
+@dataclass
+class TrainResult:
+    model: CCNN
+    history: list = field(default_factory=list)   # one record per epoch (see log.jsonl)
+    best_epoch: int | None = None
+    out_dir: Path | None = None
+
+
+class Trainer:
+    """Trains `model` on `train_faces` (FaceArrays or a list of them, one per dataset), validating on
+    `val_faces` each epoch. Files in `out_dir`: checkpoint.pt (latest, for resuming), best.pt (best
+    validation ICC), model.pt (final, pruned), log.jsonl."""
+
+    def __init__(self, model: CCNN, train_faces, val_faces=None, config: TrainConfig | None = None,
+                 out_dir=None):
+        self.config = config = config or TrainConfig()
+        config.validate()
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        train_faces = train_faces if isinstance(train_faces, (list, tuple)) else [train_faces]
+        self.train_set = _face_dataset(train_faces, model.aus, True, config.crop, config.seed)
+        self.train_remap = dataset_remap(self.train_set.dataset_names, model)
+        eval_set = _face_dataset(train_faces, model.aus, False, config.crop, config.seed)
+        n = len(eval_set)
+        pick = np.random.default_rng(config.seed).permutation(n)[: min(n, config.train_eval_samples)]
+        self.train_eval_set = Subset(eval_set, np.sort(pick).tolist())
+        self.val_set, self.val_remap = None, None
+        if val_faces is not None:
+            val_faces = val_faces if isinstance(val_faces, (list, tuple)) else [val_faces]
+            self.val_set = _face_dataset(val_faces, model.aus, False, config.crop, config.seed)
+            self.val_remap = dataset_remap(self.val_set.dataset_names, model)
+        l2 = config.l2 if isinstance(config.l2, (list, tuple)) else [config.l2] * len(model.aus)
+        if len(l2) != len(model.aus):
+            raise ValueError(f"l2 must be one value or one per AU ({len(model.aus)}), got {len(l2)}")
+        self.lambdas = [float(v) for v in l2]
+        self.decode_options = DecodeOptions(method=config.decode)
+        pairwise = model.pairwise_parameters()
+        others = [p for p in model.parameters() if all(p is not q for q in pairwise)]
+        groups = [{"params": others}]
+        if pairwise:
+            groups.append({"params": pairwise, "lr": config.lr * config.pairwise_lr_scale})
+        self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+        self._lr_scales = [1.0, config.pairwise_lr_scale][: len(groups)]
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.samples_per_epoch = config.samples_per_epoch or len(self.train_set)
+        self._build_samplers()
+        self.epoch, self.global_step = 0, 0
+        self.history, self.best_score, self.best_epoch, self.bad_epochs = [], -math.inf, None, 0
+        self.stopped = False
+
+    # ---- samplers -------------------------------------------------------------------------------------
+    def _dataset_blocks(self):
+        """[(model dataset index, start, stop)] of the contiguous blocks of each dataset."""
+        index = self.train_set.dataset_index
+        blocks = []
+        for d in range(len(self.train_set.dataset_names)):
+            where = np.flatnonzero(index == d)
+            if where.size and not np.array_equal(where, np.arange(where[0], where[-1] + 1)):
+                raise ValueError("training samples of each dataset must be contiguous")
+            if where.size:
+                blocks.append((int(self.train_remap[d]), int(where[0]), int(where[-1]) + 1))
+        return blocks
+
+    def _build_samplers(self):
+        cfg = self.config
+        if cfg.mode == "joint":
+            self.cnn_sampler = _Shuffle(len(self.train_set), self.samples_per_epoch, cfg.seed)
+            self.unary_samplers, self.pairwise_samplers = [], []
+            return
+        from .data.samplers import (LevelBalancedSampler, MultiDatasetSampler, PairBalancedSampler,
+                                    SubjectBalancedSampler)
+        blocks = self._dataset_blocks()
+        labels, subjects = self.train_set.labels, self.train_set.subjects
+        seed = cfg.seed
+
+        def combine(parts, num, group_seed):
+            if not parts:
+                return None
+            samplers, offsets = zip(*parts)
+            return MultiDatasetSampler(list(samplers), list(offsets), num, seed=group_seed)
+
+        self.cnn_sampler = combine(
+            [(SubjectBalancedSampler(subjects[a:b], self.samples_per_epoch, seed=seed + 1 + i), a)
+             for i, (_, a, b) in enumerate(blocks)], self.samples_per_epoch, seed)
+        n_unary = cfg.ibb_unary_batches * cfg.batch_size
+        self.unary_samplers, self.unary_weights = [], []
+        for q in range(len(self.model.aus)):
+            parts = [(LevelBalancedSampler(labels[a:b, q], n_unary, seed=seed + 1000 + 97 * q + i), a)
+                     for i, (_, a, b) in enumerate(blocks) if (labels[a:b, q] >= 0).any()]
+            self.unary_samplers.append(combine(parts, n_unary, seed + 1000 + 97 * q))
+            self.unary_weights.append(_balance_weights(labels[:, q], blocks))
+        n_pair = cfg.ibb_pairwise_batches * cfg.batch_size
+        L = self.model.num_levels
+        self.pairwise_samplers, self.pairwise_weights = [], []
+        for k, (d, r, s) in enumerate(self.model.pairwise_slots()):
+            parts = []
+            for _, a, b in (blk for blk in blocks if blk[0] == d):
+                both = (labels[a:b, r] >= 0) & (labels[a:b, s] >= 0)
+                if both.any():
+                    parts.append((PairBalancedSampler(labels[a:b, r], labels[a:b, s], n_pair,
+                                                      seed=seed + 50_000 + 31 * k), a))
+            self.pairwise_samplers.append(combine(parts, n_pair, seed + 50_000 + 31 * k))
+            pair = np.where((labels[:, r] >= 0) & (labels[:, s] >= 0), labels[:, r] * L + labels[:, s], -1)
+            self.pairwise_weights.append(_balance_weights(pair, blocks))
+
+    # ---- one optimisation step ------------------------------------------------------------------------
+    def _step(self, loss, params):
+        """Gradient step on `params` only: other parameters get no .grad, so SGD skips them. The
+        gradient norm is clipped per optimiser group (network and unaries; pairwise parameters)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward(inputs=params)
+        if self.config.grad_clip:
+            for group in self.optimizer.param_groups:
+                grads = [p for p in group["params"] if p.grad is not None]
+                if grads:
+                    torch.nn.utils.clip_grad_norm_(grads, self.config.grad_clip)
+        self.optimizer.step()
+
+    def _loss(self, out, labels, sample_weight=None):
+        return composite_nll(self.model, out, labels, self.lambdas, self.config.pairwise_weight,
+                             sample_weight)
+
+    def _batch_to_device(self, batch):
+        images, labels, d = batch
+        return images.to(self.device), labels.to(self.device), self.train_remap[d].to(self.device)
+
+    def _loader(self, sampler):
+        return DataLoader(self.train_set, batch_size=self.config.batch_size, sampler=sampler,
+                          num_workers=self.config.num_workers)
+
+    def _train_cnn_batches(self, epoch, params, phase, log):
+        """Joint SGD (params = all) or IBB step 1 (params = CNN weights); returns the images seen."""
+        self.cnn_sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
+        self.model.train()
+        seen = 0
+        loader = self._loader(self.cnn_sampler)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs} {phase}", leave=False,
+                   disable=not self.config.progress)
+        for batch in bar:
+            images, labels, d = self._batch_to_device(batch)
+            loss = self._loss(self.model(images, d), labels)
+            self._step(loss, params)
+            self.global_step += 1
+            seen += images.shape[0]
+            values = loss.as_dict()
+            bar.set_postfix(loss=f"{values['total']:.3f}")
+            log({"event": "step", "epoch": epoch, "iteration": self.global_step, "phase": phase, **values})
+        return seen
+
+    @torch.no_grad()
+    def _cache_features(self):
+        """CNN features, labels and model dataset indices of every training sample (this epoch's crops)."""
+        self.model.eval()
+        loader = DataLoader(self.train_set, batch_size=self.config.eval_batch_size, shuffle=False,
+                            num_workers=self.config.num_workers)
+        feats, labels, index = [], [], []
+        for batch in loader:
+            images, y, d = self._batch_to_device(batch)
+            feats.append(self.model.features(images))
+            labels.append(y)
+            index.append(d)
+        return torch.cat(feats), torch.cat(labels), torch.cat(index)
+
+    def _train_head_batches(self, sampler, epoch, params, cache, weights=None):
+        feats, labels, index = cache
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(iter(sampler)), dtype=torch.int64, device=feats.device)
+        if weights is not None and self.config.ibb_reweight:
+            weights = torch.as_tensor(weights, dtype=feats.dtype, device=feats.device)
+        else:
+            weights = None
+        for idx in order.split(self.config.batch_size):
+            out = self.model.head_forward(feats[idx], index[idx])
+            w = None if weights is None else weights[idx]
+            self._step(self._loss(out, labels[idx], w), params)
+
+    def _train_heads(self, draw):
+        """IBB steps 2 (each AU's unary parameters) and 3 (each edge's pairwise parameter) on the
+        features of the current (frozen) CNN; `draw` selects the samplers' draw."""
+        model = self.model
+        cache = self._cache_features()
+        for q, sampler in enumerate(self.unary_samplers):
+            if sampler is not None:
+                self._train_head_batches(sampler, draw, model.unary_parameters(q), cache,
+                                         self.unary_weights[q])
+        for k, sampler in enumerate(self.pairwise_samplers):
+            if sampler is not None:
+                self._train_head_batches(sampler, draw, model.pairwise_parameters(k), cache,
+                                         self.pairwise_weights[k])
+
+    def _train_epoch(self, epoch, log):
+        model = self.model
+        if self.config.mode == "joint":
+            return self._train_cnn_batches(epoch, list(model.parameters()), "joint", log)
+        if epoch == 0 and self.config.ibb_heads_first:
+            self.train_set.set_epoch(0)
+            self._train_heads(draw=_HEADS_FIRST_DRAW)
+        seen = self._train_cnn_batches(epoch, model.cnn_parameters(), "cnn", log)
+        self._train_heads(draw=epoch)
+        return seen
+
+    # ---- evaluation -----------------------------------------------------------------------------------
+    def evaluate_set(self, dataset, remap, desc):
+        preds, labels, nll = run_inference(self.model, dataset, remap, self.decode_options,
+                                           self.config.eval_batch_size, self.device,
+                                           progress=self.config.progress, desc=desc)
+        return {"nll": nll, **evaluate(labels, preds, self.model.aus)}
+
+    # ---- checkpoints ----------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "model_config": self.model.config(), "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(), "train_config": dataclasses.asdict(self.config),
+            "epoch": self.epoch, "global_step": self.global_step, "history": self.history,
+            "best_score": self.best_score, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "stopped": self.stopped, "rng_torch": torch.get_rng_state(),
+        }
+
+    def _restore(self, payload: dict, path) -> None:
+        if payload["model_config"] != self.model.config():
+            raise CheckpointError(f"checkpoint {str(path)!r} was written for a different model "
+                                  f"(head, AUs, datasets or edges differ)")
+        if "optimizer_state" not in payload:
+            raise CheckpointError(f"checkpoint {str(path)!r} is a model file, not a training checkpoint")
+        self.model.load_state_dict(payload["model_state"])
+        self.optimizer.load_state_dict(payload["optimizer_state"])
+        torch.set_rng_state(payload["rng_torch"])
+        self.epoch = payload["epoch"] + 1
+        self.global_step = payload["global_step"]
+        self.history = list(payload["history"])
+        self.best_score, self.best_epoch = payload["best_score"], payload["best_epoch"]
+        self.bad_epochs, self.stopped = payload["bad_epochs"], payload["stopped"]
+
+    def _path(self, name):
+        return None if self.out_dir is None else self.out_dir / name
+
+    # ---- the loop -------------------------------------------------------------------------------------
+    def fit(self, resume: bool = True) -> TrainResult:
+        """Train until `epochs` or early stopping; resume from out_dir/checkpoint.pt when it exists."""
+        cfg = self.config
+        log_file = None
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            ckpt = self._path("checkpoint.pt")
+            if resume and ckpt.exists():
+                self._restore(load_checkpoint(ckpt, map_location=self.device), ckpt)
+            self._rewrite_log()
+            log_file = open(self._path("log.jsonl"), "a")
+
+        def log(record):
+            if log_file is not None:
+                log_file.write(json.dumps(record) + "\n")
+
+        try:
+            while self.epoch < cfg.epochs and not self.stopped:
+                self._run_epoch(log)
+                log_file and log_file.flush()
+            result = self._finish(log)
+        finally:
+            if log_file is not None:
+                log_file.close()
+        return result
+
+    def _set_learning_rate(self, epoch: int) -> None:
+        """The learning rates of epoch `epoch` (a function of the epoch alone, so resuming is exact)."""
+        cfg = self.config
+        factor = 1.0
+        if cfg.lr_schedule == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+        for group, scale in zip(self.optimizer.param_groups, self._lr_scales):
+            group["lr"] = cfg.lr * scale * factor
+
+    def _run_epoch(self, log):
+        epoch = self.epoch
+        self._set_learning_rate(epoch)
+        start = time.perf_counter()
+        seen = self._train_epoch(epoch, log)
+        train_seconds = time.perf_counter() - start
+        record = {"event": "epoch", "epoch": epoch, "iteration": self.global_step,
+                  "seconds": train_seconds, "images_per_s": seen / max(train_seconds, 1e-9),
+                  "train": _summary(self.evaluate_set(self.train_eval_set, self.train_remap, "train eval"))}
+        score = record["train"]["icc_avg"]
+        if self.val_set is not None:
+            record["val"] = _summary(self.evaluate_set(self.val_set, self.val_remap, "validation"))
+            score = record["val"]["icc_avg"]
+        score = -math.inf if math.isnan(score) else score
+        improved = self.val_set is None or score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+            if self.out_dir is not None:
+                save_model(self._path("best.pt"), self.model, epoch=epoch, metrics=record)
+        else:
+            self.bad_epochs += 1
+            self.stopped = self.bad_epochs >= self.config.patience
+        record["best_epoch"] = self.best_epoch
+        self.history.append(record)
+        log(record)
+        if self.out_dir is not None:
+            save_checkpoint(self._path("checkpoint.pt"), self._state())
+        self.epoch += 1
+
+    def _finish(self, log) -> TrainResult:
+        best = self._path("best.pt")
+        if best is not None and best.exists() and self.val_set is not None:
+            self.model.load_state_dict(load_checkpoint(best, map_location=self.device)["model_state"])
+        removed = 0
+        if self.model.has_pairwise and self.config.prune_threshold > 0:
+            removed = self.model.prune_edges(self.config.prune_threshold)
+        end = {"event": "end", "epochs": self.epoch, "best_epoch": self.best_epoch,
+               "pruned_edges": removed, "edges": sum(len(v) for v in self.model.edge_list().values())}
+        log(end)
+        if self.out_dir is not None:
+            save_model(self._path("model.pt"), self.model, train_config=dataclasses.asdict(self.config),
+                       best_epoch=self.best_epoch, history=self.history)
+        return TrainResult(self.model, self.history, self.best_epoch, self.out_dir)
+
+    def _rewrite_log(self):
+        """Keep only the log lines of the epochs that the (resumed) state has completed."""
+        path = self._path("log.jsonl")
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by an interruption
+            if record.get("event") in ("step", "epoch") and record.get("epoch", 0) < self.epoch:
+                kept.append(line)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(k + "\n" for k in kept))
+        tmp.replace(path)
+
+
+def _summary(metrics: dict) -> dict:
+    return {"nll": metrics["nll"], "icc_avg": metrics["icc_avg"], "mae_avg": metrics["mae_avg"],
+            "per_au": metrics["per_au"]}
+
+
+def fit(model: CCNN, train_faces, val_faces=None, config: TrainConfig | None = None, out_dir=None,
+        resume: bool = True) -> TrainResult:
+    """Train `model` (see Trainer); returns the trained, pruned model and its history."""
+    return Trainer(model, train_faces, val_faces, config, out_dir).fit(resume=resume)

@@ -1,0 +1,174 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from ccnn.model import CCNN, FeatureNet
+from ccnn.predict import DecodeOptions, crf_scores, decode
+from train_reference import brute_force_map, install_standins
+
+
+@pytest.fixture(autouse=True)
+def _ops(monkeypatch):
+    install_standins(monkeypatch)
+
+
+def _model(head="copula", **kw):
+    torch.manual_seed(0)
+    kw.setdefault("dataset_aus", {"a": [1, 2, 4], "b": [2, 4, 6]})
+    return CCNN([1, 2, 4, 6], head=head, image_size=16, num_features=8, **kw)
+
+
+@pytest.mark.parametrize("size", [8, 16, 40, 48])
+def test_feature_net_accepts_small_and_odd_sizes(size):
+    net = FeatureNet(size, num_features=128)
+    assert net(torch.zeros(3, 1, size, size)).shape == (3, 128)
+    assert [m.out_channels for m in net.conv if isinstance(m, torch.nn.Conv2d)] == [32, 64, 128]
+    assert all(m.kernel_size == (9, 9) for m in net.conv if isinstance(m, torch.nn.Conv2d))
+
+
+def test_feature_net_rejects_bad_input():
+    with pytest.raises(ValueError, match="image_size"):
+        FeatureNet(4)
+    with pytest.raises(ValueError, match="images must be"):
+        FeatureNet(16)(torch.zeros(2, 3, 16, 16))
+
+
+@pytest.mark.parametrize("head", ["softmax", "ordinal", "loglinear", "copula"])
+def test_head_outputs(head):
+    model = _model(head)
+    out = model(torch.randn(5, 1, 16, 16), torch.tensor([0, 1, 0, 1, 1]))
+    logp = model.unary_logprob(out)
+    assert logp.shape == (5, 4, 6)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(5, 4), atol=1e-5)
+    table, active = model.pairwise_logtable(out)
+    if model.has_pairwise:
+        # dataset a: (1,2) (1,4) (2,4); dataset b: (2,4) (2,6) (4,6) -> 5 distinct edges
+        assert table.shape == (5, 5, 6, 6)
+        assert torch.allclose(table.exp().sum((-1, -2)), torch.ones(5, 5), atol=1e-5)
+        assert active.sum(1).tolist() == [3, 3, 3, 3, 3]
+        # the pairwise tables keep the unary marginals (copula: exactly; log-linear: at W = 0)
+        r, s = model.edges[:, 0], model.edges[:, 1]
+        assert torch.allclose(table.exp().sum(-1), logp[:, r].exp(), atol=1e-5)
+        assert torch.allclose(table.exp().sum(-2), logp[:, s].exp(), atol=1e-5)
+    else:
+        assert table.shape == (5, 0, 6, 6)
+
+
+def test_ordinal_thresholds_are_increasing_and_initialised_from_labels():
+    model = _model("ordinal")
+    rng = np.random.default_rng(0)
+    labels = rng.choice(6, p=[0.6, 0.2, 0.1, 0.05, 0.03, 0.02], size=(4000, 4))
+    labels[:10, 3] = -1
+    model.init_from_labels(labels)
+    with torch.no_grad():
+        for unit in model.unary:
+            unit.beta.zero_()
+        probs = model.unary_logprob(model(torch.zeros(1, 1, 16, 16))).exp()[0]
+    for q in range(4):
+        y = labels[:, q][labels[:, q] >= 0]
+        freq = (np.bincount(y, minlength=6) + 1) / (len(y) + 6)
+        assert np.allclose(probs[q].numpy(), freq, atol=2e-3)
+        assert torch.all(torch.diff(model.unary[q].thresholds()) > 0)
+
+
+def test_softmax_init_from_labels():
+    model = _model("softmax")
+    labels = np.array([[0, 1, 2, 3]] * 9 + [[5, 5, 5, 5]])
+    model.init_from_labels(labels)
+    with torch.no_grad():
+        for unit in model.unary:
+            unit.weight.zero_()
+        probs = model.unary_logprob(model(torch.zeros(1, 1, 16, 16))).exp()[0]
+    assert probs[0].argmax() == 0 and probs[3].argmax() == 3
+
+
+def test_parameter_groups_partition_the_parameters():
+    model = _model("copula")
+    groups = [model.cnn_parameters()] + [model.unary_parameters(q) for q in range(4)] + \
+             [model.pairwise_parameters(k) for k in range(len(model.pairwise))]
+    ids = [id(p) for g in groups for p in g]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    assert len(model.pairwise) == 6  # per (dataset, edge): the shared edge (2,4) has two thetas
+
+
+def test_pruning_removes_weak_edges_and_keeps_the_rest():
+    model = _model("copula")
+    with torch.no_grad():
+        for k, p in enumerate(model.pairwise):
+            p.fill_([0.01, 2.0, -3.0, 0.02, -0.04, 1.5][k])
+    before = model.association()
+    assert model.prune_edges(0.05) == 3
+    after = model.association()
+    for d in after:
+        assert after[d] == {e: v for e, v in before[d].items() if abs(v) >= 0.05}
+    out = model(torch.randn(2, 1, 16, 16), torch.tensor([0, 1]))
+    assert model.pairwise_logtable(out)[0].shape[1] == model.edges.shape[0]
+    rebuilt = CCNN.from_config(model.config())
+    rebuilt.load_state_dict(model.state_dict())
+    assert rebuilt.association() == after
+
+
+def test_config_round_trip():
+    model = _model("loglinear")
+    rebuilt = CCNN.from_config(model.config())
+    rebuilt.load_state_dict(model.state_dict())
+    x, d = torch.randn(3, 1, 16, 16), torch.tensor([1, 0, 1])
+    assert torch.equal(model.pairwise_logtable(model(x, d))[0], rebuilt.pairwise_logtable(rebuilt(x, d))[0])
+
+
+def test_bad_model_arguments():
+    with pytest.raises(ValueError, match="head"):
+        CCNN([1, 2], head="crf")
+    with pytest.raises(ValueError, match="not in aus"):
+        CCNN([1, 2], dataset_aus={"a": [1, 3]})
+    with pytest.raises(ValueError, match="lambdas"):
+        _model().regularisation([0.1])
+
+
+def _tree_model():
+    torch.manual_seed(1)
+    model = CCNN([1, 2, 4], head="copula", image_size=8, num_features=4,
+                 edges={"default": [(1, 2), (2, 4)]}).double()
+    with torch.no_grad():
+        for unit in model.unary:
+            unit.beta.normal_(0, 20)
+        model.pairwise[0].fill_(4.0)
+        model.pairwise[1].fill_(-2.5)
+    return model
+
+
+def test_pmi_decomposition_is_the_exact_joint_on_a_tree():
+    model = _tree_model()
+    out = model(torch.randn(2, 1, 8, 8, dtype=torch.float64))
+    unary, pairwise, edges = crf_scores(model, out, DecodeOptions(decomposition="pmi"))
+    for b in range(2):
+        total = 0.0
+        for y in itertools.product(range(6), repeat=3):
+            score = sum(unary[b, q, y[q]] for q in range(3))
+            score += sum(pairwise[b, e, y[r], y[s]] for e, (r, s) in enumerate(edges))
+            total += np.exp(score)
+        assert total == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", ["exact", "ad3"])
+def test_decode_matches_brute_force(method):
+    model = _tree_model()  # a tree: AD3's relaxation is tight
+    out = model(torch.randn(4, 1, 8, 8, dtype=torch.float64))
+    options = DecodeOptions(method=method, max_iter=1000)
+    labels = decode(model, out, options)
+    unary, pairwise, edges = crf_scores(model, out, options)
+    for b in range(4):
+        expected, _ = brute_force_map(unary[b], pairwise[b], edges)
+        assert labels[b].tolist() == expected.tolist()
+
+
+def test_argmax_and_expected_read_outs():
+    model = _tree_model()
+    out = model(torch.randn(3, 1, 8, 8, dtype=torch.float64))
+    probs = model.unary_logprob(out).exp().detach().numpy()
+    assert np.array_equal(decode(model, out, DecodeOptions(method="argmax")), probs.argmax(-1))
+    assert np.allclose(decode(model, out, DecodeOptions(method="expected")), (probs * np.arange(6)).sum(-1))
+    with pytest.raises(ValueError, match="decode method"):
+        decode(model, out, DecodeOptions(method="viterbi"))
