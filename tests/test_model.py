@@ -172,3 +172,26 @@ def test_argmax_and_expected_read_outs():
     assert np.allclose(decode(model, out, DecodeOptions(method="expected")), (probs * np.arange(6)).sum(-1))
     with pytest.raises(ValueError, match="decode method"):
         decode(model, out, DecodeOptions(method="viterbi"))
+
+
+@pytest.mark.parametrize("head", ["softmax", "ordinal", "loglinear", "copula"])
+def test_gradients_are_bit_reproducible(head):
+    from ccnn.losses import composite_nll
+    model = CCNN(list(range(1, 13)), head=head, image_size=8, num_features=16,
+                 dataset_aus={"a": list(range(1, 13)), "b": list(range(3, 9))})
+    with torch.no_grad():
+        for p in model.pairwise_parameters():
+            p.normal_()
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(64, 16, generator=g).relu()
+    labels = torch.randint(0, 6, (64, 12), generator=g)
+    dataset_index = torch.randint(0, 2, (64,), generator=g)
+
+    def grads():
+        model.zero_grad()
+        composite_nll(model, model.head_forward(features, dataset_index), labels).total.backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    reference = grads()
+    for _ in range(10):
+        assert all(torch.equal(a, b) for a, b in zip(reference, grads()))

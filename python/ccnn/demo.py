@@ -30,9 +30,10 @@ DEMO_DATA = {
     "contexts": {"disfa": (27, 120), "fera": (12, 80), "pain": (12, 80)},
 }
 # Training schedule shared by every model of the demo.
-DEMO_SCHEDULE = dict(epochs=5, batch_size=32, lr=0.01, momentum=0.9, grad_clip=5.0, l2=1e-4,
-                     samples_per_epoch=1600, ibb_unary_batches=10, ibb_pairwise_batches=3, patience=3,
-                     prune_threshold=0.05, train_eval_samples=300)
+DEMO_SCHEDULE = dict(epochs=5, batch_size=32, lr=0.01, lr_schedule="cosine", momentum=0.9,
+                     grad_clip=5.0, l2=1e-4, samples_per_epoch=1600, pairwise_lr_scale=30.0,
+                     pairwise_weight=0.1, ibb_unary_batches=10, ibb_pairwise_batches=6,
+                     ibb_reweight=True, patience=5, prune_threshold=0.05, train_eval_samples=300)
 # A tiny version for tests and smoke runs (`--quick`): seconds, not minutes.
 QUICK_DATA = {"render_size": 32, "image_size": 16,
               "contexts": {"disfa": (6, 10), "fera": (3, 8), "pain": (3, 8)}}

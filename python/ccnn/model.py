@@ -265,14 +265,16 @@ class CCNN(nn.Module):
 
     def _sample_pairwise(self, out: Outputs):
         """Per-sample pairwise parameters (B, E[, L, L]) and the (B, E) mask of edges active for the
-        sample's dataset."""
-        slot = self.edge_slot[out.dataset_index]                      # (B, E)
-        active = slot >= 0
-        flat = torch.stack(list(self.pairwise))                       # (P[, L, L])
-        zero = torch.zeros_like(flat[:1])
-        table = torch.cat([flat, zero])                               # the last row is "inactive"
-        params = table[torch.where(active, slot, flat.shape[0])]      # (B, E[, L, L])
-        return params, active
+        sample's dataset. The per-dataset table is spread to the samples by a one-hot matmul rather
+        than by indexing, whose backward (an index-add with many repeats) is not bit-reproducible."""
+        active = self.edge_slot >= 0                                   # (D, E)
+        flat = torch.stack(list(self.pairwise))                        # (P[, L, L])
+        table = torch.cat([flat, torch.zeros_like(flat[:1])])          # the last row is "inactive"
+        per_dataset = table[torch.where(active, self.edge_slot, flat.shape[0])]  # (D, E[, L, L])
+        D = per_dataset.shape[0]
+        onehot = F.one_hot(out.dataset_index, D).to(per_dataset.dtype)  # (B, D)
+        params = (onehot @ per_dataset.reshape(D, -1)).reshape(-1, *per_dataset.shape[1:])
+        return params, active[out.dataset_index]
 
     def pairwise_loglik(self, out: Outputs, labels: torch.Tensor):
         """(B, E) log P_e(y_r, y_s) (0 where a label is missing or the edge is not in the sample's

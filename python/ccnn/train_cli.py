@@ -412,9 +412,9 @@ def _add_training_args(p):
                    help="IBB step 2 batches per AU per iteration (default: %(default)s)")
     p.add_argument("--ibb-pairwise-batches", type=int, default=d.ibb_pairwise_batches,
                    help="IBB step 3 batches per edge per iteration (default: %(default)s)")
-    p.add_argument("--ibb-reweight", action="store_true",
+    p.add_argument("--ibb-reweight", action=argparse.BooleanOptionalAction, default=d.ibb_reweight,
                    help="IBB steps 2 and 3: importance-weight the balanced batches back to the label "
-                        "frequencies")
+                        "frequencies (default: %(default)s)")
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in epochs "
                                                                     "(default: %(default)s)")
     p.add_argument("--prune-threshold", type=float, default=d.prune_threshold,

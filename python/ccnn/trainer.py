@@ -60,7 +60,7 @@ class TrainConfig:
     samples_per_epoch: int | None = None  # CNN-updating samples per epoch (None: the training set size)
     ibb_unary_batches: int = 10         # IBB step 2: batches per AU per iteration
     ibb_pairwise_batches: int = 4       # IBB step 3: batches per edge per iteration
-    ibb_reweight: bool = False          # IBB steps 2, 3: weight each sample by (its label's frequency)
+    ibb_reweight: bool = True           # IBB steps 2, 3: weight each sample by (its label's frequency)
                                         # / (its frequency in the balanced batches), so the expected
                                         # step is that of the plain composite NLL
     ibb_heads_first: bool = True        # IBB: fit the heads (steps 2, 3) to the initial CNN first, so
