@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .report import markdown_table, write_report
-from .trainer import TrainConfig
+from .trainer import TrainConfig, resolve_device
 
 # Data of the demo: subjects x frames per context; faces rendered at render_size pixels, aligned
 # and normalised at image_size pixels (the network's input).
@@ -32,7 +32,7 @@ DEMO_DATA = {
 # Training schedule shared by every model of the demo.
 DEMO_SCHEDULE = dict(epochs=5, batch_size=32, lr=0.01, lr_schedule="cosine", momentum=0.9,
                      grad_clip=5.0, l2=1e-4, samples_per_epoch=1600, pairwise_lr_scale=30.0,
-                     pairwise_weight=0.1, ibb_unary_batches=10, ibb_pairwise_batches=6,
+                     ibb_unary_batches=10, ibb_pairwise_batches=6,
                      ibb_reweight=True, patience=5, prune_threshold=0.05, train_eval_samples=300)
 # A tiny version for tests and smoke runs (`--quick`): seconds, not minutes.
 QUICK_DATA = {"render_size": 32, "image_size": 16,
@@ -81,7 +81,7 @@ def run_demo(out_dir, quick: bool = False, seed: int = 0, device: str = "auto", 
     table = markdown_table(results, title)
     seconds = time.perf_counter() - start
     settings = {"image_size": data_spec["image_size"], "contexts": data_spec["contexts"],
-                "schedule": schedule, "seed": seed, "device": str(config.device),
+                "schedule": schedule, "seed": seed, "device": str(resolve_device(config.device)),
                 "threads": torch.get_num_threads(), "seconds": round(seconds, 1)}
     payload = write_report(results, out, title=title, settings=settings)
     payload = json.loads(payload["json"].read_text())

@@ -95,7 +95,7 @@ def plot_association_graph(association: dict, path, aus_by_dataset: dict | None 
         for au, (x, y) in pos.items():
             ax.scatter([x], [y], s=420, color="white", edgecolors="black", zorder=3)
             ax.text(x, y, str(au), ha="center", va="center", fontsize=8, zorder=4)
-        ax.set(title=f"{name}: learned association (max |theta| {largest:.2f})", xlim=(-1.3, 1.3),
+        ax.set(title=f"{name}\nlearned association, max |theta| {largest:.2f}", xlim=(-1.3, 1.3),
                ylim=(-1.3, 1.3), aspect="equal")
         ax.axis("off")
     return _save(fig, path)

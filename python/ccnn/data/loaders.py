@@ -34,6 +34,13 @@ def _report_counts(ds: AUDataset, counts: _Counter, messages: dict) -> None:
             report(ds, messages[key].format(n=n))
 
 
+def _dataset_with_eyes(name: str, aus, paths, subjects, labels, eyes, root) -> AUDataset:
+    """An AUDataset whose eye centres are kept when any frame has both (NaN marks the others)."""
+    has_eyes = any(np.isfinite(e).all() for e in eyes)
+    return AUDataset(name, aus, paths, np.array(subjects), np.array(labels, np.int64),
+                     eyes=np.array(eyes, np.float32) if has_eyes else None, root=str(root))
+
+
 def _level(value: float) -> int | None:
     """0..5 from a coded intensity, MISSING for 9 (unlabelled), None when invalid."""
     if value == UNLABELLED_CODE:
@@ -134,9 +141,7 @@ def load_disfa(root, landmarks: bool = True) -> AUDataset:
     if not paths:
         raise ValueError(f"{root}: no DISFA subject has both labels and a readable video "
                          f"(problems: {dict(counts)})")
-    has_eyes = any(np.isfinite(e).all() for e in eyes)
-    ds = AUDataset("disfa", DISFA_AUS, paths, np.array(subject_col), np.array(labels, np.int64),
-                   eyes=np.array(eyes, np.float32) if has_eyes else None, root=str(root))
+    ds = _dataset_with_eyes("disfa", DISFA_AUS, paths, subject_col, labels, eyes, root)
     _report_counts(ds, counts, {
         "missing_label_file": "{n} AU label files missing (those AUs read as missing)",
         "malformed": "{n} malformed label lines skipped",
@@ -317,9 +322,7 @@ def load_unbc(root, landmarks: bool = True) -> AUDataset:
         eyes.append(eye)
     if not paths:
         raise ValueError(f"{root}: no UNBC image has a FACS label file (problems: {dict(counts)})")
-    has_eyes = any(np.isfinite(e).all() for e in eyes)
-    ds = AUDataset("unbc", UNBC_AUS, paths, np.array(subject_col), np.array(labels, np.int64),
-                   eyes=np.array(eyes, np.float32) if has_eyes else None, root=str(root))
+    ds = _dataset_with_eyes("unbc", UNBC_AUS, paths, subject_col, labels, eyes, root)
     _report_counts(ds, counts, {
         "misplaced_image": "{n} images not at Images/<subject>/<sequence>/<file> ignored",
         "missing_label_file": "{n} images without a Frame_Labels/FACS/..._facs.txt file skipped",

@@ -23,13 +23,10 @@ def _balanced_group_sequence(rng: np.random.Generator, groups: int, count: int) 
     return np.concatenate([rng.permutation(groups) for _ in range(rounds)])[:count]
 
 
-class GroupBalancedSampler(Sampler[int]):
-    """Equal shares of draws for each group of indices (the base of the samplers below)."""
+class _EpochSampler(Sampler[int]):
+    """num_samples draws per epoch, seeded by (seed, epoch); set_epoch selects the epoch."""
 
-    def __init__(self, groups: list[np.ndarray], num_samples: int, seed: int = 0, what: str = "group"):
-        self.groups = [np.asarray(g, dtype=np.int64) for g in groups if len(g)]
-        if not self.groups:
-            raise ValueError(f"no {what} with samples to balance over")
+    def __init__(self, num_samples: int, seed: int):
         self.num_samples = _positive_int("num_samples", num_samples)
         self.seed = int(seed)
         self.epoch = 0
@@ -39,6 +36,16 @@ class GroupBalancedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class GroupBalancedSampler(_EpochSampler):
+    """Equal shares of draws for each group of indices (the base of the samplers below)."""
+
+    def __init__(self, groups: list[np.ndarray], num_samples: int, seed: int = 0, what: str = "group"):
+        self.groups = [np.asarray(g, dtype=np.int64) for g in groups if len(g)]
+        if not self.groups:
+            raise ValueError(f"no {what} with samples to balance over")
+        super().__init__(num_samples, seed)
 
     def indices(self) -> np.ndarray:
         """The indices of the current epoch, as an array."""
@@ -105,7 +112,7 @@ class PairBalancedSampler(GroupBalancedSampler):
         self.pairs = [(int(c // 1000), int(c % 1000)) for c in pairs]
 
 
-class MultiDatasetSampler(Sampler[int]):
+class MultiDatasetSampler(_EpochSampler):
     """Equal shares of draws from several data sets laid end to end (as in a FaceDataset of several
     FaceArrays): draws of samplers[d] are shifted by offsets[d]. A sampler that runs out is
     restarted with the next epoch number, so any num_samples can be served."""
@@ -119,15 +126,7 @@ class MultiDatasetSampler(Sampler[int]):
         if any(len(s) == 0 for s in samplers):
             raise ValueError("every sampler must yield at least one index")
         self.samplers, self.offsets = list(samplers), [int(o) for o in offsets]
-        self.num_samples = _positive_int("num_samples", num_samples)
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.num_samples
+        super().__init__(num_samples, seed)
 
     def _stream(self, d: int):
         sampler, cycle = self.samplers[d], 0
