@@ -11,8 +11,11 @@ otherwise).
 Correctness comes first: the copula loss of the benchmark batch is compared with a float64 evaluation
 of the Frank copula formula before anything is timed.
 
+The network is timed with 'same' padding (the default of `ccnn train`) and with 'valid' padding
+where the size allows it (>= 64 px).
+
     python benchmarks/bench_train.py                       # CPU (and CUDA when present), 96 and 48 px
-    python benchmarks/bench_train.py --sizes 96 --repeats 5 --threads 2
+    python benchmarks/bench_train.py --sizes 96 --padding valid --repeats 5 --threads 2
 Writes benchmarks/results/train_cpu.json + .md (and train_cuda.* on a GPU).
 """
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ccnn.model import CCNN
 DISFA_AUS = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
 HEADS = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
 SHARE_LIMIT = 0.10
+MIN_VALID_SIZE = 64  # smallest input the network accepts without padding
 
 
 def _sync(device):
@@ -64,9 +68,9 @@ def _batch(batch, size, device, seed=0):
     return images.to(device), labels.to(device)
 
 
-def _model(head, size, device, seed=0):
+def _model(head, size, device, seed=0, padding="same"):
     torch.manual_seed(seed)
-    model = CCNN(DISFA_AUS, head=head, image_size=size).to(device)
+    model = CCNN(DISFA_AUS, head=head, image_size=size, padding=padding).to(device)
     with torch.no_grad():  # a trained-looking copula: moderate associations of both signs
         for k, p in enumerate(model.pairwise):
             if head == "copula":
@@ -110,13 +114,19 @@ def check_copula_loss(device) -> float:
     return worst
 
 
-def bench_device(device, sizes, batch, warmup, repeats):
+def _networks(sizes, paddings):
+    """(size, padding) pairs to time; 'valid' only where the size allows it."""
+    return [(size, padding) for size in sizes for padding in paddings
+            if padding == "same" or size >= MIN_VALID_SIZE]
+
+
+def bench_device(device, sizes, paddings, batch, warmup, repeats):
     rows = []
-    for size in sizes:
+    for size, padding in _networks(sizes, paddings):
         images, labels = _batch(batch, size, device)
         step_times = {}
         for head, name in HEADS.items():
-            model = _model(head, size, device)
+            model = _model(head, size, device, padding=padding)
             opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
             def step():
@@ -127,11 +137,11 @@ def bench_device(device, sizes, batch, warmup, repeats):
 
             median, times = _median_time(step, device, warmup, repeats)
             step_times[head] = median
-            rows.append({"device": device.type, "image_size": size, "batch": batch, "head": head,
-                         "model": name, "step_s": median, "images_per_s": batch / median,
+            rows.append({"device": device.type, "image_size": size, "padding": padding, "batch": batch,
+                         "head": head, "model": name, "step_s": median, "images_per_s": batch / median,
                          "step_times_s": times})
         # the copula head and its loss alone: thresholds -> pairwise log-likelihoods -> loss -> backward
-        model = _model("copula", size, device)
+        model = _model("copula", size, device, padding=padding)
         with torch.no_grad():
             features = model.features(images)
         feats = features.detach().requires_grad_(True)
@@ -144,7 +154,8 @@ def bench_device(device, sizes, batch, warmup, repeats):
 
         part, _ = _median_time(copula_part, device, warmup, repeats)
         share = part / step_times["copula"]
-        rows.append({"device": device.type, "image_size": size, "batch": batch, "head": "copula part",
+        rows.append({"device": device.type, "image_size": size, "padding": padding, "batch": batch,
+                     "head": "copula part",
                      "model": "copula head + loss", "step_s": part, "share_of_ccnn_step": share,
                      "step_minus_ocnn_share": (step_times["copula"] - step_times["ordinal"])
                      / step_times["copula"]})
@@ -155,7 +166,7 @@ def write_results(rows, device, args, check_error):
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"device": _device_name(device), "threads": torch.get_num_threads(), "batch": args.batch,
-            "sizes": args.sizes, "aus": len(DISFA_AUS), "edges": len(DISFA_AUS) * (len(DISFA_AUS) - 1) // 2,
+            "sizes": args.sizes, "paddings": args.padding, "aus": len(DISFA_AUS), "edges": len(DISFA_AUS) * (len(DISFA_AUS) - 1) // 2,
             "warmup": args.warmup, "repeats": args.repeats, "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
             "copula_loss_max_rel_error_vs_float64": check_error, "share_limit": SHARE_LIMIT}
@@ -164,18 +175,18 @@ def write_results(rows, device, args, check_error):
     lines = [f"# Training throughput ({meta['device']}, {meta['threads']} threads, batch {args.batch})", "",
              f"torch {torch.__version__}; DISFA: {meta['aus']} AUs, {meta['edges']} edges; median of "
              f"{args.repeats} steps after {args.warmup} warm-up steps.", "",
-             "| image size | model | head | step (ms) | images/s |", "|---|---|---|--:|--:|"]
+             "| image size | padding | model | head | step (ms) | images/s |", "|---|---|---|---|--:|--:|"]
     for r in rows:
         if r["head"] == "copula part":
             continue
-        lines.append(f"| {r['image_size']} | {r['model']} | {r['head']} | {1e3 * r['step_s']:.1f} | "
+        lines.append(f"| {r['image_size']} | {r['padding']} | {r['model']} | {r['head']} | {1e3 * r['step_s']:.1f} | "
                      f"{r['images_per_s']:.1f} |")
     lines += ["", "Copula head + its loss (forward and backward from the features) as a share of a CCNN "
-              "training step:", "", "| image size | copula part (ms) | share of step | "
-              "(CCNN - OCNN) / CCNN step |", "|---|--:|--:|--:|"]
+              "training step:", "", "| image size | padding | copula part (ms) | share of step | "
+              "(CCNN - OCNN) / CCNN step |", "|---|---|--:|--:|--:|"]
     for r in rows:
         if r["head"] == "copula part":
-            lines.append(f"| {r['image_size']} | {1e3 * r['step_s']:.2f} | {100 * r['share_of_ccnn_step']:.1f}% "
+            lines.append(f"| {r['image_size']} | {r['padding']} | {1e3 * r['step_s']:.2f} | {100 * r['share_of_ccnn_step']:.1f}% "
                          f"| {100 * r['step_minus_ocnn_share']:.1f}% |")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return stem
@@ -190,6 +201,8 @@ def _device_name(device):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[96, 48])
+    parser.add_argument("--padding", nargs="+", choices=["same", "valid"], default=["same", "valid"],
+                        help="conv paddings to time ('valid' only for sizes >= %d)" % MIN_VALID_SIZE)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
@@ -207,14 +220,14 @@ def main(argv=None) -> int:
         if not error < 1e-9:
             print(f"{name}: copula loss differs from the float64 formula (relative error {error:.2e})")
             return 1
-        rows = bench_device(device, args.sizes, args.batch, args.warmup, args.repeats)
+        rows = bench_device(device, args.sizes, args.padding, args.batch, args.warmup, args.repeats)
         stem = write_results(rows, device, args, error)
         print(stem.with_suffix(".md").read_text())
         for r in rows:
             if device.type == "cpu" and r["head"] == "copula part" and args.batch == 128 \
                     and r["share_of_ccnn_step"] > SHARE_LIMIT:
                 print(f"FAIL: copula head + loss take {100 * r['share_of_ccnn_step']:.1f}% of a step at "
-                      f"{r['image_size']} px (limit {100 * SHARE_LIMIT:.0f}%)")
+                      f"{r['image_size']} px, {r['padding']} padding (limit {100 * SHARE_LIMIT:.0f}%)")
                 ok = False
     return 0 if ok else 1
 

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ccnn.checkpoint import load_model
 from ccnn.cli import build_parser, main
 
 COMMANDS = ["train", "eval", "predict", "compare", "demo"]
@@ -90,6 +91,18 @@ def test_predict_csv_schema_for_images_folders_and_videos(trained, synth, tmp_pa
     annotated = sorted(p.name for p in (tmp_path / "annotated").iterdir())
     assert annotated == [f"{images[0].stem}_annotated.png", f"{images[1].stem}_annotated.png",
                          "clip_annotated.avi"]
+
+
+def test_train_with_valid_padding(synth, tmp_path, capsys):
+    fast = [a if a != "16" else "64" for a in TRAIN_FAST]  # an unpadded network needs >= 64 px
+    assert main(["train", "--data", str(synth["disfa"]), "--head", "ocnn", "--padding", "valid",
+                 "--out", str(tmp_path / "valid"), "--cache-dir", str(synth["root"] / "cache"), *fast]) == 0
+    model, _ = load_model(tmp_path / "valid" / "model.pt")
+    assert model.features.padding == "valid" and model.features.fc.in_features == 128 * 1 * 1
+    capsys.readouterr()
+    assert main(["train", "--data", str(synth["disfa"]), "--head", "ocnn", "--padding", "valid",
+                 "--out", str(tmp_path / "small"), "--cache-dir", str(synth["root"] / "cache"), *TRAIN_FAST]) == 2
+    assert "at least 64 with padding='valid'" in capsys.readouterr().err
 
 
 def test_predict_bad_input_is_a_clear_error(trained, tmp_path, capsys):

@@ -28,7 +28,25 @@ def test_feature_net_accepts_small_and_odd_sizes(size):
     assert all(m.kernel_size == (9, 9) for m in net.conv if isinstance(m, torch.nn.Conv2d))
 
 
+@pytest.mark.parametrize("size, side", [(64, 1), (80, 3), (96, 5)])
+def test_feature_net_valid_padding_matches_the_unpadded_arithmetic(size, side):
+    net = FeatureNet(size, padding="valid")
+    assert all(m.padding == (0, 0) for m in net.conv if isinstance(m, torch.nn.Conv2d))
+    assert net.fc.in_features == 128 * side * side            # ((size - 8) / 2 - 8) / 2 ... three times
+    x = torch.randn(2, 1, size, size)
+    conv = torch.nn.functional.max_pool2d  # the same layers written out, unpadded
+    h = x
+    for m in (m for m in net.conv if isinstance(m, torch.nn.Conv2d)):
+        h = conv(torch.relu(torch.nn.functional.conv2d(h, m.weight, m.bias)), 2)
+    expected = torch.relu(net.fc(h.flatten(1)))
+    torch.testing.assert_close(net(x), expected)
+
+
 def test_feature_net_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least 64 with padding='valid'"):
+        FeatureNet(63, padding="valid")
+    with pytest.raises(ValueError, match="padding must be"):
+        FeatureNet(96, padding="full")
     with pytest.raises(ValueError, match="image_size"):
         FeatureNet(4)
     with pytest.raises(ValueError, match="images must be"):
@@ -113,6 +131,7 @@ def test_pruning_removes_weak_edges_and_keeps_the_rest():
 def test_config_round_trip():
     model = _model("loglinear")
     rebuilt = CCNN.from_config(model.config())
+    assert CCNN.from_config(CCNN([1, 2], image_size=64, padding="valid").config()).features.padding == "valid"
     rebuilt.load_state_dict(model.state_dict())
     x, d = torch.randn(3, 1, 16, 16), torch.tensor([1, 0, 1])
     assert torch.equal(model.pairwise_logtable(model(x, d))[0], rebuilt.pairwise_logtable(rebuilt(x, d))[0])

@@ -33,7 +33,7 @@ DEMO_DATA = {
 DEMO_SCHEDULE = dict(epochs=5, batch_size=32, lr=0.01, lr_schedule="cosine", momentum=0.9,
                      grad_clip=5.0, l2=1e-4, samples_per_epoch=1600, pairwise_lr_scale=30.0,
                      ibb_unary_batches=10, ibb_pairwise_batches=6,
-                     ibb_reweight=True, patience=5, prune_threshold=0.05, train_eval_samples=300)
+                     ibb_reweight=True, patience=5, prune_threshold=0.5, train_eval_samples=300)
 # A tiny version for tests and smoke runs (`--quick`): seconds, not minutes.
 QUICK_DATA = {"render_size": 32, "image_size": 16,
               "contexts": {"disfa": (6, 10), "fera": (3, 8), "pain": (3, 8)}}

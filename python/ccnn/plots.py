@@ -63,7 +63,7 @@ def cooccurrence(labels: np.ndarray) -> np.ndarray:
 def plot_cooccurrence(datasets: dict, path) -> Path:
     """One co-occurrence matrix per dataset. `datasets`: {name: (labels (N, Q), AU numbers)}."""
     n = len(datasets)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 4.2), squeeze=False, layout="constrained")
     for ax, (name, (labels, aus)) in zip(axes[0], datasets.items()):
         m = cooccurrence(labels)
         im = ax.imshow(m, cmap="viridis", vmin=0, vmax=max(1.0, np.nanmax(m)))

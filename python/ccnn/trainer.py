@@ -69,6 +69,7 @@ class TrainConfig:
     prune_threshold: float = 0.05       # after training, drop edges with |association| below this
     decode: str = "auto"                # validation read-out (predict.METHODS or "auto")
     crop: float = 0.85                  # random crop fraction (training), centre crop (evaluation)
+    padding: str = "same"               # conv padding of the network ("same" or "valid", FeatureNet)
     seed: int = 0
     device: str = "auto"                # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     eval_batch_size: int = 256
@@ -89,6 +90,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be in (0, 1], got {self.crop}")
+        if self.padding not in ("same", "valid"):
+            raise ValueError(f"padding must be 'same' or 'valid', got {self.padding!r}")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -105,7 +108,8 @@ def _face_dataset(faces, aus, train, crop, seed):
     return FaceDataset(faces, aus=aus, train=train, crop=crop, seed=seed)
 
 
-def build_model(head: str, train_faces, image_size: int | None = None, seed: int = 0) -> CCNN:
+def build_model(head: str, train_faces, image_size: int | None = None, seed: int = 0,
+                padding: str = "same") -> CCNN:
     """A CCNN over the union of AUs of `train_faces` (one FaceArrays or a list), one dataset per
     FaceArrays, with unary outputs started at the training label frequencies."""
     faces = train_faces if isinstance(train_faces, (list, tuple)) else [train_faces]
@@ -116,7 +120,7 @@ def build_model(head: str, train_faces, image_size: int | None = None, seed: int
         dataset_aus.setdefault(f.dataset, [])
         dataset_aus[f.dataset] = sorted(set(dataset_aus[f.dataset]) | {int(a) for a in f.aus})
     size = image_size or int(faces[0].images.shape[-1])
-    model = CCNN(union.aus, head=head, dataset_aus=dataset_aus, image_size=size)
+    model = CCNN(union.aus, head=head, dataset_aus=dataset_aus, image_size=size, padding=padding)
     model.init_from_labels(union.labels)
     return model
 
