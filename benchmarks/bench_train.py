@@ -3,8 +3,9 @@ the copula head and its loss.
 
 For each head (softmax = CNN, ordinal = OCNN, loglinear = SCNN, copula = CCNN) one SGD step is timed on
 a batch of random faces with DISFA's 12 AUs and its 66 fully connected edges: forward, composite NLL,
-backward, update. Then the copula part alone is timed: from the features (requires_grad) through the
-ordinal thresholds, `ccnn_ext.pairwise_loglik` of all edges, the pairwise loss and its backward.
+backward, gradient clipping, update. Then the copula part alone is timed: from the features
+(requires_grad) through the ordinal thresholds, `ccnn_ext.pairwise_loglik` of all edges, the pairwise
+loss and its backward.
 Its share of the copula model's step must be at most 10% on CPU at batch 128 (checked; exit code 1
 otherwise).
 
@@ -14,7 +15,7 @@ of the Frank copula formula before anything is timed.
 The network is timed with 'same' padding (the default of `ccnn train`) and with 'valid' padding
 where the size allows it (>= 64 px).
 
-    python benchmarks/bench_train.py                       # CPU (and CUDA when present), 96 and 48 px
+    python benchmarks/bench_train.py                       # CPU (and CUDA when present), 96, 48 and 32 px
     python benchmarks/bench_train.py --sizes 96 --padding valid --repeats 5 --threads 2
 Writes benchmarks/results/train_cpu.json + .md (and train_cuda.* on a GPU).
 """
@@ -39,6 +40,7 @@ from ccnn.model import CCNN
 DISFA_AUS = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
 HEADS = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
 SHARE_LIMIT = 0.10
+GRAD_CLIP = 10.0     # as the trainer's default: unclipped, the untrained pairwise heads can diverge
 MIN_VALID_SIZE = 64  # smallest input the network accepts without padding
 
 
@@ -133,6 +135,7 @@ def bench_device(device, sizes, paddings, batch, warmup, repeats):
                 opt.zero_grad(set_to_none=True)
                 loss = composite_nll(model, model(images), labels)
                 loss.total.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
                 opt.step()
 
             median, times = _median_time(step, device, warmup, repeats)
@@ -200,7 +203,7 @@ def _device_name(device):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[96, 48])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[96, 48, 32])
     parser.add_argument("--padding", nargs="+", choices=["same", "valid"], default=["same", "valid"],
                         help="conv paddings to time ('valid' only for sizes >= %d)" % MIN_VALID_SIZE)
     parser.add_argument("--batch", type=int, default=128)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ccnn.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
-from ccnn.trainer import TrainConfig, Trainer, build_model, fit
+from ccnn.trainer import TrainConfig, Trainer, TrainingDiverged, build_model, fit
 from train_toy_data import toy_faces
 from train_reference import install_standins
 
@@ -226,3 +226,10 @@ def test_bad_config_is_rejected():
     train, val = _data()
     with pytest.raises(ValueError, match="l2"):
         Trainer(build_model("ordinal", train), train, val, _config(l2=[0.1, 0.2]))
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
+    train, val = _data()
+    model = build_model("copula", train, seed=0)
+    with pytest.raises(TrainingDiverged, match=r"training diverged in epoch \d+ .*--lr"):
+        fit(model, train, val, _config(lr=1e6, grad_clip=None, epochs=3), tmp_path)

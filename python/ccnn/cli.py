@@ -22,12 +22,17 @@ def _command_groups():
 
 
 def main(argv=None) -> int:
+    from .trainer import TrainingDiverged
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except (ValueError, FileNotFoundError) as exc:  # bad input: a message, not a traceback
         print(f"ccnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingDiverged as exc:
+        print(f"ccnn {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -94,6 +94,15 @@ class TrainConfig:
             raise ValueError(f"padding must be 'same' or 'valid', got {self.padding!r}")
 
 
+class TrainingDiverged(RuntimeError):
+    """The model's outputs became non-finite or degenerate during training."""
+
+    def __init__(self, epoch: int, step: int, reason: str):
+        super().__init__(f"training diverged in epoch {epoch + 1} (step {step}): {reason}. Lower the "
+                         f"learning rate (--lr) or clip the gradients (--grad-clip); the last checkpoint "
+                         f"is kept")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -322,8 +331,17 @@ class Trainer:
         self.optimizer.step()
 
     def _loss(self, out, labels, sample_weight=None):
-        return composite_nll(self.model, out, labels, self.lambdas, self.config.pairwise_weight,
-                             sample_weight)
+        """The composite NLL of a batch. Labels and settings are checked up front, so a ValueError
+        here means the model's outputs degenerated (non-finite, or thresholds collapsed): the run
+        diverged, and the error says so instead of pointing into the copula ops."""
+        try:
+            loss = composite_nll(self.model, out, labels, self.lambdas, self.config.pairwise_weight,
+                                 sample_weight)
+        except ValueError as err:
+            raise TrainingDiverged(self.epoch, self.global_step, str(err)) from err
+        if not torch.isfinite(loss.total):
+            raise TrainingDiverged(self.epoch, self.global_step, f"the loss is {loss.total.item()}")
+        return loss
 
     def _batch_to_device(self, batch):
         images, labels, d = batch
