@@ -150,10 +150,10 @@ inline PairwiseSizes check_pairwise_bwd_args(const at::Tensor& grad, const at::T
                     edges.sizes());
   TORCH_CHECK_VALUE(labels.sizes() == at::IntArrayRef({n.B, n.Q}),
                     "labels must have shape (B, Q) = (", n.B, ", ", n.Q, "), got ", labels.sizes());
-  for (const auto* t : {&grad, &partials}) {
-    check_same_dtype(*t, t == &grad ? "grad" : "partials", z, "z");
-    check_same_device(*t, t == &grad ? "grad" : "partials", z, "z");
-  }
+  check_same_dtype(grad, "grad", z, "z");
+  check_same_dtype(partials, "partials", z, "z");
+  check_same_device(grad, "grad", z, "z");
+  check_same_device(partials, "partials", z, "z");
   check_same_device(edges, "edges", z, "z");
   check_same_device(labels, "labels", z, "z");
   TORCH_CHECK_VALUE(grad.sizes() == at::IntArrayRef({n.B, n.E}), "grad must have shape (B, E) = (",
