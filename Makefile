@@ -70,6 +70,8 @@ demo: build
 bench: build
 	$(PYTHON) benchmarks/bench_copula.py
 	$(PYTHON) benchmarks/bench_decode.py
+	$(PYTHON) benchmarks/bench_data.py
+	$(PYTHON) benchmarks/bench_train.py
 
 clean:
 	rm -rf build $(CMAKE_BUILD_DIR) ccnn_ext/*.so
