@@ -135,3 +135,36 @@ def test_cuda_matches_cpu(link, dtype):
     ga, = torch.autograd.grad(a, zc, g)
     gb, = torch.autograd.grad(b, zg, g.cuda())
     torch.testing.assert_close(gb.cpu(), ga, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("link", LINKS)
+@pytest.mark.parametrize("dtype, big", [(torch.float64, 1e200), (torch.float32, 3e19)])
+def test_huge_thresholds_give_floored_values_and_zero_gradients(link, dtype, big):
+    # z^2 overflows for these thresholds; levels beyond them have mass 0 (floored, no gradient), and
+    # every other value must equal the one with moderate thresholds (the masses moved are < 1e-300).
+    def rows(lo, lo2, hi):
+        return torch.tensor([[[lo, lo2, 0.0, 1.0, 2.0], [-2.0, -1.0, 0.0, 1.0, hi]]], dtype=dtype)
+    z_big, z_mod = rows(-big, -big / 10, big), rows(-800.0, -700.0, 800.0)
+    theta, edges = torch.tensor([3.0], dtype=dtype), torch.tensor([[0, 1]])
+    tol = dict(rtol=1e-12, atol=0) if dtype == torch.float64 else dict(rtol=1e-5, atol=0)
+    for labels in ([0, 0], [1, 4], [2, 3], [2, 5], [0, 5], [3, 2]):
+        lab = torch.tensor([labels])
+        z = z_big.clone().requires_grad_()
+        got = ccnn_ext.pairwise_loglik(z, theta, edges, lab, link)
+        got.sum().backward()
+        assert torch.isfinite(z.grad).all(), (labels, z.grad)
+        assert z.grad[0, 0, :2].eq(0).all() and z.grad[0, 1, 4].eq(0)
+        want = ccnn_ext.pairwise_loglik(z_mod, theta, edges, lab, link)
+        if want.item() > LOG_PROB_FLOOR:
+            torch.testing.assert_close(got.detach(), want, **tol)
+        else:
+            assert got.item() == pytest.approx(LOG_PROB_FLOOR)
+    for op in (lambda z: ccnn_ext.ordinal_logprob(z, link),
+               lambda z: ccnn_ext.pairwise_logtable(z, theta, edges, link)):
+        z = z_big.clone().requires_grad_()
+        out = op(z)
+        out.sum().backward()
+        assert torch.isfinite(out).all() and torch.isfinite(z.grad).all()
+        assert z.grad[0, 0, :2].eq(0).all() and z.grad[0, 1, 4].eq(0)
+        live = op(z_mod) > LOG_PROB_FLOOR
+        torch.testing.assert_close(out.detach()[live], op(z_mod)[live], **tol)

@@ -271,6 +271,10 @@ def test_device_mismatch():
         ccnn_ext.pairwise_loglik(z.cuda(), theta, edges.cuda(), labels.cuda())
     with pytest.raises(ValueError, match="labels must be on the device of z"):
         ccnn_ext.pairwise_loglik(z.cuda(), theta.cuda(), edges.cuda(), labels)
+    # z on the CPU, the rest on CUDA: the CUDA kernel is dispatched, and must refuse before it
+    # builds a device guard on the CPU device
+    with pytest.raises(ValueError, match="z must be on the CUDA device of the other arguments"):
+        ccnn_ext.pairwise_loglik(z, theta.cuda(), edges.cuda(), labels.cuda())
 
 
 @needs_cuda

@@ -164,7 +164,7 @@ at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_nam
       for (int64_t row = begin; row < end; ++row) {
         levels_of_row(pz + row * (L - 1), int(L), link, false, cuts.data(), levels.data());
         for (int64_t l = 0; l < L; ++l)
-          po[row * L + l] = std::max(levels[l].log_mass, scalar_t(kLogProbFloor));
+          po[row * L + l] = fn::max(levels[l].log_mass, scalar_t(kLogProbFloor));  // NaN -> floor, as CUDA
       }
     });
   });

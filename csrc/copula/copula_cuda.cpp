@@ -22,6 +22,15 @@ cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(
 
 cuda::Sizes to_cuda(const PairwiseSizes& n) { return {n.B, n.Q, n.L, n.E, n.theta_per_sample}; }
 
+// The device the kernels run on. The dispatcher calls these functions when any argument is on
+// CUDA, so `t` (the op's main tensor) on another device means the arguments are on different
+// devices: a ValueError, raised before a device guard is built on it.
+c10::Device cuda_device_of(const at::Tensor& t, const char* name) {
+  TORCH_CHECK_VALUE(t.is_cuda(), name, " must be on the CUDA device of the other arguments, got ",
+                    t.device());
+  return t.device();
+}
+
 // Runs a validation kernel into a kNumInputErrors int64 buffer and copies it to the host (the one
 // synchronisation of a checked call).
 template <typename Launch>
@@ -66,7 +75,7 @@ PairwiseInputs prepare_pairwise(const at::Tensor& z, const at::Tensor& theta,
 
 at::Tensor frank_copula_cuda(const at::Tensor& u_in, const at::Tensor& v_in,
                              const at::Tensor& theta_in) {
-  const c10::cuda::CUDAGuard guard(u_in.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(u_in, "u"));
   auto [u, v, theta] = check_frank_args(u_in, v_in, theta_in);
   at::Tensor out = at::empty_like(u);
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "ccnn_frank_copula_cuda", [&] {
@@ -87,7 +96,7 @@ at::Tensor frank_copula_cuda(const at::Tensor& u_in, const at::Tensor& v_in,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> frank_copula_backward_cuda(
     const at::Tensor& grad_in, const at::Tensor& u_in, const at::Tensor& v_in,
     const at::Tensor& theta_in) {
-  const c10::cuda::CUDAGuard guard(u_in.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(u_in, "u"));
   auto [u, v, theta] = check_frank_args(u_in, v_in, theta_in);
   check_grad(grad_in, u, u.sizes());
   const at::Tensor grad = grad_in.contiguous();
@@ -107,7 +116,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> frank_copula_backward_cuda(
 
 at::Tensor ordinal_logprob_cuda(const at::Tensor& z_in, c10::string_view link_name) {
   const Link link = parse_link(std::string(link_name));
-  const c10::cuda::CUDAGuard guard(z_in.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(z_in, "z"));
   check_thresholds(z_in);
   const at::Tensor z = z_in.contiguous();
   const int64_t B = z.size(0), Q = z.size(1), L = z.size(2) + 1;
@@ -137,7 +146,7 @@ at::Tensor ordinal_logprob_cuda(const at::Tensor& z_in, c10::string_view link_na
 at::Tensor ordinal_logprob_backward_cuda(const at::Tensor& grad_in, const at::Tensor& z_in,
                                          c10::string_view link_name) {
   const Link link = parse_link(std::string(link_name));
-  const c10::cuda::CUDAGuard guard(z_in.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(z_in, "z"));
   check_thresholds(z_in);
   const at::Tensor z = z_in.contiguous();
   const int64_t B = z.size(0), Q = z.size(1), L = z.size(2) + 1;
@@ -171,7 +180,7 @@ at::Tensor pairwise_loglik_cuda(const at::Tensor& z, const at::Tensor& theta,
                                 const at::Tensor& edges, const at::Tensor& labels,
                                 c10::string_view link_name) {
   const Link link = parse_link(std::string(link_name));
-  const c10::cuda::CUDAGuard guard(z.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(z, "z"));
   const PairwiseInputs in = prepare_pairwise(z, theta, edges, &labels, true);
   at::Tensor out = at::empty({in.n.B, in.n.E}, in.z.options());
   pairwise_loglik_launch(in, link, out, nullptr);
@@ -184,7 +193,7 @@ std::tuple<at::Tensor, at::Tensor> pairwise_loglik_fwd_cuda(const at::Tensor& z,
                                                             const at::Tensor& labels,
                                                             c10::string_view link_name) {
   const Link link = parse_link(std::string(link_name));
-  const c10::cuda::CUDAGuard guard(z.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(z, "z"));
   const PairwiseInputs in = prepare_pairwise(z, theta, edges, &labels, true);
   at::Tensor out = at::empty({in.n.B, in.n.E}, in.z.options());
   at::Tensor partials = at::empty({in.n.B, in.n.E, 5}, in.z.options());
@@ -197,7 +206,7 @@ std::tuple<at::Tensor, at::Tensor> pairwise_loglik_bwd_cuda(const at::Tensor& gr
                                                             const at::Tensor& z,
                                                             const at::Tensor& edges_in,
                                                             const at::Tensor& labels_in) {
-  const c10::cuda::CUDAGuard guard(z.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(z, "z"));
   const PairwiseSizes n = check_pairwise_bwd_args(grad_in, partials_in, z, edges_in, labels_in);
   const at::Tensor grad = grad_in.contiguous(), partials = partials_in.contiguous();
   const at::Tensor edges = edges_in.contiguous(), labels = labels_in.contiguous();
@@ -231,7 +240,7 @@ at::Tensor levels_of(const PairwiseInputs& in, Link link, bool with_weights) {
 at::Tensor pairwise_logtable_cuda(const at::Tensor& z, const at::Tensor& theta,
                                   const at::Tensor& edges, c10::string_view link_name) {
   const Link link = parse_link(std::string(link_name));
-  const c10::cuda::CUDAGuard guard(z.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(z, "z"));
   const PairwiseInputs in = prepare_pairwise(z, theta, edges, nullptr, true);
   const PairwiseSizes& n = in.n;
   at::Tensor out = at::empty({n.B, n.E, n.L, n.L}, in.z.options());
@@ -252,7 +261,7 @@ std::tuple<at::Tensor, at::Tensor> pairwise_logtable_backward_cuda(const at::Ten
                                                                    const at::Tensor& edges,
                                                                    c10::string_view link_name) {
   const Link link = parse_link(std::string(link_name));
-  const c10::cuda::CUDAGuard guard(z.device());
+  const c10::cuda::CUDAGuard guard(cuda_device_of(z, "z"));
   const PairwiseInputs in = prepare_pairwise(z, theta, edges, nullptr, false);
   const PairwiseSizes& n = in.n;
   check_grad(grad_in, in.z, {n.B, n.E, n.L, n.L});

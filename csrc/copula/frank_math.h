@@ -344,14 +344,14 @@ CCNN_HD T probit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
   return fn::log1p(-(lo.cdf + hi.ccdf));
 }
 
-// log(F(hi.z) - F(lo.z)) for the logistic F: log F(a) + log(1 - F(b)) + log(e^{b-a} - 1),
-// exact up to rounding for every a < b.
+// log(F(hi.z) - F(lo.z)) for the logistic F: log F(b) + log(1 - F(a)) + log(1 - e^{a-b}). All
+// three terms are <= 0, so nothing cancels: exact up to rounding for every a < b, even when |a|
+// or |b| is so large that a + b would lose the small terms.
 template <typename T>
 CCNN_HD T logit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
   if (lo.z == -fn::inf<T>()) return cut_log_cdf(hi, Link::Logit);
   if (hi.z == fn::inf<T>()) return cut_log_ccdf(lo, Link::Logit);
-  const T w = hi.z - lo.z;
-  return cut_log_cdf(lo, Link::Logit) + cut_log_ccdf(hi, Link::Logit) + w + log1mexp(w);
+  return cut_log_cdf(hi, Link::Logit) + cut_log_ccdf(lo, Link::Logit) + log1mexp(hi.z - lo.z);
 }
 
 template <typename T>
@@ -376,11 +376,16 @@ CCNN_HD Level<T> make_level(const CutPoint<T>& lo, const CutPoint<T>& hi, bool h
                             bool has_hi, Link link, bool with_weights) {
   Level<T> lev;
   lev.cdf_lo = lo.cdf, lev.ccdf_lo = lo.ccdf, lev.cdf_hi = hi.cdf, lev.ccdf_hi = hi.ccdf;
-  lev.log_mass = level_log_mass(lo, hi, link);
+  // Thresholds beyond about 1e154 (double) or 2e19 (float) overflow z^2 in the tail forms, which
+  // can give -inf - -inf: the mass is then 0 (log -inf), never NaN. Levels below the floor carry
+  // no gradient (nor does any cell that contains them), so their weights are 0, not exp(huge).
+  const T log_mass = level_log_mass(lo, hi, link);
+  lev.log_mass = log_mass > -fn::inf<T>() ? log_mass : -fn::inf<T>();
   lev.mass = fn::exp(lev.log_mass);
   lev.has_lo = has_lo, lev.has_hi = has_hi;
-  lev.w_lo = has_lo && with_weights ? fn::exp(lo.log_pdf - lev.log_mass) : T(0);
-  lev.w_hi = has_hi && with_weights ? fn::exp(hi.log_pdf - lev.log_mass) : T(0);
+  const bool live = with_weights && lev.log_mass > T(kLogProbFloor);
+  lev.w_lo = has_lo && live ? fn::exp(lo.log_pdf - lev.log_mass) : T(0);
+  lev.w_hi = has_hi && live ? fn::exp(hi.log_pdf - lev.log_mass) : T(0);
   return lev;
 }
 
