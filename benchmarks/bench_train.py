@@ -35,13 +35,14 @@ import torch
 
 import ccnn_ext
 from ccnn.losses import composite_nll
-from ccnn.model import CCNN
+from ccnn.model import CCNN, FeatureNet
 
 DISFA_AUS = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
 HEADS = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
 SHARE_LIMIT = 0.10
-GRAD_CLIP = 10.0     # as the trainer's default: unclipped, the untrained pairwise heads can diverge
-MIN_VALID_SIZE = 64  # smallest input the network accepts without padding
+GRAD_CLIP = 10.0  # the trainer's default norm (it clips per parameter group; here all at once):
+                  # unclipped, the untrained pairwise heads can diverge
+MIN_VALID_SIZE = FeatureNet.min_image_size("valid")
 
 
 def _sync(device):

@@ -231,5 +231,13 @@ def test_bad_config_is_rejected():
 def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
     train, val = _data()
     model = build_model("copula", train, seed=0)
-    with pytest.raises(TrainingDiverged, match=r"training diverged in epoch \d+ .*--lr"):
+    with pytest.raises(TrainingDiverged, match=r"training diverged in epoch \d+ .*lower the learning "
+                                               r"rate or clip the gradients; the last checkpoint is kept"):
         fit(model, train, val, _config(lr=1e6, grad_clip=None, epochs=3), tmp_path)
+
+
+def test_bad_labels_are_an_input_error_not_divergence():
+    train, val = _data()
+    train[0].labels[0, 0] = 7
+    with pytest.raises(ValueError, match="labels must lie in -1"):
+        Trainer(build_model("copula", train, seed=0), train, val, _config())

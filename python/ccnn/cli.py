@@ -27,12 +27,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (ValueError, FileNotFoundError) as exc:  # bad input: a message, not a traceback
+    except (ValueError, FileNotFoundError, TrainingDiverged) as exc:  # a message, not a traceback
         print(f"ccnn {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as exc:
-        print(f"ccnn {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return 1 if isinstance(exc, TrainingDiverged) else 2  # 2: bad input
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import ccnn_ext
 
 HEADS = ("softmax", "ordinal", "loglinear", "copula")
 NUM_LEVELS = 6  # FACS intensities 0..5
+PADDINGS = ("same", "valid")  # conv padding of FeatureNet
 
 
 class FeatureNet(nn.Module):
@@ -38,12 +39,12 @@ class FeatureNet(nn.Module):
     def __init__(self, image_size: int = 96, channels=(32, 64, 128), kernel_size: int = 9,
                  num_features: int = 128, padding: str = "same"):
         super().__init__()
-        if padding not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         shrink = 0 if padding == "same" else kernel_size - 1
         side = self._side(image_size, len(channels), shrink)
         if side < 1:
-            smallest = next(n for n in range(1, 4096) if self._side(n, len(channels), shrink) >= 1)
+            smallest = self.min_image_size(padding, len(channels), kernel_size)
             raise ValueError(f"image_size must be at least {smallest} with padding={padding!r} and "
                              f"{len(channels)} {kernel_size} x {kernel_size} conv + 2 x 2 pool layers, "
                              f"got {image_size}")
@@ -68,6 +69,12 @@ class FeatureNet(nn.Module):
         for _ in range(layers):
             image_size = (image_size - shrink) // 2
         return image_size
+
+    @staticmethod
+    def min_image_size(padding: str = "same", layers: int = 3, kernel_size: int = 9) -> int:
+        """The smallest input side the network accepts (8 for 'same', 64 for 'valid' by default)."""
+        shrink = 0 if padding == "same" else kernel_size - 1
+        return next(n for n in range(1, 1 << 16) if FeatureNet._side(n, layers, shrink) >= 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 1 or images.shape[-1] != self.image_size \

@@ -20,6 +20,7 @@ import torch
 
 from .checkpoint import load_model
 from .metrics import au_name, evaluate
+from .model import PADDINGS, FeatureNet
 from .predict import METHODS, DecodeOptions
 from .report import markdown_table, write_report
 from .trainer import (TrainConfig, Trainer, build_model, dataset_remap, resolve_device,
@@ -390,9 +391,10 @@ def _add_training_args(p):
                    help="fraction of the training subjects held out for validation and early stopping "
                         "(0: none) (default: %(default)s)")
     p.add_argument("--image-size", type=int, default=96, help="aligned face size (default: %(default)s)")
-    p.add_argument("--padding", choices=["same", "valid"], default=d.padding,
-                   help="conv padding of the network; 'valid' needs --image-size >= 64 and trains about "
-                        "2x faster at 96 (default: %(default)s)")
+    p.add_argument("--padding", choices=PADDINGS, default=d.padding,
+                   help=f"conv padding of the network; 'valid' needs --image-size >= "
+                        f"{FeatureNet.min_image_size('valid')} and trains about 2x faster at 96 "
+                        f"(default: %(default)s)")
     p.add_argument("--mode", choices=["joint", "ibb"], default=d.mode,
                    help="joint SGD, or iterative balanced batches (Algorithm 1) (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")

@@ -34,9 +34,9 @@ from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
-from .losses import composite_nll
+from .losses import check_labels, composite_nll
 from .metrics import evaluate
-from .model import CCNN
+from .model import CCNN, PADDINGS
 from .predict import DecodeOptions, decode
 
 MODES = ("joint", "ibb")
@@ -90,17 +90,12 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be in (0, 1], got {self.crop}")
-        if self.padding not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same' or 'valid', got {self.padding!r}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
 
 
 class TrainingDiverged(RuntimeError):
     """The model's outputs became non-finite or degenerate during training."""
-
-    def __init__(self, epoch: int, step: int, reason: str):
-        super().__init__(f"training diverged in epoch {epoch + 1} (step {step}): {reason}. Lower the "
-                         f"learning rate (--lr) or clip the gradients (--grad-clip); the last checkpoint "
-                         f"is kept")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -233,6 +228,8 @@ class Trainer:
         self.model = model.to(self.device)
         train_faces = train_faces if isinstance(train_faces, (list, tuple)) else [train_faces]
         self.train_set = _face_dataset(train_faces, model.aus, True, config.crop, config.seed)
+        # bad labels are input errors, found here once; a ValueError in _loss then means divergence
+        check_labels(torch.from_numpy(self.train_set.labels), len(model.aus), model.num_levels)
         self.train_remap = dataset_remap(self.train_set.dataset_names, model)
         eval_set = _face_dataset(train_faces, model.aus, False, config.crop, config.seed)
         n = len(eval_set)
@@ -331,17 +328,20 @@ class Trainer:
         self.optimizer.step()
 
     def _loss(self, out, labels, sample_weight=None):
-        """The composite NLL of a batch. Labels and settings are checked up front, so a ValueError
-        here means the model's outputs degenerated (non-finite, or thresholds collapsed): the run
-        diverged, and the error says so instead of pointing into the copula ops."""
+        """The composite NLL of a batch. Labels are checked in __init__, so a ValueError here means
+        the model's outputs degenerated (non-finite, or thresholds collapsed): the run diverged, and
+        the error says so instead of pointing into the copula ops."""
         try:
-            loss = composite_nll(self.model, out, labels, self.lambdas, self.config.pairwise_weight,
+            return composite_nll(self.model, out, labels, self.lambdas, self.config.pairwise_weight,
                                  sample_weight)
         except ValueError as err:
-            raise TrainingDiverged(self.epoch, self.global_step, str(err)) from err
-        if not torch.isfinite(loss.total):
-            raise TrainingDiverged(self.epoch, self.global_step, f"the loss is {loss.total.item()}")
-        return loss
+            raise self._diverged(str(err)) from err
+
+    def _diverged(self, reason: str) -> "TrainingDiverged":
+        advice = "lower the learning rate" + ("" if self.config.grad_clip else " or clip the gradients")
+        kept = "; the last checkpoint is kept" if self.out_dir is not None else ""
+        return TrainingDiverged(f"training diverged in epoch {self.epoch + 1} (step {self.global_step}): "
+                                f"{reason}; {advice}{kept}")
 
     def _batch_to_device(self, batch):
         images, labels, d = batch
@@ -366,7 +366,9 @@ class Trainer:
             self._step(loss, params)
             self.global_step += 1
             seen += images.shape[0]
-            values = loss.as_dict()
+            values = loss.as_dict()  # the step's one synchronisation
+            if not math.isfinite(values["total"]):
+                raise self._diverged(f"the loss is {values['total']}")
             bar.set_postfix(loss=f"{values['total']:.3f}")
             log({"event": "step", "epoch": epoch, "iteration": self.global_step, "phase": phase, **values})
         return seen
@@ -441,7 +443,7 @@ class Trainer:
         }
 
     def _restore(self, payload: dict, path) -> None:
-        if payload["model_config"] != self.model.config():
+        if {"padding": "same", **payload["model_config"]} != self.model.config():  # older files lack it
             raise CheckpointError(f"checkpoint {str(path)!r} was written for a different model "
                                   f"(head, AUs, datasets or edges differ)")
         if "optimizer_state" not in payload:
