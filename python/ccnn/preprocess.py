@@ -71,15 +71,7 @@ def _as_gray_uint8(image, name: str = "image") -> np.ndarray:
 
 def detect_face(image) -> tuple[int, int, int, int] | None:
     """(x, y, w, h) of the largest frontal face found by the Haar cascade, in input pixels, or None."""
-    gray = _as_gray_uint8(image)
-    small, factor = _downscale(gray)
-    faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
-        cv2.equalizeHist(small), scaleFactor=1.1, minNeighbors=5,
-        minSize=(max(24, min(small.shape) // 16),) * 2)
-    if len(faces) == 0:
-        return None
-    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-    return tuple(int(round(v / factor)) for v in (x, y, w, h))
+    return _detect(image)[1]
 
 
 def _downscale(gray: np.ndarray) -> tuple[np.ndarray, float]:
@@ -96,17 +88,24 @@ def detect_eyes(image):
     Haar cascades: the largest frontal face (or, when none is found, the whole image as a face
     crop), then eyes in the upper part of the face; the pair chosen is one eye per half of the face,
     level, of similar size and at a plausible distance."""
+    return _detect(image)[0]
+
+
+def _detect(image):
+    """(eyes or None, largest face box or None), in input pixels, from one face-cascade pass: the
+    eye search of detect_eyes and the box of detect_face (the fallback when no eyes are found)."""
     gray = _as_gray_uint8(image)
     small, factor = _downscale(gray)
     equalised = cv2.equalizeHist(small)
     faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
         equalised, scaleFactor=1.1, minNeighbors=5, minSize=(max(24, min(small.shape) // 16),) * 2)
-    boxes = sorted((tuple(f) for f in faces), key=lambda f: -f[2] * f[3]) or [(0, 0, small.shape[1], small.shape[0])]
-    for x, y, w, h in boxes[:2]:
+    boxes = sorted((tuple(f) for f in faces), key=lambda f: -f[2] * f[3])
+    largest = tuple(int(round(v / factor)) for v in boxes[0]) if boxes else None
+    for x, y, w, h in (boxes or [(0, 0, small.shape[1], small.shape[0])])[:2]:
         pair = _eye_pair(equalised, x, y, w, h)
         if pair is not None:
-            return tuple((float(px / factor), float(py / factor)) for px, py in pair)
-    return None
+            return tuple((float(px / factor), float(py / factor)) for px, py in pair), largest
+    return None, largest
 
 
 def _eye_pair(gray: np.ndarray, x: int, y: int, w: int, h: int):
@@ -244,7 +243,6 @@ class FaceArrays:
 def _preprocess_chunk(task: dict) -> dict:
     """Worker: align the frames of one chunk into the shared memory-mapped array; per frame it
     returns a status code and the transform. Frames that cannot be read are marked, never raised."""
-    cv2.setNumThreads(1)
     out = np.load(task["array"], mmap_mode="r+")
     size, rows = task["size"], task["rows"]
     status = np.full(len(rows), UNREADABLE, np.int8)
@@ -257,11 +255,10 @@ def _preprocess_chunk(task: dict) -> dict:
             eyes = task["eyes"][k]
             state = GIVEN
             if not np.isfinite(eyes).all() or np.hypot(*(eyes[1] - eyes[0])) < 1.0:  # unknown or unusable
-                found = detect_eyes(image)
+                found, box = _detect(image)
                 state = DETECTED
                 if found is None:
-                    box = detect_face(image) if task["on_missing"] == "face-box" else None
-                    if box is None:
+                    if task["on_missing"] != "face-box" or box is None:
                         status[k] = NO_FACE
                         continue
                     found, state = eyes_from_face_box(box), FACE_BOX
