@@ -36,9 +36,11 @@ namespace {
 // compromise measured on random Gaussian problems; CCNN problems rarely need more nodes).
 constexpr std::int64_t kPlainSearchNodes = 1000;
 
-Ad3Options relaxation_options() {
+// The relaxation certifies a node only within the exact solver's own gap tolerance.
+Ad3Options relaxation_options(double gap_tolerance) {
   Ad3Options options;
   options.max_iterations = 30;
+  options.gap_tolerance = gap_tolerance;
   return options;
 }
 
@@ -46,7 +48,7 @@ Ad3Options relaxation_options() {
 
 ExactSolver::ExactSolver(const Graph& graph, const ExactOptions& options)
     : graph_(graph), options_(options), n_(graph.num_variables()),
-      ad3_(graph, relaxation_options()) {
+      ad3_(graph, relaxation_options(options.gap_tolerance)) {
   const std::size_t u = graph.unary_size();
   order_.resize(n_);
   position_.resize(n_);
@@ -161,10 +163,11 @@ ExactSolver::Search ExactSolver::search(const double* unary, const double* pairw
   auto max_g = [&](int pos) {
     return *std::max_element(g_.begin() + g_offset_[pos], g_.begin() + g_offset_[pos + 1]);
   };
-  double root_rest = 0.0;
-  for (int pos = 0; pos < n_; ++pos) root_rest += max_g(pos);
-  const double tolerance = options_.gap_tolerance *
-                           std::max({1.0, std::fabs(incumbent), std::fabs(root_rest)});
+  // A node is pruned when it cannot beat the current incumbent by more than the promised gap
+  // (gap_tolerance * max(1, |score|)), so a completed search certifies exactly that gap.
+  auto beaten = [&](double bound) {
+    return bound <= incumbent + options_.gap_tolerance * std::max(1.0, std::fabs(incumbent));
+  };
   double max_pruned = -std::numeric_limits<double>::infinity();
   Search outcome;
 
@@ -176,7 +179,7 @@ ExactSolver::Search ExactSolver::search(const double* unary, const double* pairw
     for (int pos = d + 1; pos < n_; ++pos) rest += max_g(pos);
     rest_[d] = rest;
     node_bound_[d] = partial_[d] + max_g(d) + rest;
-    if (node_bound_[d] <= incumbent + tolerance) {
+    if (beaten(node_bound_[d])) {
       max_pruned = std::max(max_pruned, node_bound_[d]);
       return false;
     }
@@ -220,7 +223,7 @@ ExactSolver::Search ExactSolver::search(const double* unary, const double* pairw
     const int s = label_order_[g_offset_[d] + next_choice_[d]++];
     const double g = g_[g_offset_[d] + s];
     const double quick = partial_[d] + g + rest_[d];
-    if (quick <= incumbent + tolerance) {  // states are sorted: the rest are no better
+    if (beaten(quick)) {  // states are sorted: the rest are no better
       max_pruned = std::max(max_pruned, quick);
       next_choice_[d] = k;
       continue;
