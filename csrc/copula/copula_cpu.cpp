@@ -392,14 +392,15 @@ T table_edge(T signed_theta, const Level<T>* rows, const Level<T>* cols, int L, 
   // frame column level l is the original level L - 1 - l when reflected, and its coordinates are
   // 1 - (the original cut points)
   const bool with_grad = grad != nullptr;
-  u[0] = make_frank_coord(f, C(0));
+  u[0] = make_frank_coord(f, C(0), C(1));
   v[0] = u[0];
   for (int l = 0; l < L; ++l) {
     const Level<T>& col = cols[f.reflect ? L - 1 - l : l];
     lu[l] = make_frank_level(f, C(rows[l].mass), C(rows[l].log_mass), with_grad);
     lv[l] = make_frank_level(f, C(col.mass), C(col.log_mass), with_grad);
-    u[l + 1] = make_frank_coord_above(f, u[l], lu[l], C(rows[l].cdf_hi));
-    v[l + 1] = make_frank_coord_above(f, v[l], lv[l], C(f.reflect ? col.ccdf_lo : col.cdf_hi));
+    u[l + 1] = make_frank_coord_above(f, u[l], lu[l], C(rows[l].cdf_hi), C(rows[l].ccdf_hi));
+    v[l + 1] = make_frank_coord_above(f, v[l], lv[l], C(f.reflect ? col.ccdf_lo : col.cdf_hi),
+                                      C(f.reflect ? col.cdf_lo : col.ccdf_hi));
   }
   T dtheta = T(0);
   for (int a = 0; a < L; ++a) {

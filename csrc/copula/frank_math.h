@@ -4,7 +4,7 @@
 // Contents (all templated on the compute type T = float or double):
 //   1. stable elementary pieces:  log1mexp, softplus, sigmoid, expm1 ratios and their derivatives
 //   2. links:  CutPoint (F(z), 1 - F(z), log dF/dz; log F and log(1 - F) on demand) for the
-//      probit (standard normal) and logit (logistic) links; normal_cdf / normal_log_cdf; the log-probability of an ordinal
+//      probit (standard normal) and logit (logistic) links; the log-probability of an ordinal
 //      level between two cut points (scipy's _log_gauss_mass cases plus a narrow-interval series)
 //   3. the Frank copula C(u, v; theta) and dC/du, dC/dv, dC/dtheta (DESIGN.md section 3 forms,
 //      series for |theta| below a per-type switch)
@@ -72,6 +72,9 @@ constexpr double kFloatThetaLimit = 50.0;
 // Rectangle computations cap |theta| here (the Frank copula is then within 2e-3 of the
 // Frechet bounds); the gradient with respect to theta is zero beyond it.
 constexpr double kThetaMaxDouble = 500.0;
+// |theta| below which rectangle computations take theta = 0 (the relative change, ~|theta|, is far
+// below either type's ulp; subnormal theta would overflow 1 / (1 - e^{-theta})).
+constexpr double kThetaIndependence = 1e-30;
 
 constexpr double kLn2 = 0.69314718055994530942;
 constexpr double kLogSqrt2Pi = 0.91893853320467274178;  // log(sqrt(2 pi))
@@ -86,12 +89,14 @@ struct Tuning<float> {
   static constexpr float copula_series = 0.15f;   // |theta| below: series for C and derivatives
   static constexpr float ratio_series = 0.1f;     // |y| below: series for lambda(y), phi1(y)
   static constexpr float tail = -10.0f;           // z below: asymptotic log Phi(z)
+  static constexpr float max_log_weight = 80.0f;  // level weights saturate at e^80 (finite)
 };
 template <>
 struct Tuning<double> {
   static constexpr double copula_series = 3e-3;
   static constexpr double ratio_series = 0.1;
   static constexpr double tail = -30.0;
+  static constexpr double max_log_weight = 700.0;
 };
 // Intervals with half-width h * max(|midpoint|, 1) below this use the Hermite series for the
 // normal mass (a difference of CDFs would cancel).
@@ -247,14 +252,6 @@ CCNN_HD T normal_cdf(T z) {
   return T(0.5) * fn::erfc(-z * T(kSqrtHalf));
 }
 
-// log Phi(z), accurate for every z.
-template <typename T>
-CCNN_HD T normal_log_cdf(T z) {
-  if (z < Tuning<T>::tail) return normal_log_cdf_asymptotic(z);
-  if (z > T(0)) return fn::log1p(-normal_cdf(-z));
-  return fn::log(normal_cdf(z));
-}
-
 template <typename T>
 CCNN_HD T normal_log_pdf(T z) {
   return T(-0.5) * z * z - T(kLogSqrt2Pi);
@@ -384,8 +381,12 @@ CCNN_HD Level<T> make_level(const CutPoint<T>& lo, const CutPoint<T>& hi, bool h
   lev.mass = fn::exp(lev.log_mass);
   lev.has_lo = has_lo, lev.has_hi = has_hi;
   const bool live = with_weights && lev.log_mass > T(kLogProbFloor);
-  lev.w_lo = has_lo && live ? fn::exp(lo.log_pdf - lev.log_mass) : T(0);
-  lev.w_hi = has_hi && live ? fn::exp(hi.log_pdf - lev.log_mass) : T(0);
+  // A level narrower than the type resolves (float thresholds a subnormal gap apart) has a true
+  // weight beyond the type's range: it saturates at e^max_log_weight instead of becoming inf
+  // (and NaN once multiplied by a zero gradient).
+  const T cap = Tuning<T>::max_log_weight;
+  lev.w_lo = has_lo && live ? fn::exp(fn::min(lo.log_pdf - lev.log_mass, cap)) : T(0);
+  lev.w_hi = has_hi && live ? fn::exp(fn::min(hi.log_pdf - lev.log_mass, cap)) : T(0);
   return lev;
 }
 
@@ -444,8 +445,60 @@ CCNN_HD T frank_series_dtheta(T u, T v, T t) {
                                                  T(180))));
 }
 
+// q(y) = y / expm1(y) = y e^{-y} / (1 - e^{-y}) for y >= 0 (q(0) = 1), given x = e^{-y} and
+// m = 1 - e^{-y} as exp_neg_and_complement gives them.
+template <typename T>
+CCNN_HD T exprel_recip(T y, T x, T m) {
+  return y < T(kSmallExponent) ? x / one_minus_exp_neg_ratio_series(y) : y * x / m;
+}
+
+// The Frank copula for theta > 0 near the upper Frechet bound, in a form with no subtraction:
+// with lo = min(u, v), hi = max(u, v), alpha = theta (hi - lo), beta = theta (1 - hi),
+// gamma = theta lo,
+//   C = lo - log1p(delta) / theta,  delta = e^{-alpha} (1 - e^{-beta}) (1 - e^{-gamma}) / (1 - e^{-theta}),
+//   dC/dtheta = (log1p(delta) + delta / (1 + delta) (alpha - q(beta) - q(gamma) + q(theta))) / theta^2.
+// Every factor is non-negative, so C <= min(u, v) always and nothing overflows for any theta. The
+// derivative is accurate to a few ulp relative except for theta below ~4 with both points near
+// one corner of the square (cancellation ~ 1/gamma), where frank_cdf_grad uses another form.
+// FrankPoint: one coordinate c with its complement and x = e^{-theta c}, m = 1 - e^{-theta c}.
+template <typename T>
+struct FrankPoint {
+  T c, cbar, x, m;
+};
+
+template <typename T>
+CCNN_HD FrankPoint<T> make_frank_point(T theta, T c, T cbar) {
+  FrankPoint<T> p;
+  p.c = c, p.cbar = cbar;
+  exp_neg_and_complement(theta * c, &p.x, &p.m);
+  return p;
+}
+
+// delta and alpha of the form above; lo.c <= hi.c, both in (0, 1); x1, m1 = e^{-theta}, 1 - x1.
+template <typename T>
+CCNN_HD void frank_upper_gap(T theta, T m1, const FrankPoint<T>& lo, const FrankPoint<T>& hi,
+                             T hi_mbar, T* delta, T* alpha) {
+  // hi - lo from whichever pair of values is smaller (both exact to an ulp of themselves)
+  *alpha = theta * (lo.c + hi.c > T(1) ? lo.cbar - hi.cbar : hi.c - lo.c);
+  *delta = fn::exp(-*alpha) * hi_mbar * (lo.m / m1);
+}
+
+template <typename T>
+CCNN_HD T frank_upper_dtheta(T theta, T x1, T m1, const FrankPoint<T>& lo,
+                             const FrankPoint<T>& hi) {
+  T hi_xbar, hi_mbar, delta, alpha;
+  exp_neg_and_complement(theta * hi.cbar, &hi_xbar, &hi_mbar);
+  frank_upper_gap(theta, m1, lo, hi, hi_mbar, &delta, &alpha);
+  const T q_beta = exprel_recip(theta * hi.cbar, hi_xbar, hi_mbar);
+  const T q_gamma = exprel_recip(theta * lo.c, lo.x, lo.m);
+  const T q_theta = exprel_recip(theta, x1, m1);
+  return (fn::log1p(delta) + delta / (T(1) + delta) * (alpha - q_beta - q_gamma + q_theta)) /
+         (theta * theta);
+}
+
 // C(u, v; theta) for u, v in [0, 1] and any finite theta.
-// theta > 0: L = l(theta u) + l(theta v) - l(theta), C = -l(-L) / theta;
+// theta > 0: the upper-bound form above while C >= min(u, v) / 2; below that
+//   L = l(theta u) + l(theta v) - l(theta), C = -l(-L) / theta;
 // theta < 0, t = -theta: L = t(u + v - 1) + l(t u) + l(t v) - l(t), C = softplus(L) / t.
 template <typename T>
 CCNN_HD T frank_cdf(T u, T v, T theta) {
@@ -454,6 +507,15 @@ CCNN_HD T frank_cdf(T u, T v, T theta) {
   if (v >= T(1)) return u;
   if (fn::abs(theta) < Tuning<T>::copula_series) return frank_series_value(u, v, theta);
   if (theta > T(0)) {
+    T x1, m1, hi_xbar, hi_mbar, delta, alpha;
+    exp_neg_and_complement(theta, &x1, &m1);
+    const T lo_c = fn::min(u, v), hi_c = fn::max(u, v);
+    const FrankPoint<T> lo = make_frank_point(theta, lo_c, T(1) - lo_c);
+    const FrankPoint<T> hi = make_frank_point(theta, hi_c, T(1) - hi_c);
+    exp_neg_and_complement(theta * hi.cbar, &hi_xbar, &hi_mbar);
+    frank_upper_gap(theta, m1, lo, hi, hi_mbar, &delta, &alpha);
+    const T gap = fn::log1p(delta) / theta;
+    if (gap <= T(0.5) * lo_c) return lo_c - gap;
     const T L = log1mexp(theta * u) + log1mexp(theta * v) - log1mexp(theta);
     return -log1mexp(-L) / theta;
   }
@@ -476,8 +538,28 @@ CCNN_HD T frank_cdf_du(T u, T v, T theta) {
   return sigmoid(t * (u + v - T(1)) + log1mexp(t * v) - log1mexp(t * (T(1) - v)));
 }
 
-// C and its three partial derivatives. dC/dtheta = (u C_u + v C_v - C - R) / theta with
-// R = expm1(theta C) / expm1(theta) evaluated in log space.
+// dC/dtheta at an interior point for theta >= Tuning<T>::copula_series. Radial symmetry
+// (C(u, v) = u + v - 1 + C(1 - u, 1 - v), so dC/dtheta is the same at both points) moves the point
+// to u + v <= 1. For theta < 4 with both coordinates below 1/2 (where the upper-bound form
+// cancels): (u C_u + v C_v - C - R) / theta with R = expm1(theta C) / expm1(theta) in log space.
+template <typename T>
+CCNN_HD T frank_cdf_dtheta_positive(T u, T v, T theta) {
+  if (u + v > T(1)) u = T(1) - u, v = T(1) - v;
+  if (theta < T(4) && fn::max(u, v) < T(0.5)) {
+    const T c = frank_cdf(u, v, theta);
+    const T log_r = theta * (c - T(1)) + log1mexp(theta * c) - log1mexp(theta);
+    return (u * frank_cdf_du(u, v, theta) + v * frank_cdf_du(v, u, theta) - c - fn::exp(log_r)) /
+           theta;
+  }
+  T x1, m1;
+  exp_neg_and_complement(theta, &x1, &m1);
+  const T lo_c = fn::min(u, v), hi_c = fn::max(u, v);
+  return frank_upper_dtheta(theta, x1, m1, make_frank_point(theta, lo_c, T(1) - lo_c),
+                            make_frank_point(theta, hi_c, T(1) - hi_c));
+}
+
+// C and its three partial derivatives. For theta < 0, C_theta(u, v) = u - C_{-theta}(u, 1 - v)
+// gives dC/dtheta(u, v; theta) = dC/dtheta(u, 1 - v; -theta).
 template <typename T>
 CCNN_HD CopulaGrad<T> frank_cdf_grad(T u, T v, T theta) {
   CopulaGrad<T> g;
@@ -489,14 +571,8 @@ CCNN_HD CopulaGrad<T> frank_cdf_grad(T u, T v, T theta) {
   } else if (fn::abs(theta) < Tuning<T>::copula_series) {
     g.dtheta = frank_series_dtheta(u, v, theta);
   } else {
-    T log_r;
-    if (theta > T(0)) {
-      log_r = theta * (g.value - T(1)) + log1mexp(theta * g.value) - log1mexp(theta);
-    } else {
-      const T t = -theta;
-      log_r = log1mexp(t * g.value) - log1mexp(t);
-    }
-    g.dtheta = (u * g.du + v * g.dv - g.value - fn::exp(log_r)) / theta;
+    g.dtheta = theta > T(0) ? frank_cdf_dtheta_positive(u, v, theta)
+                            : frank_cdf_dtheta_positive(u, T(1) - v, -theta);
   }
   return g;
 }
@@ -518,12 +594,15 @@ CCNN_HD CopulaGrad<T> frank_cdf_grad(T u, T v, T theta) {
 // Gradients (mass-scaled, s_c = mass * d log P / d c):
 //   s_u1 = e^{-theta du} K(u0,v1) / (K(u1,v1) phi(-theta du) psi),
 //   s_u0 = -K(u1,v0) / (K(u0,v0) phi(-theta du) psi), and the same with u, v swapped;
-//   d log P / d theta = phi(y) dlog m + P phi1(y), y = theta P = -log1p(D), phi(y) = 1/((1+D) psi),
+//   d log P / d theta = phi(y) dlog m + P phi1(y) while y = theta P = -log1p(D) <= log 2
+//   (phi(y) = 1/((1+D) psi) <= 1.45); beyond, where phi(y) ~ e^y / y would amplify the rounding of
+//   dlog m, d log P / d theta = sum of +-dC/dtheta over the corners / P (frank_corner_dtheta),
 //   dlog m = lambda(-theta) - du lambda(-theta du) - dv lambda(-theta dv) - u0 - v0
 //            + T(u0, v1) + T(u1, v0),
 //   T(u, v) = d(theta C)/d theta = (u x_u r_v + v x_v r_u - x_1 r_u r_v) / K, r_c = m_c / m_1,
 //   lambda(s) = d log phi(s) / ds, phi1(y) = (e^y - 1 - y) / y^2.
-// The gradient needs no transcendental function beyond those of the value.
+// Near the diagonal of large-mass cells the theta gradient costs a few transcendental functions
+// per interior corner; everything else reuses those of the value.
 
 // The constants of one theta (one edge, or one edge of one sample).
 template <typename T>
@@ -532,6 +611,7 @@ struct FrankFrame {
   bool reflect;  // the signed theta was negative: columns are reflected
   bool capped;   // |theta| reached the cap: no gradient with respect to theta
   T x1;          // e^{-theta}
+  T m1;          // 1 - e^{-theta}
   T inv_m1;      // theta / (1 - e^{-theta}) = 1 / m_1, 1 at theta = 0
   T inv_mraw;    // 1 / (1 - e^{-theta}) (theta > 0)
   T lambda1;     // lambda(-theta)
@@ -543,24 +623,29 @@ CCNN_HD FrankFrame<T> make_frank_frame(T signed_theta) {
   f.reflect = signed_theta < T(0);
   f.capped = fn::abs(signed_theta) >= T(kThetaMaxDouble);
   f.theta = f.capped ? T(kThetaMaxDouble) : fn::abs(signed_theta);
+  // Below kThetaIndependence the copula is independence to far below any type's ulp (and 1 / m
+  // would overflow for subnormal theta).
+  if (f.theta < T(kThetaIndependence)) f.theta = T(0);
   T m;
   exp_neg_and_complement(f.theta, &f.x1, &m);
+  f.m1 = m;
   f.inv_mraw = f.theta > T(0) ? T(1) / m : T(0);
   f.inv_m1 = f.theta > T(0) ? f.theta * f.inv_mraw : T(1);
   f.lambda1 = expm1_ratio_dlog_neg(f.theta, f.x1, m, f.theta > T(0) ? T(1) / f.theta : T(0));
   return f;
 }
 
-// One cut-point coordinate c in [0, 1] of the frame: x = e^{-theta c}, r = m_c / m_1.
+// One cut-point coordinate c in [0, 1] of the frame with its complement cbar = 1 - c (as accurate
+// as the link gives it): x = e^{-theta c}, r = m_c / m_1.
 template <typename T>
 struct FrankCoord {
-  T c, x, r;
+  T c, cbar, x, r;
 };
 
 template <typename T>
-CCNN_HD FrankCoord<T> make_frank_coord(const FrankFrame<T>& f, T c) {
+CCNN_HD FrankCoord<T> make_frank_coord(const FrankFrame<T>& f, T c, T cbar) {
   FrankCoord<T> k;
-  k.c = c;
+  k.c = c, k.cbar = cbar;
   if (c <= T(0)) {
     k.x = T(1), k.r = T(0);
   } else if (c >= T(1)) {
@@ -608,10 +693,10 @@ CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mas
 // e^{-theta mass}, a multiplication instead of an exp (where 1 - x would cancel, c's own series).
 template <typename T>
 CCNN_HD FrankCoord<T> make_frank_coord_above(const FrankFrame<T>& f, const FrankCoord<T>& bottom,
-                                             const FrankLevel<T>& level, T c) {
-  if (c >= T(1) || f.theta * c < T(kSmallExponent)) return make_frank_coord(f, c);
+                                             const FrankLevel<T>& level, T c, T cbar) {
+  if (c >= T(1) || f.theta * c < T(kSmallExponent)) return make_frank_coord(f, c, cbar);
   FrankCoord<T> k;
-  k.c = c;
+  k.c = c, k.cbar = cbar;
   k.x = bottom.x * level.expo;
   k.r = (T(1) - k.x) * f.inv_mraw;
   return k;
@@ -628,6 +713,20 @@ template <typename T>
 CCNN_HD T frank_theta_c_dtheta_times_k(const FrankFrame<T>& f, const FrankCoord<T>& u,
                                        const FrankCoord<T>& v) {
   return u.c * u.x * v.r + v.c * v.x * u.r - f.x1 * u.r * v.r;
+}
+
+// dC/dtheta at one corner of a rectangle in the frame (theta > 0); 0 on the square's boundary,
+// where C does not depend on theta.
+template <typename T>
+CCNN_HD T frank_corner_dtheta(const FrankFrame<T>& f, const FrankCoord<T>& u,
+                              const FrankCoord<T>& v) {
+  if (u.c <= T(0) || v.c <= T(0) || u.c >= T(1) || v.c >= T(1)) return T(0);
+  const FrankCoord<T>& lo = u.c <= v.c ? u : v;
+  const FrankCoord<T>& hi = u.c <= v.c ? v : u;
+  // m = 1 - x = r m_1 (r was formed without cancellation)
+  const FrankPoint<T> plo{lo.c, lo.cbar, lo.x, lo.r * f.m1};
+  const FrankPoint<T> phi{hi.c, hi.cbar, hi.x, hi.r * f.m1};
+  return frank_upper_dtheta(f.theta, f.x1, f.m1, plo, phi);
 }
 
 // Log-probability of one rectangle in the frame and, if wanted, its gradient.
@@ -680,13 +779,23 @@ CCNN_HD FrankCell<T> frank_cell(const FrankFrame<T>& f, const FrankCoord<T>& u0,
   cell.s_v1 = lv.expo * k10 * lu.phi * inv1;
   cell.s_u0 = -k10 * lv.phi * inv0;
   cell.s_v0 = -k01 * lu.phi * inv0;
-  const T dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
-                   frank_theta_c_dtheta_times_k(f, u0, v1) * inv_k01 +
-                   frank_theta_c_dtheta_times_k(f, u1, v0) * inv_k10;
-  // y = theta P = -log1p(D) >= 0, so e^y - 1 = -D / (1 + D) and phi(y) = 1 / ((1 + D) psi)
-  const T y = -lp;
-  const T phi = T(1) / (one_plus_d * psi);
-  cell.dtheta = phi * dlog_m + prob * expm1_ratio_excess(y, phi);
+  if (near) {
+    const T dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
+                     frank_theta_c_dtheta_times_k(f, u0, v1) * inv_k01 +
+                     frank_theta_c_dtheta_times_k(f, u1, v0) * inv_k10;
+    // y = theta P = -log1p(D) in [0, log 2], so e^y - 1 = -D / (1 + D) and
+    // phi(y) = 1 / ((1 + D) psi) <= 1.45: no amplification of dlog_m's rounding.
+    const T y = -lp;
+    const T phi = T(1) / (one_plus_d * psi);
+    cell.dtheta = phi * dlog_m + prob * expm1_ratio_excess(y, phi);
+  } else {
+    // theta P > log 2: the form above would multiply dlog_m (a sum of O(1) terms that nearly
+    // cancel) by phi(y) ~ e^{theta P} / (theta P). Instead dP/dtheta is summed over the corners,
+    // each dC/dtheta from the cancellation-free upper-bound form (theta > log 2 here).
+    cell.dtheta = (frank_corner_dtheta(f, u1, v1) - frank_corner_dtheta(f, u0, v1) -
+                   frank_corner_dtheta(f, u1, v0) + frank_corner_dtheta(f, u0, v0)) /
+                  prob;
+  }
   return cell;
 }
 
@@ -724,6 +833,12 @@ template <typename T, typename W>
 CCNN_HD T column_hi(const FrankFrame<T>& f, const Level<W>& s) {
   return T(f.reflect ? s.ccdf_lo : s.cdf_hi);
 }
+// 1 - column_lo (upper = false) or 1 - column_hi (upper = true).
+template <typename T, typename W>
+CCNN_HD T column_hi_complement(const FrankFrame<T>& f, const Level<W>& s, bool upper) {
+  if (upper) return T(f.reflect ? s.cdf_lo : s.ccdf_hi);
+  return T(f.reflect ? s.cdf_hi : s.ccdf_lo);
+}
 
 // One label pair from a frame of compute type T and the two AUs' levels (of type W, converted):
 // r is the row AU at its label, s the column AU at its label.
@@ -732,10 +847,11 @@ CCNN_HD PairGrad<T> frank_pair(const FrankFrame<T>& f, const Level<W>& r, const 
                                bool with_grad) {
   const FrankLevel<T> lu = make_frank_level(f, T(r.mass), T(r.log_mass), with_grad);
   const FrankLevel<T> lv = make_frank_level(f, T(s.mass), T(s.log_mass), with_grad);
-  const FrankCoord<T> u0 = make_frank_coord(f, T(r.cdf_lo));
-  const FrankCoord<T> u1 = make_frank_coord_above(f, u0, lu, T(r.cdf_hi));
-  const FrankCoord<T> v0 = make_frank_coord(f, column_lo(f, s));
-  const FrankCoord<T> v1 = make_frank_coord_above(f, v0, lv, column_hi(f, s));
+  const FrankCoord<T> u0 = make_frank_coord(f, T(r.cdf_lo), T(r.ccdf_lo));
+  const FrankCoord<T> u1 = make_frank_coord_above(f, u0, lu, T(r.cdf_hi), T(r.ccdf_hi));
+  const FrankCoord<T> v0 = make_frank_coord(f, column_lo(f, s), column_hi_complement(f, s, false));
+  const FrankCoord<T> v1 =
+      make_frank_coord_above(f, v0, lv, column_hi(f, s), column_hi_complement(f, s, true));
   return pair_from_cell(f, frank_cell(f, u0, u1, v0, v1, lu, lv, with_grad), r, s);
 }
 
