@@ -5,9 +5,11 @@
 #include <torch/library.h>
 
 #include <atomic>
+#include <memory>
 #include <vector>
 
 #include "copula/copula.h"
+#include "copula/pair_batch.h"
 
 namespace ccnn {
 namespace copula {
@@ -266,12 +268,138 @@ void for_each_labelled_sample(const PairwiseInputs& in, Link link, bool with_wei
   });
 }
 
+// ---- float label pairs in SIMD lanes ----------------------------------------------------------
+
+using PairLanesFn = void (*)(PairBatch&, int, bool);
+
+// The widest compiled version of the SIMD rectangle math this processor runs.
+PairLanesFn best_pair_lanes() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    return &frank_pair_lanes_avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &frank_pair_lanes_avx2;
+#endif
+  return &frank_pair_lanes_base;
+}
+
+// Collects float label pairs (in their frames) into a PairBatch and writes each pair's log P and
+// partials (the layout of pairwise_loglik_fwd) when the batch is evaluated.
+class FloatPairBatcher {
+ public:
+  FloatPairBatcher(float* out, float* partials) : out_(out), partials_(partials) {}
+
+  void add(int64_t index, const FrankFrame<float>& f, const Level<float>& r, const Level<float>& s) {
+    PairBatch& g = batch_;
+    const int k = count_;
+    g.theta[k] = f.theta, g.x1[k] = f.x1, g.m1[k] = f.m1, g.inv_mraw[k] = f.inv_mraw;
+    g.inv_m1[k] = f.inv_m1, g.lambda1[k] = f.lambda1;
+    g.u0[k] = r.cdf_lo, g.u0b[k] = r.ccdf_lo, g.u1[k] = r.cdf_hi, g.u1b[k] = r.ccdf_hi;
+    g.du[k] = r.mass, g.log_du[k] = r.log_mass;
+    g.v0[k] = column_lo(f, s), g.v0b[k] = column_hi_complement(f, s, false);
+    g.v1[k] = column_hi(f, s), g.v1b[k] = column_hi_complement(f, s, true);
+    g.dv[k] = s.mass, g.log_dv[k] = s.log_mass;
+    pending_[count_] = {index, &r, &s, f.reflect, f.capped};
+    if (++count_ == PairBatch::kCapacity) flush();
+  }
+
+  void flush() {
+    if (count_ == 0) return;
+    constexpr int kPad = 16;  // the widest lane count
+    const int padded = (count_ + kPad - 1) / kPad * kPad;
+    for (int k = count_; k < padded; ++k) batch_.copy_inputs(0, k);
+    kPairLanes(batch_, padded, partials_ != nullptr);
+    const PairBatch& g = batch_;
+    for (int k = 0; k < count_; ++k) {
+      const Pending& p = pending_[k];
+      out_[p.index] = g.log_prob[k];
+      if (partials_ == nullptr) continue;
+      float* d = partials_ + 5 * p.index;
+      d[0] = p.r->w_lo * g.s_u0[k];
+      d[1] = p.r->w_hi * g.s_u1[k];
+      d[2] = p.s->w_lo * (p.reflect ? -g.s_v1[k] : g.s_v0[k]);
+      d[3] = p.s->w_hi * (p.reflect ? -g.s_v0[k] : g.s_v1[k]);
+      d[4] = p.capped ? 0.0f : (p.reflect ? -g.dtheta[k] : g.dtheta[k]);
+    }
+    count_ = 0;
+  }
+
+ private:
+  struct Pending {
+    int64_t index;
+    const Level<float>* r;
+    const Level<float>* s;
+    bool reflect, capped;
+  };
+  static const PairLanesFn kPairLanes;
+
+  float* out_;
+  float* partials_;
+  PairBatch batch_;
+  Pending pending_[PairBatch::kCapacity];
+  int count_ = 0;
+};
+
+const PairLanesFn FloatPairBatcher::kPairLanes = best_pair_lanes();
+
 // The pair log-likelihoods and, if partials is defined, their local derivatives
 // partials[b, e] = d loglik[b, e] / d (z_r_lo, z_r_hi, z_s_lo, z_s_hi, theta).
+// float inputs: pairs in SIMD lanes; edges beyond kFloatThetaLimit in double, one by one.
+void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
+                           at::Tensor* partials) {
+  const PairwiseSizes& n = in.n;
+  const bool with_grad = partials != nullptr;
+  const float* theta = in.theta.data_ptr<float>();
+  const int64_t *edges = in.edges.data_ptr<int64_t>(), *labels = in.labels.data_ptr<int64_t>();
+  float* po = out.data_ptr<float>();
+  float* pp = with_grad ? partials->data_ptr<float>() : nullptr;
+  std::vector<FrankFrame<float>> shared_frames;
+  if (!n.theta_per_sample)
+    for (int64_t e = 0; e < n.E; ++e) shared_frames.push_back(make_frank_frame(theta[e]));
+  at::parallel_for(0, n.B, samples_per_task(n.E), [&](int64_t begin, int64_t end) {
+    std::vector<Level<float>> levels(n.Q);
+    auto batcher = std::make_unique<FloatPairBatcher>(po, pp);
+    const float* z = in.z.data_ptr<float>();
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t q = 0; q < n.Q; ++q) {
+        const int64_t label = labels[b * n.Q + q];
+        if (label >= 0)
+          levels[q] = level_of(z + (b * n.Q + q) * (n.L - 1), int(n.L), int(label), link, with_grad);
+      }
+      for (int64_t e = 0; e < n.E; ++e) {
+        const int64_t r = edges[2 * e], s = edges[2 * e + 1], i = b * n.E + e;
+        if (labels[b * n.Q + r] < 0 || labels[b * n.Q + s] < 0) {
+          po[i] = 0.0f;
+          if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, 0.0f);
+          continue;
+        }
+        const float t = theta_of(theta, n, b, e);
+        if (needs_double(t)) {
+          const PairGrad<float> g = frank_pair_at(t, levels[r], levels[s], with_grad);
+          po[i] = g.log_prob;
+          if (with_grad) {
+            pp[5 * i] = g.dz_r_lo, pp[5 * i + 1] = g.dz_r_hi, pp[5 * i + 2] = g.dz_s_lo;
+            pp[5 * i + 3] = g.dz_s_hi, pp[5 * i + 4] = g.dtheta;
+          }
+          continue;
+        }
+        batcher->add(i, n.theta_per_sample ? make_frank_frame(t) : shared_frames[e], levels[r],
+                     levels[s]);
+      }
+      batcher->flush();  // the lanes point at this sample's levels
+    }
+  });
+}
+
 void pairwise_loglik_kernel(const PairwiseInputs& in, Link link, at::Tensor& out,
                             at::Tensor* partials) {
   const PairwiseSizes& n = in.n;
   const bool with_grad = partials != nullptr;
+  if (in.z.scalar_type() == at::kFloat) {
+    pairwise_loglik_float(in, link, out, partials);
+    return;
+  }
   AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_loglik", [&] {
     const PairEvaluator<scalar_t> pair(in.theta.data_ptr<scalar_t>(), n);
     const int64_t *edges = in.edges.data_ptr<int64_t>(), *labels = in.labels.data_ptr<int64_t>();

@@ -1,0 +1,289 @@
+// frank_simd.h: the float rectangle math of frank_math.h (section 4) over a few lanes at a time,
+// for the CPU kernels. Host only, GCC/Clang vector extensions. It is compiled once per x86 level
+// (pair_lanes_*_cpu.cpp: AVX-512 with 16 lanes, AVX2 with 8, baseline with 4) and picked at run
+// time; an includer defines CCNN_SIMD_LANES and CCNN_SIMD_NAMESPACE first.
+//
+// Each lane follows frank_cell exactly, with both sides of every branch evaluated and blended:
+// same forms, same switch points, so the scalar functions stay the reference (the tests compare
+// the two). The elementary functions below are branch-free float versions of exp, log and log1p
+// (a few ulp), accurate to well below the rectangle forms' own error.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "copula/frank_math.h"
+#include "copula/pair_batch.h"
+
+// The vectors are passed between always-inlined functions only; the ABI notes GCC gives for them
+// do not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace ccnn {
+namespace copula {
+namespace CCNN_SIMD_NAMESPACE {
+
+constexpr int kLanes = CCNN_SIMD_LANES;
+typedef float vf __attribute__((vector_size(4 * kLanes)));
+typedef int32_t vi __attribute__((vector_size(4 * kLanes)));
+
+#define CCNN_SIMD inline __attribute__((always_inline))
+
+CCNN_SIMD vf splat(float x) { return vf{} + x; }
+CCNN_SIMD vf select(vi mask, vf a, vf b) { return mask ? a : b; }
+CCNN_SIMD vf vmin(vf a, vf b) { return a < b ? a : b; }
+CCNN_SIMD vf vmax(vf a, vf b) { return a > b ? a : b; }
+CCNN_SIMD vf vabs(vf a) { return a < 0.0f ? -a : a; }
+CCNN_SIMD vf as_float(vi x) { return (vf)x; }  // same-size vector casts reinterpret the bits
+CCNN_SIMD vi as_int(vf x) { return (vi)x; }
+CCNN_SIMD bool any(vi mask) {
+  bool out = false;
+  for (int i = 0; i < kLanes; ++i) out |= mask[i] != 0;
+  return out;
+}
+
+// e^x: x = k ln 2 + r, |r| <= ln2 / 2, degree-7 Taylor polynomial (error < 3e-9 relative);
+// 0 below -87.3 (no subnormal results), +inf above 88.72, NaN stays NaN.
+CCNN_SIMD vf vexp(vf x) {
+  const vf clamped = vmax(vmin(x, splat(88.7f)), splat(-87.3f));
+  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const vf k = (clamped * 1.44269504088896341f + magic) - magic;
+  const vf r = (clamped - k * 0.693359375f) - k * -2.12194440e-4f;
+  vf p = splat(1.0f / 5040);
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const vi ki = __builtin_convertvector(k, vi);
+  vf out = p * as_float((ki + 127) << 23);
+  out = select(x > 88.72f, splat(__builtin_inff()), out);
+  return select(x < -87.3f, splat(0.0f), out);
+}
+
+// log x: x = 2^e m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1) / (m + 1),
+// |s| <= 0.172, series to s^9 (error < 1e-9). log 0 = -inf, log of a negative or NaN = NaN,
+// log inf = inf; subnormal x handled.
+CCNN_SIMD vf vlog(vf x) {
+  const vi tiny = x < 1.17549435e-38f;
+  const vf scaled = select(tiny, x * 8388608.0f, x);  // * 2^23
+  const vi bits = as_int(scaled);
+  vi e = ((bits >> 23) & 0xff) - 127;
+  e = tiny ? e - 23 : e;
+  vf m = as_float((bits & 0x7fffff) | 0x3f800000);
+  const vi big = m > 1.41421356f;
+  m = select(big, m * 0.5f, m);
+  e = big ? e + 1 : e;
+  const vf s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+  vf p = splat(1.0f / 9);
+  p = p * s2 + 1.0f / 7;
+  p = p * s2 + 1.0f / 5;
+  p = p * s2 + 1.0f / 3;
+  p = p * s2 + 1.0f;
+  const vf ef = __builtin_convertvector(e, vf);
+  vf out = ef * 0.693359375f + (ef * -2.12194440e-4f + 2.0f * s * p);
+  out = select(x == 0.0f, splat(-__builtin_inff()), out);
+  out = select(x == __builtin_inff(), splat(__builtin_inff()), out);
+  return select(x < 0.0f || x != x, splat(__builtin_nanf("")), out);
+}
+
+// log1p(d) by Goldberg's trick (w = 1 + d rounded; the rounding error of w cancels).
+CCNN_SIMD vf vlog1p(vf d) {
+  const vf w = d + 1.0f;
+  return select(w == 1.0f, d, vlog(w) * (d / (w - 1.0f)));
+}
+
+// exp_neg_and_complement: x = e^{-y}, m = 1 - e^{-y} for y >= 0 (series for small y).
+CCNN_SIMD vf ratio_series(vf y) {  // (1 - e^{-y}) / y
+  const vf s = -y;
+  return 1.0f + s * (1.0f / 2 + s * (1.0f / 6 + s * (1.0f / 24 + s * (1.0f / 120 + s * (1.0f / 720)))));
+}
+CCNN_SIMD void exp_neg_and_complement(vf y, vf* x, vf* m) {
+  const vi small = y < float(kSmallExponent);
+  const vf e = vexp(-y);
+  const vf ms = y * ratio_series(y);
+  *m = select(small, ms, 1.0f - e);
+  *x = select(small, 1.0f - ms, e);
+}
+
+CCNN_SIMD vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof(vf));
+  return v;
+}
+CCNN_SIMD void store(float* p, vf v) { std::memcpy(p, &v, sizeof(vf)); }
+
+struct Frame {
+  vf theta, x1, m1, inv_mraw, inv_m1, lambda1;
+};
+struct Coord {
+  vf c, cbar, x, r;
+};
+struct Lvl {
+  vf mass, phi, expo, lambda;
+};
+
+CCNN_SIMD Lvl make_level(const Frame& f, vf mass, bool with_grad) {
+  Lvl l;
+  l.mass = mass;
+  const vf y = f.theta * mass;
+  const vi small = y < float(kSmallExponent);
+  const vf series = ratio_series(y);
+  const vf e = vexp(-y);
+  const vf m = 1.0f - e;
+  l.phi = select(small, series, m / y);
+  l.expo = select(small, 1.0f - y * series, e);
+  if (with_grad) {
+    const vf s = -y, s2 = s * s;  // expm1_ratio_dlog_neg_series
+    const vf lam_series = 0.5f + s * (1.0f / 12 + s2 * (-1.0f / 720 + s2 * (1.0f / 30240)));
+    l.lambda = select(small, lam_series, (m - e * y) / (y * m));
+  }
+  return l;
+}
+
+CCNN_SIMD Coord make_coord(const Frame& f, vf c, vf cbar) {
+  Coord k;
+  k.c = c, k.cbar = cbar;
+  vf x, m;
+  exp_neg_and_complement(f.theta * c, &x, &m);
+  const vi zero_theta = f.theta == 0.0f;
+  x = select(zero_theta, splat(1.0f), x);
+  vf r = select(zero_theta, c, m * f.inv_mraw);
+  x = select(c <= 0.0f, splat(1.0f), x);
+  r = select(c <= 0.0f, splat(0.0f), r);
+  x = select(c >= 1.0f, f.x1, x);
+  r = select(c >= 1.0f, splat(1.0f), r);
+  k.x = x, k.r = r;
+  return k;
+}
+
+CCNN_SIMD Coord make_coord_above(const Frame& f, const Coord& bottom, const Lvl& level, vf c,
+                              vf cbar) {
+  const Coord direct = make_coord(f, c, cbar);
+  const vi use_direct = (c >= 1.0f) | (f.theta * c < float(kSmallExponent));
+  Coord k;
+  k.c = c, k.cbar = cbar;
+  const vf x = bottom.x * level.expo;
+  k.x = select(use_direct, direct.x, x);
+  k.r = select(use_direct, direct.r, (1.0f - x) * f.inv_mraw);
+  return k;
+}
+
+CCNN_SIMD vf frank_k(const Frame& f, const Coord& u, const Coord& v) {
+  return v.x + (u.x - f.x1) * v.r;
+}
+
+CCNN_SIMD vf theta_c_dtheta_times_k(const Frame& f, const Coord& u, const Coord& v) {
+  return u.c * u.x * v.r + v.c * v.x * u.r - f.x1 * u.r * v.r;
+}
+
+// q(y) = y / expm1(y) given x = e^{-y}, m = 1 - e^{-y}
+CCNN_SIMD vf exprel_recip(vf y, vf x, vf m) {
+  return select(y < float(kSmallExponent), x / ratio_series(y), y * x / m);
+}
+
+// frank_corner_dtheta (theta > log 2 in the lanes that use it; others give finite garbage that
+// the caller discards).
+CCNN_SIMD vf corner_dtheta(const Frame& f, const Coord& u, const Coord& v, vf q_theta) {
+  const vi interior = (u.c > 0.0f) & (v.c > 0.0f) & (u.c < 1.0f) & (v.c < 1.0f);
+  if (!any(interior)) return splat(0.0f);
+  const vi u_lo = u.c <= v.c;
+  const vf lo_c = select(u_lo, u.c, v.c), lo_cb = select(u_lo, u.cbar, v.cbar);
+  const vf lo_x = select(u_lo, u.x, v.x), lo_r = select(u_lo, u.r, v.r);
+  const vf hi_c = select(u_lo, v.c, u.c), hi_cb = select(u_lo, v.cbar, u.cbar);
+  const vf theta = vmax(f.theta, splat(1e-30f));
+  const vf alpha = theta * select(lo_c + hi_c > 1.0f, lo_cb - hi_cb, hi_c - lo_c);
+  vf hi_xbar, hi_mbar;
+  exp_neg_and_complement(theta * hi_cb, &hi_xbar, &hi_mbar);
+  const vf lo_m = lo_r * f.m1;
+  const vf delta = vexp(-alpha) * hi_mbar * (lo_m / f.m1);
+  const vf q_beta = exprel_recip(theta * hi_cb, hi_xbar, hi_mbar);
+  const vf q_gamma = exprel_recip(theta * lo_c, lo_x, lo_m);
+  const vf out = (vlog1p(delta) + delta / (1.0f + delta) * (alpha - q_beta - q_gamma + q_theta)) /
+                 (theta * theta);
+  return select(interior, out, splat(0.0f));
+}
+
+// frank_cell for the kLanes pairs of `batch` from `first` (inputs -> outputs); with_grad also
+// fills the gradients.
+CCNN_SIMD void frank_cells(PairBatch& batch, int first, bool with_grad) {
+  PairBatch::Lanes p = batch.at(first);
+  Frame f{load(p.theta), load(p.x1), load(p.m1), load(p.inv_mraw), load(p.inv_m1), load(p.lambda1)};
+  const Lvl lu = make_level(f, load(p.du), with_grad), lv = make_level(f, load(p.dv), with_grad);
+  const Coord u0 = make_coord(f, load(p.u0), load(p.u0b));
+  const Coord u1 = make_coord_above(f, u0, lu, load(p.u1), load(p.u1b));
+  const Coord v0 = make_coord(f, load(p.v0), load(p.v0b));
+  const Coord v1 = make_coord_above(f, v0, lv, load(p.v1), load(p.v1b));
+  const vf k01 = frank_k(f, u0, v1), k10 = frank_k(f, u1, v0);
+  const vf k00 = frank_k(f, u0, v0), k11 = frank_k(f, u1, v1);
+  const vf inv_k01 = 1.0f / k01, inv_k10 = 1.0f / k10;
+  const vf ratio = (u0.x * inv_k01) * (v0.x * inv_k10) * (lu.phi * lv.phi * f.inv_m1);
+  const vf d = -f.theta * lu.mass * lv.mass * ratio;
+  const vi near = d >= -0.5f;
+  // near: psi = log1p(d) / d (series for |d| < 0.05); far: log of 1 + D = K00 K11 / (K01 K10)
+  const vf one_plus_d_far = (k00 * inv_k01) * (k11 * inv_k10);
+  const vf w = d + 1.0f;
+  const vi series = vabs(d) < 0.05f;
+  const vf log_first = vlog(select(near, w, one_plus_d_far));
+  const vf sd = -d;
+  const vf psi_series =
+      1.0f + sd * (1.0f / 2 + sd * (1.0f / 3 + sd * (1.0f / 4 + sd * (1.0f / 5 + sd * (1.0f / 6 + sd * (1.0f / 7))))));
+  const vf psi_near = select(series, psi_series, log_first / (w - 1.0f));
+  const vf lp = select(near, d * psi_near, log_first);  // log1p(D)
+  const vf psi = select(near, psi_near, log_first / d);
+  const vf theta_safe = select(f.theta == 0.0f, splat(1.0f), f.theta);
+  const vf prob_far = -lp / theta_safe;
+  const vf prob = select(near, lu.mass * lv.mass * ratio * psi, prob_far);
+  const vf log_second = vlog(select(near, ratio * psi, prob_far));
+  vf log_prob = select(near, load(p.log_du) + load(p.log_dv) + log_second, log_second);
+  const vi live = log_prob > float(kLogProbFloor);
+  log_prob = select(live, log_prob, splat(float(kLogProbFloor)));
+  store(p.log_prob, log_prob);
+  if (!with_grad) return;
+  const vf scale = psi * lu.phi * lv.phi;
+  const vf inv1 = 1.0f / (k11 * scale), inv0 = 1.0f / (k00 * scale);
+  const vf zero = splat(0.0f);
+  store(p.s_u1, select(live, lu.expo * k01 * lv.phi * inv1, zero));
+  store(p.s_v1, select(live, lv.expo * k10 * lu.phi * inv1, zero));
+  store(p.s_u0, select(live, -k10 * lv.phi * inv0, zero));
+  store(p.s_v0, select(live, -k01 * lu.phi * inv0, zero));
+  // near branch
+  const vf dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
+                    theta_c_dtheta_times_k(f, u0, v1) * inv_k01 +
+                    theta_c_dtheta_times_k(f, u1, v0) * inv_k10;
+  const vf one_plus_d = select(near, w, one_plus_d_far);
+  const vf y = -lp;
+  const vf phi = 1.0f / (one_plus_d * psi);
+  const vf excess_series = 1.0f / 2 + y * (1.0f / 6 + y * (1.0f / 24 + y * (1.0f / 120 + y * (1.0f / 720))));
+  const vf excess = select(y < float(Tuning<float>::ratio_series), excess_series, (phi - 1.0f) / y);
+  const vf dtheta_near = phi * dlog_m + prob * excess;
+  // far branch: corners
+  vf dtheta = dtheta_near;
+  if (any(~near & live)) {
+    const vf q_theta = exprel_recip(f.theta, f.x1, f.m1);
+    const vf corners = corner_dtheta(f, u1, v1, q_theta) - corner_dtheta(f, u0, v1, q_theta) -
+                       corner_dtheta(f, u1, v0, q_theta) + corner_dtheta(f, u0, v0, q_theta);
+    dtheta = select(near, dtheta_near, corners / prob_far);
+  }
+  store(p.dtheta, select(live, dtheta, zero));
+}
+
+}  // namespace CCNN_SIMD_NAMESPACE
+}  // namespace copula
+}  // namespace ccnn
+
+// The entry point of one compiled version: every pair of the batch, kLanes at a time (count is
+// padded up to a multiple of kLanes by the caller).
+#define CCNN_SIMD_CONCAT2(a, b) a##b
+#define CCNN_SIMD_CONCAT(a, b) CCNN_SIMD_CONCAT2(a, b)
+namespace ccnn {
+namespace copula {
+void CCNN_SIMD_CONCAT(frank_pair_lanes_, CCNN_SIMD_NAMESPACE)(PairBatch& batch, int count,
+                                                             bool with_grad) {
+  for (int first = 0; first < count; first += CCNN_SIMD_NAMESPACE::kLanes)
+    CCNN_SIMD_NAMESPACE::frank_cells(batch, first, with_grad);
+}
+}  // namespace copula
+}  // namespace ccnn

@@ -1,0 +1,54 @@
+// pair_batch.h: a batch of float label pairs in their Frank frames, stored field by field: the
+// interface between the CPU kernels (copula_cpu.cpp) and the SIMD versions of the rectangle math
+// (frank_simd.h, compiled once per instruction set in pair_lanes_*_cpu.cpp).
+#pragma once
+
+namespace ccnn {
+namespace copula {
+
+// Inputs: the frame constants of make_frank_frame and the pair's row (u) and frame-column (v)
+// level: lower / upper coordinate, their complements, mass and log mass. Outputs: log P, the
+// mass-scaled coordinate gradients and d log P / d theta in the frame (FrankCell's fields).
+#define CCNN_PAIR_BATCH_INPUTS(X)                                                                \
+  X(theta) X(x1) X(m1) X(inv_mraw) X(inv_m1) X(lambda1) X(u0) X(u0b) X(u1) X(u1b) X(du) X(log_du) \
+  X(v0) X(v0b) X(v1) X(v1b) X(dv) X(log_dv)
+#define CCNN_PAIR_BATCH_OUTPUTS(X) X(log_prob) X(s_u0) X(s_u1) X(s_v0) X(s_v1) X(dtheta)
+
+struct PairBatch {
+  static constexpr int kCapacity = 128;  // a multiple of every lane count
+#define CCNN_DECLARE_ARRAY(name) float name[kCapacity];
+  CCNN_PAIR_BATCH_INPUTS(CCNN_DECLARE_ARRAY)
+  CCNN_PAIR_BATCH_OUTPUTS(CCNN_DECLARE_ARRAY)
+#undef CCNN_DECLARE_ARRAY
+
+  // Pointers to every field from one pair on.
+  struct Lanes {
+#define CCNN_DECLARE_POINTER(name) float* name;
+    CCNN_PAIR_BATCH_INPUTS(CCNN_DECLARE_POINTER)
+    CCNN_PAIR_BATCH_OUTPUTS(CCNN_DECLARE_POINTER)
+#undef CCNN_DECLARE_POINTER
+  };
+  Lanes at(int first) {
+    Lanes lanes;
+#define CCNN_POINT(name) lanes.name = name + first;
+    CCNN_PAIR_BATCH_INPUTS(CCNN_POINT)
+    CCNN_PAIR_BATCH_OUTPUTS(CCNN_POINT)
+#undef CCNN_POINT
+    return lanes;
+  }
+  // Copies the inputs of pair `from` to pair `to` (padding a partial batch with a real pair).
+  void copy_inputs(int from, int to) {
+#define CCNN_COPY(name) name[to] = name[from];
+    CCNN_PAIR_BATCH_INPUTS(CCNN_COPY)
+#undef CCNN_COPY
+  }
+};
+
+// frank_cell for pairs [0, count) of the batch (count a multiple of 16), one function per compiled
+// instruction set; copula_cpu.cpp picks the best the processor has.
+void frank_pair_lanes_avx512(PairBatch& batch, int count, bool with_grad);
+void frank_pair_lanes_avx2(PairBatch& batch, int count, bool with_grad);
+void frank_pair_lanes_base(PairBatch& batch, int count, bool with_grad);
+
+}  // namespace copula
+}  // namespace ccnn

@@ -1,0 +1,13 @@
+// The SIMD rectangle math (frank_simd.h) compiled for avx2, 8 float lanes.
+#include <cstdint>
+#include <cstring>
+
+#include "copula/frank_math.h"
+#include "copula/pair_batch.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC target("avx2,fma")
+#endif
+#define CCNN_SIMD_LANES 8
+#define CCNN_SIMD_NAMESPACE avx2
+#include "copula/frank_simd.h"

@@ -1,0 +1,13 @@
+// The SIMD rectangle math (frank_simd.h) compiled for avx512, 16 float lanes.
+#include <cstdint>
+#include <cstring>
+
+#include "copula/frank_math.h"
+#include "copula/pair_batch.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw,fma")
+#endif
+#define CCNN_SIMD_LANES 16
+#define CCNN_SIMD_NAMESPACE avx512
+#include "copula/frank_simd.h"
