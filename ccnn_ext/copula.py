@@ -290,3 +290,24 @@ def _pairwise_logtable_backward(ctx, grad):
 torch.library.register_autograd(
     "ccnn::pairwise_logtable", _pairwise_logtable_backward, setup_context=_pairwise_logtable_setup
 )
+
+
+# Second derivatives are not implemented. The backward ops get an autograd formula that refuses
+# (at the second backward, with create_graph=True) instead of torch's default of a warning and a
+# silent zero.
+def _refuse_double_backward(op_name):
+    def setup(ctx, inputs, output):
+        pass
+
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            f"ccnn: second derivatives through {op_name} are not implemented (the op's backward "
+            "is not differentiable); use torch.autograd.grad without create_graph=True"
+        )
+
+    torch.library.register_autograd(f"ccnn::{op_name}", backward, setup_context=setup)
+
+
+for _name in ("frank_copula_backward", "ordinal_logprob_backward", "pairwise_loglik_bwd",
+              "pairwise_logtable_backward"):
+    _refuse_double_backward(_name)

@@ -25,38 +25,20 @@ namespace {
 
 // ---- data validation ------------------------------------------------------------------------
 
-// Smallest i in [0, n) with bad(i), or kNoError.
+// Smallest i in [0, n) with bad(i), or kNoError. A plain loop: these passes are memory-bound and
+// far cheaper than the kernels they guard (threads would only add start-up cost).
 template <typename Pred>
 int64_t first_bad(int64_t n, Pred bad) {
-  std::atomic<int64_t> first{kNoError};
-  at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      if (bad(i)) {
-        int64_t current = first.load();
-        while (i < current && !first.compare_exchange_weak(current, i)) {
-        }
-        return;
-      }
-    }
-  });
-  return first.load();
+  for (int64_t i = 0; i < n; ++i)
+    if (bad(i)) return i;
+  return kNoError;
 }
 
-template <typename T>
-ErrorIndices validate_pairwise(const T* z, const T* theta, int64_t theta_numel,
-                               const int64_t* edges, const int64_t* labels,
-                               const PairwiseSizes& n) {
+// The index rules (edges and labels in range). Always checked: an index out of range would read
+// outside the inputs.
+ErrorIndices validate_indices(const int64_t* edges, const int64_t* labels, const PairwiseSizes& n) {
   ErrorIndices first;
   first.fill(kNoError);
-  const int64_t K = n.L - 1;
-  first[kZNotFinite] = first_bad(n.B * n.Q * K, [&](int64_t i) { return !is_finite(z[i]); });
-  if (first[kZNotFinite] == kNoError) {
-    first[kZNotIncreasing] = first_bad(n.B * n.Q, [&](int64_t row) {
-      int64_t column;
-      return check_threshold_row(z + row * K, K, &column) >= 0;
-    });
-  }
-  first[kThetaNotFinite] = first_bad(theta_numel, [&](int64_t i) { return !is_finite(theta[i]); });
   if (labels != nullptr) {
     first[kLabelOutOfRange] =
         first_bad(n.B * n.Q, [&](int64_t i) { return !label_ok(labels[i], n.L); });
@@ -68,17 +50,33 @@ ErrorIndices validate_pairwise(const T* z, const T* theta, int64_t theta_numel,
   return first;
 }
 
-// Checks the data of a pairwise call (after check_pairwise_args and contiguous()).
+// The value rules (finite, increasing z; finite theta), added to `first`.
+template <typename T>
+void validate_values(const T* z, const T* theta, int64_t theta_numel, const PairwiseSizes& n,
+                     ErrorIndices& first) {
+  const int64_t K = n.L - 1;
+  first[kZNotFinite] = first_bad(n.B * n.Q * K, [&](int64_t i) { return !is_finite(z[i]); });
+  if (first[kZNotFinite] == kNoError) {
+    first[kZNotIncreasing] = first_bad(n.B * n.Q, [&](int64_t row) {
+      int64_t column;
+      return check_threshold_row(z + row * K, K, &column) >= 0;
+    });
+  }
+  first[kThetaNotFinite] = first_bad(theta_numel, [&](int64_t i) { return !is_finite(theta[i]); });
+}
+
+// Checks the data of a pairwise call (after check_pairwise_args and contiguous()): indices always,
+// values unless set_data_checks(false).
 void check_pairwise_data(const at::Tensor& z, const at::Tensor& theta, const at::Tensor& edges,
                          const at::Tensor* labels, const PairwiseSizes& n) {
-  if (!data_checks_enabled()) return;
-  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_check_pairwise", [&] {
-    raise_data_errors(
-        validate_pairwise(z.data_ptr<scalar_t>(), theta.data_ptr<scalar_t>(), theta.numel(),
-                          edges.data_ptr<int64_t>(),
-                          labels != nullptr ? labels->data_ptr<int64_t>() : nullptr, n),
-        n);
-  });
+  ErrorIndices first = validate_indices(edges.data_ptr<int64_t>(),
+                                        labels != nullptr ? labels->data_ptr<int64_t>() : nullptr, n);
+  if (data_checks_enabled()) {
+    AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_check_pairwise", [&] {
+      validate_values(z.data_ptr<scalar_t>(), theta.data_ptr<scalar_t>(), theta.numel(), n, first);
+    });
+  }
+  raise_data_errors(first, n);
 }
 
 int64_t samples_per_task(int64_t edges) { return std::max<int64_t>(1, 512 / std::max<int64_t>(edges, 1)); }
@@ -151,9 +149,10 @@ at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_nam
     // the pairwise validation without theta, edges or labels checks exactly z
     const PairwiseSizes n{B, Q, L, 0, false};
     AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_check_ordinal", [&] {
-      raise_data_errors(validate_pairwise<scalar_t>(z.data_ptr<scalar_t>(), nullptr, 0, nullptr,
-                                                    nullptr, n),
-                        n);
+      ErrorIndices first;
+      first.fill(kNoError);
+      validate_values<scalar_t>(z.data_ptr<scalar_t>(), nullptr, 0, n, first);
+      raise_data_errors(first, n);
     });
   }
   at::Tensor out = at::empty({B, Q, L}, z.options());
@@ -458,6 +457,7 @@ std::tuple<at::Tensor, at::Tensor> pairwise_loglik_bwd_cpu(const at::Tensor& gra
   const PairwiseSizes n = check_pairwise_bwd_args(grad_in, partials_in, z, edges_in, labels_in);
   const at::Tensor grad = grad_in.contiguous(), partials = partials_in.contiguous();
   const at::Tensor edges = edges_in.contiguous(), labels = labels_in.contiguous();
+  raise_data_errors(validate_indices(edges.data_ptr<int64_t>(), labels.data_ptr<int64_t>(), n), n);
   at::Tensor grad_z = at::zeros({n.B, n.Q, n.L - 1}, z.options());
   at::Tensor grad_theta = at::empty({n.B, n.E}, z.options());
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_pairwise_loglik_bwd", [&] {
@@ -610,6 +610,7 @@ std::tuple<at::Tensor, at::Tensor> pairwise_logtable_backward_cpu(
   const PairwiseInputs in = prepare_pairwise(z_in, theta_in, edges_in, nullptr);
   const PairwiseSizes& n = in.n;
   check_grad(grad_in, in.z, {n.B, n.E, n.L, n.L});
+  raise_data_errors(validate_indices(in.edges.data_ptr<int64_t>(), nullptr, n), n);
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor grad_z = at::zeros_like(in.z);
   at::Tensor grad_theta = at::zeros({n.B, n.E}, in.z.options());

@@ -1,0 +1,94 @@
+"""Edges of the copula ops' domain: results that used to be silently wrong (issue 9, point 3)."""
+import math
+
+import pytest
+import torch
+
+import ccnn_ext
+
+Z = torch.tensor([[[1.5, 2.0, 2.5, 3.0, 3.5], [1.5, 2.0, 2.5, 3.0, 3.5], [-1.0, 0.0, 0.5, 1.0, 2.0]]])
+EDGES = torch.tensor([[0, 1], [1, 2]])
+LABELS = torch.tensor([[0, 0, 3]])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("theta", [1e3, 1e4, 150.0, 88.0, 709.0])
+def test_frank_copula_within_frechet_bounds(dtype, theta):
+    u = torch.tensor([0.75, 0.66, 0.3, 1e-6, 0.999999], dtype=dtype)
+    v = torch.tensor([0.75, 0.70, 0.9, 0.5, 0.999998], dtype=dtype)
+    c = ccnn_ext.frank_copula(u, v, torch.tensor(theta, dtype=dtype))
+    assert torch.isfinite(c).all()
+    assert (c <= torch.minimum(u, v)).all()
+    assert (c >= (u + v - 1).clamp_min(0) - 4 * torch.finfo(dtype).eps).all()
+    # C(u, u) = u - log(2) / theta + O(e^{-theta min(u, 1-u)}) for large theta
+    assert c[0].item() == pytest.approx(0.75 - math.log(2) / theta, rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_frank_copula_theta_gradient_finite_for_huge_theta(dtype):
+    u = torch.tensor([0.75, 0.3], dtype=dtype)
+    v = torch.tensor([0.75, 0.9], dtype=dtype)
+    theta = torch.tensor(1e3, dtype=dtype, requires_grad=True)
+    ccnn_ext.frank_copula(u, v, theta).sum().backward()
+    # diagonal point: log(2) / theta^2; the other is exponentially small
+    assert theta.grad.item() == pytest.approx(math.log(2) / 1e6, rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype,tiny", [(torch.float64, 1e-310), (torch.float32, 1e-40)])
+def test_subnormal_theta_is_independence(dtype, tiny):
+    z = Z.to(dtype)
+    theta = torch.full((2,), tiny, dtype=dtype)
+    pair = ccnn_ext.pairwise_loglik(z, theta, EDGES, LABELS)
+    unary = ccnn_ext.ordinal_logprob(z)[0]
+    expected = torch.stack([unary[0, 0] + unary[1, 0], unary[1, 0] + unary[2, 3]])
+    torch.testing.assert_close(pair[0], expected, rtol=1e-6, atol=1e-6)
+    table = ccnn_ext.pairwise_logtable(z, theta, EDGES)
+    torch.testing.assert_close(table[0, 0], unary[0][:, None] + unary[1][None, :], rtol=1e-6, atol=1e-6)
+
+
+def test_subnormal_threshold_gaps_give_finite_gradients():
+    z = torch.tensor([[[0.0, 1e-44, 2e-44, 1.0, 2.0]]], dtype=torch.float32, requires_grad=True)
+    ccnn_ext.ordinal_logprob(z).sum().backward()
+    assert torch.isfinite(z.grad).all()
+    z2 = torch.cat([z.detach(), z.detach()], 1).requires_grad_()
+    table = ccnn_ext.pairwise_logtable(z2, torch.tensor([3.0]), torch.tensor([[0, 1]]))
+    table.sum().backward()
+    assert torch.isfinite(z2.grad).all()
+
+
+@pytest.mark.parametrize("checks", [True, False])
+@pytest.mark.parametrize("bad", [10**9, 10**12, -5])
+def test_out_of_range_indices_raise_on_every_entry_point(checks, bad):
+    z = Z.clone()
+    edges = torch.tensor([[0, 1], [1, bad]])
+    labels_bad = torch.tensor([[0, bad, 1]])
+    calls = [
+        lambda: ccnn_ext.pairwise_loglik(z, torch.ones(2), edges, LABELS),
+        lambda: ccnn_ext.pairwise_loglik(z, torch.ones(2), EDGES, labels_bad),
+        lambda: ccnn_ext.pairwise_logtable(z, torch.ones(2), edges),
+        lambda: torch.ops.ccnn.pairwise_loglik_bwd(torch.ones(1, 2), torch.ones(1, 2, 5), z, edges, LABELS),
+        lambda: torch.ops.ccnn.pairwise_loglik_bwd(torch.ones(1, 2), torch.ones(1, 2, 5), z, EDGES, labels_bad),
+        lambda: torch.ops.ccnn.pairwise_logtable_backward(torch.ones(1, 2, 6, 6), z, torch.ones(2), edges, "probit"),
+    ]
+    ccnn_ext.set_data_checks(checks)
+    try:
+        for call in calls:
+            with pytest.raises(ValueError, match="edges|labels"):
+                call()
+    finally:
+        ccnn_ext.set_data_checks(True)
+
+
+@pytest.mark.parametrize("op", ["loglik", "logtable", "ordinal", "frank"])
+def test_double_backward_is_refused(op):
+    z = Z.double().requires_grad_()
+    theta = torch.tensor([2.0, -1.0], dtype=torch.float64, requires_grad=True)
+    out = {
+        "loglik": lambda: ccnn_ext.pairwise_loglik(z, theta, EDGES, LABELS),
+        "logtable": lambda: ccnn_ext.pairwise_logtable(z, theta, EDGES),
+        "ordinal": lambda: ccnn_ext.ordinal_logprob(z),
+        "frank": lambda: ccnn_ext.frank_copula(torch.sigmoid(z), torch.sigmoid(z), theta[0]),
+    }[op]().sum()
+    (grad,) = torch.autograd.grad(out, z, create_graph=True)
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        grad.sum().backward()
