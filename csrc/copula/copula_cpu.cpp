@@ -4,7 +4,9 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -283,6 +285,50 @@ PairLanesFn best_pair_lanes() {
   return &frank_pair_lanes_base;
 }
 
+using LevelLanesFn = void (*)(LevelBatch&, int, bool, bool);
+
+LevelLanesFn best_level_lanes() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    return &level_lanes_avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &level_lanes_avx2;
+#endif
+  return &level_lanes_base;
+}
+
+const LevelLanesFn kLevelLanes = best_level_lanes();
+
+// out[i] = level levels[i] of the threshold row rows[i] (z holds rows of L-1 float thresholds),
+// computed in SIMD lanes; the same fields as level_of.
+void float_levels(const float* z, int L, const int64_t* rows, const int* levels, int64_t count,
+                  Link link, bool with_weights, Level<float>* out) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  LevelBatch batch;
+  for (int64_t start = 0; start < count; start += LevelBatch::kCapacity) {
+    const int n = int(std::min<int64_t>(LevelBatch::kCapacity, count - start));
+    for (int k = 0; k < n; ++k) {
+      const float* row = z + rows[start + k] * (L - 1);
+      const int l = levels[start + k];
+      batch.z_lo[k] = l > 0 ? row[l - 1] : -kInf;
+      batch.z_hi[k] = l < L - 1 ? row[l] : kInf;
+    }
+    const int padded = (n + 15) / 16 * 16;
+    for (int k = n; k < padded; ++k) batch.z_lo[k] = -kInf, batch.z_hi[k] = kInf;
+    kLevelLanes(batch, padded, link == Link::Probit, with_weights);
+    for (int k = 0; k < n; ++k) {
+      Level<float>& lev = out[start + k];
+      const int l = levels[start + k];
+      lev.cdf_lo = batch.cdf_lo[k], lev.ccdf_lo = batch.ccdf_lo[k];
+      lev.cdf_hi = batch.cdf_hi[k], lev.ccdf_hi = batch.ccdf_hi[k];
+      lev.mass = batch.mass[k], lev.log_mass = batch.log_mass[k];
+      lev.w_lo = batch.w_lo[k], lev.w_hi = batch.w_hi[k];
+      lev.has_lo = l > 0, lev.has_hi = l < L - 1;
+    }
+  }
+}
+
 // Collects float label pairs (in their frames) into a PairBatch and writes each pair's log P and
 // partials (the layout of pairwise_loglik_fwd) when the batch is evaluated.
 class FloatPairBatcher {
@@ -357,15 +403,20 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
   if (!n.theta_per_sample)
     for (int64_t e = 0; e < n.E; ++e) shared_frames.push_back(make_frank_frame(theta[e]));
   at::parallel_for(0, n.B, samples_per_task(n.E), [&](int64_t begin, int64_t end) {
-    std::vector<Level<float>> levels(n.Q);
+    // the labelled level of every AU of the block's samples, in SIMD lanes
+    const int64_t count = (end - begin) * n.Q;
+    std::vector<int64_t> rows(count);
+    std::vector<int> levels_at(count);
+    for (int64_t i = 0; i < count; ++i) {
+      rows[i] = begin * n.Q + i;
+      levels_at[i] = int(std::max<int64_t>(labels[begin * n.Q + i], 0));  // -1: not used
+    }
+    std::vector<Level<float>> block_levels(count);
+    float_levels(in.z.data_ptr<float>(), int(n.L), rows.data(), levels_at.data(), count, link,
+                 with_grad, block_levels.data());
     auto batcher = std::make_unique<FloatPairBatcher>(po, pp);
-    const float* z = in.z.data_ptr<float>();
     for (int64_t b = begin; b < end; ++b) {
-      for (int64_t q = 0; q < n.Q; ++q) {
-        const int64_t label = labels[b * n.Q + q];
-        if (label >= 0)
-          levels[q] = level_of(z + (b * n.Q + q) * (n.L - 1), int(n.L), int(label), link, with_grad);
-      }
+      const Level<float>* levels = block_levels.data() + (b - begin) * n.Q;
       for (int64_t e = 0; e < n.E; ++e) {
         const int64_t r = edges[2 * e], s = edges[2 * e + 1], i = b * n.E + e;
         if (labels[b * n.Q + r] < 0 || labels[b * n.Q + s] < 0) {

@@ -115,6 +115,139 @@ CCNN_SIMD vf load(const float* p) {
 }
 CCNN_SIMD void store(float* p, vf v) { std::memcpy(p, &v, sizeof(vf)); }
 
+// ---- ordinal levels (frank_math.h section 2) ----------------------------------------------------
+
+// erfc(x) for x >= 0 (Numerical Recipes' Chebyshev fit of erfc(x) e^{x^2}; relative error below
+// 2.2e-7, a few float ulp, over the whole range).
+CCNN_SIMD vf verfc_nonneg(vf x) {
+  const vf t = 1.0f / (1.0f + 0.5f * x);
+  vf p = splat(0.17087277f);
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  return t * vexp(-x * x - 1.26551223f + t * p);
+}
+
+struct Cut {
+  vf z, cdf, ccdf, log_pdf, lse;
+};
+
+CCNN_SIMD Cut probit_cut(vf z) {
+  Cut c;
+  c.z = z;
+  c.log_pdf = -0.5f * z * z - float(kLogSqrt2Pi);
+  c.lse = splat(0.0f);
+  const vf small = 0.5f * verfc_nonneg(vabs(z) * float(kSqrtHalf));
+  c.cdf = select(z <= 0.0f, small, 1.0f - small);
+  c.ccdf = select(z <= 0.0f, 1.0f - small, small);
+  return c;
+}
+
+CCNN_SIMD Cut logit_cut(vf z) {
+  Cut c;
+  c.z = z;
+  const vf e = vexp(-vabs(z));
+  c.lse = vlog1p(e);
+  const vf near = 1.0f / (1.0f + e), far = e / (1.0f + e);
+  c.cdf = select(z >= 0.0f, near, far);
+  c.ccdf = select(z >= 0.0f, far, near);
+  c.log_pdf = -vabs(z) - 2.0f * c.lse;
+  return c;
+}
+
+// log Phi(z) for z < Tuning<float>::tail (asymptotic series)
+CCNN_SIMD vf normal_log_cdf_asymptotic(vf z) {
+  const vf x = 1.0f / (z * z);
+  const vf tail =
+      -x * (1.0f - x * (3.0f - x * (15.0f - x * (105.0f - x * (945.0f - x * (10395.0f - x * 135135.0f))))));
+  return -0.5f * z * z - vlog(-z) - float(kLogSqrt2Pi) + vlog1p(tail);
+}
+
+CCNN_SIMD vf cut_log_cdf(const Cut& c, bool probit) {
+  if (!probit) return vmin(c.z, splat(0.0f)) - c.lse;
+  const vf direct = select(c.z <= 0.0f, vlog(c.cdf), vlog1p(-c.ccdf));
+  const vi tail = c.z < Tuning<float>::tail;
+  return any(tail) ? select(tail, normal_log_cdf_asymptotic(c.z), direct) : direct;
+}
+CCNN_SIMD vf cut_log_ccdf(const Cut& c, bool probit) {
+  if (!probit) return vmin(-c.z, splat(0.0f)) - c.lse;
+  const vf direct = select(c.z >= 0.0f, vlog(c.ccdf), vlog1p(-c.cdf));
+  const vi tail = -c.z < Tuning<float>::tail;
+  return any(tail) ? select(tail, normal_log_cdf_asymptotic(-c.z), direct) : direct;
+}
+
+// log(1 - e^{-x}), x >= 0
+CCNN_SIMD vf log1mexp(vf x) {
+  vf e, m;
+  exp_neg_and_complement(x, &e, &m);
+  return select(x <= float(kLn2), vlog(m), vlog1p(-e));
+}
+
+// level_log_mass: the cases of probit_log_mass / logit_log_mass, blended.
+CCNN_SIMD vf level_log_mass(const Cut& lo, const Cut& hi, bool probit) {
+  const float inf = __builtin_inff();
+  const vi lo_open = lo.z == -inf, hi_open = hi.z == inf;
+  const vf lcdf_hi = cut_log_cdf(hi, probit), lccdf_lo = cut_log_ccdf(lo, probit);
+  vf inner;
+  if (!probit) {
+    inner = lcdf_hi + lccdf_lo + log1mexp(hi.z - lo.z);
+  } else {
+    const vf lcdf_lo = cut_log_cdf(lo, probit), lccdf_hi = cut_log_ccdf(hi, probit);
+    const vf lower_tail = lcdf_hi + log1mexp(lcdf_hi - lcdf_lo);
+    const vf upper_tail = lccdf_lo + log1mexp(lccdf_lo - lccdf_hi);
+    const vf middle = vlog1p(-(lo.cdf + hi.ccdf));
+    inner = select(hi.z <= 0.0f, lower_tail, select(lo.z >= 0.0f, upper_tail, middle));
+    const vf h = 0.5f * (hi.z - lo.z), mid = 0.5f * lo.z + 0.5f * hi.z;
+    const vi narrow = (h * vmax(vabs(mid), splat(1.0f)) < float(kNarrowInterval)) & ~lo_open & ~hi_open;
+    if (any(narrow)) {
+      const vf h2 = h * h, m2 = mid * mid;
+      const vf he2 = m2 - 1.0f;
+      const vf he4 = (m2 - 6.0f) * m2 + 3.0f;
+      const vf he6 = ((m2 - 15.0f) * m2 + 45.0f) * m2 - 15.0f;
+      const vf he8 = (((m2 - 28.0f) * m2 + 210.0f) * m2 - 420.0f) * m2 + 105.0f;
+      const vf series =
+          h2 * (he2 / 6.0f + h2 * (he4 / 120.0f + h2 * (he6 / 5040.0f + h2 * (he8 / 362880.0f))));
+      const vf narrow_mass =
+          vlog(2.0f * h) + (-0.5f * mid * mid - float(kLogSqrt2Pi)) + vlog1p(series);
+      inner = select(narrow, narrow_mass, inner);
+    }
+  }
+  return select(lo_open, lcdf_hi, select(hi_open, lccdf_lo, inner));
+}
+
+// make_level for the lanes [first, first + kLanes) of a LevelBatch.
+CCNN_SIMD void make_levels(LevelBatch& b, int first, bool probit, bool with_weights) {
+  const vf z_lo = load(b.z_lo + first), z_hi = load(b.z_hi + first);
+  const float inf = __builtin_inff();
+  const Cut lo = probit ? probit_cut(z_lo) : logit_cut(z_lo);
+  const Cut hi = probit ? probit_cut(z_hi) : logit_cut(z_hi);
+  vf log_mass = level_log_mass(lo, hi, probit);
+  log_mass = select(log_mass > -inf, log_mass, splat(-inf));  // NaN -> -inf, as make_level
+  store(b.cdf_lo + first, lo.cdf);
+  store(b.ccdf_lo + first, lo.ccdf);
+  store(b.cdf_hi + first, hi.cdf);
+  store(b.ccdf_hi + first, hi.ccdf);
+  store(b.log_mass + first, log_mass);
+  store(b.mass + first, vexp(log_mass));
+  const vf zero = splat(0.0f);
+  if (!with_weights) {
+    store(b.w_lo + first, zero);
+    store(b.w_hi + first, zero);
+    return;
+  }
+  const vi live = log_mass > float(kLogProbFloor);
+  const float cap = Tuning<float>::max_log_weight;
+  store(b.w_lo + first, select(live & (z_lo != -inf), vexp(vmin(lo.log_pdf - log_mass, splat(cap))), zero));
+  store(b.w_hi + first, select(live & (z_hi != inf), vexp(vmin(hi.log_pdf - log_mass, splat(cap))), zero));
+}
+
+// ---- label pairs (frank_math.h section 4) -------------------------------------------------------
+
 struct Frame {
   vf theta, x1, m1, inv_mraw, inv_m1, lambda1;
 };
@@ -284,6 +417,11 @@ void CCNN_SIMD_CONCAT(frank_pair_lanes_, CCNN_SIMD_NAMESPACE)(PairBatch& batch, 
                                                              bool with_grad) {
   for (int first = 0; first < count; first += CCNN_SIMD_NAMESPACE::kLanes)
     CCNN_SIMD_NAMESPACE::frank_cells(batch, first, with_grad);
+}
+void CCNN_SIMD_CONCAT(level_lanes_, CCNN_SIMD_NAMESPACE)(LevelBatch& batch, int count, bool probit,
+                                                        bool with_weights) {
+  for (int first = 0; first < count; first += CCNN_SIMD_NAMESPACE::kLanes)
+    CCNN_SIMD_NAMESPACE::make_levels(batch, first, probit, with_weights);
 }
 }  // namespace copula
 }  // namespace ccnn

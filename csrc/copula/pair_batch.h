@@ -44,11 +44,24 @@ struct PairBatch {
   }
 };
 
-// frank_cell for pairs [0, count) of the batch (count a multiple of 16), one function per compiled
-// instruction set; copula_cpu.cpp picks the best the processor has.
+// A batch of ordinal levels of float thresholds: inputs the level's lower and upper threshold
+// (-inf / +inf at the ends of the scale); outputs the fields of Level<float> (make_level).
+struct LevelBatch {
+  static constexpr int kCapacity = 128;
+  float z_lo[kCapacity], z_hi[kCapacity];
+  float cdf_lo[kCapacity], ccdf_lo[kCapacity], cdf_hi[kCapacity], ccdf_hi[kCapacity];
+  float mass[kCapacity], log_mass[kCapacity], w_lo[kCapacity], w_hi[kCapacity];
+};
+
+// frank_cell for pairs [0, count) of the batch and make_level for levels [0, count) (count a
+// multiple of 16), one function per compiled instruction set; copula_cpu.cpp picks the best the
+// processor has.
 void frank_pair_lanes_avx512(PairBatch& batch, int count, bool with_grad);
 void frank_pair_lanes_avx2(PairBatch& batch, int count, bool with_grad);
 void frank_pair_lanes_base(PairBatch& batch, int count, bool with_grad);
+void level_lanes_avx512(LevelBatch& batch, int count, bool probit, bool with_weights);
+void level_lanes_avx2(LevelBatch& batch, int count, bool probit, bool with_weights);
+void level_lanes_base(LevelBatch& batch, int count, bool probit, bool with_weights);
 
 }  // namespace copula
 }  // namespace ccnn
