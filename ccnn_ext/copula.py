@@ -15,8 +15,11 @@ rounding the CDFs to float, plus a few ulps).
 
 Bad arguments raise ``TypeError`` (dtype) or ``ValueError`` (shape, device, range, values) naming
 the argument. The value checks (finite and strictly increasing ``z``, finite ``theta``, label and
-edge ranges) cost one host synchronisation per call on CUDA; ``set_data_checks(False)`` turns
-them off (for example inside CUDA graph capture).
+edge ranges) cost one host synchronisation per call on CUDA; they are skipped while the current
+stream is capturing a CUDA graph, and ``set_data_checks(False)`` turns them off (what a CUDA
+training loop wants: no copula op then synchronises, so a step can be captured by CUDA graphs or
+``torch.compile(mode="reduce-overhead")``). Without the checks, an out-of-range edge or label
+index never crashes a CUDA kernel: the outputs that depend on it are NaN.
 """
 import math
 
@@ -40,7 +43,10 @@ _ops = torch.ops.ccnn
 
 
 def set_data_checks(enabled: bool) -> None:
-    """Turn the value checks of the copula ops on (default) or off, process-wide."""
+    """Turn the value checks of the copula ops on (default) or off, process-wide.
+
+    On CUDA each checked call synchronises with the host once; with the checks off none does, and
+    bad indices give NaN results instead of a ValueError (shape, dtype and device checks stay)."""
     _C.set_data_checks(bool(enabled))
 
 

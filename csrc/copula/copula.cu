@@ -1,38 +1,27 @@
-// CUDA kernels of the copula ops: plain CUDA C++ on device pointers, no torch (launchers declared
-// in copula_kernels.h, called from copula_cuda.cpp). The math is the same header as the CPU
-// kernels (frank_math.h). Kernels use grid-stride loops over one index space each; gradients are
-// gathered per output element in a fixed order (no atomics), so results are deterministic.
-#include <cuda_runtime.h>
-
-#include <algorithm>
-
-#include "copula/copula_kernels.h"
-#include "copula/input_checks.h"
+// CUDA kernels of the copula ops except the table ones (copula_table.cu): plain CUDA C++ on device
+// pointers, no torch (launchers declared in copula_kernels.h, called from copula_cuda.cpp). The
+// math is frank_math.h and table_assembly.h, shared with the CPU kernels. Gradients are gathered
+// per output element in a fixed order (no atomics), so results are deterministic. Index values
+// read from edges / labels are range-checked before they are used as addresses; an out-of-range
+// one makes the outputs that depend on it NaN.
+#include "copula/copula_device.cuh"
 
 namespace ccnn {
 namespace copula {
 namespace cuda {
+
+using detail::au_in_range;
+using detail::blocks_for;
+using detail::kThreads;
+using detail::mul_rn;
+using detail::quiet_nan;
+using detail::theta_at;
+
 namespace {
-
-constexpr int kThreads = 256;
-
-int blocks_for(int64_t count) {
-  const int64_t blocks = (count + kThreads - 1) / kThreads;
-  return int(std::max<int64_t>(1, std::min<int64_t>(blocks, 65535 * 8)));
-}
-
-#define CCNN_GRID_STRIDE(i, count)                                                       \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (count);          \
-       i += int64_t(blockDim.x) * gridDim.x)
 
 __device__ void record_first(int64_t* first, int kind, int64_t index) {
   atomicMin(reinterpret_cast<unsigned long long*>(first + kind),
             static_cast<unsigned long long>(index));
-}
-
-template <typename T>
-__device__ T theta_at(const T* theta, const Sizes& n, int64_t b, int64_t e) {
-  return theta[n.theta_per_sample ? b * n.E + e : e];
 }
 
 // ---- validation -------------------------------------------------------------------------------
@@ -42,16 +31,19 @@ __global__ void validate_pairwise_kernel(const T* z, const T* theta, int64_t the
                                          const int64_t* edges, const int64_t* labels, Sizes n,
                                          int64_t count, int64_t* first) {
   const int64_t K = n.L - 1;
-  CCNN_GRID_STRIDE(i, count) {
+  CCNN_GRID_STRIDE(int64_t, i, count) {
     if (i < n.B * n.Q) {
-      int64_t column = 0;
-      const int bad = check_threshold_row(z + i * K, K, &column);
-      if (bad == kZNotFinite) record_first(first, kZNotFinite, i * K + column);
-      if (bad == kZNotIncreasing) record_first(first, kZNotIncreasing, i);
+      if (z != nullptr) {
+        int64_t column = 0;
+        const int bad = check_threshold_row(z + i * K, K, &column);
+        if (bad == kZNotFinite) record_first(first, kZNotFinite, i * K + column);
+        if (bad == kZNotIncreasing) record_first(first, kZNotIncreasing, i);
+      }
       if (labels != nullptr && !label_ok(labels[i], n.L)) record_first(first, kLabelOutOfRange, i);
     }
-    if (i < theta_numel && !is_finite(theta[i])) record_first(first, kThetaNotFinite, i);
-    if (i < n.E) {
+    if (theta != nullptr && i < theta_numel && !is_finite(theta[i]))
+      record_first(first, kThetaNotFinite, i);
+    if (edges != nullptr && i < n.E) {
       const int bad = check_edge(edges[2 * i], edges[2 * i + 1], n.Q);
       if (bad >= 0) record_first(first, bad, i);
     }
@@ -61,7 +53,7 @@ __global__ void validate_pairwise_kernel(const T* z, const T* theta, int64_t the
 template <typename T>
 __global__ void validate_frank_kernel(const T* u, const T* v, const T* theta, int64_t count,
                                       int64_t* first) {
-  CCNN_GRID_STRIDE(i, count) {
+  CCNN_GRID_STRIDE(int64_t, i, count) {
     if (!unit_ok(u[i]) || !unit_ok(v[i])) record_first(first, kUnitOutOfRange, i);
     if (!is_finite(theta[i])) record_first(first, kThetaNotFinite, i);
   }
@@ -69,16 +61,16 @@ __global__ void validate_frank_kernel(const T* u, const T* v, const T* theta, in
 
 // ---- frank_copula -----------------------------------------------------------------------------
 
-template <typename T>
-__global__ void frank_copula_kernel(const T* u, const T* v, const T* theta, T* out, int64_t count) {
-  CCNN_GRID_STRIDE(i, count) { out[i] = frank_cdf(u[i], v[i], theta[i]); }
+template <typename T, typename I>
+__global__ void frank_copula_kernel(const T* u, const T* v, const T* theta, T* out, I count) {
+  CCNN_GRID_STRIDE(I, i, count) { out[i] = frank_cdf(u[i], v[i], theta[i]); }
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void frank_copula_backward_kernel(const T* grad, const T* u, const T* v,
                                              const T* theta, T* grad_u, T* grad_v,
-                                             T* grad_theta, int64_t count) {
-  CCNN_GRID_STRIDE(i, count) {
+                                             T* grad_theta, I count) {
+  CCNN_GRID_STRIDE(I, i, count) {
     const CopulaGrad<T> d = frank_cdf_grad(u[i], v[i], theta[i]);
     grad_u[i] = grad[i] * d.du;
     grad_v[i] = grad[i] * d.dv;
@@ -89,22 +81,22 @@ __global__ void frank_copula_backward_kernel(const T* grad, const T* u, const T*
 // ---- ordinal levels ---------------------------------------------------------------------------
 
 // One thread per (row, level).
-template <typename T>
-__global__ void ordinal_logprob_kernel(const T* z, T* out, int64_t rows, int64_t L, Link link) {
-  CCNN_GRID_STRIDE(i, rows * L) {
-    const int64_t row = i / L, l = i % L;
+template <typename T, typename I>
+__global__ void ordinal_logprob_kernel(const T* z, T* out, I rows, I L, Link link) {
+  CCNN_GRID_STRIDE(I, i, rows * L) {
+    const I row = i / L, l = i - row * L;
     const Level<T> lev = level_of(z + row * (L - 1), int(L), int(l), link, false);
     out[i] = fn::max(lev.log_mass, T(kLogProbFloor));
   }
 }
 
 // One thread per (row, threshold k): threshold k is the top of level k and the bottom of k + 1.
-template <typename T>
-__global__ void ordinal_logprob_backward_kernel(const T* grad, const T* z, T* grad_z, int64_t rows,
-                                                int64_t L, Link link) {
-  const int64_t K = L - 1;
-  CCNN_GRID_STRIDE(i, rows * K) {
-    const int64_t row = i / K, k = i % K;
+template <typename T, typename I>
+__global__ void ordinal_logprob_backward_kernel(const T* grad, const T* z, T* grad_z, I rows,
+                                                I L, Link link) {
+  const I K = L - 1;
+  CCNN_GRID_STRIDE(I, i, rows * K) {
+    const I row = i / K, k = i - row * K;
     const T* zr = z + row * K;
     const Level<T> below = level_of(zr, int(L), int(k), link, true);
     const Level<T> above = level_of(zr, int(L), int(k + 1), link, true);
@@ -115,36 +107,130 @@ __global__ void ordinal_logprob_backward_kernel(const T* grad, const T* z, T* gr
   }
 }
 
-template <typename T>
-__global__ void ordinal_levels_kernel(const T* z, Level<T>* levels, int64_t rows, int64_t L,
-                                      Link link, bool with_weights) {
-  CCNN_GRID_STRIDE(i, rows * L) {
-    levels[i] = level_of(z + (i / L) * (L - 1), int(L), int(i % L), link, with_weights);
+template <typename T, typename I>
+__global__ void ordinal_levels_kernel(const T* z, Level<T>* levels, I rows, I L, Link link,
+                                      bool with_weights) {
+  CCNN_GRID_STRIDE(I, i, rows * L) {
+    const I row = i / L;
+    levels[i] = level_of(z + row * (L - 1), int(L), int(i - row * L), link, with_weights);
   }
+}
+
+// ---- incidence lists (CSR) --------------------------------------------------------------------
+
+constexpr unsigned kFullMask = 0xffffffffu;
+
+// One warp per AU q: counts[q] = number of edge endpoints equal to q.
+template <typename I>
+__global__ void incidence_count_kernel(const int64_t* edges, I E, I Q, I* counts) {
+  const int lane = int(threadIdx.x) & 31;
+  const I warps = I(blockDim.x) / 32;
+  for (I q = I(blockIdx.x) * warps + I(threadIdx.x) / 32; q < Q; q += I(gridDim.x) * warps) {
+    I count = 0;
+    for (I e = lane; e < E; e += 32) count += I(edges[2 * e] == q) + I(edges[2 * e + 1] == q);
+    for (int d = 16; d > 0; d /= 2) count += __shfl_down_sync(kFullMask, count, d);
+    if (lane == 0) counts[q] = count;
+  }
+}
+
+// One block of 1024 threads: offsets[0] = 0, offsets[q + 1] = counts[0] + ... + counts[q].
+template <typename I>
+__global__ void incidence_scan_kernel(const I* counts, I Q, I* offsets) {
+  __shared__ I warp_sums[32];
+  __shared__ I carry;
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) / 32;
+  const int warps = int(blockDim.x) / 32;
+  if (threadIdx.x == 0) {
+    carry = 0;
+    offsets[0] = 0;
+  }
+  __syncthreads();
+  for (I base = 0; base < Q; base += I(blockDim.x)) {
+    const I i = base + I(threadIdx.x);
+    I v = i < Q ? counts[i] : I(0);
+    for (int d = 1; d < 32; d *= 2) {
+      const I y = __shfl_up_sync(kFullMask, v, d);
+      if (lane >= d) v += y;
+    }
+    if (lane == 31) warp_sums[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+      I w = lane < warps ? warp_sums[lane] : I(0);
+      for (int d = 1; d < 32; d *= 2) {
+        const I y = __shfl_up_sync(kFullMask, w, d);
+        if (lane >= d) w += y;
+      }
+      warp_sums[lane] = w;
+    }
+    __syncthreads();
+    const I inclusive = carry + (warp > 0 ? warp_sums[warp - 1] : I(0)) + v;
+    if (i < Q) offsets[i + 1] = inclusive;
+    __syncthreads();
+    if (threadIdx.x == blockDim.x - 1) carry = inclusive;
+    __syncthreads();
+  }
+}
+
+// One warp per AU q: writes q's entries 2 e + side in edge order (ballot + popc compaction).
+template <typename I>
+__global__ void incidence_fill_kernel(const int64_t* edges, I E, I Q, const I* offsets,
+                                      I* entries) {
+  const int lane = int(threadIdx.x) & 31;
+  const unsigned below = (1u << lane) - 1u;
+  const I warps = I(blockDim.x) / 32;
+  for (I q = I(blockIdx.x) * warps + I(threadIdx.x) / 32; q < Q; q += I(gridDim.x) * warps) {
+    I pos = offsets[q];
+    for (I e0 = 0; e0 < E; e0 += 32) {  // uniform over the warp: every lane runs each round
+      const I e = e0 + lane;
+      bool row = false, col = false;
+      if (e < E) {
+        row = edges[2 * e] == q;
+        col = edges[2 * e + 1] == q;
+      }
+      const unsigned rows = __ballot_sync(kFullMask, row), cols = __ballot_sync(kFullMask, col);
+      const I before = I(__popc(rows & below) + __popc(cols & below));
+      if (row) entries[pos + before] = 2 * e;
+      if (col) entries[pos + before + I(row)] = 2 * e + 1;
+      pos += I(__popc(rows) + __popc(cols));
+    }
+  }
+}
+
+// Workspace layout, in elements of I: counts[Q], offsets[Q + 1], entries[2 E].
+template <typename I>
+I* incidence_counts(void* workspace) {
+  return static_cast<I*>(workspace);
 }
 
 // ---- pairwise_loglik --------------------------------------------------------------------------
 
 // One thread per (b, e): the two AUs' levels at their labels, then the fused pair evaluation.
-template <typename T>
+template <typename T, typename I>
 __global__ void pairwise_loglik_kernel(const T* z, const T* theta, const int64_t* edges,
                                        const int64_t* labels, T* out, T* partials, Sizes n,
                                        Link link) {
-  const int64_t K = n.L - 1;
-  CCNN_GRID_STRIDE(i, n.B * n.E) {
-    const int64_t b = i / n.E, e = i % n.E;
+  const I B = I(n.B), Q = I(n.Q), E = I(n.E), L = I(n.L), K = L - 1;
+  const bool with_grad = partials != nullptr;
+  CCNN_GRID_STRIDE(I, i, B * E) {
+    const I b = i / E, e = i - b * E;
     const int64_t r = edges[2 * e], s = edges[2 * e + 1];
-    const int64_t a = labels[b * n.Q + r], c = labels[b * n.Q + s];
-    const bool with_grad = partials != nullptr;
-    if (a < 0 || c < 0) {
-      out[i] = T(0);
+    int64_t a = 0, c = 0;
+    bool bad = !au_in_range(r, Q) || !au_in_range(s, Q);
+    if (!bad) {
+      a = labels[b * Q + I(r)], c = labels[b * Q + I(s)];
+      bad = !label_ok(a, n.L) || !label_ok(c, n.L);
+    }
+    if (bad || a < 0 || c < 0) {  // a bad index: NaN; a missing label: 0, no gradient
+      const T value = bad ? quiet_nan<T>() : T(0);
+      out[i] = value;
       if (with_grad)
-        for (int j = 0; j < 5; ++j) partials[5 * i + j] = T(0);
+        for (int j = 0; j < 5; ++j) partials[5 * i + j] = value;
       continue;
     }
-    const Level<T> row = level_of(z + (b * n.Q + r) * K, int(n.L), int(a), link, with_grad);
-    const Level<T> col = level_of(z + (b * n.Q + s) * K, int(n.L), int(c), link, with_grad);
-    const PairGrad<T> g = frank_pair_at(theta_at(theta, n, b, e), row, col, with_grad);
+    const Level<T> row = level_of(z + (b * Q + I(r)) * K, int(L), int(a), link, with_grad);
+    const Level<T> col = level_of(z + (b * Q + I(s)) * K, int(L), int(c), link, with_grad);
+    const PairGrad<T> g =
+        table_cell_at(theta_at(theta, n.theta_per_sample, E, b, e), row, col, with_grad);
     out[i] = g.log_prob;
     if (with_grad) {
       partials[5 * i] = g.dz_r_lo;
@@ -156,104 +242,105 @@ __global__ void pairwise_loglik_kernel(const T* z, const T* theta, const int64_t
   }
 }
 
-// One thread per (b, q, k): the sum over the edges touching AU q, in edge order.
-template <typename T>
+// One thread per (b, q, k): the sum over AU q's incident edges, in edge order, of
+// grad[b, e] * (the partial of threshold k of q). A label of q or of an incident edge's other AU
+// outside [-1, L-1], or another AU outside [0, Q-1], makes the result NaN.
+template <typename T, typename I, int kL>
 __global__ void pairwise_loglik_gather_kernel(const T* grad, const T* partials,
                                               const int64_t* edges, const int64_t* labels,
-                                              T* grad_z, Sizes n) {
-  const int64_t K = n.L - 1;
-  CCNN_GRID_STRIDE(i, n.B * n.Q * K) {
-    const int64_t b = i / (n.Q * K), q = (i / K) % n.Q, k = i % K;
-    const int64_t label = labels[b * n.Q + q];
+                                              detail::Incidence<I> inc, T* grad_z, Sizes n) {
+  const I Q = I(n.Q), E = I(n.E), L = kL > 0 ? I(kL) : I(n.L), K = L - 1;
+  CCNN_GRID_STRIDE(I, i, I(n.B) * Q * K) {
+    const I bq = i / K, k = i - bq * K;
+    const I b = bq / Q, q = bq - b * Q;
+    const int64_t label = labels[bq];
     T sum = T(0);
-    if (label >= 0 && (label == k || label == k + 1)) {
-      const int slot = label == k + 1 ? 0 : 1;  // k is the lower (0) or upper (1) threshold
-      for (int64_t e = 0; e < n.E; ++e) {
-        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
-        if (r != q && s != q) continue;
-        const int64_t other = labels[b * n.Q + (r == q ? s : r)];
-        if (other < 0) continue;
-        const int64_t j = b * n.E + e;
-        sum += grad[j] * partials[5 * j + (r == q ? 0 : 2) + slot];
+    if (!label_ok(label, n.L)) {
+      sum = quiet_nan<T>();
+    } else if (label == k || label == k + 1) {
+      const int slot = label == k + 1 ? 0 : 1;  // k is the level's lower (0) or upper (1) threshold
+      const I end = inc.offsets[q + 1];
+      for (I j = inc.offsets[q]; j < end; ++j) {
+        const I entry = inc.entries[j], e = entry >> 1;
+        const int side = int(entry & 1);
+        const int64_t other = edges[2 * e + 1 - side];
+        if (!au_in_range(other, Q)) {
+          sum += quiet_nan<T>();
+          continue;
+        }
+        const int64_t other_label = labels[b * Q + I(other)];
+        if (!label_ok(other_label, n.L)) sum += quiet_nan<T>();
+        if (other_label < 0) continue;
+        const I be = b * E + e;
+        sum += mul_rn(grad[be], partials[5 * be + 2 * side + slot]);
       }
     }
     grad_z[i] = sum;
   }
 }
 
-template <typename T>
-__global__ void scale_kernel(const T* grad, const T* partials, T* grad_theta, int64_t count) {
-  CCNN_GRID_STRIDE(i, count) { grad_theta[i] = grad[i] * partials[5 * i + 4]; }
-}
-
-// ---- pairwise_logtable ------------------------------------------------------------------------
-
-// One thread per cell (b, e, a, c) of the output (row-major), so consecutive threads write
-// consecutive addresses.
-template <typename T>
-__global__ void pairwise_logtable_kernel(const Level<T>* levels, const T* theta,
-                                         const int64_t* edges, T* out, Sizes n) {
-  const int64_t L = n.L, cells = L * L;
-  CCNN_GRID_STRIDE(i, n.B * n.E * cells) {
-    const int64_t be = i / cells, a = (i % cells) / L, c = i % L;
-    const int64_t b = be / n.E, e = be % n.E;
-    const Level<T>& row = levels[(b * n.Q + edges[2 * e]) * L + a];
-    const Level<T>& col = levels[(b * n.Q + edges[2 * e + 1]) * L + c];
-    out[i] = frank_pair_at(theta_at(theta, n, b, e), row, col, false).log_prob;
-  }
-}
-
-// One thread per (b, e): its cells' gradients summed into scratch and grad_theta.
-template <typename T>
-__global__ void pairwise_logtable_edge_grad_kernel(const T* grad, const Level<T>* levels,
-                                                   const T* theta, const int64_t* edges,
-                                                   T* scratch, T* grad_theta, Sizes n) {
-  const int64_t L = n.L, K = n.L - 1;
-  CCNN_GRID_STRIDE(i, n.B * n.E) {
-    const int64_t b = i / n.E, e = i % n.E;
-    const Level<T>* rows = levels + (b * n.Q + edges[2 * e]) * L;
-    const Level<T>* cols = levels + (b * n.Q + edges[2 * e + 1]) * L;
-    const T t = theta_at(theta, n, b, e);
-    T* gr = scratch + i * 2 * K;
-    T* gs = gr + K;
-    for (int64_t k = 0; k < 2 * K; ++k) gr[k] = T(0);
-    T dtheta = T(0);
-    for (int64_t a = 0; a < L; ++a) {
-      for (int64_t c = 0; c < L; ++c) {
-        const T up = grad[(i * L + a) * L + c];
-        if (up == T(0)) continue;
-        const PairGrad<T> g = frank_pair_at(t, rows[a], cols[c], true);
-        if (a > 0) gr[a - 1] += up * g.dz_r_lo;
-        if (a < K) gr[a] += up * g.dz_r_hi;
-        if (c > 0) gs[c - 1] += up * g.dz_s_lo;
-        if (c < K) gs[c] += up * g.dz_s_hi;
-        dtheta += up * g.dtheta;
-      }
-    }
-    grad_theta[i] = dtheta;
-  }
-}
-
-// One thread per (b, q, k): the sum of scratch over the edges touching AU q, in edge order.
-template <typename T>
-__global__ void pairwise_logtable_gather_kernel(const T* scratch, const int64_t* edges, T* grad_z,
-                                                Sizes n) {
-  const int64_t K = n.L - 1;
-  CCNN_GRID_STRIDE(i, n.B * n.Q * K) {
-    const int64_t b = i / (n.Q * K), q = (i / K) % n.Q, k = i % K;
-    T sum = T(0);
-    for (int64_t e = 0; e < n.E; ++e) {
-      const T* part = scratch + (b * n.E + e) * 2 * K;
-      if (edges[2 * e] == q) sum += part[k];
-      if (edges[2 * e + 1] == q) sum += part[K + k];
-    }
-    grad_z[i] = sum;
+// grad_theta[b, e] = grad[b, e] * partials[b, e, 4]; NaN where the edge or its labels are bad.
+template <typename T, typename I>
+__global__ void pairwise_loglik_theta_kernel(const T* grad, const T* partials,
+                                             const int64_t* edges, const int64_t* labels,
+                                             T* grad_theta, Sizes n) {
+  const I Q = I(n.Q), E = I(n.E);
+  CCNN_GRID_STRIDE(I, i, I(n.B) * E) {
+    const I b = i / E, e = i - b * E;
+    const int64_t r = edges[2 * e], s = edges[2 * e + 1];
+    bool bad = !au_in_range(r, Q) || !au_in_range(s, Q);
+    if (!bad) bad = !label_ok(labels[b * Q + I(r)], n.L) || !label_ok(labels[b * Q + I(s)], n.L);
+    grad_theta[i] = bad ? quiet_nan<T>() : mul_rn(grad[i], partials[5 * i + 4]);
   }
 }
 
 }  // namespace
 
+// ---- incidence lists --------------------------------------------------------------------------
+
+size_t incidence_workspace_bytes(Sizes n) {
+  return size_t(2 * n.Q + 1 + 2 * n.E) * sizeof(int64_t);  // room for 64-bit entries
+}
+
+namespace detail {
+
+template <typename I>
+cudaError_t build_incidence(const int64_t* edges, const Sizes& n, void* workspace,
+                            cudaStream_t stream, Incidence<I>* out) {
+  I* counts = incidence_counts<I>(workspace);
+  I* offsets = counts + n.Q;
+  I* entries = offsets + n.Q + 1;
+  out->offsets = offsets;
+  out->entries = entries;
+  if (n.Q == 0) return cudaSuccess;
+  const int warps_per_block = kThreads / 32;
+  const int blocks = blocks_for(n.Q, warps_per_block);
+  incidence_count_kernel<I><<<blocks, kThreads, 0, stream>>>(edges, I(n.E), I(n.Q), counts);
+  cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) return status;
+  incidence_scan_kernel<I><<<1, 1024, 0, stream>>>(counts, I(n.Q), offsets);
+  status = cudaGetLastError();
+  if (status != cudaSuccess) return status;
+  incidence_fill_kernel<I><<<blocks, kThreads, 0, stream>>>(edges, I(n.E), I(n.Q), offsets,
+                                                            entries);
+  return cudaGetLastError();
+}
+
+template cudaError_t build_incidence<int32_t>(const int64_t*, const Sizes&, void*, cudaStream_t,
+                                              Incidence<int32_t>*);
+template cudaError_t build_incidence<int64_t>(const int64_t*, const Sizes&, void*, cudaStream_t,
+                                              Incidence<int64_t>*);
+
+}  // namespace detail
+
 // ---- launchers --------------------------------------------------------------------------------
+
+namespace {
+
+// 32-bit indexing for an elementwise kernel over `count` items.
+bool count_fits_int32(int64_t count) { return count < detail::kInt32Limit; }
+
+}  // namespace
 
 template <typename T>
 cudaError_t validate_pairwise(const T* z, const T* theta, int64_t theta_numel,
@@ -275,7 +362,13 @@ cudaError_t validate_frank(const T* u, const T* v, const T* theta, int64_t count
 template <typename T>
 cudaError_t frank_copula(const T* u, const T* v, const T* theta, T* out, int64_t count,
                          cudaStream_t stream) {
-  frank_copula_kernel<<<blocks_for(count), kThreads, 0, stream>>>(u, v, theta, out, count);
+  if (count == 0) return cudaSuccess;
+  if (count_fits_int32(count))
+    frank_copula_kernel<T, int32_t><<<blocks_for(count), kThreads, 0, stream>>>(
+        u, v, theta, out, int32_t(count));
+  else
+    frank_copula_kernel<T, int64_t><<<blocks_for(count), kThreads, 0, stream>>>(u, v, theta,
+                                                                                out, count);
   return cudaGetLastError();
 }
 
@@ -283,23 +376,56 @@ template <typename T>
 cudaError_t frank_copula_backward(const T* grad, const T* u, const T* v, const T* theta,
                                   T* grad_u, T* grad_v, T* grad_theta, int64_t count,
                                   cudaStream_t stream) {
-  frank_copula_backward_kernel<<<blocks_for(count), kThreads, 0, stream>>>(
-      grad, u, v, theta, grad_u, grad_v, grad_theta, count);
+  if (count == 0) return cudaSuccess;
+  if (count_fits_int32(count))
+    frank_copula_backward_kernel<T, int32_t><<<blocks_for(count), kThreads, 0, stream>>>(
+        grad, u, v, theta, grad_u, grad_v, grad_theta, int32_t(count));
+  else
+    frank_copula_backward_kernel<T, int64_t><<<blocks_for(count), kThreads, 0, stream>>>(
+        grad, u, v, theta, grad_u, grad_v, grad_theta, count);
   return cudaGetLastError();
 }
 
 template <typename T>
 cudaError_t ordinal_logprob(const T* z, T* out, int64_t rows, int64_t L, Link link,
                             cudaStream_t stream) {
-  ordinal_logprob_kernel<<<blocks_for(rows * L), kThreads, 0, stream>>>(z, out, rows, L, link);
+  const int64_t count = rows * L;
+  if (count == 0) return cudaSuccess;
+  if (count_fits_int32(count))
+    ordinal_logprob_kernel<T, int32_t><<<blocks_for(count), kThreads, 0, stream>>>(
+        z, out, int32_t(rows), int32_t(L), link);
+  else
+    ordinal_logprob_kernel<T, int64_t><<<blocks_for(count), kThreads, 0, stream>>>(z, out, rows,
+                                                                                   L, link);
   return cudaGetLastError();
 }
 
 template <typename T>
 cudaError_t ordinal_logprob_backward(const T* grad, const T* z, T* grad_z, int64_t rows,
                                      int64_t L, Link link, cudaStream_t stream) {
-  ordinal_logprob_backward_kernel<<<blocks_for(rows * (L - 1)), kThreads, 0, stream>>>(
-      grad, z, grad_z, rows, L, link);
+  const int64_t count = rows * L;  // the largest index read (grad)
+  if (rows * (L - 1) == 0) return cudaSuccess;
+  if (count_fits_int32(count))
+    ordinal_logprob_backward_kernel<T, int32_t>
+        <<<blocks_for(rows * (L - 1)), kThreads, 0, stream>>>(grad, z, grad_z, int32_t(rows),
+                                                              int32_t(L), link);
+  else
+    ordinal_logprob_backward_kernel<T, int64_t>
+        <<<blocks_for(rows * (L - 1)), kThreads, 0, stream>>>(grad, z, grad_z, rows, L, link);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t ordinal_levels(const T* z, Level<T>* levels, int64_t rows, int64_t L, Link link,
+                           bool with_weights, cudaStream_t stream) {
+  const int64_t count = rows * L;
+  if (count == 0) return cudaSuccess;
+  if (count_fits_int32(count))
+    ordinal_levels_kernel<T, int32_t><<<blocks_for(count), kThreads, 0, stream>>>(
+        z, levels, int32_t(rows), int32_t(L), link, with_weights);
+  else
+    ordinal_levels_kernel<T, int64_t><<<blocks_for(count), kThreads, 0, stream>>>(
+        z, levels, rows, L, link, with_weights);
   return cudaGetLastError();
 }
 
@@ -307,47 +433,37 @@ template <typename T>
 cudaError_t pairwise_loglik(const T* z, const T* theta, const int64_t* edges,
                             const int64_t* labels, T* out, T* partials, Sizes n, Link link,
                             cudaStream_t stream) {
-  pairwise_loglik_kernel<<<blocks_for(n.B * n.E), kThreads, 0, stream>>>(
-      z, theta, edges, labels, out, partials, n, link);
-  return cudaGetLastError();
+  if (n.B * n.E == 0) return cudaSuccess;
+  return detail::dispatch_index(n, [&](auto index) {
+    using I = decltype(index);
+    pairwise_loglik_kernel<T, I><<<blocks_for(n.B * n.E), kThreads, 0, stream>>>(
+        z, theta, edges, labels, out, partials, n, link);
+    return cudaGetLastError();
+  });
 }
 
 template <typename T>
 cudaError_t pairwise_loglik_bwd(const T* grad, const T* partials, const int64_t* edges,
-                                const int64_t* labels, T* grad_z, T* grad_theta, Sizes n,
-                                cudaStream_t stream) {
-  pairwise_loglik_gather_kernel<<<blocks_for(n.B * n.Q * (n.L - 1)), kThreads, 0, stream>>>(
-      grad, partials, edges, labels, grad_z, n);
-  scale_kernel<<<blocks_for(n.B * n.E), kThreads, 0, stream>>>(grad, partials, grad_theta,
-                                                               n.B * n.E);
-  return cudaGetLastError();
-}
-
-template <typename T>
-cudaError_t ordinal_levels(const T* z, Level<T>* levels, int64_t rows, int64_t L, Link link,
-                           bool with_weights, cudaStream_t stream) {
-  ordinal_levels_kernel<<<blocks_for(rows * L), kThreads, 0, stream>>>(z, levels, rows, L, link,
-                                                                       with_weights);
-  return cudaGetLastError();
-}
-
-template <typename T>
-cudaError_t pairwise_logtable(const Level<T>* levels, const T* theta, const int64_t* edges,
-                              T* out, Sizes n, cudaStream_t stream) {
-  pairwise_logtable_kernel<<<blocks_for(n.B * n.E * n.L * n.L), kThreads, 0, stream>>>(
-      levels, theta, edges, out, n);
-  return cudaGetLastError();
-}
-
-template <typename T>
-cudaError_t pairwise_logtable_backward(const T* grad, const Level<T>* levels, const T* theta,
-                                       const int64_t* edges, T* scratch, T* grad_z,
-                                       T* grad_theta, Sizes n, cudaStream_t stream) {
-  pairwise_logtable_edge_grad_kernel<<<blocks_for(n.B * n.E), kThreads, 0, stream>>>(
-      grad, levels, theta, edges, scratch, grad_theta, n);
-  pairwise_logtable_gather_kernel<<<blocks_for(n.B * n.Q * (n.L - 1)), kThreads, 0, stream>>>(
-      scratch, edges, grad_z, n);
-  return cudaGetLastError();
+                                const int64_t* labels, void* workspace, T* grad_z, T* grad_theta,
+                                Sizes n, cudaStream_t stream) {
+  return detail::dispatch_index_and_levels(n, [&](auto index, auto levels) {
+    using I = decltype(index);
+    constexpr int kL = decltype(levels)::value;
+    if (n.B * n.Q * (n.L - 1) > 0) {
+      detail::Incidence<I> inc;
+      const cudaError_t status = detail::build_incidence<I>(edges, n, workspace, stream, &inc);
+      if (status != cudaSuccess) return status;
+      pairwise_loglik_gather_kernel<T, I, kL>
+          <<<blocks_for(n.B * n.Q * (n.L - 1)), kThreads, 0, stream>>>(grad, partials, edges,
+                                                                       labels, inc, grad_z, n);
+      const cudaError_t launched = cudaGetLastError();
+      if (launched != cudaSuccess) return launched;
+    }
+    if (n.B * n.E > 0)
+      pairwise_loglik_theta_kernel<T, I><<<blocks_for(n.B * n.E), kThreads, 0, stream>>>(
+          grad, partials, edges, labels, grad_theta, n);
+    return cudaGetLastError();
+  });
 }
 
 #define CCNN_INSTANTIATE(T)                                                                      \
@@ -364,14 +480,10 @@ cudaError_t pairwise_logtable_backward(const T* grad, const Level<T>* levels, co
   template cudaError_t pairwise_loglik<T>(const T*, const T*, const int64_t*, const int64_t*,    \
                                           T*, T*, Sizes, Link, cudaStream_t);                    \
   template cudaError_t pairwise_loglik_bwd<T>(const T*, const T*, const int64_t*,                \
-                                              const int64_t*, T*, T*, Sizes, cudaStream_t);      \
+                                              const int64_t*, void*, T*, T*, Sizes,              \
+                                              cudaStream_t);                                     \
   template cudaError_t ordinal_levels<T>(const T*, Level<T>*, int64_t, int64_t, Link, bool,      \
-                                         cudaStream_t);                                          \
-  template cudaError_t pairwise_logtable<T>(const Level<T>*, const T*, const int64_t*, T*,       \
-                                            Sizes, cudaStream_t);                                \
-  template cudaError_t pairwise_logtable_backward<T>(const T*, const Level<T>*, const T*,        \
-                                                     const int64_t*, T*, T*, T*, Sizes,          \
-                                                     cudaStream_t);
+                                         cudaStream_t);
 
 CCNN_INSTANTIATE(float)
 CCNN_INSTANTIATE(double)

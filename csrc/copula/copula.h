@@ -1,8 +1,10 @@
 // copula.h: the fused Frank copula ops of ccnn (torch side).
 //
-// Schemas: csrc/bindings/ops.cpp (library `ccnn`). Math: copula/frank_math.h. CPU kernels:
-// copula_cpu.cpp. CUDA kernels: copula.cu (plain CUDA) launched from copula_cuda.cpp. Python
-// wrappers with autograd and fake (meta) implementations: ccnn_ext/copula.py.
+// Schemas: csrc/bindings/ops.cpp (library `ccnn`). Math: copula/frank_math.h; the assembly of a
+// pair / table cell from two AUs' levels, shared by the CPU and CUDA kernels:
+// copula/table_assembly.h. CPU kernels: copula_cpu.cpp. CUDA kernels: copula.cu and
+// copula_table.cu (plain CUDA, launchers in copula_kernels.h) launched from copula_cuda.cpp.
+// Python wrappers with autograd and fake (meta) implementations: ccnn_ext/copula.py.
 //
 // Shapes and types (B samples, Q AUs, L ordinal levels, E edges). Floating inputs of one call
 // share one dtype, float32 or float64; index inputs are int64; all inputs on one device.
@@ -46,8 +48,22 @@
 // Checks: every op checks ranks, shapes, dtypes and devices before touching memory, and (unless
 // turned off with set_data_checks(false)) the data rules of copula/input_checks.h: finite and
 // strictly increasing z, finite theta, labels in range, edges in range with r != s, u and v in
-// [0, 1]. On CUDA the data rules run in one validation kernel whose result is copied to the host:
-// one synchronisation per forward call (backward calls reuse the forward's inputs and skip them).
+// [0, 1]. The internal backward ops (pairwise_loglik_bwd, pairwise_logtable_backward) check only
+// the index rules (edges; labels), since they take the forward's already checked values.
+//
+// On CUDA the data rules run in one validation kernel whose result is copied to the host: one
+// host synchronisation per checked call. They run only when data checks are on AND the current
+// stream is not capturing a CUDA graph (a capture skips them: it must not synchronise). With the
+// checks off (set_data_checks(false), the trainer's choice on CUDA) no copula op ever
+// synchronises, so a training step can be captured (CUDA graphs, torch.compile
+// mode="reduce-overhead"); bad data is then not reported but never crashes: the CUDA kernels
+// range-check every index they read before using it as an address, and an edge endpoint outside
+// [0, Q-1] or a label outside [-1, L-1] makes the outputs that depend on it NaN (the edge's
+// loglik / partials / table / grad_theta, the grad_z entries it feeds), so the loss is NaN.
+// Non-finite or non-increasing z and non-finite theta give unspecified (possibly NaN) values.
+//
+// On the CPU the index rules cost no synchronisation, so check_indices_cpu (below) is meant to
+// run on every call that dereferences indices, whatever set_data_checks says.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -200,6 +216,37 @@ inline void raise_data_errors(const ErrorIndices& first, const PairwiseSizes& n)
   if (first[kEdgeSelfLoop] != kNoError)
     TORCH_CHECK_VALUE(false, "edges must join two different AUs (r != s); edges[",
                       first[kEdgeSelfLoop], "] has r == s");
+}
+
+// The index rules on CPU tensors (edges: (E, 2) int64; labels: (B, Q) int64 or null; both
+// contiguous, shapes already checked): edge endpoints in [0, Q-1] with r != s, labels in
+// [-1, L-1]. Raises the ValueError of raise_data_errors for the first bad index. A sequential scan
+// of E + B * Q integers (microseconds), meant to run before any memory is addressed with these
+// indices on every CPU entry point that reads them, internal backward ops included, whether data
+// checks are on or off.
+inline void check_indices_cpu(const at::Tensor& edges, const at::Tensor* labels,
+                              const PairwiseSizes& n) {
+  TORCH_CHECK(edges.is_cpu() && edges.is_contiguous() && edges.scalar_type() == at::kLong,
+              "check_indices_cpu: edges must be a contiguous int64 CPU tensor");
+  ErrorIndices first;
+  first.fill(kNoError);
+  const int64_t* pe = edges.data_ptr<int64_t>();
+  for (int64_t e = 0; e < n.E; ++e) {
+    const int bad = check_edge(pe[2 * e], pe[2 * e + 1], n.Q);
+    if (bad >= 0 && first[bad] == kNoError) first[bad] = e;
+  }
+  if (labels != nullptr) {
+    TORCH_CHECK(labels->is_cpu() && labels->is_contiguous() && labels->scalar_type() == at::kLong,
+                "check_indices_cpu: labels must be a contiguous int64 CPU tensor");
+    const int64_t* pl = labels->data_ptr<int64_t>();
+    for (int64_t i = 0; i < n.B * n.Q; ++i) {
+      if (!label_ok(pl[i], n.L)) {
+        first[kLabelOutOfRange] = i;
+        break;
+      }
+    }
+  }
+  raise_data_errors(first, n);
 }
 
 inline void raise_unit_errors(const ErrorIndices& first) {

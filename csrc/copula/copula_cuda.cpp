@@ -1,6 +1,12 @@
 // CUDA implementations of the copula ops (torch side): argument checks (copula.h), device guard,
-// contiguous inputs, output allocation, then the plain-CUDA launchers of copula.cu. Includes only
-// the c10 CUDA stream/guard headers (no ATen/cuda), so it builds with a bare CUDA toolkit.
+// contiguous inputs, output and workspace allocation, then the plain-CUDA launchers of copula.cu
+// and copula_table.cu, all on the current stream. Includes only the c10 CUDA stream/guard headers
+// (no ATen/cuda), so it builds with a bare CUDA toolkit.
+//
+// Synchronisation: the only host synchronisation is the copy of a validation result, and it
+// happens only when data checks are on and the current stream is not being captured into a CUDA
+// graph (data_checks_active). With checks off (or under capture) no call synchronises; the kernels
+// then never dereference an out-of-range index but give NaN outputs for it (copula.h).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -20,6 +26,21 @@ void check_launch(cudaError_t status, const char* what) {
 
 cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 
+// Whether `stream` is capturing a CUDA graph (then nothing may synchronise). A query error (e.g.
+// an illegal legacy-stream query during another stream's global-mode capture) counts as capturing:
+// skipping a check is safe, the kernels guard their indices.
+bool stream_capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the (non-sticky) error
+    return true;
+  }
+  return status != cudaStreamCaptureStatusNone;
+}
+
+// Whether this call runs the data checks that need a host synchronisation.
+bool data_checks_active() { return data_checks_enabled() && !stream_capturing(current_stream()); }
+
 cuda::Sizes to_cuda(const PairwiseSizes& n) { return {n.B, n.Q, n.L, n.E, n.theta_per_sample}; }
 
 // The device the kernels run on. The dispatcher calls these functions when any argument is on
@@ -32,7 +53,7 @@ c10::Device cuda_device_of(const at::Tensor& t, const char* name) {
 }
 
 // Runs a validation kernel into a kNumInputErrors int64 buffer and copies it to the host (the one
-// synchronisation of a checked call).
+// synchronisation of a checked call; callers run it only when data_checks_active()).
 template <typename Launch>
 ErrorIndices run_validation(const at::Tensor& like, Launch launch) {
   at::Tensor first = at::full({kNumInputErrors}, kNoError, like.options().dtype(at::kLong));
@@ -54,7 +75,7 @@ PairwiseInputs prepare_pairwise(const at::Tensor& z, const at::Tensor& theta,
   in.n = check_pairwise_args(z, theta, edges, labels);
   in.z = z.contiguous(), in.theta = theta.contiguous(), in.edges = edges.contiguous();
   if (labels != nullptr) in.labels = labels->contiguous();
-  if (check_data && data_checks_enabled()) {
+  if (check_data && data_checks_active()) {
     AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_validate_pairwise", [&] {
       raise_data_errors(run_validation(in.z,
                                        [&](int64_t* first) {
@@ -71,6 +92,26 @@ PairwiseInputs prepare_pairwise(const at::Tensor& z, const at::Tensor& theta,
   return in;
 }
 
+// The index checks of the internal backward ops (edges in range with r != s, labels if given in
+// [-1, L-1]), when data_checks_active(); without them the kernels give NaN for a bad index.
+void check_indices(const at::Tensor& edges, const at::Tensor* labels, const PairwiseSizes& n) {
+  if (!data_checks_active() || (n.E == 0 && (labels == nullptr || n.B * n.Q == 0))) return;
+  raise_data_errors(run_validation(edges,
+                                   [&](int64_t* first) {
+                                     return cuda::validate_pairwise<float>(
+                                         nullptr, nullptr, 0, edges.data_ptr<int64_t>(),
+                                         labels ? labels->data_ptr<int64_t>() : nullptr,
+                                         to_cuda(n), first, current_stream());
+                                   }),
+                    n);
+}
+
+// Device workspace of the backward launchers (the per-AU incidence lists).
+at::Tensor incidence_workspace(const at::Tensor& like, const PairwiseSizes& n) {
+  return at::empty({int64_t(cuda::incidence_workspace_bytes(to_cuda(n)))},
+                   like.options().dtype(at::kByte));
+}
+
 // ---- frank_copula -----------------------------------------------------------------------------
 
 at::Tensor frank_copula_cuda(const at::Tensor& u_in, const at::Tensor& v_in,
@@ -81,7 +122,7 @@ at::Tensor frank_copula_cuda(const at::Tensor& u_in, const at::Tensor& v_in,
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "ccnn_frank_copula_cuda", [&] {
     const scalar_t *pu = u.data_ptr<scalar_t>(), *pv = v.data_ptr<scalar_t>(),
                    *pt = theta.data_ptr<scalar_t>();
-    if (data_checks_enabled()) {
+    if (data_checks_active()) {
       raise_unit_errors(run_validation(u, [&](int64_t* first) {
         return cuda::validate_frank(pu, pv, pt, u.numel(), first, current_stream());
       }));
@@ -120,16 +161,15 @@ at::Tensor ordinal_logprob_cuda(const at::Tensor& z_in, c10::string_view link_na
   check_thresholds(z_in);
   const at::Tensor z = z_in.contiguous();
   const int64_t B = z.size(0), Q = z.size(1), L = z.size(2) + 1;
-  if (data_checks_enabled()) {
+  if (data_checks_active()) {
     // the pairwise validation with no theta, edges or labels checks exactly z
     const PairwiseSizes n{B, Q, L, 0, false};
     AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_validate_ordinal", [&] {
       raise_data_errors(run_validation(z,
                                        [&](int64_t* first) {
-                                         return cuda::validate_pairwise(
-                                             z.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(), 0,
-                                             nullptr, nullptr, to_cuda(n), first,
-                                             current_stream());
+                                         return cuda::validate_pairwise<scalar_t>(
+                                             z.data_ptr<scalar_t>(), nullptr, 0, nullptr,
+                                             nullptr, to_cuda(n), first, current_stream());
                                        }),
                         n);
     });
@@ -210,13 +250,15 @@ std::tuple<at::Tensor, at::Tensor> pairwise_loglik_bwd_cuda(const at::Tensor& gr
   const PairwiseSizes n = check_pairwise_bwd_args(grad_in, partials_in, z, edges_in, labels_in);
   const at::Tensor grad = grad_in.contiguous(), partials = partials_in.contiguous();
   const at::Tensor edges = edges_in.contiguous(), labels = labels_in.contiguous();
+  check_indices(edges, &labels, n);
   at::Tensor grad_z = at::empty({n.B, n.Q, n.L - 1}, z.options());
   at::Tensor grad_theta = at::empty({n.B, n.E}, z.options());
+  const at::Tensor workspace = incidence_workspace(z, n);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_pairwise_loglik_bwd_cuda", [&] {
     check_launch(cuda::pairwise_loglik_bwd(grad.data_ptr<scalar_t>(),
                                            partials.data_ptr<scalar_t>(),
                                            edges.data_ptr<int64_t>(), labels.data_ptr<int64_t>(),
-                                           grad_z.data_ptr<scalar_t>(),
+                                           workspace.data_ptr(), grad_z.data_ptr<scalar_t>(),
                                            grad_theta.data_ptr<scalar_t>(), to_cuda(n),
                                            current_stream()),
                  "pairwise_loglik_bwd");
@@ -265,17 +307,19 @@ std::tuple<at::Tensor, at::Tensor> pairwise_logtable_backward_cuda(const at::Ten
   const PairwiseInputs in = prepare_pairwise(z, theta, edges, nullptr, false);
   const PairwiseSizes& n = in.n;
   check_grad(grad_in, in.z, {n.B, n.E, n.L, n.L});
+  check_indices(in.edges, nullptr, n);
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor grad_z = at::empty_like(in.z);
   at::Tensor grad_theta = at::empty({n.B, n.E}, in.z.options());
   at::Tensor scratch = at::empty({n.B, n.E, 2 * (n.L - 1)}, in.z.options());
+  const at::Tensor workspace = incidence_workspace(in.z, n);
   AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable_backward_cuda", [&] {
     const at::Tensor levels = levels_of<scalar_t>(in, link, true);
     check_launch(cuda::pairwise_logtable_backward(
                      grad.data_ptr<scalar_t>(),
                      reinterpret_cast<const Level<scalar_t>*>(levels.data_ptr()),
                      in.theta.data_ptr<scalar_t>(), in.edges.data_ptr<int64_t>(),
-                     scratch.data_ptr<scalar_t>(), grad_z.data_ptr<scalar_t>(),
+                     workspace.data_ptr(), scratch.data_ptr<scalar_t>(), grad_z.data_ptr<scalar_t>(),
                      grad_theta.data_ptr<scalar_t>(), to_cuda(n), current_stream()),
                  "pairwise_logtable_backward");
   });
