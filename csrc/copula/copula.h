@@ -62,8 +62,9 @@
 // loglik / partials / table / grad_theta, the grad_z entries it feeds), so the loss is NaN.
 // Non-finite or non-increasing z and non-finite theta give unspecified (possibly NaN) values.
 //
-// On the CPU the index rules cost no synchronisation, so check_indices_cpu (below) is meant to
-// run on every call that dereferences indices, whatever set_data_checks says.
+// On the CPU the index rules (edges, labels) cost no synchronisation and are checked on every
+// call that reads indices, whatever set_data_checks says; set_data_checks(false) skips only the
+// value rules (finite, increasing z; finite theta).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -216,37 +217,6 @@ inline void raise_data_errors(const ErrorIndices& first, const PairwiseSizes& n)
   if (first[kEdgeSelfLoop] != kNoError)
     TORCH_CHECK_VALUE(false, "edges must join two different AUs (r != s); edges[",
                       first[kEdgeSelfLoop], "] has r == s");
-}
-
-// The index rules on CPU tensors (edges: (E, 2) int64; labels: (B, Q) int64 or null; both
-// contiguous, shapes already checked): edge endpoints in [0, Q-1] with r != s, labels in
-// [-1, L-1]. Raises the ValueError of raise_data_errors for the first bad index. A sequential scan
-// of E + B * Q integers (microseconds), meant to run before any memory is addressed with these
-// indices on every CPU entry point that reads them, internal backward ops included, whether data
-// checks are on or off.
-inline void check_indices_cpu(const at::Tensor& edges, const at::Tensor* labels,
-                              const PairwiseSizes& n) {
-  TORCH_CHECK(edges.is_cpu() && edges.is_contiguous() && edges.scalar_type() == at::kLong,
-              "check_indices_cpu: edges must be a contiguous int64 CPU tensor");
-  ErrorIndices first;
-  first.fill(kNoError);
-  const int64_t* pe = edges.data_ptr<int64_t>();
-  for (int64_t e = 0; e < n.E; ++e) {
-    const int bad = check_edge(pe[2 * e], pe[2 * e + 1], n.Q);
-    if (bad >= 0 && first[bad] == kNoError) first[bad] = e;
-  }
-  if (labels != nullptr) {
-    TORCH_CHECK(labels->is_cpu() && labels->is_contiguous() && labels->scalar_type() == at::kLong,
-                "check_indices_cpu: labels must be a contiguous int64 CPU tensor");
-    const int64_t* pl = labels->data_ptr<int64_t>();
-    for (int64_t i = 0; i < n.B * n.Q; ++i) {
-      if (!label_ok(pl[i], n.L)) {
-        first[kLabelOutOfRange] = i;
-        break;
-      }
-    }
-  }
-  raise_data_errors(first, n);
 }
 
 inline void raise_unit_errors(const ErrorIndices& first) {

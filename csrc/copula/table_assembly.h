@@ -53,8 +53,8 @@ template <typename C, typename W>
 CCNN_HD FrankSide<C> frank_row_side(const FrankFrame<C>& f, const Level<W>& r, bool with_grad) {
   FrankSide<C> side;
   side.level = make_frank_level(f, C(r.mass), C(r.log_mass), with_grad);
-  side.lo = make_frank_coord(f, C(r.cdf_lo));
-  side.hi = make_frank_coord_above(f, side.lo, side.level, C(r.cdf_hi));
+  side.lo = make_frank_coord(f, C(r.cdf_lo), C(r.ccdf_lo));
+  side.hi = make_frank_coord_above(f, side.lo, side.level, C(r.cdf_hi), C(r.ccdf_hi));
   return side;
 }
 
@@ -63,8 +63,9 @@ template <typename C, typename W>
 CCNN_HD FrankSide<C> frank_column_side(const FrankFrame<C>& f, const Level<W>& s, bool with_grad) {
   FrankSide<C> side;
   side.level = make_frank_level(f, C(s.mass), C(s.log_mass), with_grad);
-  side.lo = make_frank_coord(f, column_lo(f, s));
-  side.hi = make_frank_coord_above(f, side.lo, side.level, column_hi(f, s));
+  side.lo = make_frank_coord(f, column_lo(f, s), column_hi_complement(f, s, false));
+  side.hi = make_frank_coord_above(f, side.lo, side.level, column_hi(f, s),
+                                   column_hi_complement(f, s, true));
   return side;
 }
 
