@@ -337,6 +337,7 @@ def test_out_of_range_index_raises_value_error(entry, arg, bad, checks):
     status, result = _in_child(_index_case, entry, arg, bad, checks)
     assert status == "ok", f"{entry} with {arg} containing {bad}: {result}"
     kind, message = result
+    assert kind is not None, f"{entry} with {arg} containing {bad}: returned without an error"
     assert kind == "ValueError" and arg in message, f"{entry} with {arg} containing {bad}: {kind}: {message}"
 
 
