@@ -77,11 +77,13 @@ def environment(device, threads):
     return env
 
 
-def write_results(name, payload, markdown):
-    """benchmarks/results/<name>.json and .md; returns the two paths."""
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    json_path = os.path.join(RESULTS_DIR, name + ".json")
-    md_path = os.path.join(RESULTS_DIR, name + ".md")
+def write_results(name, payload, markdown, out_dir=None):
+    """<out_dir>/<name>.json and .md (out_dir defaults to benchmarks/results); returns the two
+    paths."""
+    out_dir = out_dir or RESULTS_DIR
+    os.makedirs(out_dir, exist_ok=True)
+    json_path = os.path.join(out_dir, name + ".json")
+    md_path = os.path.join(out_dir, name + ".md")
     with open(json_path, "w") as f:
         json.dump(payload, f, indent=2)
         f.write("\n")
