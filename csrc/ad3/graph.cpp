@@ -1,6 +1,7 @@
 // Graph construction and validation, and the helpers every solver uses (scores, ICM, gap test).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -82,6 +83,8 @@ const char* status_name(Status status) {
       return "fractional";
     case Status::kIterationLimit:
       return "iteration_limit";
+    case Status::kTimeLimit:
+      return "time_limit";
   }
   return "unknown";
 }
@@ -97,6 +100,41 @@ void check_finite(const double* values, std::size_t count, const char* what, lon
                                   "; scores must be finite");
     }
   }
+}
+
+double unary_magnitude(const Graph& graph, const double* unary) {
+  double total = 0.0;
+  for (int i = 0; i < graph.num_variables(); ++i) {
+    const double* own = unary + graph.unary_offset(i);
+    double largest = 0.0;
+    for (int s = 0; s < graph.num_states(i); ++s) largest = std::max(largest, std::fabs(own[s]));
+    total += largest;
+  }
+  return total;
+}
+
+double pairwise_magnitude(const Graph& graph, const double* pairwise) {
+  double total = 0.0;
+  for (int e = 0; e < graph.num_edges(); ++e) {
+    double largest = 0.0;
+    for (std::size_t k = graph.pairwise_offset(e); k < graph.pairwise_offset(e + 1); ++k) {
+      largest = std::max(largest, std::fabs(pairwise[k]));
+    }
+    total += largest;
+  }
+  return total;
+}
+
+void check_magnitude(double magnitude, long problem) {
+  if (magnitude <= kMaxScoreMagnitude) return;
+  char value[32];
+  std::snprintf(value, sizeof value, "%.3g", magnitude);
+  std::string where = problem >= 0 ? " of problem " + std::to_string(problem) : "";
+  throw std::invalid_argument(
+      "unary, pairwise: the scores" + where + " are too large: a labelling's score could reach " +
+      (std::isinf(magnitude) ? std::string("beyond the largest double (overflow)") : std::string(value)) +
+      " in magnitude (sum over variables and edges of the largest |score|), at most 1e300 is allowed; "
+      "rescale the scores");
 }
 
 double labelling_score(const Graph& graph, const double* unary, const double* pairwise,
