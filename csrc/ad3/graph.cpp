@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -100,6 +101,33 @@ void check_finite(const double* values, std::size_t count, const char* what, lon
                                   "; scores must be finite");
     }
   }
+}
+
+std::uint64_t largest_magnitude_bits(const double* values, std::size_t count) {
+  // Four independent running maxima (no dependency chain through one register), branch-free.
+  constexpr std::uint64_t kAbs = 0x7fffffffffffffffULL;
+  std::uint64_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+  std::size_t k = 0;
+  for (; k + 4 <= count; k += 4) {
+    std::uint64_t b[4];
+    std::memcpy(b, values + k, sizeof b);
+    m0 = std::max(m0, b[0] & kAbs);
+    m1 = std::max(m1, b[1] & kAbs);
+    m2 = std::max(m2, b[2] & kAbs);
+    m3 = std::max(m3, b[3] & kAbs);
+  }
+  for (; k < count; ++k) {
+    std::uint64_t b;
+    std::memcpy(&b, values + k, sizeof b);
+    m0 = std::max(m0, b & kAbs);
+  }
+  return std::max(std::max(m0, m1), std::max(m2, m3));
+}
+
+double magnitude_from_bits(std::uint64_t bits) {
+  double value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
 }
 
 double unary_magnitude(const Graph& graph, const double* unary) {

@@ -24,6 +24,13 @@ void check_options(const ExactOptions& options);
 // NaN or infinite value.
 void check_finite(const double* values, std::size_t count, const char* what, long problem);
 
+// The bit pattern of max_k |values[k]|: ordered like the magnitudes, with NaN and inf at or above
+// kNonFiniteBits. Cheap (no floating-point dependency chain); magnitude_from_bits turns a finite
+// one back into the magnitude.
+constexpr std::uint64_t kNonFiniteBits = 0x7ff0000000000000ULL;
+std::uint64_t largest_magnitude_bits(const double* values, std::size_t count);
+double magnitude_from_bits(std::uint64_t bits);
+
 // sum_i max_s |unary_i[s]| and sum_e max |pairwise_e|: bounds on the unary and pairwise parts of
 // |S(y)| (finite inputs; the sum may overflow to inf).
 double unary_magnitude(const Graph& graph, const double* unary);
@@ -52,7 +59,7 @@ class StopControl {
 
   // Starts a problem: clears the reason, arms the deadline (time_limit seconds; 0: none).
   void begin_problem(double time_limit) {
-    reason_ = cancelled() ? StopReason::kCancel : StopReason::kNone;
+    reason_ = StopReason::kNone;  // (the caller has just checked for a cancel)
     has_deadline_ = time_limit > 0.0;
     if (has_deadline_) {
       deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
