@@ -441,6 +441,18 @@ def test_scores_that_could_overflow_are_rejected(decode):
     result = decode(unary, np.zeros((3, 2, 2)), edges)
     assert np.isfinite(result.score).all() and np.isfinite(result.bound).all()
     assert result.score[0] == pytest.approx(9e299) and result.status_names == ["optimal"]
+    # Random problems at the limit: finite scores and bounds; exact search still certifies.
+    rng = np.random.default_rng(1)
+    edges = complete_edges(5)
+    scale = 1e300 / (5 + len(edges))
+    unary = rng.uniform(-1, 1, size=(10, 5, 4)) * scale
+    pairwise = rng.uniform(-1, 1, size=(10, len(edges), 4, 4)) * scale
+    result = decode(unary, pairwise, edges)
+    assert np.isfinite(result.score).all() and np.isfinite(result.bound).all()
+    if decode is not ccnn_ext.decode_ad3:
+        assert result.status_names == ["optimal"] * 10
+        np.testing.assert_allclose(result.score, ccnn_ext.decode_exhaustive(unary, pairwise, edges).score,
+                                   rtol=1e-12)
 
 
 @pytest.mark.parametrize("option,value,decode", [
@@ -468,6 +480,8 @@ def test_binding_validates_int_options_itself():
         ints[index] = value
         with pytest.raises(ValueError, match=rf"{name}: expected an int in \["):
             _decoder.solve(*args, ints[0], 0.1, True, 1e-6, 1e-9, 1e-9, ints[1], ints[2], False)
+    # numpy integers are ints
+    _decoder.solve(*args, np.int64(10), 0.1, True, 1e-6, 1e-9, 1e-9, np.int32(0), np.uint8(1), False)
 
 
 @pytest.mark.parametrize("decode", [ccnn_ext.decode_ad3, ccnn_ext.decode_exact, ccnn_ext.decode_exhaustive])

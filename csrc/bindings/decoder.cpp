@@ -37,11 +37,13 @@ ad3::Method parse_method(const std::string& method) {
 std::int64_t int_option(const py::handle& value, const char* name, std::int64_t lo, std::int64_t hi) {
   const std::string range = std::string(name) + ": expected an int in [" + std::to_string(lo) + ", " +
                             std::to_string(hi) + "], got ";
-  if (!PyLong_Check(value.ptr()) || PyBool_Check(value.ptr())) {
+  if (!PyIndex_Check(value.ptr()) || PyBool_Check(value.ptr())) {  // ints and numpy integers
     throw std::invalid_argument(range + py::repr(value).cast<std::string>());
   }
+  const py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr()));
+  if (!index) throw py::error_already_set();
   int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+  const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
   if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
   if (overflow != 0 || v < lo || v > hi) throw std::invalid_argument(range + py::repr(value).cast<std::string>());
   return static_cast<std::int64_t>(v);
