@@ -9,18 +9,20 @@ PYTHON ?= $(if $(ACTIVE_PY),$(ACTIVE_PY),$(CURDIR)/.venv/bin/python)
 TORCH_SPEC ?= torch==2.13.0
 CMAKE ?= cmake
 CMAKE_BUILD_DIR ?= build-cmake
+SANITIZE_BUILD_DIR ?= build-sanitize
 # The toolkit root (an `nvcc` on the PATH may be a wrapper script outside it).
 CUDA_HOME ?= $(shell for d in /usr/local/cuda /usr/local/cuda-*; do [ -x $$d/bin/nvcc ] && echo $$d; done | tail -n 1)
 NVCC ?= $(if $(CUDA_HOME),$(CUDA_HOME)/bin/nvcc,$(shell command -v nvcc))
 CUDA_ARCH_FLAGS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 STAMP := build/.installed
 
-.PHONY: help venv install build test pytest cpp-test cuda-check demo bench clean
+.PHONY: help venv install build test pytest cpp-test sanitize cuda-check demo bench clean
 
 help:
 	@echo "make demo        run the main job (trains and compares the models on built-in synthetic data)"
 	@echo "make test        build everything and run every test (C++ via ctest, Python via pytest)"
 	@echo "make build       rebuild the extension in place after editing csrc/"
+	@echo "make sanitize    build the C++ core and its tests with ASan + UBSan (build-sanitize/) and run them"
 	@echo "make cuda-check  compile every CUDA source with nvcc (sm_80, sm_90); needs no GPU"
 	@echo "make bench       run the benchmarks, results under benchmarks/results/"
 
@@ -50,6 +52,15 @@ cpp-test:
 
 test: cpp-test pytest
 
+# The torch-free C++ core and its ctests under AddressSanitizer + UndefinedBehaviorSanitizer
+# (-DCCNN_SANITIZE=ON), in a build folder of its own; any finding fails the test. Run by CI.
+sanitize:
+	$(CMAKE) -S . -B $(SANITIZE_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCCNN_SANITIZE=ON
+	$(CMAKE) --build $(SANITIZE_BUILD_DIR) -j 2
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --test-dir $(SANITIZE_BUILD_DIR) --output-on-failure
+
 # Compiles the .cu kernels (plain CUDA C++) for every default target, and checks the torch-side
 # CUDA launchers (*_cuda.cpp) against the installed torch headers, so CUDA code cannot rot on
 # machines without a GPU (a CPU-only torch lacks c10's generated cuda_cmake_macros.h, hence
@@ -74,4 +85,4 @@ bench: build
 	$(PYTHON) benchmarks/bench_train.py
 
 clean:
-	rm -rf build $(CMAKE_BUILD_DIR) ccnn_ext/*.so
+	rm -rf build $(CMAKE_BUILD_DIR) $(SANITIZE_BUILD_DIR) ccnn_ext/*.so

@@ -17,6 +17,7 @@ from .copula import (
     set_data_checks,
 )
 from .decode import (
+    DEFAULT_EXACT_TIME_LIMIT,
     STATUS_NAMES,
     DecodeResult,
     FactorGraph,
@@ -43,6 +44,7 @@ __all__ = [
     "pairwise_loglik",
     "pairwise_logtable",
     "set_data_checks",
+    "DEFAULT_EXACT_TIME_LIMIT",
     "STATUS_NAMES",
     "DecodeResult",
     "FactorGraph",

@@ -19,6 +19,11 @@ Batched API (problems that share an edge list, all variables with L states, the 
 
 Arrays may be numpy arrays or torch tensors (CUDA tensors are copied to the CPU); results are
 numpy arrays. For variables with different numbers of states use :class:`FactorGraph`.
+
+Every decode can be stopped with Ctrl-C (KeyboardInterrupt within about 50 ms, also with the GIL
+released and on several threads); ``decode_exact`` is bounded by default by
+:data:`DEFAULT_EXACT_TIME_LIMIT` seconds per problem (status "time_limit"), see docs/decoder.md,
+"Reliability".
 """
 from __future__ import annotations
 
@@ -33,9 +38,20 @@ from . import _decoder
 
 #: Status names by code: ``status == 0`` is "optimal" (the labelling is certified optimal by a
 #: matching upper bound; for AD3 this means its relaxation was tight), 1 "fractional" (AD3
-#: converged to a fractional solution; the labelling is a rounding), 2 "iteration_limit".
+#: converged to a fractional solution; the labelling is a rounding), 2 "iteration_limit" (AD3's
+#: max_iter or the exact search's max_nodes ran out), 3 "time_limit" (the exact search's
+#: time_limit ran out). Only "optimal" is certified; the bound is valid with every status.
 STATUS_NAMES = tuple(_decoder.STATUS_NAMES)
-OPTIMAL, FRACTIONAL, ITERATION_LIMIT = range(3)
+OPTIMAL, FRACTIONAL, ITERATION_LIMIT, TIME_LIMIT = range(4)
+
+#: ``decode_exact`` / ``FactorGraph.solve_exact`` stop a problem after this many seconds unless
+#: told otherwise (``time_limit=None``: no limit). CCNN problems take well under a millisecond;
+#: this only bounds pathological ones (frustrated Gaussian tables with tens of variables can take
+#: hours), which then come back with status "time_limit", the best labelling found and a valid bound.
+DEFAULT_EXACT_TIME_LIMIT = 10.0
+
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,8 @@ class DecodeResult:
 
     @property
     def status_names(self) -> List[str]:
-        """The status of each problem as a name: "optimal", "fractional" or "iteration_limit"."""
+        """The status of each problem as a name: "optimal", "fractional", "iteration_limit" or
+        "time_limit"."""
         return [STATUS_NAMES[code] for code in self.status]
 
     @property
@@ -90,10 +107,26 @@ def _as_array(x, name: str, dtype, kind: str) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-def _int_option(value, name: str, minimum: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected {what}, got {value!r}")
+def _int_option(value, name: str, minimum: int, maximum: int, what: str = "") -> int:
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            or not minimum <= value <= maximum):
+        raise ValueError(f"{name}: expected an int in [{minimum}, {maximum}]{what}, got {value!r}")
     return int(value)
+
+
+def _limit_option(value, name: str, maximum) -> float:
+    """None (or inf) -> 0, the C++ core's "no limit"; otherwise a positive number up to maximum."""
+    if value is None:
+        return 0
+    try:
+        number = math.nan if isinstance(value, (str, bytes)) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if number == math.inf:
+        return 0
+    if isinstance(value, bool) or not 0 < number <= maximum:
+        raise ValueError(f"{name}: expected None (no limit) or a number in (0, {maximum:g}], got {value!r}")
+    return number
 
 
 def _float_option(value, name: str, positive: bool) -> float:
@@ -136,18 +169,21 @@ def _batch_inputs(unary, pairwise, edges):
 
 
 def _run(method, unary, pairwise, edges, num_states, *, max_iter=1000, eta=0.1, adapt_eta=True,
-         tol=1e-6, ad3_gap_tol=1e-9, exact_gap_tol=1e-9, max_nodes=0, num_threads=0,
-         return_posteriors=False):
+         tol=1e-6, ad3_gap_tol=1e-9, exact_gap_tol=1e-9, max_nodes=None, time_limit=None,
+         num_threads=0, return_posteriors=False):
+    max_nodes = 0 if max_nodes is None else _int_option(max_nodes, "max_nodes", 0, _INT64_MAX,
+                                                        " or None (0 or None: no limit)")
     return _decoder.solve(
         method, num_states, edges, unary, pairwise,
-        _int_option(max_iter, "max_iter", 1, "an int >= 1"),
+        _int_option(max_iter, "max_iter", 1, _INT32_MAX),
         _float_option(eta, "eta", positive=True), bool(adapt_eta),
         _float_option(tol, "tol", positive=False),
         _float_option(ad3_gap_tol, "gap_tol", positive=False),
         _float_option(exact_gap_tol, "gap_tol", positive=False),
-        _int_option(max_nodes, "max_nodes", 0, "an int >= 0 (0: no limit)"),
-        _int_option(num_threads, "num_threads", 0, "an int >= 0 (0: all cores)"),
-        bool(return_posteriors))
+        max_nodes,
+        _int_option(num_threads, "num_threads", 0, _INT32_MAX, " (0: all cores)"),
+        bool(return_posteriors),
+        float(_limit_option(time_limit, "time_limit", 1e9)))
 
 
 def _result(raw, shape, return_posteriors) -> DecodeResult:
@@ -181,17 +217,22 @@ def decode_ad3(unary, pairwise, edges, *, max_iter: int = 1000, eta: float = 0.1
 
 
 def decode_exact(unary, pairwise, edges, *, num_threads: int = 0, gap_tol: float = 1e-9,
-                 max_nodes: int = 0) -> DecodeResult:
+                 max_nodes: Optional[int] = None,
+                 time_limit: Optional[float] = DEFAULT_EXACT_TIME_LIMIT) -> DecodeResult:
     """Certified exact MAP labellings by depth-first branch-and-bound.
 
     Same inputs and result as :func:`decode_ad3`. Every labelling comes back with status
-    "optimal" and bound - score <= gap_tol * max(1, |score|), unless max_nodes (search nodes per
-    problem, 0 = no limit) stops the search first (status "iteration_limit", bound still valid).
-    ``iterations`` counts search nodes. Worst-case time is exponential in Q.
+    "optimal" and bound - score <= gap_tol * max(1, |score|), unless a limit stops its search
+    first: max_nodes (search nodes per problem; None or 0: no limit) gives status
+    "iteration_limit", time_limit (wall-clock seconds per problem, default
+    :data:`DEFAULT_EXACT_TIME_LIMIT`; None: no limit) status "time_limit". A stopped problem keeps
+    the best labelling found and a valid bound; results stopped by time depend on the machine
+    (max_nodes is the reproducible bound). ``iterations`` counts search nodes. Worst-case time is
+    exponential in Q; Ctrl-C stops a decode (KeyboardInterrupt).
     """
     unary, pairwise, edges, num_states, shape = _batch_inputs(unary, pairwise, edges)
     raw = _run("exact", unary, pairwise, edges, num_states, exact_gap_tol=gap_tol,
-               max_nodes=max_nodes, num_threads=num_threads)
+               max_nodes=max_nodes, time_limit=time_limit, num_threads=num_threads)
     return _result(raw, shape, False)
 
 
@@ -314,9 +355,13 @@ class FactorGraph:
         return self._solve("ad3", max_iter=max_iter, eta=eta, adapt_eta=adapt_eta, tol=tol,
                            ad3_gap_tol=gap_tol, return_posteriors=True)
 
-    def solve_exact(self, *, gap_tol: float = 1e-9, max_nodes: int = 0) -> FactorGraphSolution:
-        """Certified exact MAP by branch-and-bound, as :func:`decode_exact`."""
-        return self._solve("exact", exact_gap_tol=gap_tol, max_nodes=max_nodes, return_posteriors=True)
+    def solve_exact(self, *, gap_tol: float = 1e-9, max_nodes: Optional[int] = None,
+                    time_limit: Optional[float] = DEFAULT_EXACT_TIME_LIMIT) -> FactorGraphSolution:
+        """Certified exact MAP by branch-and-bound, as :func:`decode_exact` (the same limits:
+        max_nodes, time_limit in seconds, None for no limit; status "iteration_limit" or
+        "time_limit" when one stops the search)."""
+        return self._solve("exact", exact_gap_tol=gap_tol, max_nodes=max_nodes, time_limit=time_limit,
+                           return_posteriors=True)
 
     def solve_exhaustive(self) -> FactorGraphSolution:
         """Exact MAP by enumeration (small graphs only)."""

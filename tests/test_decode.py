@@ -321,3 +321,171 @@ def test_graph_without_edges():
         result = decode(unary, np.zeros((0, 3, 3)), [])
         assert result.labels.tolist() == [[1, 0]] and result.score[0] == pytest.approx(1.5)
         assert result.status_names == ["optimal"]
+
+
+# ---- reliability: stopping a decode, limits, overflow, option ranges (issue 14) ----
+
+def hard_problem(num_nodes=40, batch=1, seed=0):
+    """Fully connected Gaussian problems that branch-and-bound cannot finish for minutes."""
+    rng = np.random.default_rng(seed)
+    edges = complete_edges(num_nodes)
+    return rng.normal(size=(batch, num_nodes, 6)), rng.normal(size=(batch, len(edges), 6, 6)), edges
+
+
+CTRL_C_CHILD = """
+import sys, time
+import numpy as np
+import ccnn_ext
+rng = np.random.default_rng(0)
+Q, threads = 40, int(sys.argv[1])
+edges = np.array([(r, s) for r in range(Q) for s in range(r + 1, Q)])
+unary, pairwise = rng.normal(size=(threads, Q, 6)), rng.normal(size=(threads, len(edges), 6, 6))
+print("ready", flush=True)
+try:
+    ccnn_ext.decode_exact(unary, pairwise, edges, num_threads=threads, time_limit=None)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    raise
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ctrl_c_stops_a_long_exact_decode(tmp_path, threads):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ccnn_ext.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    script = tmp_path / "child.py"
+    script.write_text(CTRL_C_CHILD)
+    child = subprocess.Popen([sys.executable, str(script), str(threads)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        assert child.poll() is None, "the decode finished before the signal"
+        child.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = child.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert "interrupted" in out and "KeyboardInterrupt" in err, (out, err)
+    assert child.returncode != 0
+    assert elapsed < 2.0, f"exited {elapsed:.2f} s after SIGINT"
+
+
+def test_time_limit_stops_the_search_with_a_status():
+    import time
+
+    unary, pairwise, edges = hard_problem(batch=2)
+    start = time.monotonic()
+    result = ccnn_ext.decode_exact(unary, pairwise, edges, time_limit=0.3, num_threads=1)
+    elapsed = time.monotonic() - start
+    assert 0.6 <= elapsed < 0.6 + 1.0  # 0.3 s per problem, one thread
+    assert result.status_names == ["time_limit"] * 2
+    assert result.status.tolist() == [ccnn_ext.decode.TIME_LIMIT] * 2 and not result.optimal.any()
+    assert (result.bound > result.score).all()
+    check_consistent(result, unary, pairwise, edges)
+    # Easy problems are not affected; max_nodes still reports its own status.
+    unary, pairwise, edges = make_problems("frank_mixed", 20, 8, 6, seed=1)
+    assert ccnn_ext.decode_exact(unary, pairwise, edges, time_limit=0.5).status_names == ["optimal"] * 20
+    unary, pairwise, edges = hard_problem()
+    capped = ccnn_ext.decode_exact(unary, pairwise, edges, max_nodes=3000, time_limit=60)
+    assert capped.status_names == ["iteration_limit"] and capped.iterations[0] == 3000
+
+
+def test_decode_exact_is_bounded_by_default():
+    import inspect
+
+    assert 0 < ccnn_ext.DEFAULT_EXACT_TIME_LIMIT <= 60
+    for function in (ccnn_ext.decode_exact, ccnn_ext.FactorGraph.solve_exact):
+        parameters = inspect.signature(function).parameters
+        assert parameters["time_limit"].default == ccnn_ext.DEFAULT_EXACT_TIME_LIMIT
+        assert parameters["max_nodes"].default is None
+
+
+@pytest.mark.parametrize("value", [-1, 0, float("nan"), "1", True, 1e10])
+def test_bad_time_limit_is_rejected(value):
+    unary, pairwise, edges = make_problems("gaussian", 1, 3, 3, seed=0)
+    with pytest.raises(ValueError, match=r"time_limit: expected None \(no limit\) or a number in \(0, 1e\+09\]"):
+        ccnn_ext.decode_exact(unary, pairwise, edges, time_limit=value)
+
+
+def test_unlimited_time_and_nodes():
+    unary, pairwise, edges = make_problems("gaussian", 5, 6, 4, seed=2)
+    _, optimum, _ = exhaustive_map(unary, pairwise, edges)
+    for options in ({"time_limit": None, "max_nodes": None}, {"time_limit": float("inf"), "max_nodes": 0}):
+        result = ccnn_ext.decode_exact(unary, pairwise, edges, **options)
+        assert result.status_names == ["optimal"] * 5
+        np.testing.assert_allclose(result.score, optimum, rtol=0, atol=tolerance(optimum).max())
+
+
+@pytest.mark.parametrize("decode", [ccnn_ext.decode_ad3, ccnn_ext.decode_exact, ccnn_ext.decode_exhaustive])
+def test_scores_that_could_overflow_are_rejected(decode):
+    edges = complete_edges(3)
+    zeros = np.zeros((1, 3, 2))
+    for unary, pairwise in ((np.full((1, 3, 2), 1.7e308), np.zeros((3, 2, 2))),
+                            (zeros, np.full((3, 2, 2), -1.7e308)),
+                            (zeros, np.full((1, 3, 2, 2), 4e299))):
+        with pytest.raises(ValueError, match="too large.*rescale the scores"):
+            decode(unary, pairwise, edges)
+    # Just inside the limit: finite, certified.
+    unary = np.array([[[3e299, -3e299]] * 3])
+    result = decode(unary, np.zeros((3, 2, 2)), edges)
+    assert np.isfinite(result.score).all() and np.isfinite(result.bound).all()
+    assert result.score[0] == pytest.approx(9e299) and result.status_names == ["optimal"]
+    # Random problems at the limit: finite scores and bounds; exact search still certifies.
+    rng = np.random.default_rng(1)
+    edges = complete_edges(5)
+    scale = 1e300 / (5 + len(edges))
+    unary = rng.uniform(-1, 1, size=(10, 5, 4)) * scale
+    pairwise = rng.uniform(-1, 1, size=(10, len(edges), 4, 4)) * scale
+    result = decode(unary, pairwise, edges)
+    assert np.isfinite(result.score).all() and np.isfinite(result.bound).all()
+    if decode is not ccnn_ext.decode_ad3:
+        assert result.status_names == ["optimal"] * 10
+        np.testing.assert_allclose(result.score, ccnn_ext.decode_exhaustive(unary, pairwise, edges).score,
+                                   rtol=1e-12)
+
+
+@pytest.mark.parametrize("option,value,decode", [
+    ("max_iter", 2**31, ccnn_ext.decode_ad3),
+    ("num_threads", 2**31, ccnn_ext.decode_ad3),
+    ("num_threads", 2**40, ccnn_ext.decode_exact),
+    ("max_nodes", 2**63, ccnn_ext.decode_exact),
+    ("max_nodes", -1, ccnn_ext.decode_exact),
+])
+def test_out_of_range_int_options_name_the_option_and_range(option, value, decode):
+    unary, pairwise, edges = make_problems("gaussian", 1, 3, 3, seed=0)
+    with pytest.raises(ValueError, match=rf"{option}: expected an int in \[\d+, \d+\]") as error:
+        decode(unary, pairwise, edges, **{option: value})
+    assert "incompatible function arguments" not in str(error.value)
+
+
+def test_binding_validates_int_options_itself():
+    from ccnn_ext import _decoder
+
+    unary, pairwise, edges = make_problems("gaussian", 1, 3, 3, seed=0)
+    args = ["ad3", np.full(3, 3, dtype=np.int64), edges, unary.reshape(1, -1), pairwise.reshape(-1)]
+    for index, name, value in ((0, "max_iterations", 2**31), (0, "max_iterations", 2**70),
+                               (1, "max_nodes", 2**63), (2, "num_threads", -1), (2, "num_threads", 1.5)):
+        ints = [1000, 0, 0]
+        ints[index] = value
+        with pytest.raises(ValueError, match=rf"{name}: expected an int in \["):
+            _decoder.solve(*args, ints[0], 0.1, True, 1e-6, 1e-9, 1e-9, ints[1], ints[2], False)
+    # numpy integers are ints
+    _decoder.solve(*args, np.int64(10), 0.1, True, 1e-6, 1e-9, 1e-9, np.int32(0), np.uint8(1), False)
+
+
+@pytest.mark.parametrize("decode", [ccnn_ext.decode_ad3, ccnn_ext.decode_exact, ccnn_ext.decode_exhaustive])
+def test_graph_without_variables(decode):
+    result = decode(np.zeros((2, 0, 3)), np.zeros((0, 3, 3)), [])
+    assert result.labels.shape == (2, 0)
+    assert result.score.tolist() == [0.0, 0.0] and result.status_names == ["optimal"] * 2

@@ -104,3 +104,24 @@ def test_errors_name_the_argument():
         g.score([0, 1])
     with pytest.raises(ValueError, match=r"labels: label 3 of variable 1 is outside \[0, 3\)"):
         g.score([0, 3, 0])
+
+
+def test_solve_exact_limits():
+    rng = np.random.default_rng(0)
+    g = FactorGraph()
+    variables = [g.add_variable(rng.normal(size=6)) for _ in range(40)]
+    for a in variables:
+        for b in variables[a + 1:]:
+            g.add_factor(a, b, rng.normal(size=(6, 6)))
+    stopped = g.solve_exact(time_limit=0.2)
+    assert stopped.status == "time_limit" and stopped.bound > stopped.score
+    assert stopped.score == pytest.approx(g.score(stopped.labels))
+    assert g.solve_exact(max_nodes=2000, time_limit=None).status == "iteration_limit"
+    assert "time_limit" in STATUS_NAMES
+    with pytest.raises(ValueError, match="time_limit"):
+        g.solve_exact(time_limit=-1)
+    huge = FactorGraph()
+    huge.add_variable([1.7e308, 0.0])
+    huge.add_variable([1.7e308, 0.0])
+    with pytest.raises(ValueError, match="too large"):
+        huge.solve_exact()

@@ -21,8 +21,16 @@
 //     pairwise  graph.pairwise_size() values, edge e = (a, b) at pairwise_offset(e), a dense
 //               K_a x K_b table in row-major order (row = state of a, column = state of b).
 //
-// Errors: bad arguments (graph shape, non-finite scores, size mismatch) throw std::invalid_argument
-// with a message naming the argument, before any score is read.
+// Errors: bad arguments (graph shape, non-finite scores, scores so large that a sum could overflow,
+// size mismatch, option out of range) throw std::invalid_argument with a message naming the
+// argument, before the problem is solved. A problem passes when its largest possible |S(y)|,
+// sum_i max_s |unary_i[s]| + sum_e max |pairwise_e|, is at most kMaxScoreMagnitude = 1e300: every
+// score, bound and intermediate sum of the solvers then stays finite (no +-inf reported as optimal).
+//
+// Stopping: ExactOptions::max_nodes and ExactOptions::time_limit bound each exact search (status
+// kIterationLimit / kTimeLimit, with the best labelling found and a valid bound); solve_batch also
+// takes an Interrupt (an atomic flag set from another thread, or a callback polled on the calling
+// thread, e.g. a check for Ctrl-C) and then throws Cancelled.
 //
 // Example (see examples/decode_example.cpp):
 //     ccnn::ad3::Graph graph({3, 2, 2}, {{0, 1}, {1, 2}, {0, 2}});
@@ -33,8 +41,11 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <stdexcept>
 #include <vector>
 
 namespace ccnn {
@@ -89,9 +100,15 @@ enum class Status : std::int32_t {
   kFractional = 1,
   // Stopped by the iteration limit (AD3: max_iterations; exact: max_nodes) before either of the above.
   kIterationLimit = 2,
+  // The exact search ran out of ExactOptions::time_limit before it could certify its labelling:
+  // the labelling is the best found so far, not certified; the bound is still valid.
+  kTimeLimit = 3,
 };
 
-// "optimal", "fractional" or "iteration_limit".
+// Scores whose largest possible |S(y)| exceeds this are rejected (see "Errors" above).
+constexpr double kMaxScoreMagnitude = 1e300;
+
+// "optimal", "fractional", "iteration_limit" or "time_limit".
 const char* status_name(Status status);
 
 struct Ad3Options {
@@ -116,6 +133,12 @@ struct ExactOptions {
   double gap_tolerance = 1e-9;
   // Stop after this many search nodes with status kIterationLimit (0: no limit).
   std::int64_t max_nodes = 0;
+  // Stop after this many seconds of wall-clock time per problem with status kTimeLimit (0: no
+  // limit). The clock is read every 1,024 search nodes (and every few iterations of the AD3 run
+  // inside the search), so the overrun is a millisecond or so for graphs of tens of variables.
+  // A problem stopped by time depends on the machine's speed: results are then no longer
+  // reproducible run to run; max_nodes is the reproducible bound.
+  double time_limit = 0.0;
 };
 
 struct Solution {
@@ -130,6 +153,7 @@ struct Solution {
 };
 
 // Single problems. unary.size() must be graph.unary_size(), pairwise.size() graph.pairwise_size().
+// A graph without variables has one (empty) labelling: score 0, status kOptimal.
 Solution solve_ad3(const Graph& graph, const std::vector<double>& unary,
                    const std::vector<double>& pairwise, const Ad3Options& options = {});
 Solution solve_exact(const Graph& graph, const std::vector<double>& unary,
@@ -160,7 +184,8 @@ struct BatchScores {
 };
 
 // Caller-owned outputs, batch_size entries each (labels and posteriors: per problem
-// num_variables() and unary_size() values, problem-major). posteriors may be null.
+// num_variables() and unary_size() values, problem-major). posteriors may be null, and so may
+// labels for a graph without variables.
 struct BatchOutput {
   std::int64_t* labels = nullptr;
   double* score = nullptr;
@@ -170,13 +195,35 @@ struct BatchOutput {
   double* posteriors = nullptr;
 };
 
+// Cancelling a batch while it runs. Either way the workers stop within about 1,024 search nodes,
+// a few AD3 iterations or one problem (whichever comes first) and solve_batch throws Cancelled
+// (or, when `poll` threw, that exception) after every thread has finished; the outputs are then
+// incomplete.
+struct Interrupt {
+  // Set to true from any thread to cancel.
+  const std::atomic<bool>* cancel = nullptr;
+  // Called on the thread that called solve_batch about every poll_interval seconds while the batch
+  // runs (also while it waits for the other threads); returning true cancels. Bindings use it to
+  // check for Ctrl-C (pybind11: PyErr_CheckSignals with the GIL re-acquired).
+  std::function<bool()> poll;
+  double poll_interval = 0.05;
+};
+
+// Thrown by solve_batch when it was cancelled through its Interrupt.
+class Cancelled : public std::runtime_error {
+ public:
+  Cancelled() : std::runtime_error("decoding cancelled") {}
+};
+
 // Solves every problem of the batch with `method` on num_threads std::threads (0: all hardware
 // threads; never more threads than problems). Each problem's result is the same as its solve_*
-// call alone, whatever the number of threads. Throws std::invalid_argument on bad input (for a
-// non-finite score, naming the first offending problem).
+// call alone, whatever the number of threads (unless a time_limit stops it). Throws
+// std::invalid_argument on bad input (for a non-finite or too large score, naming the first
+// offending problem), Cancelled when cancelled through `interrupt`.
 void solve_batch(const Graph& graph, Method method, const BatchScores& scores,
                  const BatchOutput& output, const Ad3Options& ad3_options = {},
-                 const ExactOptions& exact_options = {}, int num_threads = 0);
+                 const ExactOptions& exact_options = {}, int num_threads = 0,
+                 const Interrupt& interrupt = {});
 
 }  // namespace ad3
 }  // namespace ccnn

@@ -400,6 +400,7 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
   bool certified = false, converged = false;
   int t = 0;
   while (t < options_.max_iterations) {
+    if ((t & 7) == 7 && stop_ != nullptr && stop_->stop() != StopReason::kNone) break;
     // 1. Edge subproblems (those whose inputs changed).
     for (std::size_t e = 0; e < edges_.size(); ++e) {
       if (!edge_dirty_[e]) continue;

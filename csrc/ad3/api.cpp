@@ -1,8 +1,12 @@
 // The public entry points of ad3.h: argument checks, single problems and parallel batches.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -39,6 +43,11 @@ void check_options(const ExactOptions& options) {
   if (options.max_nodes < 0) {
     throw std::invalid_argument("max_nodes: must be >= 0 (0: no limit), got " +
                                 std::to_string(options.max_nodes));
+  }
+  // Above ~3e10 s (a millennium) a deadline would overflow the clock's 64-bit nanoseconds.
+  if (!(options.time_limit >= 0.0) || !(options.time_limit <= 1e9)) {
+    throw std::invalid_argument("time_limit: must be a number of seconds in [0, 1e9] (0: no limit), got " +
+                                std::to_string(options.time_limit));
   }
 }
 
@@ -130,27 +139,34 @@ namespace {
 template <typename Solver>
 class BatchWorker {
  public:
+  // shared_magnitude: pairwise_magnitude of the shared pairwise scores (when shared).
   BatchWorker(const Graph& graph, Solver solver, const BatchScores& scores, const BatchOutput& output,
-              bool shared_pairwise)
+              bool shared_pairwise, double shared_magnitude, double time_limit, detail::StopControl stop)
       : graph_(graph), solver_(std::move(solver)), scores_(scores), output_(output),
-        shared_pairwise_(shared_pairwise) {}
+        shared_pairwise_(shared_pairwise), shared_magnitude_(shared_magnitude), time_limit_(time_limit),
+        stop_(stop) {
+    solver_.set_stop(&stop_);
+  }
 
-  // Returns false (with the message in error) at the first problem with a non-finite score.
+  // Returns false (with the message in error) at the first problem with a non-finite or too large
+  // score, or (error empty) when the batch is cancelled.
   bool run(std::size_t begin, std::size_t end, std::string& error, std::size_t& error_problem) {
     const std::size_t u = graph_.unary_size(), p = graph_.pairwise_size();
     const int n = graph_.num_variables();
     for (std::size_t b = begin; b < end; ++b) {
+      if (stop_.cancelled()) return false;
       const double* unary = scores_.unary + b * u;
       const double* pairwise = scores_.pairwise + (shared_pairwise_ ? 0 : b * p);
       try {
-        detail::check_finite(unary, u, "unary", static_cast<long>(b));
-        if (!shared_pairwise_) detail::check_finite(pairwise, p, "pairwise", static_cast<long>(b));
+        check_scores(unary, pairwise, static_cast<long>(b));
       } catch (const std::invalid_argument& e) {
         error = e.what();
         error_problem = b;
         return false;
       }
+      stop_.begin_problem(time_limit_);
       const detail::RawResult raw = solver_.solve(unary, pairwise);
+      if (stop_.reason() == detail::StopReason::kCancel) return false;
       const std::vector<int>& labels = solver_.labels();
       for (int i = 0; i < n; ++i) output_.labels[b * n + i] = labels[i];
       output_.score[b] = raw.score;
@@ -163,6 +179,7 @@ class BatchWorker {
   }
 
  private:
+  void check_scores(const double* unary, const double* pairwise, long problem);
   void write_posteriors(double* out, const std::vector<int>& labels);
 
   const Graph& graph_;
@@ -170,7 +187,33 @@ class BatchWorker {
   const BatchScores& scores_;
   const BatchOutput& output_;
   bool shared_pairwise_;
+  double shared_magnitude_;
+  double time_limit_;
+  detail::StopControl stop_;
 };
+
+// Throws std::invalid_argument for a non-finite score or one whose sums could overflow (see ad3.h).
+// Fast path: one branch-free pass finds the largest |score| of the unary and of the pairwise
+// scores; (N * largest unary + E * largest pairwise) <= kMaxScoreMagnitude suffices. Only
+// otherwise are the exact per-variable / per-edge sums (and the error messages) computed.
+template <typename Solver>
+void BatchWorker<Solver>::check_scores(const double* unary, const double* pairwise, long problem) {
+  const std::size_t u = graph_.unary_size(), p = graph_.pairwise_size();
+  const std::uint64_t unary_bits = detail::largest_magnitude_bits(unary, u);
+  if (unary_bits >= detail::kNonFiniteBits) detail::check_finite(unary, u, "unary", problem);
+  double pairwise_part = shared_magnitude_;
+  if (!shared_pairwise_) {
+    const std::uint64_t pairwise_bits = detail::largest_magnitude_bits(pairwise, p);
+    if (pairwise_bits >= detail::kNonFiniteBits) detail::check_finite(pairwise, p, "pairwise", problem);
+    pairwise_part = graph_.num_edges() * detail::magnitude_from_bits(pairwise_bits);
+  }
+  const double quick = graph_.num_variables() * detail::magnitude_from_bits(unary_bits) + pairwise_part;
+  if (quick <= kMaxScoreMagnitude) return;
+  detail::check_magnitude(detail::unary_magnitude(graph_, unary) +
+                              (shared_pairwise_ ? shared_magnitude_
+                                                : detail::pairwise_magnitude(graph_, pairwise)),
+                          problem);
+}
 
 template <>
 void BatchWorker<detail::Ad3Solver>::write_posteriors(double* out, const std::vector<int>&) {
@@ -185,7 +228,8 @@ void BatchWorker<Solver>::write_posteriors(double* out, const std::vector<int>& 
 
 template <typename MakeSolver>
 void run_batch(const Graph& graph, const BatchScores& scores, const BatchOutput& output,
-               bool shared_pairwise, int num_threads, MakeSolver make_solver) {
+               bool shared_pairwise, double shared_magnitude, double time_limit, int num_threads,
+               const Interrupt& interrupt, MakeSolver make_solver) {
   const std::size_t batch = scores.batch_size;
   std::size_t threads = num_threads > 0 ? static_cast<std::size_t>(num_threads)
                                         : std::max(1u, std::thread::hardware_concurrency());
@@ -198,8 +242,23 @@ void run_batch(const Graph& graph, const BatchScores& scores, const BatchOutput&
   std::atomic<bool> failed{false};
   std::vector<std::string> errors(threads);
   std::vector<std::size_t> error_problems(threads, batch);
+  // Cancellation: the caller's flag, the batch's own flag (set by a poll that cancels), the poll
+  // (on this thread only) and the exception it threw, if any.
+  std::atomic<bool> cancelled{false};
+  std::exception_ptr poll_error;
+  const std::function<bool()>* poll = interrupt.poll ? &interrupt.poll : nullptr;
+  const double poll_interval = interrupt.poll_interval > 0.0 && interrupt.poll_interval < 1e6
+                                   ? interrupt.poll_interval : 0.05;
+  auto control = [&](std::size_t t) {
+    return detail::StopControl(interrupt.cancel, &cancelled, t == 0 ? poll : nullptr, poll_interval,
+                               &poll_error);
+  };
+  std::mutex mutex;
+  std::condition_variable all_done;
+  std::size_t finished = 0;  // helper threads done (under mutex)
   auto work = [&](std::size_t t) {
-    BatchWorker<decltype(make_solver())> worker(graph, make_solver(), scores, output, shared_pairwise);
+    BatchWorker<decltype(make_solver())> worker(graph, make_solver(), scores, output, shared_pairwise,
+                                                shared_magnitude, time_limit, control(t));
     while (!failed.load()) {
       const std::size_t begin = next.fetch_add(chunk);
       if (begin >= batch) break;
@@ -214,13 +273,42 @@ void run_batch(const Graph& graph, const BatchScores& scores, const BatchOutput&
   } else {
     std::vector<std::thread> pool;
     pool.reserve(threads - 1);
-    for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
+    for (std::size_t t = 1; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        work(t);
+        std::lock_guard<std::mutex> lock(mutex);
+        ++finished;
+        all_done.notify_one();
+      });
+    }
     work(0);
+    if (poll != nullptr) {  // keep polling while the other threads finish
+      detail::StopControl waiting = control(0);
+      std::unique_lock<std::mutex> lock(mutex);
+      const auto interval = std::chrono::duration<double>(poll_interval);
+      while (!all_done.wait_for(lock, interval, [&] { return finished == threads - 1; })) {
+        lock.unlock();
+        waiting.cancelled();
+        lock.lock();
+      }
+    }
     for (std::thread& thread : pool) thread.join();
   }
+  if (poll_error) std::rethrow_exception(poll_error);
+  if (cancelled.load() || (interrupt.cancel != nullptr && interrupt.cancel->load())) {
+    // Cancelled, unless every problem was solved before anyone noticed.
+    bool all_solved = !failed.load();
+    if (all_solved) return;
+    bool input_error = false;
+    for (const std::string& e : errors) input_error = input_error || !e.empty();
+    if (!input_error) throw Cancelled();
+  }
   if (failed.load()) {
-    const std::size_t worst = static_cast<std::size_t>(
-        std::min_element(error_problems.begin(), error_problems.end()) - error_problems.begin());
+    std::size_t worst = threads;
+    for (std::size_t t = 0; t < threads; ++t) {
+      if (!errors[t].empty() && (worst == threads || error_problems[t] < error_problems[worst])) worst = t;
+    }
+    if (worst == threads) throw Cancelled();
     throw std::invalid_argument(errors[worst]);
   }
 }
@@ -229,7 +317,7 @@ void run_batch(const Graph& graph, const BatchScores& scores, const BatchOutput&
 
 void solve_batch(const Graph& graph, Method method, const BatchScores& scores,
                  const BatchOutput& output, const Ad3Options& ad3_options,
-                 const ExactOptions& exact_options, int num_threads) {
+                 const ExactOptions& exact_options, int num_threads, const Interrupt& interrupt) {
   const std::size_t batch = scores.batch_size, u = graph.unary_size(), p = graph.pairwise_size();
   if (scores.unary_count != batch * u) {
     throw std::invalid_argument("unary: expected batch_size * " + std::to_string(u) + " = " +
@@ -247,25 +335,31 @@ void solve_batch(const Graph& graph, Method method, const BatchScores& scores,
   if ((u > 0 && scores.unary == nullptr) || (p > 0 && scores.pairwise == nullptr)) {
     throw std::invalid_argument("scores: null unary or pairwise pointer");
   }
-  if (output.labels == nullptr || output.score == nullptr || output.bound == nullptr ||
-      output.status == nullptr || output.iterations == nullptr) {
+  // (A graph without variables has empty labels: their pointer may be null.)
+  if ((output.labels == nullptr && graph.num_variables() > 0) || output.score == nullptr ||
+      output.bound == nullptr || output.status == nullptr || output.iterations == nullptr) {
     throw std::invalid_argument("output: labels, score, bound, status and iterations must not be null");
   }
-  if (shared_pairwise) detail::check_finite(scores.pairwise, p, "pairwise", -1);
+  double shared_magnitude = 0.0;
+  if (shared_pairwise) {
+    detail::check_finite(scores.pairwise, p, "pairwise", -1);
+    shared_magnitude = detail::pairwise_magnitude(graph, scores.pairwise);
+    detail::check_magnitude(shared_magnitude, -1);
+  }
   switch (method) {
     case Method::kAd3:
       detail::check_options(ad3_options);
-      run_batch(graph, scores, output, shared_pairwise, num_threads,
+      run_batch(graph, scores, output, shared_pairwise, shared_magnitude, 0.0, num_threads, interrupt,
                 [&] { return detail::Ad3Solver(graph, ad3_options); });
       break;
     case Method::kExact:
       detail::check_options(exact_options);
-      run_batch(graph, scores, output, shared_pairwise, num_threads,
-                [&] { return detail::ExactSolver(graph, exact_options); });
+      run_batch(graph, scores, output, shared_pairwise, shared_magnitude, exact_options.time_limit,
+                num_threads, interrupt, [&] { return detail::ExactSolver(graph, exact_options); });
       break;
     case Method::kExhaustive:
       detail::check_exhaustive_size(graph);
-      run_batch(graph, scores, output, shared_pairwise, num_threads,
+      run_batch(graph, scores, output, shared_pairwise, shared_magnitude, 0.0, num_threads, interrupt,
                 [&] { return detail::ExhaustiveSolver(graph); });
       break;
     default:

@@ -35,6 +35,9 @@ namespace {
 // Search nodes with the plain bounds before AD3 is called in, and AD3 iterations then (a
 // compromise measured on random Gaussian problems; CCNN problems rarely need more nodes).
 constexpr std::int64_t kPlainSearchNodes = 1000;
+// The StopControl (time limit, cancellation) is consulted every this many search nodes: one integer
+// comparison per node, a clock read per 1,024 nodes (about a millisecond for tens of variables).
+constexpr std::int64_t kStopCheckNodes = 1024;
 
 // The relaxation certifies a node only within the exact solver's own gap tolerance.
 Ad3Options relaxation_options(double gap_tolerance) {
@@ -170,6 +173,10 @@ ExactSolver::Search ExactSolver::search(const double* unary, const double* pairw
   };
   double max_pruned = -std::numeric_limits<double>::infinity();
   Search outcome;
+  // Next node count at which the node limit or the StopControl is checked.
+  const std::int64_t no_limit = std::numeric_limits<std::int64_t>::max();
+  const std::int64_t limit = node_limit > 0 ? node_limit : no_limit;
+  std::int64_t check_at = std::min(limit, kStopCheckNodes);
 
   // Entering position d: its bound (partial_[d] + max g_d + rest_[d]) decides pruning; otherwise
   // sort its states and save the g rows its forward edges will overwrite.
@@ -237,11 +244,16 @@ ExactSolver::Search ExactSolver::search(const double* unary, const double* pairw
       }
       continue;
     }
-    if (node_limit > 0 && outcome.nodes >= node_limit) {
-      // Stopped: the unexplored labellings lie below the open nodes of the current path.
-      for (int depth = 0; depth <= d; ++depth) max_pruned = std::max(max_pruned, node_bound_[depth]);
-      outcome.complete = false;
-      break;
+    if (outcome.nodes >= check_at) {
+      const bool stopped = outcome.nodes < limit && stop_ != nullptr && stop_->stop() != StopReason::kNone;
+      if (outcome.nodes >= limit || stopped) {
+        // Stopped: the unexplored labellings lie below the open nodes of the current path.
+        for (int depth = 0; depth <= d; ++depth) max_pruned = std::max(max_pruned, node_bound_[depth]);
+        outcome.complete = false;
+        outcome.stopped = stopped;
+        break;
+      }
+      check_at = std::min(limit, outcome.nodes + kStopCheckNodes);
     }
     const double* save = saved_.data() + save_offset_[d];
     for (int f = forward_begin_[d]; f < forward_begin_[d + 1]; ++f) {
@@ -265,6 +277,7 @@ RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
     result.status = Status::kOptimal;
     return result;
   }
+  auto stopped = [&] { return stop_ != nullptr && stop_->reason() != StopReason::kNone; };
   // Incumbent: ICM from the unary argmax.
   for (int i = 0; i < n_; ++i) {
     const double* own = unary + graph_.unary_offset(i);
@@ -276,16 +289,18 @@ RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
     result.score = labelling_score(graph_, unary, pairwise, best_.data());
     result.bound = std::max(result.score, search.bound);
     result.iterations = nodes;
+    // A stop never certifies by itself: "optimal" only with a complete search or a closed gap.
     result.status = search.complete || within_gap(result.score, result.bound, options_.gap_tolerance)
                         ? Status::kOptimal
-                        : Status::kIterationLimit;
+                    : stopped() ? Status::kTimeLimit  // (a cancelled result is discarded)
+                                : Status::kIterationLimit;
     return result;
   };
 
   // 1. Plain bounds: enough for most small problems.
   const std::int64_t budget = limit > 0 ? std::min(limit, kPlainSearchNodes) : kPlainSearchNodes;
   const Search plain = search(unary, pairwise, incumbent, budget);
-  if (plain.complete || (limit > 0 && plain.nodes >= limit)) return finish(plain, plain.nodes);
+  if (plain.complete || plain.stopped || (limit > 0 && plain.nodes >= limit)) return finish(plain, plain.nodes);
 
   // 2. AD3: its certificate, or failing that its multipliers, which turn the problem into an
   // equivalent one (the same score for every labelling, up to rounding) whose plain bounds are
@@ -300,6 +315,7 @@ RawResult ExactSolver::solve(const double* unary, const double* pairwise) {
     certified.bound = std::min(relaxed.bound, plain.bound);
     return finish(certified, plain.nodes);
   }
+  if (stopped()) return finish(plain, plain.nodes);  // AD3 was cut short: its bound may be missing
   ad3_.reparameterize(unary, pairwise, reparameterized_unary_.data(), reparameterized_pairwise_.data());
   double shifted = labelling_score(graph_, reparameterized_unary_.data(), reparameterized_pairwise_.data(),
                                    best_.data());
@@ -341,6 +357,7 @@ RawResult ExhaustiveSolver::solve(const double* unary, const double* pairwise) {
     if (i < 0) break;
     for (int j = i; j < n; ++j) extend(j);
     ++count;
+    if ((count & 0xffff) == 0 && stop_ != nullptr && stop_->stop() != StopReason::kNone) break;
     if (prefix_[n] > best) {
       best = prefix_[n];
       best_ = current_;
@@ -348,7 +365,9 @@ RawResult ExhaustiveSolver::solve(const double* unary, const double* pairwise) {
   }
   RawResult result;
   result.score = result.bound = best;
-  result.status = Status::kOptimal;
+  // Cut short only by a cancel (its result is discarded); never report that as optimal.
+  result.status = stop_ != nullptr && stop_->reason() != StopReason::kNone ? Status::kIterationLimit
+                                                                           : Status::kOptimal;
   result.iterations = count;
   return result;
 }

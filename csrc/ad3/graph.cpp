@@ -1,6 +1,8 @@
 // Graph construction and validation, and the helpers every solver uses (scores, ICM, gap test).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -82,6 +84,8 @@ const char* status_name(Status status) {
       return "fractional";
     case Status::kIterationLimit:
       return "iteration_limit";
+    case Status::kTimeLimit:
+      return "time_limit";
   }
   return "unknown";
 }
@@ -97,6 +101,68 @@ void check_finite(const double* values, std::size_t count, const char* what, lon
                                   "; scores must be finite");
     }
   }
+}
+
+std::uint64_t largest_magnitude_bits(const double* values, std::size_t count) {
+  // Four independent running maxima (no dependency chain through one register), branch-free.
+  constexpr std::uint64_t kAbs = 0x7fffffffffffffffULL;
+  std::uint64_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+  std::size_t k = 0;
+  for (; k + 4 <= count; k += 4) {
+    std::uint64_t b[4];
+    std::memcpy(b, values + k, sizeof b);
+    m0 = std::max(m0, b[0] & kAbs);
+    m1 = std::max(m1, b[1] & kAbs);
+    m2 = std::max(m2, b[2] & kAbs);
+    m3 = std::max(m3, b[3] & kAbs);
+  }
+  for (; k < count; ++k) {
+    std::uint64_t b;
+    std::memcpy(&b, values + k, sizeof b);
+    m0 = std::max(m0, b & kAbs);
+  }
+  return std::max(std::max(m0, m1), std::max(m2, m3));
+}
+
+double magnitude_from_bits(std::uint64_t bits) {
+  double value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+double unary_magnitude(const Graph& graph, const double* unary) {
+  double total = 0.0;
+  for (int i = 0; i < graph.num_variables(); ++i) {
+    const double* own = unary + graph.unary_offset(i);
+    double largest = 0.0;
+    for (int s = 0; s < graph.num_states(i); ++s) largest = std::max(largest, std::fabs(own[s]));
+    total += largest;
+  }
+  return total;
+}
+
+double pairwise_magnitude(const Graph& graph, const double* pairwise) {
+  double total = 0.0;
+  for (int e = 0; e < graph.num_edges(); ++e) {
+    double largest = 0.0;
+    for (std::size_t k = graph.pairwise_offset(e); k < graph.pairwise_offset(e + 1); ++k) {
+      largest = std::max(largest, std::fabs(pairwise[k]));
+    }
+    total += largest;
+  }
+  return total;
+}
+
+void check_magnitude(double magnitude, long problem) {
+  if (magnitude <= kMaxScoreMagnitude) return;
+  char value[32];
+  std::snprintf(value, sizeof value, "%.3g", magnitude);
+  std::string where = problem >= 0 ? " of problem " + std::to_string(problem) : "";
+  throw std::invalid_argument(
+      "unary, pairwise: the scores" + where + " are too large: a labelling's score could reach " +
+      (std::isinf(magnitude) ? std::string("beyond the largest double (overflow)") : std::string(value)) +
+      " in magnitude (sum over variables and edges of the largest |score|), at most 1e300 is allowed; "
+      "rescale the scores");
 }
 
 double labelling_score(const Graph& graph, const double* unary, const double* pairwise,

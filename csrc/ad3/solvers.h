@@ -3,7 +3,11 @@
 // problems on one thread (solve_batch) allocates nothing per problem or per iteration.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <vector>
 
 #include "ad3/ad3.h"
@@ -12,13 +16,99 @@ namespace ccnn {
 namespace ad3 {
 namespace detail {
 
-// Throws std::invalid_argument naming `what` (and the problem, when problem >= 0) at the first
-// NaN or infinite value.
 // Throw std::invalid_argument naming the first out-of-range option.
 void check_options(const Ad3Options& options);
 void check_options(const ExactOptions& options);
 
+// Throws std::invalid_argument naming `what` (and the problem, when problem >= 0) at the first
+// NaN or infinite value.
 void check_finite(const double* values, std::size_t count, const char* what, long problem);
+
+// The bit pattern of max_k |values[k]|: ordered like the magnitudes, with NaN and inf at or above
+// kNonFiniteBits. Cheap (no floating-point dependency chain); magnitude_from_bits turns a finite
+// one back into the magnitude.
+constexpr std::uint64_t kNonFiniteBits = 0x7ff0000000000000ULL;
+std::uint64_t largest_magnitude_bits(const double* values, std::size_t count);
+double magnitude_from_bits(std::uint64_t bits);
+
+// sum_i max_s |unary_i[s]| and sum_e max |pairwise_e|: bounds on the unary and pairwise parts of
+// |S(y)| (finite inputs; the sum may overflow to inf).
+double unary_magnitude(const Graph& graph, const double* unary);
+double pairwise_magnitude(const Graph& graph, const double* pairwise);
+// Throws std::invalid_argument when unary + pairwise magnitude exceeds kMaxScoreMagnitude.
+void check_magnitude(double magnitude, long problem);
+
+// Cooperative stopping of one worker thread: the solvers call stop() at cheap checkpoints (every
+// 1,024 search nodes, every few AD3 iterations, between problems). A default-constructed control
+// never stops.
+enum class StopReason { kNone = 0, kTime, kCancel };
+
+class StopControl {
+ public:
+  using Clock = std::chrono::steady_clock;
+  StopControl() = default;
+  // external: the caller's flag (may be null); shared: the batch's own flag, set here when a poll
+  // cancels; poll (may be null; only on the calling thread) with its interval, and where an
+  // exception thrown by it goes.
+  StopControl(const std::atomic<bool>* external, std::atomic<bool>* shared,
+              const std::function<bool()>* poll, double poll_interval, std::exception_ptr* poll_error)
+      : external_(external), shared_(shared), poll_(poll != nullptr && *poll ? poll : nullptr),
+        poll_interval_(std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(poll_interval))),
+        poll_error_(poll_error), next_poll_(Clock::now() + poll_interval_) {}
+
+  // Starts a problem: clears the reason, arms the deadline (time_limit seconds; 0: none).
+  void begin_problem(double time_limit) {
+    reason_ = StopReason::kNone;  // (the caller has just checked for a cancel)
+    has_deadline_ = time_limit > 0.0;
+    if (has_deadline_) {
+      deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(time_limit));
+    }
+  }
+  // Why the current problem must stop (sticky until the next begin_problem).
+  StopReason stop() {
+    if (reason_ != StopReason::kNone) return reason_;
+    if (cancelled()) {
+      reason_ = StopReason::kCancel;
+    } else if (has_deadline_ && Clock::now() >= deadline_) {
+      reason_ = StopReason::kTime;
+    }
+    return reason_;
+  }
+  StopReason reason() const { return reason_; }
+  // True once the batch is cancelled; on the polling thread, polls when it is time to.
+  bool cancelled() {
+    if ((external_ != nullptr && external_->load(std::memory_order_relaxed)) ||
+        (shared_ != nullptr && shared_->load(std::memory_order_relaxed))) {
+      return true;
+    }
+    if (poll_ == nullptr) return false;
+    const Clock::time_point now = Clock::now();
+    if (now < next_poll_) return false;
+    next_poll_ = now + poll_interval_;
+    bool cancel = false;
+    try {
+      cancel = (*poll_)();
+    } catch (...) {
+      *poll_error_ = std::current_exception();
+      cancel = true;
+    }
+    if (cancel) shared_->store(true);
+    return cancel;
+  }
+
+ private:
+  const std::atomic<bool>* external_ = nullptr;
+  std::atomic<bool>* shared_ = nullptr;
+  const std::function<bool()>* poll_ = nullptr;
+  Clock::duration poll_interval_{};
+  std::exception_ptr* poll_error_ = nullptr;
+  Clock::time_point next_poll_{};
+  bool has_deadline_ = false;
+  Clock::time_point deadline_{};
+  StopReason reason_ = StopReason::kNone;
+};
 
 // S(labels) of one problem.
 double labelling_score(const Graph& graph, const double* unary, const double* pairwise,
@@ -59,6 +149,9 @@ struct EdgeLayout {
 class Ad3Solver {
  public:
   Ad3Solver(const Graph& graph, const Ad3Options& options);
+  // Checked every few iterations; a stop ends the run early (status kIterationLimit or, when the
+  // bound was never computed, an infinite bound: callers discard such a result).
+  void set_stop(StopControl* stop) { stop_ = stop; }
   RawResult solve(const double* unary, const double* pairwise);
   const std::vector<int>& labels() const { return labels_; }
   const std::vector<double>& posteriors() const { return p_; }
@@ -81,6 +174,7 @@ class Ad3Solver {
 
   const Graph& graph_;
   Ad3Options options_;
+  StopControl* stop_ = nullptr;
   std::vector<EdgeLayout> edges_;
   // Links (one per edge end and state) are stored variable-major: variable i's degree(i) blocks
   // of K_i values start at link_begin_[i], in the order of graph.incident(i).
@@ -116,6 +210,12 @@ class Ad3Solver {
 class ExactSolver {
  public:
   ExactSolver(const Graph& graph, const ExactOptions& options);
+  // Checked every 1,024 search nodes (and by the inner AD3 run): a time stop ends the problem with
+  // status kTimeLimit (unless already certified), a cancel with a result to discard.
+  void set_stop(StopControl* stop) {
+    stop_ = stop;
+    ad3_.set_stop(stop);
+  }
   RawResult solve(const double* unary, const double* pairwise);
   const std::vector<int>& labels() const { return best_; }
 
@@ -123,6 +223,7 @@ class ExactSolver {
   struct Search {
     std::int64_t nodes = 0;
     bool complete = true;
+    bool stopped = false;  // by the StopControl (time or cancel), not by a node limit
     double bound = 0.0;  // no labelling scores above this (the incumbent when complete)
   };
   void order_variables(const double* unary, const double* pairwise);
@@ -130,6 +231,7 @@ class ExactSolver {
 
   const Graph& graph_;
   ExactOptions options_;
+  StopControl* stop_ = nullptr;
   int n_ = 0;
   Ad3Solver ad3_;                          // for hard problems: certificate or reparameterization
   std::vector<double> reparameterized_unary_;
@@ -165,11 +267,14 @@ class ExactSolver {
 class ExhaustiveSolver {
  public:
   explicit ExhaustiveSolver(const Graph& graph);
+  // Checked every 65,536 labellings; a stop ends the enumeration (a result to discard).
+  void set_stop(StopControl* stop) { stop_ = stop; }
   RawResult solve(const double* unary, const double* pairwise);
   const std::vector<int>& labels() const { return best_; }
 
  private:
   const Graph& graph_;
+  StopControl* stop_ = nullptr;
   std::vector<double> prefix_;  // N + 1 partial sums
   std::vector<int> current_;
   std::vector<int> best_;

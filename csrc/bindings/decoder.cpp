@@ -1,11 +1,16 @@
 // ccnn_ext._decoder: the AD3 / exact MAP decoder (csrc/ad3) as a plain pybind11 module (no torch).
 // Thin: converts arrays, releases the GIL around the solve; std::invalid_argument -> ValueError.
+// While it solves, the calling thread re-acquires the GIL every 50 ms to run PyErr_CheckSignals:
+// a pending signal whose handler raises (Ctrl-C: KeyboardInterrupt) cancels the batch and the
+// exception is raised once every worker thread has stopped (within a few milliseconds).
 // The Python API with its argument checks is ccnn_ext/decode.py.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <array>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -25,6 +30,23 @@ ad3::Method parse_method(const std::string& method) {
   if (method == "exact") return ad3::Method::kExact;
   if (method == "exhaustive") return ad3::Method::kExhaustive;
   throw std::invalid_argument("method: expected 'ad3', 'exact' or 'exhaustive', got '" + method + "'");
+}
+
+// An integer option as int64 within [lo, hi]; anything else (a float, a huge int) is a ValueError
+// naming the option and its range (not pybind11's signature dump).
+std::int64_t int_option(const py::handle& value, const char* name, std::int64_t lo, std::int64_t hi) {
+  const std::string range = std::string(name) + ": expected an int in [" + std::to_string(lo) + ", " +
+                            std::to_string(hi) + "], got ";
+  if (!PyIndex_Check(value.ptr()) || PyBool_Check(value.ptr())) {  // ints and numpy integers
+    throw std::invalid_argument(range + py::repr(value).cast<std::string>());
+  }
+  const py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr()));
+  if (!index) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (overflow != 0 || v < lo || v > hi) throw std::invalid_argument(range + py::repr(value).cast<std::string>());
+  return static_cast<std::int64_t>(v);
 }
 
 ad3::Graph make_graph(const IndexArray& num_states, const IndexArray& edges) {
@@ -55,11 +77,19 @@ ad3::Graph make_graph(const IndexArray& num_states, const IndexArray& edges) {
 // Solves a batch. unary: (B, U) with U = sum of num_states; pairwise: (P,) shared or (B, P) with
 // P = sum over edges of K_a * K_b. Returns (labels (B, N) int64, score (B,), bound (B,),
 // status (B,) int32, iterations (B,) int64, posteriors (B, U) or None).
+// max_iterations, max_nodes, num_threads: Python ints (validated here); time_limit: seconds per
+// exact problem, 0 for none.
 py::tuple solve(const std::string& method_name, const IndexArray& num_states, const IndexArray& edges,
-                const DoubleArray& unary, const DoubleArray& pairwise, int max_iterations, double eta,
-                bool adapt_eta, double tolerance, double ad3_gap_tolerance, double exact_gap_tolerance,
-                std::int64_t max_nodes, int num_threads, bool return_posteriors) {
+                const DoubleArray& unary, const DoubleArray& pairwise, const py::object& max_iterations,
+                double eta, bool adapt_eta, double tolerance, double ad3_gap_tolerance,
+                double exact_gap_tolerance, const py::object& max_nodes, const py::object& num_threads,
+                bool return_posteriors, double time_limit) {
   const ad3::Method method = parse_method(method_name);
+  constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
+  const std::int64_t max_iterations_value = int_option(max_iterations, "max_iterations", 1, kIntMax);
+  const std::int64_t max_nodes_value =
+      int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
+  const std::int64_t num_threads_value = int_option(num_threads, "num_threads", 0, kIntMax);
   const ad3::Graph graph = make_graph(num_states, edges);
   if (unary.ndim() != 2) throw std::invalid_argument("unary: expected a 2-d array (B, U)");
   if (pairwise.ndim() != 1 && pairwise.ndim() != 2) {
@@ -79,22 +109,38 @@ py::tuple solve(const std::string& method_name, const IndexArray& num_states, co
     posteriors = p;
   }
   ad3::Ad3Options ad3_options;
-  ad3_options.max_iterations = max_iterations;
+  ad3_options.max_iterations = static_cast<int>(max_iterations_value);
   ad3_options.eta = eta;
   ad3_options.adapt_eta = adapt_eta;
   ad3_options.tolerance = tolerance;
   ad3_options.gap_tolerance = ad3_gap_tolerance;
   ad3::ExactOptions exact_options;
   exact_options.gap_tolerance = exact_gap_tolerance;
-  exact_options.max_nodes = max_nodes;
+  exact_options.max_nodes = max_nodes_value;
+  exact_options.time_limit = time_limit;
   const ad3::BatchScores scores{batch, unary.data(), static_cast<std::size_t>(unary.size()),
                                 pairwise.data(), static_cast<std::size_t>(pairwise.size())};
   const ad3::BatchOutput output{labels.mutable_data(), score.mutable_data(), bound.mutable_data(),
                                 status.mutable_data(), iterations.mutable_data(), posteriors_data};
-  {
+  // The exception of a signal handler (KeyboardInterrupt), caught by the poll on this thread.
+  std::unique_ptr<py::error_already_set> pending;
+  ad3::Interrupt interrupt;
+  interrupt.poll_interval = 0.05;
+  interrupt.poll = [&pending] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return false;
+    pending = std::make_unique<py::error_already_set>();
+    return true;
+  };
+  try {
     py::gil_scoped_release release;
-    ad3::solve_batch(graph, method, scores, output, ad3_options, exact_options, num_threads);
+    ad3::solve_batch(graph, method, scores, output, ad3_options, exact_options,
+                     static_cast<int>(num_threads_value), interrupt);
+  } catch (...) {
+    if (pending) throw *pending;  // Ctrl-C wins over whatever else went wrong meanwhile
+    throw;
   }
+  if (pending) throw *pending;  // the signal came as the last problem finished
   return py::make_tuple(labels, score, bound, status, iterations, posteriors);
 }
 
@@ -106,10 +152,12 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("pairwise"), py::arg("max_iterations"), py::arg("eta"), py::arg("adapt_eta"),
         py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
         py::arg("max_nodes"), py::arg("num_threads"), py::arg("return_posteriors"),
+        py::arg("time_limit") = 0.0,
         "Solves B problems sharing one graph; returns (labels, score, bound, status, iterations, "
-        "posteriors or None).");
+        "posteriors or None). Signals (Ctrl-C) are checked every 50 ms while it solves.");
   py::list names;
-  for (auto s : {ad3::Status::kOptimal, ad3::Status::kFractional, ad3::Status::kIterationLimit}) {
+  for (auto s : {ad3::Status::kOptimal, ad3::Status::kFractional, ad3::Status::kIterationLimit,
+                 ad3::Status::kTimeLimit}) {
     names.append(ad3::status_name(s));
   }
   m.attr("STATUS_NAMES") = py::tuple(names);

@@ -1,11 +1,14 @@
 // Tests of ccnn::ad3 against exhaustive enumeration on random small graphs.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ad3/ad3.h"
@@ -14,6 +17,8 @@
 namespace ad3 = ccnn::ad3;
 
 namespace {
+
+void expect_invalid(const std::function<void()>& f, const std::string& needle);
 
 using Edges = std::vector<std::array<int, 2>>;
 
@@ -237,6 +242,210 @@ void test_batch_matches_single_and_is_thread_invariant() {
   }
 }
 
+// A graph without variables has one labelling, the empty one (was: "output ... must not be null").
+void test_graph_without_variables() {
+  const ad3::Graph graph({}, {});
+  const std::vector<double> none;
+  for (const ad3::Solution& s : {ad3::solve_ad3(graph, none, none), ad3::solve_exact(graph, none, none),
+                                 ad3::solve_exhaustive(graph, none, none)}) {
+    CHECK(s.labels.empty());
+    CHECK(s.posteriors.empty());
+    CHECK(s.score == 0.0);
+    CHECK(s.bound == 0.0);
+    CHECK(s.status == ad3::Status::kOptimal);
+  }
+}
+
+// Scores whose sums could overflow are rejected (was: +-inf reported "optimal"); scores just
+// inside the limit decode to finite results.
+void test_scores_that_could_overflow_are_rejected() {
+  const ad3::Graph graph({2, 2, 2}, {{0, 1}, {1, 2}, {0, 2}});
+  const std::vector<double> zeros_u(6, 0.0), zeros_p(12, 0.0);
+  std::vector<double> huge(6, 1.7e308);
+  expect_invalid([&] { ad3::solve_exact(graph, huge, zeros_p); }, "too large");
+  expect_invalid([&] { ad3::solve_ad3(graph, huge, zeros_p); }, "overflow");
+  std::vector<double> big_negative(12, -1e300);  // 3 edges: |S| could reach 3e300
+  expect_invalid([&] { ad3::solve_exhaustive(graph, zeros_u, big_negative); }, "rescale the scores");
+  std::vector<double> large(6, 0.0);
+  for (int i = 0; i < 3; ++i) large[2 * i] = 3e299, large[2 * i + 1] = -3e299;
+  for (const ad3::Solution& s : {ad3::solve_ad3(graph, large, zeros_p), ad3::solve_exact(graph, large, zeros_p),
+                                 ad3::solve_exhaustive(graph, large, zeros_p)}) {
+    CHECK(std::isfinite(s.score) && std::isfinite(s.bound));
+    CHECK_CLOSE(s.score, 9e299, 1e-12, 0.0);
+    CHECK(s.status == ad3::Status::kOptimal);
+  }
+  // A batch names the problem; shared pairwise tables are checked once, without a problem.
+  std::vector<double> unary(3 * 6, 0.0);
+  unary[2 * 6 + 3] = -1.7e308;
+  std::vector<std::int64_t> labels(9), iterations(3);
+  std::vector<double> score(3), bound(3);
+  std::vector<std::int32_t> status(3);
+  const ad3::BatchOutput out{labels.data(), score.data(), bound.data(), status.data(), iterations.data(),
+                             nullptr};
+  expect_invalid([&] {
+    ad3::solve_batch(graph, ad3::Method::kExact, {3, unary.data(), 18, zeros_p.data(), 12}, out);
+  }, "scores of problem 2 are too large");
+  std::vector<double> shared(12, 1e300);
+  const std::vector<double> zeros_batch(18, 0.0);
+  expect_invalid([&] {
+    ad3::solve_batch(graph, ad3::Method::kAd3, {3, zeros_batch.data(), 18, shared.data(), 12}, out);
+  }, "the scores are too large");
+}
+
+// A fully connected Gaussian problem that branch-and-bound cannot finish for minutes.
+Problem hard_problem(std::uint64_t seed, int n = 40) {
+  std::mt19937_64 rng(seed);
+  return random_problem(rng, std::vector<int>(n, 6), complete_edges(n));
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// time_limit stops a long search with status kTimeLimit, the best labelling so far and a valid
+// (not closed) bound; easy problems are not affected.
+void test_time_limit() {
+  const Problem p = hard_problem(11);
+  ad3::ExactOptions options;
+  options.time_limit = 0.3;
+  const auto start = std::chrono::steady_clock::now();
+  const ad3::Solution s = ad3::solve_exact(p.graph, p.unary, p.pairwise, options);
+  const double elapsed = seconds_since(start);
+  CHECK(elapsed >= 0.3 && elapsed < 1.3);
+  CHECK(s.status == ad3::Status::kTimeLimit);
+  CHECK(std::string(ad3::status_name(s.status)) == "time_limit");
+  CHECK(s.bound > s.score);
+  CHECK_CLOSE(ad3::score_labelling(p.graph, p.unary, p.pairwise, s.labels), s.score, 0.0, 1e-9);
+  CHECK(s.iterations > 0);
+  std::mt19937_64 rng(12);
+  const Problem easy = random_problem(rng, std::vector<int>(6, 4), complete_edges(6));
+  const ad3::Solution e = ad3::solve_exact(easy.graph, easy.unary, easy.pairwise, options);
+  CHECK(e.status == ad3::Status::kOptimal);
+  CHECK_CLOSE(e.score, ad3::solve_exhaustive(easy.graph, easy.unary, easy.pairwise).score, 0.0, 1e-9);
+  // max_nodes still wins when it comes first, with its own status.
+  options.max_nodes = 5000;
+  options.time_limit = 60.0;
+  const ad3::Solution n = ad3::solve_exact(p.graph, p.unary, p.pairwise, options);
+  CHECK(n.status == ad3::Status::kIterationLimit);
+  CHECK(n.iterations == 5000);
+}
+
+// Cancelling a batch: an atomic flag from another thread, or the calling thread's poll callback
+// (also while it waits for the other threads); an exception from the poll comes back as is.
+void test_cancel() {
+  const int n = 40;
+  const ad3::Graph graph(std::vector<int>(n, 6), complete_edges(n));
+  std::vector<double> unary, pairwise;
+  for (std::uint64_t b = 0; b < 4; ++b) {
+    const Problem p = hard_problem(20 + b);
+    unary.insert(unary.end(), p.unary.begin(), p.unary.end());
+    pairwise.insert(pairwise.end(), p.pairwise.begin(), p.pairwise.end());
+  }
+  std::vector<std::int64_t> labels(4 * n), iterations(4);
+  std::vector<double> score(4), bound(4);
+  std::vector<std::int32_t> status(4);
+  const ad3::BatchOutput out{labels.data(), score.data(), bound.data(), status.data(), iterations.data(),
+                             nullptr};
+  const ad3::BatchScores scores{4, unary.data(), unary.size(), pairwise.data(), pairwise.size()};
+  auto expect_cancelled = [&](int threads, ad3::Interrupt interrupt, double within, const char* what) {
+    const auto start = std::chrono::steady_clock::now();
+    bool thrown = false;
+    try {
+      ad3::solve_batch(graph, ad3::Method::kExact, scores, out, {}, {}, threads, interrupt);
+    } catch (const ad3::Cancelled&) {
+      thrown = true;
+    }
+    const double elapsed = seconds_since(start);
+    if (!thrown || elapsed > within) {
+      std::fprintf(stderr, "%s: thrown %d after %.3f s\n", what, thrown, elapsed);
+      ++ccnn_test::failures();
+    }
+  };
+  for (int threads : {1, 2}) {
+    std::atomic<bool> flag{false};
+    std::thread setter([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      flag.store(true);
+    });
+    ad3::Interrupt interrupt;
+    interrupt.cancel = &flag;
+    expect_cancelled(threads, interrupt, 1.2, "atomic flag");
+    setter.join();
+    int calls = 0;
+    interrupt = {};
+    interrupt.poll_interval = 0.02;
+    interrupt.poll = [&] { return ++calls == 10; };
+    expect_cancelled(threads, interrupt, 1.2, "poll");
+    CHECK(calls == 10);
+  }
+  // The calling thread polls while it waits: one problem for 2 threads, the caller gets none.
+  {
+    int calls = 0;
+    ad3::Interrupt interrupt;
+    interrupt.poll_interval = 0.02;
+    interrupt.poll = [&] { return ++calls == 10; };
+    const auto start = std::chrono::steady_clock::now();
+    bool thrown = false;
+    try {
+      ad3::solve_batch(graph, ad3::Method::kExact, {2, unary.data(), 2 * graph.unary_size(), pairwise.data(),
+                                                    2 * graph.pairwise_size()},
+                       out, {}, {}, 2, interrupt);
+    } catch (const ad3::Cancelled&) {
+      thrown = true;
+    }
+    CHECK(thrown);
+    CHECK(seconds_since(start) < 1.2);
+  }
+  ad3::Interrupt throwing;
+  throwing.poll_interval = 0.01;
+  throwing.poll = []() -> bool { throw std::runtime_error("from the poll"); };
+  try {
+    ad3::solve_batch(graph, ad3::Method::kExact, scores, out, {}, {}, 2, throwing);
+    CHECK(false);
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()) == "from the poll");
+  }
+  // AD3 and exhaustive search stop too; a poll that never cancels changes nothing.
+  ad3::Interrupt soon;
+  soon.poll_interval = 0.01;
+  soon.poll = [] { return true; };
+  bool thrown = false;
+  try {
+    ad3::Ad3Options many;
+    many.max_iterations = 1000000;
+    many.tolerance = 0.0;
+    ad3::solve_batch(graph, ad3::Method::kAd3, scores, out, many, {}, 1, soon);
+  } catch (const ad3::Cancelled&) {
+    thrown = true;
+  }
+  CHECK(thrown);
+  const ad3::Graph wide(std::vector<int>(29, 2), {});
+  const std::vector<double> wide_unary(58, 0.5);
+  thrown = false;
+  try {
+    ad3::solve_batch(wide, ad3::Method::kExhaustive, {1, wide_unary.data(), 58, nullptr, 0},
+                     out, {}, {}, 1, soon);
+  } catch (const ad3::Cancelled&) {
+    thrown = true;
+  }
+  CHECK(thrown);
+  std::mt19937_64 rng(13);
+  const Problem easy = random_problem(rng, std::vector<int>(6, 4), complete_edges(6));
+  ad3::Interrupt never;
+  never.poll_interval = 1e-6;
+  never.poll = [] { return false; };
+  std::vector<std::int64_t> easy_labels(6);
+  double easy_score = 0.0, easy_bound = 0.0;
+  std::int32_t easy_status = -1;
+  std::int64_t easy_iterations = 0;
+  ad3::solve_batch(easy.graph, ad3::Method::kExact,
+                   {1, easy.unary.data(), easy.unary.size(), easy.pairwise.data(), easy.pairwise.size()},
+                   {easy_labels.data(), &easy_score, &easy_bound, &easy_status, &easy_iterations, nullptr},
+                   {}, {}, 1, never);
+  CHECK(easy_status == 0);
+  CHECK(easy_score == ad3::solve_exact(easy.graph, easy.unary, easy.pairwise).score);
+}
+
 // Expects std::invalid_argument whose message contains `needle`.
 void expect_invalid(const std::function<void()>& f, const std::string& needle) {
   try {
@@ -276,6 +485,11 @@ void test_invalid_input() {
   options = {};
   options.max_iterations = 0;
   expect_invalid([&] { ad3::solve_ad3(graph, unary, pairwise, options); }, "max_iterations");
+  ad3::ExactOptions exact_options;
+  exact_options.time_limit = -1.0;
+  expect_invalid([&] { ad3::solve_exact(graph, unary, pairwise, exact_options); }, "time_limit");
+  exact_options.time_limit = NAN;
+  expect_invalid([&] { ad3::solve_exact(graph, unary, pairwise, exact_options); }, "time_limit");
   expect_invalid([&] { ad3::score_labelling(graph, unary, pairwise, {0, 2}); }, "labels");
   const ad3::Graph big(std::vector<int>(40, 2), {});
   expect_invalid([&] { ad3::solve_exhaustive(big, std::vector<double>(80), {}); }, "2^30");
@@ -312,5 +526,9 @@ int main() {
   test_node_limit_gives_valid_bound();
   test_batch_matches_single_and_is_thread_invariant();
   test_invalid_input();
+  test_graph_without_variables();
+  test_scores_that_could_overflow_are_rejected();
+  test_time_limit();
+  test_cancel();
   return TEST_MAIN_RETURN();
 }
