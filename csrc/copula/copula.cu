@@ -227,10 +227,9 @@ __global__ void pairwise_loglik_kernel(const T* z, const T* theta, const int64_t
         for (int j = 0; j < 5; ++j) partials[5 * i + j] = value;
       continue;
     }
-    const Level<T> row = level_of(z + (b * Q + I(r)) * K, int(L), int(a), link, with_grad);
-    const Level<T> col = level_of(z + (b * Q + I(s)) * K, int(L), int(c), link, with_grad);
-    const PairGrad<T> g =
-        table_cell_at(theta_at(theta, n.theta_per_sample, E, b, e), row, col, with_grad);
+    const PairGrad<T> g = pair_cell_from_thresholds(
+        theta_at(theta, n.theta_per_sample, E, b, e), z + (b * Q + I(r)) * K,
+        z + (b * Q + I(s)) * K, int(L), int(a), int(c), link, with_grad);
     out[i] = g.log_prob;
     if (with_grad) {
       partials[5 * i] = g.dz_r_lo;

@@ -12,6 +12,7 @@
 
 #include "copula/copula.h"
 #include "copula/pair_batch.h"
+#include "copula/table_assembly.h"
 
 namespace ccnn {
 namespace copula {
@@ -426,7 +427,10 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
         }
         const float t = theta_of(theta, n, b, e);
         if (needs_double(t)) {
-          const PairGrad<float> g = frank_pair_at(t, levels[r], levels[s], with_grad);
+          const float* z = in.z.data_ptr<float>();
+          const PairGrad<float> g = pair_cell_from_thresholds(
+              t, z + (b * n.Q + r) * (n.L - 1), z + (b * n.Q + s) * (n.L - 1), int(n.L),
+              int(labels[b * n.Q + r]), int(labels[b * n.Q + s]), link, with_grad);
           po[i] = g.log_prob;
           if (with_grad) {
             pp[5 * i] = g.dz_r_lo, pp[5 * i + 1] = g.dz_r_hi, pp[5 * i + 2] = g.dz_s_lo;
@@ -539,60 +543,29 @@ std::tuple<at::Tensor, at::Tensor> pairwise_loglik_bwd_cpu(const at::Tensor& gra
 
 // ---- pairwise_logtable ------------------------------------------------------------------------
 
-// Per-thread scratch of one edge's table in compute type C: the L+1 row and column coordinates
-// and the L row and column levels, all in the frame.
-template <typename C>
-struct EdgeWork {
-  std::vector<FrankCoord<C>> u, v;
-  std::vector<FrankLevel<C>> lu, lv;
-  explicit EdgeWork(int64_t L) : u(L + 1), v(L + 1), lu(L), lv(L) {}
-};
-
-// Scratch for inputs of type T: T itself and double (for float edges beyond kFloatThetaLimit).
-template <typename T>
-struct TableWork {
-  EdgeWork<T> same;
-  EdgeWork<double> wide;
-  explicit TableWork(int64_t L) : same(L), wide(L) {}
-};
-
-// One edge's L x L table for one sample, computed in type C. rows/cols: the two AUs' L levels.
-// With grad == nullptr, writes the log table to out (row-major, original column order).
-// Otherwise accumulates grad * d/dz into gz_r / gz_s (the AUs' L-1 thresholds) and returns the
-// theta gradient.
-template <typename C, typename T>
-T table_edge(T signed_theta, const Level<T>* rows, const Level<T>* cols, int L, T* out,
-             const T* grad, T* gz_r, T* gz_s, EdgeWork<C>& work) {
+// One edge's L x L table for one sample (table_assembly.h: the same sides and cells as CUDA),
+// computed in type C from levels of type W. With grad == nullptr, writes the log table to out
+// (row-major). Otherwise accumulates grad * d/dz into gz_r / gz_s (the AUs' L-1 thresholds) and
+// returns the theta gradient.
+template <typename C, typename W, typename T>
+T table_edge(T signed_theta, const Level<W>* rows, const Level<W>* cols, int L, T* out,
+             const T* grad, T* gz_r, T* gz_s, std::vector<FrankSide<C>>& sides) {
   const FrankFrame<C> f = make_frank_frame(C(signed_theta));
-  FrankCoord<C>* u = work.u.data();
-  FrankCoord<C>* v = work.v.data();
-  FrankLevel<C>* lu = work.lu.data();
-  FrankLevel<C>* lv = work.lv.data();
-  // frame column level l is the original level L - 1 - l when reflected, and its coordinates are
-  // 1 - (the original cut points)
   const bool with_grad = grad != nullptr;
-  u[0] = make_frank_coord(f, C(0), C(1));
-  v[0] = u[0];
-  for (int l = 0; l < L; ++l) {
-    const Level<T>& col = cols[f.reflect ? L - 1 - l : l];
-    lu[l] = make_frank_level(f, C(rows[l].mass), C(rows[l].log_mass), with_grad);
-    lv[l] = make_frank_level(f, C(col.mass), C(col.log_mass), with_grad);
-    u[l + 1] = make_frank_coord_above(f, u[l], lu[l], C(rows[l].cdf_hi), C(rows[l].ccdf_hi));
-    v[l + 1] = make_frank_coord_above(f, v[l], lv[l], C(f.reflect ? col.ccdf_lo : col.cdf_hi),
-                                      C(f.reflect ? col.cdf_lo : col.ccdf_hi));
-  }
+  sides.resize(2 * L);
+  FrankSide<C>* row_sides = sides.data();
+  FrankSide<C>* col_sides = sides.data() + L;
+  frank_edge_sides(f, rows, cols, L, with_grad, row_sides, col_sides);
   T dtheta = T(0);
   for (int a = 0; a < L; ++a) {
-    for (int j = 0; j < L; ++j) {
-      const int c = f.reflect ? L - 1 - j : j;  // original column of frame column j
+    for (int c = 0; c < L; ++c) {
       if (!with_grad) {
-        out[a * L + c] = T(frank_cell(f, u[a], u[a + 1], v[j], v[j + 1], lu[a], lv[j], false).log_prob);
+        out[a * L + c] = T(table_cell(f, row_sides[a], col_sides[c], rows[a], cols[c], false).log_prob);
         continue;
       }
       const T up = grad[a * L + c];
       if (up == T(0)) continue;
-      const FrankCell<C> cell = frank_cell(f, u[a], u[a + 1], v[j], v[j + 1], lu[a], lv[j], true);
-      const PairGrad<C> g = pair_from_cell(f, cell, rows[a], cols[c]);
+      const PairGrad<C> g = table_cell(f, row_sides[a], col_sides[c], rows[a], cols[c], true);
       if (a > 0) gz_r[a - 1] += up * T(g.dz_r_lo);
       if (a < L - 1) gz_r[a] += up * T(g.dz_r_hi);
       if (c > 0) gz_s[c - 1] += up * T(g.dz_s_lo);
@@ -603,15 +576,34 @@ T table_edge(T signed_theta, const Level<T>* rows, const Level<T>* cols, int L, 
   return dtheta;
 }
 
+// Scratch of table_edge for inputs of type T: sides in T and in double, and double levels (float
+// edges beyond kFloatThetaLimit are evaluated in double from double levels).
 template <typename T>
-T table_edge_in_range(T signed_theta, const Level<T>* rows, const Level<T>* cols, int L, T* out,
-                      const T* grad, T* gz_r, T* gz_s, TableWork<T>& work) {
-  if (needs_double(signed_theta))
-    return table_edge<double>(signed_theta, rows, cols, L, out, grad, gz_r, gz_s, work.wide);
-  return table_edge<T>(signed_theta, rows, cols, L, out, grad, gz_r, gz_s, work.same);
+struct TableWork {
+  std::vector<FrankSide<T>> sides;
+  std::vector<FrankSide<double>> wide_sides;
+  std::vector<Level<double>> wide_levels;
+};
+
+// table_edge for inputs of type T: in double, levels included, when T is float and |theta| is
+// beyond float's range. zr, zs: the two AUs' thresholds; rows, cols: their levels in T.
+template <typename T>
+T table_edge_in_range(T signed_theta, const T* zr, const T* zs, const Level<T>* rows,
+                      const Level<T>* cols, int L, Link link, T* out, const T* grad, T* gz_r,
+                      T* gz_s, TableWork<T>& work) {
+  if (!needs_double(signed_theta))
+    return table_edge<T>(signed_theta, rows, cols, L, out, grad, gz_r, gz_s, work.sides);
+  const bool with_grad = grad != nullptr;
+  work.wide_levels.resize(2 * L);
+  for (int l = 0; l < L; ++l) {
+    work.wide_levels[l] = level_of_as<double>(zr, L, l, link, with_grad);
+    work.wide_levels[L + l] = level_of_as<double>(zs, L, l, link, with_grad);
+  }
+  return table_edge<double>(signed_theta, work.wide_levels.data(), work.wide_levels.data() + L, L,
+                            out, grad, gz_r, gz_s, work.wide_sides);
 }
 
-// Runs body(b, levels) for every sample b, where levels[q * L + l] is AU q's level l.
+// Runs body(b, levels, work) for every sample b, where levels[q * L + l] is AU q's level l.
 template <typename T, typename Body>
 void for_each_sample_levels(const PairwiseInputs& in, Link link, bool with_weights, Body body) {
   const PairwiseSizes& n = in.n;
@@ -619,12 +611,110 @@ void for_each_sample_levels(const PairwiseInputs& in, Link link, bool with_weigh
   at::parallel_for(0, n.B, samples_per_task(n.E * n.L), [&](int64_t begin, int64_t end) {
     std::vector<CutPoint<T>> cuts(n.L + 1);
     std::vector<Level<T>> levels(n.Q * n.L);
-    TableWork<T> work(n.L);
+    TableWork<T> work;
     for (int64_t b = begin; b < end; ++b) {
       for (int64_t q = 0; q < n.Q; ++q)
         levels_of_row(z + (b * n.Q + q) * (n.L - 1), int(n.L), link, with_weights, cuts.data(),
                       levels.data() + q * n.L);
       body(b, levels.data(), work);
+    }
+  });
+}
+
+using TableLanesFn = void (*)(TableBatch&, int);
+
+TableLanesFn best_table_lanes() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    return &table_lanes_avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &table_lanes_avx2;
+#endif
+  return &table_lanes_base;
+}
+
+const TableLanesFn kTableLanes = best_table_lanes();
+
+// Lane k of a TableBatch: sample's frame f and the row / column AU's L levels.
+void fill_table_lane(TableBatch& t, int k, const FrankFrame<float>& f, const Level<float>* rows,
+                     const Level<float>* cols, int L) {
+  t.theta[k] = f.theta, t.x1[k] = f.x1, t.m1[k] = f.m1, t.inv_mraw[k] = f.inv_mraw;
+  t.inv_m1[k] = f.inv_m1, t.lambda1[k] = f.lambda1;
+  for (int l = 0; l < L; ++l) {
+    const Level<float>& r = rows[l];
+    const Level<float>& c = cols[l];
+    t.r_lo[l][k] = r.cdf_lo, t.r_lob[l][k] = r.ccdf_lo, t.r_hi[l][k] = r.cdf_hi;
+    t.r_hib[l][k] = r.ccdf_hi, t.r_mass[l][k] = r.mass, t.r_log_mass[l][k] = r.log_mass;
+    t.c_lo[l][k] = column_lo(f, c), t.c_lob[l][k] = column_hi_complement(f, c, false);
+    t.c_hi[l][k] = column_hi(f, c), t.c_hib[l][k] = column_hi_complement(f, c, true);
+    t.c_mass[l][k] = c.mass, t.c_log_mass[l][k] = c.log_mass;
+  }
+}
+
+// float tables: each edge for TableBatch::kLanes samples at a time in SIMD lanes (levels in lanes
+// too); edges beyond kFloatThetaLimit in double, one sample at a time.
+void pairwise_logtable_float(const PairwiseInputs& in, Link link, at::Tensor& out) {
+  const PairwiseSizes& n = in.n;
+  const int L = int(n.L);
+  constexpr int W = TableBatch::kLanes;
+  const float *theta = in.theta.data_ptr<float>(), *z = in.z.data_ptr<float>();
+  const int64_t* edges = in.edges.data_ptr<int64_t>();
+  float* po = out.data_ptr<float>();
+  std::vector<FrankFrame<float>> shared_frames;
+  if (!n.theta_per_sample)
+    for (int64_t e = 0; e < n.E; ++e) shared_frames.push_back(make_frank_frame(theta[e]));
+  const int64_t blocks = (n.B + W - 1) / W;
+  at::parallel_for(0, blocks, 1, [&](int64_t block_begin, int64_t block_end) {
+    auto batch = std::make_unique<TableBatch>();
+    TableWork<float> work;
+    const int64_t per_block = W * n.Q * L;
+    std::vector<int64_t> rows(per_block);
+    std::vector<int> level_index(per_block);
+    std::vector<Level<float>> levels(per_block);
+    for (int64_t block = block_begin; block < block_end; ++block) {
+      const int64_t b0 = block * W;
+      const int lanes = int(std::min<int64_t>(W, n.B - b0));
+      const int64_t count = lanes * n.Q * L;
+      for (int64_t i = 0; i < count; ++i) rows[i] = b0 * n.Q + i / L, level_index[i] = int(i % L);
+      float_levels(z, L, rows.data(), level_index.data(), count, link, false, levels.data());
+      for (int64_t e = 0; e < n.E; ++e) {
+        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
+        int first_lane = -1;
+        bool in_lanes[W] = {};
+        for (int k = 0; k < lanes; ++k) {
+          const int64_t b = b0 + k;
+          const float t = theta_of(theta, n, b, e);
+          const Level<float>* lr = levels.data() + (k * n.Q + r) * L;
+          const Level<float>* ls = levels.data() + (k * n.Q + s) * L;
+          if (needs_double(t)) {
+            table_edge_in_range<float>(t, z + (b * n.Q + r) * (L - 1), z + (b * n.Q + s) * (L - 1),
+                                       lr, ls, L, link, po + (b * n.E + e) * L * L, nullptr,
+                                       nullptr, nullptr, work);
+            continue;
+          }
+          fill_table_lane(*batch, k, n.theta_per_sample ? make_frank_frame(t) : shared_frames[e],
+                          lr, ls, L);
+          in_lanes[k] = true;
+          if (first_lane < 0) first_lane = k;
+        }
+        if (first_lane < 0) continue;
+        for (int k = 0; k < W; ++k) {  // pad with a real sample
+          if (in_lanes[k]) continue;
+          const int64_t b = b0 + first_lane;
+          fill_table_lane(*batch, k,
+                          n.theta_per_sample ? make_frank_frame(theta_of(theta, n, b, e))
+                                             : shared_frames[e],
+                          levels.data() + (first_lane * n.Q + r) * L,
+                          levels.data() + (first_lane * n.Q + s) * L, L);
+        }
+        kTableLanes(*batch, L);
+        for (int k = 0; k < lanes; ++k) {
+          if (!in_lanes[k]) continue;
+          float* cell = po + ((b0 + k) * n.E + e) * L * L;
+          for (int j = 0; j < L * L; ++j) cell[j] = batch->log_prob[j][k];
+        }
+      }
     }
   });
 }
@@ -636,17 +726,22 @@ at::Tensor pairwise_logtable_cpu(const at::Tensor& z_in, const at::Tensor& theta
   const PairwiseSizes& n = in.n;
   check_pairwise_data(in.z, in.theta, in.edges, nullptr, n);
   at::Tensor out = at::empty({n.B, n.E, n.L, n.L}, in.z.options());
+  if (in.z.scalar_type() == at::kFloat && n.L <= TableBatch::kMaxLevels) {
+    pairwise_logtable_float(in, link, out);
+    return out;
+  }
   AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable", [&] {
-    const scalar_t* theta = in.theta.data_ptr<scalar_t>();
+    const scalar_t *theta = in.theta.data_ptr<scalar_t>(), *z = in.z.data_ptr<scalar_t>();
     const int64_t* edges = in.edges.data_ptr<int64_t>();
     scalar_t* po = out.data_ptr<scalar_t>();
-    const int64_t L = n.L;
+    const int64_t L = n.L, K = n.L - 1;
     for_each_sample_levels<scalar_t>(in, link, false, [&](int64_t b, const Level<scalar_t>* levels,
                                                          TableWork<scalar_t>& work) {
       for (int64_t e = 0; e < n.E; ++e) {
         const int64_t r = edges[2 * e], s = edges[2 * e + 1];
-        table_edge_in_range<scalar_t>(theta_of(theta, n, b, e), levels + r * L, levels + s * L,
-                                      int(L), po + (b * n.E + e) * L * L, nullptr, nullptr,
+        table_edge_in_range<scalar_t>(theta_of(theta, n, b, e), z + (b * n.Q + r) * K,
+                                      z + (b * n.Q + s) * K, levels + r * L, levels + s * L,
+                                      int(L), link, po + (b * n.E + e) * L * L, nullptr, nullptr,
                                       nullptr, work);
       }
     });
@@ -667,6 +762,7 @@ std::tuple<at::Tensor, at::Tensor> pairwise_logtable_backward_cpu(
   at::Tensor grad_theta = at::zeros({n.B, n.E}, in.z.options());
   AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable_backward", [&] {
     const scalar_t *theta = in.theta.data_ptr<scalar_t>(), *pg = grad.data_ptr<scalar_t>();
+    const scalar_t* z = in.z.data_ptr<scalar_t>();
     const int64_t* edges = in.edges.data_ptr<int64_t>();
     scalar_t *pgz = grad_z.data_ptr<scalar_t>(), *pgt = grad_theta.data_ptr<scalar_t>();
     const int64_t L = n.L, K = n.L - 1;
@@ -676,8 +772,9 @@ std::tuple<at::Tensor, at::Tensor> pairwise_logtable_backward_cpu(
       for (int64_t e = 0; e < n.E; ++e) {
         const int64_t r = edges[2 * e], s = edges[2 * e + 1];
         pgt[b * n.E + e] = table_edge_in_range<scalar_t>(
-            theta_of(theta, n, b, e), levels + r * L, levels + s * L, int(L), nullptr,
-            pg + (b * n.E + e) * L * L, gz + r * K, gz + s * K, work);
+            theta_of(theta, n, b, e), z + (b * n.Q + r) * K, z + (b * n.Q + s) * K,
+            levels + r * L, levels + s * L, int(L), link, nullptr, pg + (b * n.E + e) * L * L,
+            gz + r * K, gz + s * K, work);
       }
     });
   });

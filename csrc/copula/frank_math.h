@@ -6,7 +6,7 @@
 //   2. links:  CutPoint (F(z), 1 - F(z), log dF/dz; log F and log(1 - F) on demand) for the
 //      probit (standard normal) and logit (logistic) links; the log-probability of an ordinal
 //      level between two cut points (scipy's _log_gauss_mass cases plus a narrow-interval series)
-//   3. the Frank copula C(u, v; theta) and dC/du, dC/dv, dC/dtheta (DESIGN.md section 3 forms,
+//   3. the Frank copula C(u, v; theta) and dC/du, dC/dv, dC/dtheta (docs/copula.md,
 //      series for |theta| below a per-type switch)
 //   4. the probability of a rectangle (a label pair) under the copula, in a product form that
 //      never subtracts copula values, with its gradient; used by the pairwise kernels
@@ -328,7 +328,8 @@ CCNN_HD T probit_log_mass(const CutPoint<T>& lo, const CutPoint<T>& hi) {
     const T he8 = (((m2 - T(28)) * m2 + T(210)) * m2 - T(420)) * m2 + T(105);
     const T series =
         h2 * (he2 / T(6) + h2 * (he4 / T(120) + h2 * (he6 / T(5040) + h2 * (he8 / T(362880)))));
-    return fn::log(T(2) * h) + normal_log_pdf(mid) + fn::log1p(series);
+    // log of the width itself, not of 2 h: half a subnormal width can round to 0
+    return fn::log(hi.z - lo.z) + normal_log_pdf(mid) + fn::log1p(series);
   }
   if (hi.z <= T(0)) {
     const T log_hi = cut_log_cdf(hi, Link::Probit), log_lo = cut_log_cdf(lo, Link::Probit);
@@ -398,8 +399,23 @@ CCNN_HD Level<T> level_of(const T* z, int num_levels, int level, Link link, bool
                     level < num_levels - 1, link, with_weights);
 }
 
+// Level `level` of one AU whose thresholds (of type T) start at z, computed in type C: float
+// thresholds of an edge evaluated in double (|theta| > kFloatThetaLimit) get their cut-point CDFs
+// in double too, whose float rounding would otherwise cost ~|theta| * 6e-8 in log P.
+template <typename C, typename T>
+CCNN_HD Level<C> level_of_as(const T* z, int num_levels, int level, Link link, bool with_weights) {
+  const CutPoint<C> lo = level <= 0 ? cut_at_minus_inf<C>() : cut_point(C(z[level - 1]), link);
+  const CutPoint<C> hi =
+      level >= num_levels - 1 ? cut_at_plus_inf<C>() : cut_point(C(z[level]), link);
+  Level<C> lev = make_level(lo, hi, level > 0, level < num_levels - 1, link, with_weights);
+  // the weights end up in T: saturate them at T's cap (make_level's comment)
+  const C cap = fn::exp(C(Tuning<T>::max_log_weight));
+  lev.w_lo = fn::min(lev.w_lo, cap), lev.w_hi = fn::min(lev.w_hi, cap);
+  return lev;
+}
+
 // ---------------------------------------------------------------------------------------------
-// 3. The Frank copula C(u, v; theta) and its derivatives (DESIGN.md section 3 forms)
+// 3. The Frank copula C(u, v; theta) and its derivatives (docs/copula.md)
 // ---------------------------------------------------------------------------------------------
 template <typename T>
 struct CopulaGrad {
@@ -501,7 +517,7 @@ CCNN_HD T frank_upper_dtheta(T theta, T x1, T m1, const FrankPoint<T>& lo,
 //   L = l(theta u) + l(theta v) - l(theta), C = -l(-L) / theta;
 // theta < 0, t = -theta: L = t(u + v - 1) + l(t u) + l(t v) - l(t), C = softplus(L) / t.
 template <typename T>
-CCNN_HD T frank_cdf(T u, T v, T theta) {
+CCNN_HD T frank_cdf_unclamped(T u, T v, T theta) {
   if (u <= T(0) || v <= T(0)) return T(0);
   if (u >= T(1)) return v;
   if (v >= T(1)) return u;
@@ -522,6 +538,14 @@ CCNN_HD T frank_cdf(T u, T v, T theta) {
   const T t = -theta;
   const T L = t * (u + v - T(1)) + log1mexp(t * u) + log1mexp(t * v) - log1mexp(t);
   return softplus(L) / t;
+}
+
+// The forms above stay within the Frechet bounds max(u + v - 1, 0) <= C <= min(u, v) up to
+// rounding (subnormal u or v, flush-to-zero arithmetic); the clamp makes the bounds exact.
+template <typename T>
+CCNN_HD T frank_cdf(T u, T v, T theta) {
+  const T c = frank_cdf_unclamped(u, v, theta);
+  return fn::min(fn::max(c, fn::max(u + v - T(1), T(0))), fn::min(u, v));
 }
 
 // dC/du (the conditional CDF of V given U = u):

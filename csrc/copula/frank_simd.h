@@ -213,7 +213,7 @@ CCNN_SIMD vf level_log_mass(const Cut& lo, const Cut& hi, bool probit) {
       const vf series =
           h2 * (he2 / 6.0f + h2 * (he4 / 120.0f + h2 * (he6 / 5040.0f + h2 * (he8 / 362880.0f))));
       const vf narrow_mass =
-          vlog(2.0f * h) + (-0.5f * mid * mid - float(kLogSqrt2Pi)) + vlog1p(series);
+          vlog(hi.z - lo.z) + (-0.5f * mid * mid - float(kLogSqrt2Pi)) + vlog1p(series);
       inner = select(narrow, narrow_mass, inner);
     }
   }
@@ -341,6 +341,41 @@ CCNN_SIMD vf corner_dtheta(const Frame& f, const Coord& u, const Coord& v, vf q_
 
 // frank_cell for the kLanes pairs of `batch` from `first` (inputs -> outputs); with_grad also
 // fills the gradients.
+// The value part of frank_cell, kept for the gradient.
+struct CellCore {
+  vf k00, k01, k10, k11, inv_k01, inv_k10, ratio, d, w, psi, lp, prob, prob_far, log_prob;
+  vi near, live;
+};
+
+CCNN_SIMD CellCore cell_core(const Frame& f, const Coord& u0, const Coord& u1, const Coord& v0,
+                             const Coord& v1, const Lvl& lu, const Lvl& lv, vf log_du, vf log_dv) {
+  CellCore c;
+  c.k01 = frank_k(f, u0, v1), c.k10 = frank_k(f, u1, v0);
+  c.k00 = frank_k(f, u0, v0), c.k11 = frank_k(f, u1, v1);
+  c.inv_k01 = 1.0f / c.k01, c.inv_k10 = 1.0f / c.k10;
+  c.ratio = (u0.x * c.inv_k01) * (v0.x * c.inv_k10) * (lu.phi * lv.phi * f.inv_m1);
+  c.d = -f.theta * lu.mass * lv.mass * c.ratio;
+  c.near = c.d >= -0.5f;
+  // near: psi = log1p(d) / d (series for |d| < 0.05); far: log of 1 + D = K00 K11 / (K01 K10)
+  const vf one_plus_d_far = (c.k00 * c.inv_k01) * (c.k11 * c.inv_k10);
+  c.w = select(c.near, c.d + 1.0f, one_plus_d_far);  // 1 + D
+  const vf log_first = vlog(c.w);
+  const vf sd = -c.d;
+  const vf psi_series =
+      1.0f + sd * (1.0f / 2 + sd * (1.0f / 3 + sd * (1.0f / 4 + sd * (1.0f / 5 + sd * (1.0f / 6 + sd * (1.0f / 7))))));
+  const vf psi_near = select(vabs(c.d) < 0.05f, psi_series, log_first / (c.w - 1.0f));
+  c.lp = select(c.near, c.d * psi_near, log_first);  // log1p(D)
+  c.psi = select(c.near, psi_near, log_first / c.d);
+  const vf theta_safe = select(f.theta == 0.0f, splat(1.0f), f.theta);
+  c.prob_far = -c.lp / theta_safe;
+  c.prob = select(c.near, lu.mass * lv.mass * c.ratio * c.psi, c.prob_far);
+  const vf log_second = vlog(select(c.near, c.ratio * c.psi, c.prob_far));
+  const vf log_prob = select(c.near, log_du + log_dv + log_second, log_second);
+  c.live = log_prob > float(kLogProbFloor);
+  c.log_prob = select(c.live, log_prob, splat(float(kLogProbFloor)));
+  return c;
+}
+
 CCNN_SIMD void frank_cells(PairBatch& batch, int first, bool with_grad) {
   PairBatch::Lanes p = batch.at(first);
   Frame f{load(p.theta), load(p.x1), load(p.m1), load(p.inv_mraw), load(p.inv_m1), load(p.lambda1)};
@@ -349,31 +384,12 @@ CCNN_SIMD void frank_cells(PairBatch& batch, int first, bool with_grad) {
   const Coord u1 = make_coord_above(f, u0, lu, load(p.u1), load(p.u1b));
   const Coord v0 = make_coord(f, load(p.v0), load(p.v0b));
   const Coord v1 = make_coord_above(f, v0, lv, load(p.v1), load(p.v1b));
-  const vf k01 = frank_k(f, u0, v1), k10 = frank_k(f, u1, v0);
-  const vf k00 = frank_k(f, u0, v0), k11 = frank_k(f, u1, v1);
-  const vf inv_k01 = 1.0f / k01, inv_k10 = 1.0f / k10;
-  const vf ratio = (u0.x * inv_k01) * (v0.x * inv_k10) * (lu.phi * lv.phi * f.inv_m1);
-  const vf d = -f.theta * lu.mass * lv.mass * ratio;
-  const vi near = d >= -0.5f;
-  // near: psi = log1p(d) / d (series for |d| < 0.05); far: log of 1 + D = K00 K11 / (K01 K10)
-  const vf one_plus_d_far = (k00 * inv_k01) * (k11 * inv_k10);
-  const vf w = d + 1.0f;
-  const vi series = vabs(d) < 0.05f;
-  const vf log_first = vlog(select(near, w, one_plus_d_far));
-  const vf sd = -d;
-  const vf psi_series =
-      1.0f + sd * (1.0f / 2 + sd * (1.0f / 3 + sd * (1.0f / 4 + sd * (1.0f / 5 + sd * (1.0f / 6 + sd * (1.0f / 7))))));
-  const vf psi_near = select(series, psi_series, log_first / (w - 1.0f));
-  const vf lp = select(near, d * psi_near, log_first);  // log1p(D)
-  const vf psi = select(near, psi_near, log_first / d);
-  const vf theta_safe = select(f.theta == 0.0f, splat(1.0f), f.theta);
-  const vf prob_far = -lp / theta_safe;
-  const vf prob = select(near, lu.mass * lv.mass * ratio * psi, prob_far);
-  const vf log_second = vlog(select(near, ratio * psi, prob_far));
-  vf log_prob = select(near, load(p.log_du) + load(p.log_dv) + log_second, log_second);
-  const vi live = log_prob > float(kLogProbFloor);
-  log_prob = select(live, log_prob, splat(float(kLogProbFloor)));
-  store(p.log_prob, log_prob);
+  const CellCore c = cell_core(f, u0, u1, v0, v1, lu, lv, load(p.log_du), load(p.log_dv));
+  store(p.log_prob, c.log_prob);
+  const vf k00 = c.k00, k01 = c.k01, k10 = c.k10, k11 = c.k11, inv_k01 = c.inv_k01,
+           inv_k10 = c.inv_k10, psi = c.psi, lp = c.lp, prob = c.prob, prob_far = c.prob_far;
+  const vi near = c.near, live = c.live;
+  const vf one_plus_d = c.w;
   if (!with_grad) return;
   const vf scale = psi * lu.phi * lv.phi;
   const vf inv1 = 1.0f / (k11 * scale), inv0 = 1.0f / (k00 * scale);
@@ -386,7 +402,6 @@ CCNN_SIMD void frank_cells(PairBatch& batch, int first, bool with_grad) {
   const vf dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
                     theta_c_dtheta_times_k(f, u0, v1) * inv_k01 +
                     theta_c_dtheta_times_k(f, u1, v0) * inv_k10;
-  const vf one_plus_d = select(near, w, one_plus_d_far);
   const vf y = -lp;
   const vf phi = 1.0f / (one_plus_d * psi);
   const vf excess_series = 1.0f / 2 + y * (1.0f / 6 + y * (1.0f / 24 + y * (1.0f / 120 + y * (1.0f / 720))));
@@ -403,6 +418,43 @@ CCNN_SIMD void frank_cells(PairBatch& batch, int first, bool with_grad) {
   store(p.dtheta, select(live, dtheta, zero));
 }
 
+// The log tables of one edge for the lanes [first, first + kLanes) of a TableBatch: each level's
+// frame quantities once (table_assembly.h's sides), then every cell.
+struct Side {
+  Lvl level;
+  Coord lo, hi;
+  vf log_mass;
+};
+
+CCNN_SIMD Side make_side(const Frame& f, const float* lo, const float* lob, const float* hi,
+                         const float* hib, const float* mass, const float* log_mass) {
+  Side side;
+  side.level = make_level(f, load(mass), false);
+  side.lo = make_coord(f, load(lo), load(lob));
+  side.hi = make_coord_above(f, side.lo, side.level, load(hi), load(hib));
+  side.log_mass = load(log_mass);
+  return side;
+}
+
+CCNN_SIMD void table_cells(TableBatch& b, int first, int L) {
+  Frame f{load(b.theta + first), load(b.x1 + first), load(b.m1 + first),
+          load(b.inv_mraw + first), load(b.inv_m1 + first), load(b.lambda1 + first)};
+  Side cols[TableBatch::kMaxLevels];
+  for (int c = 0; c < L; ++c)
+    cols[c] = make_side(f, b.c_lo[c] + first, b.c_lob[c] + first, b.c_hi[c] + first,
+                        b.c_hib[c] + first, b.c_mass[c] + first, b.c_log_mass[c] + first);
+  for (int a = 0; a < L; ++a) {
+    const Side row = make_side(f, b.r_lo[a] + first, b.r_lob[a] + first, b.r_hi[a] + first,
+                               b.r_hib[a] + first, b.r_mass[a] + first, b.r_log_mass[a] + first);
+    for (int c = 0; c < L; ++c) {
+      const Side& col = cols[c];
+      const CellCore cell = cell_core(f, row.lo, row.hi, col.lo, col.hi, row.level, col.level,
+                                      row.log_mass, col.log_mass);
+      store(b.log_prob[a * L + c] + first, cell.log_prob);
+    }
+  }
+}
+
 }  // namespace CCNN_SIMD_NAMESPACE
 }  // namespace copula
 }  // namespace ccnn
@@ -417,6 +469,10 @@ void CCNN_SIMD_CONCAT(frank_pair_lanes_, CCNN_SIMD_NAMESPACE)(PairBatch& batch, 
                                                              bool with_grad) {
   for (int first = 0; first < count; first += CCNN_SIMD_NAMESPACE::kLanes)
     CCNN_SIMD_NAMESPACE::frank_cells(batch, first, with_grad);
+}
+void CCNN_SIMD_CONCAT(table_lanes_, CCNN_SIMD_NAMESPACE)(TableBatch& batch, int L) {
+  for (int first = 0; first < TableBatch::kLanes; first += CCNN_SIMD_NAMESPACE::kLanes)
+    CCNN_SIMD_NAMESPACE::table_cells(batch, first, L);
 }
 void CCNN_SIMD_CONCAT(level_lanes_, CCNN_SIMD_NAMESPACE)(LevelBatch& batch, int count, bool probit,
                                                         bool with_weights) {

@@ -53,6 +53,21 @@ struct LevelBatch {
   float mass[kCapacity], log_mass[kCapacity], w_lo[kCapacity], w_hi[kCapacity];
 };
 
+// One edge's log tables for up to kLanes samples (pairwise_logtable, forward): per sample (lane)
+// the frame constants, and per level l of the row AU and of the column AU the frame coordinates
+// of its two cut points with their complements (column levels already placed in the frame by
+// column_lo / column_hi: reflected for theta < 0), its mass and log mass. Output: the log table,
+// cell (a, c) of lane k at log_prob[a * L + c][k], in the original orientation.
+struct TableBatch {
+  static constexpr int kLanes = 16, kMaxLevels = 12;
+  float theta[kLanes], x1[kLanes], m1[kLanes], inv_mraw[kLanes], inv_m1[kLanes], lambda1[kLanes];
+  float r_lo[kMaxLevels][kLanes], r_lob[kMaxLevels][kLanes], r_hi[kMaxLevels][kLanes],
+      r_hib[kMaxLevels][kLanes], r_mass[kMaxLevels][kLanes], r_log_mass[kMaxLevels][kLanes];
+  float c_lo[kMaxLevels][kLanes], c_lob[kMaxLevels][kLanes], c_hi[kMaxLevels][kLanes],
+      c_hib[kMaxLevels][kLanes], c_mass[kMaxLevels][kLanes], c_log_mass[kMaxLevels][kLanes];
+  float log_prob[kMaxLevels * kMaxLevels][kLanes];
+};
+
 // frank_cell for pairs [0, count) of the batch and make_level for levels [0, count) (count a
 // multiple of 16), one function per compiled instruction set; copula_cpu.cpp picks the best the
 // processor has.
@@ -62,6 +77,9 @@ void frank_pair_lanes_base(PairBatch& batch, int count, bool with_grad);
 void level_lanes_avx512(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_avx2(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_base(LevelBatch& batch, int count, bool probit, bool with_weights);
+void table_lanes_avx512(TableBatch& batch, int L);
+void table_lanes_avx2(TableBatch& batch, int L);
+void table_lanes_base(TableBatch& batch, int L);
 
 }  // namespace copula
 }  // namespace ccnn

@@ -117,5 +117,23 @@ CCNN_HD PairGrad<T> table_cell_at(T signed_theta, const Level<T>& r, const Level
                     with_grad);
 }
 
+// One label pair straight from the thresholds: zr, zs are the row and column AU's L-1 thresholds
+// and (a, c) their labels. When T is float and |theta| is beyond float's range the levels, too,
+// are computed in double (level_of_as), not only the rectangle.
+template <typename T>
+CCNN_HD PairGrad<T> pair_cell_from_thresholds(T signed_theta, const T* zr, const T* zs, int L,
+                                              int a, int c, Link link, bool with_grad) {
+  if (needs_double(signed_theta)) {
+    const Level<double> r = level_of_as<double>(zr, L, a, link, with_grad);
+    const Level<double> s = level_of_as<double>(zs, L, c, link, with_grad);
+    const FrankFrame<double> f = make_frank_frame(double(signed_theta));
+    const PairGrad<double> g = table_cell(f, frank_row_side(f, r, with_grad),
+                                          frank_column_side(f, s, with_grad), r, s, with_grad);
+    return {T(g.log_prob), T(g.dz_r_lo), T(g.dz_r_hi), T(g.dz_s_lo), T(g.dz_s_hi), T(g.dtheta)};
+  }
+  const Level<T> r = level_of(zr, L, a, link, with_grad), s = level_of(zs, L, c, link, with_grad);
+  return table_cell_at(signed_theta, r, s, with_grad);
+}
+
 }  // namespace copula
 }  // namespace ccnn
