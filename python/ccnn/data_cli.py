@@ -87,7 +87,7 @@ def _synth(args) -> int:
 def _preprocess(args) -> int:
     import warnings
 
-    from .data.dataset import load_dataset
+    from .data.loaders import load_dataset
     from .preprocess import preprocess
 
     ds = load_dataset(args.data)
