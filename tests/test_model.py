@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ccnn.model import CCNN, FeatureNet
-from ccnn.predict import DecodeOptions, crf_scores, decode
+from ccnn.inference import DecodeOptions, crf_scores, decode
 from train_reference import brute_force_map, install_standins
 
 
