@@ -22,7 +22,8 @@ from .checkpoint import load_model
 from .inference import DecodeOptions, infer_faces
 from .metrics import au_name
 from .model_setup import resolve_device
-from .preprocess import FaceArrays, align_face, detect_eyes
+from .face_alignment import align_face, detect_eyes
+from .preprocess import FaceArrays
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
