@@ -10,12 +10,6 @@ from ccnn.checkpoint import CheckpointError, load_checkpoint, load_model, save_m
 from ccnn.model_setup import build_model
 from ccnn.trainer import TrainConfig, Trainer, TrainingDiverged, fit
 from train_toy_data import toy_faces
-from train_reference import install_standins
-
-
-@pytest.fixture(autouse=True)
-def _standins(monkeypatch):
-    install_standins(monkeypatch)
 
 
 def _config(**kw):

@@ -21,7 +21,7 @@ from pathlib import Path
 from .data.loaders import load_dataset
 from .data.synthetic import contact_sheet, existing_parameters, generate_synthetic, parameters
 from .demo import run_demo
-from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, parse_variant, prepare_data,
+from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, parse_variants, prepare_data,
                          train_variant, write_comparison)
 from .inference import METHODS
 from .model import PADDINGS, FeatureNet
@@ -164,9 +164,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    for v in variants:
-        parse_variant(v)
+    variants = parse_variants(args.variants)
     data = _prepare_data(args)
     results, runs = compare_variants(variants, data, _config_from_args(args), args.out,
                                      resume=not args.no_resume)

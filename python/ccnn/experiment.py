@@ -49,6 +49,14 @@ def parse_variant(name: str):
     return head, mode, multi
 
 
+def parse_variants(text: str) -> list[str]:
+    """'CNN, CCNN-IT(*)' -> ['CNN', 'CCNN-IT(*)'], every name checked (ValueError names a bad one)."""
+    variants = [v.strip() for v in text.split(",") if v.strip()]
+    for name in variants:
+        parse_variant(name)
+    return variants
+
+
 def variant_name(head: str, mode: str, multi: bool = False) -> str:
     """('copula', 'ibb', True) -> 'CCNN-IT(*)', the inverse of parse_variant."""
     return HEAD_NAMES[head] + ("-IT" if mode == "ibb" else "") + ("(*)" if multi else "")
