@@ -1,11 +1,10 @@
 """ccnn's worker pool from a plain script: spawned workers where the script allows them, the caller's
 process where it does not (a script without a main guard would run again in every worker)."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from scripts import run_script
 
 SCRIPT = """
 from ccnn.data import generate_synthetic, load_dataset
@@ -23,8 +22,6 @@ def main():
 def test_library_runs_from_a_plain_script(tmp_path, guarded):
     body = SCRIPT + ('if __name__ == "__main__":\n    main()\n' if guarded else "main()\n")
     (tmp_path / "script.py").write_text(textwrap.dedent(body))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this test's ccnn
-    run = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120, env=env)
+    run = run_script("script.py", tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == [str(guarded), "12"]

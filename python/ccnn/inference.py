@@ -11,7 +11,7 @@ Decoded score (the decomposition, `DecodeOptions.decomposition`):
     "pmi"   S(y) = w_u sum_q log P_q(y_q) + w_p sum_e [log P_e(y_r, y_s) - log P_r(y_r) - log P_s(y_s)]
             The pairwise term is the log copula (or log-linear) density ratio, so S is the exact log
             joint on a tree and the unaries are not counted once per incident edge. Default.
-    "joint" S(y) = w_u sum_q log P_q(y_q) + w_p sum_e log P_e(y_r, y_s)   (docs/design.md, "Numerics")
+    "joint" S(y) = w_u sum_q log P_q(y_q) + w_p sum_e log P_e(y_r, y_s)   (docs/design.md, section 3.4)
 """
 from __future__ import annotations
 
