@@ -57,10 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_command(subparsers, name, func, input_errors=INPUT_ERRORS, **kwargs) -> argparse.ArgumentParser:
+    """A command's parser; `func(args)` runs it and `input_errors` are reported as bad input."""
+    parser = subparsers.add_parser(name, **kwargs)
+    parser.set_defaults(func=func, input_errors=input_errors)
+    return parser
+
+
 # ---- data commands ---------------------------------------------------------------------------------------
 def _add_data_commands(subparsers) -> None:
-    synth = subparsers.add_parser(
-        "synth", help="write the built-in synthetic AU data set (images, labels.csv, meta.json)",
+    synth = _add_command(
+        subparsers, "synth", cmd_synth, DATA_INPUT_ERRORS,
+        help="write the built-in synthetic AU data set (images, labels.csv, meta.json)",
         description="Draw grayscale synthetic faces whose action units move with ordinal, imbalanced, "
                     "temporally smooth and mutually dependent intensities (docs/data.md).")
     synth.add_argument("--out", required=True, type=Path, help="output folder")
@@ -75,10 +83,10 @@ def _add_data_commands(subparsers) -> None:
                        help="replace a data set made with other parameters in --out")
     synth.add_argument("--contact-sheet", type=Path, default=None, metavar="PNG",
                        help="also write an overview PNG (AUs x levels, plus sample frames)")
-    synth.set_defaults(func=cmd_synth, input_errors=DATA_INPUT_ERRORS)
 
-    pre = subparsers.add_parser(
-        "preprocess", help="align, normalise and cache the faces of a data set",
+    pre = _add_command(
+        subparsers, "preprocess", cmd_preprocess, DATA_INPUT_ERRORS,
+        help="align, normalise and cache the faces of a data set",
         description="Eye centres (saved, landmarks or Haar cascades) -> similarity transform to "
                     "reference eye positions -> crop/resize -> per-image contrast normalisation; "
                     "cached as memory-mapped .npy plus manifest.json.")
@@ -92,7 +100,6 @@ def _add_data_commands(subparsers) -> None:
                      help="frames whose eyes are not found: align from the face box, or drop them")
     pre.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     pre.add_argument("--quiet", action="store_true", help="no progress bar")
-    pre.set_defaults(func=cmd_preprocess, input_errors=DATA_INPUT_ERRORS)
 
 
 def cmd_synth(args) -> int:
@@ -259,19 +266,18 @@ def _add_training_args(p):
 
 def _add_model_commands(subparsers) -> None:
     """train, eval, predict, compare and demo (`ccnn <command> --help` for each)."""
-    p = subparsers.add_parser("train", help="train one model (paper settings by default)",
-                              description="Train a CNN/OCNN/SCNN/CCNN on a dataset, evaluate it on the "
-                                          "test subjects, write model.pt, logs, plots and a report.")
+    p = _add_command(subparsers, "train", cmd_train, help="train one model (paper settings by default)",
+                     description="Train a CNN/OCNN/SCNN/CCNN on a dataset, evaluate it on the test "
+                                 "subjects, write model.pt, logs, plots and a report.")
     _add_data_args(p)
     _add_training_args(p)
     p.add_argument("--head", choices=sorted(HEAD_ALIASES), default="ccnn",
                    help="cnn (softmax), ocnn (ordinal), scnn (ordinal + log-linear pairwise), ccnn "
                         "(ordinal + Frank copula) (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder (resumed if it holds a checkpoint)")
-    p.set_defaults(func=cmd_train, input_errors=INPUT_ERRORS)
 
-    p = subparsers.add_parser("eval", help="evaluate a trained model (ICC, MAE per AU)",
-                              description="Evaluate a model file on a dataset (or one part of its split).")
+    p = _add_command(subparsers, "eval", cmd_eval, help="evaluate a trained model (ICC, MAE per AU)",
+                     description="Evaluate a model file on a dataset (or one part of its split).")
     p.add_argument("--checkpoint", required=True, help="model.pt (or best.pt) written by ccnn train")
     _add_data_args(p)
     p.add_argument("--part", choices=["all", "train", "test"], default="test",
@@ -281,11 +287,11 @@ def _add_model_commands(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--name", default=None, help="model name in the table")
     p.add_argument("--out", default=None, help="also write results.md/.csv/.json here")
-    p.set_defaults(func=cmd_eval, input_errors=INPUT_ERRORS)
 
-    p = subparsers.add_parser("predict", help="AU intensities of images, folders or videos -> CSV",
-                              description="Per-frame AU intensities with OpenFace-style columns "
-                                          "(frame, file, timestamp, success, AU01_r, ...).")
+    p = _add_command(subparsers, "predict", cmd_predict,
+                     help="AU intensities of images, folders or videos -> CSV",
+                     description="Per-frame AU intensities with OpenFace-style columns "
+                                 "(frame, file, timestamp, success, AU01_r, ...).")
     p.add_argument("--checkpoint", required=True, help="model.pt written by ccnn train")
     p.add_argument("inputs", nargs="+", help="image files, folders of images, or video files")
     p.add_argument("--out", required=True, help="CSV file to write")
@@ -294,21 +300,21 @@ def _add_model_commands(subparsers) -> None:
     p.add_argument("--method", choices=["auto", *METHODS], default="auto", help="read-out (default: auto)")
     p.add_argument("--context", default=None, help="model dataset whose edges to use (default: the first)")
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_predict, input_errors=INPUT_ERRORS)
 
-    p = subparsers.add_parser("compare", help="train several variants on one split, print Table 1",
-                              description="Train each variant with the same data, split and schedule "
-                                          "and print the Table-1 style comparison.")
+    p = _add_command(subparsers, "compare", cmd_compare,
+                     help="train several variants on one split, print Table 1",
+                     description="Train each variant with the same data, split and schedule "
+                                 "and print the Table-1 style comparison.")
     _add_data_args(p)
     _add_training_args(p)
     p.add_argument("--variants", default="CNN,OCNN,SCNN,CCNN,CCNN-IT",
                    help=f"comma-separated from {sorted(VARIANTS)}; append (*) to also train on "
                         f"--extra-data (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per variant)")
-    p.set_defaults(func=cmd_compare, input_errors=INPUT_ERRORS)
 
-    p = subparsers.add_parser(
-        "demo", help="the main job: train and compare all models on built-in synthetic data",
+    p = _add_command(
+        subparsers, "demo", cmd_demo,
+        help="the main job: train and compare all models on built-in synthetic data",
         description="Generate synthetic DISFA/FERA/pain-like data, train CNN, OCNN, SCNN, CCNN, CCNN-IT and "
                     "CCNN-IT(*), print the Table-1 comparison and write results.json and plots. "
                     "Sized for 10 minutes on 2 CPU cores.")
@@ -317,7 +323,6 @@ def _add_model_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present) or 'cpu'")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_demo, input_errors=INPUT_ERRORS)
 
 
 if __name__ == "__main__":

@@ -109,8 +109,9 @@ def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig
     trainer = Trainer(model, train_faces, data.val, replace(config, mode=mode), out_dir)
     result = trainer.fit(resume=resume)
     seconds = time.perf_counter() - start
-    preds, labels, nll = infer_faces(result.model, data.test, config.crop, DecodeOptions(method=config.decode),
-                                     config.eval_batch_size, trainer.device, context=data.target)
+    preds, labels, nll = infer_faces(result.model, data.test, config.crop,
+                                     DecodeOptions(method=config.decode), config.eval_batch_size,
+                                     trainer.device, context=data.target)
     metrics = evaluate(labels, preds, model.aus)
     metrics.update(nll=nll, train_seconds=seconds, epochs=len(result.history), best_epoch=result.best_epoch)
     log(f"{name}: ICC {metrics['icc_avg']:.3f}  MAE {metrics['mae_avg']:.3f}  "
@@ -139,7 +140,8 @@ def train_variant(data: PreparedData, config: TrainConfig, out_dir, head: str = 
                                          resume=resume, log=log)
     results = {name: restrict_to_aus(metrics, data.test[0].aus)}
     write_report(results, out, title=f"{name} on {data.target} (test subjects)")
-    plot_learning_curves({name: result.history}, out / "learning_curves.png", {name: _steps(out / "log.jsonl")})
+    steps = _steps(out / "log.jsonl")
+    plot_learning_curves({name: result.history}, out / "learning_curves.png", {name: steps})
     if result.model.has_pairwise:
         plot_association_graph(result.model.association(), out / "association_graph.png",
                                result.model.dataset_aus)

@@ -70,7 +70,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
         train_faces = train_faces if isinstance(train_faces, (list, tuple)) else [train_faces]
-        self.train_set = FaceDataset(train_faces, aus=model.aus, train=True, crop=config.crop, seed=config.seed)
+        self.train_set = FaceDataset(train_faces, aus=model.aus, train=True, crop=config.crop,
+                                     seed=config.seed)
         # bad labels are input errors, found here once; a ValueError in _loss then means divergence
         check_labels(torch.from_numpy(self.train_set.labels), len(model.aus), model.num_levels)
         self.train_remap = dataset_remap(self.train_set.dataset_names, model)
@@ -81,7 +82,8 @@ class Trainer:
         self.val_set, self.val_remap = None, None
         if val_faces is not None:
             val_faces = val_faces if isinstance(val_faces, (list, tuple)) else [val_faces]
-            self.val_set = FaceDataset(val_faces, aus=model.aus, train=False, crop=config.crop, seed=config.seed)
+            self.val_set = FaceDataset(val_faces, aus=model.aus, train=False, crop=config.crop,
+                                       seed=config.seed)
             self.val_remap = dataset_remap(self.val_set.dataset_names, model)
         l2 = config.l2 if isinstance(config.l2, (list, tuple)) else [config.l2] * len(model.aus)
         if len(l2) != len(model.aus):

@@ -230,6 +230,7 @@ def ibb_samplers(labels: np.ndarray, subjects: np.ndarray, blocks, pairwise_slot
                 parts.append((PairBalancedSampler(labels[a:b, r], labels[a:b, s], pairwise_samples,
                                                   seed=seed + 50_000 + 31 * k), a))
         pairwise.append(combine(parts, pairwise_samples, seed + 50_000 + 31 * k))
-        pair = np.where((labels[:, r] >= 0) & (labels[:, s] >= 0), labels[:, r] * num_levels + labels[:, s], -1)
+        observed = (labels[:, r] >= 0) & (labels[:, s] >= 0)
+        pair = np.where(observed, labels[:, r] * num_levels + labels[:, s], -1)
         pairwise_weights.append(balance_weights(pair, blocks))
     return IBBSamplers(cnn, unary, unary_weights, pairwise, pairwise_weights)
