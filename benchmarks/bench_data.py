@@ -52,7 +52,8 @@ def cpu_name() -> str:
 
 def check_correctness(work: Path) -> dict:
     from ccnn.data import generate_synthetic, load_dataset
-    from ccnn.preprocess import REFERENCE_EYES, align_face, preprocess
+    from ccnn.face_alignment import REFERENCE_EYES, align_face
+    from ccnn.preprocess import preprocess
 
     one = generate_synthetic(work / "check1", subjects=3, frames=60, seed=11, image_size=SIZE, workers=1)
     two = generate_synthetic(work / "check2", subjects=3, frames=60, seed=11, image_size=SIZE, workers=2)
@@ -150,7 +151,7 @@ def time_detection(work: Path) -> dict:
     """Haar detect_eyes on generated frames (one process): its rate and hit rate."""
     from ccnn.data import load_dataset
     from ccnn.data.dataset import read_image
-    from ccnn.preprocess import detect_eyes
+    from ccnn.face_alignment import detect_eyes
 
     ds = load_dataset(work / "check2")
     images = [read_image(p) for p in ds.image_paths[:120]]

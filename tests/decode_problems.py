@@ -5,8 +5,8 @@ score of a labelling y is sum_q unary[q, y_q] + sum_e pairwise[e, y_r, y_s] for 
 
 Kinds:
 - "gaussian": every score an independent N(0, 1) draw (hard, frustrated problems);
-- "frank_pos" / "frank_mixed": the CCNN decoding objective (DESIGN.md section 3) built from a small
-  float64 implementation of its model that shares no code with ccnn: ordinal probit marginals
+- "frank_pos" / "frank_mixed": the CCNN decoding objective (docs/design.md, section 3.4) built from a
+  small float64 implementation of its model that shares no code with ccnn: ordinal probit marginals
   P_q(l) = u_{l+1} - u_l with u_k = Phi(psi_k) from random cut points psi_k, and the
   discretised Frank copula joint
       P_e(a, b) = C(u_{a+1}, v_{b+1}) - C(u_a, v_{b+1}) - C(u_{a+1}, v_b) + C(u_a, v_b)

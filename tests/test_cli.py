@@ -136,3 +136,19 @@ def test_demo_quick(tmp_path, capsys):
     for name in ("learning_curves.png", "cooccurrence.png", "association_graph.png", "results.md"):
         assert (tmp_path / name).exists()
     assert "CCNN-IT(*)" in capsys.readouterr().out
+
+
+def test_predict_table_has_the_rows_and_columns_of_the_csv(trained, synth, tmp_path):
+    from ccnn.predict import predict_table
+    images = sorted((synth["disfa"] / "images").glob("*.png"))[:3]
+    video = tmp_path / "clip.avi"
+    _write_video(video, [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in images])
+    out = tmp_path / "au.csv"
+    assert main(["predict", "--checkpoint", str(trained / "model.pt"), str(images[0]), str(video),
+                 "--out", str(out), "--device", "cpu"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    table = predict_table(trained / "model.pt", [images[0], video], device="cpu")
+    assert list(table.dtype.names) == list(rows[0])
+    assert len(table) == len(rows) == 4
+    for row, record in zip(rows, table):
+        assert [str(record[c]) for c in table.dtype.names] == list(row.values())

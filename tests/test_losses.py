@@ -7,12 +7,6 @@ from scipy.special import log_softmax, ndtr
 
 from ccnn.losses import composite_nll
 from ccnn.model import CCNN
-from train_reference import install_standins
-
-
-@pytest.fixture(autouse=True)
-def _ops(monkeypatch):
-    install_standins(monkeypatch)
 
 
 def _frank(u, v, theta):

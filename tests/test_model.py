@@ -5,13 +5,8 @@ import pytest
 import torch
 
 from ccnn.model import CCNN, FeatureNet
-from ccnn.predict import DecodeOptions, crf_scores, decode
-from train_reference import brute_force_map, install_standins
-
-
-@pytest.fixture(autouse=True)
-def _ops(monkeypatch):
-    install_standins(monkeypatch)
+from ccnn.inference import DecodeOptions, crf_scores, decode
+from train_reference import brute_force_map
 
 
 def _model(head="copula", **kw):

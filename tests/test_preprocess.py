@@ -13,7 +13,8 @@ from ccnn.data import AUDataset, generate_synthetic, load_dataset
 from ccnn.data.synth_labels import sample_subject_labels
 from ccnn.data.synth_render import eye_centres, render
 from ccnn.data.synthetic import sample_nuisance, subject_look
-from ccnn.preprocess import REFERENCE_EYES, align_face, alignment_matrix, detect_eyes, preprocess
+from ccnn.face_alignment import REFERENCE_EYES, align_face, alignment_matrix, detect_eyes
+from ccnn.preprocess import preprocess
 
 ASTRONAUT_EYES = np.array([[204.0, 101.0], [246.0, 103.5]])  # hand-labelled iris centres
 

@@ -7,14 +7,9 @@ import pytest
 import torch
 
 from ccnn.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
-from ccnn.trainer import TrainConfig, Trainer, TrainingDiverged, build_model, fit
+from ccnn.model_setup import build_model
+from ccnn.trainer import TrainConfig, Trainer, TrainingDiverged, fit
 from train_toy_data import toy_faces
-from train_reference import install_standins
-
-
-@pytest.fixture(autouse=True)
-def _standins(monkeypatch):
-    install_standins(monkeypatch)
 
 
 def _config(**kw):
@@ -192,9 +187,9 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
 
 
 def test_balance_weights_undo_the_balancing():
-    from ccnn.trainer import _balance_weights
+    from ccnn.data.samplers import balance_weights
     keys = np.array([0, 0, 0, 1, -1, 2, 2, 5])
-    weights = _balance_weights(keys, [(0, 0, 4), (1, 4, 8)])
+    weights = balance_weights(keys, [(0, 0, 4), (1, 4, 8)])
     # block 1: 3/4 zeros and 1/4 ones over 2 levels; block 2: 2/3 twos and 1/3 fives
     assert np.allclose(weights, [1.5, 1.5, 1.5, 0.5, 0.0, 4 / 3, 4 / 3, 2 / 3])
     # under the balanced draw (each observed key equally likely) the weights average to 1 per key

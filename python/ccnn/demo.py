@@ -1,5 +1,5 @@
-"""`ccnn demo`: the paper's comparison (Table 1, Figures 3 and 4) on the built-in synthetic data, sized to
-finish within 10 minutes on 2 CPU cores.
+"""The demo (`ccnn demo`): the paper's comparison (Table 1, Figures 3 and 4) on the built-in
+synthetic data, sized to finish within 10 minutes on 2 CPU cores.
 
 What it does, in order:
   1. generates the synthetic DISFA-like target set and the FERA- and pain-like extra sets (DEMO_DATA);
@@ -20,8 +20,15 @@ from pathlib import Path
 
 import torch
 
+from .data.loaders import load_dataset
+from .data.synthetic import generate_synthetic
+from .experiment import compare_variants, prepare_data
+from .model_setup import resolve_device
+from .plots import plot_association_graph, plot_cooccurrence, plot_learning_curves
 from .report import markdown_table, write_report
-from .trainer import TrainConfig, resolve_device
+from .train_config import TrainConfig
+
+DEMO_VARIANTS = ["CNN", "OCNN", "SCNN", "CCNN", "CCNN-IT", "CCNN-IT(*)"]
 
 # Data of the demo: subjects x frames per context; faces rendered at render_size pixels, aligned
 # and normalised at image_size pixels (the network's input).
@@ -43,7 +50,6 @@ QUICK_SCHEDULE = dict(DEMO_SCHEDULE, epochs=2, batch_size=16, samples_per_epoch=
 
 def generate_demo_data(root: Path, data: dict, seed: int, log=print) -> dict:
     """{context: dataset folder}, generated once (reused when the folder already holds it)."""
-    from .data import generate_synthetic
     folders = {}
     for context, (subjects, frames) in data["contexts"].items():
         folder = root / f"synth-{context}-{subjects}x{frames}-{data['render_size']}px-seed{seed}"
@@ -60,10 +66,6 @@ def generate_demo_data(root: Path, data: dict, seed: int, log=print) -> dict:
 def run_demo(out_dir, quick: bool = False, seed: int = 0, device: str = "auto", progress: bool = True,
              log=print) -> dict:
     """Run the whole demo; returns the results.json content."""
-    from .data import load_dataset
-    from .plots import plot_association_graph, plot_cooccurrence, plot_learning_curves
-    from .train_cli import DEMO_VARIANTS, compare_variants, prepare_data
-
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,22 +103,3 @@ def run_demo(out_dir, quick: bool = False, seed: int = 0, device: str = "auto", 
     log(table)
     log(f"demo finished in {seconds:.0f} s; results in {out / 'results.json'}")
     return payload
-
-
-def cmd_demo(args) -> int:
-    run_demo(args.out, quick=args.quick, seed=args.seed, device=args.device, progress=not args.no_progress)
-    return 0
-
-
-def add_demo_command(subparsers) -> None:
-    p = subparsers.add_parser(
-        "demo", help="the main job: train and compare all models on built-in synthetic data",
-        description="Generate synthetic DISFA/FERA/pain-like data, train CNN, OCNN, SCNN, CCNN, CCNN-IT and "
-                    "CCNN-IT(*), print the Table-1 comparison and write results.json and plots. "
-                    "Sized for 10 minutes on 2 CPU cores.")
-    p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="a tiny version that runs in seconds (smoke test)")
-    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    p.add_argument("--device", default="auto", help="'auto' (CUDA when present) or 'cpu'")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_demo)

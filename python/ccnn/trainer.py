@@ -30,181 +30,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler, Subset
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
+from .data.samplers import EpochShuffleSampler, dataset_blocks, ibb_samplers
+from .data.torch_data import FaceDataset
+from .inference import DecodeOptions, run_inference
 from .losses import check_labels, composite_nll
 from .metrics import evaluate
-from .model import CCNN, PADDINGS
-from .predict import DecodeOptions, decode
+from .model import CCNN
+from .model_setup import dataset_remap, resolve_device
+from .train_config import TrainConfig
 
-MODES = ("joint", "ibb")
-LR_SCHEDULES = ("constant", "cosine")
 _HEADS_FIRST_DRAW = 1_000_000  # sampler epoch of the initial head fit (distinct from every real epoch)
-
-
-@dataclass
-class TrainConfig:
-    """Training settings; the defaults are the paper's (SGD, batch 128, lr 1e-3, momentum 0.9)."""
-    mode: str = "joint"                 # "joint" or "ibb"
-    epochs: int = 50                    # epochs (IBB: outer iterations)
-    batch_size: int = 128
-    lr: float = 1e-3
-    lr_schedule: str = "constant"       # "constant" (the paper) or "cosine" (decay to 0 over `epochs`)
-    momentum: float = 0.9
-    grad_clip: float | None = 10.0      # max gradient norm per step and parameter group (None: off)
-    pairwise_lr_scale: float = 1.0      # learning rate of the pairwise parameters = lr * this
-    pairwise_weight: float = 1.0        # w of the pairwise terms in the training loss (1: Eq. 11)
-    l2: float | list = 1e-4             # lambda_q of the unary L2 term: one value, or one per AU
-    samples_per_epoch: int | None = None  # CNN-updating samples per epoch (None: the training set size)
-    ibb_unary_batches: int = 10         # IBB step 2: batches per AU per iteration
-    ibb_pairwise_batches: int = 4       # IBB step 3: batches per edge per iteration
-    ibb_reweight: bool = True           # IBB steps 2, 3: weight each sample by (its label's frequency)
-                                        # / (its frequency in the balanced batches), so the expected
-                                        # step is that of the plain composite NLL
-    ibb_heads_first: bool = True        # IBB: fit the heads (steps 2, 3) to the initial CNN first, so
-                                        # step 1 of the first iteration back-propagates through them
-    patience: int = 10                  # early stopping: epochs without a better validation ICC
-    prune_threshold: float = 0.05       # after training, drop edges with |association| below this
-    decode: str = "auto"                # validation read-out (predict.METHODS or "auto")
-    crop: float = 0.85                  # random crop fraction (training), centre crop (evaluation)
-    padding: str = "same"               # conv padding of the network ("same" or "valid", FeatureNet)
-    seed: int = 0
-    device: str = "auto"                # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
-    eval_batch_size: int = 256
-    train_eval_samples: int = 1000      # fixed training subset for the training-curve ICC
-    num_workers: int = 0
-    progress: bool = True
-
-    def validate(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("epochs", "batch_size", "ibb_unary_batches", "ibb_pairwise_batches", "patience",
-                     "eval_batch_size"):
-            if int(getattr(self, name)) < (0 if name.startswith("ibb") else 1):
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if not 0 < self.crop <= 1:
-            raise ValueError(f"crop must be in (0, 1], got {self.crop}")
-        if self.padding not in PADDINGS:
-            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
 
 
 class TrainingDiverged(RuntimeError):
     """The model's outputs became non-finite or degenerate during training."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return device
-
-
-def _face_dataset(faces, aus, train, crop, seed):
-    from .data.torch_data import FaceDataset
-    return FaceDataset(faces, aus=aus, train=train, crop=crop, seed=seed)
-
-
-def build_model(head: str, train_faces, image_size: int | None = None, seed: int = 0,
-                padding: str = "same") -> CCNN:
-    """A CCNN over the union of AUs of `train_faces` (one FaceArrays or a list), one dataset per
-    FaceArrays, with unary outputs started at the training label frequencies."""
-    faces = train_faces if isinstance(train_faces, (list, tuple)) else [train_faces]
-    torch.manual_seed(seed)
-    union = _face_dataset(faces, None, False, 1.0, seed)
-    dataset_aus = {}
-    for f in faces:
-        dataset_aus.setdefault(f.dataset, [])
-        dataset_aus[f.dataset] = sorted(set(dataset_aus[f.dataset]) | {int(a) for a in f.aus})
-    size = image_size or int(faces[0].images.shape[-1])
-    model = CCNN(union.aus, head=head, dataset_aus=dataset_aus, image_size=size, padding=padding)
-    model.init_from_labels(union.labels)
-    return model
-
-
-def dataset_remap(dataset_names, model: CCNN, context: str | None = None) -> torch.Tensor:
-    """Model dataset index of each dataset of a FaceDataset (by name). Unknown names use `context`
-    (a model dataset name) or, for a single-dataset model, its only dataset."""
-    out = []
-    for name in dataset_names:
-        if name in model.dataset_names:
-            out.append(model.dataset_names.index(name))
-        elif context is not None:
-            if context not in model.dataset_names:
-                raise ValueError(f"context {context!r} is not one of the model's datasets "
-                                 f"{model.dataset_names}")
-            out.append(model.dataset_names.index(context))
-        elif len(model.dataset_names) == 1:
-            out.append(0)
-        else:
-            raise ValueError(f"dataset {name!r} is not one of the model's datasets {model.dataset_names}; "
-                             f"choose the pairwise parameters to use with context=...")
-    return torch.tensor(out, dtype=torch.int64)
-
-
-def _balance_weights(keys: np.ndarray, blocks) -> np.ndarray:
-    """Per sample: (frequency of its key in its dataset) * (number of distinct keys there), i.e. the
-    ratio of its natural to its balanced sampling probability; 0 where the key is missing (< 0)."""
-    weights = np.zeros(len(keys))
-    for _, a, b in blocks:
-        block = keys[a:b]
-        observed = block >= 0
-        values, inverse, counts = np.unique(block[observed], return_inverse=True, return_counts=True)
-        if values.size:
-            weights[a:b][observed] = counts[inverse] / observed.sum() * values.size
-    return weights
-
-
-class _Shuffle(Sampler):
-    """A permutation of range(n) per epoch, drawn from (seed, epoch) alone; num_samples may exceed n."""
-
-    def __init__(self, n: int, num_samples: int, seed: int):
-        self.n, self.num_samples, self.seed, self.epoch = n, num_samples, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self):
-        return self.num_samples
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        reps = -(-self.num_samples // self.n)
-        order = torch.cat([torch.randperm(self.n, generator=g) for _ in range(reps)])[: self.num_samples]
-        return iter(order.tolist())
-
-
-@torch.no_grad()
-def run_inference(model: CCNN, dataset, remap: torch.Tensor, options: DecodeOptions | None = None,
-                  batch_size: int = 256, device=None, lambdas=None, progress: bool = False,
-                  desc: str = "predict"):
-    """Predictions of `model` over a FaceDataset-like dataset, in order.
-
-    Returns (predictions (N, Q) float64, labels (N, Q) int64, nll) where nll is the mean composite
-    NLL per sample (without the regulariser)."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    preds, labels, nll, count = [], [], 0.0, 0
-    for images, y, d in tqdm(loader, desc=desc, leave=False, disable=not progress):
-        images, y = images.to(device), y.to(device)
-        d = remap[d].to(device)
-        out = model(images, d)
-        nll += composite_nll(model, out, y).total.item() * y.shape[0]
-        count += y.shape[0]
-        preds.append(decode(model, out, options))
-        labels.append(y.cpu().numpy())
-    Q = len(model.aus)
-    if count == 0:
-        return np.zeros((0, Q)), np.zeros((0, Q), dtype=np.int64), math.nan
-    return np.concatenate(preds), np.concatenate(labels), nll / count
 
 
 @dataclass
@@ -227,18 +70,20 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
         train_faces = train_faces if isinstance(train_faces, (list, tuple)) else [train_faces]
-        self.train_set = _face_dataset(train_faces, model.aus, True, config.crop, config.seed)
+        self.train_set = FaceDataset(train_faces, aus=model.aus, train=True, crop=config.crop,
+                                     seed=config.seed)
         # bad labels are input errors, found here once; a ValueError in _loss then means divergence
         check_labels(torch.from_numpy(self.train_set.labels), len(model.aus), model.num_levels)
         self.train_remap = dataset_remap(self.train_set.dataset_names, model)
-        eval_set = _face_dataset(train_faces, model.aus, False, config.crop, config.seed)
+        eval_set = FaceDataset(train_faces, aus=model.aus, train=False, crop=config.crop, seed=config.seed)
         n = len(eval_set)
         pick = np.random.default_rng(config.seed).permutation(n)[: min(n, config.train_eval_samples)]
         self.train_eval_set = Subset(eval_set, np.sort(pick).tolist())
         self.val_set, self.val_remap = None, None
         if val_faces is not None:
             val_faces = val_faces if isinstance(val_faces, (list, tuple)) else [val_faces]
-            self.val_set = _face_dataset(val_faces, model.aus, False, config.crop, config.seed)
+            self.val_set = FaceDataset(val_faces, aus=model.aus, train=False, crop=config.crop,
+                                       seed=config.seed)
             self.val_remap = dataset_remap(self.val_set.dataset_names, model)
         l2 = config.l2 if isinstance(config.l2, (list, tuple)) else [config.l2] * len(model.aus)
         if len(l2) != len(model.aus):
@@ -260,59 +105,20 @@ class Trainer:
         self.stopped = False
 
     # ---- samplers -------------------------------------------------------------------------------------
-    def _dataset_blocks(self):
-        """[(model dataset index, start, stop)] of the contiguous blocks of each dataset."""
-        index = self.train_set.dataset_index
-        blocks = []
-        for d in range(len(self.train_set.dataset_names)):
-            where = np.flatnonzero(index == d)
-            if where.size and not np.array_equal(where, np.arange(where[0], where[-1] + 1)):
-                raise ValueError("training samples of each dataset must be contiguous")
-            if where.size:
-                blocks.append((int(self.train_remap[d]), int(where[0]), int(where[-1]) + 1))
-        return blocks
-
     def _build_samplers(self):
         cfg = self.config
         if cfg.mode == "joint":
-            self.cnn_sampler = _Shuffle(len(self.train_set), self.samples_per_epoch, cfg.seed)
+            self.cnn_sampler = EpochShuffleSampler(len(self.train_set), self.samples_per_epoch, cfg.seed)
             self.unary_samplers, self.pairwise_samplers = [], []
             return
-        from .data.samplers import (LevelBalancedSampler, MultiDatasetSampler, PairBalancedSampler,
-                                    SubjectBalancedSampler)
-        blocks = self._dataset_blocks()
-        labels, subjects = self.train_set.labels, self.train_set.subjects
-        seed = cfg.seed
-
-        def combine(parts, num, group_seed):
-            if not parts:
-                return None
-            samplers, offsets = zip(*parts)
-            return MultiDatasetSampler(list(samplers), list(offsets), num, seed=group_seed)
-
-        self.cnn_sampler = combine(
-            [(SubjectBalancedSampler(subjects[a:b], self.samples_per_epoch, seed=seed + 1 + i), a)
-             for i, (_, a, b) in enumerate(blocks)], self.samples_per_epoch, seed)
-        n_unary = cfg.ibb_unary_batches * cfg.batch_size
-        self.unary_samplers, self.unary_weights = [], []
-        for q in range(len(self.model.aus)):
-            parts = [(LevelBalancedSampler(labels[a:b, q], n_unary, seed=seed + 1000 + 97 * q + i), a)
-                     for i, (_, a, b) in enumerate(blocks) if (labels[a:b, q] >= 0).any()]
-            self.unary_samplers.append(combine(parts, n_unary, seed + 1000 + 97 * q))
-            self.unary_weights.append(_balance_weights(labels[:, q], blocks))
-        n_pair = cfg.ibb_pairwise_batches * cfg.batch_size
-        L = self.model.num_levels
-        self.pairwise_samplers, self.pairwise_weights = [], []
-        for k, (d, r, s) in enumerate(self.model.pairwise_slots()):
-            parts = []
-            for _, a, b in (blk for blk in blocks if blk[0] == d):
-                both = (labels[a:b, r] >= 0) & (labels[a:b, s] >= 0)
-                if both.any():
-                    parts.append((PairBalancedSampler(labels[a:b, r], labels[a:b, s], n_pair,
-                                                      seed=seed + 50_000 + 31 * k), a))
-            self.pairwise_samplers.append(combine(parts, n_pair, seed + 50_000 + 31 * k))
-            pair = np.where((labels[:, r] >= 0) & (labels[:, s] >= 0), labels[:, r] * L + labels[:, s], -1)
-            self.pairwise_weights.append(_balance_weights(pair, blocks))
+        blocks = dataset_blocks(self.train_set.dataset_index, self.train_remap)
+        samplers = ibb_samplers(self.train_set.labels, self.train_set.subjects, blocks,
+                                self.model.pairwise_slots(), self.model.num_levels, self.samples_per_epoch,
+                                cfg.ibb_unary_batches * cfg.batch_size,
+                                cfg.ibb_pairwise_batches * cfg.batch_size, cfg.seed)
+        self.cnn_sampler = samplers.cnn
+        self.unary_samplers, self.unary_weights = samplers.unary, samplers.unary_weights
+        self.pairwise_samplers, self.pairwise_weights = samplers.pairwise, samplers.pairwise_weights
 
     # ---- one optimisation step ------------------------------------------------------------------------
     def _step(self, loss, params):

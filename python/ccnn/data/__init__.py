@@ -12,7 +12,7 @@ _EXPORTS = {
     "generate_synthetic": "synthetic",
     "contact_sheet": "synthetic",
     "AUDataset": "dataset",
-    "load_dataset": "dataset",
+    "load_dataset": "loaders",
     "load_csv": "dataset",
     "split_subjects": "dataset",
     "subject_folds": "dataset",

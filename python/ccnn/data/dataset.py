@@ -3,7 +3,6 @@ video frames, and subject-independent splits."""
 from __future__ import annotations
 
 import csv
-import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -298,36 +297,6 @@ def _float_or_nan(text: str) -> float:
         return float(text)
     except ValueError:
         return float("nan")
-
-
-def load_dataset(path) -> AUDataset:
-    """Load a data set, recognising its layout: a synthetic data set folder (meta.json +
-    labels.csv), a CSV file or a folder with labels.csv, DISFA (ActionUnit_Labels/), UNBC-McMaster
-    (Images/ + Frame_Labels/) or FERA2015 (AU06/... intensity folders)."""
-    from . import loaders
-
-    path = Path(path)
-    if path.is_file():
-        return load_csv(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"data set path {path} does not exist")
-    if (path / "labels.csv").is_file():
-        name = None
-        if (path / "meta.json").is_file():
-            try:
-                name = json.loads((path / "meta.json").read_text()).get("name")
-            except ValueError as error:
-                raise ValueError(f"{path / 'meta.json'} is not valid JSON: {error}") from None
-        return load_csv(path / "labels.csv", name=name)
-    if (path / "ActionUnit_Labels").is_dir():
-        return loaders.load_disfa(path)
-    if (path / "Frame_Labels").is_dir() and (path / "Images").is_dir():
-        return loaders.load_unbc(path)
-    if loaders.find_fera_label_dirs(path):
-        return loaders.load_fera2015(path)
-    raise ValueError(f"{path}: unknown layout; expected labels.csv (synthetic or generic CSV), "
-                     "ActionUnit_Labels/ (DISFA), Images/ + Frame_Labels/ (UNBC-McMaster) or "
-                     "AU06/.. intensity folders (FERA2015)")
 
 
 # --- subject-independent splits ---------------------------------------------------------------------

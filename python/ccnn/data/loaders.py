@@ -1,4 +1,5 @@
-"""Loaders of the benchmark sets in their distributed layouts (docs/data.md shows each tree).
+"""Loaders of the benchmark sets in their distributed layouts (docs/data.md shows each tree), and
+`load_dataset`, which recognises a layout and calls its loader (the generic CSV one included).
 
 Every loader returns an `AUDataset`. Problems that affect part of the data (a missing label file,
 a label out of range, labels for frames the video does not have, an image without labels) are
@@ -6,13 +7,14 @@ counted, recorded in `ds.issues` and warned about; a layout with nothing usable 
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from .dataset import (MAX_LEVEL, MISSING, UNLABELLED_CODE, AUDataset, report, video_frame_count,
-                      video_frame_path)
+from .dataset import (MAX_LEVEL, MISSING, UNLABELLED_CODE, AUDataset, load_csv, report,
+                      video_frame_count, video_frame_path)
 
 DISFA_AUS = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
 FERA2015_AUS = [6, 10, 12, 14, 17]
@@ -21,6 +23,34 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 LEFT_EYE_POINTS = slice(36, 42)   # 66/68-point mark-up (IntraFace / multi-PIE): the two eye contours
 RIGHT_EYE_POINTS = slice(42, 48)
 LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def load_dataset(path) -> AUDataset:
+    """Load a data set, recognising its layout: a synthetic data set folder (meta.json +
+    labels.csv), a CSV file or a folder with labels.csv, DISFA (ActionUnit_Labels/), UNBC-McMaster
+    (Images/ + Frame_Labels/) or FERA2015 (AU06/... intensity folders)."""
+    path = Path(path)
+    if path.is_file():
+        return load_csv(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"data set path {path} does not exist")
+    if (path / "labels.csv").is_file():
+        name = None
+        if (path / "meta.json").is_file():
+            try:
+                name = json.loads((path / "meta.json").read_text()).get("name")
+            except ValueError as error:
+                raise ValueError(f"{path / 'meta.json'} is not valid JSON: {error}") from None
+        return load_csv(path / "labels.csv", name=name)
+    if (path / "ActionUnit_Labels").is_dir():
+        return load_disfa(path)
+    if (path / "Frame_Labels").is_dir() and (path / "Images").is_dir():
+        return load_unbc(path)
+    if find_fera_label_dirs(path):
+        return load_fera2015(path)
+    raise ValueError(f"{path}: unknown layout; expected labels.csv (synthetic or generic CSV), "
+                     "ActionUnit_Labels/ (DISFA), Images/ + Frame_Labels/ (UNBC-McMaster) or "
+                     "AU06/.. intensity folders (FERA2015)")
 
 
 class _Counter(dict):

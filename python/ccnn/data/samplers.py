@@ -1,4 +1,5 @@
-"""Balanced samplers for iterative balanced-batch training (IBB, paper Algorithm 1).
+"""The training samplers: shuffled epochs (joint SGD) and the balanced samplers of iterative
+balanced-batch training (IBB, paper Algorithm 1), with `ibb_samplers` building IBB's set of them.
 
 Each sampler yields `num_samples` indices per epoch, drawn from (seed, epoch) so a run is
 reproducible and `set_epoch(e)` gives a new draw. The groups (subjects, levels of an AU, label pairs
@@ -8,7 +9,10 @@ replacement in random order, starting a fresh permutation when a group is used u
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import torch
 from torch.utils.data import Sampler
 
 
@@ -36,6 +40,21 @@ class _EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class EpochShuffleSampler(_EpochSampler):
+    """A permutation of range(n) per epoch, drawn from (seed, epoch) alone with torch's generator;
+    num_samples may exceed n (permutations laid end to end). Joint SGD's batches."""
+
+    def __init__(self, n: int, num_samples: int, seed: int):
+        self.n = _positive_int("n", n)
+        super().__init__(num_samples, seed)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        reps = -(-self.num_samples // self.n)
+        order = torch.cat([torch.randperm(self.n, generator=g) for _ in range(reps)])[: self.num_samples]
+        return iter(order.tolist())
 
 
 class GroupBalancedSampler(_EpochSampler):
@@ -142,3 +161,76 @@ class MultiDatasetSampler(_EpochSampler):
         sequence = _balanced_group_sequence(rng, len(self.samplers), self.num_samples)
         streams = [self._stream(d) for d in range(len(self.samplers))]
         return iter([next(streams[d]) for d in sequence.tolist()])
+
+
+# ---- IBB's samplers -------------------------------------------------------------------------------------
+def dataset_blocks(dataset_index: np.ndarray, model_index) -> list[tuple[int, int, int]]:
+    """[(model dataset index, start, stop)] of each data set's block of samples: dataset_index (N,) is
+    each sample's data set (FaceDataset.dataset_index), model_index[d] the model's index of data set d.
+    The samples of one data set must be contiguous."""
+    blocks = []
+    for d in range(len(model_index)):
+        where = np.flatnonzero(dataset_index == d)
+        if where.size and not np.array_equal(where, np.arange(where[0], where[-1] + 1)):
+            raise ValueError("training samples of each dataset must be contiguous")
+        if where.size:
+            blocks.append((int(model_index[d]), int(where[0]), int(where[-1]) + 1))
+    return blocks
+
+
+def balance_weights(keys: np.ndarray, blocks) -> np.ndarray:
+    """Per sample: (frequency of its key in its dataset) * (number of distinct keys there), i.e. the
+    ratio of its natural to its balanced sampling probability; 0 where the key is missing (< 0)."""
+    weights = np.zeros(len(keys))
+    for _, a, b in blocks:
+        block = keys[a:b]
+        observed = block >= 0
+        values, inverse, counts = np.unique(block[observed], return_inverse=True, return_counts=True)
+        if values.size:
+            weights[a:b][observed] = counts[inverse] / observed.sum() * values.size
+    return weights
+
+
+@dataclass
+class IBBSamplers:
+    """The samplers of one IBB iteration; None where a group has nothing to draw."""
+    cnn: MultiDatasetSampler | None      # step 1: subject-balanced, equal shares per dataset
+    unary: list                          # step 2: per AU, balanced over its observed levels
+    unary_weights: list                  # per AU: balance_weights of its levels
+    pairwise: list                       # step 3: per (dataset, edge) slot, balanced over label pairs
+    pairwise_weights: list               # per slot: balance_weights of its label pairs
+
+
+def ibb_samplers(labels: np.ndarray, subjects: np.ndarray, blocks, pairwise_slots, num_levels: int,
+                 cnn_samples: int, unary_samples: int, pairwise_samples: int, seed: int) -> IBBSamplers:
+    """IBB's samplers over training samples with labels (N, Q), subjects (N,) and dataset `blocks`
+    (see dataset_blocks); pairwise_slots: the model's (dataset, r, s) slots. Each sampler has its own
+    seed derived from `seed`, so adding an AU or an edge does not change the others' draws."""
+
+    def combine(parts, num, group_seed):
+        if not parts:
+            return None
+        samplers, offsets = zip(*parts)
+        return MultiDatasetSampler(list(samplers), list(offsets), num, seed=group_seed)
+
+    cnn = combine([(SubjectBalancedSampler(subjects[a:b], cnn_samples, seed=seed + 1 + i), a)
+                   for i, (_, a, b) in enumerate(blocks)], cnn_samples, seed)
+    unary, unary_weights = [], []
+    for q in range(labels.shape[1]):
+        parts = [(LevelBalancedSampler(labels[a:b, q], unary_samples, seed=seed + 1000 + 97 * q + i), a)
+                 for i, (_, a, b) in enumerate(blocks) if (labels[a:b, q] >= 0).any()]
+        unary.append(combine(parts, unary_samples, seed + 1000 + 97 * q))
+        unary_weights.append(balance_weights(labels[:, q], blocks))
+    pairwise, pairwise_weights = [], []
+    for k, (d, r, s) in enumerate(pairwise_slots):
+        parts = []
+        for _, a, b in (blk for blk in blocks if blk[0] == d):
+            both = (labels[a:b, r] >= 0) & (labels[a:b, s] >= 0)
+            if both.any():
+                parts.append((PairBalancedSampler(labels[a:b, r], labels[a:b, s], pairwise_samples,
+                                                  seed=seed + 50_000 + 31 * k), a))
+        pairwise.append(combine(parts, pairwise_samples, seed + 50_000 + 31 * k))
+        observed = (labels[:, r] >= 0) & (labels[:, s] >= 0)
+        pair = np.where(observed, labels[:, r] * num_levels + labels[:, s], -1)
+        pairwise_weights.append(balance_weights(pair, blocks))
+    return IBBSamplers(cnn, unary, unary_weights, pairwise, pairwise_weights)

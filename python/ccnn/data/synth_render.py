@@ -10,6 +10,9 @@ Every AU moves the parts FACS says it moves, linearly in its intensity (0..5). `
 the displacement at intensity 1 in IOD units (or the darkening in gray levels for creases): large
 for the easy AUs (1, 2, 4, 6, 12, 25, 26, 43), small for the weak ones (5, 7, 9, 14, 15, 17, 20),
 which are meant to be read mostly through the AUs they co-occur with.
+
+Over 400 lines because `draw_face` is one pass over the facial parts in drawing order, each part
+moved by the AUs of `AU_MOTION`; split across modules, the parts would hide that shared order.
 """
 from __future__ import annotations
 

@@ -1,0 +1,200 @@
+"""Experiments: the library API under `ccnn train | eval | compare` and the demo.
+
+    data = prepare_data("data/synth-disfa", image_size=32)        # load, split by subject, align faces
+    results, run = train_variant(data, TrainConfig(mode="ibb"), "runs/ccnn-it", head="copula")
+    results, runs = compare_variants(["CNN", "OCNN", "CCNN-IT"], data, config, "runs/cmp")
+    metrics, dataset = evaluate_checkpoint("runs/ccnn-it/model.pt", "data/synth-disfa")
+
+Metrics are those of `ccnn.metrics.evaluate` over the target dataset's AUs; `results` maps a model
+name to its metrics, the input of `ccnn.report.markdown_table` and `write_report`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import load_model
+from .data.dataset import split_subjects
+from .data.loaders import load_dataset
+from .inference import DecodeOptions, infer_faces
+from .metrics import au_name, evaluate
+from .model_setup import build_model, resolve_device
+from .plots import plot_association_graph, plot_learning_curves
+from .preprocess import preprocess
+from .report import write_report
+from .train_config import TrainConfig
+from .trainer import Trainer, TrainResult
+
+HEAD_NAMES = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
+# Table 1's models: (head, training mode); a "(*)" suffix adds the extra datasets to the training set.
+VARIANTS = {"CNN": ("softmax", "joint"), "OCNN": ("ordinal", "joint"), "SCNN": ("loglinear", "joint"),
+            "CCNN": ("copula", "joint"), "OCNN-IT": ("ordinal", "ibb"), "SCNN-IT": ("loglinear", "ibb"),
+            "CCNN-IT": ("copula", "ibb")}
+
+
+def parse_variant(name: str):
+    """'CCNN-IT(*)' -> ('copula', 'ibb', True)."""
+    base = name.strip()
+    multi = base.endswith("(*)")
+    base = base[:-3].strip() if multi else base
+    if base.upper() not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose from {sorted(VARIANTS)} (add '(*)' to train "
+                         f"with the extra datasets)")
+    head, mode = VARIANTS[base.upper()]
+    return head, mode, multi
+
+
+def parse_variants(text: str) -> list[str]:
+    """'CNN, CCNN-IT(*)' -> ['CNN', 'CCNN-IT(*)'], every name checked (ValueError names a bad one)."""
+    variants = [v.strip() for v in text.split(",") if v.strip()]
+    for name in variants:
+        parse_variant(name)
+    return variants
+
+
+def variant_name(head: str, mode: str, multi: bool = False) -> str:
+    """('copula', 'ibb', True) -> 'CCNN-IT(*)', the inverse of parse_variant."""
+    return HEAD_NAMES[head] + ("-IT" if mode == "ibb" else "") + ("(*)" if multi else "")
+
+
+def parse_split(text: str, seed: int):
+    """'fraction:0.67' -> ('fraction', 0.67, seed); named schemes ('disfa-18/9', 'fera-official') pass."""
+    if text.startswith("fraction"):
+        _, _, value = text.partition(":")
+        fraction = float(value) if value else 2 / 3
+        if not 0 < fraction < 1:
+            raise ValueError(f"--split fraction must be in (0, 1), got {fraction}")
+        return ("fraction", fraction, seed)
+    return text
+
+
+# ---- data ------------------------------------------------------------------------------------------------
+@dataclass
+class PreparedData:
+    train: list           # FaceArrays: the target dataset's training part first, then extra datasets
+    val: list | None      # FaceArrays: held-out training subjects of the target dataset
+    test: list            # FaceArrays: the target dataset's test subjects
+    target: str           # dataset name of the target
+
+
+def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_fraction: float = 0.2,
+                 image_size: int = 96, seed: int = 0, cache_dir=None, progress: bool = True) -> PreparedData:
+    """Load, split (subject-independent) and pre-process the target dataset and the extra ones."""
+    ds = load_dataset(data)
+    train, test = split_subjects(ds, parse_split(split, seed))
+    val = None
+    if val_fraction > 0:
+        train, val = split_subjects(train, ("fraction", 1.0 - val_fraction, seed + 1))
+    extra = [load_dataset(p) for p in extra_data]
+
+    def faces(part):
+        return preprocess(part, size=image_size, cache_dir=cache_dir, progress=progress)
+
+    return PreparedData(train=[faces(train)] + [faces(e) for e in extra],
+                        val=None if val is None else [faces(val)], test=[faces(test)], target=ds.name)
+
+
+# ---- training --------------------------------------------------------------------------------------------
+def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig, out_dir,
+                       multi: bool = False, resume: bool = True, log=print):
+    """Train one variant and evaluate it on the test part; returns (metrics, TrainResult)."""
+    train_faces = data.train if multi else data.train[:1]
+    model = build_model(head, train_faces, seed=config.seed, padding=config.padding)
+    start = time.perf_counter()
+    trainer = Trainer(model, train_faces, data.val, replace(config, mode=mode), out_dir)
+    result = trainer.fit(resume=resume)
+    seconds = time.perf_counter() - start
+    preds, labels, nll = infer_faces(result.model, data.test, config.crop,
+                                     DecodeOptions(method=config.decode), config.eval_batch_size,
+                                     trainer.device, context=data.target)
+    metrics = evaluate(labels, preds, model.aus)
+    metrics.update(nll=nll, train_seconds=seconds, epochs=len(result.history), best_epoch=result.best_epoch)
+    log(f"{name}: ICC {metrics['icc_avg']:.3f}  MAE {metrics['mae_avg']:.3f}  "
+        f"({len(result.history)} epochs, {seconds:.0f} s)")
+    return metrics, result
+
+
+def restrict_to_aus(metrics: dict, aus) -> dict:
+    """Metrics over the target dataset's AUs only (models trained with extra datasets predict more)."""
+    names = {au_name(a) for a in aus}
+    per_au = {k: v for k, v in metrics["per_au"].items() if k in names}
+    iccs = [v["icc"] for v in per_au.values() if not math.isnan(v["icc"])]
+    maes = [v["mae"] for v in per_au.values() if not math.isnan(v["mae"])]
+    return {**metrics, "per_au": per_au, "icc_avg": float(np.mean(iccs)) if iccs else math.nan,
+            "mae_avg": float(np.mean(maes)) if maes else math.nan}
+
+
+def train_variant(data: PreparedData, config: TrainConfig, out_dir, head: str = "copula",
+                  multi: bool = False, resume: bool = True, log=print) -> tuple[dict, TrainResult]:
+    """What `ccnn train` does: train one model with `head` and config.mode (with the extra datasets
+    when `multi`), evaluate it on the test subjects and write model.pt, log.jsonl, results.{md,csv,json}
+    and the plots into out_dir. Returns ({name: metrics}, TrainResult), name as in Table 1."""
+    out = Path(out_dir)
+    name = variant_name(head, config.mode, multi)
+    metrics, result = train_and_evaluate(name, head, config.mode, data, config, out, multi=multi,
+                                         resume=resume, log=log)
+    results = {name: restrict_to_aus(metrics, data.test[0].aus)}
+    write_report(results, out, title=f"{name} on {data.target} (test subjects)")
+    steps = _steps(out / "log.jsonl")
+    plot_learning_curves({name: result.history}, out / "learning_curves.png", {name: steps})
+    if result.model.has_pairwise:
+        plot_association_graph(result.model.association(), out / "association_graph.png",
+                               result.model.dataset_aus)
+    return results, result
+
+
+def _steps(log_path: Path):
+    if not log_path.exists():
+        return []
+    records = (json.loads(line) for line in log_path.read_text().splitlines() if line.strip())
+    return [r for r in records if r.get("event") == "step"]
+
+
+def compare_variants(variants, data: PreparedData, config: TrainConfig, out_dir, resume=True, log=print):
+    """Train each variant on the same split with the same schedule (out_dir/<variant>/); returns
+    ({name: metrics}, {name: TrainResult})."""
+    parsed = [parse_variant(name) for name in variants]  # every name checked before any training
+    results, runs = {}, {}
+    for name, (head, mode, multi) in zip(variants, parsed):
+        if multi and len(data.train) < 2:
+            raise ValueError(f"variant {name} needs extra datasets (--extra-data)")
+        metrics, result = train_and_evaluate(name, head, mode, data, config, Path(out_dir) / _slug(name),
+                                             multi=multi, resume=resume, log=log)
+        results[name] = restrict_to_aus(metrics, data.test[0].aus)
+        runs[name] = result
+    return results, runs
+
+
+def _slug(name: str) -> str:
+    return name.replace("(*)", "-multi").replace("/", "-").lower()
+
+
+def write_comparison(results: dict, runs: dict, out_dir, title: str) -> None:
+    """The outputs of `ccnn compare`: results.{md,csv,json} and learning_curves.png in out_dir."""
+    write_report(results, out_dir, title=title)
+    plot_learning_curves({n: r.history for n, r in runs.items()}, Path(out_dir) / "learning_curves.png")
+
+
+# ---- evaluation ------------------------------------------------------------------------------------------
+def evaluate_checkpoint(checkpoint, data, part: str = "test", split: str = "fraction:0.6667", seed: int = 0,
+                        method: str = "auto", context: str | None = None, batch_size: int = 256,
+                        device: str = "auto", cache_dir=None, progress: bool = True) -> tuple[dict, str]:
+    """What `ccnn eval` does: the metrics of a saved model on a dataset, or on the train or test part
+    of its split, read out with `method`. Returns (metrics, dataset name)."""
+    model, payload = load_model(checkpoint)
+    device = resolve_device(device)
+    model.to(device)
+    ds = load_dataset(data)
+    if part != "all":
+        train, test = split_subjects(ds, parse_split(split, seed))
+        ds = test if part == "test" else train
+    crop = payload.get("train_config", {}).get("crop", 0.85)
+    faces = preprocess(ds, size=model.image_size, cache_dir=cache_dir, progress=progress)
+    preds, labels, nll = infer_faces(model, [faces], crop, DecodeOptions(method=method), batch_size, device,
+                                     context=context, progress=progress)
+    return restrict_to_aus({**evaluate(labels, preds, model.aus), "nll": nll}, faces.aus), ds.name

@@ -1,0 +1,126 @@
+"""Turning model outputs into AU intensities: MAP decoding of the CRF or per-AU read-outs, batch by
+batch (`decode`), over a dataset (`run_inference`) or over pre-processed faces (`infer_faces`).
+
+Methods:
+    "ad3"       approximate MAP of the loopy CRF with `ccnn_ext.decode_ad3` (the paper's decoder)
+    "exact"     certified exact MAP with `ccnn_ext.decode_exact` (small graphs)
+    "argmax"    independent per-AU argmax of the unary marginals (the OCNN/CNN read-out)
+    "expected"  expected intensity sum_l l P_q(l) under the unary marginals (a real number)
+
+Decoded score (the decomposition, `DecodeOptions.decomposition`):
+    "pmi"   S(y) = w_u sum_q log P_q(y_q) + w_p sum_e [log P_e(y_r, y_s) - log P_r(y_r) - log P_s(y_s)]
+            The pairwise term is the log copula (or log-linear) density ratio, so S is the exact log
+            joint on a tree and the unaries are not counted once per incident edge. Default.
+    "joint" S(y) = w_u sum_q log P_q(y_q) + w_p sum_e log P_e(y_r, y_s)   (docs/design.md, section 3.4)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+import ccnn_ext
+
+from .data.torch_data import FaceDataset
+from .losses import composite_nll
+from .model import CCNN, Outputs
+from .model_setup import dataset_remap
+
+METHODS = ("ad3", "exact", "argmax", "expected")
+DECOMPOSITIONS = ("pmi", "joint")
+
+
+@dataclass
+class DecodeOptions:
+    method: str = "auto"          # one of METHODS, or "auto": "ad3" with pairwise terms, else "argmax"
+    decomposition: str = "pmi"
+    unary_weight: float = 1.0
+    pairwise_weight: float = 1.0
+    max_iter: int = 100           # AD3 iterations (the paper ran 100)
+    eta: float = 0.1
+    num_threads: int = 0
+
+    def resolve(self, model: CCNN) -> str:
+        method = self.method
+        if method == "auto":
+            method = "ad3" if model.has_pairwise and model.edges.shape[0] > 0 else "argmax"
+        if method not in METHODS:
+            raise ValueError(f"decode method must be one of {METHODS} or 'auto', got {self.method!r}")
+        if self.decomposition not in DECOMPOSITIONS:
+            raise ValueError(f"decomposition must be one of {DECOMPOSITIONS}, got {self.decomposition!r}")
+        return method
+
+
+def crf_scores(model: CCNN, out: Outputs, options: DecodeOptions):
+    """The MAP problem of a batch: unary (B, Q, L) and pairwise (B, E, L, L) float64 score tables and
+    the (E, 2) edges, all numpy; edges not in a sample's dataset get an all-zero table."""
+    logp = model.unary_logprob(out).double()
+    table, active = model.pairwise_logtable(out)
+    table = table.double()
+    if options.decomposition == "pmi" and table.shape[1] > 0:
+        r, s = model.edges[:, 0], model.edges[:, 1]
+        table = table - logp[:, r, :, None] - logp[:, s, None, :]
+    table = torch.where(active[:, :, None, None], table, torch.zeros_like(table))
+    unary = options.unary_weight * logp
+    pairwise = options.pairwise_weight * table
+    return (unary.detach().cpu().numpy(), pairwise.detach().cpu().numpy(),
+            model.edges.detach().cpu().numpy())
+
+
+@torch.no_grad()
+def decode(model: CCNN, out: Outputs, options: DecodeOptions | None = None) -> np.ndarray:
+    """(B, Q) predicted intensities of a batch of model outputs (float64; integers except 'expected')."""
+    options = options or DecodeOptions()
+    method = options.resolve(model)
+    logp = model.unary_logprob(out)
+    if method == "expected":
+        levels = torch.arange(model.num_levels, dtype=logp.dtype, device=logp.device)
+        return (logp.exp() * levels).sum(-1).double().cpu().numpy()
+    if method == "argmax" or not model.has_pairwise or model.edges.shape[0] == 0:
+        return logp.argmax(-1).double().cpu().numpy()
+    unary, pairwise, edges = crf_scores(model, out, options)
+    if method == "ad3":
+        result = ccnn_ext.decode_ad3(unary, pairwise, edges, max_iter=options.max_iter, eta=options.eta,
+                                     num_threads=options.num_threads)
+    else:
+        result = ccnn_ext.decode_exact(unary, pairwise, edges, num_threads=options.num_threads)
+    return np.asarray(result.labels, dtype=np.float64)
+
+
+@torch.no_grad()
+def run_inference(model: CCNN, dataset, remap: torch.Tensor, options: DecodeOptions | None = None,
+                  batch_size: int = 256, device=None, progress: bool = False,
+                  desc: str = "predict"):
+    """Predictions of `model` over a FaceDataset-like dataset, in order.
+
+    Returns (predictions (N, Q) float64, labels (N, Q) int64, nll) where nll is the mean composite
+    NLL per sample (without the regulariser)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    preds, labels, nll, count = [], [], 0.0, 0
+    for images, y, d in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        images, y = images.to(device), y.to(device)
+        d = remap[d].to(device)
+        out = model(images, d)
+        nll += composite_nll(model, out, y).total.item() * y.shape[0]
+        count += y.shape[0]
+        preds.append(decode(model, out, options))
+        labels.append(y.cpu().numpy())
+    Q = len(model.aus)
+    if count == 0:
+        return np.zeros((0, Q)), np.zeros((0, Q), dtype=np.int64), math.nan
+    return np.concatenate(preds), np.concatenate(labels), nll / count
+
+
+def infer_faces(model: CCNN, faces, crop: float = 0.85, options: DecodeOptions | None = None,
+                batch_size: int = 256, device=None, context: str | None = None, progress: bool = False):
+    """run_inference over FaceArrays (one or a list) at their centre crop; a dataset the model was not
+    trained on uses the pairwise terms of the model's dataset `context` (see dataset_remap)."""
+    dataset = FaceDataset(faces, aus=model.aus, train=False, crop=crop)
+    remap = dataset_remap(dataset.dataset_names, model, context=context)
+    return run_inference(model, dataset, remap, options, batch_size, device, progress=progress)
