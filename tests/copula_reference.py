@@ -3,7 +3,7 @@
 Two kinds, both written without looking at the kernels' formulas for the pairwise terms:
 
 * Pure PyTorch, vectorised, any dtype, differentiable by autograd: the Frank copula by the
-  stable closed forms of DESIGN.md section 3 (plus its theta ~ 0 series), ordinal log-masses by
+  stable closed forms of docs/design.md section 3.2 (plus their theta ~ 0 series), ordinal log-masses by
   scipy's `_log_gauss_mass` cases, and pair probabilities by the textbook four-term difference
   P(a, b) = C(u1, v1) - C(u0, v1) - C(u1, v0) + C(u0, v0) with the floor before the log.
   The kernels compute pair probabilities in a product form instead (no four-term difference), so
