@@ -130,6 +130,29 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> frank_copula_backward_cpu(
   return {gu, gv, gt};
 }
 
+void float_levels(const float* z, int L, const int64_t* rows, const int* levels, int64_t count,
+                  Link link, bool with_weights, Level<float>* out);
+
+// Runs body(first, count, levels) over every level of a (B, Q, L-1) float z in blocks of whole
+// rows: levels[i] is flat level first + i (row (first + i) / L, level (first + i) % L), computed
+// in SIMD lanes. Each row is handled by one thread.
+template <typename Body>
+void for_each_float_level_block(const at::Tensor& z, int64_t L, Link link, bool with_weights,
+                                Body body) {
+  const int64_t rows = z.size(0) * z.size(1);
+  const float* pz = z.data_ptr<float>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, 256 / L), [&](int64_t begin, int64_t end) {
+    const int64_t count = (end - begin) * L;
+    std::vector<int64_t> row_of(count);
+    std::vector<int> level_of_row(count);
+    for (int64_t i = 0; i < count; ++i) row_of[i] = begin + i / L, level_of_row[i] = int(i % L);
+    std::vector<Level<float>> levels(count);
+    float_levels(pz, int(L), row_of.data(), level_of_row.data(), count, link, with_weights,
+                 levels.data());
+    body(begin * L, count, levels.data());
+  });
+}
+
 // ---- ordinal_logprob --------------------------------------------------------------------------
 
 // The L levels of one AU (thresholds z[0..L-2]) into levels[0..L-1], computing each cut once.
@@ -159,6 +182,15 @@ at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_nam
     });
   }
   at::Tensor out = at::empty({B, Q, L}, z.options());
+  if (z.scalar_type() == at::kFloat) {
+    for_each_float_level_block(z, L, link, false, [&](int64_t first, int64_t count,
+                                                      const Level<float>* levels) {
+      float* po = out.data_ptr<float>() + first;
+      for (int64_t i = 0; i < count; ++i)
+        po[i] = std::max(levels[i].log_mass, float(kLogProbFloor));  // NaN -> floor, as CUDA
+    });
+    return out;
+  }
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob", [&] {
     const scalar_t* pz = z.data_ptr<scalar_t>();
     scalar_t* po = out.data_ptr<scalar_t>();
@@ -184,6 +216,23 @@ at::Tensor ordinal_logprob_backward_cpu(const at::Tensor& grad_in, const at::Ten
   check_grad(grad_in, z, {B, Q, L});
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor grad_z = at::zeros_like(z);
+  if (z.scalar_type() == at::kFloat) {
+    const float* pg = grad.data_ptr<float>();
+    float* pgz = grad_z.data_ptr<float>();
+    for_each_float_level_block(z, L, link, true, [&](int64_t first, int64_t count,
+                                                     const Level<float>* levels) {
+      for (int64_t i = 0; i < count; ++i) {  // level l of row `row` is flat index row * L + l
+        const Level<float>& lev = levels[i];
+        if (!(lev.log_mass > float(kLogProbFloor))) continue;  // floored: no gradient
+        const int64_t row = (first + i) / L, l = (first + i) % L;
+        const float up = pg[first + i];
+        float* g = pgz + row * (L - 1);
+        if (lev.has_lo) g[l - 1] -= up * lev.w_lo;
+        if (lev.has_hi) g[l] += up * lev.w_hi;
+      }
+    });
+    return grad_z;
+  }
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob_backward", [&] {
     const scalar_t *pz = z.data_ptr<scalar_t>(), *pg = grad.data_ptr<scalar_t>();
     scalar_t* pgz = grad_z.data_ptr<scalar_t>();

@@ -63,27 +63,32 @@ CCNN_SIMD vf vexp(vf x) {
   return select(x < -87.3f, splat(0.0f), out);
 }
 
-// log x: x = 2^e m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1) / (m + 1),
-// |s| <= 0.172, series to s^9 (error < 1e-9). log 0 = -inf, log of a negative or NaN = NaN,
-// log inf = inf; subnormal x handled.
+// log x: x = 2^e m, m in [sqrt(1/2), sqrt(2)), log(1 + f) = f - f^2 / 2 + f^3 P(f) with f = m - 1
+// and Cephes' degree-8 minimax P (no division; < 1 ulp). log 0 = -inf, log of a negative or NaN =
+// NaN, log inf = inf; subnormal x handled.
 CCNN_SIMD vf vlog(vf x) {
   const vi tiny = x < 1.17549435e-38f;
   const vf scaled = select(tiny, x * 8388608.0f, x);  // * 2^23
   const vi bits = as_int(scaled);
-  vi e = ((bits >> 23) & 0xff) - 127;
+  vi e = ((bits >> 23) & 0xff) - 126;  // x = 2^e m with m in [1/2, 1)
   e = tiny ? e - 23 : e;
-  vf m = as_float((bits & 0x7fffff) | 0x3f800000);
-  const vi big = m > 1.41421356f;
-  m = select(big, m * 0.5f, m);
-  e = big ? e + 1 : e;
-  const vf s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
-  vf p = splat(1.0f / 9);
-  p = p * s2 + 1.0f / 7;
-  p = p * s2 + 1.0f / 5;
-  p = p * s2 + 1.0f / 3;
-  p = p * s2 + 1.0f;
+  const vf m = as_float((bits & 0x7fffff) | 0x3f000000);
+  const vi low = m < 0.70710678f;
+  e = low ? e - 1 : e;
+  const vf f = select(low, m + m - 1.0f, m - 1.0f);
+  const vf z = f * f;
+  vf p = splat(7.0376836292e-2f);
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
   const vf ef = __builtin_convertvector(e, vf);
-  vf out = ef * 0.693359375f + (ef * -2.12194440e-4f + 2.0f * s * p);
+  const vf y = f * z * p + ef * -2.12194440e-4f - 0.5f * z;
+  vf out = (f + y) + ef * 0.693359375f;
   out = select(x == 0.0f, splat(-__builtin_inff()), out);
   out = select(x == __builtin_inff(), splat(__builtin_inff()), out);
   return select(x < 0.0f || x != x, splat(__builtin_nanf("")), out);
