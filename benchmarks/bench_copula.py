@@ -33,6 +33,7 @@ forward+backward >= 20x the naive eager function and >= 2x its torch.compile.
     python benchmarks/bench_copula.py --device cpu --device cuda --strict
     python benchmarks/bench_copula.py --out benchmarks/results # update the committed results
     python benchmarks/bench_copula.py --quick --out /tmp/b     # small sizes (CI smoke)
+    python benchmarks/bench_copula.py --quick --no-compile ... # without torch.compile (tests)
 """
 import argparse
 import math
@@ -430,6 +431,10 @@ def render_markdown(p, dev):
         f"- {b['what']}: {_fmt(b['value'], '.3g')} (required {b['required']}): "
         + ("not checked (sizes differ from the bar's)" if not b["applies"] else
            ("met" if b["met"] else "**NOT MET**")) + "\n" for b in p["bars"])
+    loads = [x for x in (env.get("load_average_at_start"), env.get("load_average_at_end")) if x]
+    if loads and max(x[0] for x in loads) > 0.5 * (env.get("cpu_count") or 1):
+        head += ("**Warning: the machine was busy (1-minute load average above half the CPU count); "
+                 "the timings are noisy and not for the record.**\n\n")
     return (head + f"## Timings: speed-up vs {BASELINE}\n\n" + timing
             + "\n## torch.compile time of the naive function (excluded above)\n\nFirst call per grad mode "
             "and dtype, fresh inductor cache (a later dtype reuses what the first compiled).\n\n" + comp
