@@ -33,6 +33,7 @@ forward+backward >= 20x the naive eager function and >= 2x its torch.compile.
     python benchmarks/bench_copula.py --device cpu --device cuda --strict
     python benchmarks/bench_copula.py --out benchmarks/results # update the committed results
     python benchmarks/bench_copula.py --quick --out /tmp/b     # small sizes (CI smoke)
+    python benchmarks/bench_copula.py --quick --no-compile ... # without torch.compile (tests)
 """
 import argparse
 import math
@@ -44,6 +45,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+# A fresh inductor cache, so the reported compile times are cold-start ones (a warm on-disk cache
+# from an earlier run would make them look free); set TORCHINDUCTOR_CACHE_DIR to keep one.
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_copula_inductor_")
 
 import torch  # noqa: E402
 
@@ -257,9 +264,11 @@ def accuracy_row(impl, op, inputs, cells, truth, chunk=None):
         "nonfinite_grad_z": nonfinite_fraction(zz.grad),
         "nonfinite_grad_theta": nonfinite_fraction(tt.grad) if op != "ordinal_logprob" else None,
     }
-    # NaN errors (non-finite outputs at sampled cells) count as failures, not as 0
+    # non-finite outputs at sampled cells count as an infinite error (NaN would hide in a max)
     if trusted.any() and not torch.isfinite(err[trusted]).all():
         row["max_abs_err_trusted"] = float("inf")
+    if tiny.any() and not torch.isfinite(err[tiny]).all():
+        row["max_rel_err_tiny"] = float("inf")
     return row
 
 
@@ -422,8 +431,13 @@ def render_markdown(p, dev):
         f"- {b['what']}: {_fmt(b['value'], '.3g')} (required {b['required']}): "
         + ("not checked (sizes differ from the bar's)" if not b["applies"] else
            ("met" if b["met"] else "**NOT MET**")) + "\n" for b in p["bars"])
+    loads = [x for x in (env.get("load_average_at_start"), env.get("load_average_at_end")) if x]
+    if loads and max(x[0] for x in loads) > 0.5 * (env.get("cpu_count") or 1):
+        head += ("**Warning: the machine was busy (1-minute load average above half the CPU count); "
+                 "the timings are noisy and not for the record.**\n\n")
     return (head + f"## Timings: speed-up vs {BASELINE}\n\n" + timing
-            + "\n## torch.compile time of the naive function (excluded above)\n\n" + comp
+            + "\n## torch.compile time of the naive function (excluded above)\n\nFirst call per grad mode "
+            "and dtype, fresh inductor cache (a later dtype reuses what the first compiled).\n\n" + comp
             + f"\n## Accuracy of log P against mpmath\n\nTruth: mpmath, 30 significant digits "
             f"(naive_copula.mp_pair_logprob, working precision raised until two precisions agree), "
             f"on {n} random cells per set and op (the same cells for every implementation; "

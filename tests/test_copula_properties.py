@@ -34,7 +34,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 FLOOR = math.log(1e-300)
-SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
 DTYPES = st.sampled_from([torch.float32, torch.float64])
 LINKS = st.sampled_from(["probit", "logit"])
 SUBNORMAL = {torch.float64: 1e-310, torch.float32: 1e-40}
