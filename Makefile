@@ -79,7 +79,7 @@ demo: build
 	$(PYTHON) -m ccnn.cli demo --out runs/demo
 
 bench: build
-	$(PYTHON) benchmarks/bench_copula.py
+	$(PYTHON) benchmarks/bench_copula.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_decode.py
 	$(PYTHON) benchmarks/bench_data.py
 	$(PYTHON) benchmarks/bench_train.py

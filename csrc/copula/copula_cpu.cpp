@@ -57,8 +57,15 @@ ErrorIndices validate_indices(const int64_t* edges, const int64_t* labels, const
 template <typename T>
 void validate_values(const T* z, const T* theta, int64_t theta_numel, const PairwiseSizes& n,
                      ErrorIndices& first) {
-  const int64_t K = n.L - 1;
-  first[kZNotFinite] = first_bad(n.B * n.Q * K, [&](int64_t i) { return !is_finite(z[i]); });
+  const int64_t K = n.L - 1, count = n.B * n.Q * K;
+  // one branch-free (vectorisable) pass decides; the first offender is searched only on failure
+  bool all_good = true;
+  for (int64_t i = 0; i < count; ++i) all_good &= is_finite(z[i]);
+  for (int64_t row = 0; row < n.B * n.Q; ++row)
+    for (int64_t k = 1; k < K; ++k) all_good &= z[row * K + k] > z[row * K + k - 1];
+  for (int64_t i = 0; i < theta_numel; ++i) all_good &= is_finite(theta[i]);
+  if (all_good) return;
+  first[kZNotFinite] = first_bad(count, [&](int64_t i) { return !is_finite(z[i]); });
   if (first[kZNotFinite] == kNoError) {
     first[kZNotIncreasing] = first_bad(n.B * n.Q, [&](int64_t row) {
       int64_t column;
@@ -380,60 +387,66 @@ void float_levels(const float* z, int L, const int64_t* rows, const int* levels,
 }
 
 // Collects float label pairs (in their frames) into a PairBatch and writes each pair's log P and
-// partials (the layout of pairwise_loglik_fwd) when the batch is evaluated.
+// partials (the layout of pairwise_loglik_fwd) when the batch is evaluated. Pairs whose rectangle
+// starts at the frame's origin (both lower coordinates 0: in AU data, most pairs of labels 0) fill
+// the batch from the front, the others from the back, so that lanes of one kind run together and
+// the theta gradient skips the three corners on the square's edges for the first kind.
 class FloatPairBatcher {
  public:
   FloatPairBatcher(float* out, float* partials) : out_(out), partials_(partials) {}
 
   void add(int64_t index, const FrankFrame<float>& f, const Level<float>& r, const Level<float>& s) {
+    const float v0 = column_lo(f, s);
+    const int k = r.cdf_lo <= 0.0f && v0 <= 0.0f ? front_++ : --back_;
     PairBatch& g = batch_;
-    const int k = count_;
     g.theta[k] = f.theta, g.x1[k] = f.x1, g.m1[k] = f.m1, g.inv_mraw[k] = f.inv_mraw;
     g.inv_m1[k] = f.inv_m1, g.lambda1[k] = f.lambda1;
     g.u0[k] = r.cdf_lo, g.u0b[k] = r.ccdf_lo, g.u1[k] = r.cdf_hi, g.u1b[k] = r.ccdf_hi;
     g.du[k] = r.mass, g.log_du[k] = r.log_mass;
-    g.v0[k] = column_lo(f, s), g.v0b[k] = column_hi_complement(f, s, false);
+    g.v0[k] = v0, g.v0b[k] = column_hi_complement(f, s, false);
     g.v1[k] = column_hi(f, s), g.v1b[k] = column_hi_complement(f, s, true);
     g.dv[k] = s.mass, g.log_dv[k] = s.log_mass;
-    pending_[count_] = {index, &r, &s, f.reflect, f.capped};
-    if (++count_ == PairBatch::kCapacity) flush();
+    pending_[k] = {index, r.w_lo, r.w_hi, s.w_lo, s.w_hi, f.reflect, f.capped};
+    if (front_ == back_) flush();
   }
 
   void flush() {
-    if (count_ == 0) return;
-    constexpr int kPad = 16;  // the widest lane count
-    const int padded = (count_ + kPad - 1) / kPad * kPad;
-    for (int k = count_; k < padded; ++k) batch_.copy_inputs(0, k);
-    kPairLanes(batch_, padded, partials_ != nullptr);
-    const PairBatch& g = batch_;
-    for (int k = 0; k < count_; ++k) {
-      const Pending& p = pending_[k];
-      out_[p.index] = g.log_prob[k];
-      if (partials_ == nullptr) continue;
-      float* d = partials_ + 5 * p.index;
-      d[0] = p.r->w_lo * g.s_u0[k];
-      d[1] = p.r->w_hi * g.s_u1[k];
-      d[2] = p.s->w_lo * (p.reflect ? -g.s_v1[k] : g.s_v0[k]);
-      d[3] = p.s->w_hi * (p.reflect ? -g.s_v0[k] : g.s_v1[k]);
-      d[4] = p.capped ? 0.0f : (p.reflect ? -g.dtheta[k] : g.dtheta[k]);
-    }
-    count_ = 0;
+    if (front_ == 0 && back_ == PairBatch::kCapacity) return;
+    const int filler = front_ > 0 ? 0 : back_;  // pad the gap with a real pair
+    for (int k = front_; k < back_; ++k) batch_.copy_inputs(filler, k);
+    kPairLanes(batch_, PairBatch::kCapacity, partials_ != nullptr);
+    for (int k = 0; k < PairBatch::kCapacity; ++k)
+      if (k < front_ || k >= back_) write(k);
+    front_ = 0, back_ = PairBatch::kCapacity;
   }
 
  private:
   struct Pending {
     int64_t index;
-    const Level<float>* r;
-    const Level<float>* s;
+    float r_w_lo, r_w_hi, s_w_lo, s_w_hi;
     bool reflect, capped;
   };
+
+  void write(int k) {
+    const PairBatch& g = batch_;
+    const Pending& p = pending_[k];
+    out_[p.index] = g.log_prob[k];
+    if (partials_ == nullptr) return;
+    float* d = partials_ + 5 * p.index;
+    d[0] = p.r_w_lo * g.s_u0[k];
+    d[1] = p.r_w_hi * g.s_u1[k];
+    d[2] = p.s_w_lo * (p.reflect ? -g.s_v1[k] : g.s_v0[k]);
+    d[3] = p.s_w_hi * (p.reflect ? -g.s_v0[k] : g.s_v1[k]);
+    d[4] = p.capped ? 0.0f : (p.reflect ? -g.dtheta[k] : g.dtheta[k]);
+  }
+
   static const PairLanesFn kPairLanes;
 
   float* out_;
   float* partials_;
   PairBatch batch_;
   Pending pending_[PairBatch::kCapacity];
-  int count_ = 0;
+  int front_ = 0, back_ = PairBatch::kCapacity;
 };
 
 const PairLanesFn FloatPairBatcher::kPairLanes = best_pair_lanes();
@@ -490,8 +503,8 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
         batcher->add(i, n.theta_per_sample ? make_frank_frame(t) : shared_frames[e], levels[r],
                      levels[s]);
       }
-      batcher->flush();  // the lanes point at this sample's levels
     }
+    batcher->flush();
   });
 }
 
