@@ -76,9 +76,9 @@ def frank_copula(u, v, theta):
     Returns:
         C with the broadcast shape, differentiable in u, v and theta.
 
-    float64 is accurate to ~1e-15 relative (derivatives ~1e-15 absolute) over theta in
-    [-50, 50] and u, v down to 1e-8 from 0 and 1; float32 to ~1e-6. Near theta = 0 a series is
-    used (|theta| < 3e-3 in float64, < 0.15 in float32), continuous with the closed form.
+    Within the Frechet bounds max(u + v - 1, 0) <= C <= min(u, v) for every theta; float64 to
+    ~1e-14 relative, derivatives to a few ulp relative to their scale (docs/copula.md). Near
+    theta = 0 a series is used (|theta| < 3e-3 in float64, < 0.15 in float32).
 
     >>> import torch, ccnn_ext
     >>> ccnn_ext.frank_copula(torch.tensor([0.3, 0.5]), torch.tensor(0.6), 2.0)
@@ -317,3 +317,12 @@ def _refuse_double_backward(op_name):
 for _name in ("frank_copula_backward", "ordinal_logprob_backward", "pairwise_loglik_bwd",
               "pairwise_logtable_backward"):
     _refuse_double_backward(_name)
+
+
+# Mixed precision: inside torch.autocast regions (bf16/fp16 on CUDA, bf16 on CPU) the ops' floating
+# inputs are cast to float32, so they run and return in float32 (the kernels take float32 or
+# float64; their accuracy needs at least float32).
+for _name in ("frank_copula", "ordinal_logprob", "pairwise_loglik", "pairwise_loglik_fwd",
+              "pairwise_logtable"):
+    for _device in ("cpu", "cuda"):
+        torch.library.register_autocast(f"ccnn::{_name}", _device, torch.float32)

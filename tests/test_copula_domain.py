@@ -92,3 +92,22 @@ def test_double_backward_is_refused(op):
     (grad,) = torch.autograd.grad(out, z, create_graph=True)
     with pytest.raises(RuntimeError, match="second derivatives"):
         grad.sum().backward()
+
+
+@pytest.mark.parametrize("input_dtype", [torch.bfloat16, torch.float32])
+def test_autocast_runs_in_float32(input_dtype):
+    z = Z.to(input_dtype).requires_grad_()
+    theta = torch.tensor([4.0, -2.0], dtype=input_dtype, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outs = [
+            ccnn_ext.pairwise_loglik(z, theta, EDGES, LABELS),
+            ccnn_ext.pairwise_logtable(z, theta, EDGES),
+            ccnn_ext.ordinal_logprob(z),
+            ccnn_ext.frank_copula(torch.sigmoid(z), torch.sigmoid(z), theta[0]),
+        ]
+    assert all(o.dtype == torch.float32 for o in outs)
+    sum(o.sum() for o in outs).backward()
+    assert z.grad.dtype == input_dtype and torch.isfinite(z.grad).all()
+    # the float32 result of the rounded inputs, not a bfloat16 one
+    expected = ccnn_ext.pairwise_loglik(Z.to(input_dtype).float(), theta.detach().float(), EDGES, LABELS)
+    torch.testing.assert_close(outs[0].detach(), expected)
