@@ -324,7 +324,8 @@ CCNN_SIMD vf exprel_recip(vf y, vf x, vf m) {
 
 // frank_corner_dtheta (theta > log 2 in the lanes that use it; others give finite garbage that
 // the caller discards).
-CCNN_SIMD vf corner_dtheta(const Frame& f, const Coord& u, const Coord& v, vf q_theta) {
+CCNN_SIMD vf corner_dtheta(const Frame& f, const Coord& u, const Coord& v, vf q_theta,
+                           vf inv_theta2) {
   const vi interior = (u.c > 0.0f) & (v.c > 0.0f) & (u.c < 1.0f) & (v.c < 1.0f);
   if (!any(interior)) return splat(0.0f);
   const vi u_lo = u.c <= v.c;
@@ -336,11 +337,11 @@ CCNN_SIMD vf corner_dtheta(const Frame& f, const Coord& u, const Coord& v, vf q_
   vf hi_xbar, hi_mbar;
   exp_neg_and_complement(theta * hi_cb, &hi_xbar, &hi_mbar);
   const vf lo_m = lo_r * f.m1;
-  const vf delta = vexp(-alpha) * hi_mbar * (lo_m / f.m1);
+  const vf delta = vexp(-alpha) * hi_mbar * lo_r;  // lo_m / m1 = lo_r
   const vf q_beta = exprel_recip(theta * hi_cb, hi_xbar, hi_mbar);
   const vf q_gamma = exprel_recip(theta * lo_c, lo_x, lo_m);
-  const vf out = (vlog1p(delta) + delta / (1.0f + delta) * (alpha - q_beta - q_gamma + q_theta)) /
-                 (theta * theta);
+  const vf out =
+      (vlog1p(delta) + delta / (1.0f + delta) * (alpha - q_beta - q_gamma + q_theta)) * inv_theta2;
   return select(interior, out, splat(0.0f));
 }
 
@@ -416,8 +417,12 @@ CCNN_SIMD void frank_cells(PairBatch& batch, int first, bool with_grad) {
   vf dtheta = dtheta_near;
   if (any(~near & live)) {
     const vf q_theta = exprel_recip(f.theta, f.x1, f.m1);
-    const vf corners = corner_dtheta(f, u1, v1, q_theta) - corner_dtheta(f, u0, v1, q_theta) -
-                       corner_dtheta(f, u1, v0, q_theta) + corner_dtheta(f, u0, v0, q_theta);
+    const vf theta = vmax(f.theta, splat(1e-30f));
+    const vf inv_theta2 = 1.0f / (theta * theta);
+    const vf corners = corner_dtheta(f, u1, v1, q_theta, inv_theta2) -
+                       corner_dtheta(f, u0, v1, q_theta, inv_theta2) -
+                       corner_dtheta(f, u1, v0, q_theta, inv_theta2) +
+                       corner_dtheta(f, u0, v0, q_theta, inv_theta2);
     dtheta = select(near, dtheta_near, corners / prob_far);
   }
   store(p.dtheta, select(live, dtheta, zero));
