@@ -25,7 +25,7 @@ from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, parse_
                          train_variant, write_comparison)
 from .inference import METHODS
 from .model import PADDINGS, FeatureNet
-from .predict import load_predictor, predict_frames, write_annotations, write_csv
+from .predict import predict_to_csv
 from .preprocess import preprocess
 from .report import markdown_table, write_report
 from .train_config import TrainConfig
@@ -159,13 +159,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    model, crop = load_predictor(args.checkpoint, args.device)
-    rows, raw = predict_frames(model, args.inputs, crop, args.method, args.context,
-                               next(model.parameters()).device)
-    out = write_csv(rows, args.out)
-    print(f"{len(rows)} frames -> {out} ({sum(r['success'] for r in rows)} with both eyes found)")
-    if args.annotate:
-        written = write_annotations(rows, raw, model.aus, args.annotate)
+    out, frames, found, written = predict_to_csv(
+        args.checkpoint, args.inputs, args.out, args.method, args.context, args.device, args.annotate,
+        args.batch_size, args.redetect_every)
+    print(f"{frames} frames -> {out} ({found} with a face, {frames - found} without: success 0, no values)")
+    if written:
         print(f"annotated: {', '.join(str(p) for p in written)}")
     return 0
 
@@ -290,8 +288,9 @@ def _add_model_commands(subparsers) -> None:
 
     p = _add_command(subparsers, "predict", cmd_predict,
                      help="AU intensities of images, folders or videos -> CSV",
-                     description="Per-frame AU intensities with OpenFace-style columns "
-                                 "(frame, file, timestamp, success, AU01_r, ...).")
+                     description="Per-frame AU intensities with OpenFace-style columns (frame, face_id, "
+                                 "timestamp, confidence, success, file, AU01_r, ..., AU01_c, ...), "
+                                 "streamed: any video length in constant memory.")
     p.add_argument("--checkpoint", required=True, help="model.pt written by ccnn train")
     p.add_argument("inputs", nargs="+", help="image files, folders of images, or video files")
     p.add_argument("--out", required=True, help="CSV file to write")
@@ -300,6 +299,10 @@ def _add_model_commands(subparsers) -> None:
     p.add_argument("--method", choices=["auto", *METHODS], default="auto", help="read-out (default: auto)")
     p.add_argument("--context", default=None, help="model dataset whose edges to use (default: the first)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=64, help="frames per network pass (default: %(default)s)")
+    p.add_argument("--redetect-every", type=int, default=15, metavar="N",
+                   help="videos: run the face search every N frames and follow the face in between "
+                        "(also when it is lost); 1: search every frame (default: %(default)s)")
 
     p = _add_command(subparsers, "compare", cmd_compare,
                      help="train several variants on one split, print Table 1",

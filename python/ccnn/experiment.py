@@ -114,8 +114,9 @@ def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig
                                      trainer.device, context=data.target)
     metrics = evaluate(labels, preds, model.aus)
     metrics.update(nll=nll, train_seconds=seconds, epochs=len(result.history), best_epoch=result.best_epoch)
+    edges = "".join(f", {d}: {k} of {n} edges kept" for d, (k, n) in result.edges.items() if n)
     log(f"{name}: ICC {metrics['icc_avg']:.3f}  MAE {metrics['mae_avg']:.3f}  "
-        f"({len(result.history)} epochs, {seconds:.0f} s)")
+        f"({len(result.history)} epochs, {seconds:.0f} s{edges})")
     return metrics, result
 
 
