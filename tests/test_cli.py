@@ -157,3 +157,16 @@ def test_predict_table_has_the_rows_and_columns_of_the_csv(trained, synth, tmp_p
     assert len(table) == len(rows) == 4
     for row, record in zip(rows, table):
         assert [str(record[c]) for c in table.dtype.names] == list(row.values())
+
+
+def test_eval_uses_the_split_saved_by_train(trained, synth, capsys):
+    model, payload = load_model(trained / "model.pt")
+    assert payload["split"]["scheme"] == "fraction:0.6" and payload["split"]["test_subjects"]
+    args = ["eval", "--checkpoint", str(trained / "model.pt"), "--data", str(synth["disfa"]), "--no-progress",
+            "--cache-dir", str(synth["root"] / "cache"), "--method", "argmax"]
+    capsys.readouterr()
+    assert main(args) == 0
+    saved = capsys.readouterr().out
+    assert main([*args, "--split", "fraction:0.6"]) == 0
+    assert capsys.readouterr().out == saved  # no --split: the one training used
+    assert main([*args, "--split", "fraction:0.5", "--seed", "3"]) == 0

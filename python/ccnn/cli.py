@@ -107,7 +107,8 @@ def cmd_synth(args) -> int:
         args.context, args.subjects, args.frames, args.seed, args.size)
     start = time.perf_counter()
     out = generate_synthetic(args.out, context=args.context, subjects=args.subjects, frames=args.frames,
-                             seed=args.seed, image_size=args.size, workers=args.workers, progress=True,
+                             seed=args.seed, image_size=args.size, workers=args.workers,
+                             progress=_progress(args),
                              overwrite=args.overwrite)
     seconds = time.perf_counter() - start
     frames = args.subjects * args.frames
@@ -128,7 +129,7 @@ def cmd_preprocess(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report below says the same
         faces = preprocess(ds, size=args.size, cache_dir=args.cache, workers=args.workers,
-                           progress=not args.quiet, on_missing=args.on_missing, dtype=args.dtype)
+                           progress=_progress(args), on_missing=args.on_missing, dtype=args.dtype)
     seconds = time.perf_counter() - start
     print(faces.report)
     print(f"cache: {faces.cache_path} ({seconds:.1f} s)")
@@ -150,7 +151,7 @@ def cmd_eval(args) -> int:
     metrics, dataset = evaluate_checkpoint(
         args.checkpoint, args.data, part=args.part, split=args.split, seed=args.seed, method=args.method,
         context=args.context, batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir,
-        progress=not args.no_progress)
+        progress=_progress(args))
     name = args.name or Path(args.checkpoint).parent.name or "model"
     print(markdown_table({name: metrics}, title=f"{dataset} ({args.part}), decoding: {args.method}"))
     if args.out:
@@ -179,13 +180,18 @@ def cmd_compare(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    run_demo(args.out, quick=args.quick, seed=args.seed, device=args.device, progress=not args.no_progress)
+    run_demo(args.out, quick=args.quick, seed=args.seed, device=args.device, progress=_progress(args))
     return 0
+
+
+def _progress(args) -> bool:
+    """Progress bars only on a terminal (a log file would fill with carriage-return frames)."""
+    return not (getattr(args, "no_progress", False) or getattr(args, "quiet", False)) and sys.stderr.isatty()
 
 
 def _prepare_data(args):
     return prepare_data(args.data, args.extra_data, args.split, args.val_fraction, args.image_size, args.seed,
-                        args.cache_dir, not args.no_progress)
+                        args.cache_dir, _progress(args))
 
 
 def _config_from_args(args) -> TrainConfig:
@@ -196,7 +202,7 @@ def _config_from_args(args) -> TrainConfig:
         samples_per_epoch=args.samples_per_epoch, ibb_unary_batches=args.ibb_unary_batches,
         ibb_pairwise_batches=args.ibb_pairwise_batches, ibb_reweight=args.ibb_reweight,
         patience=args.patience, prune_threshold=args.prune_threshold, decode=args.method, crop=args.crop,
-        padding=args.padding, seed=args.seed, device=args.device, progress=not args.no_progress)
+        padding=args.padding, seed=args.seed, device=args.device, progress=_progress(args))
 
 
 def _add_data_args(p, data_required=True):
@@ -278,6 +284,7 @@ def _add_model_commands(subparsers) -> None:
                      description="Evaluate a model file on a dataset (or one part of its split).")
     p.add_argument("--checkpoint", required=True, help="model.pt (or best.pt) written by ccnn train")
     _add_data_args(p)
+    p.set_defaults(split=None)  # the split saved in the checkpoint by ccnn train
     p.add_argument("--part", choices=["all", "train", "test"], default="test",
                    help="which part of the --split to evaluate on (default: %(default)s)")
     p.add_argument("--method", choices=["auto", *METHODS], default="auto", help="read-out (default: auto)")

@@ -66,8 +66,9 @@ class Trainer:
     validation ICC), model.pt (final, pruned), log.jsonl."""
 
     def __init__(self, model: CCNN, train_faces, val_faces=None, config: TrainConfig | None = None,
-                 out_dir=None):
+                 out_dir=None, metadata: dict | None = None):
         self.config = config = config or TrainConfig()
+        self.metadata = dict(metadata or {})  # saved in model.pt (the data split, say)
         config.validate()
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
@@ -349,7 +350,7 @@ class Trainer:
         log(end)
         if self.out_dir is not None:
             save_model(self._path("model.pt"), self.model, train_config=dataclasses.asdict(self.config),
-                       best_epoch=self.best_epoch, history=self.history)
+                       best_epoch=self.best_epoch, history=self.history, **self.metadata)
         return TrainResult(self.model, self.history, self.best_epoch, self.out_dir, edges)
 
     def _rewrite_log(self):
