@@ -81,13 +81,18 @@ def test_predict_csv_schema_for_images_folders_and_videos(trained, synth, tmp_pa
                  "--out", str(out), "--annotate", str(tmp_path / "annotated")]) == 0
     rows = list(csv.DictReader(out.open()))
     aus = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
-    assert list(rows[0]) == ["frame", "file", "timestamp", "success", *[f"AU{a:02d}_r" for a in aus]]
+    assert list(rows[0]) == ["frame", "face_id", "timestamp", "confidence", "success", "file",
+                             *[f"AU{a:02d}_r" for a in aus], *[f"AU{a:02d}_c" for a in aus]]
     assert len(rows) == 1 + 2 + 3
+    assert [int(r["frame"]) for r in rows[1:3]] == [1, 2]  # a folder is numbered in sorted order
     assert [int(r["frame"]) for r in rows[3:]] == [1, 2, 3] and rows[3]["file"] == str(video)
     for r in rows:
-        values = [float(r[f"AU{a:02d}_r"]) for a in aus]
-        assert all(0 <= v <= 5 and v == int(v) for v in values)
         assert r["success"] in ("0", "1")
+        values = [r[f"AU{a:02d}_r"] for a in aus]
+        if r["success"] == "0":
+            assert values == [""] * len(aus)  # no face: no values
+        else:
+            assert all(0 <= float(v) <= 5 and float(v) == int(float(v)) for v in values)
     annotated = sorted(p.name for p in (tmp_path / "annotated").iterdir())
     assert annotated == [f"{images[0].stem}_annotated.png", f"{images[1].stem}_annotated.png",
                          "clip_annotated.avi"]
@@ -152,3 +157,16 @@ def test_predict_table_has_the_rows_and_columns_of_the_csv(trained, synth, tmp_p
     assert len(table) == len(rows) == 4
     for row, record in zip(rows, table):
         assert [str(record[c]) for c in table.dtype.names] == list(row.values())
+
+
+def test_eval_uses_the_split_saved_by_train(trained, synth, capsys):
+    model, payload = load_model(trained / "model.pt")
+    assert payload["split"]["scheme"] == "fraction:0.6" and payload["split"]["test_subjects"]
+    args = ["eval", "--checkpoint", str(trained / "model.pt"), "--data", str(synth["disfa"]), "--no-progress",
+            "--cache-dir", str(synth["root"] / "cache"), "--method", "argmax"]
+    capsys.readouterr()
+    assert main(args) == 0
+    saved = capsys.readouterr().out
+    assert main([*args, "--split", "fraction:0.6"]) == 0
+    assert capsys.readouterr().out == saved  # no --split: the one training used
+    assert main([*args, "--split", "fraction:0.5", "--seed", "3"]) == 0

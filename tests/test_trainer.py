@@ -8,7 +8,7 @@ import torch
 
 from ccnn.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
 from ccnn.model_setup import build_model
-from ccnn.trainer import TrainConfig, Trainer, TrainingDiverged, fit
+from ccnn.trainer import AllEdgesPruned, TrainConfig, Trainer, TrainingDiverged, fit
 from train_toy_data import toy_faces
 
 
@@ -151,8 +151,9 @@ def test_early_stopping(tmp_path):
 def test_pruning_after_training(tmp_path):
     train, val = _data()
     model = build_model("copula", train, seed=0)
-    result = fit(model, train, val, _config(epochs=1, prune_threshold=1e9), tmp_path)
-    assert result.model.edges.shape[0] == 0
+    with pytest.warns(AllEdgesPruned, match="pruning removed all 3 edges of a"):
+        result = fit(model, train, val, _config(epochs=1, prune_threshold=1e9), tmp_path)
+    assert result.model.edges.shape[0] == 0 and result.edges == {"a": (0, 3), "b": (0, 3)}
     assert load_model(tmp_path / "model.pt")[0].edges.shape[0] == 0
 
 
@@ -236,3 +237,22 @@ def test_bad_labels_are_an_input_error_not_divergence():
     train[0].labels[0, 0] = 7
     with pytest.raises(ValueError, match="labels must lie in -1"):
         Trainer(build_model("copula", train, seed=0), train, val, _config())
+
+
+def test_the_default_schedule_keeps_the_copula_edges(tmp_path):
+    """With TrainConfig's defaults (only fewer epochs, on small synthetic DISFA faces) the thetas move
+    well past the pruning threshold: the model stays a CCNN (at pairwise_lr_scale 1 every edge was
+    pruned here)."""
+    import warnings
+    from ccnn.data import generate_synthetic
+    from ccnn.experiment import prepare_data
+    folder = generate_synthetic(tmp_path / "synth", context="disfa", subjects=27, frames=120, image_size=32)
+    data = prepare_data(str(folder), image_size=16, cache_dir=tmp_path / "cache", progress=False)
+    model = build_model("copula", data.train, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AllEdgesPruned)
+        result = fit(model, data.train, data.val, TrainConfig(epochs=5, progress=False))
+    kept, before = result.edges[data.target]
+    assert before == 66 and kept >= 0.8 * before, result.edges
+    thetas = np.abs(list(result.model.association()[data.target].values()))
+    assert np.median(thetas) > 5 * TrainConfig().prune_threshold

@@ -25,7 +25,7 @@ from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, parse_
                          train_variant, write_comparison)
 from .inference import METHODS
 from .model import PADDINGS, FeatureNet
-from .predict import load_predictor, predict_frames, write_annotations, write_csv
+from .predict import predict_to_csv
 from .preprocess import preprocess
 from .report import markdown_table, write_report
 from .train_config import TrainConfig
@@ -107,7 +107,8 @@ def cmd_synth(args) -> int:
         args.context, args.subjects, args.frames, args.seed, args.size)
     start = time.perf_counter()
     out = generate_synthetic(args.out, context=args.context, subjects=args.subjects, frames=args.frames,
-                             seed=args.seed, image_size=args.size, workers=args.workers, progress=True,
+                             seed=args.seed, image_size=args.size, workers=args.workers,
+                             progress=_progress(args),
                              overwrite=args.overwrite)
     seconds = time.perf_counter() - start
     frames = args.subjects * args.frames
@@ -128,7 +129,7 @@ def cmd_preprocess(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report below says the same
         faces = preprocess(ds, size=args.size, cache_dir=args.cache, workers=args.workers,
-                           progress=not args.quiet, on_missing=args.on_missing, dtype=args.dtype)
+                           progress=_progress(args), on_missing=args.on_missing, dtype=args.dtype)
     seconds = time.perf_counter() - start
     print(faces.report)
     print(f"cache: {faces.cache_path} ({seconds:.1f} s)")
@@ -150,7 +151,7 @@ def cmd_eval(args) -> int:
     metrics, dataset = evaluate_checkpoint(
         args.checkpoint, args.data, part=args.part, split=args.split, seed=args.seed, method=args.method,
         context=args.context, batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir,
-        progress=not args.no_progress)
+        progress=_progress(args))
     name = args.name or Path(args.checkpoint).parent.name or "model"
     print(markdown_table({name: metrics}, title=f"{dataset} ({args.part}), decoding: {args.method}"))
     if args.out:
@@ -159,13 +160,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    model, crop = load_predictor(args.checkpoint, args.device)
-    rows, raw = predict_frames(model, args.inputs, crop, args.method, args.context,
-                               next(model.parameters()).device)
-    out = write_csv(rows, args.out)
-    print(f"{len(rows)} frames -> {out} ({sum(r['success'] for r in rows)} with both eyes found)")
-    if args.annotate:
-        written = write_annotations(rows, raw, model.aus, args.annotate)
+    out, frames, found, written = predict_to_csv(
+        args.checkpoint, args.inputs, args.out, args.method, args.context, args.device, args.annotate,
+        args.batch_size, args.redetect_every)
+    print(f"{frames} frames -> {out} ({found} with a face, {frames - found} without: success 0, no values)")
+    if written:
         print(f"annotated: {', '.join(str(p) for p in written)}")
     return 0
 
@@ -181,13 +180,18 @@ def cmd_compare(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    run_demo(args.out, quick=args.quick, seed=args.seed, device=args.device, progress=not args.no_progress)
+    run_demo(args.out, quick=args.quick, seed=args.seed, device=args.device, progress=_progress(args))
     return 0
+
+
+def _progress(args) -> bool:
+    """Progress bars only on a terminal (a log file would fill with carriage-return frames)."""
+    return not (getattr(args, "no_progress", False) or getattr(args, "quiet", False)) and sys.stderr.isatty()
 
 
 def _prepare_data(args):
     return prepare_data(args.data, args.extra_data, args.split, args.val_fraction, args.image_size, args.seed,
-                        args.cache_dir, not args.no_progress)
+                        args.cache_dir, _progress(args))
 
 
 def _config_from_args(args) -> TrainConfig:
@@ -198,7 +202,7 @@ def _config_from_args(args) -> TrainConfig:
         samples_per_epoch=args.samples_per_epoch, ibb_unary_batches=args.ibb_unary_batches,
         ibb_pairwise_batches=args.ibb_pairwise_batches, ibb_reweight=args.ibb_reweight,
         patience=args.patience, prune_threshold=args.prune_threshold, decode=args.method, crop=args.crop,
-        padding=args.padding, seed=args.seed, device=args.device, progress=not args.no_progress)
+        padding=args.padding, seed=args.seed, device=args.device, progress=_progress(args))
 
 
 def _add_data_args(p, data_required=True):
@@ -280,6 +284,7 @@ def _add_model_commands(subparsers) -> None:
                      description="Evaluate a model file on a dataset (or one part of its split).")
     p.add_argument("--checkpoint", required=True, help="model.pt (or best.pt) written by ccnn train")
     _add_data_args(p)
+    p.set_defaults(split=None)  # the split saved in the checkpoint by ccnn train
     p.add_argument("--part", choices=["all", "train", "test"], default="test",
                    help="which part of the --split to evaluate on (default: %(default)s)")
     p.add_argument("--method", choices=["auto", *METHODS], default="auto", help="read-out (default: auto)")
@@ -290,8 +295,9 @@ def _add_model_commands(subparsers) -> None:
 
     p = _add_command(subparsers, "predict", cmd_predict,
                      help="AU intensities of images, folders or videos -> CSV",
-                     description="Per-frame AU intensities with OpenFace-style columns "
-                                 "(frame, file, timestamp, success, AU01_r, ...).")
+                     description="Per-frame AU intensities with OpenFace-style columns (frame, face_id, "
+                                 "timestamp, confidence, success, file, AU01_r, ..., AU01_c, ...), "
+                                 "streamed: any video length in constant memory.")
     p.add_argument("--checkpoint", required=True, help="model.pt written by ccnn train")
     p.add_argument("inputs", nargs="+", help="image files, folders of images, or video files")
     p.add_argument("--out", required=True, help="CSV file to write")
@@ -300,6 +306,10 @@ def _add_model_commands(subparsers) -> None:
     p.add_argument("--method", choices=["auto", *METHODS], default="auto", help="read-out (default: auto)")
     p.add_argument("--context", default=None, help="model dataset whose edges to use (default: the first)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=64, help="frames per network pass (default: %(default)s)")
+    p.add_argument("--redetect-every", type=int, default=15, metavar="N",
+                   help="videos: run the face search every N frames and follow the face in between "
+                        "(also when it is lost); 1: search every frame (default: %(default)s)")
 
     p = _add_command(subparsers, "compare", cmd_compare,
                      help="train several variants on one split, print Table 1",

@@ -80,6 +80,7 @@ class PreparedData:
     val: list | None      # FaceArrays: held-out training subjects of the target dataset
     test: list            # FaceArrays: the target dataset's test subjects
     target: str           # dataset name of the target
+    split: dict | None = None  # how the target was split (saved in model.pt; ccnn eval reuses it)
 
 
 def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_fraction: float = 0.2,
@@ -95,8 +96,11 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
     def faces(part):
         return preprocess(part, size=image_size, cache_dir=cache_dir, progress=progress)
 
+    record = {"dataset": ds.name, "scheme": split, "seed": seed, "val_fraction": val_fraction,
+              "test_subjects": test.subject_list()}
     return PreparedData(train=[faces(train)] + [faces(e) for e in extra],
-                        val=None if val is None else [faces(val)], test=[faces(test)], target=ds.name)
+                        val=None if val is None else [faces(val)], test=[faces(test)], target=ds.name,
+                        split=record)
 
 
 # ---- training --------------------------------------------------------------------------------------------
@@ -106,7 +110,8 @@ def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig
     train_faces = data.train if multi else data.train[:1]
     model = build_model(head, train_faces, seed=config.seed, padding=config.padding)
     start = time.perf_counter()
-    trainer = Trainer(model, train_faces, data.val, replace(config, mode=mode), out_dir)
+    trainer = Trainer(model, train_faces, data.val, replace(config, mode=mode), out_dir,
+                      metadata={"split": data.split} if data.split else None)
     result = trainer.fit(resume=resume)
     seconds = time.perf_counter() - start
     preds, labels, nll = infer_faces(result.model, data.test, config.crop,
@@ -114,8 +119,9 @@ def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig
                                      trainer.device, context=data.target)
     metrics = evaluate(labels, preds, model.aus)
     metrics.update(nll=nll, train_seconds=seconds, epochs=len(result.history), best_epoch=result.best_epoch)
+    edges = "".join(f", {d}: {k} of {n} edges kept" for d, (k, n) in result.edges.items() if n)
     log(f"{name}: ICC {metrics['icc_avg']:.3f}  MAE {metrics['mae_avg']:.3f}  "
-        f"({len(result.history)} epochs, {seconds:.0f} s)")
+        f"({len(result.history)} epochs, {seconds:.0f} s{edges})")
     return metrics, result
 
 
@@ -181,17 +187,22 @@ def write_comparison(results: dict, runs: dict, out_dir, title: str) -> None:
 
 
 # ---- evaluation ------------------------------------------------------------------------------------------
-def evaluate_checkpoint(checkpoint, data, part: str = "test", split: str = "fraction:0.6667", seed: int = 0,
+def evaluate_checkpoint(checkpoint, data, part: str = "test", split: str | None = None, seed: int = 0,
                         method: str = "auto", context: str | None = None, batch_size: int = 256,
                         device: str = "auto", cache_dir=None, progress: bool = True) -> tuple[dict, str]:
     """What `ccnn eval` does: the metrics of a saved model on a dataset, or on the train or test part
-    of its split, read out with `method`. Returns (metrics, dataset name)."""
+    of its split, read out with `method`. Returns (metrics, dataset name). Without `split`, the split
+    saved in the checkpoint by training is used (its test subjects), else "fraction:0.6667"."""
     model, payload = load_model(checkpoint)
     device = resolve_device(device)
     model.to(device)
     ds = load_dataset(data)
-    if part != "all":
-        train, test = split_subjects(ds, parse_split(split, seed))
+    saved = payload.get("split") if split is None else None
+    if part != "all" and saved and saved.get("dataset") == ds.name:
+        is_test = np.isin(ds.subjects, saved["test_subjects"])
+        ds = ds.subset(is_test if part == "test" else ~is_test)
+    elif part != "all":
+        train, test = split_subjects(ds, parse_split(split or "fraction:0.6667", seed))
         ds = test if part == "test" else train
     crop = payload.get("train_config", {}).get("crop", 0.85)
     faces = preprocess(ds, size=model.image_size, cache_dir=cache_dir, progress=progress)

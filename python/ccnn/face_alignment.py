@@ -118,6 +118,26 @@ def _eye_pair(gray: np.ndarray, x: int, y: int, w: int, h: int):
     return best
 
 
+# how the eyes of a frame were found (preprocess and predict share these codes)
+GIVEN, DETECTED, FACE_BOX, NO_FACE, UNREADABLE, TRACKED = range(6)
+STATUS_NAMES = ("eyes given", "eyes detected", "face-box fallback", "dropped: no face", "dropped: unreadable",
+                "eyes tracked")
+# the `confidence` column of ccnn predict per status (OpenFace: 0..1, how much to trust the face)
+STATUS_CONFIDENCE = {GIVEN: 1.0, DETECTED: 0.95, FACE_BOX: 0.5, NO_FACE: 0.0, UNREADABLE: 0.0}
+
+
+def find_face(image, on_missing: str = "face-box"):
+    """(eyes (2, 2) or None, face box or None, status): the face-finding rule of training and
+    prediction alike. Eyes from the Haar cascades (DETECTED); when they are not found but a face is,
+    eyes at fixed fractions of the face box (FACE_BOX, only with on_missing="face-box"); else NO_FACE."""
+    found, box = detect_eyes_and_face(image)
+    if found is not None:
+        return np.asarray(found, np.float64), box, DETECTED
+    if on_missing == "face-box" and box is not None:
+        return eyes_from_face_box(box), box, FACE_BOX
+    return None, box, NO_FACE
+
+
 def eyes_from_face_box(box) -> np.ndarray:
     """(2, 2) fallback eye centres at fixed fractions (FACE_BOX_EYES) of a face box (x, y, w, h)."""
     x, y, w, h = box

@@ -1,54 +1,82 @@
-"""Prediction on raw input: per-frame AU intensities of images, folders of images and videos.
+"""Prediction on raw input: per-frame AU intensities of images, folders of images and videos, as a
+stream in constant memory whatever the video's length.
 
-    table = predict_table("runs/ccnn-it/model.pt", ["clip.avi"])   # numpy structured array
-    pandas.DataFrame(table)                                          # the same columns as the CSV
+    df = predict_dataframe("runs/ccnn-it/model.pt", ["clip.avi", "faces/"])   # pandas.DataFrame
+    table = predict_table("runs/ccnn-it/model.pt", ["face.png"])              # numpy structured array
 
-Each frame is aligned on its detected eyes (or, when they are not found, with the eyes at their
-expected places in the whole frame) and read out like the test faces of training. The rows carry
-OpenFace-style columns: frame (1-based per input), file, timestamp (s), success (both eyes found),
-AU01_r, AU02_r, ... `write_csv` writes them (`ccnn predict --out`), `write_annotations` draws them
-onto copies of the input (`--annotate`).
+The pipeline: a reader thread decodes frames, finds the face (`face_alignment.find_face`, the rule of
+training's pre-processing: Haar eyes, else eyes from the face box, else no face), follows it between
+detections in videos (`face_tracking.FaceTracker`) and aligns it; the caller's thread batches the
+aligned faces through the network and decodes them, chunk by chunk, while the reader prepares the
+next chunk. Only a bounded queue of frames is ever held.
+
+Rows follow OpenFace's conventions: frame (1-based per video, and per folder in sorted order; 1
+for a single image), face_id, timestamp (s), confidence (0..1), success (a face was found), file,
+AUxx_r (intensity 0..5) and AUxx_c (presence: intensity >= 1). Where success is 0 the AU values
+are NaN (empty in the CSV). `write_csv` writes them (`ccnn predict --out`), `AnnotationWriter`
+draws them onto copies of the input (`--annotate`).
 """
 from __future__ import annotations
 
 import csv
+import math
+import queue
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
+from .annotate import AnnotationWriter
 from .checkpoint import load_model
+from .face_alignment import NO_FACE, align_face
+from .face_tracking import FaceTracker
 from .inference import DecodeOptions, infer_faces
 from .metrics import au_name
 from .model_setup import resolve_device
-from .face_alignment import align_face, detect_eyes
 from .preprocess import FaceArrays
 
-VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v"}
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
-EXPECTED_EYES = ((0.3, 0.38), (0.7, 0.38))  # fractions of the frame: where eyes are assumed when not found
+META_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success", "file")
+PRESENCE_LEVEL = 1  # AUxx_c = 1 where the intensity is at least this (FACS A or more)
+
+
+@dataclass
+class Frame:
+    file: str          # the image, or the video the frame belongs to
+    number: int        # 1-based frame number within its video or folder (1 for a single image)
+    timestamp: float   # seconds from the start of the video (0 for images)
+    image: np.ndarray  # BGR or gray uint8
+    is_video: bool = False
+    fps: float = 0.0
 
 
 def iter_frames(inputs):
-    """Yield (source name, frame number, timestamp in s, grayscale uint8 image) for images, folders of
-    images and videos."""
+    """Yield a Frame for every image, every image of a folder (sorted) and every video frame, reading
+    videos one frame at a time."""
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
                 raise ValueError(f"input folder {str(path)!r} holds no images")
-            yield from iter_frames(files)
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            for k, file in enumerate(files, start=1):
+                yield Frame(str(file), k, 0.0, _read_image(file))
+        elif path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
             yield from _video_frames(path)
         elif path.is_file():
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if image is None:
-                raise ValueError(f"cannot read image {str(path)!r}")
-            yield str(path), 1, 0.0, image
+            yield Frame(str(path), 1, 0.0, _read_image(path))
         else:
             raise ValueError(f"input {str(path)!r} does not exist")
+
+
+def _read_image(path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read image {str(path)!r}")
+    return image
 
 
 def _video_frames(path: Path):
@@ -57,54 +85,125 @@ def _video_frames(path: Path):
         raise ValueError(f"cannot open video {str(path)!r}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     k = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        k += 1
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        yield str(path), k, (k - 1) / fps if fps > 0 else 0.0, gray
-    cap.release()
+    try:
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                break
+            k += 1
+            yield Frame(str(path), k, (k - 1) / fps if fps > 0 else 0.0, image, True, fps)
+    finally:
+        cap.release()
     if k == 0:
         raise ValueError(f"video {str(path)!r} has no readable frames")
 
 
-def align_frame(image, size):
-    """Aligned, normalised face of one frame; (face, True) when both eyes were found, otherwise the
-    whole frame aligned with eyes at their expected places (face, False)."""
-    eyes = detect_eyes(image)
-    if eyes is not None:
-        return align_face(image, eyes, size=size), True
-    h, w = image.shape[:2]
-    guess = tuple((x * w, y * h) for x, y in EXPECTED_EYES)
-    return align_face(image, guess, size=size), False
+@dataclass
+class Found:
+    frame: Frame
+    face: np.ndarray | None      # aligned, normalised (size, size) float32, None without a face
+    eyes: np.ndarray | None
+    box: tuple | None
+    status: int
+    confidence: float
 
 
-def predict_frames(model, inputs, crop=0.85, method="auto", context=None, device="cpu",
-                   batch_size=64):
-    """Per-frame AU intensities: a list of rows {frame, file, timestamp, success, AU01_r, ...} and the
-    raw grayscale frames (for annotation)."""
-    meta, faces, raw = [], [], []
-    for source, k, t, image in iter_frames(inputs):
-        face, ok = align_frame(image, model.image_size)
-        meta.append((source, k, t, ok))
-        faces.append(face)
-        raw.append(image)
-    if not faces:
-        raise ValueError("no input frames")
+def iter_faces(inputs, size: int, redetect_every: int = 15, keep_images: bool = False):
+    """Yield a Found per frame: the face found and aligned as in training (videos: followed between
+    detections every `redetect_every` frames); frame images are dropped unless `keep_images`."""
+    tracker, source = None, None
+    for frame in iter_frames(inputs):
+        if frame.file != source or not frame.is_video:
+            tracker, source = FaceTracker(redetect_every if frame.is_video else 1), frame.file
+        gray = frame.image if frame.image.ndim == 2 else cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        eyes, box, status, confidence = tracker.update(gray)
+        face = align_face(gray, eyes, size=size) if eyes is not None else None
+        if not keep_images:
+            frame.image = None
+        yield Found(frame, face, eyes, box, status if eyes is not None else NO_FACE, confidence)
+
+
+def _threaded(iterable, maxsize: int):
+    """Iterate `iterable` in a background thread, at most `maxsize` items ahead (errors re-raised)."""
+    items, stop, done = queue.Queue(maxsize), threading.Event(), object()
+
+    def produce():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as error:  # handed to the consumer
+            items.put(error)
+
+    thread = threading.Thread(target=produce, daemon=True, name="ccnn-predict-reader")
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def predict_stream(model, inputs, crop: float = 0.85, method: str = "auto", context=None, device="cpu",
+                   batch_size: int = 64, redetect_every: int = 15, annotate=None):
+    """Yield one row per frame of `inputs` (dict, the CSV's columns) in input order. `annotate`: an
+    AnnotationWriter that receives every frame as it is read out."""
     name = context or model.dataset_names[0]
-    arrays = FaceArrays(images=np.stack(faces).astype(np.float32),
-                        labels=np.full((len(faces), len(model.aus)), -1, dtype=np.int64),
-                        subjects=np.array(["input"] * len(faces)), aus=list(model.aus), dataset=name,
-                        skipped=sum(not m[3] for m in meta))
-    preds, _, _ = infer_faces(model, [arrays], crop, DecodeOptions(method=method), batch_size,
-                              torch.device(device), context=context)
-    rows = []
-    for (source, k, t, ok), values in zip(meta, preds):
-        row = {"frame": k, "file": source, "timestamp": round(t, 4), "success": int(ok)}
-        row.update({f"{au_name(au)}_r": round(float(v), 4) for au, v in zip(model.aus, values)})
-        rows.append(row)
-    return rows, raw
+    aus = list(model.aus)
+    found = _threaded(iter_faces(inputs, model.image_size, redetect_every, annotate is not None),
+                      maxsize=2 * batch_size)
+    chunk, any_frame = [], False
+    for item in found:
+        chunk.append(item)
+        any_frame = True
+        if len(chunk) == batch_size:
+            yield from _read_out(model, chunk, crop, method, context, name, aus, device, annotate)
+            chunk = []
+    if chunk:
+        yield from _read_out(model, chunk, crop, method, context, name, aus, device, annotate)
+    if not any_frame:
+        raise ValueError("no input frames")
+
+
+def _read_out(model, chunk, crop, method, context, name, aus, device, annotate):
+    ok = [i for i, f in enumerate(chunk) if f.face is not None]
+    values = np.full((len(chunk), len(aus)), np.nan)
+    if ok:
+        arrays = FaceArrays(images=np.stack([chunk[i].face for i in ok]),
+                            labels=np.full((len(ok), len(aus)), -1, dtype=np.int64),
+                            subjects=np.array(["input"] * len(ok)), aus=aus, dataset=name, skipped=0)
+        preds, _, _ = infer_faces(model, [arrays], crop, DecodeOptions(method=method), len(ok), device,
+                                  context=context)
+        values[ok] = preds
+    for item, v in zip(chunk, values):
+        row = make_row(item, aus, v)
+        if annotate is not None:
+            f = item.frame
+            annotate.add(row, f.image, f.is_video, f.fps, item.eyes, item.box, item.status)
+        yield row
+
+
+def make_row(item: Found, aus, values) -> dict:
+    f = item.frame
+    row = {"frame": f.number, "face_id": 0, "timestamp": round(f.timestamp, 4),
+           "confidence": round(float(item.confidence), 3), "success": int(item.face is not None), "file": f.file}
+    row.update({f"{au_name(au)}_r": round(float(v), 4) for au, v in zip(aus, values)})
+    row.update({f"{au_name(au)}_c": float(v >= PRESENCE_LEVEL) if not math.isnan(v) else math.nan
+                for au, v in zip(aus, values)})
+    return row
 
 
 def load_predictor(checkpoint, device="auto"):
@@ -114,66 +213,61 @@ def load_predictor(checkpoint, device="auto"):
     return model, payload.get("train_config", {}).get("crop", 0.85)
 
 
+def predict_frames(model, inputs, crop=0.85, method="auto", context=None, device="cpu", batch_size=64,
+                   redetect_every: int = 15) -> list:
+    """Every row of predict_stream as a list (the rows are small: the frames are not kept)."""
+    return list(predict_stream(model, inputs, crop, method, context, device, batch_size, redetect_every))
+
+
 def predict_table(checkpoint, inputs, method="auto", context=None, device="auto") -> np.ndarray:
     """Per-frame AU intensities of `inputs` (images, folders of images, videos) as a numpy structured
-    array with the columns of the CSV of `ccnn predict`; `pandas.DataFrame(table)` makes it a frame."""
+    array with the columns of the CSV of `ccnn predict`."""
     model, crop = load_predictor(checkpoint, device)
-    rows, _ = predict_frames(model, inputs, crop, method, context, next(model.parameters()).device)
-    return rows_to_table(rows)
+    return rows_to_table(predict_frames(model, inputs, crop, method, context, next(model.parameters()).device))
+
+
+def predict_dataframe(checkpoint, inputs, method="auto", context=None, device="auto"):
+    """The same table as a pandas.DataFrame (one row per frame, the CSV's columns and types)."""
+    import pandas as pd  # only this function needs pandas
+    return pd.DataFrame(predict_table(checkpoint, inputs, method, context, device))
 
 
 def rows_to_table(rows) -> np.ndarray:
-    """Rows of predict_frames -> a structured array (frame and success int64, file str, the rest float64)."""
+    """Rows -> a structured array (frame, face_id and success int64, file str, the rest float64)."""
     columns = list(rows[0])
     width = max(len(r["file"]) for r in rows)
-    types = {"frame": np.int64, "success": np.int64, "file": f"U{width}"}
+    types = {"frame": np.int64, "face_id": np.int64, "success": np.int64, "file": f"U{width}"}
     dtype = [(c, types.get(c, np.float64)) for c in columns]
     return np.array([tuple(r[c] for c in columns) for r in rows], dtype=dtype)
 
 
-def write_csv(rows, path) -> Path:
+def write_csv(rows, path) -> tuple[Path, int, int]:
+    """Write rows (any iterable, consumed as it comes) to a CSV; NaN is written as an empty cell.
+    Returns (path, rows written, rows with success)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    count = found = 0
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+        writer = None
+        for row in rows:
+            if writer is None:
+                writer = csv.writer(f)
+                writer.writerow(list(row))
+            writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in row.values()])
+            count, found = count + 1, found + row["success"]
+    return path, count, found
 
 
-def _annotate(image, row, aus):
-    canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    scale = max(0.35, image.shape[0] / 600)
-    for i, au in enumerate(aus):
-        value = row[f"{au_name(au)}_r"]
-        text = f"AU{au}: {value:.1f}"
-        y = int((i + 1) * 22 * scale) + 4
-        cv2.rectangle(canvas, (4, y - int(16 * scale)), (4 + int(20 * scale * value) + 2, y + 2),
-                      (0, 140, 255), -1)
-        cv2.putText(canvas, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255), 1,
-                    cv2.LINE_AA)
-    return canvas
-
-
-def write_annotations(rows, raw, aus, out_dir) -> list:
-    """Annotated copies of the inputs in out_dir: a PNG per image, an .avi per video."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written, writers = [], {}
-    for row, image in zip(rows, raw):
-        source = Path(row["file"])
-        canvas = _annotate(image, row, aus)
-        if source.suffix.lower() in VIDEO_SUFFIXES:
-            if source not in writers:
-                target = out_dir / f"{source.stem}_annotated.avi"
-                h, w = canvas.shape[:2]
-                writers[source] = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (w, h))
-                written.append(target)
-            writers[source].write(canvas)
-        else:
-            target = out_dir / f"{source.stem}_annotated.png"
-            cv2.imwrite(str(target), canvas)
-            written.append(target)
-    for writer in writers.values():
-        writer.release()
-    return written
+def predict_to_csv(checkpoint, inputs, out, method="auto", context=None, device="auto", annotate_dir=None,
+                   batch_size: int = 64, redetect_every: int = 15):
+    """What `ccnn predict` does: stream the rows into `out` (and annotated copies into annotate_dir).
+    Returns (csv path, frames, frames with a face, annotated files)."""
+    model, crop = load_predictor(checkpoint, device)
+    writer = AnnotationWriter(annotate_dir, model.aus) if annotate_dir else None
+    try:
+        rows = predict_stream(model, inputs, crop, method, context, next(model.parameters()).device,
+                              batch_size, redetect_every, writer)
+        path, count, found = write_csv(rows, out)
+    finally:
+        written = writer.close() if writer is not None else []
+    return path, count, found, written

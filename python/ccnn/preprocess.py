@@ -25,16 +25,14 @@ import numpy as np
 
 from .data.dataset import AUDataset, read_image, read_video_frames, split_video_path
 from .data.parallel import run_tasks
-from .face_alignment import (FACE_BOX_EYES, REFERENCE_EYES, align_face, alignment_matrix,
-                             detect_eyes_and_face, eyes_from_face_box)
+from .face_alignment import (DETECTED, FACE_BOX, FACE_BOX_EYES, GIVEN, NO_FACE, REFERENCE_EYES, STATUS_NAMES,
+                             UNREADABLE, align_face, alignment_matrix, find_face)
 
 CACHE_VERSION = 1
 CHUNK_IMAGES = 256
 CHUNK_VIDEO_FRAMES = 600
 
-# frame status codes
-GIVEN, DETECTED, FACE_BOX, NO_FACE, UNREADABLE = range(5)
-STATUS_NAMES = ("eyes given", "eyes detected", "face-box fallback", "dropped: no face", "dropped: unreadable")
+# frame status codes: GIVEN, DETECTED, FACE_BOX, NO_FACE, UNREADABLE (ccnn.face_alignment)
 
 
 # --- the cached, parallel pipeline -----------------------------------------------------------------------
@@ -96,14 +94,10 @@ def _preprocess_chunk(task: dict) -> dict:
             eyes = task["eyes"][k]
             state = GIVEN
             if not np.isfinite(eyes).all() or np.hypot(*(eyes[1] - eyes[0])) < 1.0:  # unknown or unusable
-                found, box = detect_eyes_and_face(image)
-                state = DETECTED
-                if found is None:
-                    if task["on_missing"] != "face-box" or box is None:
-                        status[k] = NO_FACE
-                        continue
-                    found, state = eyes_from_face_box(box), FACE_BOX
-                eyes = np.asarray(found, np.float64)
+                eyes, _, state = find_face(image, task["on_missing"])  # the rule of ccnn.predict too
+                if eyes is None:
+                    status[k] = NO_FACE
+                    continue
             out[rows[k]] = align_face(image, eyes, size)
             transforms[k] = alignment_matrix(eyes, size)
             status[k] = state

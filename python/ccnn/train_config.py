@@ -19,7 +19,10 @@ class TrainConfig:
     lr_schedule: str = "constant"       # "constant" (the paper) or "cosine" (decay to 0 over `epochs`)
     momentum: float = 0.9
     grad_clip: float | None = 10.0      # max gradient norm per step and parameter group (None: off)
-    pairwise_lr_scale: float = 1.0      # learning rate of the pairwise parameters = lr * this
+    pairwise_lr_scale: float = 300.0    # learning rate of the pairwise parameters = lr * this: a copula
+                                        # parameter gets a gradient ~1e3 times smaller than the CNN's
+                                        # weights need, so at x1 it stays near 0 (and is pruned); x300
+                                        # (0.3 at lr 1e-3, the demo's rate) moves it within a few epochs
     pairwise_weight: float = 1.0        # w of the pairwise terms in the training loss (1: Eq. 11)
     l2: float | list = 1e-4             # lambda_q of the unary L2 term: one value, or one per AU
     samples_per_epoch: int | None = None  # CNN-updating samples per epoch (None: the training set size)
@@ -32,6 +35,8 @@ class TrainConfig:
                                         # step 1 of the first iteration back-propagates through them
     patience: int = 10                  # early stopping: epochs without a better validation ICC
     prune_threshold: float = 0.05       # after training, drop edges with |association| below this
+                                        # (theta 0.05: Kendall's tau 0.006, an edge that learned nothing);
+                                        # a warning says when it removes every edge of a dataset
     decode: str = "auto"                # validation read-out (inference.METHODS or "auto")
     crop: float = 0.85                  # random crop fraction (training), centre crop (evaluation)
     padding: str = "same"               # conv padding of the network ("same" or "valid", FeatureNet)

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class TrainResult:
     history: list = field(default_factory=list)   # one record per epoch (see log.jsonl)
     best_epoch: int | None = None
     out_dir: Path | None = None
+    edges: dict = field(default_factory=dict)     # {dataset: (edges kept, edges before pruning)}
 
 
 class Trainer:
@@ -64,8 +66,9 @@ class Trainer:
     validation ICC), model.pt (final, pruned), log.jsonl."""
 
     def __init__(self, model: CCNN, train_faces, val_faces=None, config: TrainConfig | None = None,
-                 out_dir=None):
+                 out_dir=None, metadata: dict | None = None):
         self.config = config = config or TrainConfig()
+        self.metadata = dict(metadata or {})  # saved in model.pt (the data split, say)
         config.validate()
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
@@ -335,16 +338,20 @@ class Trainer:
         best = self._path("best.pt")
         if best is not None and best.exists() and self.val_set is not None:
             self.model.load_state_dict(load_checkpoint(best, map_location=self.device)["model_state"])
+        before = {d: len(v) for d, v in self.model.edge_list().items()}
         removed = 0
         if self.model.has_pairwise and self.config.prune_threshold > 0:
+            largest = {d: max(map(abs, a.values()), default=0.0) for d, a in self.model.association().items()}
             removed = self.model.prune_edges(self.config.prune_threshold)
+            _warn_if_all_pruned(before, self.model.edge_list(), largest, self.config.prune_threshold)
+        edges = {d: (len(v), before[d]) for d, v in self.model.edge_list().items()}
         end = {"event": "end", "epochs": self.epoch, "best_epoch": self.best_epoch,
-               "pruned_edges": removed, "edges": sum(len(v) for v in self.model.edge_list().values())}
+               "pruned_edges": removed, "edges": sum(k for k, _ in edges.values())}
         log(end)
         if self.out_dir is not None:
             save_model(self._path("model.pt"), self.model, train_config=dataclasses.asdict(self.config),
-                       best_epoch=self.best_epoch, history=self.history)
-        return TrainResult(self.model, self.history, self.best_epoch, self.out_dir)
+                       best_epoch=self.best_epoch, history=self.history, **self.metadata)
+        return TrainResult(self.model, self.history, self.best_epoch, self.out_dir, edges)
 
     def _rewrite_log(self):
         """Keep only the log lines of the epochs that the (resumed) state has completed."""
@@ -362,6 +369,21 @@ class Trainer:
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(k + "\n" for k in kept))
         tmp.replace(path)
+
+
+class AllEdgesPruned(UserWarning):
+    """Pruning removed every edge of a dataset: the structured model is left with unaries only."""
+
+
+def _warn_if_all_pruned(before: dict, after: dict, largest: dict, threshold: float) -> None:
+    for dataset, n in before.items():
+        if n and not after[dataset]:
+            warnings.warn(
+                f"pruning removed all {n} edges of {dataset}: the largest |association| was "
+                f"{largest[dataset]:.3g} < prune_threshold {threshold:g}, so the saved model has no "
+                f"pairwise terms for it (an OCNN). The pairwise parameters barely moved: train longer, "
+                f"raise pairwise_lr_scale, or lower prune_threshold (0 keeps every edge)",
+                AllEdgesPruned, stacklevel=3)
 
 
 def _summary(metrics: dict) -> dict:

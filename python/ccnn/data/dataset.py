@@ -15,7 +15,7 @@ MAX_LEVEL = 5
 MISSING = -1
 UNLABELLED_CODE = 9  # FERA2015 / BP4D "not coded"; read as missing
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".m4v")
-AU_COLUMN = re.compile(r"^\s*AU\s*0*(\d+)\s*$", re.IGNORECASE)
+AU_COLUMN = re.compile(r"^\s*AU\s*0*(\d+)(_r)?\s*$", re.IGNORECASE)  # AU06, AU6 or OpenFace's AU06_r
 IMAGE_COLUMNS = ("image", "image_path", "path", "file", "filename")
 EYE_COLUMNS = ("eye_left_x", "eye_left_y", "eye_right_x", "eye_right_y")
 
@@ -221,7 +221,11 @@ def load_csv(path, name: str | None = None, check_files: bool = True) -> AUDatas
     are relative to the CSV's folder), a subject column, an optional dataset column, AU columns
     named like AU01 or AU1 (levels 0..5; empty, -1 or 9 = missing) and optional eye columns
     eye_left_x, eye_left_y, eye_right_x, eye_right_y. Invalid levels become missing and rows whose
-    image file is missing are skipped; both are counted in `issues` (with a warning)."""
+    image file is missing are skipped; both are counted in `issues` (with a warning).
+
+    The CSV of `ccnn predict` (OpenFace style) reads too: AUxx_r intensities are rounded to the
+    nearest level (AUxx_c is ignored), a video's rows become its frames ("clip.avi#0", ...), and
+    without a subject column each file (video or image) is its own subject."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CSV file {path} does not exist")
@@ -234,9 +238,11 @@ def load_csv(path, name: str | None = None, check_files: bool = True) -> AUDatas
     image_col = next((lower.index(c) for c in IMAGE_COLUMNS if c in lower), None)
     if image_col is None:
         raise ValueError(f"{path}: no image column; expected one of {IMAGE_COLUMNS}, found {header}")
-    if "subject" not in lower:
+    predicted = "success" in lower and "frame" in lower  # written by ccnn predict
+    if "subject" not in lower and not predicted:
         raise ValueError(f"{path}: no 'subject' column (needed for subject-independent splits); found {header}")
-    subject_col = lower.index("subject")
+    subject_col = lower.index("subject") if "subject" in lower else image_col
+    frame_col = lower.index("frame") if predicted else None
     dataset_col = lower.index("dataset") if "dataset" in lower else None
     au_cols = [(i, int(m.group(1))) for i, h in enumerate(header) if (m := AU_COLUMN.match(h))]
     if not au_cols:
@@ -256,6 +262,8 @@ def load_csv(path, name: str | None = None, check_files: bool = True) -> AUDatas
             short_rows += 1
             continue
         image = row[image_col].strip()
+        if frame_col is not None and image.lower().endswith(VIDEO_SUFFIXES):
+            image = video_frame_path(image, int(row[frame_col]) - 1)  # predict's frames are 1-based
         full = image if split_video_path(image) or Path(image).is_absolute() else str(base / image)
         target = split_video_path(full)[0] if split_video_path(full) else full
         if check_files and not Path(target).exists():
@@ -263,7 +271,7 @@ def load_csv(path, name: str | None = None, check_files: bool = True) -> AUDatas
             continue
         levels = []
         for i, _ in au_cols:
-            level = parse_level(row[i])
+            level = parse_level(_round_intensity(row[i]) if header[i].lower().endswith("_r") else row[i])
             if level is None:
                 invalid += 1
                 level = MISSING
@@ -290,6 +298,15 @@ def load_csv(path, name: str | None = None, check_files: bool = True) -> AUDatas
     if short_rows:
         report(ds, f"{short_rows} rows skipped because they have fewer cells than the header")
     return ds
+
+
+def _round_intensity(text: str) -> str:
+    """A predicted intensity (real, 0..5) -> the nearest level, as text for parse_level."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return text if value != value else str(int(min(max(round(value), 0), MAX_LEVEL)))
 
 
 def _float_or_nan(text: str) -> float:

@@ -1,0 +1,128 @@
+"""ccnn predict as a stream: OpenFace-style rows, no-face rows, constant memory on long videos, the
+pandas API, annotated copies and load_csv reading predict's own CSV (seconds each)."""
+import csv
+import math
+import tracemalloc
+
+import cv2
+import numpy as np
+import pytest
+
+from ccnn.cli import main
+from ccnn.data.dataset import load_csv
+from ccnn.predict import predict_dataframe, predict_to_csv
+
+TRAIN_FAST = ["--image-size", "16", "--epochs", "1", "--batch-size", "8", "--samples-per-epoch", "16",
+              "--ibb-unary-batches", "1", "--no-progress", "--split", "fraction:0.6"]
+AUS = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from ccnn.data import generate_synthetic
+    root = tmp_path_factory.mktemp("predict")
+    data = generate_synthetic(root / "disfa", context="disfa", subjects=5, frames=6, seed=0, image_size=64)
+    assert main(["train", "--data", str(data), "--head", "ccnn", "--out", str(root / "run"),
+                 "--cache-dir", str(root / "cache"), *TRAIN_FAST]) == 0
+    faces = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((data / "images").glob("*.png"))[:6]]
+    return {"model": root / "run" / "model.pt", "faces": faces, "root": root}
+
+
+def scene(face, k=0, size=(160, 120)):
+    """A frame of `size` with the face (enlarged to 96 px) drifting slowly to the right."""
+    w, h = size
+    frame = np.full((h, w), 100, np.uint8)
+    x = 20 + (k // 4) % 30
+    frame[12:108, x:x + 96] = cv2.resize(face, (96, 96))
+    return frame
+
+
+def write_video(path, frames, fps=12.0):
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f)
+    writer.release()
+    return path
+
+
+def test_rows_columns_no_face_rows_and_annotations(setup, tmp_path):
+    faces = setup["faces"]
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for k in range(3):
+        cv2.imwrite(str(folder / f"img{k}.png"), scene(faces[k]))
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 160), 128, np.uint8))  # no face at all
+    video = write_video(tmp_path / "clip.avi", [scene(faces[k % 6], k) for k in range(20)], fps=12.0)
+    out = tmp_path / "au.csv"
+    assert main(["predict", "--checkpoint", str(setup["model"]), str(blank), str(folder), str(video),
+                 "--out", str(out), "--annotate", str(tmp_path / "ann"), "--device", "cpu"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["frame", "face_id", "timestamp", "confidence", "success", "file",
+                             *[f"AU{a:02d}_r" for a in AUS], *[f"AU{a:02d}_c" for a in AUS]]
+    assert len(rows) == 1 + 3 + 20
+    # the blank image: no face, so no values (empty cells), confidence 0
+    assert rows[0]["success"] == "0" and rows[0]["confidence"] == "0.0"
+    assert all(rows[0][f"AU{a:02d}_r"] == "" and rows[0][f"AU{a:02d}_c"] == "" for a in AUS)
+    # a folder is a sequence: frames 1..3 with each image's file name
+    assert [int(r["frame"]) for r in rows[1:4]] == [1, 2, 3]
+    assert [r["file"] for r in rows[1:4]] == [str(folder / f"img{k}.png") for k in range(3)]
+    # a video: frames 1..20 at its own timestamps
+    assert [int(r["frame"]) for r in rows[4:]] == list(range(1, 21)) and rows[4]["file"] == str(video)
+    assert math.isclose(float(rows[-1]["timestamp"]), 19 / 12.0, abs_tol=1e-3)
+    for r in rows[1:]:
+        assert r["success"] == "1" and 0 < float(r["confidence"]) <= 1
+        for a in AUS:
+            value, present = float(r[f"AU{a:02d}_r"]), float(r[f"AU{a:02d}_c"])
+            assert 0 <= value <= 5 and present == float(value >= 1)
+    names = sorted(p.name for p in (tmp_path / "ann").iterdir())
+    assert names == ["blank_annotated.png", "clip_annotated.avi", "img0_annotated.png", "img1_annotated.png",
+                     "img2_annotated.png"]
+    png = cv2.imread(str(tmp_path / "ann" / "img0_annotated.png"), cv2.IMREAD_UNCHANGED)
+    assert png.shape == (120, 160, 3)
+    assert np.abs(png[..., 1].astype(int) - png[..., 2]).max() > 50  # coloured marks, not grey
+    cap = cv2.VideoCapture(str(tmp_path / "ann" / "clip_annotated.avi"))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0) and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+    cap.release()
+
+
+def test_dataframe_api_and_load_csv_round_trip(setup, tmp_path):
+    faces = setup["faces"]
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), scene(faces[0]))
+    video = write_video(tmp_path / "clip.avi", [scene(faces[k % 6], k) for k in range(5)])
+    out, frames, found, _ = predict_to_csv(setup["model"], [image, video], tmp_path / "au.csv", device="cpu")
+    assert (frames, found) == (6, 6)
+    df = predict_dataframe(setup["model"], [image, video], device="cpu")
+    rows = list(csv.DictReader(out.open()))
+    assert list(df.columns) == list(rows[0]) and len(df) == len(rows)
+    assert df["frame"].tolist() == [1, 1, 2, 3, 4, 5] and df["success"].dtype == np.int64
+    np.testing.assert_allclose(df["AU12_r"], [float(r["AU12_r"]) for r in rows])
+    ds = load_csv(out)  # predict's own output is a data set (predictions as labels)
+    assert ds.aus == AUS and len(ds) == 6
+    assert ds.image_paths[1:] == [f"{video}#{k}" for k in range(5)]
+    np.testing.assert_array_equal(ds.labels, np.rint(df[[f"AU{a:02d}_r" for a in AUS]].to_numpy()))
+    assert sorted(set(ds.subjects)) == sorted({str(image), str(video)})
+
+
+def _peak_bytes(model, video, tmp_path):
+    tracemalloc.start()
+    try:
+        predict_to_csv(model, [video], tmp_path / f"{video.stem}.csv", device="cpu", batch_size=16)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_video_length(setup, tmp_path):
+    faces = setup["faces"]
+    short = write_video(tmp_path / "short.avi", [scene(faces[k % 6], k) for k in range(100)])
+    long = write_video(tmp_path / "long.avi", [scene(faces[k % 6], k) for k in range(400)])
+    _peak_bytes(setup["model"], short, tmp_path)  # warm-up: caches, cascades, lazy imports
+    peak_short = _peak_bytes(setup["model"], short, tmp_path)
+    peak_long = _peak_bytes(setup["model"], long, tmp_path)
+    frame_bytes = 160 * 120 * 3
+    # 300 more frames held would add >= 300 * frame_bytes (17 MB); the stream holds a bounded queue
+    print(f"peak traced memory: {peak_short / 1e6:.2f} MB (100 frames), {peak_long / 1e6:.2f} MB (400 frames)")
+    assert peak_long < peak_short + 20 * frame_bytes, (peak_short, peak_long)
