@@ -9,6 +9,7 @@ import torch  # noqa: F401  (loads libtorch before the extension)
 from . import _C
 from .copula import (
     LOG_PROB_FLOOR,
+    data_checks,
     data_checks_enabled,
     frank_copula,
     ordinal_logprob,
@@ -38,6 +39,7 @@ def built_with_cuda() -> bool:
 __all__ = [
     "LOG_PROB_FLOOR",
     "built_with_cuda",
+    "data_checks",
     "data_checks_enabled",
     "frank_copula",
     "ordinal_logprob",

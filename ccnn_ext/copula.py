@@ -21,6 +21,7 @@ training loop wants: no copula op then synchronises, so a step can be captured b
 ``torch.compile(mode="reduce-overhead")``). Without the checks, an out-of-range edge or label
 index never crashes a CUDA kernel: the outputs that depend on it are NaN.
 """
+import contextlib
 import math
 
 import torch
@@ -34,6 +35,7 @@ __all__ = [
     "pairwise_loglik",
     "pairwise_logtable",
     "set_data_checks",
+    "data_checks",
     "data_checks_enabled",
 ]
 
@@ -46,8 +48,21 @@ def set_data_checks(enabled: bool) -> None:
     """Turn the value checks of the copula ops on (default) or off, process-wide.
 
     On CUDA each checked call synchronises with the host once; with the checks off none does, and
-    bad indices give NaN results instead of a ValueError (shape, dtype and device checks stay)."""
+    bad indices give NaN results instead of a ValueError. Shape, dtype and device checks stay, and
+    on the CPU the index checks (edges, labels) always run."""
     _C.set_data_checks(bool(enabled))
+
+
+@contextlib.contextmanager
+def data_checks(enabled: bool):
+    """The copula ops' value checks on or off inside a ``with`` block (the setting is restored
+    after it). A CUDA training loop turns them off: each costs a host synchronisation."""
+    previous = data_checks_enabled()
+    set_data_checks(enabled)
+    try:
+        yield
+    finally:
+        set_data_checks(previous)
 
 
 def data_checks_enabled() -> bool:

@@ -111,3 +111,13 @@ def test_autocast_runs_in_float32(input_dtype):
     # the float32 result of the rounded inputs, not a bfloat16 one
     expected = ccnn_ext.pairwise_loglik(Z.to(input_dtype).float(), theta.detach().float(), EDGES, LABELS)
     torch.testing.assert_close(outs[0].detach(), expected)
+
+
+def test_data_checks_context_restores_the_setting():
+    z = torch.tensor([[[1.0, 0.0]]])  # not increasing
+    with ccnn_ext.data_checks(False):
+        assert not ccnn_ext.data_checks_enabled()
+        ccnn_ext.ordinal_logprob(z)  # value rules off: no error
+    assert ccnn_ext.data_checks_enabled()
+    with pytest.raises(ValueError, match="strictly increasing"):
+        ccnn_ext.ordinal_logprob(z)

@@ -29,6 +29,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ccnn_ext
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -286,11 +287,13 @@ class Trainer:
             if log_file is not None:
                 log_file.write(json.dumps(record) + "\n")
 
+        checks = ccnn_ext.data_checks_enabled() and self.device.type != "cuda"  # no CUDA syncs
         try:
-            while self.epoch < cfg.epochs and not self.stopped:
-                self._run_epoch(log)
-                log_file and log_file.flush()
-            result = self._finish(log)
+            with ccnn_ext.data_checks(checks):
+                while self.epoch < cfg.epochs and not self.stopped:
+                    self._run_epoch(log)
+                    log_file and log_file.flush()
+                result = self._finish(log)
         finally:
             if log_file is not None:
                 log_file.close()
