@@ -12,6 +12,7 @@ onto copies of the input (`--annotate`).
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import cv2
@@ -28,6 +29,7 @@ from .preprocess import FaceArrays
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
 EXPECTED_EYES = ((0.3, 0.38), (0.7, 0.38))  # fractions of the frame: where eyes are assumed when not found
+MIN_FRAME_SIDE, MAX_FRAME_ASPECT = 8, 20      # smaller or thinner frames cannot hold a face
 
 
 def iter_frames(inputs):
@@ -46,9 +48,20 @@ def iter_frames(inputs):
             image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if image is None:
                 raise ValueError(f"cannot read image {str(path)!r}")
+            check_frame(image, path)
             yield str(path), 1, 0.0, image
         else:
             raise ValueError(f"input {str(path)!r} does not exist")
+
+
+def check_frame(image, source) -> None:
+    """ValueError naming `source` for a frame too small or too thin to hold a face (the alignment
+    needs a few pixels a side and a sane aspect ratio)."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_FRAME_SIDE or max(h, w) > MAX_FRAME_ASPECT * min(h, w):
+        raise ValueError(f"image {str(source)!r} is {w}x{h} pixels: a face image needs at least "
+                         f"{MIN_FRAME_SIDE} pixels a side and at most {MAX_FRAME_ASPECT}:1 sides; "
+                         f"give a face image or crop it")
 
 
 def _video_frames(path: Path):
@@ -97,7 +110,8 @@ def predict_frames(model, inputs, crop=0.85, method="auto", context=None, device
                         labels=np.full((len(faces), len(model.aus)), -1, dtype=np.int64),
                         subjects=np.array(["input"] * len(faces)), aus=list(model.aus), dataset=name,
                         skipped=sum(not m[3] for m in meta))
-    preds, _, _ = infer_faces(model, [arrays], crop, DecodeOptions(method=method), batch_size,
+    options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)
+    preds, _, _ = infer_faces(model, [arrays], crop, options, batch_size,
                               torch.device(device), context=context)
     rows = []
     for (source, k, t, ok), values in zip(meta, preds):
@@ -155,23 +169,48 @@ def _annotate(image, row, aus):
     return canvas
 
 
+def annotation_names(sources) -> dict:
+    """{source: output file name}: `<stem>_annotated.png` (`.avi` for a video), or, where two inputs
+    would share that name (a/same.png, b/same.png), their paths below a common folder joined with
+    '__' (a__same_annotated.png), so no output overwrites another."""
+    def plain(source):
+        return f"{source.stem}_annotated{'.avi' if source.suffix.lower() in VIDEO_SUFFIXES else '.png'}"
+
+    sources = list(dict.fromkeys(Path(s) for s in sources))
+    groups = {}
+    for source in sources:
+        groups.setdefault(plain(source), []).append(source)
+    names = {}
+    for name, group in groups.items():
+        if len(group) == 1:
+            names[group[0]] = name
+            continue
+        base = Path(os.path.commonpath([str(p.absolute().parent) for p in group]))
+        for source in group:
+            parts = source.absolute().relative_to(base).with_suffix("").parts
+            names[source] = "__".join(parts) + plain(source)[len(source.stem):]
+    return names
+
+
 def write_annotations(rows, raw, aus, out_dir) -> list:
-    """Annotated copies of the inputs in out_dir: a PNG per image, an .avi per video."""
+    """Annotated copies of the inputs in out_dir: a PNG per image, an .avi per video (named by
+    annotation_names)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, writers = [], {}
+    names = annotation_names(row["file"] for row in rows)
     for row, image in zip(rows, raw):
         source = Path(row["file"])
         canvas = _annotate(image, row, aus)
         if source.suffix.lower() in VIDEO_SUFFIXES:
             if source not in writers:
-                target = out_dir / f"{source.stem}_annotated.avi"
+                target = out_dir / names[source]
                 h, w = canvas.shape[:2]
                 writers[source] = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (w, h))
                 written.append(target)
             writers[source].write(canvas)
         else:
-            target = out_dir / f"{source.stem}_annotated.png"
+            target = out_dir / names[source]
             cv2.imwrite(str(target), canvas)
             written.append(target)
     for writer in writers.values():
