@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from .model import CCNN
+from .run_folder import check_artefact
 
 FORMAT, VERSION = "ccnn-checkpoint", 2
 _HEADER = re.compile(rb"ccnn-checkpoint (\d+) sha256:([0-9a-f]{64}) bytes:(\d+)\n")
@@ -57,9 +58,11 @@ def save_checkpoint(path, payload: dict) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # e.g. ENOSPC: name the file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     return path
 
@@ -127,8 +130,10 @@ def save_model(path, model: CCNN, **extra) -> Path:
 
 
 def load_model(path, map_location="cpu") -> tuple[CCNN, dict]:
-    """Rebuild the model of a checkpoint; returns (model in eval mode, the whole payload)."""
+    """Rebuild the model of a checkpoint; returns (model in eval mode, the whole payload). A file of a
+    run folder must come from the run in its run.json (run_folder.check_artefact)."""
     payload = load_checkpoint(path, map_location)
+    check_artefact(path, payload)
     try:
         model = CCNN.from_config(payload["model_config"])
         model.load_state_dict(payload["model_state"])

@@ -21,11 +21,10 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .data.loaders import load_dataset
 from .data.synthetic import contact_sheet, existing_parameters, generate_synthetic, parameters
 from .demo import run_demo
-from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, parse_variants, prepare_data,
-                         train_variant, write_comparison)
+from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, load_data, parse_variants,
+                         prepare_data, train_variant, write_comparison)
 from .inference import FRAME_TIME_LIMIT, METHODS, DecodeOptions, uncertified_report
 from .model import PADDINGS, FeatureNet
 from .options import USER_ERRORS, device, error_message, number
@@ -145,7 +144,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_preprocess(args) -> int:
-    ds = load_dataset(args.data)
+    ds = load_data(args.data, "DATA")
     print(ds.summary())
     start = time.perf_counter()
     with warnings.catch_warnings():
