@@ -282,6 +282,18 @@ def test_a_model_file_of_another_run_is_refused(model_file, tmp_path):
         load_model(other)
 
 
+def test_fake_ops_check_devices_like_the_real_ones():
+    import ccnn_ext  # noqa: F401  (registers the ops)
+    z, theta, edges = torch.empty(2, 3, 5, device="meta"), torch.zeros(1), torch.tensor([[0, 1]])
+    with pytest.raises(ValueError, match="theta must be on the device of z"):
+        torch.ops.ccnn.pairwise_logtable(z, theta, edges, "probit")
+    labels = torch.zeros(2, 3, dtype=torch.int64)
+    with pytest.raises(ValueError, match="theta must be on the device of z"):
+        torch.ops.ccnn.pairwise_loglik(z, theta, edges, labels, "probit")
+    with pytest.raises(ValueError, match="v must be on the device of u"):
+        torch.ops.ccnn.frank_copula(torch.empty(3, device="meta"), torch.rand(3), torch.zeros(3))
+
+
 # ---- kill -9 during training and during a save, then resume ----------------------------------------------
 TRAIN_SCRIPT = textwrap.dedent("""
     import os, signal, sys, json
