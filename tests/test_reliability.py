@@ -359,3 +359,25 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path_factory, kill):
     b, _ = load_model(reference / "model.pt")
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(x, y), name
+
+
+def test_exact_decoding_is_bounded_and_uncertified_frames_are_reported(monkeypatch):
+    import ccnn.inference as inference
+    from collections import Counter
+    train, _ = _data()
+    model = build_model("copula", train, seed=0).eval()
+    seen = {}
+    real = inference.ccnn_ext.decode_exact
+
+    def recording(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(inference.ccnn_ext, "decode_exact", recording)
+    options = inference.DecodeOptions(method="exact", time_limit=0.5)
+    faces = train[0]
+    inference.infer_faces(model, [faces], 1.0, options)
+    assert seen["time_limit"] == 0.5 and sum(options.status_counts.values()) == len(faces.labels)
+    assert inference.uncertified_report(options) == ""  # tiny problems: all certified
+    options.status_counts = Counter(optimal=7, time_limit=3)
+    text = inference.uncertified_report(options)
+    assert "3 of 10 frames not certified" in text and "time_limit: 3" in text and "--time-limit" in text
