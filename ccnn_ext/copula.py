@@ -172,13 +172,24 @@ def pairwise_logtable(z, theta, edges, link="probit"):
 # ------------------------------------------------------------------------------------------------
 # autograd and fake (meta) implementations
 # ------------------------------------------------------------------------------------------------
+def _check_devices(ref_name, ref, **others):
+    """The device check of the real ops (copula.h, check_same_device), for the fake implementations:
+    under FakeTensorMode or on meta tensors a mismatch must fail the same way."""
+    for name, t in others.items():
+        if t.device != ref.device:
+            raise ValueError(f"{name} must be on the device of {ref_name} ({ref.device}), got {t.device}")
+
+
 @torch.library.register_fake("ccnn::frank_copula")
 def _frank_copula_fake(u, v, theta):
+    _check_devices("u", u, v=v, theta=theta)
     return u.new_empty(torch.broadcast_shapes(u.shape, v.shape, theta.shape))
 
 
 @torch.library.register_fake("ccnn::frank_copula_backward")
 def _frank_copula_backward_fake(grad, u, v, theta):
+    _check_devices("u", u, v=v, theta=theta)
+    _check_devices("the forward input", u, grad=grad)
     shape = torch.broadcast_shapes(u.shape, v.shape, theta.shape)
     return u.new_empty(shape), u.new_empty(shape), u.new_empty(shape)
 
@@ -208,6 +219,7 @@ def _ordinal_logprob_fake(z, link):
 
 @torch.library.register_fake("ccnn::ordinal_logprob_backward")
 def _ordinal_logprob_backward_fake(grad, z, link):
+    _check_devices("the forward input", z, grad=grad)
     return torch.empty_like(z)
 
 
@@ -235,16 +247,20 @@ def _per_sample_theta_grad(grad_theta, theta):
 
 @torch.library.register_fake("ccnn::pairwise_loglik")
 def _pairwise_loglik_fake(z, theta, edges, labels, link):
+    _check_devices("z", z, theta=theta, edges=edges, labels=labels)
     return z.new_empty((z.shape[0], edges.shape[0]))
 
 
 @torch.library.register_fake("ccnn::pairwise_loglik_fwd")
 def _pairwise_loglik_fwd_fake(z, theta, edges, labels, link):
+    _check_devices("z", z, theta=theta, edges=edges, labels=labels)
     return z.new_empty((z.shape[0], edges.shape[0])), z.new_empty((z.shape[0], edges.shape[0], 5))
 
 
 @torch.library.register_fake("ccnn::pairwise_loglik_bwd")
 def _pairwise_loglik_bwd_fake(grad, partials, z, edges, labels):
+    _check_devices("z", z, partials=partials, edges=edges, labels=labels)
+    _check_devices("the forward input", z, grad=grad)
     return torch.empty_like(z), z.new_empty((z.shape[0], edges.shape[0]))
 
 
@@ -287,12 +303,15 @@ torch.library.register_autograd(
 
 @torch.library.register_fake("ccnn::pairwise_logtable")
 def _pairwise_logtable_fake(z, theta, edges, link):
+    _check_devices("z", z, theta=theta, edges=edges)
     L = z.shape[2] + 1
     return z.new_empty((z.shape[0], edges.shape[0], L, L))
 
 
 @torch.library.register_fake("ccnn::pairwise_logtable_backward")
 def _pairwise_logtable_backward_fake(grad, z, theta, edges, link):
+    _check_devices("z", z, theta=theta, edges=edges)
+    _check_devices("the forward input", z, grad=grad)
     return torch.empty_like(z), z.new_empty((z.shape[0], edges.shape[0]))
 
 

@@ -8,6 +8,7 @@ import torch
 
 from ccnn.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
 from ccnn.model_setup import build_model
+from ccnn.run_folder import RunFolderError
 from ccnn.trainer import AllEdgesPruned, TrainConfig, Trainer, TrainingDiverged, fit
 from train_toy_data import toy_faces
 
@@ -183,8 +184,10 @@ def test_corrupt_or_truncated_checkpoints_give_clear_errors(tmp_path):
 def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     train, val = _data()
     fit(build_model("copula", train, seed=0), train, val, _config(epochs=1), tmp_path)
-    with pytest.raises(CheckpointError, match="different model"):
-        fit(build_model("ordinal", train, seed=0), train, val, _config(epochs=2), tmp_path)
+    for allow in (False, True):  # another model can never continue the run
+        with pytest.raises(RunFolderError, match="another model .*head 'ordinal'"):
+            fit(build_model("ordinal", train, seed=0), train, val, _config(epochs=2), tmp_path,
+                allow_changed_settings=allow)
 
 
 def test_balance_weights_undo_the_balancing():

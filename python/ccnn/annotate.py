@@ -6,6 +6,7 @@ frame rate. Frames are written as they come, so annotating a long video needs no
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -61,11 +62,34 @@ def _draw_bars(canvas, row, aus, unit):
                         (255, 255, 255), 1, cv2.LINE_AA)
 
 
-class AnnotationWriter:
-    """Writes annotated frames into out_dir as they come: `add(...)` per frame, `close()` at the end."""
+def annotation_names(sources, is_video) -> dict:
+    """{source path: output file name}: `<stem>_annotated.png` (`.avi` where is_video(source)), or,
+    where two inputs would share that name (a/same.png, b/same.png), their paths below a common
+    folder joined with '__' (a__same_annotated.png), so no output overwrites another."""
+    def plain(source):
+        return f"{source.stem}_annotated{'.avi' if is_video(source) else '.png'}"
 
-    def __init__(self, out_dir, aus):
-        self.out_dir, self.aus = Path(out_dir), list(aus)
+    groups = {}
+    for source in dict.fromkeys(Path(s) for s in sources):
+        groups.setdefault(plain(source), []).append(source)
+    names = {}
+    for name, group in groups.items():
+        if len(group) == 1:
+            names[group[0]] = name
+            continue
+        base = Path(os.path.commonpath([str(p.absolute().parent) for p in group]))
+        for source in group:
+            parts = source.absolute().relative_to(base).with_suffix("").parts
+            names[source] = "__".join(parts) + plain(source)[len(source.stem):]
+    return names
+
+
+class AnnotationWriter:
+    """Writes annotated frames into out_dir as they come: `add(...)` per frame, `close()` at the end.
+    `names`: {source path: file name} (annotation_names), else `<stem>_annotated.png/.avi`."""
+
+    def __init__(self, out_dir, aus, names=None):
+        self.out_dir, self.aus, self.names = Path(out_dir), list(aus), dict(names or {})
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.written: list[Path] = []
         self._videos: dict[str, cv2.VideoWriter] = {}
@@ -74,13 +98,13 @@ class AnnotationWriter:
         canvas = draw_annotation(frame, row, self.aus, eyes, box, status)
         source = Path(row["file"])
         if not is_video:
-            target = self.out_dir / f"{source.stem}_annotated.png"
+            target = self.out_dir / self.names.get(source, f"{source.stem}_annotated.png")
             cv2.imwrite(str(target), canvas)
             self.written.append(target)
             return
         writer = self._videos.get(row["file"])
         if writer is None:
-            target = self.out_dir / f"{source.stem}_annotated.avi"
+            target = self.out_dir / self.names.get(source, f"{source.stem}_annotated.avi")
             h, w = canvas.shape[:2]
             writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), fps or DEFAULT_FPS, (w, h))
             self._videos[row["file"]] = writer

@@ -8,26 +8,30 @@
     ccnn predict    --checkpoint runs/x/model.pt face.png frames/ clip.avi --out au.csv (ccnn.predict)
     ccnn demo       [--out DIR]      (ccnn.demo: everything above on built-in synthetic data)
 
-Bad input ends with `ccnn <command>: error: ...` and exit status 2; a diverged run with status 1.
+Bad input (options out of range, missing or unreadable files, a folder where a file is expected, no
+disk space, ...) ends with `ccnn <command>: error: <what>, <which argument or file>, <what to do>` and
+exit status 2, without a traceback unless --debug; a diverged run with status 1 (docs/reliability.md).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
-from .data.loaders import load_dataset
 from .data.synthetic import contact_sheet, existing_parameters, generate_synthetic, parameters
 from .demo import run_demo
-from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, parse_variants, prepare_data,
-                         train_variant, write_comparison)
-from .inference import METHODS
+from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, load_data, parse_variants,
+                         prepare_data, train_variant, write_comparison)
+from .inference import FRAME_TIME_LIMIT, METHODS, DecodeOptions, uncertified_report
 from .model import PADDINGS, FeatureNet
+from .options import USER_ERRORS, device, error_message, number
 from .predict import predict_to_csv
 from .preprocess import preprocess
 from .report import markdown_table, write_report
+from .run_folder import run_lock
 from .train_config import TrainConfig
 from .trainer import TrainingDiverged
 
@@ -39,13 +43,24 @@ HEAD_ALIASES = {"cnn": "softmax", "softmax": "softmax", "ocnn": "ordinal", "ordi
                 "scnn": "loglinear", "loglinear": "loglinear", "ccnn": "copula", "copula": "copula"}
 
 
+# numeric option types: the range is checked at parse time and shown in --help
+SEED, COUNT, SIZE = number(0, integer=True), number(1, integer=True), number(8, 1024, integer=True)
+FRACTION, POSITIVE, NONNEG = number(0, 1, high_open=True), number(0, low_open=True), number(0)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (*args.input_errors, TrainingDiverged) as exc:  # a message, not a traceback
-        print(f"ccnn {args.command}: error: {exc}", file=sys.stderr)
+    except (*args.input_errors, *USER_ERRORS, TrainingDiverged) as exc:  # a message, not a traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"ccnn {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 1 if isinstance(exc, TrainingDiverged) else 2  # 2: bad input
+    except KeyboardInterrupt:
+        print(f"ccnn {args.command}: interrupted (a training run resumes from its last checkpoint)",
+              file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +76,13 @@ def _add_command(subparsers, name, func, input_errors=INPUT_ERRORS, **kwargs) ->
     """A command's parser; `func(args)` runs it and `input_errors` are reported as bad input."""
     parser = subparsers.add_parser(name, **kwargs)
     parser.set_defaults(func=func, input_errors=input_errors)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
+
+
+def _note(text: str) -> None:
+    if text:
+        print(text)
 
 
 # ---- data commands ---------------------------------------------------------------------------------------
@@ -74,11 +95,12 @@ def _add_data_commands(subparsers) -> None:
     synth.add_argument("--out", required=True, type=Path, help="output folder")
     synth.add_argument("--context", default="disfa", choices=["disfa", "fera", "pain"],
                        help="AU set and dependency structure to mimic (default: disfa)")
-    synth.add_argument("--subjects", type=int, default=27, help="number of subjects (default: 27)")
-    synth.add_argument("--frames", type=int, default=200, help="frames per subject (default: 200)")
-    synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    synth.add_argument("--size", type=int, default=128, help="image side in pixels (default: 128)")
-    synth.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    synth.add_argument("--subjects", type=COUNT, default=27, help="number of subjects, >= 1 (default: 27)")
+    synth.add_argument("--frames", type=COUNT, default=200, help="frames per subject, >= 1 (default: 200)")
+    synth.add_argument("--seed", type=SEED, default=0, help="random seed, >= 0 (default: 0)")
+    synth.add_argument("--size", type=number(32, 1024, integer=True), default=128,
+                       help="image side in pixels, in [32, 1024] (default: 128)")
+    synth.add_argument("--workers", type=COUNT, default=None, help="processes, >= 1 (default: all cores)")
     synth.add_argument("--overwrite", action="store_true",
                        help="replace a data set made with other parameters in --out")
     synth.add_argument("--contact-sheet", type=Path, default=None, metavar="PNG",
@@ -92,8 +114,8 @@ def _add_data_commands(subparsers) -> None:
                     "cached as memory-mapped .npy plus manifest.json.")
     pre.add_argument("data", type=Path, help="data set folder or CSV (synthetic, generic CSV, DISFA, "
                                               "FERA2015 or UNBC-McMaster layout)")
-    pre.add_argument("--size", type=int, default=96, help="output side in pixels (default: 96)")
-    pre.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    pre.add_argument("--size", type=SIZE, default=96, help="output side in pixels, in [8, 1024] (default: 96)")
+    pre.add_argument("--workers", type=COUNT, default=None, help="processes, >= 1 (default: all cores)")
     pre.add_argument("--cache", type=Path, default=None,
                      help="cache folder (default: <data>/.ccnn_cache if writable, else ~/.cache/ccnn)")
     pre.add_argument("--on-missing", default="face-box", choices=["face-box", "skip"],
@@ -123,7 +145,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_preprocess(args) -> int:
-    ds = load_dataset(args.data)
+    ds = load_data(args.data, "DATA")
     print(ds.summary())
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -138,20 +160,23 @@ def cmd_preprocess(args) -> int:
 
 # ---- model commands --------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    data = _prepare_data(args)
-    config = _config_from_args(args)
-    results, _ = train_variant(data, config, args.out, head=HEAD_ALIASES[args.head],
-                               multi=bool(args.extra_data), resume=not args.no_resume)
+    with run_lock(args.out):  # a second run on --out fails now, not after pre-processing
+        data = _prepare_data(args)
+        results, _ = train_variant(data, _config_from_args(args), args.out, head=HEAD_ALIASES[args.head],
+                                   multi=bool(args.extra_data), resume=not args.no_resume,
+                                   allow_changed_settings=args.allow_changed_settings)
     print(markdown_table(results))
     print(f"model: {Path(args.out) / 'model.pt'}; report: {Path(args.out) / 'results.md'}")
     return 0
 
 
 def cmd_eval(args) -> int:
+    options = DecodeOptions(method=args.method, time_limit=args.time_limit)
     metrics, dataset = evaluate_checkpoint(
-        args.checkpoint, args.data, part=args.part, split=args.split, seed=args.seed, method=args.method,
+        args.checkpoint, args.data, part=args.part, split=args.split, seed=args.seed, method=options,
         context=args.context, batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir,
         progress=_progress(args))
+    _note(uncertified_report(options))
     name = args.name or Path(args.checkpoint).parent.name or "model"
     print(markdown_table({name: metrics}, title=f"{dataset} ({args.part}), decoding: {args.method}"))
     if args.out:
@@ -160,9 +185,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    options = DecodeOptions(method=args.method, time_limit=args.time_limit)
     out, frames, found, written = predict_to_csv(
-        args.checkpoint, args.inputs, args.out, args.method, args.context, args.device, args.annotate,
+        args.checkpoint, args.inputs, args.out, options, args.context, args.device, args.annotate,
         args.batch_size, args.redetect_every)
+    _note(uncertified_report(options))
     print(f"{frames} frames -> {out} ({found} with a face, {frames - found} without: success 0, no values)")
     if written:
         print(f"annotated: {', '.join(str(p) for p in written)}")
@@ -171,10 +198,12 @@ def cmd_predict(args) -> int:
 
 def cmd_compare(args) -> int:
     variants = parse_variants(args.variants)
-    data = _prepare_data(args)
-    results, runs = compare_variants(variants, data, _config_from_args(args), args.out,
-                                     resume=not args.no_resume)
-    write_comparison(results, runs, args.out, title=f"{data.target}: test subjects")
+    with run_lock(args.out):
+        data = _prepare_data(args)
+        results, runs = compare_variants(variants, data, _config_from_args(args), args.out,
+                                         resume=not args.no_resume,
+                                         allow_changed_settings=args.allow_changed_settings)
+        write_comparison(results, runs, args.out, title=f"{data.target}: test subjects")
     print(markdown_table(results, title=f"{data.target}: test subjects"))
     return 0
 
@@ -212,9 +241,10 @@ def _add_data_args(p, data_required=True):
                    help="subject-independent train/test split: 'fraction:F' (a random fraction F of the "
                         "subjects for training), 'disfa-18/9' or 'fera-official' (default: %(default)s)")
     p.add_argument("--cache-dir", default=None, help="where pre-processed faces are cached")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the "
-                                                       "batches (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the split, the initialisation and the "
+                                                        "batches, >= 0 (default: %(default)s)")
+    p.add_argument("--device", type=device, default="auto",
+                   help="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -222,50 +252,56 @@ def _add_training_args(p):
     d = TrainConfig()
     p.add_argument("--extra-data", action="append", default=[], metavar="DIR",
                    help="an extra dataset trained on as well (shared unaries, its own edges); repeatable")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="fraction of the training subjects held out for validation and early stopping "
-                        "(0: none) (default: %(default)s)")
-    p.add_argument("--image-size", type=int, default=96, help="aligned face size (default: %(default)s)")
+    p.add_argument("--val-fraction", type=FRACTION, default=0.2,
+                   help="fraction of the training subjects held out for validation and early stopping, "
+                        "in [0, 1) (0: none) (default: %(default)s)")
+    p.add_argument("--image-size", type=SIZE, default=96,
+                   help="aligned face size, in [8, 1024] (default: %(default)s)")
     p.add_argument("--padding", choices=PADDINGS, default=d.padding,
                    help=f"conv padding of the network; 'valid' needs --image-size >= "
                         f"{FeatureNet.min_image_size('valid')} and trains about 2x faster at 96 "
                         f"(default: %(default)s)")
     p.add_argument("--mode", choices=["joint", "ibb"], default=d.mode,
                    help="joint SGD, or iterative balanced batches (Algorithm 1) (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
-    p.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate (default: %(default)s)")
+    p.add_argument("--epochs", type=COUNT, default=d.epochs, help=">= 1 (default: %(default)s)")
+    p.add_argument("--batch-size", type=COUNT, default=d.batch_size, help=">= 1 (default: %(default)s)")
+    p.add_argument("--lr", type=POSITIVE, default=d.lr, help="SGD learning rate, > 0 (default: %(default)s)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d.lr_schedule,
                    help="constant (the paper) or cosine decay over the epochs (default: %(default)s)")
-    p.add_argument("--momentum", type=float, default=d.momentum, help="default: %(default)s")
-    p.add_argument("--pairwise-lr-scale", type=float, default=d.pairwise_lr_scale,
-                   help="learning rate of the pairwise parameters = lr * this (default: %(default)s)")
-    p.add_argument("--pairwise-weight", type=float, default=d.pairwise_weight,
-                   help="weight of the pairwise terms in the training loss; 1 = the paper's Eq. 11 "
+    p.add_argument("--momentum", type=FRACTION, default=d.momentum, help="in [0, 1) (default: %(default)s)")
+    p.add_argument("--pairwise-lr-scale", type=NONNEG, default=d.pairwise_lr_scale,
+                   help="learning rate of the pairwise parameters = lr * this, >= 0 (default: %(default)s)")
+    p.add_argument("--pairwise-weight", type=NONNEG, default=d.pairwise_weight,
+                   help="weight of the pairwise terms in the training loss, >= 0; 1 = the paper's Eq. 11 "
                         "(default: %(default)s)")
-    p.add_argument("--grad-clip", type=float, default=d.grad_clip,
-                   help="clip the gradient norm of each step to this (0: off) (default: %(default)s)")
-    p.add_argument("--l2", type=float, default=d.l2, help="L2 weight of the unary parameters, per AU "
-                                                          "(default: %(default)s)")
-    p.add_argument("--samples-per-epoch", type=int, default=None,
-                   help="CNN-updating samples per epoch (default: the training set size)")
-    p.add_argument("--ibb-unary-batches", type=int, default=d.ibb_unary_batches,
-                   help="IBB step 2 batches per AU per iteration (default: %(default)s)")
-    p.add_argument("--ibb-pairwise-batches", type=int, default=d.ibb_pairwise_batches,
-                   help="IBB step 3 batches per edge per iteration (default: %(default)s)")
+    p.add_argument("--grad-clip", type=number(0, none=True), default=d.grad_clip,
+                   help="clip the gradient norm of each step to this, > 0, or 'none' (0 too: off) "
+                        "(default: %(default)s)")
+    p.add_argument("--l2", type=NONNEG, default=d.l2, help="L2 weight of the unary parameters, per AU, >= 0 "
+                                                           "(default: %(default)s)")
+    p.add_argument("--samples-per-epoch", type=COUNT, default=None,
+                   help="CNN-updating samples per epoch, >= 1 (default: the training set size)")
+    p.add_argument("--ibb-unary-batches", type=number(0, integer=True), default=d.ibb_unary_batches,
+                   help="IBB step 2 batches per AU per iteration, >= 0 (default: %(default)s)")
+    p.add_argument("--ibb-pairwise-batches", type=number(0, integer=True), default=d.ibb_pairwise_batches,
+                   help="IBB step 3 batches per edge per iteration, >= 0 (default: %(default)s)")
     p.add_argument("--ibb-reweight", action=argparse.BooleanOptionalAction, default=d.ibb_reweight,
                    help="IBB steps 2 and 3: importance-weight the balanced batches back to the label "
                         "frequencies (default: %(default)s)")
-    p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in epochs "
-                                                                    "(default: %(default)s)")
-    p.add_argument("--prune-threshold", type=float, default=d.prune_threshold,
-                   help="after training, drop edges with |theta| below this (default: %(default)s)")
-    p.add_argument("--crop", type=float, default=d.crop, help="crop fraction (default: %(default)s)")
+    p.add_argument("--patience", type=COUNT, default=d.patience, help="early stopping patience in epochs, "
+                                                                      ">= 1 (default: %(default)s)")
+    p.add_argument("--prune-threshold", type=NONNEG, default=d.prune_threshold,
+                   help="after training, drop edges with |theta| below this, finite >= 0 (default: %(default)s)")
+    p.add_argument("--crop", type=number(0, 1, low_open=True), default=d.crop,
+                   help="crop fraction, in (0, 1] (default: %(default)s)")
     p.add_argument("--method", choices=["auto", *METHODS], default="auto",
                    help="read-out for validation and test: AD3 MAP for structured models and argmax "
                         "otherwise ('auto'), or one of the others (default: %(default)s)")
     p.add_argument("--no-resume", action="store_true",
                    help="start afresh even if OUT holds a checkpoint of an interrupted run")
+    p.add_argument("--allow-changed-settings", action="store_true",
+                   help="resume the run in OUT even if its settings or data differ from these (the change "
+                        "is recorded in run.json and log.jsonl); without it such a resume is refused")
 
 
 def _add_model_commands(subparsers) -> None:
@@ -289,7 +325,8 @@ def _add_model_commands(subparsers) -> None:
                    help="which part of the --split to evaluate on (default: %(default)s)")
     p.add_argument("--method", choices=["auto", *METHODS], default="auto", help="read-out (default: auto)")
     p.add_argument("--context", default=None, help="model dataset whose edges to use for an unknown dataset")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=COUNT, default=256, help=">= 1 (default: %(default)s)")
+    _add_time_limit(p)
     p.add_argument("--name", default=None, help="model name in the table")
     p.add_argument("--out", default=None, help="also write results.md/.csv/.json here")
 
@@ -305,11 +342,13 @@ def _add_model_commands(subparsers) -> None:
                    help="also write annotated copies (PNG per image, AVI per video) into DIR")
     p.add_argument("--method", choices=["auto", *METHODS], default="auto", help="read-out (default: auto)")
     p.add_argument("--context", default=None, help="model dataset whose edges to use (default: the first)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=64, help="frames per network pass (default: %(default)s)")
-    p.add_argument("--redetect-every", type=int, default=15, metavar="N",
+    p.add_argument("--device", type=device, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    p.add_argument("--batch-size", type=COUNT, default=64,
+                   help="frames per network pass, >= 1 (default: %(default)s)")
+    p.add_argument("--redetect-every", type=COUNT, default=15, metavar="N",
                    help="videos: run the face search every N frames and follow the face in between "
                         "(also when it is lost); 1: search every frame (default: %(default)s)")
+    _add_time_limit(p)
 
     p = _add_command(subparsers, "compare", cmd_compare,
                      help="train several variants on one split, print Table 1",
@@ -330,9 +369,16 @@ def _add_model_commands(subparsers) -> None:
                     "Sized for 10 minutes on 2 CPU cores.")
     p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a tiny version that runs in seconds (smoke test)")
-    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    p.add_argument("--device", default="auto", help="'auto' (CUDA when present) or 'cpu'")
+    p.add_argument("--seed", type=SEED, default=0, help=">= 0 (default: %(default)s)")
+    p.add_argument("--device", type=device, default="auto", help="'auto' (CUDA when present) or 'cpu'")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_time_limit(p) -> None:
+    p.add_argument("--time-limit", type=number(0, low_open=True, none=True), default=FRAME_TIME_LIMIT,
+                   help="--method exact: seconds of search per frame, > 0 or 'none' (no limit); a frame "
+                        "that runs out keeps the best labelling found and is counted as not certified "
+                        "(default: %(default)s)")
 
 
 if __name__ == "__main__":

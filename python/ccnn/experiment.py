@@ -19,14 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import load_model
-from .data.dataset import split_subjects
+from .data.dataset import AUDataset, report, split_subjects
 from .data.loaders import load_dataset
 from .inference import DecodeOptions, infer_faces
+from .losses import require_labels
 from .metrics import au_name, evaluate
 from .model_setup import build_model, resolve_device
 from .plots import plot_association_graph, plot_learning_curves
 from .preprocess import preprocess
 from .report import write_report
+from .run_folder import run_lock
 from .train_config import TrainConfig
 from .trainer import Trainer, TrainResult
 
@@ -74,6 +76,21 @@ def parse_split(text: str, seed: int):
 
 
 # ---- data ------------------------------------------------------------------------------------------------
+def load_data(path, flag: str = "--data") -> AUDataset:
+    """load_dataset with the messages of the command line: a binary file (an image, an archive) given
+    as a CSV is named as such, and rows that list an image already listed are counted (a warning)."""
+    try:
+        ds = load_dataset(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"{flag} {str(path)!r} is a binary file (an image or an archive?), not a CSV of "
+                         f"labels; give a data set folder or its labels CSV (docs/data.md)") from None
+    duplicates = len(ds.image_paths) - len(set(ds.image_paths))
+    if duplicates:
+        report(ds, f"{duplicates} duplicate row{'s' * (duplicates > 1)} (an image listed again); each copy "
+                   f"counts as a sample, remove them from {flag} {str(path)!r} if they are mistakes")
+    return ds
+
+
 @dataclass
 class PreparedData:
     train: list           # FaceArrays: the target dataset's training part first, then extra datasets
@@ -86,12 +103,16 @@ class PreparedData:
 def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_fraction: float = 0.2,
                  image_size: int = 96, seed: int = 0, cache_dir=None, progress: bool = True) -> PreparedData:
     """Load, split (subject-independent) and pre-process the target dataset and the extra ones."""
-    ds = load_dataset(data)
+    ds = load_data(data)
     train, test = split_subjects(ds, parse_split(split, seed))
     val = None
     if val_fraction > 0:
+        if len(train.subject_list()) < 2:
+            raise ValueError(f"--data {str(data)!r}: the training part of the split has "
+                             f"{len(train.subject_list())} subject, too few to hold some out for validation; "
+                             f"pass --val-fraction 0 (no validation) or use more subjects")
         train, val = split_subjects(train, ("fraction", 1.0 - val_fraction, seed + 1))
-    extra = [load_dataset(p) for p in extra_data]
+    extra = [load_data(p, "--extra-data") for p in extra_data]
 
     def faces(part):
         return preprocess(part, size=image_size, cache_dir=cache_dir, progress=progress)
@@ -105,14 +126,16 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
 
 # ---- training --------------------------------------------------------------------------------------------
 def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig, out_dir,
-                       multi: bool = False, resume: bool = True, log=print):
+                       multi: bool = False, resume: bool = True, log=print, allow_changed_settings=False):
     """Train one variant and evaluate it on the test part; returns (metrics, TrainResult)."""
     train_faces = data.train if multi else data.train[:1]
+    require_labels(np.concatenate([f.labels.ravel() for f in data.test]), f"the test faces of {data.target}",
+                   "ICC and MAE need them: label them or choose another --split")
     model = build_model(head, train_faces, seed=config.seed, padding=config.padding)
     start = time.perf_counter()
     trainer = Trainer(model, train_faces, data.val, replace(config, mode=mode), out_dir,
                       metadata={"split": data.split} if data.split else None)
-    result = trainer.fit(resume=resume)
+    result = trainer.fit(resume, allow_changed_settings)
     seconds = time.perf_counter() - start
     preds, labels, nll = infer_faces(result.model, data.test, config.crop,
                                      DecodeOptions(method=config.decode), config.eval_batch_size,
@@ -136,22 +159,29 @@ def restrict_to_aus(metrics: dict, aus) -> dict:
 
 
 def train_variant(data: PreparedData, config: TrainConfig, out_dir, head: str = "copula",
-                  multi: bool = False, resume: bool = True, log=print) -> tuple[dict, TrainResult]:
+                  multi: bool = False, resume: bool = True, log=print,
+                  allow_changed_settings: bool = False) -> tuple[dict, TrainResult]:
     """What `ccnn train` does: train one model with `head` and config.mode (with the extra datasets
     when `multi`), evaluate it on the test subjects and write model.pt, log.jsonl, results.{md,csv,json}
     and the plots into out_dir. Returns ({name: metrics}, TrainResult), name as in Table 1."""
     out = Path(out_dir)
     name = variant_name(head, config.mode, multi)
-    metrics, result = train_and_evaluate(name, head, config.mode, data, config, out, multi=multi,
-                                         resume=resume, log=log)
-    results = {name: restrict_to_aus(metrics, data.test[0].aus)}
+    with run_lock(out):
+        metrics, result = train_and_evaluate(name, head, config.mode, data, config, out, multi=multi,
+                                             resume=resume, log=log,
+                                             allow_changed_settings=allow_changed_settings)
+        results = {name: restrict_to_aus(metrics, data.test[0].aus)}
+        _write_run_outputs(results, result, out, name, data)
+    return results, result
+
+
+def _write_run_outputs(results, result, out: Path, name: str, data: PreparedData) -> None:
     write_report(results, out, title=f"{name} on {data.target} (test subjects)")
     steps = _steps(out / "log.jsonl")
     plot_learning_curves({name: result.history}, out / "learning_curves.png", {name: steps})
     if result.model.has_pairwise:
         plot_association_graph(result.model.association(), out / "association_graph.png",
                                result.model.dataset_aus)
-    return results, result
 
 
 def _steps(log_path: Path):
@@ -161,7 +191,8 @@ def _steps(log_path: Path):
     return [r for r in records if r.get("event") == "step"]
 
 
-def compare_variants(variants, data: PreparedData, config: TrainConfig, out_dir, resume=True, log=print):
+def compare_variants(variants, data: PreparedData, config: TrainConfig, out_dir, resume=True, log=print,
+                     allow_changed_settings: bool = False):
     """Train each variant on the same split with the same schedule (out_dir/<variant>/); returns
     ({name: metrics}, {name: TrainResult})."""
     parsed = [parse_variant(name) for name in variants]  # every name checked before any training
@@ -170,7 +201,8 @@ def compare_variants(variants, data: PreparedData, config: TrainConfig, out_dir,
         if multi and len(data.train) < 2:
             raise ValueError(f"variant {name} needs extra datasets (--extra-data)")
         metrics, result = train_and_evaluate(name, head, mode, data, config, Path(out_dir) / _slug(name),
-                                             multi=multi, resume=resume, log=log)
+                                             multi=multi, resume=resume, log=log,
+                                             allow_changed_settings=allow_changed_settings)
         results[name] = restrict_to_aus(metrics, data.test[0].aus)
         runs[name] = result
     return results, runs
@@ -188,15 +220,16 @@ def write_comparison(results: dict, runs: dict, out_dir, title: str) -> None:
 
 # ---- evaluation ------------------------------------------------------------------------------------------
 def evaluate_checkpoint(checkpoint, data, part: str = "test", split: str | None = None, seed: int = 0,
-                        method: str = "auto", context: str | None = None, batch_size: int = 256,
+                        method="auto", context: str | None = None, batch_size: int = 256,
                         device: str = "auto", cache_dir=None, progress: bool = True) -> tuple[dict, str]:
     """What `ccnn eval` does: the metrics of a saved model on a dataset, or on the train or test part
-    of its split, read out with `method`. Returns (metrics, dataset name). Without `split`, the split
-    saved in the checkpoint by training is used (its test subjects), else "fraction:0.6667"."""
+    of its split, read out with `method` (a name or DecodeOptions, whose status_counts then count the
+    decoder's status per frame). Returns (metrics, dataset name). Without `split`, the split saved in
+    the checkpoint by training is used (its test subjects), else "fraction:0.6667"."""
     model, payload = load_model(checkpoint)
     device = resolve_device(device)
     model.to(device)
-    ds = load_dataset(data)
+    ds = load_data(data)
     saved = payload.get("split") if split is None else None
     if part != "all" and saved and saved.get("dataset") == ds.name:
         is_test = np.isin(ds.subjects, saved["test_subjects"])
@@ -206,6 +239,9 @@ def evaluate_checkpoint(checkpoint, data, part: str = "test", split: str | None 
         ds = test if part == "test" else train
     crop = payload.get("train_config", {}).get("crop", 0.85)
     faces = preprocess(ds, size=model.image_size, cache_dir=cache_dir, progress=progress)
-    preds, labels, nll = infer_faces(model, [faces], crop, DecodeOptions(method=method), batch_size, device,
+    options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)
+    require_labels(faces.labels, f"the {part} faces of {ds.name}", "ICC and MAE need them; use ccnn predict "
+                   "for unlabelled frames")
+    preds, labels, nll = infer_faces(model, [faces], crop, options, batch_size, device,
                                      context=context, progress=progress)
     return restrict_to_aus({**evaluate(labels, preds, model.aus), "nll": nll}, faces.aus), ds.name

@@ -16,7 +16,8 @@ Decoded score (the decomposition, `DecodeOptions.decomposition`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from .model_setup import dataset_remap
 
 METHODS = ("ad3", "exact", "argmax", "expected")
 DECOMPOSITIONS = ("pmi", "joint")
+FRAME_TIME_LIMIT = 1.0  # default bound of the exact search, seconds per frame (CCNN frames take < 1 ms)
 
 
 @dataclass
@@ -43,6 +45,9 @@ class DecodeOptions:
     max_iter: int = 100           # AD3 iterations (the paper ran 100)
     eta: float = 0.1
     num_threads: int = 0
+    time_limit: float | None = FRAME_TIME_LIMIT  # "exact": seconds per frame (None: no limit)
+    # the decoder's status of every frame decoded with these options ("optimal", "time_limit", ...)
+    status_counts: Counter = field(default_factory=Counter, repr=False, compare=False)
 
     def resolve(self, model: CCNN) -> str:
         method = self.method
@@ -87,8 +92,23 @@ def decode(model: CCNN, out: Outputs, options: DecodeOptions | None = None) -> n
         result = ccnn_ext.decode_ad3(unary, pairwise, edges, max_iter=options.max_iter, eta=options.eta,
                                      num_threads=options.num_threads)
     else:
-        result = ccnn_ext.decode_exact(unary, pairwise, edges, num_threads=options.num_threads)
+        result = ccnn_ext.decode_exact(unary, pairwise, edges, num_threads=options.num_threads,
+                                       time_limit=options.time_limit)
+    options.status_counts.update(result.status_names)
     return np.asarray(result.labels, dtype=np.float64)
+
+
+def uncertified_report(options: DecodeOptions) -> str:
+    """'' when every frame decoded exactly with `options` is certified optimal; otherwise how many are
+    not, by decoder status, and what to do."""
+    counts = options.status_counts
+    bad = {name: n for name, n in sorted(counts.items()) if name != "optimal"}
+    if options.method != "exact" or not bad:
+        return ""
+    limit = "none" if options.time_limit is None else f"{options.time_limit:g} s"
+    return (f"exact decoding: {sum(bad.values())} of {sum(counts.values())} frames not certified optimal "
+            f"({', '.join(f'{k}: {v}' for k, v in bad.items())}; time limit {limit} per frame); they hold "
+            f"the best labelling found, raise --time-limit (or 'none') to certify them")
 
 
 @torch.no_grad()

@@ -36,6 +36,12 @@ def check_labels(labels: torch.Tensor, num_aus: int, num_levels: int) -> None:
         raise ValueError(f"labels must lie in -1 (missing) .. {num_levels - 1}")
 
 
+def require_labels(labels, what: str, advice: str) -> None:
+    """ValueError unless `labels` (any array) hold at least one observed label (>= 0)."""
+    if not (labels >= 0).any():
+        raise ValueError(f"{what} hold no labels (every AU of every frame is -1, missing); {advice}")
+
+
 def unary_loglik(model: CCNN, out: Outputs, labels: torch.Tensor) -> torch.Tensor:
     """(B, Q) log P_q(y_q), 0 where the label is missing."""
     logp = model.unary_logprob(out)

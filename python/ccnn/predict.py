@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .annotate import AnnotationWriter
+from .annotate import AnnotationWriter, annotation_names
 from .checkpoint import load_model
 from .face_alignment import NO_FACE, align_face
 from .face_tracking import FaceTracker
@@ -39,6 +39,7 @@ from .preprocess import FaceArrays
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
+MIN_FRAME_SIDE, MAX_FRAME_ASPECT = 8, 20  # smaller or thinner frames cannot hold a face
 META_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success", "file")
 PRESENCE_LEVEL = 1  # AUxx_c = 1 where the intensity is at least this (FACS A or more)
 
@@ -51,6 +52,18 @@ class Frame:
     image: np.ndarray  # BGR or gray uint8
     is_video: bool = False
     fps: float = 0.0
+
+
+def input_files(inputs) -> list[Path]:
+    """The files `inputs` stand for: images and videos as given, a folder's images in sorted order."""
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(path)
+    return files
 
 
 def iter_frames(inputs):
@@ -76,7 +89,18 @@ def _read_image(path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot read image {str(path)!r}")
+    check_frame(image, path)
     return image
+
+
+def check_frame(image, source) -> None:
+    """ValueError naming `source` for a frame too small or too thin to hold a face (the alignment
+    needs a few pixels a side and a sane aspect ratio)."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_FRAME_SIDE or max(h, w) > MAX_FRAME_ASPECT * min(h, w):
+        raise ValueError(f"image {str(source)!r} is {w}x{h} pixels: a face image needs at least "
+                         f"{MIN_FRAME_SIDE} pixels a side and at most {MAX_FRAME_ASPECT}:1 sides; "
+                         f"give a face image or crop it")
 
 
 def _video_frames(path: Path):
@@ -91,6 +115,8 @@ def _video_frames(path: Path):
             if not ok:
                 break
             k += 1
+            if k == 1:
+                check_frame(image, path)
             yield Frame(str(path), k, (k - 1) / fps if fps > 0 else 0.0, image, True, fps)
     finally:
         cap.release()
@@ -185,8 +211,8 @@ def _read_out(model, chunk, crop, method, context, name, aus, device, annotate):
         arrays = FaceArrays(images=np.stack([chunk[i].face for i in ok]),
                             labels=np.full((len(ok), len(aus)), -1, dtype=np.int64),
                             subjects=np.array(["input"] * len(ok)), aus=aus, dataset=name, skipped=0)
-        preds, _, _ = infer_faces(model, [arrays], crop, DecodeOptions(method=method), len(ok), device,
-                                  context=context)
+        options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)
+        preds, _, _ = infer_faces(model, [arrays], crop, options, len(ok), device, context=context)
         values[ok] = preds
     for item, v in zip(chunk, values):
         row = make_row(item, aus, v)
@@ -263,7 +289,10 @@ def predict_to_csv(checkpoint, inputs, out, method="auto", context=None, device=
     """What `ccnn predict` does: stream the rows into `out` (and annotated copies into annotate_dir).
     Returns (csv path, frames, frames with a face, annotated files)."""
     model, crop = load_predictor(checkpoint, device)
-    writer = AnnotationWriter(annotate_dir, model.aus) if annotate_dir else None
+    writer = None
+    if annotate_dir:
+        names = annotation_names(input_files(inputs), lambda p: p.suffix.lower() in VIDEO_SUFFIXES)
+        writer = AnnotationWriter(annotate_dir, model.aus, names)
     try:
         rows = predict_stream(model, inputs, crop, method, context, next(model.parameters()).device,
                               batch_size, redetect_every, writer)

@@ -17,7 +17,9 @@
 Each epoch ends with a validation pass (NLL, ICC, MAE), early stopping on the validation ICC, and a
 checkpoint written atomically; `fit()` resumes from it and reproduces an uninterrupted run exactly
 (every random draw of epoch e derives from (seed, e), and the RNG state is saved too). Logs go to
-`log.jsonl` (one JSON object per line: "step", "epoch" and "end" events).
+`log.jsonl` (one JSON object per line: "step", "epoch", "settings_changed" and "end" events). The
+output folder is locked, described by run.json and checked before resuming (run_folder.py): every
+file the run loads (checkpoint.pt, best.pt) carries its run id.
 """
 from __future__ import annotations
 
@@ -39,10 +41,11 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_
 from .data.samplers import EpochShuffleSampler, dataset_blocks, ibb_samplers
 from .data.torch_data import FaceDataset
 from .inference import DecodeOptions, run_inference
-from .losses import check_labels, composite_nll
+from .losses import check_labels, composite_nll, require_labels
 from .metrics import evaluate
 from .model import CCNN
 from .model_setup import dataset_remap, resolve_device
+from .run_folder import clean_temporaries, data_fingerprint, open_run, run_lock
 from .train_config import TrainConfig
 
 _HEADS_FIRST_DRAW = 1_000_000  # sampler epoch of the initial head fit (distinct from every real epoch)
@@ -78,6 +81,8 @@ class Trainer:
                                      seed=config.seed)
         # bad labels are input errors, found here once; a ValueError in _loss then means divergence
         check_labels(torch.from_numpy(self.train_set.labels), len(model.aus), model.num_levels)
+        require_labels(self.train_set.labels, "the training faces", "check the label columns of the data")
+        self._faces = (train_faces, val_faces)
         self.train_remap = dataset_remap(self.train_set.dataset_names, model)
         eval_set = FaceDataset(train_faces, aus=model.aus, train=False, crop=config.crop, seed=config.seed)
         n = len(eval_set)
@@ -89,6 +94,8 @@ class Trainer:
             self.val_set = FaceDataset(val_faces, aus=model.aus, train=False, crop=config.crop,
                                        seed=config.seed)
             self.val_remap = dataset_remap(self.val_set.dataset_names, model)
+            require_labels(self.val_set.labels, "the validation faces", "validation ICC and early "
+                           "stopping need them: label them, or train without validation (--val-fraction 0)")
         l2 = config.l2 if isinstance(config.l2, (list, tuple)) else [config.l2] * len(model.aus)
         if len(l2) != len(model.aus):
             raise ValueError(f"l2 must be one value or one per AU ({len(model.aus)}), got {len(l2)}")
@@ -107,6 +114,7 @@ class Trainer:
         self.epoch, self.global_step = 0, 0
         self.history, self.best_score, self.best_epoch, self.bad_epochs = [], -math.inf, None, 0
         self.stopped = False
+        self.run_id = None
 
     # ---- samplers -------------------------------------------------------------------------------------
     def _build_samplers(self):
@@ -249,7 +257,7 @@ class Trainer:
             "optimizer_state": self.optimizer.state_dict(), "train_config": dataclasses.asdict(self.config),
             "epoch": self.epoch, "global_step": self.global_step, "history": self.history,
             "best_score": self.best_score, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "stopped": self.stopped, "rng_torch": torch.get_rng_state(),
+            "stopped": self.stopped, "rng_torch": torch.get_rng_state(), "run_id": self.run_id,
         }
 
     def _restore(self, payload: dict, path) -> None:
@@ -271,33 +279,42 @@ class Trainer:
         return None if self.out_dir is None else self.out_dir / name
 
     # ---- the loop -------------------------------------------------------------------------------------
-    def fit(self, resume: bool = True) -> TrainResult:
-        """Train until `epochs` or early stopping; resume from out_dir/checkpoint.pt when it exists."""
-        cfg = self.config
-        log_file = None
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            ckpt = self._path("checkpoint.pt")
-            if resume and ckpt.exists():
-                self._restore(load_checkpoint(ckpt, map_location=self.device), ckpt)
+    def fit(self, resume: bool = True, allow_changed_settings: bool = False) -> TrainResult:
+        """Train until `epochs` or early stopping. With an out_dir: hold its lock, remove temporaries
+        of interrupted saves and resume from checkpoint.pt when it is this folder's run with the same
+        settings (run_folder.open_run; other settings only with `allow_changed_settings`)."""
+        if self.out_dir is None:
+            return self._loop(lambda record: None)
+        with run_lock(self.out_dir):
+            clean_temporaries(self.out_dir)
+            manifest, changes, resuming = open_run(self.out_dir, self.model.config(), self.config,
+                                                   data_fingerprint(*self._faces), resume,
+                                                   allow_changed_settings)
+            self.run_id = manifest["run_id"]
+            if resuming:
+                ckpt = self._path("checkpoint.pt")
+                payload = load_checkpoint(ckpt, map_location=self.device)
+                if payload.get("run_id") != self.run_id:
+                    raise CheckpointError(f"checkpoint {str(ckpt)!r} was not written by the run in run.json; "
+                                          f"pass --no-resume to start afresh, or choose another --out")
+                self._restore(payload, ckpt)
             self._rewrite_log()
-            log_file = open(self._path("log.jsonl"), "a")
+            with open(self._path("log.jsonl"), "a") as log_file:
+                def log(record):
+                    log_file.write(json.dumps(record, default=str) + "\n")
+                    log_file.flush()
 
-        def log(record):
-            if log_file is not None:
-                log_file.write(json.dumps(record) + "\n")
+                if changes:  # open_run also warned on stderr
+                    log({"event": "settings_changed", "epoch": self.epoch,
+                         "changes": {k: list(v) for k, v in changes.items()}})
+                return self._loop(log)
 
+    def _loop(self, log) -> TrainResult:
         checks = ccnn_ext.data_checks_enabled() and self.device.type != "cuda"  # no CUDA syncs
-        try:
-            with ccnn_ext.data_checks(checks):
-                while self.epoch < cfg.epochs and not self.stopped:
-                    self._run_epoch(log)
-                    log_file and log_file.flush()
-                result = self._finish(log)
-        finally:
-            if log_file is not None:
-                log_file.close()
-        return result
+        with ccnn_ext.data_checks(checks):
+            while self.epoch < self.config.epochs and not self.stopped:
+                self._run_epoch(log)
+            return self._finish(log)
 
     def _set_learning_rate(self, epoch: int) -> None:
         """The learning rates of epoch `epoch` (a function of the epoch alone, so resuming is exact)."""
@@ -326,7 +343,7 @@ class Trainer:
         if improved:
             self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
             if self.out_dir is not None:
-                save_model(self._path("best.pt"), self.model, epoch=epoch, metrics=record)
+                save_model(self._path("best.pt"), self.model, epoch=epoch, metrics=record, run_id=self.run_id)
         else:
             self.bad_epochs += 1
             self.stopped = self.bad_epochs >= self.config.patience
@@ -339,8 +356,12 @@ class Trainer:
 
     def _finish(self, log) -> TrainResult:
         best = self._path("best.pt")
-        if best is not None and best.exists() and self.val_set is not None:
-            self.model.load_state_dict(load_checkpoint(best, map_location=self.device)["model_state"])
+        if best is not None and self.val_set is not None and self.best_epoch is not None:
+            payload = load_checkpoint(best, map_location=self.device)  # only ever this run's best.pt
+            if (payload.get("run_id"), payload.get("epoch")) != (self.run_id, self.best_epoch):
+                raise CheckpointError(f"{str(best)!r} is not the best epoch ({self.best_epoch + 1}) of this "
+                                      f"run; resume the run to write it again, or start afresh (--no-resume)")
+            self.model.load_state_dict(payload["model_state"])
         before = {d: len(v) for d, v in self.model.edge_list().items()}
         removed = 0
         if self.model.has_pairwise and self.config.prune_threshold > 0:
@@ -353,7 +374,8 @@ class Trainer:
         log(end)
         if self.out_dir is not None:
             save_model(self._path("model.pt"), self.model, train_config=dataclasses.asdict(self.config),
-                       best_epoch=self.best_epoch, history=self.history, **self.metadata)
+                       best_epoch=self.best_epoch, history=self.history, run_id=self.run_id,
+                       **self.metadata)
         return TrainResult(self.model, self.history, self.best_epoch, self.out_dir, edges)
 
     def _rewrite_log(self):
@@ -367,7 +389,7 @@ class Trainer:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by an interruption
-            if record.get("event") in ("step", "epoch") and record.get("epoch", 0) < self.epoch:
+            if record.get("event") in ("step", "epoch", "settings_changed") and record.get("epoch", 0) < self.epoch:
                 kept.append(line)
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(k + "\n" for k in kept))
@@ -395,6 +417,6 @@ def _summary(metrics: dict) -> dict:
 
 
 def fit(model: CCNN, train_faces, val_faces=None, config: TrainConfig | None = None, out_dir=None,
-        resume: bool = True) -> TrainResult:
+        resume: bool = True, allow_changed_settings: bool = False) -> TrainResult:
     """Train `model` (see Trainer); returns the trained, pruned model and its history."""
-    return Trainer(model, train_faces, val_faces, config, out_dir).fit(resume=resume)
+    return Trainer(model, train_faces, val_faces, config, out_dir).fit(resume, allow_changed_settings)
