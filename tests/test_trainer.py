@@ -9,7 +9,8 @@ import torch
 from ccnn.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
 from ccnn.model_setup import build_model
 from ccnn.run_folder import RunFolderError
-from ccnn.trainer import AllEdgesPruned, TrainConfig, Trainer, TrainingDiverged, fit
+from ccnn.pruning import AllEdgesPruned
+from ccnn.trainer import TrainConfig, Trainer, TrainingDiverged, fit
 from train_toy_data import toy_faces
 
 

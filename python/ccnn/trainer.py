@@ -27,7 +27,6 @@ import dataclasses
 import json
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from .losses import check_labels, composite_nll, require_labels
 from .metrics import evaluate
 from .model import CCNN
 from .model_setup import dataset_remap, resolve_device
+from .pruning import prune_and_report
 from .run_folder import clean_temporaries, data_fingerprint, open_run, run_lock
 from .train_config import TrainConfig
 
@@ -310,8 +310,7 @@ class Trainer:
                 return self._loop(log)
 
     def _loop(self, log) -> TrainResult:
-        checks = ccnn_ext.data_checks_enabled() and self.device.type != "cuda"  # no CUDA syncs
-        with ccnn_ext.data_checks(checks):
+        with ccnn_ext.data_checks(ccnn_ext.data_checks_enabled() and self.device.type != "cuda"):
             while self.epoch < self.config.epochs and not self.stopped:
                 self._run_epoch(log)
             return self._finish(log)
@@ -362,13 +361,7 @@ class Trainer:
                 raise CheckpointError(f"{str(best)!r} is not the best epoch ({self.best_epoch + 1}) of this "
                                       f"run; resume the run to write it again, or start afresh (--no-resume)")
             self.model.load_state_dict(payload["model_state"])
-        before = {d: len(v) for d, v in self.model.edge_list().items()}
-        removed = 0
-        if self.model.has_pairwise and self.config.prune_threshold > 0:
-            largest = {d: max(map(abs, a.values()), default=0.0) for d, a in self.model.association().items()}
-            removed = self.model.prune_edges(self.config.prune_threshold)
-            _warn_if_all_pruned(before, self.model.edge_list(), largest, self.config.prune_threshold)
-        edges = {d: (len(v), before[d]) for d, v in self.model.edge_list().items()}
+        removed, edges = prune_and_report(self.model, self.config.prune_threshold)
         end = {"event": "end", "epochs": self.epoch, "best_epoch": self.best_epoch,
                "pruned_edges": removed, "edges": sum(k for k, _ in edges.values())}
         log(end)
@@ -394,21 +387,6 @@ class Trainer:
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(k + "\n" for k in kept))
         tmp.replace(path)
-
-
-class AllEdgesPruned(UserWarning):
-    """Pruning removed every edge of a dataset: the structured model is left with unaries only."""
-
-
-def _warn_if_all_pruned(before: dict, after: dict, largest: dict, threshold: float) -> None:
-    for dataset, n in before.items():
-        if n and not after[dataset]:
-            warnings.warn(
-                f"pruning removed all {n} edges of {dataset}: the largest |association| was "
-                f"{largest[dataset]:.3g} < prune_threshold {threshold:g}, so the saved model has no "
-                f"pairwise terms for it (an OCNN). The pairwise parameters barely moved: train longer, "
-                f"raise pairwise_lr_scale, or lower prune_threshold (0 keeps every edge)",
-                AllEdgesPruned, stacklevel=3)
 
 
 def _summary(metrics: dict) -> dict:
