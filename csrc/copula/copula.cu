@@ -10,13 +10,6 @@ namespace ccnn {
 namespace copula {
 namespace cuda {
 
-using detail::au_in_range;
-using detail::blocks_for;
-using detail::kThreads;
-using detail::mul_rn;
-using detail::quiet_nan;
-using detail::theta_at;
-
 namespace {
 
 __device__ void record_first(int64_t* first, int kind, int64_t index) {

@@ -328,34 +328,34 @@ void for_each_labelled_sample(const PairwiseInputs& in, Link link, bool with_wei
 
 // ---- float label pairs in SIMD lanes ----------------------------------------------------------
 
+// The widest compiled version of the SIMD math (frank_simd.h) this processor runs.
+enum class SimdLevel { kBase, kAvx2, kAvx512 };
+
+SimdLevel best_simd_level() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    return SimdLevel::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdLevel::kAvx2;
+#endif
+  return SimdLevel::kBase;
+}
+
+const SimdLevel kSimdLevel = best_simd_level();
+
+template <typename Fn>
+Fn pick_simd(Fn avx512, Fn avx2, Fn base) {
+  return kSimdLevel == SimdLevel::kAvx512 ? avx512 : kSimdLevel == SimdLevel::kAvx2 ? avx2 : base;
+}
+
 using PairLanesFn = void (*)(PairBatch&, int, bool);
-
-// The widest compiled version of the SIMD rectangle math this processor runs.
-PairLanesFn best_pair_lanes() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-    return &frank_pair_lanes_avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &frank_pair_lanes_avx2;
-#endif
-  return &frank_pair_lanes_base;
-}
-
 using LevelLanesFn = void (*)(LevelBatch&, int, bool, bool);
-
-LevelLanesFn best_level_lanes() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-    return &level_lanes_avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &level_lanes_avx2;
-#endif
-  return &level_lanes_base;
-}
-
-const LevelLanesFn kLevelLanes = best_level_lanes();
+using TableLanesFn = void (*)(TableBatch&, int);
+const PairLanesFn kPairLanes =
+    pick_simd(&frank_pair_lanes_avx512, &frank_pair_lanes_avx2, &frank_pair_lanes_base);
+const LevelLanesFn kLevelLanes = pick_simd(&level_lanes_avx512, &level_lanes_avx2, &level_lanes_base);
+const TableLanesFn kTableLanes = pick_simd(&table_lanes_avx512, &table_lanes_avx2, &table_lanes_base);
 
 // out[i] = level levels[i] of the threshold row rows[i] (z holds rows of L-1 float thresholds),
 // computed in SIMD lanes; the same fields as level_of.
@@ -440,16 +440,12 @@ class FloatPairBatcher {
     d[4] = p.capped ? 0.0f : (p.reflect ? -g.dtheta[k] : g.dtheta[k]);
   }
 
-  static const PairLanesFn kPairLanes;
-
   float* out_;
   float* partials_;
   PairBatch batch_;
   Pending pending_[PairBatch::kCapacity];
   int front_ = 0, back_ = PairBatch::kCapacity;
 };
-
-const PairLanesFn FloatPairBatcher::kPairLanes = best_pair_lanes();
 
 // The pair log-likelihoods and, if partials is defined, their local derivatives
 // partials[b, e] = d loglik[b, e] / d (z_r_lo, z_r_hi, z_s_lo, z_s_hi, theta).
@@ -683,20 +679,6 @@ void for_each_sample_levels(const PairwiseInputs& in, Link link, bool with_weigh
   });
 }
 
-using TableLanesFn = void (*)(TableBatch&, int);
-
-TableLanesFn best_table_lanes() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-    return &table_lanes_avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &table_lanes_avx2;
-#endif
-  return &table_lanes_base;
-}
-
-const TableLanesFn kTableLanes = best_table_lanes();
 
 // Lane k of a TableBatch: sample's frame f and the row / column AU's L levels.
 void fill_table_lane(TableBatch& t, int k, const FrankFrame<float>& f, const Level<float>* rows,

@@ -112,6 +112,15 @@ cudaError_t dispatch_index(const Sizes& n, Launch&& launch) {
 }
 
 }  // namespace detail
+
+// The helpers every kernel file uses.
+using detail::au_in_range;
+using detail::blocks_for;
+using detail::kThreads;
+using detail::mul_rn;
+using detail::quiet_nan;
+using detail::theta_at;
+
 }  // namespace cuda
 }  // namespace copula
 }  // namespace ccnn

@@ -9,13 +9,6 @@ namespace ccnn {
 namespace copula {
 namespace cuda {
 
-using detail::au_in_range;
-using detail::blocks_for;
-using detail::kThreads;
-using detail::mul_rn;
-using detail::quiet_nan;
-using detail::theta_at;
-
 namespace {
 
 // One thread per cell (b, e, a, c) of the output (row-major), so consecutive threads write
