@@ -284,8 +284,9 @@ CCNN_SIMD Lvl make_level(const Frame& f, vf mass, bool with_grad) {
 CCNN_SIMD Coord make_coord(const Frame& f, vf c, vf cbar) {
   Coord k;
   k.c = c, k.cbar = cbar;
-  vf x, m;
-  exp_neg_and_complement(f.theta * c, &x, &m);
+  vf x = splat(1.0f), m = splat(0.0f);
+  // (the exp only where some lane has an interior coordinate: pairs of labels 0 have none)
+  if (any((c > 0.0f) & (c < 1.0f))) exp_neg_and_complement(f.theta * c, &x, &m);
   const vi zero_theta = f.theta == 0.0f;
   x = select(zero_theta, splat(1.0f), x);
   vf r = select(zero_theta, c, m * f.inv_mraw);
@@ -299,13 +300,16 @@ CCNN_SIMD Coord make_coord(const Frame& f, vf c, vf cbar) {
 
 CCNN_SIMD Coord make_coord_above(const Frame& f, const Coord& bottom, const Lvl& level, vf c,
                               vf cbar) {
-  const Coord direct = make_coord(f, c, cbar);
   const vi use_direct = (c >= 1.0f) | (f.theta * c < float(kSmallExponent));
   Coord k;
   k.c = c, k.cbar = cbar;
   const vf x = bottom.x * level.expo;
-  k.x = select(use_direct, direct.x, x);
-  k.r = select(use_direct, direct.r, (1.0f - x) * f.inv_mraw);
+  k.x = x, k.r = (1.0f - x) * f.inv_mraw;
+  if (any(use_direct)) {
+    const Coord direct = make_coord(f, c, cbar);
+    k.x = select(use_direct, direct.x, k.x);
+    k.r = select(use_direct, direct.r, k.r);
+  }
   return k;
 }
 
