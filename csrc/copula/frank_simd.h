@@ -173,15 +173,22 @@ CCNN_SIMD vf normal_log_cdf_asymptotic(vf z) {
   return -0.5f * z * z - vlog(-z) - float(kLogSqrt2Pi) + vlog1p(tail);
 }
 
+// log(small) where `use_small`, else log1p(-tail) with w = 1 - tail (Goldberg's form); one log.
+CCNN_SIMD vf log_or_log1m(vi use_small, vf small, vf tail) {
+  const vf w = 1.0f - tail;
+  const vf l = vlog(select(use_small, small, w));
+  return select(use_small, l, select(w == 1.0f, -tail, l * (-tail / (w - 1.0f))));
+}
+
 CCNN_SIMD vf cut_log_cdf(const Cut& c, bool probit) {
   if (!probit) return vmin(c.z, splat(0.0f)) - c.lse;
-  const vf direct = select(c.z <= 0.0f, vlog(c.cdf), vlog1p(-c.ccdf));
+  const vf direct = log_or_log1m(c.z <= 0.0f, c.cdf, c.ccdf);
   const vi tail = c.z < Tuning<float>::tail;
   return any(tail) ? select(tail, normal_log_cdf_asymptotic(c.z), direct) : direct;
 }
 CCNN_SIMD vf cut_log_ccdf(const Cut& c, bool probit) {
   if (!probit) return vmin(-c.z, splat(0.0f)) - c.lse;
-  const vf direct = select(c.z >= 0.0f, vlog(c.ccdf), vlog1p(-c.cdf));
+  const vf direct = log_or_log1m(c.z >= 0.0f, c.ccdf, c.cdf);
   const vi tail = -c.z < Tuning<float>::tail;
   return any(tail) ? select(tail, normal_log_cdf_asymptotic(-c.z), direct) : direct;
 }
@@ -190,7 +197,7 @@ CCNN_SIMD vf cut_log_ccdf(const Cut& c, bool probit) {
 CCNN_SIMD vf log1mexp(vf x) {
   vf e, m;
   exp_neg_and_complement(x, &e, &m);
-  return select(x <= float(kLn2), vlog(m), vlog1p(-e));
+  return log_or_log1m(x <= float(kLn2), m, e);
 }
 
 // level_log_mass: the cases of probit_log_mass / logit_log_mass, blended.
