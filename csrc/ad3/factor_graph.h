@@ -163,6 +163,11 @@ struct FactorSolution {
   double bound = 0.0;   // valid upper bound on max_y S(y) (AD3: its best dual value)
   Status status = Status::kIterationLimit;
   std::int64_t iterations = 0;  // AD3 iterations, search nodes, or labellings enumerated
+  // AD3's final state, one value per factor link (the declared factors' links in order, then
+  // those of the internal one-hot factors): Lagrange multipliers and local marginals q. Empty for
+  // solve_exhaustive and when solve_exact did not need AD3's state.
+  std::vector<double> dual_variables;
+  std::vector<double> local_posteriors;
 };
 
 // unit_scores: num_units() values; factor_scores: additional_size() values. Scores must be finite

@@ -30,6 +30,7 @@ struct Ad3Run {
   std::vector<double> additional;  // additional_size()
   std::vector<std::size_t> link_begin;  // per factor (+1)
   std::vector<double> lambda;      // per link
+  std::vector<double> q;           // per link: the local marginals of the last iteration
   std::vector<int> labels;         // best rounded labelling
   double score = kNegInf;
   double bound = kInf;
@@ -165,6 +166,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       }
     }
   }
+  run.q = q;
   run.status = certified ? Status::kOptimal : converged ? Status::kFractional : Status::kIterationLimit;
   run.value = 0.0;
   for (int u = 0; u < num_units; ++u) run.value += theta[u] * run.p[u];
@@ -187,6 +189,8 @@ FactorSolution from_run(GeneralModel& model, const double* theta, const double* 
     solution.status = run.status;
   }
   solution.iterations = run.iterations;
+  solution.dual_variables = run.lambda;
+  solution.local_posteriors = run.q;
   return solution;
 }
 
@@ -413,6 +417,8 @@ FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& 
   detail::BranchAndBound search(model, unit_scores.data(), factor_scores.data(), run, options);
   FactorSolution solution = search.solve();
   solution.iterations += run.iterations;
+  solution.dual_variables = run.lambda;
+  solution.local_posteriors = run.q;
   return solution;
 }
 

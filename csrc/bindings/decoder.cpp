@@ -6,6 +6,7 @@
 // The Python API with its argument checks is ccnn_ext/decode.py.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <array>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "ad3/ad3.h"
+#include "ad3/factor_graph.h"
 
 namespace py = pybind11;
 namespace ad3 = ccnn::ad3;
@@ -144,6 +146,88 @@ py::tuple solve(const std::string& method_name, const IndexArray& num_states, co
   return py::make_tuple(labels, score, bound, status, iterations, posteriors);
 }
 
+// ---- General factor graphs (ad3/factor_graph.h) ----
+
+ad3::FactorType parse_factor_type(const std::string& name) {
+  for (auto t : {ad3::FactorType::kDense, ad3::FactorType::kXor, ad3::FactorType::kAtMostOne, ad3::FactorType::kOr,
+                 ad3::FactorType::kXorOut, ad3::FactorType::kOrOut, ad3::FactorType::kAndOut,
+                 ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
+                 ad3::FactorType::kPair}) {
+    if (name == ad3::factor_type_name(t)) return t;
+  }
+  throw std::invalid_argument("factor type: unknown type '" + name + "'");
+}
+
+// variables: one int per variable, 0 for a binary variable, K >= 1 for a multi-valued one.
+// factors: (type, links, negated, budget, costs) tuples, links are units (variables for dense).
+ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::list& factors) {
+  ad3::FactorGraph graph;
+  for (int k : variables) {
+    if (k == 0) graph.add_binary_variable(); else graph.add_multi_variable(k);
+  }
+  for (const py::handle& item : factors) {
+    const auto t = item.cast<py::tuple>();
+    const ad3::FactorType type = parse_factor_type(t[0].cast<std::string>());
+    const auto links = t[1].cast<std::vector<int>>();
+    const auto negated_bools = t[2].cast<std::vector<bool>>();
+    const std::vector<char> negated(negated_bools.begin(), negated_bools.end());
+    switch (type) {
+      case ad3::FactorType::kDense: graph.add_dense(links); break;
+      case ad3::FactorType::kPair:
+        if (links.size() != 2) throw std::invalid_argument("units: a pair factor links exactly two units");
+        graph.add_pair(links[0], links[1]);
+        break;
+      case ad3::FactorType::kBudget: graph.add_budget(links, t[3].cast<int>(), negated); break;
+      case ad3::FactorType::kKnapsack:
+        graph.add_knapsack(links, t[4].cast<std::vector<double>>(), t[3].cast<double>(), negated);
+        break;
+      default: graph.add_logic(type, links, negated);
+    }
+  }
+  return graph;
+}
+
+// Returns (labels, posteriors, additional_posteriors, value, score, bound, status, iterations,
+// dual_variables, local_posteriors).
+py::tuple solve_factor_graph(const std::string& method_name, const std::vector<int>& variables,
+                             const py::list& factors, const std::vector<double>& unit_scores,
+                             const std::vector<double>& factor_scores, const py::object& max_iterations,
+                             double eta, bool adapt_eta, double tolerance, double ad3_gap_tolerance,
+                             double exact_gap_tolerance, const py::object& max_nodes, double time_limit) {
+  const ad3::Method method = parse_method(method_name);
+  constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
+  ad3::Ad3Options ad3_options;
+  ad3_options.max_iterations = static_cast<int>(int_option(max_iterations, "max_iterations", 1, kIntMax));
+  ad3_options.eta = eta;
+  ad3_options.adapt_eta = adapt_eta;
+  ad3_options.tolerance = tolerance;
+  ad3_options.gap_tolerance = ad3_gap_tolerance;
+  ad3::ExactOptions exact_options;
+  exact_options.gap_tolerance = exact_gap_tolerance;
+  exact_options.max_nodes = int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
+  exact_options.time_limit = time_limit;
+  const ad3::FactorGraph graph = make_factor_graph(variables, factors);
+  ad3::FactorSolution s;
+  {
+    py::gil_scoped_release release;
+    s = method == ad3::Method::kAd3     ? ad3::solve_ad3(graph, unit_scores, factor_scores, ad3_options)
+        : method == ad3::Method::kExact ? ad3::solve_exact(graph, unit_scores, factor_scores, exact_options)
+                                        : ad3::solve_exhaustive(graph, unit_scores, factor_scores);
+  }
+  return py::make_tuple(py::array_t<std::int64_t>(s.labels.size(), std::vector<std::int64_t>(s.labels.begin(), s.labels.end()).data()),
+                        py::array_t<double>(s.posteriors.size(), s.posteriors.data()),
+                        py::array_t<double>(s.additional_posteriors.size(), s.additional_posteriors.data()),
+                        s.value, s.score, s.bound, static_cast<int>(s.status), s.iterations,
+                        py::array_t<double>(s.dual_variables.size(), s.dual_variables.data()),
+                        py::array_t<double>(s.local_posteriors.size(), s.local_posteriors.data()));
+}
+
+double score_factor_graph(const std::vector<int>& variables, const py::list& factors,
+                          const std::vector<double>& unit_scores, const std::vector<double>& factor_scores,
+                          const std::vector<int>& labels) {
+  return ad3::score_labelling(make_factor_graph(variables, factors), unit_scores, factor_scores, labels);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_decoder, m) {
@@ -155,9 +239,18 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("time_limit") = 0.0,
         "Solves B problems sharing one graph; returns (labels, score, bound, status, iterations, "
         "posteriors or None). Signals (Ctrl-C) are checked every 50 ms while it solves.");
+  m.def("solve_factor_graph", &solve_factor_graph, py::arg("method"), py::arg("variables"),
+        py::arg("factors"), py::arg("unit_scores"), py::arg("factor_scores"), py::arg("max_iterations"),
+        py::arg("eta"), py::arg("adapt_eta"), py::arg("tolerance"), py::arg("ad3_gap_tolerance"),
+        py::arg("exact_gap_tolerance"), py::arg("max_nodes"), py::arg("time_limit"),
+        "Solves one general factor graph; returns (labels, posteriors, additional_posteriors, value, "
+        "score, bound, status, iterations, dual_variables, local_posteriors).");
+  m.def("score_factor_graph", &score_factor_graph, py::arg("variables"), py::arg("factors"),
+        py::arg("unit_scores"), py::arg("factor_scores"), py::arg("labels"),
+        "S(labels) of a general factor graph (-inf when a factor forbids it).");
   py::list names;
   for (auto s : {ad3::Status::kOptimal, ad3::Status::kFractional, ad3::Status::kIterationLimit,
-                 ad3::Status::kTimeLimit}) {
+                 ad3::Status::kTimeLimit, ad3::Status::kInfeasible}) {
     names.append(ad3::status_name(s));
   }
   m.attr("STATUS_NAMES") = py::tuple(names);
