@@ -1,4 +1,4 @@
-"""MAP decoding of pairwise factor graphs: AD3, certified exact branch-and-bound, exhaustive search.
+"""MAP decoding of factor graphs: AD3, certified exact branch-and-bound, exhaustive search.
 
 The solvers are the torch-free C++ core in ``csrc/ad3`` (module ``ccnn_ext._decoder``); they run
 with the GIL released, in parallel over the problems of a batch, with results that do not depend
@@ -18,7 +18,9 @@ Batched API (problems that share an edge list, all variables with L states, the 
     relaxed.labels, relaxed.score, relaxed.bound, relaxed.status_names, relaxed.posteriors
 
 Arrays may be numpy arrays or torch tensors (CUDA tensors are copied to the CPU); results are
-numpy arrays. For variables with different numbers of states use :class:`FactorGraph`.
+numpy arrays. For variables with different numbers of states, binary variables, dense factors of
+any arity and hard-logic / budget / knapsack / pair factors use :class:`FactorGraph`; for code
+written against the reference AD3 package, :mod:`ccnn_ext.ad3`.
 
 Every decode can be stopped with Ctrl-C (KeyboardInterrupt within about 50 ms, also with the GIL
 released and on several threads); ``decode_exact`` is bounded by default by

@@ -273,7 +273,6 @@ double GeneralModel::score(const double* unit_scores, const double* factor_score
     unit_values[u] = 1;
     total += unit_scores[u];
   }
-  scratch_u.resize(std::max<std::size_t>(scratch_u.size(), 1));
   for (std::size_t f = 0; f < factors.size(); ++f) {
     LocalFactor& factor = *factors[f];
     link_values.resize(factor.degree());
