@@ -267,7 +267,8 @@ class FactorGraphSolution:
     :data:`STATUS_NAMES`; iterations (AD3 iterations or search nodes); posteriors: one array of
     marginals per variable (a binary variable: [P(0), P(1)]); additional_posteriors: one array per
     factor (dense factors: the marginals of their joint states, shaped like their table; pair
-    factors: the marginal of "both 1", shape (); other factors: empty); value: the objective at
+    factors: the marginal of "both 1", shape (); sequence factors: the marginals of the
+    transitions, flat; other factors: empty); value: the objective at
     the posteriors (equal to score when the status is "optimal").
     """
 
@@ -307,7 +308,7 @@ class FactorGraph:
     a = i, b = j. Each pair of variables may have one ``add_factor`` table.
 
     General factors (``add_binary_variable``, ``add_dense``, ``add_logic``, ``add_budget``,
-    ``add_knapsack``, ``add_pair``) take *literals*: a binary variable's index (its value), or a
+    ``add_knapsack``, ``add_pair``, ``add_sequence``, ``add_tree``) take *literals*: a binary variable's index (its value), or a
     pair ``(variable, state)`` for "the multi-valued variable is in this state"; ``negated``
     flips literals (one bool per literal).
     """
@@ -316,7 +317,8 @@ class FactorGraph:
         self._unary: List[np.ndarray] = []
         self._binary: List[bool] = []
         self._edges: List[tuple] = []      # add_factor tables (pairwise)
-        self._factors: List[tuple] = []    # every factor: (type, links, negated, budget, costs, scores)
+        # every factor: (type, links, negated, budget, costs, scores, num_states, num_nodes, arcs)
+        self._factors: List[tuple] = []
 
     @property
     def num_variables(self) -> int:
@@ -382,7 +384,7 @@ class FactorGraph:
             raise ValueError(f"table: expected shape {expected} (states of a, states of b), "
                              f"got {tuple(table.shape)}")
         self._edges.append((int(a), int(b)))
-        self._factors.append(("dense", [int(a), int(b)], [], 0, [], table.copy()))
+        self._factors.append(("dense", [int(a), int(b)], [], 0, [], table.copy(), [], 0, []))
         return len(self._factors) - 1
 
     def add_dense(self, variables: Sequence[int], table) -> int:
@@ -396,7 +398,7 @@ class FactorGraph:
         expected = tuple(self._unary[v].shape[0] for v in variables)
         if table.shape != expected:
             raise ValueError(f"table: expected shape {expected}, got {tuple(table.shape)}")
-        self._factors.append(("dense", variables, [], 0, [], table.copy()))
+        self._factors.append(("dense", variables, [], 0, [], table.copy(), [], 0, []))
         return len(self._factors) - 1
 
     def add_logic(self, kind: str, literals, negated=None) -> int:
@@ -428,7 +430,7 @@ class FactorGraph:
         """Adds `score` when both literals a and b are true. Returns its index."""
         score = _scalar(score, "score")
         index = self._add_literal_factor("pair", [a, b], None)
-        self._factors[index] = self._factors[index][:5] + (np.array([score]),)
+        self._factors[index] = self._factors[index][:5] + (np.array([score]),) + self._factors[index][6:]
         return index
 
     def score(self, labels: Sequence[int]) -> float:
@@ -520,8 +522,51 @@ class FactorGraph:
             raise ValueError(f"literals: a {kind} factor needs at least {minimum} literals, got {len(links)}")
         if kind == "knapsack" and len(costs) != len(links):
             raise ValueError(f"costs: expected one cost per literal ({len(links)}), got {len(costs)}")
-        self._factors.append((kind, links, flags, budget, list(costs), np.zeros(0)))
+        self._factors.append((kind, links, flags, budget, list(costs), np.zeros(0), [], 0, []))
         return len(self._factors) - 1
+
+    def add_sequence(self, variables: Sequence[int], transitions) -> int:
+        """Adds a sequence (chain) factor over multi-valued variables v_1..v_L (positions in
+        order) with transition scores: a list of L + 1 tables [start (K_1,), (K_1, K_2), ...,
+        (K_{L-1}, K_L), end (K_L,)], or all of them flattened in that order (the reference's
+        FactorSequence layout). Its MAP oracle is Viterbi. Returns its index."""
+        variables = self._variable_list(variables)
+        for v in variables:
+            if self._binary[v]:
+                raise ValueError(f"variables: variable {v} is binary; sequences take multi-valued variables")
+        states = [self._unary[v].shape[0] for v in variables]
+        shapes = [(states[0],)] + [(a, b) for a, b in zip(states, states[1:])] + [(states[-1],)]
+        if isinstance(transitions, (list, tuple)) and len(transitions) == len(shapes) and all(
+                np.ndim(t) >= 1 for t in transitions):
+            parts = [_as_array(t, "transitions", np.float64, "real") for t in transitions]
+            for i, (part, shape) in enumerate(zip(parts, shapes)):
+                if part.shape != shape:
+                    raise ValueError(f"transitions: table {i} has shape {part.shape}, expected {shape}")
+            flat = np.concatenate([p.reshape(-1) for p in parts])
+        else:
+            flat = _as_array(transitions, "transitions", np.float64, "real").reshape(-1)
+            expected = sum(int(np.prod(s)) for s in shapes)
+            if flat.shape[0] != expected:
+                raise ValueError(f"transitions: expected {len(shapes)} tables of shapes {shapes} or "
+                                 f"{expected} values, got {flat.shape[0]}")
+        units = [(v, t) for v, k in zip(variables, states) for t in range(k)]
+        self._factors.append(("sequence", units, [], 0, [], flat.copy(), states, 0, []))
+        return len(self._factors) - 1
+
+    def add_tree(self, num_nodes: int, arcs, literals) -> int:
+        """Adds a dependency-tree factor: arcs[k] = (head, modifier) over nodes 0..num_nodes-1 is
+        the binary literal literals[k]; the true arcs must form a spanning tree directed away
+        from the root 0 (every node 1..num_nodes-1 has one head, no cycle). Its MAP oracle is
+        Chu-Liu-Edmonds. Returns its index."""
+        num_nodes = _int_option(num_nodes, "num_nodes", 2, _INT32_MAX)
+        arcs = _as_array(arcs, "arcs", np.int64, "integer")
+        if arcs.ndim != 2 or arcs.shape[1] != 2:
+            raise ValueError(f"arcs: expected (head, modifier) pairs, got shape {tuple(arcs.shape)}")
+        if isinstance(literals, (int, np.integer, str)) or literals is None or len(literals) != len(arcs):
+            raise ValueError(f"literals: expected one literal per arc ({len(arcs)})")
+        index = self._add_literal_factor("tree", literals, None)
+        self._factors[index] = self._factors[index][:6] + ([], num_nodes, [tuple(int(x) for x in a) for a in arcs])
+        return index
 
     def _is_pairwise(self) -> bool:
         return not any(self._binary) and len(self._edges) == len(self._factors)
@@ -539,12 +584,12 @@ class FactorGraph:
                 unit_scores.extend(float(x) for x in scores)
                 start += scores.shape[0]
         factors, extra = [], []
-        for kind, links, flags, budget, costs, scores in self._factors:
+        for kind, links, flags, budget, costs, scores, states, nodes, arcs in self._factors:
             if kind == "dense":
                 units = list(links)
             else:
                 units = [begin[v] + (0 if self._binary[v] else state) for v, state in links]
-            factors.append((kind, units, flags, budget, costs))
+            factors.append((kind, units, flags, budget, costs, states, nodes, arcs))
             extra.extend(float(x) for x in np.asarray(scores).reshape(-1))
         return variables, factors, unit_scores, extra
 
@@ -575,8 +620,7 @@ class FactorGraph:
         additional, start = [], 0
         for factor in self._factors:
             table = np.asarray(factor[5])
-            additional.append(extra[start:start + table.size].reshape(table.shape if table.ndim != 1 or
-                                                                      factor[0] != "pair" else ()))
+            additional.append(extra[start:start + table.size].reshape(() if factor[0] == "pair" else table.shape))
             start += table.size
         return FactorGraphSolution(labels=labels, score=float(score), bound=float(bound),
                                    status=STATUS_NAMES[status], iterations=int(iterations),
@@ -586,7 +630,7 @@ class FactorGraph:
         num_states = np.array([u.shape[0] for u in self._unary], dtype=np.int64)
         edges = np.array(self._edges, dtype=np.int64).reshape(-1, 2)
         unary = np.concatenate(self._unary)[None, :]
-        tables = [f[5] for f in self._factors]
+        tables = [f[5] for f in self._factors]  # (only add_factor tables here)
         pairwise = (np.concatenate([t.reshape(-1) for t in tables]) if tables else np.zeros(0))
         labels, score, bound, status, iterations, posteriors = _run(
             method, unary, pairwise, edges, num_states, num_threads=1, **options)

@@ -270,7 +270,57 @@ def test_simple_grid_matches_brute_force():
 
 def test_not_implemented_parts_say_so():
     g = fg.PFactorGraph()
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError):
         g.declare_factor(None, [])
     with pytest.raises(NotImplementedError):
+        g.declare_factor(fg.PFactor(), [])
+    with pytest.raises(NotImplementedError):
         g.solve_lp_map_psdd()
+
+
+def test_extension_factors_sequence_and_tree():
+    from ccnn_ext.ad3.extensions import PFactorSequence, PFactorTree
+
+    rng = np.random.RandomState(4)
+    states = [2, 3, 2]
+    g = PFactorGraph()
+    variables = [g.create_multi_variable(k) for k in states]
+    for v in variables:
+        v.set_log_potentials(rng.randn(len(v)))
+    sequence = PFactorSequence()
+    g.declare_factor(sequence, [v.get_state(i) for v in variables for i in range(len(v))])
+    sequence.initialize(states)
+    transitions = rng.randn(2 + 2 * 3 + 3 * 2 + 2)
+    sequence.set_additional_log_potentials(transitions)
+    assert sequence.get_degree() == 7
+    value, posteriors, additional, status = g.solve(branch_and_bound=True)
+    assert status == "integral" and len(additional) == len(transitions)
+    labels = np.split(np.array(posteriors), np.cumsum(states)[:-1])
+    y = [int(np.argmax(p)) for p in labels]
+
+    def score(y):
+        total = sum(v.get_log_potential(s) for v, s in zip(variables, y))
+        total += transitions[y[0]] + transitions[2 + y[0] * 3 + y[1]] + transitions[8 + y[1] * 2 + y[2]]
+        return total + transitions[14 + y[2]]
+
+    assert value == pytest.approx(max(score(z) for z in itertools.product(range(2), range(3), range(2))))
+    assert value == pytest.approx(score(y))
+    with pytest.raises(ValueError):
+        g.declare_factor(sequence, [variables[0].get_state(0)])  # already declared
+
+    n = 5
+    arcs = [(h, m) for m in range(1, n) for h in range(n) if h != m]
+    g = PFactorGraph()
+    arc_vars = [g.create_binary_variable() for _ in arcs]
+    for var, p in zip(arc_vars, rng.uniform(-1, 1, size=len(arcs))):
+        var.set_log_potential(p)
+    tree = PFactorTree()
+    g.declare_factor(tree, arc_vars)
+    with pytest.raises(TypeError):
+        tree.initialize(n, None)
+    with pytest.raises(ValueError):
+        tree.initialize(n, arcs[:3])
+    tree.initialize(n, arcs)
+    value, posteriors, _, status = g.solve()
+    chosen = [a for a, p in zip(arcs, posteriors) if p > 0.5]
+    assert status == "integral" and sorted(m for _, m in chosen) == list(range(1, n))

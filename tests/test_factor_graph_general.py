@@ -300,3 +300,62 @@ def test_infeasible_and_errors():
         g.add_logic("xorout", [x])
     with pytest.raises(TypeError, match="score"):
         g.add_pair(x, y, None)
+
+
+def test_sequence_factor_equals_a_chain_of_dense_factors():
+    rng = np.random.default_rng(8)
+    for trial in range(15):
+        states = list(rng.integers(2, 4, size=int(rng.integers(1, 5))))
+        unaries = [rng.normal(size=k) for k in states]
+        tables = [rng.normal(size=states[0])] + [rng.normal(size=(a, b)) for a, b in zip(states, states[1:])] \
+            + [rng.normal(size=states[-1])]
+        seq, chain = FactorGraph(), FactorGraph()
+        vs = [seq.add_variable(u) for u in unaries]
+        ws = [chain.add_variable(u) for u in unaries]
+        index = seq.add_sequence(vs, tables if trial % 2 else np.concatenate([t.ravel() for t in tables]))
+        chain.add_dense([ws[0]], tables[0])
+        for i in range(len(ws) - 1):
+            chain.add_dense([ws[i], ws[i + 1]], tables[i + 1])
+        chain.add_dense([ws[-1]], tables[-1])
+        if trial % 3 == 0 and len(vs) > 1:  # a constraint couples them beyond the chain
+            seq.add_logic("atmostone", [(vs[0], 0), (vs[-1], 0)])
+            chain.add_logic("atmostone", [(ws[0], 0), (ws[-1], 0)])
+        a, b, c = seq.solve_exact(), chain.solve_exhaustive(), seq.solve_ad3()
+        assert a.status == b.status == "optimal"
+        assert a.score == pytest.approx(b.score, abs=1e-9)
+        assert list(a.labels) == list(b.labels)
+        assert a.additional_posteriors[index].shape == (sum(t.size for t in tables),)
+        assert a.additional_posteriors[index].sum() == pytest.approx(len(states) + 1)
+        assert c.bound >= a.score - 1e-6
+        if c.status == "optimal":
+            assert c.score == pytest.approx(a.score, abs=1e-9)
+
+
+def test_tree_factor_against_brute_force():
+    rng = np.random.default_rng(9)
+    n = 4
+    arcs = [(h, m) for m in range(1, n) for h in range(n) if h != m]
+    for trial in range(10):
+        g = FactorGraph()
+        scores = rng.normal(size=len(arcs))
+        lits = [g.add_binary_variable(s) for s in scores]
+        g.add_tree(n, arcs, lits)
+        if trial % 2:
+            g.add_logic("atmostone", [lits[0], lits[3], lits[6]])  # at most one of the arcs 0 -> 1, 2, 3
+        best = -np.inf
+        for heads in itertools.product(range(n), repeat=n - 1):
+            chosen = {(h, m) for m, h in zip(range(1, n), heads)}
+            labels = [int(a in chosen) for a in arcs]
+            best = max(best, g.score(labels))
+        for solution in (g.solve_exact(), g.solve_exhaustive()):
+            assert solution.status == "optimal"
+            assert solution.score == pytest.approx(best, abs=1e-9)
+        relaxed = g.solve_ad3()
+        assert relaxed.bound >= best - 1e-6
+    g = FactorGraph()
+    lits = [g.add_binary_variable() for _ in range(2)]
+    with pytest.raises(ValueError, match="literals"):
+        g.add_tree(3, [(0, 1), (0, 2), (1, 2)], lits)
+    g.add_tree(3, [(0, 1), (2, 1)], lits)  # node 2 unreachable: reported when solving
+    with pytest.raises(ValueError, match="arcs"):
+        g.solve_exact()

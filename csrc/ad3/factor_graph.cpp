@@ -29,6 +29,8 @@ const char* factor_type_name(FactorType type) {
     case FactorType::kBudget: return "budget";
     case FactorType::kKnapsack: return "knapsack";
     case FactorType::kPair: return "pair";
+    case FactorType::kSequence: return "sequence";
+    case FactorType::kTree: return "tree";
   }
   return "unknown";
 }
@@ -206,6 +208,69 @@ int FactorGraph::add_dense(const std::vector<int>& variables) {
   spec.type = FactorType::kDense;
   spec.links = variables;
   return add_factor(std::move(spec), static_cast<std::size_t>(configurations));
+}
+
+int FactorGraph::add_sequence(const std::vector<int>& units, const std::vector<int>& num_states) {
+  if (num_states.empty()) throw std::invalid_argument("num_states: a sequence needs at least one position");
+  std::size_t total = 0, transitions = 0;
+  for (std::size_t i = 0; i < num_states.size(); ++i) {
+    if (num_states[i] < 1) {
+      throw std::invalid_argument("num_states: position " + std::to_string(i) + " has " +
+                                  std::to_string(num_states[i]) + " states; expected >= 1");
+    }
+    total += num_states[i];
+    transitions += static_cast<std::size_t>(i > 0 ? num_states[i - 1] : 1) * num_states[i];
+  }
+  transitions += num_states.back();
+  if (units.size() != total) {
+    throw std::invalid_argument("units: expected sum(num_states) = " + std::to_string(total) + " units, got " +
+                                std::to_string(units.size()));
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kSequence;
+  spec.links = units;
+  spec.num_states = num_states;
+  return add_factor(std::move(spec), transitions);
+}
+
+int FactorGraph::add_tree(const std::vector<int>& units, int num_nodes, const std::vector<std::array<int, 2>>& arcs) {
+  if (num_nodes < 2) throw std::invalid_argument("num_nodes: a tree needs at least 2 nodes");
+  if (arcs.size() != units.size()) {
+    throw std::invalid_argument("arcs: expected one arc per unit (" + std::to_string(units.size()) + "), got " +
+                                std::to_string(arcs.size()));
+  }
+  std::vector<std::array<int, 2>> sorted = arcs;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t k = 0; k < sorted.size(); ++k) {
+    const int h = sorted[k][0], m = sorted[k][1];
+    if (h < 0 || h >= num_nodes || m < 1 || m >= num_nodes || h == m) {
+      throw std::invalid_argument("arcs: (" + std::to_string(h) + ", " + std::to_string(m) +
+                                  ") is not an arc (head in [0, num_nodes), modifier in [1, num_nodes), distinct)");
+    }
+    if (k > 0 && sorted[k] == sorted[k - 1]) {
+      throw std::invalid_argument("arcs: (" + std::to_string(h) + ", " + std::to_string(m) + ") appears twice");
+    }
+  }
+  // Every node reachable from the root, so that a spanning arborescence exists.
+  std::vector<char> reached(num_nodes, 0);
+  reached[0] = 1;
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& arc : arcs) {
+      if (reached[arc[0]] && !reached[arc[1]]) reached[arc[1]] = grew = true;
+    }
+  }
+  for (int v = 0; v < num_nodes; ++v) {
+    if (!reached[v]) throw std::invalid_argument("arcs: node " + std::to_string(v) + " cannot be reached from the root 0");
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kTree;
+  spec.links = units;
+  spec.num_nodes = num_nodes;
+  spec.arcs = arcs;
+  return add_factor(std::move(spec), 0);
 }
 
 namespace detail {

@@ -24,6 +24,14 @@
 //   kBudget     at most `budget` of the n units are 1.
 //   kKnapsack   sum_i costs[i] * y_i <= budget (costs >= 0).
 //   kPair       two units; one additional score, added when both are 1.
+//   kSequence   a chain of L positions, position i a group of num_states[i] units (links in order,
+//               position after position) of which exactly one is 1; additional scores: the
+//               transitions, for i = 0..L a (i > 0 ? K_{i-1} : 1) x (i < L ? K_i : 1) row-major
+//               table (start, between consecutive positions, end), as the reference's
+//               FactorSequence. MAP oracle: Viterbi.
+//   kTree       one unit per arc (head, modifier) of a graph over nodes 0..num_nodes-1: the arcs
+//               that are 1 form a spanning arborescence rooted at node 0 (a dependency tree).
+//               MAP oracle: Chu-Liu-Edmonds maximum spanning arborescence.
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
 // Only dense and pair factors have additional scores; factor f's are at additional_offset(f) in
 // the flat `factor_scores` array, additional_size() values in all.
@@ -31,8 +39,8 @@
 // Solvers (same Status contract as ad3.h, plus kInfeasible):
 //   solve_ad3         AD3 on the LP relaxation, each factor's local quadratic problem solved
 //                     exactly: closed-form / sort-based projections for the logic, budget and
-//                     knapsack factors, the active-set method of the paper for dense, pair and XOROUT
-//                     factors. kOptimal when a rounded labelling meets the dual bound (the
+//                     knapsack factors, the active-set method of the paper for dense, pair, XOROUT,
+//                     sequence and tree factors (given by their MAP oracles). kOptimal when a rounded labelling meets the dual bound (the
 //                     relaxation is tight), kFractional when it converged without that,
 //                     kIterationLimit otherwise. The knapsack factor's local polytope is the LP
 //                     relaxation {q in [0,1]^n : costs . q <= budget} (as in the reference), a
@@ -60,6 +68,7 @@
 //     ccnn::ad3::FactorSolution s = ccnn::ad3::solve_exact(g, units, extra);
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -80,10 +89,12 @@ enum class FactorType : std::int32_t {
   kBudget,
   kKnapsack,
   kPair,
+  kSequence,
+  kTree,
 };
 
 // "dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply", "budget", "knapsack",
-// "pair".
+// "pair", "sequence", "tree".
 const char* factor_type_name(FactorType type);
 
 // One factor as declared: its type, its links (units; for dense factors, variables), per-link
@@ -94,6 +105,9 @@ struct FactorSpec {
   std::vector<char> negated;
   double budget = 0.0;
   std::vector<double> costs;
+  std::vector<int> num_states;              // kSequence: states per position
+  int num_nodes = 0;                        // kTree
+  std::vector<std::array<int, 2>> arcs;     // kTree: (head, modifier) of each link
 };
 
 // Structure of a general factor graph. Built incrementally; every add_* validates its arguments
@@ -113,6 +127,11 @@ class FactorGraph {
   int add_pair(int unit_a, int unit_b);
   // Multi-valued variables only, distinct.
   int add_dense(const std::vector<int>& variables);
+  // Sequence over groups of units: num_states[i] units per position (each >= 1), sum = units.size().
+  int add_sequence(const std::vector<int>& units, const std::vector<int>& num_states);
+  // Dependency tree: arcs[k] = (head, modifier) is unit units[k]; heads and modifiers in
+  // [0, num_nodes), modifiers >= 1, no self-loops or duplicates, every node reachable from 0.
+  int add_tree(const std::vector<int>& units, int num_nodes, const std::vector<std::array<int, 2>>& arcs);
 
   int num_variables() const { return static_cast<int>(unit_begin_.size()); }
   int num_units() const { return num_units_; }

@@ -6,6 +6,7 @@
 // configuration's additional score, if any); the knapsack factor uses its LP relaxation.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -53,11 +54,13 @@ std::vector<int> factor_units(const FactorGraph& graph, const FactorSpec& spec);
 // target within [0, sum w]); sort-based, O(n log n).
 void project_box_hyperplane(const double* x, const double* w, int n, double target, double* q);
 
-// Factories of the two families (factors_logic.cpp, factors_dense.cpp).
+// Factories of the families (factors_logic.cpp, factors_dense.cpp, factors_structured.cpp).
 std::unique_ptr<LocalFactor> make_logic_factor(const FactorSpec& spec);
 std::unique_ptr<LocalFactor> make_dense_factor(const std::vector<int>& num_states);
 std::unique_ptr<LocalFactor> make_pair_factor();
 std::unique_ptr<LocalFactor> make_xor_out_factor(int n);
+std::unique_ptr<LocalFactor> make_sequence_factor(const std::vector<int>& num_states);
+std::unique_ptr<LocalFactor> make_tree_factor(int num_nodes, const std::vector<std::array<int, 2>>& arcs);
 // An active-set factor over an explicit list of allowed configurations (0/1 link vectors),
 // without additional scores: a reference for the closed-form solvers in the tests.
 std::unique_ptr<LocalFactor> make_enumerated_factor(std::vector<std::vector<char>> configurations);

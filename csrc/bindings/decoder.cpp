@@ -152,14 +152,15 @@ ad3::FactorType parse_factor_type(const std::string& name) {
   for (auto t : {ad3::FactorType::kDense, ad3::FactorType::kXor, ad3::FactorType::kAtMostOne, ad3::FactorType::kOr,
                  ad3::FactorType::kXorOut, ad3::FactorType::kOrOut, ad3::FactorType::kAndOut,
                  ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
-                 ad3::FactorType::kPair}) {
+                 ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree}) {
     if (name == ad3::factor_type_name(t)) return t;
   }
   throw std::invalid_argument("factor type: unknown type '" + name + "'");
 }
 
 // variables: one int per variable, 0 for a binary variable, K >= 1 for a multi-valued one.
-// factors: (type, links, negated, budget, costs) tuples, links are units (variables for dense).
+// factors: (type, links, negated, budget, costs[, num_states, num_nodes, arcs]) tuples; links are
+// units (variables for dense); num_states for sequences, num_nodes and (head, modifier) arcs for trees.
 ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::list& factors) {
   ad3::FactorGraph graph;
   for (int k : variables) {
@@ -180,6 +181,14 @@ ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::
       case ad3::FactorType::kBudget: graph.add_budget(links, t[3].cast<int>(), negated); break;
       case ad3::FactorType::kKnapsack:
         graph.add_knapsack(links, t[4].cast<std::vector<double>>(), t[3].cast<double>(), negated);
+        break;
+      case ad3::FactorType::kSequence:
+        if (t.size() < 6) throw std::invalid_argument("num_states: a sequence factor needs its states per position");
+        graph.add_sequence(links, t[5].cast<std::vector<int>>());
+        break;
+      case ad3::FactorType::kTree:
+        if (t.size() < 8) throw std::invalid_argument("arcs: a tree factor needs num_nodes and its arcs");
+        graph.add_tree(links, t[6].cast<int>(), t[7].cast<std::vector<std::array<int, 2>>>());
         break;
       default: graph.add_logic(type, links, negated);
     }

@@ -239,6 +239,113 @@ void test_active_set_factors() {
   }
 }
 
+// Sequence and tree factors: the MAP oracle against brute force over the allowed configurations,
+// and the local solution's optimality over every vertex (y_v, u_v) of the factor's polytope:
+// (x - q) . (y_v - q) + a . (u_v - u) <= 0.
+void check_oracle_factor(ad3::detail::LocalFactor& factor, std::mt19937& rng, const char* name) {
+  std::normal_distribution<double> normal(0.3, 1.0);
+  const int n = factor.degree(), m = factor.num_additional();
+  std::vector<double> a(std::max(1, m)), x(n), q(n), u(std::max(1, m)), y(n), uy(std::max(1, m));
+  // allowed configurations with their additional indicators
+  std::vector<std::vector<int>> configs;
+  std::vector<std::vector<double>> extras;
+  std::vector<int> labels(n);
+  for (long mask = 0; mask < (1L << n); ++mask) {
+    for (int i = 0; i < n; ++i) labels[i] = (mask >> i) & 1;
+    if (factor.evaluate(labels.data(), a.data(), uy.data()) > kNegInf) {
+      configs.push_back(labels);
+      extras.emplace_back(uy.begin(), uy.begin() + m);
+    }
+  }
+  CHECK(!configs.empty());
+  for (int trial = 0; trial < 60; ++trial) {
+    for (double& v : a) v = normal(rng);
+    for (double& v : x) v = normal(rng);
+    // MAP
+    double best = kNegInf;
+    for (std::size_t c = 0; c < configs.size(); ++c) {
+      double v = 0.0;
+      for (int i = 0; i < n; ++i) v += configs[c][i] * x[i];
+      for (int k = 0; k < m; ++k) v += extras[c][k] * a[k];
+      best = std::max(best, v);
+    }
+    const double value = factor.map(x.data(), a.data(), y.data(), uy.data());
+    if (std::fabs(value - best) > 1e-9) std::fprintf(stderr, "%s: MAP %g, brute force %g\n", name, value, best);
+    CHECK_CLOSE(value, best, 1e-12, 1e-9);
+    // QP
+    factor.solve_qp(x.data(), a.data(), q.data(), u.data());
+    double worst = 0.0;
+    for (std::size_t c = 0; c < configs.size(); ++c) {
+      double ip = 0.0;
+      for (int i = 0; i < n; ++i) ip += (x[i] - q[i]) * (configs[c][i] - q[i]);
+      for (int k = 0; k < m; ++k) ip += a[k] * (extras[c][k] - u[k]);
+      worst = std::max(worst, ip);
+    }
+    if (worst > 1e-8) std::fprintf(stderr, "%s: local solution not optimal (%g)\n", name, worst);
+    CHECK(worst <= 1e-8);
+  }
+}
+
+void test_structured_factors() {
+  std::mt19937 rng(23);
+  for (const std::vector<int>& states : std::vector<std::vector<int>>{{2}, {2, 3}, {3, 2, 2}, {2, 2, 2, 2}}) {
+    auto factor = ad3::detail::make_sequence_factor(states);
+    check_oracle_factor(*factor, rng, "sequence");
+  }
+  for (int nodes : {2, 3, 4}) {
+    std::vector<std::array<int, 2>> arcs;
+    for (int m = 1; m < nodes; ++m) {
+      for (int h = 0; h < nodes; ++h) {
+        if (h != m) arcs.push_back({h, m});
+      }
+    }
+    auto factor = ad3::detail::make_tree_factor(nodes, arcs);
+    check_oracle_factor(*factor, rng, "tree");
+  }
+  // A sparser arc set (not every arc present) with a forced chain 0 -> 2 -> 1 -> 3 possible.
+  auto sparse = ad3::detail::make_tree_factor(4, {{0, 2}, {2, 1}, {1, 3}, {0, 3}, {3, 1}, {1, 2}});
+  check_oracle_factor(*sparse, rng, "sparse tree");
+  // Maximum spanning arborescences on random complete graphs of 6 nodes: Chu-Liu-Edmonds against
+  // enumeration of every head assignment.
+  const int n = 6;
+  std::vector<std::array<int, 2>> arcs;
+  for (int m = 1; m < n; ++m) {
+    for (int h = 0; h < n; ++h) {
+      if (h != m) arcs.push_back({h, m});
+    }
+  }
+  auto tree = ad3::detail::make_tree_factor(n, arcs);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> s(arcs.size()), y(arcs.size());
+  std::vector<int> labels(arcs.size());
+  for (int trial = 0; trial < 30; ++trial) {
+    for (double& v : s) v = normal(rng);
+    double best = kNegInf;
+    std::vector<int> head(n, 0);
+    for (long code = 0; code < 7776; ++code) {  // 6^5 head assignments of nodes 1..5
+      long rest = code;
+      for (int m = 1; m < n; ++m) {
+        head[m] = static_cast<int>(rest % n);
+        rest /= n;
+      }
+      std::fill(labels.begin(), labels.end(), 0);
+      bool ok = true;
+      double v = 0.0;
+      for (int m = 1; m < n && ok; ++m) {
+        if (head[m] == m) ok = false;
+        for (std::size_t k = 0; k < arcs.size() && ok; ++k) {
+          if (arcs[k][0] == head[m] && arcs[k][1] == m) {
+            labels[k] = 1;
+            v += s[k];
+          }
+        }
+      }
+      if (ok && tree->evaluate(labels.data(), nullptr, nullptr) > kNegInf) best = std::max(best, v);
+    }
+    CHECK_CLOSE(tree->map(s.data(), nullptr, y.data(), nullptr), best, 1e-12, 1e-12);
+  }
+}
+
 // A random small graph: binary and multi-valued variables, a few factors of random types.
 struct Problem {
   ad3::FactorGraph graph;
@@ -354,6 +461,53 @@ void check_against_exhaustive(const Problem& p, int& ad3_certified, int& infeasi
   }
 }
 
+// Graphs with a tree factor over 9 arc variables (4 nodes) or a sequence factor over multi-valued
+// variables, plus logic / dense factors: AD3 and exact against exhaustive.
+void test_structured_graphs(int& certified, int& infeasible, int& total) {
+  std::mt19937 rng(29);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (int trial = 0; trial < 40; ++trial) {
+    Problem p;
+    std::vector<std::array<int, 2>> arcs;
+    for (int m = 1; m < 4; ++m) {
+      for (int h = 0; h < 4; ++h) {
+        if (h != m) arcs.push_back({h, m});
+      }
+    }
+    std::vector<int> units;
+    for (std::size_t k = 0; k < arcs.size(); ++k) units.push_back(p.graph.unit(p.graph.add_binary_variable()));
+    p.graph.add_tree(units, 4, arcs);
+    if (trial % 2) {
+      p.graph.add_budget({units[0], units[1], units[2]}, 1, {0, 1, 0});
+    } else {
+      p.graph.add_logic(FactorType::kImply, {units[0], units[4]});
+    }
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
+  for (int trial = 0; trial < 40; ++trial) {
+    Problem p;
+    std::vector<int> vars, units, states;
+    for (int i = 0; i < 4; ++i) {
+      const int k = 2 + static_cast<int>(rng() % 2);
+      vars.push_back(p.graph.add_multi_variable(k));
+      states.push_back(k);
+      for (int t = 0; t < k; ++t) units.push_back(p.graph.unit(vars.back(), t));
+    }
+    p.graph.add_sequence(units, states);
+    if (trial % 2) p.graph.add_dense({vars[0], vars[3]});
+    p.graph.add_logic(FactorType::kAtMostOne, {p.graph.unit(vars[1], 0), p.graph.unit(vars[2], 0)});
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    p.extra.resize(p.graph.additional_size());
+    for (double& v : p.extra) v = 1.5 * normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
+}
+
 void test_random_graphs() {
   const std::vector<FactorType> all = {FactorType::kDense, FactorType::kXor,   FactorType::kAtMostOne,
                                        FactorType::kOr,    FactorType::kXorOut, FactorType::kOrOut,
@@ -374,6 +528,7 @@ void test_random_graphs() {
     check_against_exhaustive(p, certified, infeasible);
     ++total;
   }
+  test_structured_graphs(certified, infeasible, total);
   std::printf("random general graphs: %d, AD3 certified %d, infeasible %d\n", total, certified, infeasible);
   CHECK(certified > total / 3);
 }
@@ -454,6 +609,13 @@ void test_errors() {
   CHECK(throws_naming([&] { g.add_dense({a}); }, "variables"));
   CHECK(throws_naming([&] { g.add_dense({b, b}); }, "variables"));
   CHECK(throws_naming([&] { g.unit(b, 3); }, "state"));
+  CHECK(throws_naming([&] { g.add_sequence({1, 2, 3}, {2, 2}); }, "units"));
+  CHECK(throws_naming([&] { g.add_sequence({1, 2, 3}, {3, 0}); }, "num_states"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}}); }, "arcs"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {0, 1}}); }, "arcs"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {1, 0}}); }, "arcs"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {3, 2}}); }, "arcs"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {2, 1}}); }, "reached"));
   g.add_dense({b});
   CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0}, std::vector<double>(3)); }, "unit_scores"));
   CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0, 0}, std::vector<double>(2)); }, "factor_scores"));
@@ -466,6 +628,7 @@ void test_errors() {
 int main() {
   test_logic_factors();
   test_active_set_factors();
+  test_structured_factors();
   test_simple_cases();
   test_random_graphs();
   test_errors();

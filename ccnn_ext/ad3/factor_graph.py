@@ -1,49 +1,14 @@
-"""Compatibility layer for code written against the reference AD3 package (PyPI ``ad3`` 2.2.1).
-
-Replace ``from ad3 import factor_graph as fg`` by ``from ccnn_ext.ad3 import factor_graph as fg``
-(or ``import ad3`` by ``import ccnn_ext.ad3 as ad3``); the names, arguments and return
-conventions below are the reference's. The solvers are ccnn's (``csrc/ad3``, see
-docs/decoder.md, "General factor graphs").
-
-Implemented: ``PFactorGraph`` with ``create_binary_variable``, ``create_multi_variable``,
-``create_factor_logic`` (XOR, XOROUT, ATMOSTONE, OR, OROUT, ANDOUT, IMPLY, with ``negated``),
-``create_factor_pair``, ``create_factor_budget``, ``create_factor_knapsack``,
-``create_factor_dense``, ``fix_multi_variables_without_factors``, ``solve``, the AD3 setters
-(``set_eta_ad3``, ``adapt_eta_ad3``, ``set_max_iterations_ad3``, ``set_residual_threshold_ad3``),
-``solve_lp_map_ad3``, ``solve_exact_map_ad3``; variables (``PBinaryVariable``, ``PMultiVariable``)
-with ``get/set_log_potential(s)``, ``get_degree``, ``get_id``, ``get_state``, item access;
-``simple_grid`` and ``general_graph``.
-
-Deliberate differences (docs/decoder.md lists them too):
-  * Multi-valued variables are always one-hot: the one-of-K constraint is enforced for every
-    multi-valued variable, whether or not a dense factor covers it, so
-    ``fix_multi_variables_without_factors`` and ``ensure_multi_variables`` change nothing
-    (the reference leaves a multi-valued variable without factors unconstrained unless asked).
-  * ``solve(branch_and_bound=True)`` is ccnn's certified branch-and-bound: "integral" means
-    certified optimal (no depth limit; the reference may answer "unsolved"), "infeasible" that
-    no labelling satisfies the hard factors.
-  * ``value``: "integral": the MAP score; "fractional": the objective at the returned
-    (fractional) posteriors, the LP value up to the tolerance; "unsolved": the score of the best
-    labelling found (a lower bound on the MAP; the reference reports an internal quantity there,
-    also below the MAP in its tests). The valid upper bound is ``PFactorGraph.last_bound``.
-  * ``verbose`` prints nothing; ``owned_by_graph`` is accepted and ignored (memory is Python's).
-  * Not implemented (raise NotImplementedError): ``declare_factor`` and the extension factors
-    (sequence, trees, head automata), the PSDD solver, ``general_constrained_graph``.
-  * ``get_dual_variables`` / ``get_local_primal_variables``: ccnn's multipliers are in score units
-    (the reference's scaling may differ); empty after an exhaustive solve.
-"""
+"""ccnn_ext.ad3.factor_graph: ``PFactorGraph``, its variables and factors (the reference's
+``ad3.factor_graph`` and ``ad3.base``); see the package docstring for the differences."""
 from __future__ import annotations
 
-import itertools
-import sys
 from typing import List
 
 import numpy as np
 
-from . import _decoder
+from .. import _decoder
 
-__all__ = ["PBinaryVariable", "PMultiVariable", "PFactor", "PFactorGraph", "factor_graph",
-           "simple_grid", "general_graph"]
+__all__ = ["PBinaryVariable", "PMultiVariable", "PFactor", "PFactorGraph"]
 
 _STATUS = {0: "integral", 1: "fractional", 2: "unsolved", 3: "unsolved", 4: "infeasible"}
 _STATUS_CODES = {"integral": 0, "fractional": 1, "infeasible": 2, "unsolved": 3}
@@ -131,13 +96,22 @@ class PMultiVariable:
 class PFactor:
     """A factor of a :class:`PFactorGraph`."""
 
-    def __init__(self, kind, links, negated=(), budget=0, costs=(), additional=()):
+    def __init__(self, kind=None, links=(), negated=(), budget=0, costs=(), additional=()):
         self._kind = kind
-        self._links = links            # PBinaryVariable (units) or, for dense, PMultiVariable
+        self._links = list(links)      # PBinaryVariable (units) or, for dense, PMultiVariable
         self._negated = list(negated)
         self._budget = budget
         self._costs = list(costs)
         self._additional = [float(x) for x in additional]
+        self._graph = None
+        # structured factors (extensions): states per position, or nodes and arcs
+        self._num_states = []
+        self._num_nodes = 0
+        self._arcs = []
+        self._initialized = True
+
+    def set_allocate(self, allocate):
+        """Accepted for compatibility (memory is Python's)."""
 
     def get_additional_log_potentials(self):
         return list(self._additional)
@@ -148,6 +122,9 @@ class PFactor:
             raise ValueError(f"additional_log_potentials: expected {len(self._additional)} values, "
                              f"got {len(values)}")
         self._additional = values
+
+    def _check_size(self):
+        """Structured factors: the number of bound variables must match the initialization."""
 
     def _units(self):
         if self._kind == "dense":
@@ -284,8 +261,21 @@ class PFactorGraph:
         return self._add(PFactor("dense", list(p_multi_variables), additional=values))
 
     def declare_factor(self, p_factor, p_variables, owned_by_graph=False):
-        raise NotImplementedError("declare_factor (generic and extension factors) is not implemented "
-                                  "in ccnn_ext.ad3 yet")
+        """Binds a separately created factor (ccnn_ext.ad3.extensions: PFactorSequence,
+        PFactorTree) to binary variables; initialize it before solving."""
+        if not isinstance(p_factor, PFactor):
+            raise TypeError(f"p_factor: expected a PFactor, got {type(p_factor).__name__}")
+        if p_factor._kind not in ("sequence", "tree"):
+            raise NotImplementedError(f"declare_factor: {type(p_factor).__name__} is not supported by ccnn_ext.ad3")
+        if p_factor._graph is not None:
+            raise ValueError("p_factor: this factor is already declared in a factor graph")
+        variables = _binary_list(self, p_variables)
+        if len(set(map(id, variables))) != len(variables):
+            raise ValueError("p_variables: a variable appears twice")
+        p_factor._links = list(variables)
+        p_factor._graph = self
+        p_factor._check_size()
+        return self._add(p_factor)
 
     def fix_multi_variables_without_factors(self):
         """No-op: every multi-valued variable is one-hot in ccnn (see the module docstring)."""
@@ -314,9 +304,12 @@ class PFactorGraph:
         index = {id(v): i for i, v in enumerate(self._variables)}
         factors, extra = [], []
         for f in self._factors:
+            if not f._initialized:
+                raise ValueError(f"{type(f).__name__}: declared but not initialized (call initialize)")
             links = ([index[id(v)] for v in f._links] if f._kind == "dense"
                      else [u._unit for u in f._links])
-            factors.append((f._kind, links, f._negated, f._budget, f._costs))
+            factors.append((f._kind, links, f._negated, f._budget, f._costs, f._num_states, f._num_nodes,
+                            f._arcs))
             extra.extend(f._additional)
         return variables, factors, unit_scores, extra
 
@@ -366,93 +359,3 @@ class PFactorGraph:
         return list(self._state[2])
 
     set_eta_psdd = set_max_iterations_psdd = solve_lp_map_psdd = _not_implemented
-
-
-def simple_grid(unaries, pairwise, verbose=1):
-    """MAP on a 4-connected grid: unaries (height, width, n_states), one shared pairwise table
-    (n_states, n_states). Returns (marginals, edge_marginals, value, status)."""
-    unaries = np.asarray(unaries, dtype=np.float64)
-    pairwise = np.asarray(pairwise, dtype=np.float64)
-    height, width, n_states = unaries.shape
-    graph = PFactorGraph()
-    grid = [[graph.create_multi_variable(n_states) for _ in range(width)] for _ in range(height)]
-    for i, j in itertools.product(range(height), range(width)):
-        grid[i][j].set_log_potentials(unaries[i, j])
-    for i, j in itertools.product(range(height), range(width)):
-        if j > 0:
-            graph.create_factor_dense([grid[i][j - 1], grid[i][j]], pairwise.ravel())
-        if i > 0:
-            graph.create_factor_dense([grid[i - 1][j], grid[i][j]], pairwise.ravel())
-    value, marginals, edge_marginals, status = graph.solve(verbose=verbose)
-    return (np.array(marginals).reshape(unaries.shape),
-            np.array(edge_marginals).reshape(-1, n_states ** 2), value, status)
-
-
-def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, eta=.1, exact=False):
-    """MAP on a general pairwise graph, the reference's two forms: unaries (N, L), edges (E, 2),
-    edge_weights (E, L, L); or, typed, lists of per-type unaries (N_t, L_t) and T^2 lists of edges
-    and weights between types. Returns (marginals, edge_marginals, value, status)."""
-    if isinstance(unaries, list):
-        return _general_graph_typed(unaries, edges, edge_weights, verbose, n_iterations, eta, exact)
-    unaries = np.asarray(unaries, dtype=np.float64)
-    edges = np.asarray(edges)
-    edge_weights = np.asarray(edge_weights, dtype=np.float64)
-    if unaries.shape[1] != edge_weights.shape[1]:
-        raise ValueError("incompatible shapes of unaries and edge_weights.")
-    if edge_weights.shape[1] != edge_weights.shape[2]:
-        raise ValueError("Edge weights need to be of shape (n_edges, n_states, n_states)!")
-    if edge_weights.shape[0] != edges.shape[0]:
-        raise ValueError("Number of edge weights different from number of edges")
-    graph = PFactorGraph()
-    n_states = unaries.shape[1]
-    variables = []
-    for u in unaries:
-        v = graph.create_multi_variable(n_states)
-        v.set_log_potentials(u)
-        variables.append(v)
-    for (a, b), w in zip(edges, edge_weights):
-        graph.create_factor_dense([variables[a], variables[b]], w.ravel())
-    value, marginals, edge_marginals, status = graph.solve(
-        eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
-    return (np.array(marginals).reshape(unaries.shape),
-            np.array(edge_marginals).reshape(-1, n_states ** 2), value, status)
-
-
-def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iterations, eta, exact):
-    l_unaries = [np.asarray(u, dtype=np.float64) for u in l_unaries]
-    n_types = len(l_unaries)
-    if len(l_edges) != n_types ** 2 or len(l_edge_weights) != n_types ** 2:
-        raise ValueError("edges and edge_weights: expected T^2 lists for T node types")
-    graph = PFactorGraph()
-    per_type = []
-    for unaries in l_unaries:
-        row = []
-        for u in unaries:
-            v = graph.create_multi_variable(unaries.shape[1])
-            v.set_log_potentials(u)
-            row.append(v)
-        per_type.append(row)
-    for k, (edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
-        ti, tj = divmod(k, n_types)
-        for (a, b), w in zip(np.asarray(edges, dtype=np.int64).reshape(-1, 2), np.asarray(weights)):
-            graph.create_factor_dense([per_type[ti][a], per_type[tj][b]], np.asarray(w, dtype=np.float64).ravel())
-    value, marginals, edge_marginals, status = graph.solve(
-        eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
-    marginals = np.asarray(marginals)
-    node_out, start = [], 0
-    for u in l_unaries:
-        node_out.append(marginals[start:start + u.size].reshape(u.shape))
-        start += u.size
-    edge_marginals = np.asarray(edge_marginals)
-    edge_out, start = [], 0
-    for k, edges in enumerate(l_edges):
-        ti, tj = divmod(k, n_types)
-        size = l_unaries[ti].shape[1] * l_unaries[tj].shape[1]
-        count = len(np.asarray(edges).reshape(-1, 2)) if np.asarray(edges).size else 0
-        edge_out.append(edge_marginals[start:start + count * size].reshape(count, size))
-        start += count * size
-    return node_out, edge_out, value, status
-
-
-# ``from ccnn_ext.ad3 import factor_graph as fg`` like ``from ad3 import factor_graph as fg``.
-factor_graph = sys.modules[__name__]

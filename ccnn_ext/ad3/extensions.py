@@ -1,0 +1,90 @@
+"""ccnn_ext.ad3.extensions: the reference's structured factors given by a MAP oracle, declared
+with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initialize``d:
+
+``PFactorSequence``  a chain of positions, each a group of binary variables of which exactly one
+                     is on (``initialize(num_states)``, the variables position after position);
+                     additional log-potentials: the transitions, start (K_0), between consecutive
+                     positions (K_{i-1} x K_i, row-major) and end (K_{L-1}), via
+                     ``set_additional_log_potentials``. MAP oracle: Viterbi.
+``PFactorTree``      one binary variable per arc (head, modifier) over nodes 0..n-1; the arcs on
+                     form a spanning tree directed away from the root 0
+                     (``initialize(n_nodes, arcs)``). MAP oracle: Chu-Liu-Edmonds.
+
+The other extension factors of the reference (sequence compressor, compression budget, binary
+and general trees with counts, head automata) are not implemented yet.
+"""
+import numpy as np
+
+from .factor_graph import PFactor
+
+__all__ = ["PFactorSequence", "PFactorTree"]
+
+
+class PFactorSequence(PFactor):
+    """Sequence factor (reference: ``ad3.extensions.PFactorSequence``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("sequence")
+        self._initialized = False
+
+    def initialize(self, num_states):
+        if num_states is None or isinstance(num_states, (str, bytes)) or np.ndim(num_states) != 1:
+            raise TypeError(f"num_states: expected a sequence of ints, got {num_states!r}")
+        states = []
+        for k in num_states:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+                raise TypeError(f"num_states: expected ints, got {k!r}")
+            if k < 1:
+                raise ValueError(f"num_states: every position needs at least one state, got {k}")
+            states.append(int(k))
+        if not states:
+            raise ValueError("num_states: a sequence needs at least one position")
+        self._num_states = states
+        size = states[0] + states[-1] + sum(a * b for a, b in zip(states, states[1:]))
+        self._additional = [0.0] * size
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        if self._initialized and self._graph is not None and len(self._links) != sum(self._num_states):
+            raise ValueError(f"num_states: {sum(self._num_states)} states in all, but {len(self._links)} "
+                             "variables are bound to the factor")
+
+
+class PFactorTree(PFactor):
+    """Dependency-tree factor (reference: ``ad3.extensions.PFactorTree``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("tree")
+        self._initialized = False
+
+    def initialize(self, n_nodes, arcs):
+        if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)):
+            raise TypeError(f"n_nodes: expected an int, got {n_nodes!r}")
+        if not isinstance(arcs, (list, tuple)):
+            raise TypeError(f"arcs: expected a list of (head, modifier) pairs, got {type(arcs).__name__}")
+        pairs = []
+        for arc in arcs:
+            if not isinstance(arc, (list, tuple, np.ndarray)) or len(arc) != 2:
+                raise TypeError(f"arcs: expected (head, modifier) pairs, got {arc!r}")
+            h, m = (int(x) for x in arc)
+            if not (0 <= h < n_nodes and 1 <= m < n_nodes and h != m):
+                raise ValueError(f"arcs: ({h}, {m}) is not an arc between nodes 0..{n_nodes - 1} "
+                                 "(modifiers >= 1, no self-loops)")
+            pairs.append((h, m))
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("arcs: an arc appears twice")
+        if self._graph is not None and len(pairs) != len(self._links):
+            raise ValueError(f"arcs: expected one arc per bound variable ({len(self._links)}), got {len(pairs)}")
+        reached, grew = {0}, True
+        while grew:
+            grew = False
+            for h, m in pairs:
+                if h in reached and m not in reached:
+                    reached.add(m)
+                    grew = True
+        if len(reached) != n_nodes:
+            raise ValueError("arcs: some node cannot be reached from the root 0")
+        self._num_nodes = int(n_nodes)
+        self._arcs = pairs
+        self._initialized = True
