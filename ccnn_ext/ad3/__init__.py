@@ -13,7 +13,7 @@ Implemented: ``PFactorGraph`` with ``create_binary_variable``, ``create_multi_va
 (``set_eta_ad3``, ``adapt_eta_ad3``, ``set_max_iterations_ad3``, ``set_residual_threshold_ad3``),
 ``solve_lp_map_ad3``, ``solve_exact_map_ad3``; variables (``PBinaryVariable``, ``PMultiVariable``)
 with ``get/set_log_potential(s)``, ``get_degree``, ``get_id``, ``get_state``, item access;
-``simple_grid`` and ``general_graph``; ``declare_factor`` with ``extensions.PFactorSequence``
+``simple_grid``, ``general_graph`` and ``general_constrained_graph``; ``declare_factor`` with ``extensions.PFactorSequence``
 (Viterbi) and ``extensions.PFactorTree`` (dependency tree, Chu-Liu-Edmonds).
 
 Deliberate differences (docs/decoder.md lists them too):
@@ -31,14 +31,16 @@ Deliberate differences (docs/decoder.md lists them too):
   * ``verbose`` prints nothing; ``owned_by_graph`` is accepted and ignored (memory is Python's).
   * Not implemented: the other extension factors (sequence compressor, compression budget,
     binary / general trees and their counts variants, head automaton; ``declare_factor`` raises
-    NotImplementedError for other factors), the PSDD solver (NotImplementedError),
-    ``general_constrained_graph``.
+    NotImplementedError for other factors), the PSDD solver (NotImplementedError).
+  * ``general_constrained_graph``: a last literal of node type 0 is used (the reference ignores it).
   * ``get_dual_variables`` / ``get_local_primal_variables``: ccnn's multipliers are in score units
     (the reference's scaling may differ); empty after an exhaustive solve.
 """
-from . import extensions, factor_graph, simple_inference
+from . import extensions, factor_graph, simple_constrained_inference, simple_inference
 from .factor_graph import PBinaryVariable, PFactor, PFactorGraph, PMultiVariable
+from .simple_constrained_inference import general_constrained_graph
 from .simple_inference import general_graph, simple_grid
 
 __all__ = ["PBinaryVariable", "PMultiVariable", "PFactor", "PFactorGraph", "simple_grid", "general_graph",
-           "factor_graph", "extensions", "simple_inference"]
+           "general_constrained_graph", "factor_graph", "extensions", "simple_inference",
+           "simple_constrained_inference"]
