@@ -445,7 +445,9 @@ class FactorGraph:
             total = sum(scores[y] for scores, y in zip(self._unary, labels))
             total += sum(f[5][labels[f[1][0]], labels[f[1][1]]] for f in self._factors)
             return float(total)
-        return float(_decoder.score_factor_graph(*self._general_inputs(), [int(y) for y in labels]))
+        variables, factors, unit_scores, factor_scores = self._general_inputs()
+        return float(_decoder.score_factor_graph(variables, factors, unit_scores, factor_scores,
+                                                 [int(y) for y in labels]))
 
     def solve_ad3(self, *, max_iter: int = 1000, eta: float = 0.1, adapt_eta: bool = True,
                   tol: float = 1e-6, gap_tol: float = 1e-9) -> FactorGraphSolution:
@@ -601,14 +603,18 @@ class FactorGraph:
         max_nodes = options.get("max_nodes")
         max_nodes = 0 if max_nodes is None else _int_option(max_nodes, "max_nodes", 0, _INT64_MAX,
                                                             " or None (0 or None: no limit)")
-        labels, post, extra, value, score, bound, status, iterations, _, _ = _decoder.solve_factor_graph(
-            method, *self._general_inputs(),
+        variables, factors, unit_scores, factor_scores = self._general_inputs()
+        raw = _decoder.solve_factor_graph(
+            method, variables, factors, np.array([unit_scores], dtype=np.float64).reshape(1, -1),
+            np.array(factor_scores, dtype=np.float64),
             _int_option(options.get("max_iter", 1000), "max_iter", 1, _INT32_MAX),
             _float_option(options.get("eta", 0.1), "eta", positive=True), bool(options.get("adapt_eta", True)),
             _float_option(options.get("tol", 1e-6), "tol", positive=False),
             _float_option(options.get("ad3_gap_tol", 1e-9), "gap_tol", positive=False),
             _float_option(options.get("exact_gap_tol", 1e-9), "gap_tol", positive=False),
-            max_nodes, float(_limit_option(options.get("time_limit"), "time_limit", 1e9)))
+            max_nodes, float(_limit_option(options.get("time_limit"), "time_limit", 1e9)), 1)
+        labels, post, extra = raw[0][0], raw[1][0], raw[2][0]
+        value, score, bound, status, iterations = (x[0] for x in raw[3:8])
         posteriors, start = [], 0
         for binary, scores in zip(self._binary, self._unary):
             if binary:
@@ -623,7 +629,7 @@ class FactorGraph:
             additional.append(extra[start:start + table.size].reshape(() if factor[0] == "pair" else table.shape))
             start += table.size
         return FactorGraphSolution(labels=labels, score=float(score), bound=float(bound),
-                                   status=STATUS_NAMES[status], iterations=int(iterations),
+                                   status=STATUS_NAMES[int(status)], iterations=int(iterations),
                                    posteriors=posteriors, additional_posteriors=additional, value=float(value))
 
     def _solve_pairwise(self, method, **options) -> FactorGraphSolution:

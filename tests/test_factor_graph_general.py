@@ -359,3 +359,55 @@ def test_tree_factor_against_brute_force():
     g.add_tree(3, [(0, 1), (2, 1)], lits)  # node 2 unreachable: reported when solving
     with pytest.raises(ValueError, match="arcs"):
         g.solve_exact()
+
+
+CTRL_C_CHILD = """
+import numpy as np
+from ccnn_ext.ad3 import PFactorGraph
+rng = np.random.default_rng(0)
+g = PFactorGraph()
+variables = [g.create_multi_variable(4) for _ in range(30)]
+for v in variables:
+    v.set_log_potentials(rng.normal(size=4))
+for i in range(30):
+    for j in range(i + 1, 30):
+        g.create_factor_dense([variables[i], variables[j]], 3.0 * rng.normal(size=16))
+print("ready", flush=True)
+try:
+    g.solve(branch_and_bound=True)   # no time limit: hours
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    raise
+print("finished", flush=True)
+"""
+
+
+def test_ctrl_c_stops_a_long_general_exact_solve(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import ccnn_ext
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ccnn_ext.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    script = tmp_path / "child.py"
+    script.write_text(CTRL_C_CHILD)
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(1.5)
+        assert child.poll() is None, "the solve finished before the signal"
+        child.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = child.communicate(timeout=20)
+        elapsed = time.monotonic() - sent
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert "interrupted" in out and "KeyboardInterrupt" in err, (out, err)
+    assert elapsed < 2.0, f"exited {elapsed:.2f} s after SIGINT"

@@ -314,13 +314,18 @@ class PFactorGraph:
         return variables, factors, unit_scores, extra
 
     def _run(self, method):
-        labels, post, extra, value, score, bound, status, iterations, dual, local = _decoder.solve_factor_graph(
-            method, *self._inputs(), self._max_iter, self._eta, self._adapt, self._tol, 1e-9, 1e-9, 0, 0.0)
+        variables, factors, unit_scores, factor_scores = self._inputs()
+        raw = _decoder.solve_factor_graph(
+            method, variables, factors, np.array(unit_scores, dtype=np.float64).reshape(1, -1),
+            np.array(factor_scores, dtype=np.float64), self._max_iter, self._eta, self._adapt, self._tol,
+            1e-9, 1e-9, 0, 0.0, 1)
+        post, extra = raw[1][0], raw[2][0]
+        value, score, bound, status = (x[0] for x in raw[3:7])
+        dual, local = raw[8][0], raw[9][0]
         self.last_bound = float(bound)
         self._state = ([float(x) for x in dual], [float(x) for x in local], [float(x) for x in post])
         if status == 0 or (status in (2, 3) and score > -np.inf):
             value = score  # certified, or stopped early: the best labelling's score
-
         return float(value), [float(x) for x in post], [float(x) for x in extra], _STATUS[int(status)]
 
     def solve_lp_map_ad3(self):

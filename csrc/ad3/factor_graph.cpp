@@ -377,23 +377,27 @@ double score_labelling(const FactorGraph& graph, const std::vector<double>& unit
   return model.score(unit_scores.data(), factor_scores.data(), labels.data(), nullptr);
 }
 
-FactorSolution solve_exhaustive(const FactorGraph& graph, const std::vector<double>& unit_scores,
-                                const std::vector<double>& factor_scores) {
-  detail::check_general_scores(graph, unit_scores, factor_scores);
+namespace detail {
+
+void check_exhaustive_size(const FactorGraph& graph) {
   double count = 1.0;
   for (int v = 0; v < graph.num_variables(); ++v) count *= graph.num_states(v);
   if (count > (1 << 26)) {
     throw std::invalid_argument("graph: too many labellings for exhaustive search (more than 2^26)");
   }
-  detail::GeneralModel model(graph);
+}
+
+FactorSolution solve_general_exhaustive(GeneralModel& model, const double* unit_scores, const double* factor_scores,
+                                        StopControl& stop) {
+  const FactorGraph& graph = model.graph;
   const int n = graph.num_variables();
   std::vector<int> current(n, 0);
   FactorSolution solution;
   solution.labels.assign(n, 0);
   solution.score = kNegInf;
   for (;;) {
-    ++solution.iterations;
-    const double s = model.score(unit_scores.data(), factor_scores.data(), current.data(), nullptr);
+    if ((++solution.iterations & 65535) == 0 && stop.stop() != StopReason::kNone) break;
+    const double s = model.score(unit_scores, factor_scores, current.data(), nullptr);
     if (s > solution.score) {
       solution.score = s;
       solution.labels = current;
@@ -405,8 +409,19 @@ FactorSolution solve_exhaustive(const FactorGraph& graph, const std::vector<doub
     }
     if (v < 0) break;
   }
-  detail::fill_integral(model, unit_scores.data(), factor_scores.data(), solution);
+  fill_integral(model, unit_scores, factor_scores, solution);
   return solution;
+}
+
+}  // namespace detail
+
+FactorSolution solve_exhaustive(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                                const std::vector<double>& factor_scores) {
+  detail::check_general_scores(graph, unit_scores, factor_scores);
+  detail::check_exhaustive_size(graph);
+  detail::GeneralModel model(graph);
+  detail::StopControl never;
+  return detail::solve_general_exhaustive(model, unit_scores.data(), factor_scores.data(), never);
 }
 
 }  // namespace ad3

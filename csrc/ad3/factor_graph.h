@@ -199,6 +199,28 @@ FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& 
 FactorSolution solve_exhaustive(const FactorGraph& graph, const std::vector<double>& unit_scores,
                                 const std::vector<double>& factor_scores);
 
+// ---- Batches: B problems sharing one FactorGraph ----
+
+// unit_scores: batch_size * num_units() values, problem b at b * num_units(); factor_scores:
+// additional_size() values shared by every problem, or batch_size * additional_size() values.
+// The counts are the numbers of values behind the pointers (checked).
+struct FactorBatchScores {
+  std::size_t batch_size = 0;
+  const double* unit_scores = nullptr;
+  std::size_t unit_count = 0;
+  const double* factor_scores = nullptr;
+  std::size_t factor_count = 0;
+};
+
+// Solves every problem with `method` on num_threads std::threads (0: all hardware threads; never
+// more than problems); each result is the same as its solve_* call alone (unless a time_limit
+// stops it). Bad input throws std::invalid_argument naming the first offending problem; a cancel
+// through `interrupt` (see ad3.h) throws Cancelled (or the poll's exception) once every thread has
+// stopped.
+std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method, const FactorBatchScores& scores,
+                                        const Ad3Options& ad3_options = {}, const ExactOptions& exact_options = {},
+                                        int num_threads = 0, const Interrupt& interrupt = {});
+
 // S(labels), or -inf when a factor forbids the labelling (labels checked against the variables).
 double score_labelling(const FactorGraph& graph, const std::vector<double>& unit_scores,
                        const std::vector<double>& factor_scores, const std::vector<int>& labels);

@@ -36,6 +36,18 @@ struct GeneralModel {
   std::vector<double> scratch_u;
 };
 
+// One problem with `method` (scores checked by the caller). `stop` is polled every few AD3
+// iterations, 1,024 search nodes or 65,536 labellings: a time stop (exact: armed here from
+// exact_options.time_limit) ends the problem with status kTimeLimit, a cancel with a result to
+// discard.
+FactorSolution solve_general(Method method, GeneralModel& model, const double* unit_scores,
+                             const double* factor_scores, const Ad3Options& ad3_options,
+                             const ExactOptions& exact_options, StopControl& stop);
+FactorSolution solve_general_exhaustive(GeneralModel& model, const double* unit_scores,
+                                        const double* factor_scores, StopControl& stop);
+// Throws std::invalid_argument when the graph has more than 2^26 labellings.
+void check_exhaustive_size(const FactorGraph& graph);
+
 // Completes a solution from solution.labels and solution.score (-inf: infeasible): 0/1
 // posteriors, additional posteriors, value = bound = score, status kOptimal or kInfeasible.
 void fill_integral(GeneralModel& model, const double* unit_scores, const double* factor_scores,

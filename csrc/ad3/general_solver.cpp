@@ -53,7 +53,8 @@ void round_labels(const FactorGraph& graph, const std::vector<double>& p, std::v
   }
 }
 
-Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_scores, const Ad3Options& options) {
+Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_scores, const Ad3Options& options,
+               StopControl& stop) {
   const FactorGraph& graph = model.graph;
   const int num_units = graph.num_units();
   const int num_factors = static_cast<int>(model.factors.size());
@@ -96,6 +97,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
 
   bool converged = false, certified = false;
   for (int t = 0; t < options.max_iterations; ++t) {
+    if ((t & 7) == 7 && stop.stop() != StopReason::kNone) break;
     run.iterations = t + 1;
     for (int f = 0; f < num_factors; ++f) {
       LocalFactor& factor = *model.factors[f];
@@ -201,9 +203,9 @@ FactorSolution from_run(GeneralModel& model, const double* theta, const double* 
 class BranchAndBound {
  public:
   BranchAndBound(GeneralModel& model, const double* theta, const double* factor_scores, const Ad3Run& run,
-                 const ExactOptions& options)
+                 const ExactOptions& options, StopControl& stop)
       : model_(model), graph_(model.graph), theta_(theta), factor_scores_(factor_scores), run_(run),
-        options_(options) {
+        options_(options), stop_(stop) {
     const int num_factors = static_cast<int>(model.factors.size());
     const int num_units = graph_.num_units();
     share_.assign(run.link_begin.back(), 0.0);
@@ -234,7 +236,6 @@ class BranchAndBound {
     for (int u = 0; u < num_units; ++u) {
       if (model.degree[u] == 0) free_bound_ += std::max(theta[u], 0.0);
     }
-    start_ = std::chrono::steady_clock::now();
   }
 
   FactorSolution solve() {
@@ -283,9 +284,8 @@ class BranchAndBound {
       stopped_ = Status::kIterationLimit;
       return true;
     }
-    if (options_.time_limit > 0.0 && (nodes_ & 1023) == 0 &&
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() > options_.time_limit) {
-      stopped_ = Status::kTimeLimit;
+    if ((nodes_ & 1023) == 0 && stop_.stop() != StopReason::kNone) {
+      stopped_ = Status::kTimeLimit;  // (a cancelled result is discarded)
       return true;
     }
     return false;
@@ -364,7 +364,7 @@ class BranchAndBound {
   double pruned_bound_ = kNegInf;
   std::int64_t nodes_ = 0;
   Status stopped_ = Status::kOptimal;  // kOptimal: not stopped
-  std::chrono::steady_clock::time_point start_;
+  StopControl& stop_;
 };
 
 }  // namespace
@@ -393,13 +393,38 @@ void fill_integral(GeneralModel& model, const double* unit_scores, const double*
 
 }  // namespace detail
 
+namespace detail {
+
+FactorSolution solve_general(Method method, GeneralModel& model, const double* unit_scores,
+                             const double* factor_scores, const Ad3Options& ad3_options,
+                             const ExactOptions& exact_options, StopControl& stop) {
+  stop.begin_problem(method == Method::kExact ? exact_options.time_limit : 0.0);
+  if (method == Method::kExhaustive) return solve_general_exhaustive(model, unit_scores, factor_scores, stop);
+  if (method == Method::kAd3) {
+    Ad3Run run = run_ad3(model, unit_scores, factor_scores, ad3_options, stop);
+    return from_run(model, unit_scores, factor_scores, run);
+  }
+  Ad3Options options;
+  options.gap_tolerance = exact_options.gap_tolerance;
+  Ad3Run run = run_ad3(model, unit_scores, factor_scores, options, stop);
+  if (run.status == Status::kOptimal) return from_run(model, unit_scores, factor_scores, run);
+  BranchAndBound search(model, unit_scores, factor_scores, run, exact_options, stop);
+  FactorSolution solution = search.solve();
+  solution.iterations += run.iterations;
+  solution.dual_variables = run.lambda;
+  solution.local_posteriors = run.q;
+  return solution;
+}
+
+}  // namespace detail
+
 FactorSolution solve_ad3(const FactorGraph& graph, const std::vector<double>& unit_scores,
                          const std::vector<double>& factor_scores, const Ad3Options& options) {
   detail::check_options(options);
   detail::check_general_scores(graph, unit_scores, factor_scores);
   detail::GeneralModel model(graph);
-  detail::Ad3Run run = detail::run_ad3(model, unit_scores.data(), factor_scores.data(), options);
-  return detail::from_run(model, unit_scores.data(), factor_scores.data(), run);
+  detail::StopControl never;
+  return detail::solve_general(Method::kAd3, model, unit_scores.data(), factor_scores.data(), options, {}, never);
 }
 
 FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& unit_scores,
@@ -407,19 +432,8 @@ FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& 
   detail::check_options(options);
   detail::check_general_scores(graph, unit_scores, factor_scores);
   detail::GeneralModel model(graph);
-  Ad3Options ad3_options;
-  ad3_options.gap_tolerance = options.gap_tolerance;
-  detail::Ad3Run run = detail::run_ad3(model, unit_scores.data(), factor_scores.data(), ad3_options);
-  if (run.status == Status::kOptimal) {
-    FactorSolution solution = detail::from_run(model, unit_scores.data(), factor_scores.data(), run);
-    return solution;
-  }
-  detail::BranchAndBound search(model, unit_scores.data(), factor_scores.data(), run, options);
-  FactorSolution solution = search.solve();
-  solution.iterations += run.iterations;
-  solution.dual_variables = run.lambda;
-  solution.local_posteriors = run.q;
-  return solution;
+  detail::StopControl clock;
+  return detail::solve_general(Method::kExact, model, unit_scores.data(), factor_scores.data(), {}, options, clock);
 }
 
 }  // namespace ad3

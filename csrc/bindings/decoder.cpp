@@ -196,13 +196,16 @@ ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::
   return graph;
 }
 
-// Returns (labels, posteriors, additional_posteriors, value, score, bound, status, iterations,
-// dual_variables, local_posteriors).
+// Solves B problems sharing one general graph: unit_scores (B, U), factor_scores (F,) shared or
+// (B, F). Returns (labels (B, N), posteriors (B, U), additional_posteriors (B, F), value (B,),
+// score (B,), bound (B,), status (B,), iterations (B,), dual_variables and local_posteriors: lists
+// of B arrays). Signals (Ctrl-C) are checked every 50 ms while it solves.
 py::tuple solve_factor_graph(const std::string& method_name, const std::vector<int>& variables,
-                             const py::list& factors, const std::vector<double>& unit_scores,
-                             const std::vector<double>& factor_scores, const py::object& max_iterations,
+                             const py::list& factors, const DoubleArray& unit_scores,
+                             const DoubleArray& factor_scores, const py::object& max_iterations,
                              double eta, bool adapt_eta, double tolerance, double ad3_gap_tolerance,
-                             double exact_gap_tolerance, const py::object& max_nodes, double time_limit) {
+                             double exact_gap_tolerance, const py::object& max_nodes, double time_limit,
+                             const py::object& num_threads) {
   const ad3::Method method = parse_method(method_name);
   constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
   ad3::Ad3Options ad3_options;
@@ -215,20 +218,54 @@ py::tuple solve_factor_graph(const std::string& method_name, const std::vector<i
   exact_options.gap_tolerance = exact_gap_tolerance;
   exact_options.max_nodes = int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
   exact_options.time_limit = time_limit;
+  const int threads = static_cast<int>(int_option(num_threads, "num_threads", 0, kIntMax));
   const ad3::FactorGraph graph = make_factor_graph(variables, factors);
-  ad3::FactorSolution s;
-  {
-    py::gil_scoped_release release;
-    s = method == ad3::Method::kAd3     ? ad3::solve_ad3(graph, unit_scores, factor_scores, ad3_options)
-        : method == ad3::Method::kExact ? ad3::solve_exact(graph, unit_scores, factor_scores, exact_options)
-                                        : ad3::solve_exhaustive(graph, unit_scores, factor_scores);
+  if (unit_scores.ndim() != 2) throw std::invalid_argument("unit_scores: expected a 2-d array (B, U)");
+  if (factor_scores.ndim() != 1 && factor_scores.ndim() != 2) {
+    throw std::invalid_argument("factor_scores: expected a 1-d (shared) or 2-d (B, F) array");
   }
-  return py::make_tuple(py::array_t<std::int64_t>(s.labels.size(), std::vector<std::int64_t>(s.labels.begin(), s.labels.end()).data()),
-                        py::array_t<double>(s.posteriors.size(), s.posteriors.data()),
-                        py::array_t<double>(s.additional_posteriors.size(), s.additional_posteriors.data()),
-                        s.value, s.score, s.bound, static_cast<int>(s.status), s.iterations,
-                        py::array_t<double>(s.dual_variables.size(), s.dual_variables.data()),
-                        py::array_t<double>(s.local_posteriors.size(), s.local_posteriors.data()));
+  const std::size_t batch = unit_scores.shape(0);
+  const ad3::FactorBatchScores scores{batch, unit_scores.data(), static_cast<std::size_t>(unit_scores.size()),
+                                      factor_scores.data(), static_cast<std::size_t>(factor_scores.size())};
+  std::unique_ptr<py::error_already_set> pending;
+  ad3::Interrupt interrupt;
+  interrupt.poll_interval = 0.05;
+  interrupt.poll = [&pending] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return false;
+    pending = std::make_unique<py::error_already_set>();
+    return true;
+  };
+  std::vector<ad3::FactorSolution> results;
+  try {
+    py::gil_scoped_release release;
+    results = ad3::solve_batch(graph, method, scores, ad3_options, exact_options, threads, interrupt);
+  } catch (...) {
+    if (pending) throw *pending;
+    throw;
+  }
+  if (pending) throw *pending;
+  const std::size_t n = graph.num_variables(), u = graph.num_units(), f = graph.additional_size();
+  py::array_t<std::int64_t> labels({batch, n});
+  py::array_t<double> posteriors({batch, u}), additional({batch, f});
+  py::array_t<double> value(batch), score(batch), bound(batch);
+  py::array_t<std::int32_t> status(batch);
+  py::array_t<std::int64_t> iterations(batch);
+  py::list dual, local;
+  for (std::size_t b = 0; b < batch; ++b) {
+    const ad3::FactorSolution& r = results[b];
+    std::copy(r.labels.begin(), r.labels.end(), labels.mutable_data() + b * n);
+    std::copy(r.posteriors.begin(), r.posteriors.end(), posteriors.mutable_data() + b * u);
+    std::copy(r.additional_posteriors.begin(), r.additional_posteriors.end(), additional.mutable_data() + b * f);
+    value.mutable_at(b) = r.value;
+    score.mutable_at(b) = r.score;
+    bound.mutable_at(b) = r.bound;
+    status.mutable_at(b) = static_cast<std::int32_t>(r.status);
+    iterations.mutable_at(b) = r.iterations;
+    dual.append(py::array_t<double>(r.dual_variables.size(), r.dual_variables.data()));
+    local.append(py::array_t<double>(r.local_posteriors.size(), r.local_posteriors.data()));
+  }
+  return py::make_tuple(labels, posteriors, additional, value, score, bound, status, iterations, dual, local);
 }
 
 double score_factor_graph(const std::vector<int>& variables, const py::list& factors,
@@ -251,9 +288,9 @@ PYBIND11_MODULE(_decoder, m) {
   m.def("solve_factor_graph", &solve_factor_graph, py::arg("method"), py::arg("variables"),
         py::arg("factors"), py::arg("unit_scores"), py::arg("factor_scores"), py::arg("max_iterations"),
         py::arg("eta"), py::arg("adapt_eta"), py::arg("tolerance"), py::arg("ad3_gap_tolerance"),
-        py::arg("exact_gap_tolerance"), py::arg("max_nodes"), py::arg("time_limit"),
-        "Solves one general factor graph; returns (labels, posteriors, additional_posteriors, value, "
-        "score, bound, status, iterations, dual_variables, local_posteriors).");
+        py::arg("exact_gap_tolerance"), py::arg("max_nodes"), py::arg("time_limit"), py::arg("num_threads") = 1,
+        "Solves B problems sharing one general factor graph; returns (labels, posteriors, "
+        "additional_posteriors, value, score, bound, status, iterations, dual_variables, local_posteriors).");
   m.def("score_factor_graph", &score_factor_graph, py::arg("variables"), py::arg("factors"),
         py::arg("unit_scores"), py::arg("factor_scores"), py::arg("labels"),
         "S(labels) of a general factor graph (-inf when a factor forbids it).");

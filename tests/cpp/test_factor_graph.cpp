@@ -2,6 +2,7 @@
 // independent references, and the AD3 / exact solvers against exhaustive enumeration on small
 // random graphs.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -585,6 +586,63 @@ void test_simple_cases() {
 }
 
 template <typename F>
+bool throws_naming(F&& f, const std::string& name);
+
+// Batches: each result equals the single solve, whatever the number of threads; shared or
+// per-problem factor scores; a cancel throws Cancelled; bad scores name the problem.
+void test_batches() {
+  std::mt19937 rng(31);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Problem p = random_problem(rng, {FactorType::kDense, FactorType::kXor, FactorType::kBudget, FactorType::kPair}, 5, 2.0);
+  while (p.graph.additional_size() == 0) {
+    p = random_problem(rng, {FactorType::kDense, FactorType::kPair}, 5, 2.0);
+  }
+  const std::size_t batch = 23, u = p.graph.num_units(), f = p.graph.additional_size();
+  std::vector<double> units(batch * u), extra(batch * f);
+  for (double& v : units) v = normal(rng);
+  for (double& v : extra) v = 2.0 * normal(rng);
+  for (ad3::Method method : {ad3::Method::kAd3, ad3::Method::kExact, ad3::Method::kExhaustive}) {
+    for (bool shared : {false, true}) {
+      ad3::FactorBatchScores scores{batch, units.data(), units.size(), extra.data(), shared ? f : batch * f};
+      const auto one = ad3::solve_batch(p.graph, method, scores, {}, {}, 1);
+      const auto three = ad3::solve_batch(p.graph, method, scores, {}, {}, 3);
+      CHECK(one.size() == batch && three.size() == batch);
+      for (std::size_t b = 0; b < batch; ++b) {
+        const std::vector<double> us(units.begin() + b * u, units.begin() + (b + 1) * u);
+        const std::vector<double> fs(extra.begin() + (shared ? 0 : b * f), extra.begin() + (shared ? f : (b + 1) * f));
+        const ad3::FactorSolution alone = method == ad3::Method::kAd3   ? ad3::solve_ad3(p.graph, us, fs)
+                                          : method == ad3::Method::kExact ? ad3::solve_exact(p.graph, us, fs)
+                                                                          : ad3::solve_exhaustive(p.graph, us, fs);
+        for (const auto* r : {&one[b], &three[b]}) {
+          CHECK(r->labels == alone.labels);
+          CHECK(r->status == alone.status);
+          CHECK(r->score == alone.score || (std::isinf(r->score) && std::isinf(alone.score)));
+          CHECK(r->bound == alone.bound || (std::isinf(r->bound) && std::isinf(alone.bound)));
+          CHECK(r->posteriors == alone.posteriors);
+          CHECK(r->iterations == alone.iterations);
+        }
+      }
+    }
+  }
+  std::atomic<bool> cancel{true};
+  ad3::Interrupt interrupt;
+  interrupt.cancel = &cancel;
+  ad3::FactorBatchScores scores{batch, units.data(), units.size(), extra.data(), batch * f};
+  bool thrown = false;
+  try {
+    ad3::solve_batch(p.graph, ad3::Method::kExact, scores, {}, {}, 2, interrupt);
+  } catch (const ad3::Cancelled&) {
+    thrown = true;
+  }
+  CHECK(thrown);
+  units[5 * u] = std::nan("");
+  CHECK(throws_naming([&] { ad3::solve_batch(p.graph, ad3::Method::kAd3, scores); }, "problem 5"));
+  CHECK(throws_naming([&] {
+    ad3::solve_batch(p.graph, ad3::Method::kAd3, {batch, units.data(), units.size() - 1, extra.data(), f});
+  }, "unit_scores"));
+}
+
+template <typename F>
 bool throws_naming(F&& f, const std::string& name) {
   try {
     f();
@@ -632,5 +690,6 @@ int main() {
   test_simple_cases();
   test_random_graphs();
   test_errors();
+  test_batches();
   return TEST_MAIN_RETURN();
 }
