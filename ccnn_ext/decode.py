@@ -282,6 +282,26 @@ class FactorGraphSolution:
     value: float = math.nan
 
 
+@dataclass(frozen=True)
+class FactorGraphBatch:
+    """Results of :meth:`FactorGraph.solve_batch` for B problems: labels (B, N); posteriors
+    (B, U) and additional_posteriors (B, F) in the flat layout of :meth:`FactorGraph.flat_scores`;
+    value, score, bound (B,); status (B,) codes (see :data:`STATUS_NAMES`); iterations (B,)."""
+
+    labels: np.ndarray
+    posteriors: np.ndarray
+    additional_posteriors: np.ndarray
+    value: np.ndarray
+    score: np.ndarray
+    bound: np.ndarray
+    status: np.ndarray
+    iterations: np.ndarray
+
+    @property
+    def status_names(self) -> List[str]:
+        return [STATUS_NAMES[code] for code in self.status]
+
+
 #: Logic factor kinds of :meth:`FactorGraph.add_logic` (see docs/decoder.md, "General graphs").
 LOGIC_FACTORS = ("xor", "atmostone", "or", "xorout", "orout", "andout", "imply")
 
@@ -467,6 +487,40 @@ class FactorGraph:
     def solve_exhaustive(self) -> FactorGraphSolution:
         """Exact MAP by enumeration (small graphs only)."""
         return self._solve("exhaustive", return_posteriors=True)
+
+    def flat_scores(self):
+        """The graph's scores in the flat layout of :meth:`solve_batch`: ``(unit_scores (U,),
+        factor_scores (F,))``. Units: one per binary variable (the score of label 1 minus that of
+        0), K per multi-valued variable, in variable order; factor scores: each dense table
+        (row-major), pair score and sequence transitions, in factor order."""
+        _, _, unit_scores, factor_scores = self._general_inputs()
+        return np.array(unit_scores, dtype=np.float64), np.array(factor_scores, dtype=np.float64)
+
+    def solve_batch(self, method: str, unit_scores, factor_scores=None, *, num_threads: int = 0,
+                    max_iter: int = 1000, eta: float = 0.1, adapt_eta: bool = True, tol: float = 1e-6,
+                    gap_tol: float = 1e-9, max_nodes: Optional[int] = None,
+                    time_limit: Optional[float] = DEFAULT_EXACT_TIME_LIMIT) -> "FactorGraphBatch":
+        """Solves B problems with this graph's structure and other scores, on num_threads threads
+        (0: all cores; the results do not depend on it). method: "ad3", "exact" or "exhaustive";
+        unit_scores (B, U) and factor_scores (F,) shared or (B, F) in the layout of
+        :meth:`flat_scores` (None: this graph's factor scores). Always uses the general solvers."""
+        if method not in ("ad3", "exact", "exhaustive"):
+            raise ValueError(f"method: expected 'ad3', 'exact' or 'exhaustive', got {method!r}")
+        variables, factors, _, own_factor_scores = self._general_inputs()
+        unit_scores = _as_array(unit_scores, "unit_scores", np.float64, "real")
+        factor_scores = (np.array(own_factor_scores, dtype=np.float64) if factor_scores is None
+                         else _as_array(factor_scores, "factor_scores", np.float64, "real"))
+        max_nodes = 0 if max_nodes is None else _int_option(max_nodes, "max_nodes", 0, _INT64_MAX,
+                                                            " or None (0 or None: no limit)")
+        raw = _decoder.solve_factor_graph(
+            method, variables, factors, unit_scores, factor_scores,
+            _int_option(max_iter, "max_iter", 1, _INT32_MAX), _float_option(eta, "eta", positive=True),
+            bool(adapt_eta), _float_option(tol, "tol", positive=False),
+            _float_option(gap_tol, "gap_tol", positive=False), _float_option(gap_tol, "gap_tol", positive=False),
+            max_nodes, float(_limit_option(time_limit, "time_limit", 1e9)),
+            _int_option(num_threads, "num_threads", 0, _INT32_MAX, " (0: all cores)"))
+        return FactorGraphBatch(labels=raw[0], posteriors=raw[1], additional_posteriors=raw[2], value=raw[3],
+                                score=raw[4], bound=raw[5], status=raw[6], iterations=raw[7])
 
     # ---- internals ----
 
