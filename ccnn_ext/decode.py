@@ -328,7 +328,8 @@ class FactorGraph:
     a = i, b = j. Each pair of variables may have one ``add_factor`` table.
 
     General factors (``add_binary_variable``, ``add_dense``, ``add_logic``, ``add_budget``,
-    ``add_knapsack``, ``add_pair``, ``add_sequence``, ``add_tree``) take *literals*: a binary variable's index (its value), or a
+    ``add_knapsack``, ``add_pair``, ``add_sequence``, ``add_tree``, ``add_head_automaton``) take
+    *literals*: a binary variable's index (its value), or a
     pair ``(variable, state)`` for "the multi-valued variable is in this state"; ``negated``
     flips literals (one bool per literal).
     """
@@ -488,6 +489,26 @@ class FactorGraph:
         """Exact MAP by enumeration (small graphs only)."""
         return self._solve("exhaustive", return_posteriors=True)
 
+    def add_head_automaton(self, literals, scores, siblings=None) -> int:
+        """Adds a head automaton (the sibling part of a second-order dependency parser) for one
+        head and one side: literals[p - 1] is the arc to the modifier at distance p = 1..L-1 (any
+        subset may be on); scores[k] is added when siblings[k] = (m, s) are consecutive chosen
+        positions (m = 0: the head, s = L: the end). siblings default to
+        [(m, s) for s in 1..L for m in 0..s-1]; every pair must appear once. Returns its index."""
+        if isinstance(literals, (int, np.integer, str)) or literals is None:
+            raise TypeError(f"literals: expected a sequence of literals, got {literals!r}")
+        length = len(literals) + 1
+        if siblings is None:
+            siblings = [(m, s) for s in range(1, length + 1) for m in range(s)]
+        siblings = [tuple(int(x) for x in pair) for pair in siblings]
+        scores = _as_array(scores, "scores", np.float64, "real").reshape(-1)
+        if scores.shape[0] != len(siblings) or len(siblings) != length * (length + 1) // 2:
+            raise ValueError(f"scores: expected one score per sibling pair ({length * (length + 1) // 2}), "
+                             f"got {scores.shape[0]} scores for {len(siblings)} pairs")
+        index = self._add_literal_factor("headautomaton", literals, None)
+        self._factors[index] = self._factors[index][:5] + (scores.copy(), [], 0, siblings)
+        return index
+
     def flat_scores(self):
         """The graph's scores in the flat layout of :meth:`solve_batch`: ``(unit_scores (U,),
         factor_scores (F,))``. Units: one per binary variable (the score of label 1 minus that of
@@ -574,6 +595,8 @@ class FactorGraph:
         if len(set(links)) != len(links):
             raise ValueError(f"literals: a literal appears twice in {list(literals)}")
         minimum = 2 if kind in ("xorout", "orout", "andout", "imply", "pair") else 1
+        if kind == "headautomaton":
+            minimum = 1
         if len(links) < minimum:
             raise ValueError(f"literals: a {kind} factor needs at least {minimum} literals, got {len(links)}")
         if kind == "knapsack" and len(costs) != len(links):

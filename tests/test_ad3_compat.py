@@ -361,3 +361,70 @@ def test_general_constrained_graph_against_brute_force():
     np.testing.assert_array_equal(marginals[0], [[1, 0]])
     with pytest.raises(ValueError):
         general_constrained_graph(unaries, [empty] * 4, [empty] * 4, [("OR", [[0], []], [[2], []], [False, []])])
+
+
+def test_second_order_parser_with_head_automata():
+    """A tree factor with head automata (the reference's parsing example), against brute force."""
+    from ccnn_ext.ad3.extensions import PFactorHeadAutomaton, PFactorTree
+
+    rng = np.random.RandomState(2)
+    n = 4
+    arcs = [(h, m) for m in range(1, n) for h in range(n) if h != m]
+    for trial in range(5):
+        g = PFactorGraph()
+        arc_vars = {a: g.create_binary_variable() for a in arcs}
+        arc_scores = {a: rng.randn() for a in arcs}
+        for a, v in arc_vars.items():
+            v.set_log_potential(arc_scores[a])
+        tree = PFactorTree()
+        g.declare_factor(tree, [arc_vars[a] for a in arcs])
+        tree.initialize(n, arcs)
+        sibling_scores = {}
+        for h in range(n):
+            for side in (+1, -1):
+                modifiers = [m for m in (range(h + 1, n) if side > 0 else range(h - 1, 0, -1))]
+                if not modifiers:
+                    continue
+                length = len(modifiers) + 1
+                triples = []
+                for s_dist in range(1, length + 1):
+                    for m_dist in range(s_dist):
+                        triples.append((h, h + side * m_dist, h + side * s_dist))
+                automaton = PFactorHeadAutomaton()
+                g.declare_factor(automaton, [arc_vars[(h, m)] for m in modifiers])
+                automaton.initialize(length, triples)
+                scores = rng.randn(len(triples))
+                automaton.set_additional_log_potentials(list(scores))
+                sibling_scores.update(dict(zip(triples, scores)))
+        value, posteriors, _, status = g.solve(branch_and_bound=True)
+        assert status == "integral"
+
+        def score(heads):
+            total = sum(arc_scores[(heads[m], m)] for m in range(1, n))
+            for h in range(n):
+                for side in (+1, -1):
+                    span = range(h + 1, n) if side > 0 else range(h - 1, 0, -1)
+                    if not list(span):
+                        continue
+                    previous = h
+                    for m in span:
+                        if heads.get(m) == h:
+                            total += sibling_scores[(h, previous, m)]
+                            previous = m
+                    total += sibling_scores[(h, previous, h + side * (len(list(span)) + 1))]
+            return total
+
+        best = -np.inf
+        for choice in itertools.product(range(n), repeat=n - 1):
+            heads = dict(zip(range(1, n), choice))
+            if any(heads[m] == m for m in heads):
+                continue
+            ok = True
+            for m in heads:  # reaches the root without a cycle
+                v, steps = m, 0
+                while v != 0 and steps <= n:
+                    v, steps = heads[v], steps + 1
+                ok = ok and v == 0
+            if ok:
+                best = max(best, score(heads))
+        assert value == pytest.approx(best, abs=1e-9)

@@ -452,3 +452,32 @@ def copy_with_units(graph, unit_scores):
             other.set_unary(v, unit_scores[start:start + k])
             start += k
     return other
+
+
+def test_head_automaton_against_brute_force():
+    rng = np.random.default_rng(14)
+    for positions in (1, 2, 4):
+        g = FactorGraph()
+        arc_scores = rng.normal(size=positions)
+        lits = [g.add_binary_variable(s) for s in arc_scores]
+        length = positions + 1
+        siblings = [(m, s) for s in range(1, length + 1) for m in range(s)]
+        scores = rng.normal(size=len(siblings))
+        index = g.add_head_automaton(lits, scores)
+        table = dict(zip(siblings, scores))
+
+        def score(chosen):
+            total, previous = sum(arc_scores[p - 1] for p in chosen), 0
+            for p in list(chosen) + [length]:
+                total += table[(previous, p)]
+                previous = p
+            return total
+
+        best = max(score([p for p in range(1, length) if mask >> (p - 1) & 1]) for mask in range(2 ** positions))
+        for solution in (g.solve_ad3(), g.solve_exact(), g.solve_exhaustive()):
+            assert solution.status == "optimal"   # a single factor: the relaxation is tight
+            assert solution.score == pytest.approx(best, abs=1e-9)
+            assert solution.additional_posteriors[index].sum() == pytest.approx(
+                1 + sum(solution.labels))
+    with pytest.raises(ValueError, match="scores"):
+        g.add_head_automaton(lits, scores[:-1])

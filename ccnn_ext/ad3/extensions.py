@@ -9,15 +9,20 @@ with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initia
 ``PFactorTree``      one binary variable per arc (head, modifier) over nodes 0..n-1; the arcs on
                      form a spanning tree directed away from the root 0
                      (``initialize(n_nodes, arcs)``). MAP oracle: Chu-Liu-Edmonds.
+``PFactorHeadAutomaton``  the arcs from one head to its modifiers on one side, by increasing
+                     distance (``initialize(length, siblings)``, length = number of arcs + 1,
+                     siblings: one (head, modifier, next modifier) triple per additional
+                     log-potential, the head itself standing for "no previous modifier" and the
+                     position beyond the last arc for "no next one"). MAP oracle: a dynamic program.
 
 The other extension factors of the reference (sequence compressor, compression budget, binary
-and general trees with counts, head automata) are not implemented yet.
+and general trees with counts) are not implemented yet.
 """
 import numpy as np
 
 from .factor_graph import PFactor
 
-__all__ = ["PFactorSequence", "PFactorTree"]
+__all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton"]
 
 
 class PFactorSequence(PFactor):
@@ -88,3 +93,39 @@ class PFactorTree(PFactor):
         self._num_nodes = int(n_nodes)
         self._arcs = pairs
         self._initialized = True
+
+
+class PFactorHeadAutomaton(PFactor):
+    """Head automaton (reference: ``ad3.extensions.PFactorHeadAutomaton``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("headautomaton")
+        self._initialized = False
+
+    def initialize(self, length, siblings):
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
+            raise TypeError(f"length: expected an int, got {length!r}")
+        if not isinstance(siblings, (list, tuple)):
+            raise TypeError(f"siblings: expected a list of (head, modifier, sibling) triples, got "
+                            f"{type(siblings).__name__}")
+        pairs = []
+        for triple in siblings:
+            if not isinstance(triple, (list, tuple, np.ndarray)) or len(triple) != 3:
+                raise TypeError(f"siblings: expected (head, modifier, sibling) triples, got {triple!r}")
+            h, m, s = (int(x) for x in triple)
+            pairs.append((m - h, s - h) if s > h else (h - m, h - s))  # distances from the head
+        if length < 2:
+            raise ValueError(f"length: expected at least 2 (one arc), got {length}")
+        if len(pairs) != length * (length + 1) // 2 or len(set(pairs)) != len(pairs) or any(
+                not 0 <= m < s <= length for m, s in pairs):
+            raise ValueError(f"siblings: expected every (previous, next) pair of distances 0 <= m < s <= "
+                             f"{length} once")
+        self._length = int(length)
+        self._arcs = pairs
+        self._additional = [0.0] * len(pairs)
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        if self._initialized and self._graph is not None and len(self._links) != self._length - 1:
+            raise ValueError(f"length: {self._length - 1} arcs expected, but {len(self._links)} variables are bound")

@@ -31,6 +31,7 @@ const char* factor_type_name(FactorType type) {
     case FactorType::kPair: return "pair";
     case FactorType::kSequence: return "sequence";
     case FactorType::kTree: return "tree";
+    case FactorType::kHeadAutomaton: return "headautomaton";
   }
   return "unknown";
 }
@@ -271,6 +272,35 @@ int FactorGraph::add_tree(const std::vector<int>& units, int num_nodes, const st
   spec.num_nodes = num_nodes;
   spec.arcs = arcs;
   return add_factor(std::move(spec), 0);
+}
+
+int FactorGraph::add_head_automaton(const std::vector<int>& units, const std::vector<std::array<int, 2>>& siblings) {
+  check_units(units, "units", 1);
+  const int length = static_cast<int>(units.size()) + 1;
+  const std::size_t expected = static_cast<std::size_t>(length) * (length + 1) / 2;
+  if (siblings.size() != expected) {
+    throw std::invalid_argument("siblings: expected every pair (m, s), 0 <= m < s <= " + std::to_string(length) +
+                                ", once (" + std::to_string(expected) + " pairs), got " +
+                                std::to_string(siblings.size()));
+  }
+  std::vector<char> seen(static_cast<std::size_t>(length + 1) * (length + 1), 0);
+  for (const auto& pair : siblings) {
+    const int m = pair[0], sib = pair[1];
+    if (m < 0 || m >= sib || sib > length) {
+      throw std::invalid_argument("siblings: (" + std::to_string(m) + ", " + std::to_string(sib) +
+                                  ") is not a pair 0 <= m < s <= " + std::to_string(length));
+    }
+    char& flag = seen[m * (length + 1) + sib];
+    if (flag) {
+      throw std::invalid_argument("siblings: (" + std::to_string(m) + ", " + std::to_string(sib) + ") appears twice");
+    }
+    flag = 1;
+  }
+  FactorSpec spec;
+  spec.type = FactorType::kHeadAutomaton;
+  spec.links = units;
+  spec.arcs = siblings;
+  return add_factor(std::move(spec), siblings.size());
 }
 
 namespace detail {

@@ -32,6 +32,12 @@
 //   kTree       one unit per arc (head, modifier) of a graph over nodes 0..num_nodes-1: the arcs
 //               that are 1 form a spanning arborescence rooted at node 0 (a dependency tree).
 //               MAP oracle: Chu-Liu-Edmonds maximum spanning arborescence.
+//   kHeadAutomaton  the modifiers of one head on one side (a dependency parser's second-order
+//               "sibling" part): links = positions 1..L-1 at increasing distance from the head;
+//               any subset is allowed; additional scores: one per sibling pair (m, s),
+//               0 <= m < s <= L, added when s is the next chosen position after m (m = 0: the
+//               head itself, s = L: no further modifier), every such pair given exactly once.
+//               MAP oracle: a dynamic program over the positions.
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
 // Only dense and pair factors have additional scores; factor f's are at additional_offset(f) in
 // the flat `factor_scores` array, additional_size() values in all.
@@ -91,10 +97,11 @@ enum class FactorType : std::int32_t {
   kPair,
   kSequence,
   kTree,
+  kHeadAutomaton,
 };
 
 // "dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply", "budget", "knapsack",
-// "pair", "sequence", "tree".
+// "pair", "sequence", "tree", "headautomaton".
 const char* factor_type_name(FactorType type);
 
 // One factor as declared: its type, its links (units; for dense factors, variables), per-link
@@ -107,7 +114,8 @@ struct FactorSpec {
   std::vector<double> costs;
   std::vector<int> num_states;              // kSequence: states per position
   int num_nodes = 0;                        // kTree
-  std::vector<std::array<int, 2>> arcs;     // kTree: (head, modifier) of each link
+  std::vector<std::array<int, 2>> arcs;     // kTree: (head, modifier) of each link;
+                                            // kHeadAutomaton: (m, s) of each additional score
 };
 
 // Structure of a general factor graph. Built incrementally; every add_* validates its arguments
@@ -132,6 +140,9 @@ class FactorGraph {
   // Dependency tree: arcs[k] = (head, modifier) is unit units[k]; heads and modifiers in
   // [0, num_nodes), modifiers >= 1, no self-loops or duplicates, every node reachable from 0.
   int add_tree(const std::vector<int>& units, int num_nodes, const std::vector<std::array<int, 2>>& arcs);
+  // Head automaton over L - 1 = units.size() positions; siblings: the (m, s) pair of each
+  // additional score, every pair 0 <= m < s <= L exactly once (L (L + 1) / 2 of them).
+  int add_head_automaton(const std::vector<int>& units, const std::vector<std::array<int, 2>>& siblings);
 
   int num_variables() const { return static_cast<int>(unit_begin_.size()); }
   int num_units() const { return num_units_; }

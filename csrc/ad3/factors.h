@@ -61,6 +61,8 @@ std::unique_ptr<LocalFactor> make_pair_factor();
 std::unique_ptr<LocalFactor> make_xor_out_factor(int n);
 std::unique_ptr<LocalFactor> make_sequence_factor(const std::vector<int>& num_states);
 std::unique_ptr<LocalFactor> make_tree_factor(int num_nodes, const std::vector<std::array<int, 2>>& arcs);
+std::unique_ptr<LocalFactor> make_head_automaton_factor(int num_positions,
+                                                       const std::vector<std::array<int, 2>>& siblings);
 // An active-set factor over an explicit list of allowed configurations (0/1 link vectors),
 // without additional scores: a reference for the closed-form solvers in the tests.
 std::unique_ptr<LocalFactor> make_enumerated_factor(std::vector<std::vector<char>> configurations);

@@ -198,6 +198,9 @@ std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const F
   if (spec.type == FactorType::kPair) return make_pair_factor();
   if (spec.type == FactorType::kSequence) return make_sequence_factor(spec.num_states);
   if (spec.type == FactorType::kTree) return make_tree_factor(spec.num_nodes, spec.arcs);
+  if (spec.type == FactorType::kHeadAutomaton) {
+    return make_head_automaton_factor(static_cast<int>(spec.links.size()), spec.arcs);
+  }
   return make_logic_factor(spec);
 }
 

@@ -1,6 +1,6 @@
 // Structured factors given by a MAP oracle, solved inside AD3 by the active-set method
-// (active_set.h): the sequence factor (Viterbi) and the dependency-tree factor (Chu-Liu-Edmonds
-// maximum spanning arborescence).
+// (active_set.h): the sequence factor (Viterbi), the dependency-tree factor (Chu-Liu-Edmonds
+// maximum spanning arborescence) and the head automaton (a dynamic program over positions).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -251,7 +251,79 @@ class TreeFactor : public ActiveSetFactor {
   std::vector<double> weights_;
 };
 
+// Positions 1..L-1 (link p - 1); a configuration is an increasing list of chosen positions
+// 0 = m_0 < m_1 < ... < m_k < L, scoring its links plus the sibling scores (m_j, m_{j+1}) and
+// (m_k, L).
+class HeadAutomatonFactor : public ActiveSetFactor {
+ public:
+  HeadAutomatonFactor(int num_positions, const std::vector<std::array<int, 2>>& siblings)
+      : ActiveSetFactor(num_positions, static_cast<int>(siblings.size())), length_(num_positions + 1),
+        index_(static_cast<std::size_t>(length_ + 1) * (length_ + 1), -1) {
+    for (std::size_t k = 0; k < siblings.size(); ++k) index_[siblings[k][0] * (length_ + 1) + siblings[k][1]] = static_cast<int>(k);
+  }
+
+  double best_config(const double* s, const double* a, Config& config) override {
+    // best_[p]: the best score of a chain ending at position p (p = 0: the head).
+    best_.assign(length_, kNegInf);
+    back_.assign(length_ + 1, 0);
+    best_[0] = 0.0;
+    for (int p = 1; p < length_; ++p) {
+      for (int m = 0; m < p; ++m) {
+        const double v = best_[m] + a[sibling(m, p)];
+        if (v > best_[p]) {
+          best_[p] = v;
+          back_[p] = m;
+        }
+      }
+      best_[p] += s[p - 1];
+    }
+    double value = kNegInf;
+    for (int m = 0; m < length_; ++m) {
+      const double v = best_[m] + a[sibling(m, length_)];
+      if (v > value) {
+        value = v;
+        back_[length_] = m;
+      }
+    }
+    config.y.assign(degree(), 0);
+    config.extras.clear();
+    for (int p = length_; p > 0; p = back_[p]) {
+      config.extras.push_back(sibling(back_[p], p));
+      if (back_[p] > 0) config.y[back_[p] - 1] = 1;
+    }
+    std::reverse(config.extras.begin(), config.extras.end());
+    return value;
+  }
+
+  double evaluate(const int* y, const double* a, double* u) const override {
+    if (u != nullptr) std::fill(u, u + num_additional(), 0.0);
+    double total = 0.0;
+    int m = 0;
+    for (int p = 1; p <= length_; ++p) {
+      if (p < length_ && !y[p - 1]) continue;
+      const int k = sibling(m, p);
+      total += a[k];
+      if (u != nullptr) u[k] += 1.0;
+      m = p;
+    }
+    return total;
+  }
+
+ private:
+  int sibling(int m, int s) const { return index_[m * (length_ + 1) + s]; }
+
+  int length_;
+  std::vector<int> index_;
+  std::vector<double> best_;
+  std::vector<int> back_;
+};
+
 }  // namespace
+
+std::unique_ptr<LocalFactor> make_head_automaton_factor(int num_positions,
+                                                       const std::vector<std::array<int, 2>>& siblings) {
+  return std::make_unique<HeadAutomatonFactor>(num_positions, siblings);
+}
 
 std::unique_ptr<LocalFactor> make_sequence_factor(const std::vector<int>& num_states) {
   return std::make_unique<SequenceFactor>(num_states);

@@ -152,7 +152,8 @@ ad3::FactorType parse_factor_type(const std::string& name) {
   for (auto t : {ad3::FactorType::kDense, ad3::FactorType::kXor, ad3::FactorType::kAtMostOne, ad3::FactorType::kOr,
                  ad3::FactorType::kXorOut, ad3::FactorType::kOrOut, ad3::FactorType::kAndOut,
                  ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
-                 ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree}) {
+                 ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree,
+                 ad3::FactorType::kHeadAutomaton}) {
     if (name == ad3::factor_type_name(t)) return t;
   }
   throw std::invalid_argument("factor type: unknown type '" + name + "'");
@@ -160,7 +161,8 @@ ad3::FactorType parse_factor_type(const std::string& name) {
 
 // variables: one int per variable, 0 for a binary variable, K >= 1 for a multi-valued one.
 // factors: (type, links, negated, budget, costs[, num_states, num_nodes, arcs]) tuples; links are
-// units (variables for dense); num_states for sequences, num_nodes and (head, modifier) arcs for trees.
+// units (variables for dense); num_states for sequences, num_nodes and (head, modifier) arcs for trees,
+// (m, s) sibling pairs (in `arcs`) for head automata.
 ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::list& factors) {
   ad3::FactorGraph graph;
   for (int k : variables) {
@@ -189,6 +191,10 @@ ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::
       case ad3::FactorType::kTree:
         if (t.size() < 8) throw std::invalid_argument("arcs: a tree factor needs num_nodes and its arcs");
         graph.add_tree(links, t[6].cast<int>(), t[7].cast<std::vector<std::array<int, 2>>>());
+        break;
+      case ad3::FactorType::kHeadAutomaton:
+        if (t.size() < 8) throw std::invalid_argument("siblings: a head automaton needs its sibling pairs");
+        graph.add_head_automaton(links, t[7].cast<std::vector<std::array<int, 2>>>());
         break;
       default: graph.add_logic(type, links, negated);
     }

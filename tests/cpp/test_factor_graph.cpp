@@ -303,6 +303,14 @@ void test_structured_factors() {
     auto factor = ad3::detail::make_tree_factor(nodes, arcs);
     check_oracle_factor(*factor, rng, "tree");
   }
+  for (int positions : {1, 2, 3, 4}) {
+    std::vector<std::array<int, 2>> siblings;
+    for (int sib = positions + 1; sib >= 1; --sib) {  // any order of the pairs
+      for (int m = 0; m < sib; ++m) siblings.push_back({m, sib});
+    }
+    auto automaton = ad3::detail::make_head_automaton_factor(positions, siblings);
+    check_oracle_factor(*automaton, rng, "head automaton");
+  }
   // A sparser arc set (not every arc present) with a forced chain 0 -> 2 -> 1 -> 3 possible.
   auto sparse = ad3::detail::make_tree_factor(4, {{0, 2}, {2, 1}, {1, 3}, {0, 3}, {3, 1}, {1, 2}});
   check_oracle_factor(*sparse, rng, "sparse tree");
@@ -485,6 +493,44 @@ void test_structured_graphs(int& certified, int& infeasible, int& total) {
     }
     p.units.resize(p.graph.num_units());
     for (double& v : p.units) v = normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
+  // A second-order parser: a tree over 4 nodes with head automata for the right modifiers of
+  // node 0 and the left and right ones of node 2.
+  for (int trial = 0; trial < 30; ++trial) {
+    Problem p;
+    std::vector<std::array<int, 2>> arcs;
+    std::vector<int> units;
+    for (int m = 1; m < 4; ++m) {
+      for (int h = 0; h < 4; ++h) {
+        if (h != m) {
+          arcs.push_back({h, m});
+          units.push_back(p.graph.unit(p.graph.add_binary_variable()));
+        }
+      }
+    }
+    p.graph.add_tree(units, 4, arcs);
+    auto arc_unit = [&](int h, int m) {
+      for (std::size_t k = 0; k < arcs.size(); ++k) {
+        if (arcs[k][0] == h && arcs[k][1] == m) return units[k];
+      }
+      return -1;
+    };
+    auto siblings = [](int positions) {
+      std::vector<std::array<int, 2>> out;
+      for (int sib = 1; sib <= positions + 1; ++sib) {
+        for (int m = 0; m < sib; ++m) out.push_back({m, sib});
+      }
+      return out;
+    };
+    p.graph.add_head_automaton({arc_unit(0, 1), arc_unit(0, 2), arc_unit(0, 3)}, siblings(3));
+    p.graph.add_head_automaton({arc_unit(2, 1)}, siblings(1));  // left of 2: distance 1
+    p.graph.add_head_automaton({arc_unit(2, 3)}, siblings(1));  // right of 2
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    p.extra.resize(p.graph.additional_size());
+    for (double& v : p.extra) v = normal(rng);
     check_against_exhaustive(p, certified, infeasible);
     ++total;
   }
@@ -674,6 +720,9 @@ void test_errors() {
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {1, 0}}); }, "arcs"));
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {3, 2}}); }, "arcs"));
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {2, 1}}); }, "reached"));
+  CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}}); }, "siblings"));
+  CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}, {0, 2}}); }, "siblings"));
+  CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}, {2, 1}}); }, "siblings"));
   g.add_dense({b});
   CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0}, std::vector<double>(3)); }, "unit_scores"));
   CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0, 0}, std::vector<double>(2)); }, "factor_scores"));
