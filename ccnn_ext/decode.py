@@ -328,7 +328,8 @@ class FactorGraph:
     a = i, b = j. Each pair of variables may have one ``add_factor`` table.
 
     General factors (``add_binary_variable``, ``add_dense``, ``add_logic``, ``add_budget``,
-    ``add_knapsack``, ``add_pair``, ``add_sequence``, ``add_tree``, ``add_head_automaton``) take
+    ``add_knapsack``, ``add_pair``, ``add_sequence``, ``add_tree``, ``add_head_automaton``,
+    ``add_tree_chain``) take
     *literals*: a binary variable's index (its value), or a
     pair ``(variable, state)`` for "the multi-valued variable is in this state"; ``negated``
     flips literals (one bool per literal).
@@ -509,6 +510,50 @@ class FactorGraph:
         self._factors[index] = self._factors[index][:5] + (scores.copy(), [], 0, siblings)
         return index
 
+    def add_tree_chain(self, nodes, parents, tables) -> int:
+        """Adds a tree-structured chain factor: nodes[i] is a multi-valued variable (a general
+        tree, the reference's FactorGeneralTree) or a binary variable for every i (a binary tree,
+        FactorBinaryTree, state = its value); parents[0] = -1 and parents[i] the parent of node i
+        (a tree rooted at node 0); tables: for i = 1..n-1 a (K_parent, K_i) table (parent's state
+        first), as a list or flattened in that order. Its MAP oracle is a dynamic program. Returns
+        its index."""
+        if isinstance(nodes, (int, np.integer, str)) or nodes is None:
+            raise TypeError(f"nodes: expected a sequence of variables, got {nodes!r}")
+        nodes = [int(v) for v in nodes]
+        for v in nodes:
+            self._check_variable(v, "nodes")
+        if len(set(nodes)) != len(nodes) or not nodes:
+            raise ValueError("nodes: expected distinct variables (at least one)")
+        binary = [self._binary[v] for v in nodes]
+        if any(binary) and not all(binary):
+            raise ValueError("nodes: expected all binary or all multi-valued variables")
+        parents = [int(p) for p in parents]
+        if len(parents) != len(nodes):
+            raise ValueError(f"parents: expected one per node ({len(nodes)}), got {len(parents)}")
+        states = [2 if b else self._unary[v].shape[0] for v, b in zip(nodes, binary)]
+        shapes = [(states[p], states[i]) for i, p in enumerate(parents) if i > 0]
+        if any(not 0 <= p < len(nodes) for p in parents[1:]):
+            raise ValueError(f"parents: expected parents[0] = -1 and parents[i] in [0, {len(nodes)})")
+        if isinstance(tables, (list, tuple)) and len(tables) == len(shapes) and all(np.ndim(t) == 2 for t in tables):
+            parts = [_as_array(t, "tables", np.float64, "real") for t in tables]
+            for i, (part, shape) in enumerate(zip(parts, shapes)):
+                if part.shape != shape:
+                    raise ValueError(f"tables: table of node {i + 1} has shape {part.shape}, expected {shape}")
+            flat = np.concatenate([p.reshape(-1) for p in parts]) if parts else np.zeros(0)
+        else:
+            flat = _as_array(tables, "tables", np.float64, "real").reshape(-1)
+            expected = sum(a * b for a, b in shapes)
+            if flat.shape[0] != expected:
+                raise ValueError(f"tables: expected tables of shapes {shapes} ({expected} values), got {flat.shape[0]}")
+        if all(binary):
+            links = [(v, 1) for v in nodes]
+            kind = "binarytree"
+        else:
+            links = [(v, t) for v, k in zip(nodes, states) for t in range(k)]
+            kind = "generaltree"
+        self._factors.append((kind, links, [], 0, [], flat.copy(), states, 0, [], parents))
+        return len(self._factors) - 1
+
     def flat_scores(self):
         """The graph's scores in the flat layout of :meth:`solve_batch`: ``(unit_scores (U,),
         factor_scores (F,))``. Units: one per binary variable (the score of label 1 minus that of
@@ -663,12 +708,13 @@ class FactorGraph:
                 unit_scores.extend(float(x) for x in scores)
                 start += scores.shape[0]
         factors, extra = [], []
-        for kind, links, flags, budget, costs, scores, states, nodes, arcs in self._factors:
+        for kind, links, flags, budget, costs, scores, states, nodes, arcs, *rest in self._factors:
+            parents = rest[0] if rest else []
             if kind == "dense":
                 units = list(links)
             else:
                 units = [begin[v] + (0 if self._binary[v] else state) for v, state in links]
-            factors.append((kind, units, flags, budget, costs, states, nodes, arcs))
+            factors.append((kind, units, flags, budget, costs, states, nodes, arcs, parents))
             extra.extend(float(x) for x in np.asarray(scores).reshape(-1))
         return variables, factors, unit_scores, extra
 

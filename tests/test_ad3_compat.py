@@ -428,3 +428,49 @@ def test_second_order_parser_with_head_automata():
             if ok:
                 best = max(best, score(heads))
         assert value == pytest.approx(best, abs=1e-9)
+
+
+def test_tree_chain_extensions():
+    from ccnn_ext.ad3.extensions import PFactorBinaryTree, PFactorGeneralTree
+
+    rng = np.random.RandomState(9)
+    parents = [-1, 0, 0, 2]
+    states = [2, 3, 2, 2]
+    g = PFactorGraph()
+    variables = [g.create_multi_variable(k) for k in states]
+    for v in variables:
+        v.set_log_potentials(rng.randn(len(v)))
+    tree = PFactorGeneralTree()
+    g.declare_factor(tree, [v.get_state(k) for v in variables for k in range(len(v))])
+    tree.initialize(parents, states)
+    edges = [(p, i) for i, p in enumerate(parents) if i > 0]
+    tables = [rng.randn(states[p], states[i]) for p, i in edges]
+    tree.set_additional_log_potentials(list(np.concatenate([t.ravel() for t in tables])))
+    value, posteriors, additional, status = g.solve()
+    assert status == "integral" and len(additional) == sum(t.size for t in tables)
+
+    def score(y):
+        return sum(v.get_log_potential(s) for v, s in zip(variables, y)) + sum(
+            t[y[p], y[i]] for (p, i), t in zip(edges, tables))
+
+    assert value == pytest.approx(max(score(y) for y in itertools.product(*[range(k) for k in states])))
+
+    g = PFactorGraph()
+    nodes = [g.create_binary_variable() for _ in parents]
+    for v in nodes:
+        v.set_log_potential(rng.randn())
+    binary = PFactorBinaryTree()
+    g.declare_factor(binary, nodes)
+    binary.initialize(parents)
+    tables = rng.randn(3, 2, 2)
+    binary.set_additional_log_potentials(list(tables.ravel()))
+    value, posteriors, _, status = g.solve(branch_and_bound=True)
+
+    def binary_score(y):
+        return sum(v.get_log_potential() * s for v, s in zip(nodes, y)) + sum(
+            t[y[p], y[i]] for (p, i), t in zip(edges, tables))
+
+    assert status == "integral"
+    assert value == pytest.approx(max(binary_score(y) for y in itertools.product((0, 1), repeat=4)))
+    with pytest.raises(ValueError):
+        PFactorBinaryTree().initialize([0, 0])

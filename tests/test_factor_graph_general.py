@@ -481,3 +481,35 @@ def test_head_automaton_against_brute_force():
                 1 + sum(solution.labels))
     with pytest.raises(ValueError, match="scores"):
         g.add_head_automaton(lits, scores[:-1])
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_tree_chain_equals_dense_edges(binary):
+    rng = np.random.default_rng(15 + binary)
+    for parents in ([-1], [-1, 0, 0, 1], [-1, 2, 0, 2, 3]):
+        n = len(parents)
+        chain, dense = FactorGraph(), FactorGraph()
+        if binary:
+            scores = rng.normal(size=n)
+            a = [chain.add_binary_variable(s) for s in scores]
+            b = [dense.add_variable([0.0, s]) for s in scores]  # a 2-state stand-in for the dense edges
+            states = [2] * n
+        else:
+            states = list(rng.integers(2, 4, size=n))
+            unaries = [rng.normal(size=k) for k in states]
+            a = [chain.add_variable(u) for u in unaries]
+            b = [dense.add_variable(u) for u in unaries]
+        tables = [rng.normal(size=(states[p], states[i])) for i, p in enumerate(parents) if i > 0]
+        index = chain.add_tree_chain(a, parents, tables)
+        for (i, p), t in zip([(i, p) for i, p in enumerate(parents) if i > 0], tables):
+            dense.add_dense([b[p], b[i]], t)
+        if n > 1:  # and a constraint across the tree
+            chain.add_logic("or", [a[0] if binary else (a[0], 0), a[-1] if binary else (a[-1], 1)])
+            dense.add_logic("or", [(b[0], 1) if binary else (b[0], 0), (b[-1], 1)])
+        x, y = chain.solve_exact(), dense.solve_exhaustive()
+        assert x.status == y.status == "optimal"
+        assert x.score == pytest.approx(y.score, abs=1e-9)
+        assert list(x.labels) == list(y.labels)
+        assert x.additional_posteriors[index].sum() == pytest.approx(n - 1)
+        r = chain.solve_ad3()
+        assert r.bound >= x.score - 1e-6

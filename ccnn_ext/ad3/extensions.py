@@ -15,14 +15,21 @@ with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initia
                      log-potential, the head itself standing for "no previous modifier" and the
                      position beyond the last arc for "no next one"). MAP oracle: a dynamic program.
 
-The other extension factors of the reference (sequence compressor, compression budget, binary
-and general trees with counts) are not implemented yet.
+``PFactorBinaryTree`` / ``PFactorGeneralTree``  a tree-structured chain over nodes with
+                     ``parents`` (parents[0] < 0): binary nodes, one variable each
+                     (``initialize(parents)``), or nodes with num_states[i] states, their state
+                     variables node after node (``initialize(parents, num_states)``); additional
+                     log-potentials: for each node i >= 1 a K_parent x K_i table (parent's state
+                     first). MAP oracle: a dynamic program from the leaves.
+
+The other extension factors of the reference (sequence compressor, compression budget, the
+"counts" tree variants) are not implemented yet.
 """
 import numpy as np
 
 from .factor_graph import PFactor
 
-__all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton"]
+__all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton", "PFactorBinaryTree", "PFactorGeneralTree"]
 
 
 class PFactorSequence(PFactor):
@@ -129,3 +136,59 @@ class PFactorHeadAutomaton(PFactor):
     def _check_size(self):
         if self._initialized and self._graph is not None and len(self._links) != self._length - 1:
             raise ValueError(f"length: {self._length - 1} arcs expected, but {len(self._links)} variables are bound")
+
+
+def _parents_list(parents):
+    if parents is None or isinstance(parents, (str, bytes)) or np.ndim(parents) != 1:
+        raise TypeError(f"parents: expected a sequence of ints, got {parents!r}")
+    out = [int(p) for p in parents]
+    if not out or out[0] >= 0:
+        raise ValueError("parents: expected parents[0] < 0 (node 0 is the root)")
+    out[0] = -1
+    return out
+
+
+class PFactorBinaryTree(PFactor):
+    """Binary tree-structured factor (reference: ``ad3.extensions.PFactorBinaryTree``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("binarytree")
+        self._initialized = False
+
+    def initialize(self, parents):
+        self._parents = _parents_list(parents)
+        self._num_states = [2] * len(self._parents)
+        self._additional = [0.0] * (4 * (len(self._parents) - 1))
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        if self._initialized and self._graph is not None and len(self._links) != len(self._parents):
+            raise ValueError(f"parents: {len(self._parents)} nodes, but {len(self._links)} variables are bound")
+
+
+class PFactorGeneralTree(PFactor):
+    """Tree-structured factor over multi-state nodes (reference: ``ad3.extensions.PFactorGeneralTree``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("generaltree")
+        self._initialized = False
+
+    def initialize(self, parents, num_states):
+        parents = _parents_list(parents)
+        if num_states is None or np.ndim(num_states) != 1:
+            raise TypeError(f"num_states: expected a sequence of ints, got {num_states!r}")
+        states = [int(k) for k in num_states]
+        if len(states) != len(parents) or any(k < 1 for k in states):
+            raise ValueError("num_states: expected one number of states >= 1 per node")
+        if any(not 0 <= p < len(parents) for p in parents[1:]):
+            raise ValueError("parents: every node but the root needs a parent in [0, n)")
+        self._parents, self._num_states = parents, states
+        self._additional = [0.0] * sum(states[p] * states[i] for i, p in enumerate(parents) if i > 0)
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        if self._initialized and self._graph is not None and len(self._links) != sum(self._num_states):
+            raise ValueError(f"num_states: {sum(self._num_states)} states in all, but {len(self._links)} "
+                             "variables are bound")

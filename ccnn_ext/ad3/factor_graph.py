@@ -108,6 +108,7 @@ class PFactor:
         self._num_states = []
         self._num_nodes = 0
         self._arcs = []
+        self._parents = []
         self._initialized = True
 
     def set_allocate(self, allocate):
@@ -265,7 +266,7 @@ class PFactorGraph:
         PFactorTree) to binary variables; initialize it before solving."""
         if not isinstance(p_factor, PFactor):
             raise TypeError(f"p_factor: expected a PFactor, got {type(p_factor).__name__}")
-        if p_factor._kind not in ("sequence", "tree", "headautomaton"):
+        if p_factor._kind not in ("sequence", "tree", "headautomaton", "binarytree", "generaltree"):
             raise NotImplementedError(f"declare_factor: {type(p_factor).__name__} is not supported by ccnn_ext.ad3")
         if p_factor._graph is not None:
             raise ValueError("p_factor: this factor is already declared in a factor graph")
@@ -309,7 +310,7 @@ class PFactorGraph:
             links = ([index[id(v)] for v in f._links] if f._kind == "dense"
                      else [u._unit for u in f._links])
             factors.append((f._kind, links, f._negated, f._budget, f._costs, f._num_states, f._num_nodes,
-                            f._arcs))
+                            f._arcs, f._parents))
             extra.extend(f._additional)
         return variables, factors, unit_scores, extra
 

@@ -32,6 +32,8 @@ const char* factor_type_name(FactorType type) {
     case FactorType::kSequence: return "sequence";
     case FactorType::kTree: return "tree";
     case FactorType::kHeadAutomaton: return "headautomaton";
+    case FactorType::kBinaryTree: return "binarytree";
+    case FactorType::kGeneralTree: return "generaltree";
   }
   return "unknown";
 }
@@ -301,6 +303,68 @@ int FactorGraph::add_head_automaton(const std::vector<int>& units, const std::ve
   spec.links = units;
   spec.arcs = siblings;
   return add_factor(std::move(spec), siblings.size());
+}
+
+namespace {
+
+// parents[0] = -1 and every node reaches node 0 through its parents.
+void check_parents(const std::vector<int>& parents) {
+  const int n = static_cast<int>(parents.size());
+  if (n < 1 || parents[0] != -1) throw std::invalid_argument("parents: expected parents[0] = -1 (node 0 is the root)");
+  for (int i = 1; i < n; ++i) {
+    if (parents[i] < 0 || parents[i] >= n || parents[i] == i) {
+      throw std::invalid_argument("parents: node " + std::to_string(i) + " has parent " + std::to_string(parents[i]) +
+                                  "; expected a node in [0, " + std::to_string(n) + ") other than itself");
+    }
+    int v = i, steps = 0;
+    while (v != 0 && steps <= n) {
+      v = parents[v];
+      ++steps;
+    }
+    if (v != 0) throw std::invalid_argument("parents: node " + std::to_string(i) + " is on a cycle");
+  }
+}
+
+}  // namespace
+
+int FactorGraph::add_general_tree(const std::vector<int>& units, const std::vector<int>& parents,
+                                  const std::vector<int>& num_states) {
+  check_parents(parents);
+  if (num_states.size() != parents.size()) {
+    throw std::invalid_argument("num_states: expected one per node (" + std::to_string(parents.size()) + "), got " +
+                                std::to_string(num_states.size()));
+  }
+  std::size_t total = 0, tables = 0;
+  for (std::size_t i = 0; i < num_states.size(); ++i) {
+    if (num_states[i] < 1) throw std::invalid_argument("num_states: every node needs at least one state");
+    total += num_states[i];
+    if (i > 0) tables += static_cast<std::size_t>(num_states[parents[i]]) * num_states[i];
+  }
+  if (units.size() != total) {
+    throw std::invalid_argument("units: expected sum(num_states) = " + std::to_string(total) + " units, got " +
+                                std::to_string(units.size()));
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kGeneralTree;
+  spec.links = units;
+  spec.parents = parents;
+  spec.num_states = num_states;
+  return add_factor(std::move(spec), tables);
+}
+
+int FactorGraph::add_binary_tree(const std::vector<int>& units, const std::vector<int>& parents) {
+  check_parents(parents);
+  if (units.size() != parents.size()) {
+    throw std::invalid_argument("units: expected one unit per node (" + std::to_string(parents.size()) + "), got " +
+                                std::to_string(units.size()));
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kBinaryTree;
+  spec.links = units;
+  spec.parents = parents;
+  return add_factor(std::move(spec), 4 * (parents.size() - 1));
 }
 
 namespace detail {

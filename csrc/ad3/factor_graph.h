@@ -38,6 +38,12 @@
 //               0 <= m < s <= L, added when s is the next chosen position after m (m = 0: the
 //               head itself, s = L: no further modifier), every such pair given exactly once.
 //               MAP oracle: a dynamic program over the positions.
+//   kGeneralTree  a tree-structured chain: nodes 0..n-1 with parents[0] = -1 and parents[i] the
+//               parent of node i (a tree rooted at 0), node i a group of num_states[i] units (links
+//               node after node) of which exactly one is 1; additional scores: for each node
+//               i = 1..n-1 in order, a K_parent x K_i row-major table (parent's state first), as
+//               the reference's FactorGeneralTree. MAP oracle: dynamic program from the leaves.
+//   kBinaryTree   the same over binary nodes, one unit each (state = its value); 2 x 2 tables.
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
 // Only dense and pair factors have additional scores; factor f's are at additional_offset(f) in
 // the flat `factor_scores` array, additional_size() values in all.
@@ -98,10 +104,12 @@ enum class FactorType : std::int32_t {
   kSequence,
   kTree,
   kHeadAutomaton,
+  kBinaryTree,
+  kGeneralTree,
 };
 
 // "dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply", "budget", "knapsack",
-// "pair", "sequence", "tree", "headautomaton".
+// "pair", "sequence", "tree", "headautomaton", "binarytree", "generaltree".
 const char* factor_type_name(FactorType type);
 
 // One factor as declared: its type, its links (units; for dense factors, variables), per-link
@@ -112,7 +120,8 @@ struct FactorSpec {
   std::vector<char> negated;
   double budget = 0.0;
   std::vector<double> costs;
-  std::vector<int> num_states;              // kSequence: states per position
+  std::vector<int> num_states;              // kSequence: states per position; kGeneralTree: per node
+  std::vector<int> parents;                 // kBinaryTree, kGeneralTree
   int num_nodes = 0;                        // kTree
   std::vector<std::array<int, 2>> arcs;     // kTree: (head, modifier) of each link;
                                             // kHeadAutomaton: (m, s) of each additional score
@@ -143,6 +152,11 @@ class FactorGraph {
   // Head automaton over L - 1 = units.size() positions; siblings: the (m, s) pair of each
   // additional score, every pair 0 <= m < s <= L exactly once (L (L + 1) / 2 of them).
   int add_head_automaton(const std::vector<int>& units, const std::vector<std::array<int, 2>>& siblings);
+  // Tree-structured factors: parents[0] = -1, parents[i] in [0, n) forming a tree rooted at 0.
+  // General: num_states[i] >= 1 units per node, sum = units.size(); binary: one unit per node.
+  int add_general_tree(const std::vector<int>& units, const std::vector<int>& parents,
+                       const std::vector<int>& num_states);
+  int add_binary_tree(const std::vector<int>& units, const std::vector<int>& parents);
 
   int num_variables() const { return static_cast<int>(unit_begin_.size()); }
   int num_units() const { return num_units_; }

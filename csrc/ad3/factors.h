@@ -61,6 +61,9 @@ std::unique_ptr<LocalFactor> make_pair_factor();
 std::unique_ptr<LocalFactor> make_xor_out_factor(int n);
 std::unique_ptr<LocalFactor> make_sequence_factor(const std::vector<int>& num_states);
 std::unique_ptr<LocalFactor> make_tree_factor(int num_nodes, const std::vector<std::array<int, 2>>& arcs);
+// Tree-structured chain over nodes with parents (parents[0] = -1); binary: one unit per node.
+std::unique_ptr<LocalFactor> make_tree_chain_factor(const std::vector<int>& parents,
+                                                    const std::vector<int>& num_states, bool binary);
 std::unique_ptr<LocalFactor> make_head_automaton_factor(int num_positions,
                                                        const std::vector<std::array<int, 2>>& siblings);
 // An active-set factor over an explicit list of allowed configurations (0/1 link vectors),

@@ -198,6 +198,10 @@ std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const F
   if (spec.type == FactorType::kPair) return make_pair_factor();
   if (spec.type == FactorType::kSequence) return make_sequence_factor(spec.num_states);
   if (spec.type == FactorType::kTree) return make_tree_factor(spec.num_nodes, spec.arcs);
+  if (spec.type == FactorType::kGeneralTree) return make_tree_chain_factor(spec.parents, spec.num_states, false);
+  if (spec.type == FactorType::kBinaryTree) {
+    return make_tree_chain_factor(spec.parents, std::vector<int>(spec.parents.size(), 2), true);
+  }
   if (spec.type == FactorType::kHeadAutomaton) {
     return make_head_automaton_factor(static_cast<int>(spec.links.size()), spec.arcs);
   }

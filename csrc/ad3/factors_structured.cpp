@@ -251,6 +251,140 @@ class TreeFactor : public ActiveSetFactor {
   std::vector<double> weights_;
 };
 
+// A tree-structured chain: node i in state k is link offset_[i] + k (general), or its one link
+// being 1 for state 1 (binary); edge table of node i >= 1 at table_[i] + parent_state * K_i + k.
+class TreeChainFactor : public ActiveSetFactor {
+ public:
+  TreeChainFactor(std::vector<int> parents, std::vector<int> num_states, bool binary)
+      : ActiveSetFactor(binary ? static_cast<int>(parents.size())
+                               : std::accumulate(num_states.begin(), num_states.end(), 0),
+                        tables(parents, num_states)),
+        parents_(std::move(parents)), states_(std::move(num_states)), binary_(binary) {
+    const int n = static_cast<int>(parents_.size());
+    int unit = 0, table = 0;
+    offset_.resize(n);
+    table_.assign(n, 0);
+    value_offset_.resize(n);
+    int values = 0;
+    for (int i = 0; i < n; ++i) {
+      offset_[i] = unit;
+      unit += binary_ ? 1 : states_[i];
+      value_offset_[i] = values;
+      values += states_[i];
+      if (i > 0) {
+        table_[i] = table;
+        table += states_[parents_[i]] * states_[i];
+      }
+    }
+    // Children after parents: breadth-first order from the root.
+    order_.push_back(0);
+    for (std::size_t k = 0; k < order_.size(); ++k) {
+      for (int i = 1; i < n; ++i) {
+        if (parents_[i] == order_[k]) order_.push_back(i);
+      }
+    }
+    state_.resize(n);
+  }
+
+  double best_config(const double* s, const double* a, Config& config) override {
+    const int n = static_cast<int>(parents_.size());
+    // value_[i][k]: the best score of node i's subtree with i in state k (node and edge scores
+    // inside it, plus the edge to its parent excluded).
+    value_.assign(value_offset_.back() + states_.back(), 0.0);
+    choices_.resize(n);  // per child and parent state: the child's best state
+    for (int i = 0; i < n; ++i) {
+      for (int k = 0; k < states_[i]; ++k) value_[value_offset_[i] + k] = node_score(s, i, k);
+    }
+    for (int idx = n - 1; idx >= 1; --idx) {
+      const int i = order_[idx], p = parents_[i];
+      choices_[i].assign(states_[p], 0);
+      for (int l = 0; l < states_[p]; ++l) {
+        double best = -std::numeric_limits<double>::infinity();
+        int arg = 0;
+        for (int k = 0; k < states_[i]; ++k) {
+          const double v = value_[value_offset_[i] + k] + a[table_[i] + l * states_[i] + k];
+          if (v > best) {
+            best = v;
+            arg = k;
+          }
+        }
+        value_[value_offset_[p] + l] += best;
+        choices_[i][l] = arg;
+      }
+    }
+    double best = -std::numeric_limits<double>::infinity();
+    for (int k = 0; k < states_[0]; ++k) {
+      if (value_[k] > best) {
+        best = value_[k];
+        state_[0] = k;
+      }
+    }
+    for (int idx = 1; idx < n; ++idx) {
+      const int i = order_[idx];
+      state_[i] = choices_[i][state_[parents_[i]]];
+    }
+    fill_config(config);
+    return best;
+  }
+
+  double evaluate(const int* y, const double* a, double* u) const override {
+    const int n = static_cast<int>(parents_.size());
+    std::vector<int> state(n);
+    for (int i = 0; i < n; ++i) {
+      if (binary_) {
+        state[i] = y[offset_[i]];
+        continue;
+      }
+      state[i] = -1;
+      for (int k = 0; k < states_[i]; ++k) {
+        if (y[offset_[i] + k]) {
+          if (state[i] >= 0) return kNegInf;
+          state[i] = k;
+        }
+      }
+      if (state[i] < 0) return kNegInf;
+    }
+    if (u != nullptr) std::fill(u, u + num_additional(), 0.0);
+    double total = 0.0;
+    for (int i = 1; i < n; ++i) {
+      const int t = table_[i] + state[parents_[i]] * states_[i] + state[i];
+      total += a[t];
+      if (u != nullptr) u[t] += 1.0;
+    }
+    return total;
+  }
+
+ private:
+  static int tables(const std::vector<int>& parents, const std::vector<int>& k) {
+    int total = 0;
+    for (std::size_t i = 1; i < parents.size(); ++i) total += k[parents[i]] * k[i];
+    return total;
+  }
+  double node_score(const double* s, int i, int k) const {
+    if (binary_) return k == 1 ? s[offset_[i]] : 0.0;
+    return s[offset_[i] + k];
+  }
+  void fill_config(Config& config) const {
+    const int n = static_cast<int>(parents_.size());
+    config.y.assign(degree(), 0);
+    config.extras.clear();
+    for (int i = 0; i < n; ++i) {
+      if (binary_) {
+        config.y[offset_[i]] = static_cast<char>(state_[i]);
+      } else {
+        config.y[offset_[i] + state_[i]] = 1;
+      }
+      if (i > 0) config.extras.push_back(table_[i] + state_[parents_[i]] * states_[i] + state_[i]);
+    }
+  }
+
+  std::vector<int> parents_, states_;
+  bool binary_;
+  std::vector<int> offset_, table_, value_offset_, order_, state_;
+  std::vector<double> value_;
+  std::vector<std::vector<int>> choices_;
+};
+
 // Positions 1..L-1 (link p - 1); a configuration is an increasing list of chosen positions
 // 0 = m_0 < m_1 < ... < m_k < L, scoring its links plus the sibling scores (m_j, m_{j+1}) and
 // (m_k, L).
@@ -319,6 +453,11 @@ class HeadAutomatonFactor : public ActiveSetFactor {
 };
 
 }  // namespace
+
+std::unique_ptr<LocalFactor> make_tree_chain_factor(const std::vector<int>& parents,
+                                                    const std::vector<int>& num_states, bool binary) {
+  return std::make_unique<TreeChainFactor>(parents, num_states, binary);
+}
 
 std::unique_ptr<LocalFactor> make_head_automaton_factor(int num_positions,
                                                        const std::vector<std::array<int, 2>>& siblings) {

@@ -153,16 +153,17 @@ ad3::FactorType parse_factor_type(const std::string& name) {
                  ad3::FactorType::kXorOut, ad3::FactorType::kOrOut, ad3::FactorType::kAndOut,
                  ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
                  ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree,
-                 ad3::FactorType::kHeadAutomaton}) {
+                 ad3::FactorType::kHeadAutomaton, ad3::FactorType::kBinaryTree, ad3::FactorType::kGeneralTree}) {
     if (name == ad3::factor_type_name(t)) return t;
   }
   throw std::invalid_argument("factor type: unknown type '" + name + "'");
 }
 
 // variables: one int per variable, 0 for a binary variable, K >= 1 for a multi-valued one.
-// factors: (type, links, negated, budget, costs[, num_states, num_nodes, arcs]) tuples; links are
-// units (variables for dense); num_states for sequences, num_nodes and (head, modifier) arcs for trees,
-// (m, s) sibling pairs (in `arcs`) for head automata.
+// factors: (type, links, negated, budget, costs[, num_states, num_nodes, arcs, parents]) tuples;
+// links are units (variables for dense); num_states for sequences and general trees, num_nodes
+// and (head, modifier) arcs for trees, (m, s) sibling pairs (in `arcs`) for head automata,
+// parents for binary and general trees.
 ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::list& factors) {
   ad3::FactorGraph graph;
   for (int k : variables) {
@@ -195,6 +196,14 @@ ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::
       case ad3::FactorType::kHeadAutomaton:
         if (t.size() < 8) throw std::invalid_argument("siblings: a head automaton needs its sibling pairs");
         graph.add_head_automaton(links, t[7].cast<std::vector<std::array<int, 2>>>());
+        break;
+      case ad3::FactorType::kBinaryTree:
+        if (t.size() < 9) throw std::invalid_argument("parents: a binary tree factor needs its parents");
+        graph.add_binary_tree(links, t[8].cast<std::vector<int>>());
+        break;
+      case ad3::FactorType::kGeneralTree:
+        if (t.size() < 9) throw std::invalid_argument("parents: a general tree factor needs its parents");
+        graph.add_general_tree(links, t[8].cast<std::vector<int>>(), t[5].cast<std::vector<int>>());
         break;
       default: graph.add_logic(type, links, negated);
     }

@@ -303,6 +303,15 @@ void test_structured_factors() {
     auto factor = ad3::detail::make_tree_factor(nodes, arcs);
     check_oracle_factor(*factor, rng, "tree");
   }
+  // Tree-structured chains: general (multi-state nodes) and binary, on a few shapes.
+  for (const std::vector<int>& parents : std::vector<std::vector<int>>{{-1}, {-1, 0}, {-1, 0, 0}, {-1, 0, 1, 1}, {-1, 2, 0, 2}}) {
+    auto binary = ad3::detail::make_tree_chain_factor(parents, std::vector<int>(parents.size(), 2), true);
+    check_oracle_factor(*binary, rng, "binary tree");
+    std::vector<int> states;
+    for (std::size_t i = 0; i < parents.size(); ++i) states.push_back(1 + static_cast<int>((i * 7 + 1) % 3));
+    auto general = ad3::detail::make_tree_chain_factor(parents, states, false);
+    check_oracle_factor(*general, rng, "general tree");
+  }
   for (int positions : {1, 2, 3, 4}) {
     std::vector<std::array<int, 2>> siblings;
     for (int sib = positions + 1; sib >= 1; --sib) {  // any order of the pairs
@@ -534,6 +543,29 @@ void test_structured_graphs(int& certified, int& infeasible, int& total) {
     check_against_exhaustive(p, certified, infeasible);
     ++total;
   }
+  // Binary and general tree factors with logic / dense factors on top.
+  for (int trial = 0; trial < 30; ++trial) {
+    Problem p;
+    const std::vector<int> parents = {-1, 0, 0, 1};
+    std::vector<int> bin_units, multi_units, states, vars;
+    for (int i = 0; i < 4; ++i) bin_units.push_back(p.graph.unit(p.graph.add_binary_variable()));
+    p.graph.add_binary_tree(bin_units, parents);
+    for (int i = 0; i < 4; ++i) {
+      const int k = 2 + static_cast<int>(rng() % 2);
+      vars.push_back(p.graph.add_multi_variable(k));
+      states.push_back(k);
+      for (int t = 0; t < k; ++t) multi_units.push_back(p.graph.unit(vars.back(), t));
+    }
+    p.graph.add_general_tree(multi_units, parents, states);
+    p.graph.add_logic(FactorType::kImply, {bin_units[3], p.graph.unit(vars[3], 0)});
+    if (trial % 2) p.graph.add_dense({vars[2], vars[3]});
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    p.extra.resize(p.graph.additional_size());
+    for (double& v : p.extra) v = 1.5 * normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
   for (int trial = 0; trial < 40; ++trial) {
     Problem p;
     std::vector<int> vars, units, states;
@@ -721,6 +753,11 @@ void test_errors() {
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {3, 2}}); }, "arcs"));
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {2, 1}}); }, "reached"));
   CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}}); }, "siblings"));
+  CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {0, 0}); }, "parents"));
+  CHECK(throws_naming([&] { g.add_binary_tree({0, 1, 2}, {-1, 2, 1}); }, "parents"));
+  CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {-1, 0, 0}); }, "units"));
+  CHECK(throws_naming([&] { g.add_general_tree({1, 2, 3}, {-1, 0}, {2, 2}); }, "units"));
+  CHECK(throws_naming([&] { g.add_general_tree({1, 2, 3}, {-1, 0}, {3}); }, "num_states"));
   CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}, {0, 2}}); }, "siblings"));
   CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}, {2, 1}}); }, "siblings"));
   g.add_dense({b});
