@@ -1,6 +1,8 @@
 // ccnn AD3 decoder, general factor graphs: binary and multi-valued variables, dense factors of any
-// arity and the hard-logic, budget, knapsack and pair factors of the reference AD3 (Martins et al.,
-// "AD3: Alternating Directions Dual Decomposition for MAP Inference in Graphical Models", JMLR 2015).
+// arity, the hard-logic, budget, knapsack and pair factors of the reference AD3 (Martins et al.,
+// "AD3: Alternating Directions Dual Decomposition for MAP Inference in Graphical Models", JMLR 2015)
+// and structured factors given by a MAP oracle (sequence, dependency tree, head automaton,
+// tree-structured chains).
 // Plain C++17 like ad3.h, beside it: the pairwise Graph keeps its own fast solvers.
 //
 // The model. As in the reference AD3, everything is built on binary *units* u = 0..U-1:
@@ -8,7 +10,7 @@
 //   - a multi-valued variable with K states is K consecutive units, one per state, exactly one of
 //     which is 1 in every labelling (its state). The solvers enforce this one-hot constraint for
 //     every multi-valued variable (through its dense factors, or an internal XOR when it has none).
-// Factors link to units (logic, budget, knapsack, pair) or to multi-valued variables (dense).
+// Factors link to units (all but dense) or to multi-valued variables (dense).
 // A labelling y in {0,1}^U scores
 //     S(y) = sum_u unit_scores[u] * y_u + sum_f (additional scores of f at y)
 // when every factor allows it, and is infeasible (-inf) otherwise. Factor types (n = its links):
@@ -45,15 +47,16 @@
 //               the reference's FactorGeneralTree. MAP oracle: dynamic program from the leaves.
 //   kBinaryTree   the same over binary nodes, one unit each (state = its value); 2 x 2 tables.
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
-// Only dense and pair factors have additional scores; factor f's are at additional_offset(f) in
-// the flat `factor_scores` array, additional_size() values in all.
+// Dense, pair, sequence, head-automaton and tree-chain factors have additional scores; factor f's
+// are at additional_offset(f) in the flat `factor_scores` array, additional_size() values in all.
 //
 // Solvers (same Status contract as ad3.h, plus kInfeasible):
 //   solve_ad3         AD3 on the LP relaxation, each factor's local quadratic problem solved
 //                     exactly: closed-form / sort-based projections for the logic, budget and
-//                     knapsack factors, the active-set method of the paper for dense, pair, XOROUT,
-//                     sequence and tree factors (given by their MAP oracles). kOptimal when a rounded labelling meets the dual bound (the
-//                     relaxation is tight), kFractional when it converged without that,
+//                     knapsack factors, the active-set method of the paper (section 6) for the
+//                     others, given by their MAP oracles. kOptimal when a rounded labelling
+//                     meets the dual bound (the relaxation is tight), kFractional when it
+//                     converged without that,
 //                     kIterationLimit otherwise. The knapsack factor's local polytope is the LP
 //                     relaxation {q in [0,1]^n : costs . q <= budget} (as in the reference), a
 //                     superset of the convex hull of its feasible configurations: bounds stay
@@ -66,7 +69,8 @@
 //
 // Results: labels per variable (binary: 0/1; multi-valued: its state), posteriors per unit (the
 // AD3 marginals p; 0/1 of the labelling when certified or exact), additional posteriors per
-// factor (dense: the marginal of each joint state; pair: the marginal of "both 1"), `value` = the
+// factor (dense: the marginal of each joint state; pair: the marginal of "both 1"; structured:
+// the marginals of their transitions / sibling pairs / edge states), `value` = the
 // objective at those posteriors, sum_u unit_scores . p + sum_f factor_scores_f . additional_f
 // (S(labels) when the status is kOptimal), score = S(labels) and a valid upper bound.
 //

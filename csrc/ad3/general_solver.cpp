@@ -9,7 +9,6 @@
 // values) bounds every labelling's score from above; rounding p gives labellings, and one that
 // meets the bound is certified optimal.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
