@@ -86,7 +86,7 @@ with_cuda = want_cuda()
 print(f"ccnn: building with CUDA: {with_cuda} (CUDA_HOME={_cuda_home})")
 
 setup(
-    packages=["ccnn_ext"] + find_packages("python", include=["ccnn", "ccnn.*"]),
+    packages=["ccnn_ext", "ccnn_ext.ad3"] + find_packages("python", include=["ccnn", "ccnn.*"]),
     package_dir={"ccnn_ext": "ccnn_ext", "ccnn": "python/ccnn"},
     ext_modules=[ops_extension(with_cuda), decoder_extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

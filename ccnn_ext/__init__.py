@@ -2,7 +2,8 @@
 
 Usable on its own: the copula ops are torch ops (``torch.ops.ccnn.*``) with autograd and
 fake implementations; the MAP decoder (``decode_ad3``, ``decode_exact``, ``FactorGraph``, see
-``ccnn_ext.decode``) is a plain pybind11 module that takes numpy arrays or torch tensors.
+``ccnn_ext.decode``; the reference AD3 package's API in ``ccnn_ext.ad3``) is a plain pybind11
+module that takes numpy arrays or torch tensors.
 """
 import torch  # noqa: F401  (loads libtorch before the extension)
 
@@ -22,6 +23,7 @@ from .decode import (
     STATUS_NAMES,
     DecodeResult,
     FactorGraph,
+    FactorGraphBatch,
     FactorGraphSolution,
     decode_ad3,
     decode_exact,
@@ -50,6 +52,7 @@ __all__ = [
     "STATUS_NAMES",
     "DecodeResult",
     "FactorGraph",
+    "FactorGraphBatch",
     "FactorGraphSolution",
     "decode_ad3",
     "decode_exact",

@@ -1,4 +1,4 @@
-"""MAP decoding of pairwise factor graphs: AD3, certified exact branch-and-bound, exhaustive search.
+"""MAP decoding of factor graphs: AD3, certified exact branch-and-bound, exhaustive search.
 
 The solvers are the torch-free C++ core in ``csrc/ad3`` (module ``ccnn_ext._decoder``); they run
 with the GIL released, in parallel over the problems of a batch, with results that do not depend
@@ -18,7 +18,9 @@ Batched API (problems that share an edge list, all variables with L states, the 
     relaxed.labels, relaxed.score, relaxed.bound, relaxed.status_names, relaxed.posteriors
 
 Arrays may be numpy arrays or torch tensors (CUDA tensors are copied to the CPU); results are
-numpy arrays. For variables with different numbers of states use :class:`FactorGraph`.
+numpy arrays. For variables with different numbers of states, binary variables, dense factors of
+any arity and hard-logic / budget / knapsack / pair factors use :class:`FactorGraph`; for code
+written against the reference AD3 package, :mod:`ccnn_ext.ad3`.
 
 Every decode can be stopped with Ctrl-C (KeyboardInterrupt within about 50 ms, also with the GIL
 released and on several threads); ``decode_exact`` is bounded by default by
@@ -40,9 +42,10 @@ from . import _decoder
 #: matching upper bound; for AD3 this means its relaxation was tight), 1 "fractional" (AD3
 #: converged to a fractional solution; the labelling is a rounding), 2 "iteration_limit" (AD3's
 #: max_iter or the exact search's max_nodes ran out), 3 "time_limit" (the exact search's
-#: time_limit ran out). Only "optimal" is certified; the bound is valid with every status.
+#: time_limit ran out), 4 "infeasible" (general graphs: the exact search proved that the hard
+#: factors allow no labelling). Only "optimal" is certified; the bound is valid with every status.
 STATUS_NAMES = tuple(_decoder.STATUS_NAMES)
-OPTIMAL, FRACTIONAL, ITERATION_LIMIT, TIME_LIMIT = range(4)
+OPTIMAL, FRACTIONAL, ITERATION_LIMIT, TIME_LIMIT, INFEASIBLE = range(5)
 
 #: ``decode_exact`` / ``FactorGraph.solve_exact`` stop a problem after this many seconds unless
 #: told otherwise (``time_limit=None``: no limit). CCNN problems take well under a millisecond;
@@ -138,6 +141,18 @@ def _float_option(value, name: str, positive: bool) -> float:
         expected = "a positive finite number" if positive else "a finite number >= 0"
         raise ValueError(f"{name}: expected {expected}, got {value!r}")
     return number
+
+
+def _scalar(value, name: str) -> float:
+    """One real number (a Python or numpy number, a 0-d array or tensor)."""
+    if _is_torch_tensor(value):
+        value = value.detach().cpu().double().numpy()
+    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
+        raise TypeError(f"{name}: expected one real number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected one real number, got {value!r}") from None
 
 
 def _batch_inputs(unary, pairwise, edges):
@@ -247,9 +262,14 @@ def decode_exhaustive(unary, pairwise, edges, *, num_threads: int = 0) -> Decode
 class FactorGraphSolution:
     """The solution of one :class:`FactorGraph`.
 
-    labels (N,) int64; score, bound floats (bound is a valid upper bound on the optimum);
-    status one of :data:`STATUS_NAMES`; iterations (AD3 iterations or search nodes);
-    posteriors: one array of marginals per variable.
+    labels (N,) int64 (binary variables: 0/1); score, bound floats (bound is a valid upper bound
+    on the optimum; score is -inf when no allowed labelling was found); status one of
+    :data:`STATUS_NAMES`; iterations (AD3 iterations or search nodes); posteriors: one array of
+    marginals per variable (a binary variable: [P(0), P(1)]); additional_posteriors: one array per
+    factor (dense factors: the marginals of their joint states, shaped like their table; pair
+    factors: the marginal of "both 1", shape (); sequence factors: the marginals of the
+    transitions, flat; other factors: empty); value: the objective at
+    the posteriors (equal to score when the status is "optimal").
     """
 
     labels: np.ndarray
@@ -258,13 +278,40 @@ class FactorGraphSolution:
     status: str
     iterations: int
     posteriors: List[np.ndarray] = field(default_factory=list)
+    additional_posteriors: List[np.ndarray] = field(default_factory=list)
+    value: float = math.nan
+
+
+@dataclass(frozen=True)
+class FactorGraphBatch:
+    """Results of :meth:`FactorGraph.solve_batch` for B problems: labels (B, N); posteriors
+    (B, U) and additional_posteriors (B, F) in the flat layout of :meth:`FactorGraph.flat_scores`;
+    value, score, bound (B,); status (B,) codes (see :data:`STATUS_NAMES`); iterations (B,)."""
+
+    labels: np.ndarray
+    posteriors: np.ndarray
+    additional_posteriors: np.ndarray
+    value: np.ndarray
+    score: np.ndarray
+    bound: np.ndarray
+    status: np.ndarray
+    iterations: np.ndarray
+
+    @property
+    def status_names(self) -> List[str]:
+        return [STATUS_NAMES[code] for code in self.status]
+
+
+#: Logic factor kinds of :meth:`FactorGraph.add_logic` (see docs/decoder.md, "General graphs").
+LOGIC_FACTORS = ("xor", "atmostone", "or", "xorout", "orout", "andout", "imply")
 
 
 class FactorGraph:
-    """A pairwise factor graph of variables with their own numbers of states.
+    """A factor graph of binary and multi-valued variables, solved for its labelling of maximum
+    total score.
 
-    Build it variable by variable and factor by factor, then solve for the labelling of maximum
-    total score (unary scores of the chosen states plus each factor's table entry)::
+    Pairwise graphs (multi-valued variables and ``add_factor`` tables) use the pairwise solvers;
+    anything else uses the general ones (docs/decoder.md, "General factor graphs")::
 
         from ccnn_ext import FactorGraph
         g = FactorGraph()
@@ -278,13 +325,22 @@ class FactorGraph:
         best.labels, best.score, approx.posteriors[weather]
 
     A table for factor (a, b) has shape (states of a, states of b); entry [i, j] scores
-    a = i, b = j. Each pair of variables may have one factor.
+    a = i, b = j. Each pair of variables may have one ``add_factor`` table.
+
+    General factors (``add_binary_variable``, ``add_dense``, ``add_logic``, ``add_budget``,
+    ``add_knapsack``, ``add_pair``, ``add_sequence``, ``add_tree``, ``add_head_automaton``,
+    ``add_tree_chain``) take
+    *literals*: a binary variable's index (its value), or a
+    pair ``(variable, state)`` for "the multi-valued variable is in this state"; ``negated``
+    flips literals (one bool per literal).
     """
 
     def __init__(self):
         self._unary: List[np.ndarray] = []
-        self._edges: List[tuple] = []
-        self._tables: List[np.ndarray] = []
+        self._binary: List[bool] = []
+        self._edges: List[tuple] = []      # add_factor tables (pairwise)
+        # every factor: (type, links, negated, budget, costs, scores, num_states, num_nodes, arcs)
+        self._factors: List[tuple] = []
 
     @property
     def num_variables(self) -> int:
@@ -292,11 +348,11 @@ class FactorGraph:
 
     @property
     def num_factors(self) -> int:
-        return len(self._edges)
+        return len(self._factors)
 
     def add_variable(self, scores_or_num_states) -> int:
-        """Adds a variable from its unary scores (a 1-d sequence) or its number of states (scores
-        0). Returns its index."""
+        """Adds a multi-valued variable from its unary scores (a 1-d sequence) or its number of
+        states (scores 0). Returns its index."""
         if isinstance(scores_or_num_states, (int, np.integer)) and not isinstance(scores_or_num_states, bool):
             num_states = int(scores_or_num_states)
             if num_states < 2:
@@ -308,12 +364,24 @@ class FactorGraph:
                 raise ValueError(f"scores: expected a 1-d sequence of at least 2 unary scores, "
                                  f"got shape {tuple(scores.shape)}")
         self._unary.append(scores.copy())
+        self._binary.append(False)
+        return len(self._unary) - 1
+
+    def add_binary_variable(self, score: float = 0.0) -> int:
+        """Adds a binary variable (labels 0/1) whose label 1 scores `score`. Returns its index."""
+        self._unary.append(np.array([0.0, _scalar(score, "score")]))
+        self._binary.append(True)
         return len(self._unary) - 1
 
     def set_unary(self, variable: int, scores) -> None:
-        """Replaces the unary scores of a variable (same number of states)."""
+        """Replaces the unary scores of a variable (same number of states; a binary variable:
+        [0, score of 1] or just the score of 1)."""
         self._check_variable(variable, "variable")
+        if self._binary[variable] and np.ndim(scores) == 0:
+            scores = [0.0, _scalar(scores, "scores")]
         scores = _as_array(scores, "scores", np.float64, "real")
+        if self._binary[variable] and scores.shape == (2,):
+            scores = np.array([0.0, scores[1] - scores[0]])  # (a constant offset does not matter)
         if scores.shape != self._unary[variable].shape:
             raise ValueError(f"scores: variable {variable} has {self._unary[variable].shape[0]} "
                              f"states, got scores of shape {tuple(scores.shape)}")
@@ -328,26 +396,80 @@ class FactorGraph:
             raise ValueError(f"a, b: a factor needs two different variables, got {a} twice")
         if any({a, b} == {r, s} for r, s in self._edges):
             raise ValueError(f"a, b: variables {a} and {b} already share a factor")
+        for name, v in (("a", a), ("b", b)):
+            if self._binary[v]:
+                raise ValueError(f"{name}: variable {v} is binary; tables take multi-valued variables "
+                                 "(add_variable(2)) or use add_pair")
         table = _as_array(table, "table", np.float64, "real")
         expected = (self._unary[a].shape[0], self._unary[b].shape[0])
         if table.shape != expected:
             raise ValueError(f"table: expected shape {expected} (states of a, states of b), "
                              f"got {tuple(table.shape)}")
         self._edges.append((int(a), int(b)))
-        self._tables.append(table.copy())
-        return len(self._edges) - 1
+        self._factors.append(("dense", [int(a), int(b)], [], 0, [], table.copy(), [], 0, []))
+        return len(self._factors) - 1
+
+    def add_dense(self, variables: Sequence[int], table) -> int:
+        """Adds a dense factor over any number of distinct multi-valued variables; `table` has
+        shape (K_1, ..., K_m). Returns its index."""
+        variables = self._variable_list(variables)
+        for v in variables:
+            if self._binary[v]:
+                raise ValueError(f"variables: variable {v} is binary; dense factors take multi-valued variables")
+        table = _as_array(table, "table", np.float64, "real")
+        expected = tuple(self._unary[v].shape[0] for v in variables)
+        if table.shape != expected:
+            raise ValueError(f"table: expected shape {expected}, got {tuple(table.shape)}")
+        self._factors.append(("dense", variables, [], 0, [], table.copy(), [], 0, []))
+        return len(self._factors) - 1
+
+    def add_logic(self, kind: str, literals, negated=None) -> int:
+        """Adds a hard-logic factor: kind one of :data:`LOGIC_FACTORS` ("xor": exactly one literal
+        true; "atmostone"; "or": at least one; "xorout" / "orout" / "andout": the last literal is
+        the XOR / OR / AND of the others; "imply": all but the last true implies the last).
+        Returns its index."""
+        if not isinstance(kind, str) or kind.lower() not in LOGIC_FACTORS:
+            raise ValueError(f"kind: expected one of {LOGIC_FACTORS}, got {kind!r}")
+        return self._add_literal_factor(kind.lower(), literals, negated)
+
+    def add_budget(self, literals, budget: int, negated=None) -> int:
+        """At most `budget` of the literals are true. Returns its index."""
+        budget = _int_option(budget, "budget", 0, _INT32_MAX)
+        return self._add_literal_factor("budget", literals, negated, budget=budget)
+
+    def add_knapsack(self, literals, costs, budget: float, negated=None) -> int:
+        """sum of the costs (>= 0) of the true literals <= budget. Returns its index."""
+        costs = _as_array(costs, "costs", np.float64, "real")
+        if costs.ndim != 1:
+            raise ValueError(f"costs: expected a 1-d sequence, got shape {tuple(costs.shape)}")
+        if not np.all(np.isfinite(costs)) or np.any(costs < 0):
+            raise ValueError(f"costs: every cost must be finite and >= 0, got {costs.tolist()}")
+        budget = _float_option(budget, "budget", positive=False)
+        return self._add_literal_factor("knapsack", literals, negated, budget=float(budget),
+                                        costs=[float(c) for c in costs])
+
+    def add_pair(self, a, b, score: float) -> int:
+        """Adds `score` when both literals a and b are true. Returns its index."""
+        score = _scalar(score, "score")
+        index = self._add_literal_factor("pair", [a, b], None)
+        self._factors[index] = self._factors[index][:5] + (np.array([score]),) + self._factors[index][6:]
+        return index
 
     def score(self, labels: Sequence[int]) -> float:
-        """The total score of a labelling."""
+        """The total score of a labelling (-inf when a hard factor forbids it)."""
         labels = _as_array(labels, "labels", np.int64, "integer")
         if labels.shape != (self.num_variables,):
             raise ValueError(f"labels: expected {self.num_variables} labels, got shape {tuple(labels.shape)}")
         for i, (label, scores) in enumerate(zip(labels, self._unary)):
             if not 0 <= label < scores.shape[0]:
                 raise ValueError(f"labels: label {label} of variable {i} is outside [0, {scores.shape[0]})")
-        total = sum(scores[y] for scores, y in zip(self._unary, labels))
-        total += sum(t[labels[a], labels[b]] for (a, b), t in zip(self._edges, self._tables))
-        return float(total)
+        if self._is_pairwise():
+            total = sum(scores[y] for scores, y in zip(self._unary, labels))
+            total += sum(f[5][labels[f[1][0]], labels[f[1][1]]] for f in self._factors)
+            return float(total)
+        variables, factors, unit_scores, factor_scores = self._general_inputs()
+        return float(_decoder.score_factor_graph(variables, factors, unit_scores, factor_scores,
+                                                 [int(y) for y in labels]))
 
     def solve_ad3(self, *, max_iter: int = 1000, eta: float = 0.1, adapt_eta: bool = True,
                   tol: float = 1e-6, gap_tol: float = 1e-9) -> FactorGraphSolution:
@@ -359,7 +481,8 @@ class FactorGraph:
                     time_limit: Optional[float] = DEFAULT_EXACT_TIME_LIMIT) -> FactorGraphSolution:
         """Certified exact MAP by branch-and-bound, as :func:`decode_exact` (the same limits:
         max_nodes, time_limit in seconds, None for no limit; status "iteration_limit" or
-        "time_limit" when one stops the search)."""
+        "time_limit" when one stops the search; "infeasible" when the hard factors allow no
+        labelling)."""
         return self._solve("exact", exact_gap_tol=gap_tol, max_nodes=max_nodes, time_limit=time_limit,
                            return_posteriors=True)
 
@@ -367,21 +490,286 @@ class FactorGraph:
         """Exact MAP by enumeration (small graphs only)."""
         return self._solve("exhaustive", return_posteriors=True)
 
+    def add_head_automaton(self, literals, scores, siblings=None) -> int:
+        """Adds a head automaton (the sibling part of a second-order dependency parser) for one
+        head and one side: literals[p - 1] is the arc to the modifier at distance p = 1..L-1 (any
+        subset may be on); scores[k] is added when siblings[k] = (m, s) are consecutive chosen
+        positions (m = 0: the head, s = L: the end). siblings default to
+        [(m, s) for s in 1..L for m in 0..s-1]; every pair must appear once. Returns its index."""
+        if isinstance(literals, (int, np.integer, str)) or literals is None:
+            raise TypeError(f"literals: expected a sequence of literals, got {literals!r}")
+        length = len(literals) + 1
+        if siblings is None:
+            siblings = [(m, s) for s in range(1, length + 1) for m in range(s)]
+        siblings = [tuple(int(x) for x in pair) for pair in siblings]
+        scores = _as_array(scores, "scores", np.float64, "real").reshape(-1)
+        if scores.shape[0] != len(siblings) or len(siblings) != length * (length + 1) // 2:
+            raise ValueError(f"scores: expected one score per sibling pair ({length * (length + 1) // 2}), "
+                             f"got {scores.shape[0]} scores for {len(siblings)} pairs")
+        index = self._add_literal_factor("headautomaton", literals, None)
+        self._factors[index] = self._factors[index][:5] + (scores.copy(), [], 0, siblings)
+        return index
+
+    def add_tree_chain(self, nodes, parents, tables) -> int:
+        """Adds a tree-structured chain factor: nodes[i] is a multi-valued variable (a general
+        tree, the reference's FactorGeneralTree) or a binary variable for every i (a binary tree,
+        FactorBinaryTree, state = its value); parents[0] = -1 and parents[i] the parent of node i
+        (a tree rooted at node 0); tables: for i = 1..n-1 a (K_parent, K_i) table (parent's state
+        first), as a list or flattened in that order. Its MAP oracle is a dynamic program. Returns
+        its index."""
+        if isinstance(nodes, (int, np.integer, str)) or nodes is None:
+            raise TypeError(f"nodes: expected a sequence of variables, got {nodes!r}")
+        nodes = [int(v) for v in nodes]
+        for v in nodes:
+            self._check_variable(v, "nodes")
+        if len(set(nodes)) != len(nodes) or not nodes:
+            raise ValueError("nodes: expected distinct variables (at least one)")
+        binary = [self._binary[v] for v in nodes]
+        if any(binary) and not all(binary):
+            raise ValueError("nodes: expected all binary or all multi-valued variables")
+        parents = [int(p) for p in parents]
+        if len(parents) != len(nodes):
+            raise ValueError(f"parents: expected one per node ({len(nodes)}), got {len(parents)}")
+        states = [2 if b else self._unary[v].shape[0] for v, b in zip(nodes, binary)]
+        shapes = [(states[p], states[i]) for i, p in enumerate(parents) if i > 0]
+        if any(not 0 <= p < len(nodes) for p in parents[1:]):
+            raise ValueError(f"parents: expected parents[0] = -1 and parents[i] in [0, {len(nodes)})")
+        if isinstance(tables, (list, tuple)) and len(tables) == len(shapes) and all(np.ndim(t) == 2 for t in tables):
+            parts = [_as_array(t, "tables", np.float64, "real") for t in tables]
+            for i, (part, shape) in enumerate(zip(parts, shapes)):
+                if part.shape != shape:
+                    raise ValueError(f"tables: table of node {i + 1} has shape {part.shape}, expected {shape}")
+            flat = np.concatenate([p.reshape(-1) for p in parts]) if parts else np.zeros(0)
+        else:
+            flat = _as_array(tables, "tables", np.float64, "real").reshape(-1)
+            expected = sum(a * b for a, b in shapes)
+            if flat.shape[0] != expected:
+                raise ValueError(f"tables: expected tables of shapes {shapes} ({expected} values), got {flat.shape[0]}")
+        if all(binary):
+            links = [(v, 1) for v in nodes]
+            kind = "binarytree"
+        else:
+            links = [(v, t) for v, k in zip(nodes, states) for t in range(k)]
+            kind = "generaltree"
+        self._factors.append((kind, links, [], 0, [], flat.copy(), states, 0, [], parents))
+        return len(self._factors) - 1
+
+    def flat_scores(self):
+        """The graph's scores in the flat layout of :meth:`solve_batch`: ``(unit_scores (U,),
+        factor_scores (F,))``. Units: one per binary variable (the score of label 1 minus that of
+        0), K per multi-valued variable, in variable order; factor scores: each dense table
+        (row-major), pair score and sequence transitions, in factor order."""
+        _, _, unit_scores, factor_scores = self._general_inputs()
+        return np.array(unit_scores, dtype=np.float64), np.array(factor_scores, dtype=np.float64)
+
+    def solve_batch(self, method: str, unit_scores, factor_scores=None, *, num_threads: int = 0,
+                    max_iter: int = 1000, eta: float = 0.1, adapt_eta: bool = True, tol: float = 1e-6,
+                    gap_tol: float = 1e-9, max_nodes: Optional[int] = None,
+                    time_limit: Optional[float] = DEFAULT_EXACT_TIME_LIMIT) -> "FactorGraphBatch":
+        """Solves B problems with this graph's structure and other scores, on num_threads threads
+        (0: all cores; the results do not depend on it). method: "ad3", "exact" or "exhaustive";
+        unit_scores (B, U) and factor_scores (F,) shared or (B, F) in the layout of
+        :meth:`flat_scores` (None: this graph's factor scores). Always uses the general solvers."""
+        if method not in ("ad3", "exact", "exhaustive"):
+            raise ValueError(f"method: expected 'ad3', 'exact' or 'exhaustive', got {method!r}")
+        variables, factors, _, own_factor_scores = self._general_inputs()
+        unit_scores = _as_array(unit_scores, "unit_scores", np.float64, "real")
+        factor_scores = (np.array(own_factor_scores, dtype=np.float64) if factor_scores is None
+                         else _as_array(factor_scores, "factor_scores", np.float64, "real"))
+        max_nodes = 0 if max_nodes is None else _int_option(max_nodes, "max_nodes", 0, _INT64_MAX,
+                                                            " or None (0 or None: no limit)")
+        raw = _decoder.solve_factor_graph(
+            method, variables, factors, unit_scores, factor_scores,
+            _int_option(max_iter, "max_iter", 1, _INT32_MAX), _float_option(eta, "eta", positive=True),
+            bool(adapt_eta), _float_option(tol, "tol", positive=False),
+            _float_option(gap_tol, "gap_tol", positive=False), _float_option(gap_tol, "gap_tol", positive=False),
+            max_nodes, float(_limit_option(time_limit, "time_limit", 1e9)),
+            _int_option(num_threads, "num_threads", 0, _INT32_MAX, " (0: all cores)"))
+        return FactorGraphBatch(labels=raw[0], posteriors=raw[1], additional_posteriors=raw[2], value=raw[3],
+                                score=raw[4], bound=raw[5], status=raw[6], iterations=raw[7])
+
+    # ---- internals ----
+
     def _check_variable(self, index, name):
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.num_variables:
             raise ValueError(f"{name}: expected a variable index in [0, {self.num_variables}), got {index!r}")
 
+    def _variable_list(self, variables) -> List[int]:
+        if isinstance(variables, (int, np.integer, str)) or variables is None:
+            raise TypeError(f"variables: expected a sequence of variable indices, got {variables!r}")
+        out = []
+        for v in variables:
+            self._check_variable(v, "variables")
+            out.append(int(v))
+        if len(set(out)) != len(out) or not out:
+            raise ValueError(f"variables: expected distinct variable indices (at least one), got {out}")
+        return out
+
+    def _literal(self, literal):
+        """(variable, state) of a literal."""
+        if isinstance(literal, tuple) and len(literal) == 2:
+            v, state = literal
+            self._check_variable(v, "literals")
+            if self._binary[v]:
+                if state not in (0, 1):
+                    raise ValueError(f"literals: binary variable {v} has states 0 and 1, got {state!r}")
+                return (int(v), 1) if state == 1 else None
+            if isinstance(state, bool) or not isinstance(state, (int, np.integer)) or not 0 <= state < self._unary[v].shape[0]:
+                raise ValueError(f"literals: state {state!r} of variable {v} is out of range")
+            return int(v), int(state)
+        self._check_variable(literal, "literals")
+        if not self._binary[literal]:
+            raise ValueError(f"literals: variable {literal} is multi-valued; use (variable, state)")
+        return int(literal), 1
+
+    def _add_literal_factor(self, kind, literals, negated, budget=0, costs=()):
+        if isinstance(literals, (int, np.integer, str)) or literals is None:
+            raise TypeError(f"literals: expected a sequence of literals, got {literals!r}")
+        links = []
+        flags = [] if negated is None else [bool(x) for x in negated]
+        if flags and len(flags) != len(literals):
+            raise ValueError(f"negated: expected one flag per literal ({len(literals)}) or None, got {len(flags)}")
+        for i, literal in enumerate(literals):
+            resolved = self._literal(literal)
+            if resolved is None:  # (binary v, 0) == not v
+                resolved = (int(literal[0]), 1)
+                if not flags:
+                    flags = [False] * len(literals)
+                flags[i] = not flags[i]
+            links.append(resolved)
+        if len(set(links)) != len(links):
+            raise ValueError(f"literals: a literal appears twice in {list(literals)}")
+        minimum = 2 if kind in ("xorout", "orout", "andout", "imply", "pair") else 1
+        if kind == "headautomaton":
+            minimum = 1
+        if len(links) < minimum:
+            raise ValueError(f"literals: a {kind} factor needs at least {minimum} literals, got {len(links)}")
+        if kind == "knapsack" and len(costs) != len(links):
+            raise ValueError(f"costs: expected one cost per literal ({len(links)}), got {len(costs)}")
+        self._factors.append((kind, links, flags, budget, list(costs), np.zeros(0), [], 0, []))
+        return len(self._factors) - 1
+
+    def add_sequence(self, variables: Sequence[int], transitions) -> int:
+        """Adds a sequence (chain) factor over multi-valued variables v_1..v_L (positions in
+        order) with transition scores: a list of L + 1 tables [start (K_1,), (K_1, K_2), ...,
+        (K_{L-1}, K_L), end (K_L,)], or all of them flattened in that order (the reference's
+        FactorSequence layout). Its MAP oracle is Viterbi. Returns its index."""
+        variables = self._variable_list(variables)
+        for v in variables:
+            if self._binary[v]:
+                raise ValueError(f"variables: variable {v} is binary; sequences take multi-valued variables")
+        states = [self._unary[v].shape[0] for v in variables]
+        shapes = [(states[0],)] + [(a, b) for a, b in zip(states, states[1:])] + [(states[-1],)]
+        if isinstance(transitions, (list, tuple)) and len(transitions) == len(shapes) and all(
+                np.ndim(t) >= 1 for t in transitions):
+            parts = [_as_array(t, "transitions", np.float64, "real") for t in transitions]
+            for i, (part, shape) in enumerate(zip(parts, shapes)):
+                if part.shape != shape:
+                    raise ValueError(f"transitions: table {i} has shape {part.shape}, expected {shape}")
+            flat = np.concatenate([p.reshape(-1) for p in parts])
+        else:
+            flat = _as_array(transitions, "transitions", np.float64, "real").reshape(-1)
+            expected = sum(int(np.prod(s)) for s in shapes)
+            if flat.shape[0] != expected:
+                raise ValueError(f"transitions: expected {len(shapes)} tables of shapes {shapes} or "
+                                 f"{expected} values, got {flat.shape[0]}")
+        units = [(v, t) for v, k in zip(variables, states) for t in range(k)]
+        self._factors.append(("sequence", units, [], 0, [], flat.copy(), states, 0, []))
+        return len(self._factors) - 1
+
+    def add_tree(self, num_nodes: int, arcs, literals) -> int:
+        """Adds a dependency-tree factor: arcs[k] = (head, modifier) over nodes 0..num_nodes-1 is
+        the binary literal literals[k]; the true arcs must form a spanning tree directed away
+        from the root 0 (every node 1..num_nodes-1 has one head, no cycle). Its MAP oracle is
+        Chu-Liu-Edmonds. Returns its index."""
+        num_nodes = _int_option(num_nodes, "num_nodes", 2, _INT32_MAX)
+        arcs = _as_array(arcs, "arcs", np.int64, "integer")
+        if arcs.ndim != 2 or arcs.shape[1] != 2:
+            raise ValueError(f"arcs: expected (head, modifier) pairs, got shape {tuple(arcs.shape)}")
+        if isinstance(literals, (int, np.integer, str)) or literals is None or len(literals) != len(arcs):
+            raise ValueError(f"literals: expected one literal per arc ({len(arcs)})")
+        index = self._add_literal_factor("tree", literals, None)
+        self._factors[index] = self._factors[index][:6] + ([], num_nodes, [tuple(int(x) for x in a) for a in arcs])
+        return index
+
+    def _is_pairwise(self) -> bool:
+        return not any(self._binary) and len(self._edges) == len(self._factors)
+
+    def _general_inputs(self):
+        variables, begin, unit_scores, start = [], [], [], 0
+        for binary, scores in zip(self._binary, self._unary):
+            begin.append(start)
+            if binary:
+                variables.append(0)
+                unit_scores.append(float(scores[1] - scores[0]))
+                start += 1
+            else:
+                variables.append(int(scores.shape[0]))
+                unit_scores.extend(float(x) for x in scores)
+                start += scores.shape[0]
+        factors, extra = [], []
+        for kind, links, flags, budget, costs, scores, states, nodes, arcs, *rest in self._factors:
+            parents = rest[0] if rest else []
+            if kind == "dense":
+                units = list(links)
+            else:
+                units = [begin[v] + (0 if self._binary[v] else state) for v, state in links]
+            factors.append((kind, units, flags, budget, costs, states, nodes, arcs, parents))
+            extra.extend(float(x) for x in np.asarray(scores).reshape(-1))
+        return variables, factors, unit_scores, extra
+
     def _solve(self, method, **options) -> FactorGraphSolution:
         if self.num_variables == 0:
             raise ValueError("FactorGraph: add at least one variable before solving")
+        if self._is_pairwise():
+            return self._solve_pairwise(method, **options)
+        max_nodes = options.get("max_nodes")
+        max_nodes = 0 if max_nodes is None else _int_option(max_nodes, "max_nodes", 0, _INT64_MAX,
+                                                            " or None (0 or None: no limit)")
+        variables, factors, unit_scores, factor_scores = self._general_inputs()
+        raw = _decoder.solve_factor_graph(
+            method, variables, factors, np.array([unit_scores], dtype=np.float64).reshape(1, -1),
+            np.array(factor_scores, dtype=np.float64),
+            _int_option(options.get("max_iter", 1000), "max_iter", 1, _INT32_MAX),
+            _float_option(options.get("eta", 0.1), "eta", positive=True), bool(options.get("adapt_eta", True)),
+            _float_option(options.get("tol", 1e-6), "tol", positive=False),
+            _float_option(options.get("ad3_gap_tol", 1e-9), "gap_tol", positive=False),
+            _float_option(options.get("exact_gap_tol", 1e-9), "gap_tol", positive=False),
+            max_nodes, float(_limit_option(options.get("time_limit"), "time_limit", 1e9)), 1)
+        labels, post, extra = raw[0][0], raw[1][0], raw[2][0]
+        value, score, bound, status, iterations = (x[0] for x in raw[3:8])
+        posteriors, start = [], 0
+        for binary, scores in zip(self._binary, self._unary):
+            if binary:
+                posteriors.append(np.array([1.0 - post[start], post[start]]))
+                start += 1
+            else:
+                posteriors.append(post[start:start + scores.shape[0]].copy())
+                start += scores.shape[0]
+        additional, start = [], 0
+        for factor in self._factors:
+            table = np.asarray(factor[5])
+            additional.append(extra[start:start + table.size].reshape(() if factor[0] == "pair" else table.shape))
+            start += table.size
+        return FactorGraphSolution(labels=labels, score=float(score), bound=float(bound),
+                                   status=STATUS_NAMES[int(status)], iterations=int(iterations),
+                                   posteriors=posteriors, additional_posteriors=additional, value=float(value))
+
+    def _solve_pairwise(self, method, **options) -> FactorGraphSolution:
         num_states = np.array([u.shape[0] for u in self._unary], dtype=np.int64)
         edges = np.array(self._edges, dtype=np.int64).reshape(-1, 2)
         unary = np.concatenate(self._unary)[None, :]
-        pairwise = (np.concatenate([t.reshape(-1) for t in self._tables]) if self._tables
-                    else np.zeros(0))
+        tables = [f[5] for f in self._factors]  # (only add_factor tables here)
+        pairwise = (np.concatenate([t.reshape(-1) for t in tables]) if tables else np.zeros(0))
         labels, score, bound, status, iterations, posteriors = _run(
             method, unary, pairwise, edges, num_states, num_threads=1, **options)
         splits = np.cumsum(num_states)[:-1]
+        marginals = np.split(posteriors[0], splits)
+        additional = []
+        for (a, b), table in zip(self._edges, tables):
+            additional.append(np.outer(marginals[a], marginals[b]) if STATUS_NAMES[status[0]] == "optimal"
+                              else np.full(table.shape, np.nan))
         return FactorGraphSolution(labels=labels[0], score=float(score[0]), bound=float(bound[0]),
                                    status=STATUS_NAMES[status[0]], iterations=int(iterations[0]),
-                                   posteriors=np.split(posteriors[0], splits))
+                                   posteriors=marginals, additional_posteriors=additional,
+                                   value=float(score[0]) if STATUS_NAMES[status[0]] == "optimal" else math.nan)

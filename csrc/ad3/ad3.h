@@ -103,12 +103,15 @@ enum class Status : std::int32_t {
   // The exact search ran out of ExactOptions::time_limit before it could certify its labelling:
   // the labelling is the best found so far, not certified; the bound is still valid.
   kTimeLimit = 3,
+  // General factor graphs only (factor_graph.h): the exact or exhaustive search proved that no
+  // labelling satisfies the hard factors.
+  kInfeasible = 4,
 };
 
 // Scores whose largest possible |S(y)| exceeds this are rejected (see "Errors" above).
 constexpr double kMaxScoreMagnitude = 1e300;
 
-// "optimal", "fractional", "iteration_limit" or "time_limit".
+// "optimal", "fractional", "iteration_limit", "time_limit" or "infeasible".
 const char* status_name(Status status);
 
 struct Ad3Options {

@@ -86,6 +86,8 @@ const char* status_name(Status status) {
       return "iteration_limit";
     case Status::kTimeLimit:
       return "time_limit";
+    case Status::kInfeasible:
+      return "infeasible";
   }
   return "unknown";
 }

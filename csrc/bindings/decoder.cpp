@@ -6,6 +6,7 @@
 // The Python API with its argument checks is ccnn_ext/decode.py.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <array>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "ad3/ad3.h"
+#include "ad3/factor_graph.h"
 
 namespace py = pybind11;
 namespace ad3 = ccnn::ad3;
@@ -144,6 +146,149 @@ py::tuple solve(const std::string& method_name, const IndexArray& num_states, co
   return py::make_tuple(labels, score, bound, status, iterations, posteriors);
 }
 
+// ---- General factor graphs (ad3/factor_graph.h) ----
+
+ad3::FactorType parse_factor_type(const std::string& name) {
+  for (auto t : {ad3::FactorType::kDense, ad3::FactorType::kXor, ad3::FactorType::kAtMostOne, ad3::FactorType::kOr,
+                 ad3::FactorType::kXorOut, ad3::FactorType::kOrOut, ad3::FactorType::kAndOut,
+                 ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
+                 ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree,
+                 ad3::FactorType::kHeadAutomaton, ad3::FactorType::kBinaryTree, ad3::FactorType::kGeneralTree}) {
+    if (name == ad3::factor_type_name(t)) return t;
+  }
+  throw std::invalid_argument("factor type: unknown type '" + name + "'");
+}
+
+// variables: one int per variable, 0 for a binary variable, K >= 1 for a multi-valued one.
+// factors: (type, links, negated, budget, costs[, num_states, num_nodes, arcs, parents]) tuples;
+// links are units (variables for dense); num_states for sequences and general trees, num_nodes
+// and (head, modifier) arcs for trees, (m, s) sibling pairs (in `arcs`) for head automata,
+// parents for binary and general trees.
+ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::list& factors) {
+  ad3::FactorGraph graph;
+  for (int k : variables) {
+    if (k == 0) graph.add_binary_variable(); else graph.add_multi_variable(k);
+  }
+  for (const py::handle& item : factors) {
+    const auto t = item.cast<py::tuple>();
+    const ad3::FactorType type = parse_factor_type(t[0].cast<std::string>());
+    const auto links = t[1].cast<std::vector<int>>();
+    const auto negated_bools = t[2].cast<std::vector<bool>>();
+    const std::vector<char> negated(negated_bools.begin(), negated_bools.end());
+    switch (type) {
+      case ad3::FactorType::kDense: graph.add_dense(links); break;
+      case ad3::FactorType::kPair:
+        if (links.size() != 2) throw std::invalid_argument("units: a pair factor links exactly two units");
+        graph.add_pair(links[0], links[1]);
+        break;
+      case ad3::FactorType::kBudget: graph.add_budget(links, t[3].cast<int>(), negated); break;
+      case ad3::FactorType::kKnapsack:
+        graph.add_knapsack(links, t[4].cast<std::vector<double>>(), t[3].cast<double>(), negated);
+        break;
+      case ad3::FactorType::kSequence:
+        if (t.size() < 6) throw std::invalid_argument("num_states: a sequence factor needs its states per position");
+        graph.add_sequence(links, t[5].cast<std::vector<int>>());
+        break;
+      case ad3::FactorType::kTree:
+        if (t.size() < 8) throw std::invalid_argument("arcs: a tree factor needs num_nodes and its arcs");
+        graph.add_tree(links, t[6].cast<int>(), t[7].cast<std::vector<std::array<int, 2>>>());
+        break;
+      case ad3::FactorType::kHeadAutomaton:
+        if (t.size() < 8) throw std::invalid_argument("siblings: a head automaton needs its sibling pairs");
+        graph.add_head_automaton(links, t[7].cast<std::vector<std::array<int, 2>>>());
+        break;
+      case ad3::FactorType::kBinaryTree:
+        if (t.size() < 9) throw std::invalid_argument("parents: a binary tree factor needs its parents");
+        graph.add_binary_tree(links, t[8].cast<std::vector<int>>());
+        break;
+      case ad3::FactorType::kGeneralTree:
+        if (t.size() < 9) throw std::invalid_argument("parents: a general tree factor needs its parents");
+        graph.add_general_tree(links, t[8].cast<std::vector<int>>(), t[5].cast<std::vector<int>>());
+        break;
+      default: graph.add_logic(type, links, negated);
+    }
+  }
+  return graph;
+}
+
+// Solves B problems sharing one general graph: unit_scores (B, U), factor_scores (F,) shared or
+// (B, F). Returns (labels (B, N), posteriors (B, U), additional_posteriors (B, F), value (B,),
+// score (B,), bound (B,), status (B,), iterations (B,), dual_variables and local_posteriors: lists
+// of B arrays). Signals (Ctrl-C) are checked every 50 ms while it solves.
+py::tuple solve_factor_graph(const std::string& method_name, const std::vector<int>& variables,
+                             const py::list& factors, const DoubleArray& unit_scores,
+                             const DoubleArray& factor_scores, const py::object& max_iterations,
+                             double eta, bool adapt_eta, double tolerance, double ad3_gap_tolerance,
+                             double exact_gap_tolerance, const py::object& max_nodes, double time_limit,
+                             const py::object& num_threads) {
+  const ad3::Method method = parse_method(method_name);
+  constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
+  ad3::Ad3Options ad3_options;
+  ad3_options.max_iterations = static_cast<int>(int_option(max_iterations, "max_iterations", 1, kIntMax));
+  ad3_options.eta = eta;
+  ad3_options.adapt_eta = adapt_eta;
+  ad3_options.tolerance = tolerance;
+  ad3_options.gap_tolerance = ad3_gap_tolerance;
+  ad3::ExactOptions exact_options;
+  exact_options.gap_tolerance = exact_gap_tolerance;
+  exact_options.max_nodes = int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
+  exact_options.time_limit = time_limit;
+  const int threads = static_cast<int>(int_option(num_threads, "num_threads", 0, kIntMax));
+  const ad3::FactorGraph graph = make_factor_graph(variables, factors);
+  if (unit_scores.ndim() != 2) throw std::invalid_argument("unit_scores: expected a 2-d array (B, U)");
+  if (factor_scores.ndim() != 1 && factor_scores.ndim() != 2) {
+    throw std::invalid_argument("factor_scores: expected a 1-d (shared) or 2-d (B, F) array");
+  }
+  const std::size_t batch = unit_scores.shape(0);
+  const ad3::FactorBatchScores scores{batch, unit_scores.data(), static_cast<std::size_t>(unit_scores.size()),
+                                      factor_scores.data(), static_cast<std::size_t>(factor_scores.size())};
+  std::unique_ptr<py::error_already_set> pending;
+  ad3::Interrupt interrupt;
+  interrupt.poll_interval = 0.05;
+  interrupt.poll = [&pending] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return false;
+    pending = std::make_unique<py::error_already_set>();
+    return true;
+  };
+  std::vector<ad3::FactorSolution> results;
+  try {
+    py::gil_scoped_release release;
+    results = ad3::solve_batch(graph, method, scores, ad3_options, exact_options, threads, interrupt);
+  } catch (...) {
+    if (pending) throw *pending;
+    throw;
+  }
+  if (pending) throw *pending;
+  const std::size_t n = graph.num_variables(), u = graph.num_units(), f = graph.additional_size();
+  py::array_t<std::int64_t> labels({batch, n});
+  py::array_t<double> posteriors({batch, u}), additional({batch, f});
+  py::array_t<double> value(batch), score(batch), bound(batch);
+  py::array_t<std::int32_t> status(batch);
+  py::array_t<std::int64_t> iterations(batch);
+  py::list dual, local;
+  for (std::size_t b = 0; b < batch; ++b) {
+    const ad3::FactorSolution& r = results[b];
+    std::copy(r.labels.begin(), r.labels.end(), labels.mutable_data() + b * n);
+    std::copy(r.posteriors.begin(), r.posteriors.end(), posteriors.mutable_data() + b * u);
+    std::copy(r.additional_posteriors.begin(), r.additional_posteriors.end(), additional.mutable_data() + b * f);
+    value.mutable_at(b) = r.value;
+    score.mutable_at(b) = r.score;
+    bound.mutable_at(b) = r.bound;
+    status.mutable_at(b) = static_cast<std::int32_t>(r.status);
+    iterations.mutable_at(b) = r.iterations;
+    dual.append(py::array_t<double>(r.dual_variables.size(), r.dual_variables.data()));
+    local.append(py::array_t<double>(r.local_posteriors.size(), r.local_posteriors.data()));
+  }
+  return py::make_tuple(labels, posteriors, additional, value, score, bound, status, iterations, dual, local);
+}
+
+double score_factor_graph(const std::vector<int>& variables, const py::list& factors,
+                          const std::vector<double>& unit_scores, const std::vector<double>& factor_scores,
+                          const std::vector<int>& labels) {
+  return ad3::score_labelling(make_factor_graph(variables, factors), unit_scores, factor_scores, labels);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_decoder, m) {
@@ -155,9 +300,18 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("time_limit") = 0.0,
         "Solves B problems sharing one graph; returns (labels, score, bound, status, iterations, "
         "posteriors or None). Signals (Ctrl-C) are checked every 50 ms while it solves.");
+  m.def("solve_factor_graph", &solve_factor_graph, py::arg("method"), py::arg("variables"),
+        py::arg("factors"), py::arg("unit_scores"), py::arg("factor_scores"), py::arg("max_iterations"),
+        py::arg("eta"), py::arg("adapt_eta"), py::arg("tolerance"), py::arg("ad3_gap_tolerance"),
+        py::arg("exact_gap_tolerance"), py::arg("max_nodes"), py::arg("time_limit"), py::arg("num_threads") = 1,
+        "Solves B problems sharing one general factor graph; returns (labels, posteriors, "
+        "additional_posteriors, value, score, bound, status, iterations, dual_variables, local_posteriors).");
+  m.def("score_factor_graph", &score_factor_graph, py::arg("variables"), py::arg("factors"),
+        py::arg("unit_scores"), py::arg("factor_scores"), py::arg("labels"),
+        "S(labels) of a general factor graph (-inf when a factor forbids it).");
   py::list names;
   for (auto s : {ad3::Status::kOptimal, ad3::Status::kFractional, ad3::Status::kIterationLimit,
-                 ad3::Status::kTimeLimit}) {
+                 ad3::Status::kTimeLimit, ad3::Status::kInfeasible}) {
     names.append(ad3::status_name(s));
   }
   m.attr("STATUS_NAMES") = py::tuple(names);

@@ -1,0 +1,194 @@
+"""ccnn_ext.ad3.extensions: the reference's structured factors given by a MAP oracle, declared
+with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initialize``d:
+
+``PFactorSequence``  a chain of positions, each a group of binary variables of which exactly one
+                     is on (``initialize(num_states)``, the variables position after position);
+                     additional log-potentials: the transitions, start (K_0), between consecutive
+                     positions (K_{i-1} x K_i, row-major) and end (K_{L-1}), via
+                     ``set_additional_log_potentials``. MAP oracle: Viterbi.
+``PFactorTree``      one binary variable per arc (head, modifier) over nodes 0..n-1; the arcs on
+                     form a spanning tree directed away from the root 0
+                     (``initialize(n_nodes, arcs)``). MAP oracle: Chu-Liu-Edmonds.
+``PFactorHeadAutomaton``  the arcs from one head to its modifiers on one side, by increasing
+                     distance (``initialize(length, siblings)``, length = number of arcs + 1,
+                     siblings: one (head, modifier, next modifier) triple per additional
+                     log-potential, the head itself standing for "no previous modifier" and the
+                     position beyond the last arc for "no next one"). MAP oracle: a dynamic program.
+
+``PFactorBinaryTree`` / ``PFactorGeneralTree``  a tree-structured chain over nodes with
+                     ``parents`` (parents[0] < 0): binary nodes, one variable each
+                     (``initialize(parents)``), or nodes with num_states[i] states, their state
+                     variables node after node (``initialize(parents, num_states)``); additional
+                     log-potentials: for each node i >= 1 a K_parent x K_i table (parent's state
+                     first). MAP oracle: a dynamic program from the leaves.
+
+The other extension factors of the reference (sequence compressor, compression budget, the
+"counts" tree variants) are not implemented yet.
+"""
+import numpy as np
+
+from .factor_graph import PFactor
+
+__all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton", "PFactorBinaryTree", "PFactorGeneralTree"]
+
+
+class PFactorSequence(PFactor):
+    """Sequence factor (reference: ``ad3.extensions.PFactorSequence``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("sequence")
+        self._initialized = False
+
+    def initialize(self, num_states):
+        if num_states is None or isinstance(num_states, (str, bytes)) or np.ndim(num_states) != 1:
+            raise TypeError(f"num_states: expected a sequence of ints, got {num_states!r}")
+        states = []
+        for k in num_states:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+                raise TypeError(f"num_states: expected ints, got {k!r}")
+            if k < 1:
+                raise ValueError(f"num_states: every position needs at least one state, got {k}")
+            states.append(int(k))
+        if not states:
+            raise ValueError("num_states: a sequence needs at least one position")
+        self._num_states = states
+        size = states[0] + states[-1] + sum(a * b for a, b in zip(states, states[1:]))
+        self._additional = [0.0] * size
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        if self._initialized and self._graph is not None and len(self._links) != sum(self._num_states):
+            raise ValueError(f"num_states: {sum(self._num_states)} states in all, but {len(self._links)} "
+                             "variables are bound to the factor")
+
+
+class PFactorTree(PFactor):
+    """Dependency-tree factor (reference: ``ad3.extensions.PFactorTree``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("tree")
+        self._initialized = False
+
+    def initialize(self, n_nodes, arcs):
+        if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)):
+            raise TypeError(f"n_nodes: expected an int, got {n_nodes!r}")
+        if not isinstance(arcs, (list, tuple)):
+            raise TypeError(f"arcs: expected a list of (head, modifier) pairs, got {type(arcs).__name__}")
+        pairs = []
+        for arc in arcs:
+            if not isinstance(arc, (list, tuple, np.ndarray)) or len(arc) != 2:
+                raise TypeError(f"arcs: expected (head, modifier) pairs, got {arc!r}")
+            h, m = (int(x) for x in arc)
+            if not (0 <= h < n_nodes and 1 <= m < n_nodes and h != m):
+                raise ValueError(f"arcs: ({h}, {m}) is not an arc between nodes 0..{n_nodes - 1} "
+                                 "(modifiers >= 1, no self-loops)")
+            pairs.append((h, m))
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("arcs: an arc appears twice")
+        if self._graph is not None and len(pairs) != len(self._links):
+            raise ValueError(f"arcs: expected one arc per bound variable ({len(self._links)}), got {len(pairs)}")
+        reached, grew = {0}, True
+        while grew:
+            grew = False
+            for h, m in pairs:
+                if h in reached and m not in reached:
+                    reached.add(m)
+                    grew = True
+        if len(reached) != n_nodes:
+            raise ValueError("arcs: some node cannot be reached from the root 0")
+        self._num_nodes = int(n_nodes)
+        self._arcs = pairs
+        self._initialized = True
+
+
+class PFactorHeadAutomaton(PFactor):
+    """Head automaton (reference: ``ad3.extensions.PFactorHeadAutomaton``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("headautomaton")
+        self._initialized = False
+
+    def initialize(self, length, siblings):
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
+            raise TypeError(f"length: expected an int, got {length!r}")
+        if not isinstance(siblings, (list, tuple)):
+            raise TypeError(f"siblings: expected a list of (head, modifier, sibling) triples, got "
+                            f"{type(siblings).__name__}")
+        pairs = []
+        for triple in siblings:
+            if not isinstance(triple, (list, tuple, np.ndarray)) or len(triple) != 3:
+                raise TypeError(f"siblings: expected (head, modifier, sibling) triples, got {triple!r}")
+            h, m, s = (int(x) for x in triple)
+            pairs.append((m - h, s - h) if s > h else (h - m, h - s))  # distances from the head
+        if length < 2:
+            raise ValueError(f"length: expected at least 2 (one arc), got {length}")
+        if len(pairs) != length * (length + 1) // 2 or len(set(pairs)) != len(pairs) or any(
+                not 0 <= m < s <= length for m, s in pairs):
+            raise ValueError(f"siblings: expected every (previous, next) pair of distances 0 <= m < s <= "
+                             f"{length} once")
+        self._length = int(length)
+        self._arcs = pairs
+        self._additional = [0.0] * len(pairs)
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        if self._initialized and self._graph is not None and len(self._links) != self._length - 1:
+            raise ValueError(f"length: {self._length - 1} arcs expected, but {len(self._links)} variables are bound")
+
+
+def _parents_list(parents):
+    if parents is None or isinstance(parents, (str, bytes)) or np.ndim(parents) != 1:
+        raise TypeError(f"parents: expected a sequence of ints, got {parents!r}")
+    out = [int(p) for p in parents]
+    if not out or out[0] >= 0:
+        raise ValueError("parents: expected parents[0] < 0 (node 0 is the root)")
+    out[0] = -1
+    return out
+
+
+class PFactorBinaryTree(PFactor):
+    """Binary tree-structured factor (reference: ``ad3.extensions.PFactorBinaryTree``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("binarytree")
+        self._initialized = False
+
+    def initialize(self, parents):
+        self._parents = _parents_list(parents)
+        self._num_states = [2] * len(self._parents)
+        self._additional = [0.0] * (4 * (len(self._parents) - 1))
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        if self._initialized and self._graph is not None and len(self._links) != len(self._parents):
+            raise ValueError(f"parents: {len(self._parents)} nodes, but {len(self._links)} variables are bound")
+
+
+class PFactorGeneralTree(PFactor):
+    """Tree-structured factor over multi-state nodes (reference: ``ad3.extensions.PFactorGeneralTree``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("generaltree")
+        self._initialized = False
+
+    def initialize(self, parents, num_states):
+        parents = _parents_list(parents)
+        if num_states is None or np.ndim(num_states) != 1:
+            raise TypeError(f"num_states: expected a sequence of ints, got {num_states!r}")
+        states = [int(k) for k in num_states]
+        if len(states) != len(parents) or any(k < 1 for k in states):
+            raise ValueError("num_states: expected one number of states >= 1 per node")
+        if any(not 0 <= p < len(parents) for p in parents[1:]):
+            raise ValueError("parents: every node but the root needs a parent in [0, n)")
+        self._parents, self._num_states = parents, states
+        self._additional = [0.0] * sum(states[p] * states[i] for i, p in enumerate(parents) if i > 0)
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        if self._initialized and self._graph is not None and len(self._links) != sum(self._num_states):
+            raise ValueError(f"num_states: {sum(self._num_states)} states in all, but {len(self._links)} "
+                             "variables are bound")

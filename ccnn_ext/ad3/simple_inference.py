@@ -1,0 +1,95 @@
+"""ccnn_ext.ad3.simple_inference: ``simple_grid`` and ``general_graph`` (the reference's
+``ad3.simple_inference``), built on :class:`ccnn_ext.ad3.PFactorGraph`."""
+import itertools
+
+import numpy as np
+
+from .factor_graph import PFactorGraph
+
+__all__ = ["simple_grid", "general_graph"]
+
+
+def simple_grid(unaries, pairwise, verbose=1):
+    """MAP on a 4-connected grid: unaries (height, width, n_states), one shared pairwise table
+    (n_states, n_states). Returns (marginals, edge_marginals, value, status)."""
+    unaries = np.asarray(unaries, dtype=np.float64)
+    pairwise = np.asarray(pairwise, dtype=np.float64)
+    height, width, n_states = unaries.shape
+    graph = PFactorGraph()
+    grid = [[graph.create_multi_variable(n_states) for _ in range(width)] for _ in range(height)]
+    for i, j in itertools.product(range(height), range(width)):
+        grid[i][j].set_log_potentials(unaries[i, j])
+    for i, j in itertools.product(range(height), range(width)):
+        if j > 0:
+            graph.create_factor_dense([grid[i][j - 1], grid[i][j]], pairwise.ravel())
+        if i > 0:
+            graph.create_factor_dense([grid[i - 1][j], grid[i][j]], pairwise.ravel())
+    value, marginals, edge_marginals, status = graph.solve(verbose=verbose)
+    return (np.array(marginals).reshape(unaries.shape),
+            np.array(edge_marginals).reshape(-1, n_states ** 2), value, status)
+
+
+def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, eta=.1, exact=False):
+    """MAP on a general pairwise graph, the reference's two forms: unaries (N, L), edges (E, 2),
+    edge_weights (E, L, L); or, typed, lists of per-type unaries (N_t, L_t) and T^2 lists of edges
+    and weights between types. Returns (marginals, edge_marginals, value, status)."""
+    if isinstance(unaries, list):
+        return _general_graph_typed(unaries, edges, edge_weights, verbose, n_iterations, eta, exact)
+    unaries = np.asarray(unaries, dtype=np.float64)
+    edges = np.asarray(edges)
+    edge_weights = np.asarray(edge_weights, dtype=np.float64)
+    if unaries.shape[1] != edge_weights.shape[1]:
+        raise ValueError("incompatible shapes of unaries and edge_weights.")
+    if edge_weights.shape[1] != edge_weights.shape[2]:
+        raise ValueError("Edge weights need to be of shape (n_edges, n_states, n_states)!")
+    if edge_weights.shape[0] != edges.shape[0]:
+        raise ValueError("Number of edge weights different from number of edges")
+    graph = PFactorGraph()
+    n_states = unaries.shape[1]
+    variables = []
+    for u in unaries:
+        v = graph.create_multi_variable(n_states)
+        v.set_log_potentials(u)
+        variables.append(v)
+    for (a, b), w in zip(edges, edge_weights):
+        graph.create_factor_dense([variables[a], variables[b]], w.ravel())
+    value, marginals, edge_marginals, status = graph.solve(
+        eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
+    return (np.array(marginals).reshape(unaries.shape),
+            np.array(edge_marginals).reshape(-1, n_states ** 2), value, status)
+
+
+def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iterations, eta, exact):
+    l_unaries = [np.asarray(u, dtype=np.float64) for u in l_unaries]
+    n_types = len(l_unaries)
+    if len(l_edges) != n_types ** 2 or len(l_edge_weights) != n_types ** 2:
+        raise ValueError("edges and edge_weights: expected T^2 lists for T node types")
+    graph = PFactorGraph()
+    per_type = []
+    for unaries in l_unaries:
+        row = []
+        for u in unaries:
+            v = graph.create_multi_variable(unaries.shape[1])
+            v.set_log_potentials(u)
+            row.append(v)
+        per_type.append(row)
+    for k, (edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
+        ti, tj = divmod(k, n_types)
+        for (a, b), w in zip(np.asarray(edges, dtype=np.int64).reshape(-1, 2), np.asarray(weights)):
+            graph.create_factor_dense([per_type[ti][a], per_type[tj][b]], np.asarray(w, dtype=np.float64).ravel())
+    value, marginals, edge_marginals, status = graph.solve(
+        eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
+    marginals = np.asarray(marginals)
+    node_out, start = [], 0
+    for u in l_unaries:
+        node_out.append(marginals[start:start + u.size].reshape(u.shape))
+        start += u.size
+    edge_marginals = np.asarray(edge_marginals)
+    edge_out, start = [], 0
+    for k, edges in enumerate(l_edges):
+        ti, tj = divmod(k, n_types)
+        size = l_unaries[ti].shape[1] * l_unaries[tj].shape[1]
+        count = len(np.asarray(edges).reshape(-1, 2)) if np.asarray(edges).size else 0
+        edge_out.append(edge_marginals[start:start + count * size].reshape(count, size))
+        start += count * size
+    return node_out, edge_out, value, status

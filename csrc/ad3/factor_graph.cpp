@@ -1,0 +1,522 @@
+// FactorGraph (factor_graph.h): construction with argument checks, scores of labellings and the
+// exhaustive solver (the test oracle).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "ad3/factors.h"
+#include "ad3/general.h"
+
+namespace ccnn {
+namespace ad3 {
+
+namespace {
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+}
+
+const char* factor_type_name(FactorType type) {
+  switch (type) {
+    case FactorType::kDense: return "dense";
+    case FactorType::kXor: return "xor";
+    case FactorType::kAtMostOne: return "atmostone";
+    case FactorType::kOr: return "or";
+    case FactorType::kXorOut: return "xorout";
+    case FactorType::kOrOut: return "orout";
+    case FactorType::kAndOut: return "andout";
+    case FactorType::kImply: return "imply";
+    case FactorType::kBudget: return "budget";
+    case FactorType::kKnapsack: return "knapsack";
+    case FactorType::kPair: return "pair";
+    case FactorType::kSequence: return "sequence";
+    case FactorType::kTree: return "tree";
+    case FactorType::kHeadAutomaton: return "headautomaton";
+    case FactorType::kBinaryTree: return "binarytree";
+    case FactorType::kGeneralTree: return "generaltree";
+  }
+  return "unknown";
+}
+
+int FactorGraph::add_binary_variable() {
+  unit_begin_.push_back(num_units_);
+  states_.push_back(2);
+  binary_.push_back(1);
+  unit_variable_.push_back(num_variables() - 1);
+  unit_degree_.push_back(0);
+  ++num_units_;
+  return num_variables() - 1;
+}
+
+int FactorGraph::add_multi_variable(int num_states) {
+  if (num_states < 1 || num_states > (1 << 20)) {
+    throw std::invalid_argument("num_states: expected 1 to 2^20 states, got " + std::to_string(num_states));
+  }
+  unit_begin_.push_back(num_units_);
+  states_.push_back(num_states);
+  binary_.push_back(0);
+  for (int t = 0; t < num_states; ++t) {
+    unit_variable_.push_back(num_variables() - 1);
+    unit_degree_.push_back(0);
+  }
+  num_units_ += num_states;
+  return num_variables() - 1;
+}
+
+int FactorGraph::num_states(int variable) const { return states_[variable]; }
+
+int FactorGraph::unit(int variable, int state) const {
+  if (variable < 0 || variable >= num_variables()) {
+    throw std::invalid_argument("variable: " + std::to_string(variable) + " is not a variable index in [0, " +
+                                std::to_string(num_variables()) + ")");
+  }
+  if (binary_[variable]) {
+    if (state != 0 && state != 1) throw std::invalid_argument("state: a binary variable has states 0 and 1");
+    return unit_begin_[variable];
+  }
+  if (state < 0 || state >= states_[variable]) {
+    throw std::invalid_argument("state: " + std::to_string(state) + " is out of range for a variable with " +
+                                std::to_string(states_[variable]) + " states");
+  }
+  return unit_begin_[variable] + state;
+}
+
+void FactorGraph::check_units(const std::vector<int>& units, const char* what, std::size_t min_count) const {
+  if (units.size() < min_count) {
+    throw std::invalid_argument(std::string(what) + ": expected at least " + std::to_string(min_count) +
+                                " units, got " + std::to_string(units.size()));
+  }
+  std::vector<int> sorted = units;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    if (sorted[i] < 0 || sorted[i] >= num_units_) {
+      throw std::invalid_argument(std::string(what) + ": unit " + std::to_string(sorted[i]) +
+                                  " is not in [0, " + std::to_string(num_units_) + ")");
+    }
+    if (i > 0 && sorted[i] == sorted[i - 1]) {
+      throw std::invalid_argument(std::string(what) + ": unit " + std::to_string(sorted[i]) + " appears twice");
+    }
+  }
+}
+
+void FactorGraph::check_negated(const std::vector<char>& negated, std::size_t count) const {
+  if (!negated.empty() && negated.size() != count) {
+    throw std::invalid_argument("negated: expected one flag per unit (" + std::to_string(count) + ") or none, got " +
+                                std::to_string(negated.size()));
+  }
+}
+
+int FactorGraph::add_factor(FactorSpec spec, std::size_t num_additional) {
+  for (int u : detail::factor_units(*this, spec)) ++unit_degree_[u];
+  factors_.push_back(std::move(spec));
+  additional_offset_.push_back(additional_offset_.back() + num_additional);
+  return num_factors() - 1;
+}
+
+int FactorGraph::add_logic(FactorType type, const std::vector<int>& units, const std::vector<char>& negated) {
+  std::size_t min_count = 1;
+  switch (type) {
+    case FactorType::kXor:
+    case FactorType::kAtMostOne:
+    case FactorType::kOr:
+      break;
+    case FactorType::kXorOut:
+    case FactorType::kOrOut:
+    case FactorType::kAndOut:
+    case FactorType::kImply:
+      min_count = 2;
+      break;
+    default:
+      throw std::invalid_argument(std::string("type: '") + factor_type_name(type) +
+                                  "' is not a logic factor (xor, atmostone, or, xorout, orout, andout, imply)");
+  }
+  check_units(units, "units", min_count);
+  check_negated(negated, units.size());
+  FactorSpec spec;
+  spec.type = type;
+  spec.links = units;
+  spec.negated = negated;
+  return add_factor(std::move(spec), 0);
+}
+
+int FactorGraph::add_budget(const std::vector<int>& units, int budget, const std::vector<char>& negated) {
+  check_units(units, "units", 1);
+  check_negated(negated, units.size());
+  if (budget < 0) throw std::invalid_argument("budget: must be >= 0, got " + std::to_string(budget));
+  FactorSpec spec;
+  spec.type = FactorType::kBudget;
+  spec.links = units;
+  spec.negated = negated;
+  spec.budget = budget;
+  return add_factor(std::move(spec), 0);
+}
+
+int FactorGraph::add_knapsack(const std::vector<int>& units, const std::vector<double>& costs, double budget,
+                              const std::vector<char>& negated) {
+  check_units(units, "units", 1);
+  check_negated(negated, units.size());
+  if (costs.size() != units.size()) {
+    throw std::invalid_argument("costs: expected one cost per unit (" + std::to_string(units.size()) + "), got " +
+                                std::to_string(costs.size()));
+  }
+  for (double c : costs) {
+    if (!(c >= 0.0) || !std::isfinite(c)) {
+      throw std::invalid_argument("costs: every cost must be finite and >= 0, got " + std::to_string(c));
+    }
+  }
+  if (!(budget >= 0.0) || !std::isfinite(budget)) {
+    throw std::invalid_argument("budget: must be finite and >= 0, got " + std::to_string(budget));
+  }
+  FactorSpec spec;
+  spec.type = FactorType::kKnapsack;
+  spec.links = units;
+  spec.negated = negated;
+  spec.budget = budget;
+  spec.costs = costs;
+  return add_factor(std::move(spec), 0);
+}
+
+int FactorGraph::add_pair(int unit_a, int unit_b) {
+  check_units({unit_a, unit_b}, "units", 2);
+  FactorSpec spec;
+  spec.type = FactorType::kPair;
+  spec.links = {unit_a, unit_b};
+  return add_factor(std::move(spec), 1);
+}
+
+int FactorGraph::add_dense(const std::vector<int>& variables) {
+  if (variables.empty()) throw std::invalid_argument("variables: a dense factor needs at least one variable");
+  double configurations = 1.0;
+  std::vector<int> sorted = variables;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    const int v = sorted[i];
+    if (v < 0 || v >= num_variables()) {
+      throw std::invalid_argument("variables: " + std::to_string(v) + " is not a variable index in [0, " +
+                                  std::to_string(num_variables()) + ")");
+    }
+    if (binary_[v]) {
+      throw std::invalid_argument("variables: " + std::to_string(v) +
+                                  " is a binary variable; dense factors take multi-valued variables");
+    }
+    if (i > 0 && v == sorted[i - 1]) {
+      throw std::invalid_argument("variables: " + std::to_string(v) + " appears twice");
+    }
+    configurations *= states_[v];
+  }
+  if (configurations > (1 << 24)) {
+    throw std::invalid_argument("variables: a dense factor may have at most 2^24 joint states");
+  }
+  FactorSpec spec;
+  spec.type = FactorType::kDense;
+  spec.links = variables;
+  return add_factor(std::move(spec), static_cast<std::size_t>(configurations));
+}
+
+int FactorGraph::add_sequence(const std::vector<int>& units, const std::vector<int>& num_states) {
+  if (num_states.empty()) throw std::invalid_argument("num_states: a sequence needs at least one position");
+  std::size_t total = 0, transitions = 0;
+  for (std::size_t i = 0; i < num_states.size(); ++i) {
+    if (num_states[i] < 1) {
+      throw std::invalid_argument("num_states: position " + std::to_string(i) + " has " +
+                                  std::to_string(num_states[i]) + " states; expected >= 1");
+    }
+    total += num_states[i];
+    transitions += static_cast<std::size_t>(i > 0 ? num_states[i - 1] : 1) * num_states[i];
+  }
+  transitions += num_states.back();
+  if (units.size() != total) {
+    throw std::invalid_argument("units: expected sum(num_states) = " + std::to_string(total) + " units, got " +
+                                std::to_string(units.size()));
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kSequence;
+  spec.links = units;
+  spec.num_states = num_states;
+  return add_factor(std::move(spec), transitions);
+}
+
+int FactorGraph::add_tree(const std::vector<int>& units, int num_nodes, const std::vector<std::array<int, 2>>& arcs) {
+  if (num_nodes < 2) throw std::invalid_argument("num_nodes: a tree needs at least 2 nodes");
+  if (arcs.size() != units.size()) {
+    throw std::invalid_argument("arcs: expected one arc per unit (" + std::to_string(units.size()) + "), got " +
+                                std::to_string(arcs.size()));
+  }
+  std::vector<std::array<int, 2>> sorted = arcs;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t k = 0; k < sorted.size(); ++k) {
+    const int h = sorted[k][0], m = sorted[k][1];
+    if (h < 0 || h >= num_nodes || m < 1 || m >= num_nodes || h == m) {
+      throw std::invalid_argument("arcs: (" + std::to_string(h) + ", " + std::to_string(m) +
+                                  ") is not an arc (head in [0, num_nodes), modifier in [1, num_nodes), distinct)");
+    }
+    if (k > 0 && sorted[k] == sorted[k - 1]) {
+      throw std::invalid_argument("arcs: (" + std::to_string(h) + ", " + std::to_string(m) + ") appears twice");
+    }
+  }
+  // Every node reachable from the root, so that a spanning arborescence exists.
+  std::vector<char> reached(num_nodes, 0);
+  reached[0] = 1;
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& arc : arcs) {
+      if (reached[arc[0]] && !reached[arc[1]]) reached[arc[1]] = grew = true;
+    }
+  }
+  for (int v = 0; v < num_nodes; ++v) {
+    if (!reached[v]) throw std::invalid_argument("arcs: node " + std::to_string(v) + " cannot be reached from the root 0");
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kTree;
+  spec.links = units;
+  spec.num_nodes = num_nodes;
+  spec.arcs = arcs;
+  return add_factor(std::move(spec), 0);
+}
+
+int FactorGraph::add_head_automaton(const std::vector<int>& units, const std::vector<std::array<int, 2>>& siblings) {
+  check_units(units, "units", 1);
+  const int length = static_cast<int>(units.size()) + 1;
+  const std::size_t expected = static_cast<std::size_t>(length) * (length + 1) / 2;
+  if (siblings.size() != expected) {
+    throw std::invalid_argument("siblings: expected every pair (m, s), 0 <= m < s <= " + std::to_string(length) +
+                                ", once (" + std::to_string(expected) + " pairs), got " +
+                                std::to_string(siblings.size()));
+  }
+  std::vector<char> seen(static_cast<std::size_t>(length + 1) * (length + 1), 0);
+  for (const auto& pair : siblings) {
+    const int m = pair[0], sib = pair[1];
+    if (m < 0 || m >= sib || sib > length) {
+      throw std::invalid_argument("siblings: (" + std::to_string(m) + ", " + std::to_string(sib) +
+                                  ") is not a pair 0 <= m < s <= " + std::to_string(length));
+    }
+    char& flag = seen[m * (length + 1) + sib];
+    if (flag) {
+      throw std::invalid_argument("siblings: (" + std::to_string(m) + ", " + std::to_string(sib) + ") appears twice");
+    }
+    flag = 1;
+  }
+  FactorSpec spec;
+  spec.type = FactorType::kHeadAutomaton;
+  spec.links = units;
+  spec.arcs = siblings;
+  return add_factor(std::move(spec), siblings.size());
+}
+
+namespace {
+
+// parents[0] = -1 and every node reaches node 0 through its parents.
+void check_parents(const std::vector<int>& parents) {
+  const int n = static_cast<int>(parents.size());
+  if (n < 1 || parents[0] != -1) throw std::invalid_argument("parents: expected parents[0] = -1 (node 0 is the root)");
+  for (int i = 1; i < n; ++i) {
+    if (parents[i] < 0 || parents[i] >= n || parents[i] == i) {
+      throw std::invalid_argument("parents: node " + std::to_string(i) + " has parent " + std::to_string(parents[i]) +
+                                  "; expected a node in [0, " + std::to_string(n) + ") other than itself");
+    }
+    int v = i, steps = 0;
+    while (v != 0 && steps <= n) {
+      v = parents[v];
+      ++steps;
+    }
+    if (v != 0) throw std::invalid_argument("parents: node " + std::to_string(i) + " is on a cycle");
+  }
+}
+
+}  // namespace
+
+int FactorGraph::add_general_tree(const std::vector<int>& units, const std::vector<int>& parents,
+                                  const std::vector<int>& num_states) {
+  check_parents(parents);
+  if (num_states.size() != parents.size()) {
+    throw std::invalid_argument("num_states: expected one per node (" + std::to_string(parents.size()) + "), got " +
+                                std::to_string(num_states.size()));
+  }
+  std::size_t total = 0, tables = 0;
+  for (std::size_t i = 0; i < num_states.size(); ++i) {
+    if (num_states[i] < 1) throw std::invalid_argument("num_states: every node needs at least one state");
+    total += num_states[i];
+    if (i > 0) tables += static_cast<std::size_t>(num_states[parents[i]]) * num_states[i];
+  }
+  if (units.size() != total) {
+    throw std::invalid_argument("units: expected sum(num_states) = " + std::to_string(total) + " units, got " +
+                                std::to_string(units.size()));
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kGeneralTree;
+  spec.links = units;
+  spec.parents = parents;
+  spec.num_states = num_states;
+  return add_factor(std::move(spec), tables);
+}
+
+int FactorGraph::add_binary_tree(const std::vector<int>& units, const std::vector<int>& parents) {
+  check_parents(parents);
+  if (units.size() != parents.size()) {
+    throw std::invalid_argument("units: expected one unit per node (" + std::to_string(parents.size()) + "), got " +
+                                std::to_string(units.size()));
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kBinaryTree;
+  spec.links = units;
+  spec.parents = parents;
+  return add_factor(std::move(spec), 4 * (parents.size() - 1));
+}
+
+namespace detail {
+
+void check_general_scores(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                          const std::vector<double>& factor_scores) {
+  if (unit_scores.size() != static_cast<std::size_t>(graph.num_units())) {
+    throw std::invalid_argument("unit_scores: expected " + std::to_string(graph.num_units()) + " values, got " +
+                                std::to_string(unit_scores.size()));
+  }
+  if (factor_scores.size() != graph.additional_size()) {
+    throw std::invalid_argument("factor_scores: expected " + std::to_string(graph.additional_size()) +
+                                " values, got " + std::to_string(factor_scores.size()));
+  }
+  check_finite(unit_scores.data(), unit_scores.size(), "unit_scores", -1);
+  check_finite(factor_scores.data(), factor_scores.size(), "factor_scores", -1);
+  double magnitude = 0.0;
+  for (double v : unit_scores) magnitude += std::fabs(v);
+  for (int f = 0; f < graph.num_factors(); ++f) {
+    double largest = 0.0;
+    for (std::size_t k = 0; k < graph.additional_count(f); ++k) {
+      largest = std::max(largest, std::fabs(factor_scores[graph.additional_offset(f) + k]));
+    }
+    magnitude += largest;
+  }
+  check_magnitude(magnitude, -1);
+}
+
+GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
+  degree.assign(g.num_units(), 0);
+  for (int f = 0; f < g.num_factors(); ++f) {
+    const FactorSpec& spec = g.factor(f);
+    factors.push_back(make_local_factor(g, spec));
+    units.push_back(factor_units(g, spec));
+    additional.push_back(g.additional_offset(f));
+    if (spec.type == FactorType::kDense) {
+      for (int v : spec.links) {
+        if (has_dense.empty()) has_dense.assign(g.num_variables(), 0);
+        has_dense[v] = 1;
+      }
+    }
+  }
+  if (has_dense.empty()) has_dense.assign(g.num_variables(), 0);
+  for (int v = 0; v < g.num_variables(); ++v) {
+    if (g.is_binary(v) || has_dense[v]) continue;
+    std::vector<int> us;
+    for (int t = 0; t < g.unit_count(v); ++t) us.push_back(g.unit_begin(v) + t);
+    factors.push_back(make_one_hot_factor(static_cast<int>(us.size())));
+    units.push_back(std::move(us));
+    additional.push_back(0);
+  }
+  for (const auto& us : units) {
+    for (int u : us) ++degree[u];
+  }
+}
+
+double GeneralModel::score(const double* unit_scores, const double* factor_scores, const int* labels,
+                           double* additional_out) {
+  // units of the labelling
+  unit_values.assign(graph.num_units(), 0);
+  double total = 0.0;
+  for (int v = 0; v < graph.num_variables(); ++v) {
+    const int u = graph.is_binary(v) ? graph.unit_begin(v) : graph.unit_begin(v) + labels[v];
+    if (graph.is_binary(v) && labels[v] == 0) continue;
+    unit_values[u] = 1;
+    total += unit_scores[u];
+  }
+  for (std::size_t f = 0; f < factors.size(); ++f) {
+    LocalFactor& factor = *factors[f];
+    link_values.resize(factor.degree());
+    for (int i = 0; i < factor.degree(); ++i) link_values[i] = unit_values[units[f][i]];
+    double* u = nullptr;
+    if (factor.num_additional() > 0) {
+      if (additional_out != nullptr) {
+        u = additional_out + additional[f];
+      } else {
+        scratch_u.resize(factor.num_additional());
+        u = scratch_u.data();
+      }
+    }
+    const double extra = factor.evaluate(link_values.data(), factor_scores + additional[f], u);
+    if (extra == kNegInf) return kNegInf;
+    total += extra;
+  }
+  return total;
+}
+
+}  // namespace detail
+
+double score_labelling(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                       const std::vector<double>& factor_scores, const std::vector<int>& labels) {
+  detail::check_general_scores(graph, unit_scores, factor_scores);
+  if (labels.size() != static_cast<std::size_t>(graph.num_variables())) {
+    throw std::invalid_argument("labels: expected " + std::to_string(graph.num_variables()) + " labels, got " +
+                                std::to_string(labels.size()));
+  }
+  for (int v = 0; v < graph.num_variables(); ++v) {
+    if (labels[v] < 0 || labels[v] >= graph.num_states(v)) {
+      throw std::invalid_argument("labels: label " + std::to_string(labels[v]) + " of variable " +
+                                  std::to_string(v) + " is out of range");
+    }
+  }
+  detail::GeneralModel model(graph);
+  return model.score(unit_scores.data(), factor_scores.data(), labels.data(), nullptr);
+}
+
+namespace detail {
+
+void check_exhaustive_size(const FactorGraph& graph) {
+  double count = 1.0;
+  for (int v = 0; v < graph.num_variables(); ++v) count *= graph.num_states(v);
+  if (count > (1 << 26)) {
+    throw std::invalid_argument("graph: too many labellings for exhaustive search (more than 2^26)");
+  }
+}
+
+FactorSolution solve_general_exhaustive(GeneralModel& model, const double* unit_scores, const double* factor_scores,
+                                        StopControl& stop) {
+  const FactorGraph& graph = model.graph;
+  const int n = graph.num_variables();
+  std::vector<int> current(n, 0);
+  FactorSolution solution;
+  solution.labels.assign(n, 0);
+  solution.score = kNegInf;
+  for (;;) {
+    if ((++solution.iterations & 65535) == 0 && stop.stop() != StopReason::kNone) break;
+    const double s = model.score(unit_scores, factor_scores, current.data(), nullptr);
+    if (s > solution.score) {
+      solution.score = s;
+      solution.labels = current;
+    }
+    int v = n - 1;
+    for (; v >= 0; --v) {
+      if (++current[v] < graph.num_states(v)) break;
+      current[v] = 0;
+    }
+    if (v < 0) break;
+  }
+  fill_integral(model, unit_scores, factor_scores, solution);
+  return solution;
+}
+
+}  // namespace detail
+
+FactorSolution solve_exhaustive(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                                const std::vector<double>& factor_scores) {
+  detail::check_general_scores(graph, unit_scores, factor_scores);
+  detail::check_exhaustive_size(graph);
+  detail::GeneralModel model(graph);
+  detail::StopControl never;
+  return detail::solve_general_exhaustive(model, unit_scores.data(), factor_scores.data(), never);
+}
+
+}  // namespace ad3
+}  // namespace ccnn

@@ -1,0 +1,258 @@
+// ccnn AD3 decoder, general factor graphs: binary and multi-valued variables, dense factors of any
+// arity, the hard-logic, budget, knapsack and pair factors of the reference AD3 (Martins et al.,
+// "AD3: Alternating Directions Dual Decomposition for MAP Inference in Graphical Models", JMLR 2015)
+// and structured factors given by a MAP oracle (sequence, dependency tree, head automaton,
+// tree-structured chains).
+// Plain C++17 like ad3.h, beside it: the pairwise Graph keeps its own fast solvers.
+//
+// The model. As in the reference AD3, everything is built on binary *units* u = 0..U-1:
+//   - a binary variable is one unit (its value y_u in {0, 1});
+//   - a multi-valued variable with K states is K consecutive units, one per state, exactly one of
+//     which is 1 in every labelling (its state). The solvers enforce this one-hot constraint for
+//     every multi-valued variable (through its dense factors, or an internal XOR when it has none).
+// Factors link to units (all but dense) or to multi-valued variables (dense).
+// A labelling y in {0,1}^U scores
+//     S(y) = sum_u unit_scores[u] * y_u + sum_f (additional scores of f at y)
+// when every factor allows it, and is infeasible (-inf) otherwise. Factor types (n = its links):
+//   kDense      over multi-valued variables v_1..v_m: one additional score per joint state, in
+//               row-major order (the last variable's state varies fastest), prod_j K_j of them.
+//   kXor        exactly one of the n units is 1 (one-hot).
+//   kAtMostOne  at most one is 1.
+//   kOr         at least one is 1.
+//   kXorOut     the last unit is the XOR (parity) of the first n - 1.
+//   kOrOut      the last unit is the OR of the first n - 1.
+//   kAndOut     the last unit is the AND of the first n - 1.
+//   kImply      if the first n - 1 units are all 1, so is the last.
+//   kBudget     at most `budget` of the n units are 1.
+//   kKnapsack   sum_i costs[i] * y_i <= budget (costs >= 0).
+//   kPair       two units; one additional score, added when both are 1.
+//   kSequence   a chain of L positions, position i a group of num_states[i] units (links in order,
+//               position after position) of which exactly one is 1; additional scores: the
+//               transitions, for i = 0..L a (i > 0 ? K_{i-1} : 1) x (i < L ? K_i : 1) row-major
+//               table (start, between consecutive positions, end), as the reference's
+//               FactorSequence. MAP oracle: Viterbi.
+//   kTree       one unit per arc (head, modifier) of a graph over nodes 0..num_nodes-1: the arcs
+//               that are 1 form a spanning arborescence rooted at node 0 (a dependency tree).
+//               MAP oracle: Chu-Liu-Edmonds maximum spanning arborescence.
+//   kHeadAutomaton  the modifiers of one head on one side (a dependency parser's second-order
+//               "sibling" part): links = positions 1..L-1 at increasing distance from the head;
+//               any subset is allowed; additional scores: one per sibling pair (m, s),
+//               0 <= m < s <= L, added when s is the next chosen position after m (m = 0: the
+//               head itself, s = L: no further modifier), every such pair given exactly once.
+//               MAP oracle: a dynamic program over the positions.
+//   kGeneralTree  a tree-structured chain: nodes 0..n-1 with parents[0] = -1 and parents[i] the
+//               parent of node i (a tree rooted at 0), node i a group of num_states[i] units (links
+//               node after node) of which exactly one is 1; additional scores: for each node
+//               i = 1..n-1 in order, a K_parent x K_i row-major table (parent's state first), as
+//               the reference's FactorGeneralTree. MAP oracle: dynamic program from the leaves.
+//   kBinaryTree   the same over binary nodes, one unit each (state = its value); 2 x 2 tables.
+// Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
+// Dense, pair, sequence, head-automaton and tree-chain factors have additional scores; factor f's
+// are at additional_offset(f) in the flat `factor_scores` array, additional_size() values in all.
+//
+// Solvers (same Status contract as ad3.h, plus kInfeasible):
+//   solve_ad3         AD3 on the LP relaxation, each factor's local quadratic problem solved
+//                     exactly: closed-form / sort-based projections for the logic, budget and
+//                     knapsack factors, the active-set method of the paper (section 6) for the
+//                     others, given by their MAP oracles. kOptimal when a rounded labelling
+//                     meets the dual bound (the relaxation is tight), kFractional when it
+//                     converged without that,
+//                     kIterationLimit otherwise. The knapsack factor's local polytope is the LP
+//                     relaxation {q in [0,1]^n : costs . q <= budget} (as in the reference), a
+//                     superset of the convex hull of its feasible configurations: bounds stay
+//                     valid, certificates need an integral solution.
+//   solve_exact       depth-first branch-and-bound over the variables, bounded by the sum of each
+//                     factor's best configuration consistent with the partial labelling under
+//                     AD3's final multipliers (at the root: AD3's dual bound). Certified: kOptimal
+//                     with bound - score within the gap, kInfeasible when no labelling is allowed.
+//   solve_exhaustive  every labelling (tiny graphs; the test oracle).
+//
+// Results: labels per variable (binary: 0/1; multi-valued: its state), posteriors per unit (the
+// AD3 marginals p; 0/1 of the labelling when certified or exact), additional posteriors per
+// factor (dense: the marginal of each joint state; pair: the marginal of "both 1"; structured:
+// the marginals of their transitions / sibling pairs / edge states), `value` = the
+// objective at those posteriors, sum_u unit_scores . p + sum_f factor_scores_f . additional_f
+// (S(labels) when the status is kOptimal), score = S(labels) and a valid upper bound.
+//
+// Example:
+//     ccnn::ad3::FactorGraph g;
+//     int a = g.add_multi_variable(3), b = g.add_multi_variable(3), c = g.add_binary_variable();
+//     g.add_dense({a, b});                                 // 9 additional scores
+//     g.add_logic(ccnn::ad3::FactorType::kImply, {g.unit(a, 0), c}, {false, true});  // a=0 -> !c
+//     std::vector<double> units(g.num_units()), extra(g.additional_size());
+//     ... fill ...
+//     ccnn::ad3::FactorSolution s = ccnn::ad3::solve_exact(g, units, extra);
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "ad3/ad3.h"
+
+namespace ccnn {
+namespace ad3 {
+
+enum class FactorType : std::int32_t {
+  kDense = 0,
+  kXor,
+  kAtMostOne,
+  kOr,
+  kXorOut,
+  kOrOut,
+  kAndOut,
+  kImply,
+  kBudget,
+  kKnapsack,
+  kPair,
+  kSequence,
+  kTree,
+  kHeadAutomaton,
+  kBinaryTree,
+  kGeneralTree,
+};
+
+// "dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply", "budget", "knapsack",
+// "pair", "sequence", "tree", "headautomaton", "binarytree", "generaltree".
+const char* factor_type_name(FactorType type);
+
+// One factor as declared: its type, its links (units; for dense factors, variables), per-link
+// negation flags (empty: none), budget and costs (budget / knapsack).
+struct FactorSpec {
+  FactorType type = FactorType::kXor;
+  std::vector<int> links;
+  std::vector<char> negated;
+  double budget = 0.0;
+  std::vector<double> costs;
+  std::vector<int> num_states;              // kSequence: states per position; kGeneralTree: per node
+  std::vector<int> parents;                 // kBinaryTree, kGeneralTree
+  int num_nodes = 0;                        // kTree
+  std::vector<std::array<int, 2>> arcs;     // kTree: (head, modifier) of each link;
+                                            // kHeadAutomaton: (m, s) of each additional score
+};
+
+// Structure of a general factor graph. Built incrementally; every add_* validates its arguments
+// and throws std::invalid_argument naming the bad one. Read-only while solving.
+class FactorGraph {
+ public:
+  // Variables; both return the variable's index (0, 1, ... in creation order).
+  int add_binary_variable();
+  int add_multi_variable(int num_states);  // num_states >= 1
+
+  // Factors; each returns the factor's index. Units must be distinct within a factor.
+  // negated: empty (none negated) or one flag per unit.
+  int add_logic(FactorType type, const std::vector<int>& units, const std::vector<char>& negated = {});
+  int add_budget(const std::vector<int>& units, int budget, const std::vector<char>& negated = {});
+  int add_knapsack(const std::vector<int>& units, const std::vector<double>& costs, double budget,
+                   const std::vector<char>& negated = {});
+  int add_pair(int unit_a, int unit_b);
+  // Multi-valued variables only, distinct.
+  int add_dense(const std::vector<int>& variables);
+  // Sequence over groups of units: num_states[i] units per position (each >= 1), sum = units.size().
+  int add_sequence(const std::vector<int>& units, const std::vector<int>& num_states);
+  // Dependency tree: arcs[k] = (head, modifier) is unit units[k]; heads and modifiers in
+  // [0, num_nodes), modifiers >= 1, no self-loops or duplicates, every node reachable from 0.
+  int add_tree(const std::vector<int>& units, int num_nodes, const std::vector<std::array<int, 2>>& arcs);
+  // Head automaton over L - 1 = units.size() positions; siblings: the (m, s) pair of each
+  // additional score, every pair 0 <= m < s <= L exactly once (L (L + 1) / 2 of them).
+  int add_head_automaton(const std::vector<int>& units, const std::vector<std::array<int, 2>>& siblings);
+  // Tree-structured factors: parents[0] = -1, parents[i] in [0, n) forming a tree rooted at 0.
+  // General: num_states[i] >= 1 units per node, sum = units.size(); binary: one unit per node.
+  int add_general_tree(const std::vector<int>& units, const std::vector<int>& parents,
+                       const std::vector<int>& num_states);
+  int add_binary_tree(const std::vector<int>& units, const std::vector<int>& parents);
+
+  int num_variables() const { return static_cast<int>(unit_begin_.size()); }
+  int num_units() const { return num_units_; }
+  int num_factors() const { return static_cast<int>(factors_.size()); }
+  bool is_binary(int variable) const { return binary_[variable] != 0; }
+  // Number of states: 2 for a binary variable, K for a multi-valued one.
+  int num_states(int variable) const;
+  // Unit of a variable's state: a binary variable's only unit (state must be 0 or 1: both give
+  // its unit, whose value is the variable's), or the unit of state `state` of a multi-valued one.
+  int unit(int variable, int state = 0) const;
+  // Units of a variable: [unit_begin, unit_begin + unit_count).
+  int unit_begin(int variable) const { return unit_begin_[variable]; }
+  int unit_count(int variable) const { return binary_[variable] ? 1 : num_states(variable); }
+  // Variable owning a unit.
+  int unit_variable(int unit) const { return unit_variable_[unit]; }
+  const FactorSpec& factor(int f) const { return factors_[f]; }
+  // Additional scores of factor f: additional_count(f) values from additional_offset(f).
+  std::size_t additional_offset(int f) const { return additional_offset_[f]; }
+  std::size_t additional_count(int f) const { return additional_offset_[f + 1] - additional_offset_[f]; }
+  std::size_t additional_size() const { return additional_offset_.back(); }
+  // Number of factors linked to a unit (a dense factor links to every unit of its variables).
+  int unit_degree(int unit) const { return unit_degree_[unit]; }
+
+ private:
+  int add_factor(FactorSpec spec, std::size_t num_additional);
+  void check_units(const std::vector<int>& units, const char* what, std::size_t min_count) const;
+  void check_negated(const std::vector<char>& negated, std::size_t count) const;
+
+  std::vector<int> unit_begin_;     // per variable
+  std::vector<int> states_;         // per variable (2 for binary)
+  std::vector<char> binary_;        // per variable
+  std::vector<int> unit_variable_;  // per unit
+  std::vector<int> unit_degree_;    // per unit
+  int num_units_ = 0;
+  std::vector<FactorSpec> factors_;
+  std::vector<std::size_t> additional_offset_{0};
+};
+
+// Status::kInfeasible (code 4, "infeasible"): no labelling satisfies the hard factors (exact and
+// exhaustive solvers; AD3 does not detect infeasibility).
+
+struct FactorSolution {
+  std::vector<int> labels;                    // per variable
+  std::vector<double> posteriors;             // per unit
+  std::vector<double> additional_posteriors;  // additional_size()
+  double value = 0.0;   // objective at (posteriors, additional_posteriors)
+  double score = 0.0;   // S(labels); -inf when no feasible labelling was found
+  double bound = 0.0;   // valid upper bound on max_y S(y) (AD3: its best dual value)
+  Status status = Status::kIterationLimit;
+  std::int64_t iterations = 0;  // AD3 iterations, search nodes, or labellings enumerated
+  // AD3's final state, one value per factor link (the declared factors' links in order, then
+  // those of the internal one-hot factors): Lagrange multipliers and local marginals q. Empty for
+  // solve_exhaustive and when solve_exact did not need AD3's state.
+  std::vector<double> dual_variables;
+  std::vector<double> local_posteriors;
+};
+
+// unit_scores: num_units() values; factor_scores: additional_size() values. Scores must be finite
+// with sum_u |unit_scores[u]| + sum_f max |factor_scores_f| <= kMaxScoreMagnitude.
+FactorSolution solve_ad3(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                         const std::vector<double>& factor_scores, const Ad3Options& options = {});
+FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                           const std::vector<double>& factor_scores, const ExactOptions& options = {});
+// Throws std::invalid_argument when the graph has more than 2^26 labellings.
+FactorSolution solve_exhaustive(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                                const std::vector<double>& factor_scores);
+
+// ---- Batches: B problems sharing one FactorGraph ----
+
+// unit_scores: batch_size * num_units() values, problem b at b * num_units(); factor_scores:
+// additional_size() values shared by every problem, or batch_size * additional_size() values.
+// The counts are the numbers of values behind the pointers (checked).
+struct FactorBatchScores {
+  std::size_t batch_size = 0;
+  const double* unit_scores = nullptr;
+  std::size_t unit_count = 0;
+  const double* factor_scores = nullptr;
+  std::size_t factor_count = 0;
+};
+
+// Solves every problem with `method` on num_threads std::threads (0: all hardware threads; never
+// more than problems); each result is the same as its solve_* call alone (unless a time_limit
+// stops it). Bad input throws std::invalid_argument naming the first offending problem; a cancel
+// through `interrupt` (see ad3.h) throws Cancelled (or the poll's exception) once every thread has
+// stopped.
+std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method, const FactorBatchScores& scores,
+                                        const Ad3Options& ad3_options = {}, const ExactOptions& exact_options = {},
+                                        int num_threads = 0, const Interrupt& interrupt = {});
+
+// S(labels), or -inf when a factor forbids the labelling (labels checked against the variables).
+double score_labelling(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                       const std::vector<double>& factor_scores, const std::vector<int>& labels);
+
+}  // namespace ad3
+}  // namespace ccnn

@@ -1,0 +1,213 @@
+// Factors solved by the active-set method (active_set.h): dense factors of any arity (oracle:
+// enumeration), the pair factor and XOR-with-output (parity oracle); the factory of every factor.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+
+#include "ad3/active_set.h"
+#include "ad3/factors.h"
+
+namespace ccnn {
+namespace ad3 {
+namespace detail {
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+// Dense factor over multi-valued variables: its links are the variables' state units, variable
+// after variable; configuration index = row-major joint state.
+class DenseFactor : public ActiveSetFactor {
+ public:
+  explicit DenseFactor(std::vector<int> num_states)
+      : ActiveSetFactor(std::accumulate(num_states.begin(), num_states.end(), 0),
+                        static_cast<int>(std::accumulate(num_states.begin(), num_states.end(), 1.0,
+                                                         std::multiplies<double>()))),
+        states_(std::move(num_states)), offset_(states_.size()), state_(states_.size()) {
+    int total = 0;
+    for (std::size_t j = 0; j < states_.size(); ++j) {
+      offset_[j] = total;
+      total += states_[j];
+    }
+  }
+
+  double best_config(const double* s, const double* a, Config& config) override {
+    const int m = static_cast<int>(states_.size());
+    std::fill(state_.begin(), state_.end(), 0);
+    double best = kNegInf;
+    int best_index = 0;
+    for (int index = 0; index < num_additional(); ++index) {
+      double v = a[index];
+      for (int j = 0; j < m; ++j) v += s[offset_[j] + state_[j]];
+      if (v > best) {
+        best = v;
+        best_index = index;
+      }
+      for (int j = m - 1; j >= 0; --j) {  // odometer, last variable fastest
+        if (++state_[j] < states_[j]) break;
+        state_[j] = 0;
+      }
+    }
+    config.y.assign(degree(), 0);
+    int rest = best_index;
+    for (int j = m - 1; j >= 0; --j) {
+      config.y[offset_[j] + rest % states_[j]] = 1;
+      rest /= states_[j];
+    }
+    config.extras.assign(1, best_index);
+    return best;
+  }
+
+  double evaluate(const int* y, const double* a, double* u) const override {
+    int index = 0;
+    for (std::size_t j = 0; j < states_.size(); ++j) {
+      int state = -1;
+      for (int t = 0; t < states_[j]; ++t) {
+        if (y[offset_[j] + t]) {
+          if (state >= 0) return kNegInf;
+          state = t;
+        }
+      }
+      if (state < 0) return kNegInf;
+      index = index * states_[j] + state;
+    }
+    std::fill(u, u + num_additional(), 0.0);
+    u[index] = 1.0;
+    return a[index];
+  }
+
+ private:
+  std::vector<int> states_, offset_, state_;
+};
+
+// Two binary units; additional score a[0] when both are 1.
+class PairFactor : public ActiveSetFactor {
+ public:
+  PairFactor() : ActiveSetFactor(2, 1) {}
+
+  double best_config(const double* s, const double* a, Config& config) override {
+    double best = 0.0;  // (0, 0)
+    int y0 = 0, y1 = 0;
+    if (s[0] > best) { best = s[0]; y0 = 1; y1 = 0; }
+    if (s[1] > best) { best = s[1]; y0 = 0; y1 = 1; }
+    if (s[0] + s[1] + a[0] > best) { best = s[0] + s[1] + a[0]; y0 = 1; y1 = 1; }
+    config.y = {static_cast<char>(y0), static_cast<char>(y1)};
+    config.extras.clear();
+    if (y0 && y1) config.extras.push_back(0);
+    return best;
+  }
+
+  double evaluate(const int* y, const double* a, double* u) const override {
+    u[0] = (y[0] && y[1]) ? 1.0 : 0.0;
+    return u[0] * a[0];
+  }
+};
+
+// The last unit is the parity of the others: the allowed configurations have an even sum.
+class XorOutFactor : public ActiveSetFactor {
+ public:
+  explicit XorOutFactor(int n) : ActiveSetFactor(n, 0) {}
+
+  double best_config(const double* s, const double*, Config& config) override {
+    const int n = degree();
+    config.y.assign(n, 0);
+    config.extras.clear();
+    double value = 0.0;
+    int parity = 0, cheapest = 0;
+    for (int i = 0; i < n; ++i) {
+      if (s[i] > 0.0) {
+        config.y[i] = 1;
+        value += s[i];
+        parity ^= 1;
+      }
+      if (std::fabs(s[i]) < std::fabs(s[cheapest])) cheapest = i;
+    }
+    if (parity) {
+      config.y[cheapest] ^= 1;
+      value -= std::fabs(s[cheapest]);
+    }
+    return value;
+  }
+
+  double evaluate(const int* y, const double*, double*) const override {
+    int parity = 0;
+    for (int i = 0; i < degree(); ++i) parity ^= y[i];
+    return parity == 0 ? 0.0 : kNegInf;
+  }
+};
+
+class EnumeratedFactor : public ActiveSetFactor {
+ public:
+  explicit EnumeratedFactor(std::vector<std::vector<char>> configurations)
+      : ActiveSetFactor(static_cast<int>(configurations.at(0).size()), 0), configurations_(std::move(configurations)) {}
+
+  double best_config(const double* s, const double*, Config& config) override {
+    double best = kNegInf;
+    for (const auto& c : configurations_) {
+      double v = 0.0;
+      for (int i = 0; i < degree(); ++i) v += c[i] ? s[i] : 0.0;
+      if (v > best) {
+        best = v;
+        config.y = c;
+      }
+    }
+    config.extras.clear();
+    return best;
+  }
+
+  double evaluate(const int* y, const double*, double*) const override {
+    for (const auto& c : configurations_) {
+      if (std::equal(c.begin(), c.end(), y, [](char a, int b) { return a == b; })) return 0.0;
+    }
+    return kNegInf;
+  }
+
+ private:
+  std::vector<std::vector<char>> configurations_;
+};
+
+}  // namespace
+
+std::unique_ptr<LocalFactor> make_enumerated_factor(std::vector<std::vector<char>> configurations) {
+  return std::make_unique<EnumeratedFactor>(std::move(configurations));
+}
+
+std::unique_ptr<LocalFactor> make_dense_factor(const std::vector<int>& num_states) {
+  return std::make_unique<DenseFactor>(num_states);
+}
+std::unique_ptr<LocalFactor> make_pair_factor() { return std::make_unique<PairFactor>(); }
+std::unique_ptr<LocalFactor> make_xor_out_factor(int n) { return std::make_unique<XorOutFactor>(n); }
+
+std::vector<int> factor_units(const FactorGraph& graph, const FactorSpec& spec) {
+  if (spec.type != FactorType::kDense) return spec.links;
+  std::vector<int> units;
+  for (int v : spec.links) {
+    for (int t = 0; t < graph.unit_count(v); ++t) units.push_back(graph.unit_begin(v) + t);
+  }
+  return units;
+}
+
+std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const FactorSpec& spec) {
+  if (spec.type == FactorType::kDense) {
+    std::vector<int> states;
+    for (int v : spec.links) states.push_back(graph.num_states(v));
+    return make_dense_factor(states);
+  }
+  if (spec.type == FactorType::kPair) return make_pair_factor();
+  if (spec.type == FactorType::kSequence) return make_sequence_factor(spec.num_states);
+  if (spec.type == FactorType::kTree) return make_tree_factor(spec.num_nodes, spec.arcs);
+  if (spec.type == FactorType::kGeneralTree) return make_tree_chain_factor(spec.parents, spec.num_states, false);
+  if (spec.type == FactorType::kBinaryTree) {
+    return make_tree_chain_factor(spec.parents, std::vector<int>(spec.parents.size(), 2), true);
+  }
+  if (spec.type == FactorType::kHeadAutomaton) {
+    return make_head_automaton_factor(static_cast<int>(spec.links.size()), spec.arcs);
+  }
+  return make_logic_factor(spec);
+}
+
+}  // namespace detail
+}  // namespace ad3
+}  // namespace ccnn

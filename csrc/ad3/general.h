@@ -1,0 +1,58 @@
+// Internal to csrc/ad3: what the general-graph solvers (general_solver.cpp, factor_graph.cpp) share.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "ad3/factor_graph.h"
+#include "ad3/factors.h"
+#include "ad3/solvers.h"
+
+namespace ccnn {
+namespace ad3 {
+namespace detail {
+
+// Throws std::invalid_argument on sizes, non-finite values or a too large magnitude.
+void check_general_scores(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                          const std::vector<double>& factor_scores);
+
+// A graph's factors as local solvers: the declared ones (same indices), then an XOR for each
+// multi-valued variable without a dense factor. One per solve (the solvers keep state).
+struct GeneralModel {
+  explicit GeneralModel(const FactorGraph& graph);
+  // S(labels), -inf when a factor forbids it; writes the factors' additional posteriors of the
+  // labelling to additional_out (additional_size() values) when not null.
+  double score(const double* unit_scores, const double* factor_scores, const int* labels,
+               double* additional_out);
+
+  const FactorGraph& graph;
+  std::vector<std::unique_ptr<LocalFactor>> factors;
+  std::vector<std::vector<int>> units;     // per factor: the unit of each link
+  std::vector<std::size_t> additional;     // per factor: offset of its additional scores
+  std::vector<int> degree;                 // per unit, internal factors included
+  std::vector<char> has_dense;             // per variable
+  // scratch
+  std::vector<int> unit_values, link_values;
+  std::vector<double> scratch_u;
+};
+
+// One problem with `method` (scores checked by the caller). `stop` is polled every few AD3
+// iterations, 1,024 search nodes or 65,536 labellings: a time stop (exact: armed here from
+// exact_options.time_limit) ends the problem with status kTimeLimit, a cancel with a result to
+// discard.
+FactorSolution solve_general(Method method, GeneralModel& model, const double* unit_scores,
+                             const double* factor_scores, const Ad3Options& ad3_options,
+                             const ExactOptions& exact_options, StopControl& stop);
+FactorSolution solve_general_exhaustive(GeneralModel& model, const double* unit_scores,
+                                        const double* factor_scores, StopControl& stop);
+// Throws std::invalid_argument when the graph has more than 2^26 labellings.
+void check_exhaustive_size(const FactorGraph& graph);
+
+// Completes a solution from solution.labels and solution.score (-inf: infeasible): 0/1
+// posteriors, additional posteriors, value = bound = score, status kOptimal or kInfeasible.
+void fill_integral(GeneralModel& model, const double* unit_scores, const double* factor_scores,
+                   FactorSolution& solution);
+
+}  // namespace detail
+}  // namespace ad3
+}  // namespace ccnn

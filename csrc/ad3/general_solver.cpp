@@ -1,0 +1,439 @@
+// AD3 and the certified branch-and-bound on general factor graphs (factor_graph.h).
+//
+// AD3 (Martins et al., JMLR 2015, Algorithm 2) on binary units: global marginals p_u, one local
+// copy q_fi per factor link with multiplier lambda_fi (sum over the factors of a unit: 0). Each
+// iteration solves every factor's local problem
+//     min 1/2 ||q_f - x_f||^2 - (a_f / eta) . w_f,   x_fi = p_u + (theta_u / deg_u + lambda_fi) / eta,
+// averages the copies into p and moves the multipliers, lambda_fi -= eta (q_fi - p_u). The dual
+// value sum_f max_{M_f} [(theta_u / deg_u + lambda_fi) . y + a_f . w] (+ the free units' best
+// values) bounds every labelling's score from above; rounding p gives labellings, and one that
+// meets the bound is certified optimal.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "ad3/general.h"
+
+namespace ccnn {
+namespace ad3 {
+namespace detail {
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Ad3Run {
+  std::vector<double> p;           // per unit
+  std::vector<double> additional;  // additional_size()
+  std::vector<std::size_t> link_begin;  // per factor (+1)
+  std::vector<double> lambda;      // per link
+  std::vector<double> q;           // per link: the local marginals of the last iteration
+  std::vector<int> labels;         // best rounded labelling
+  double score = kNegInf;
+  double bound = kInf;
+  double value = 0.0;
+  Status status = Status::kIterationLimit;
+  std::int64_t iterations = 0;
+};
+
+// Rounds p to a labelling: a binary variable is 1 when p > 1/2, a multi-valued one takes its most
+// probable state.
+void round_labels(const FactorGraph& graph, const std::vector<double>& p, std::vector<int>& labels) {
+  for (int v = 0; v < graph.num_variables(); ++v) {
+    const int begin = graph.unit_begin(v);
+    if (graph.is_binary(v)) {
+      labels[v] = p[begin] > 0.5 ? 1 : 0;
+    } else {
+      const int k = graph.unit_count(v);
+      labels[v] = static_cast<int>(std::max_element(p.begin() + begin, p.begin() + begin + k) - (p.begin() + begin));
+    }
+  }
+}
+
+Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_scores, const Ad3Options& options,
+               StopControl& stop) {
+  const FactorGraph& graph = model.graph;
+  const int num_units = graph.num_units();
+  const int num_factors = static_cast<int>(model.factors.size());
+  Ad3Run run;
+  run.link_begin.assign(num_factors + 1, 0);
+  for (int f = 0; f < num_factors; ++f) run.link_begin[f + 1] = run.link_begin[f] + model.units[f].size();
+  const std::size_t num_links = run.link_begin.back();
+  run.lambda.assign(num_links, 0.0);
+  run.additional.assign(graph.additional_size(), 0.0);
+  run.labels.assign(graph.num_variables(), 0);
+  // Initial marginals: 1/2 for binary variables, uniform over the states of multi-valued ones; a
+  // unit without factors takes its best value once and for all.
+  run.p.assign(num_units, 0.5);
+  std::vector<double> share(num_units, 0.0);
+  double free_max = 0.0;
+  for (int v = 0; v < graph.num_variables(); ++v) {
+    for (int t = 0; t < graph.unit_count(v); ++t) {
+      const int u = graph.unit_begin(v) + t;
+      if (!graph.is_binary(v)) run.p[u] = 1.0 / graph.unit_count(v);
+      if (model.degree[u] == 0) {
+        run.p[u] = theta[u] > 0.0 ? 1.0 : 0.0;
+        free_max += std::max(theta[u], 0.0);
+      } else {
+        share[u] = theta[u] / model.degree[u];
+      }
+    }
+  }
+  std::vector<double> x(num_links), q(num_links), s(num_links), y(num_links), a_scaled, w_scratch;
+  std::vector<double> p_new(num_units);
+  std::vector<int> rounded(graph.num_variables());
+  double eta = options.eta;
+  const double total_links = std::max<double>(1.0, static_cast<double>(num_links));
+  static const double kNoScores = 0.0;
+  auto scores_of = [&](int f) { return model.factors[f]->num_additional() > 0 ? factor_scores + model.additional[f] : &kNoScores; };
+  auto posteriors_of = [&](int f) {
+    if (model.factors[f]->num_additional() > 0 && f < graph.num_factors()) return run.additional.data() + model.additional[f];
+    w_scratch.resize(std::max(1, model.factors[f]->num_additional()));
+    return w_scratch.data();
+  };
+
+  bool converged = false, certified = false;
+  for (int t = 0; t < options.max_iterations; ++t) {
+    if ((t & 7) == 7 && stop.stop() != StopReason::kNone) break;
+    run.iterations = t + 1;
+    for (int f = 0; f < num_factors; ++f) {
+      LocalFactor& factor = *model.factors[f];
+      const std::size_t lb = run.link_begin[f];
+      for (int i = 0; i < factor.degree(); ++i) {
+        const int u = model.units[f][i];
+        x[lb + i] = run.p[u] + (share[u] + run.lambda[lb + i]) / eta;
+      }
+      a_scaled.resize(factor.num_additional());
+      const double* a = scores_of(f);
+      for (int k = 0; k < factor.num_additional(); ++k) a_scaled[k] = a[k] / eta;
+      factor.solve_qp(x.data() + lb, a_scaled.data(), q.data() + lb, posteriors_of(f));
+    }
+    // Average the copies.
+    std::fill(p_new.begin(), p_new.end(), 0.0);
+    for (int f = 0; f < num_factors; ++f) {
+      for (std::size_t i = 0; i < model.units[f].size(); ++i) p_new[model.units[f][i]] += q[run.link_begin[f] + i];
+    }
+    double dual_residual = 0.0;
+    for (int u = 0; u < num_units; ++u) {
+      if (model.degree[u] == 0) continue;
+      p_new[u] /= model.degree[u];
+      const double d = p_new[u] - run.p[u];
+      dual_residual += model.degree[u] * d * d;
+      run.p[u] = p_new[u];
+    }
+    double primal_residual = 0.0;
+    for (int f = 0; f < num_factors; ++f) {
+      for (std::size_t i = 0; i < model.units[f].size(); ++i) {
+        const std::size_t l = run.link_begin[f] + i;
+        const double d = q[l] - run.p[model.units[f][i]];
+        primal_residual += d * d;
+        run.lambda[l] -= eta * d;
+      }
+    }
+    primal_residual = std::sqrt(primal_residual / total_links);
+    dual_residual = std::sqrt(dual_residual / total_links);
+    // Dual value at the new multipliers.
+    double dual = free_max;
+    for (int f = 0; f < num_factors; ++f) {
+      LocalFactor& factor = *model.factors[f];
+      const std::size_t lb = run.link_begin[f];
+      for (int i = 0; i < factor.degree(); ++i) s[lb + i] = share[model.units[f][i]] + run.lambda[lb + i];
+      w_scratch.resize(std::max(1, factor.num_additional()));
+      dual += factor.map(s.data() + lb, scores_of(f), y.data() + lb, w_scratch.data());
+    }
+    run.bound = std::min(run.bound, dual);
+    // Rounding.
+    round_labels(graph, run.p, rounded);
+    const double score = model.score(theta, factor_scores, rounded.data(), nullptr);
+    if (score > run.score) {
+      run.score = score;
+      run.labels = rounded;
+    }
+    if (run.score > kNegInf && within_gap(run.score, run.bound, options.gap_tolerance)) {
+      certified = true;
+      break;
+    }
+    if (primal_residual < options.tolerance && dual_residual < options.tolerance) {
+      converged = true;
+      break;
+    }
+    if (options.adapt_eta && (t + 1) % 10 == 0) {
+      if (primal_residual > 10.0 * dual_residual) {
+        eta = std::min(2.0 * eta, 100.0);
+      } else if (dual_residual > 10.0 * primal_residual) {
+        eta = std::max(0.5 * eta, 1e-3);
+      }
+    }
+  }
+  run.q = q;
+  run.status = certified ? Status::kOptimal : converged ? Status::kFractional : Status::kIterationLimit;
+  run.value = 0.0;
+  for (int u = 0; u < num_units; ++u) run.value += theta[u] * run.p[u];
+  for (std::size_t k = 0; k < run.additional.size(); ++k) run.value += factor_scores[k] * run.additional[k];
+  return run;
+}
+
+FactorSolution from_run(GeneralModel& model, const double* theta, const double* factor_scores, Ad3Run& run) {
+  FactorSolution solution;
+  solution.labels = run.labels;
+  solution.score = run.score;
+  if (run.status == Status::kOptimal) {
+    fill_integral(model, theta, factor_scores, solution);
+    solution.bound = std::max(run.bound, solution.score);
+  } else {
+    solution.posteriors = run.p;
+    solution.additional_posteriors = run.additional;
+    solution.value = run.value;
+    solution.bound = run.bound;
+    solution.status = run.status;
+  }
+  solution.iterations = run.iterations;
+  solution.dual_variables = run.lambda;
+  solution.local_posteriors = run.q;
+  return solution;
+}
+
+// Depth-first branch-and-bound over the variables (creation order, states by AD3's marginals).
+// The bound of a node is sum_f max over f's configurations consistent with the labelled
+// variables of sum_i s_fi y_i + a_f . w, with s_fi = theta_u / deg_u + lambda_fi (lambda centred
+// per unit, so that sum_f s_fi = theta_u and the sum is a valid upper bound), plus the free units.
+class BranchAndBound {
+ public:
+  BranchAndBound(GeneralModel& model, const double* theta, const double* factor_scores, const Ad3Run& run,
+                 const ExactOptions& options, StopControl& stop)
+      : model_(model), graph_(model.graph), theta_(theta), factor_scores_(factor_scores), run_(run),
+        options_(options), stop_(stop) {
+    const int num_factors = static_cast<int>(model.factors.size());
+    const int num_units = graph_.num_units();
+    share_.assign(run.link_begin.back(), 0.0);
+    std::vector<double> mean(num_units, 0.0);
+    for (int f = 0; f < num_factors; ++f) {
+      for (std::size_t i = 0; i < model.units[f].size(); ++i) mean[model.units[f][i]] += run.lambda[run.link_begin[f] + i];
+    }
+    for (int u = 0; u < num_units; ++u) {
+      if (model.degree[u] > 0) mean[u] /= model.degree[u];
+    }
+    unit_factors_.assign(graph_.num_variables(), {});
+    for (int f = 0; f < num_factors; ++f) {
+      for (std::size_t i = 0; i < model.units[f].size(); ++i) {
+        const int u = model.units[f][i];
+        share_[run.link_begin[f] + i] = theta[u] / model.degree[u] + run.lambda[run.link_begin[f] + i] - mean[u];
+        std::vector<int>& list = unit_factors_[graph_.unit_variable(u)];
+        if (list.empty() || list.back() != f) list.push_back(f);
+      }
+    }
+    clamp_.assign(run.link_begin.back(), -1);
+    factor_bound_.assign(num_factors, 0.0);
+    y_.resize(std::max<std::size_t>(1, run.link_begin.back()));
+    labels_.assign(graph_.num_variables(), 0);
+    best_ = run.labels;
+    incumbent_ = run.score;
+    for (int f = 0; f < num_factors; ++f) factor_bound_[f] = factor_value(f);
+    free_bound_ = 0.0;
+    for (int u = 0; u < num_units; ++u) {
+      if (model.degree[u] == 0) free_bound_ += std::max(theta[u], 0.0);
+    }
+  }
+
+  FactorSolution solve() {
+    double root = free_bound_;
+    for (double b : factor_bound_) root += b;
+    root_bound_ = root;
+    search(0, root);
+    FactorSolution solution;
+    solution.labels = best_;
+    solution.score = incumbent_;
+    solution.iterations = nodes_;
+    fill_integral(model_, theta_, factor_scores_, solution);  // (kInfeasible without an incumbent)
+    if (stopped_ != Status::kOptimal) {
+      solution.status = stopped_;
+      solution.bound = std::max(std::min(root_bound_, run_.bound), incumbent_);
+    } else if (incumbent_ > kNegInf) {
+      solution.bound = std::max(incumbent_, pruned_bound_);
+    }
+    return solution;
+  }
+
+ private:
+  // The factor's best value consistent with the clamps.
+  double factor_value(int f) {
+    LocalFactor& factor = *model_.factors[f];
+    const std::size_t lb = run_.link_begin[f];
+    w_.resize(std::max(1, factor.num_additional()));
+    static const double kNoScores = 0.0;
+    const double* a = factor.num_additional() > 0 ? factor_scores_ + model_.additional[f] : &kNoScores;
+    return factor.map_clamped(share_.data() + lb, a, clamp_.data() + lb, y_.data() + lb, w_.data());
+  }
+
+  void set_clamps(int v, int label) {
+    for (int f : unit_factors_[v]) {
+      for (std::size_t i = 0; i < model_.units[f].size(); ++i) {
+        const int u = model_.units[f][i];
+        if (graph_.unit_variable(u) != v) continue;
+        const int state = graph_.is_binary(v) ? 1 : u - graph_.unit_begin(v);
+        clamp_[run_.link_begin[f] + i] = label < 0 ? -1 : static_cast<signed char>(label == state ? 1 : 0);
+      }
+    }
+  }
+
+  bool out_of_time() {
+    if (options_.max_nodes > 0 && nodes_ >= options_.max_nodes) {
+      stopped_ = Status::kIterationLimit;
+      return true;
+    }
+    if ((nodes_ & 1023) == 0 && stop_.stop() != StopReason::kNone) {
+      stopped_ = Status::kTimeLimit;  // (a cancelled result is discarded)
+      return true;
+    }
+    return false;
+  }
+
+  bool prunable(double bound) {
+    if (bound == kNegInf) return true;
+    if (incumbent_ > kNegInf && within_gap(incumbent_, bound, options_.gap_tolerance)) {
+      pruned_bound_ = std::max(pruned_bound_, bound);
+      return true;
+    }
+    return false;
+  }
+
+  void search(int depth, double bound) {
+    if (stopped_ != Status::kOptimal) return;
+    ++nodes_;
+    if (out_of_time()) return;
+    if (prunable(bound)) return;
+    const int n = graph_.num_variables();
+    if (depth == n) {
+      const double score = model_.score(theta_, factor_scores_, labels_.data(), nullptr);
+      if (score > incumbent_) {
+        incumbent_ = score;
+        best_ = labels_;
+      }
+      return;
+    }
+    const int v = depth;
+    const int k = graph_.num_states(v);
+    // States by AD3's marginals, most probable first.
+    std::vector<int> order(k);
+    for (int t = 0; t < k; ++t) order[t] = t;
+    auto marginal = [&](int t) {
+      const int begin = graph_.unit_begin(v);
+      return graph_.is_binary(v) ? (t == 1 ? run_.p[begin] : 1.0 - run_.p[begin]) : run_.p[begin + t];
+    };
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return marginal(a) > marginal(b); });
+    std::vector<double> saved;
+    for (int f : unit_factors_[v]) saved.push_back(factor_bound_[f]);
+    for (int label : order) {
+      labels_[v] = label;
+      set_clamps(v, label);
+      double child = bound;
+      for (std::size_t j = 0; j < unit_factors_[v].size(); ++j) {
+        const int f = unit_factors_[v][j];
+        factor_bound_[f] = factor_value(f);
+        child += factor_bound_[f] - saved[j];
+      }
+      if (graph_.is_binary(v) && model_.degree[graph_.unit_begin(v)] == 0) {
+        const double th = theta_[graph_.unit_begin(v)];
+        child += label * th - std::max(th, 0.0);
+      }
+      search(depth + 1, child);
+      for (std::size_t j = 0; j < unit_factors_[v].size(); ++j) factor_bound_[unit_factors_[v][j]] = saved[j];
+      if (stopped_ != Status::kOptimal) break;
+    }
+    set_clamps(v, -1);
+  }
+
+  GeneralModel& model_;
+  const FactorGraph& graph_;
+  const double* theta_;
+  const double* factor_scores_;
+  const Ad3Run& run_;
+  ExactOptions options_;
+  std::vector<double> share_;               // per link
+  std::vector<std::vector<int>> unit_factors_;  // per variable: factors linked to its units
+  std::vector<signed char> clamp_;          // per link
+  std::vector<double> factor_bound_;        // per factor, at the current node
+  std::vector<double> y_, w_;
+  std::vector<int> labels_, best_;
+  double incumbent_ = kNegInf;
+  double free_bound_ = 0.0;
+  double root_bound_ = kInf;
+  double pruned_bound_ = kNegInf;
+  std::int64_t nodes_ = 0;
+  Status stopped_ = Status::kOptimal;  // kOptimal: not stopped
+  StopControl& stop_;
+};
+
+}  // namespace
+
+void fill_integral(GeneralModel& model, const double* unit_scores, const double* factor_scores,
+                   FactorSolution& solution) {
+  const FactorGraph& graph = model.graph;
+  solution.posteriors.assign(graph.num_units(), 0.0);
+  solution.additional_posteriors.assign(graph.additional_size(), 0.0);
+  if (solution.score == kNegInf) {
+    solution.value = solution.bound = kNegInf;
+    solution.status = Status::kInfeasible;
+    return;
+  }
+  solution.score = model.score(unit_scores, factor_scores, solution.labels.data(), solution.additional_posteriors.data());
+  for (int v = 0; v < graph.num_variables(); ++v) {
+    if (graph.is_binary(v)) {
+      solution.posteriors[graph.unit_begin(v)] = solution.labels[v];
+    } else {
+      solution.posteriors[graph.unit_begin(v) + solution.labels[v]] = 1.0;
+    }
+  }
+  solution.value = solution.bound = solution.score;
+  solution.status = Status::kOptimal;
+}
+
+}  // namespace detail
+
+namespace detail {
+
+FactorSolution solve_general(Method method, GeneralModel& model, const double* unit_scores,
+                             const double* factor_scores, const Ad3Options& ad3_options,
+                             const ExactOptions& exact_options, StopControl& stop) {
+  stop.begin_problem(method == Method::kExact ? exact_options.time_limit : 0.0);
+  if (method == Method::kExhaustive) return solve_general_exhaustive(model, unit_scores, factor_scores, stop);
+  if (method == Method::kAd3) {
+    Ad3Run run = run_ad3(model, unit_scores, factor_scores, ad3_options, stop);
+    return from_run(model, unit_scores, factor_scores, run);
+  }
+  Ad3Options options;
+  options.gap_tolerance = exact_options.gap_tolerance;
+  Ad3Run run = run_ad3(model, unit_scores, factor_scores, options, stop);
+  if (run.status == Status::kOptimal) return from_run(model, unit_scores, factor_scores, run);
+  BranchAndBound search(model, unit_scores, factor_scores, run, exact_options, stop);
+  FactorSolution solution = search.solve();
+  solution.iterations += run.iterations;
+  solution.dual_variables = run.lambda;
+  solution.local_posteriors = run.q;
+  return solution;
+}
+
+}  // namespace detail
+
+FactorSolution solve_ad3(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                         const std::vector<double>& factor_scores, const Ad3Options& options) {
+  detail::check_options(options);
+  detail::check_general_scores(graph, unit_scores, factor_scores);
+  detail::GeneralModel model(graph);
+  detail::StopControl never;
+  return detail::solve_general(Method::kAd3, model, unit_scores.data(), factor_scores.data(), options, {}, never);
+}
+
+FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                           const std::vector<double>& factor_scores, const ExactOptions& options) {
+  detail::check_options(options);
+  detail::check_general_scores(graph, unit_scores, factor_scores);
+  detail::GeneralModel model(graph);
+  detail::StopControl clock;
+  return detail::solve_general(Method::kExact, model, unit_scores.data(), factor_scores.data(), {}, options, clock);
+}
+
+}  // namespace ad3
+}  // namespace ccnn

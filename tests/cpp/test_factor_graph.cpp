@@ -1,0 +1,781 @@
+// General factor graphs (csrc/ad3/factor_graph.h): every factor type's local solvers against
+// independent references, and the AD3 / exact solvers against exhaustive enumeration on small
+// random graphs.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ad3/factor_graph.h"
+#include "ad3/factors.h"
+#include "check.h"
+
+namespace ad3 = ccnn::ad3;
+using ad3::FactorType;
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+// The allowed 0/1 configurations of a factor (by brute force over evaluate()).
+std::vector<std::vector<char>> allowed(const ad3::detail::LocalFactor& factor, const std::vector<double>& a) {
+  std::vector<std::vector<char>> out;
+  const int n = factor.degree();
+  std::vector<int> y(n);
+  std::vector<double> u(std::max(1, factor.num_additional()));
+  for (int mask = 0; mask < (1 << n); ++mask) {
+    for (int i = 0; i < n; ++i) y[i] = (mask >> i) & 1;
+    if (factor.evaluate(y.data(), a.data(), u.data()) > kNegInf) {
+      out.emplace_back(y.begin(), y.end());
+    }
+  }
+  return out;
+}
+
+struct LogicCase {
+  FactorType type;
+  int n;
+  std::vector<char> negated;
+  double budget;
+  std::vector<double> costs;
+};
+
+ad3::FactorSpec spec_of(const LogicCase& c) {
+  ad3::FactorSpec spec;
+  spec.type = c.type;
+  for (int i = 0; i < c.n; ++i) spec.links.push_back(i);
+  spec.negated = c.negated;
+  spec.budget = c.budget;
+  spec.costs = c.costs;
+  return spec;
+}
+
+// Logic factors: the closed-form projection is the projection onto the convex hull of the allowed
+// configurations ((x - q) . (v - q) <= 0 for every vertex v, q in the hull: equal to the active-set
+// reference over the enumerated configurations), the MAP is the best allowed configuration, and
+// the clamped MAP the best allowed one that matches the clamps.
+void test_logic_factors() {
+  std::mt19937 rng(7);
+  std::normal_distribution<double> normal(0.5, 1.0);
+  std::uniform_int_distribution<int> coin(0, 1);
+  const std::vector<FactorType> types = {FactorType::kXor,    FactorType::kAtMostOne, FactorType::kOr,
+                                         FactorType::kXorOut, FactorType::kOrOut,     FactorType::kAndOut,
+                                         FactorType::kImply,  FactorType::kBudget};
+  std::vector<LogicCase> cases;
+  for (FactorType type : types) {
+    for (int n : {1, 2, 3, 5}) {
+      if (n < 2 && type != FactorType::kXor && type != FactorType::kAtMostOne && type != FactorType::kOr &&
+          type != FactorType::kBudget) {
+        continue;
+      }
+      for (int neg = 0; neg < 2; ++neg) {
+        LogicCase c{type, n, {}, static_cast<double>(n / 2), {}};
+        if (neg) {
+          for (int i = 0; i < n; ++i) c.negated.push_back(static_cast<char>(coin(rng)));
+        }
+        cases.push_back(c);
+      }
+    }
+  }
+  // Knapsack with integral extreme points of its relaxation: equal costs (a budget in disguise);
+  // its general relaxation is checked against the hull of {c . q <= B} vertices below.
+  cases.push_back({FactorType::kKnapsack, 4, {}, 2.0, {1.0, 1.0, 1.0, 1.0}});
+  cases.push_back({FactorType::kKnapsack, 4, {1, 0, 0, 1}, 4.0, {2.0, 2.0, 2.0, 2.0}});
+  const std::vector<double> none;
+  for (const LogicCase& c : cases) {
+    const std::string name = ad3::factor_type_name(c.type);
+    auto factor = ad3::detail::make_logic_factor(spec_of(c));
+    const auto vertices = allowed(*factor, none);
+    CHECK(!vertices.empty());
+    auto reference = ad3::detail::make_enumerated_factor(vertices);
+    const int n = c.n;
+    std::vector<double> x(n), q(n), q_ref(n), y(n), s(n);
+    for (int trial = 0; trial < 200; ++trial) {
+      for (int i = 0; i < n; ++i) x[i] = normal(rng);
+      factor->solve_qp(x.data(), nullptr, q.data(), nullptr);
+      reference->solve_qp(x.data(), nullptr, q_ref.data(), nullptr);
+      double worst = 0.0;
+      for (const auto& v : vertices) {
+        double ip = 0.0;
+        for (int i = 0; i < n; ++i) ip += (x[i] - q[i]) * (v[i] - q[i]);
+        worst = std::max(worst, ip);
+      }
+      if (worst > 1e-9) std::fprintf(stderr, "projection of %s (n=%d) not optimal: %g\n", name.c_str(), n, worst);
+      CHECK(worst <= 1e-9);
+      for (int i = 0; i < n; ++i) CHECK_CLOSE(q[i], q_ref[i], 0.0, 1e-7);
+      // MAP
+      for (int i = 0; i < n; ++i) s[i] = normal(rng) - 0.5;
+      const double value = factor->map(s.data(), nullptr, y.data(), nullptr);
+      double best = kNegInf;
+      for (const auto& v : vertices) {
+        double val = 0.0;
+        for (int i = 0; i < n; ++i) val += v[i] * s[i];
+        best = std::max(best, val);
+      }
+      CHECK_CLOSE(value, best, 1e-12, 1e-12);
+      // clamped MAP
+      std::vector<signed char> clamp(n, -1);
+      for (int i = 0; i < n; ++i) {
+        const int r = coin(rng) + coin(rng);
+        if (r == 2) clamp[i] = static_cast<signed char>(coin(rng));
+      }
+      double best_clamped = kNegInf;
+      for (const auto& v : vertices) {
+        bool ok = true;
+        double val = 0.0;
+        for (int i = 0; i < n; ++i) {
+          ok = ok && (clamp[i] < 0 || clamp[i] == v[i]);
+          val += v[i] * s[i];
+        }
+        if (ok) best_clamped = std::max(best_clamped, val);
+      }
+      const double clamped = factor->map_clamped(s.data(), nullptr, clamp.data(), y.data(), nullptr);
+      if (best_clamped == kNegInf) {
+        CHECK(clamped == kNegInf);
+      } else {
+        CHECK_CLOSE(clamped, best_clamped, 1e-12, 1e-12);
+      }
+    }
+  }
+  // Knapsack with unequal costs: the local polytope is the LP relaxation {q in [0,1]^n, c.q <= B};
+  // check the projection's optimality conditions against that polyhedron's description:
+  // q = clip(x - tau c) with tau >= 0, tau > 0 only when c . q = B.
+  {
+    const std::vector<double> costs = {3, 5, 5, 5, 2};
+    LogicCase c{FactorType::kKnapsack, 5, {}, 5.0, costs};
+    auto factor = ad3::detail::make_logic_factor(spec_of(c));
+    std::vector<double> x(5), q(5);
+    for (int trial = 0; trial < 200; ++trial) {
+      for (double& v : x) v = normal(rng);
+      factor->solve_qp(x.data(), nullptr, q.data(), nullptr);
+      double used = 0.0;
+      for (int i = 0; i < 5; ++i) used += costs[i] * q[i];
+      CHECK(used <= 5.0 + 1e-9);
+      // Reference: q = clip(x - tau c) with the smallest tau >= 0 such that c . q <= B (bisection).
+      auto clipped = [&](double tau, int i) { return std::min(1.0, std::max(0.0, x[i] - tau * costs[i])); };
+      auto load = [&](double tau) {
+        double total = 0.0;
+        for (int i = 0; i < 5; ++i) total += costs[i] * clipped(tau, i);
+        return total;
+      };
+      double lo = 0.0, hi = 10.0;
+      if (load(0.0) > 5.0) {
+        for (int it = 0; it < 200; ++it) {
+          const double mid = 0.5 * (lo + hi);
+          (load(mid) > 5.0 ? lo : hi) = mid;
+        }
+      } else {
+        hi = 0.0;
+      }
+      for (int i = 0; i < 5; ++i) CHECK_CLOSE(q[i], clipped(hi, i), 0.0, 1e-9);
+    }
+  }
+}
+
+// Dense and pair factors: the active-set solution is optimal (no configuration scores above the
+// weighted average: max_c (x - q) . y_c + a_c <= sum_c w_c [(x - q) . y_c + a_c]).
+void test_active_set_factors() {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (const std::vector<int>& states : std::vector<std::vector<int>>{{2}, {3, 2}, {2, 2, 2}, {4, 3}, {3, 3, 2}}) {
+    auto factor = ad3::detail::make_dense_factor(states);
+    const int n = factor->degree(), m = factor->num_additional();
+    std::vector<double> x(n), q(n), a(m), w(m), y(n);
+    for (int trial = 0; trial < 100; ++trial) {
+      for (double& v : x) v = normal(rng);
+      for (double& v : a) v = normal(rng);
+      factor->solve_qp(x.data(), a.data(), q.data(), w.data());
+      double total = 0.0;
+      for (double v : w) {
+        CHECK(v >= -1e-12);
+        total += v;
+      }
+      CHECK_CLOSE(total, 1.0, 0.0, 1e-9);
+      std::vector<double> residual(n);
+      for (int i = 0; i < n; ++i) residual[i] = x[i] - q[i];
+      // scores of every configuration
+      double average = 0.0, best = kNegInf;
+      std::vector<int> state(states.size(), 0);
+      std::vector<double> q_check(n, 0.0);
+      for (int index = 0; index < m; ++index) {
+        double v = a[index];
+        int offset = 0;
+        for (std::size_t j = 0; j < states.size(); ++j) {
+          v += residual[offset + state[j]];
+          q_check[offset + state[j]] += w[index];
+          offset += states[j];
+        }
+        average += w[index] * v;
+        best = std::max(best, v);
+        for (int j = static_cast<int>(states.size()) - 1; j >= 0; --j) {
+          if (++state[j] < states[j]) break;
+          state[j] = 0;
+        }
+      }
+      CHECK(best <= average + 1e-8);
+      for (int i = 0; i < n; ++i) CHECK_CLOSE(q[i], q_check[i], 0.0, 1e-9);  // q = M w
+    }
+  }
+  // pair: against the dense factor over two 2-state variables restricted to "state 1" units
+  auto pair = ad3::detail::make_pair_factor();
+  std::vector<double> x(2), q(2), w(1);
+  for (int trial = 0; trial < 100; ++trial) {
+    x = {normal(rng), normal(rng)};
+    std::vector<double> a = {2.0 * normal(rng)};
+    pair->solve_qp(x.data(), a.data(), q.data(), w.data());
+    // Optimality over the 4 vertices (y0, y1, y0*y1) of the pair polytope.
+    const double configs[4][3] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {1, 1, 1}};
+    double worst = 0.0;
+    for (const auto& v : configs) {
+      const double ip = (x[0] - q[0]) * (v[0] - q[0]) + (x[1] - q[1]) * (v[1] - q[1]) + a[0] * (v[2] - w[0]);
+      worst = std::max(worst, ip);
+    }
+    CHECK(worst <= 1e-9);
+    CHECK(w[0] <= std::min(q[0], q[1]) + 1e-9 && w[0] >= q[0] + q[1] - 1 - 1e-9 && w[0] >= -1e-9);
+  }
+}
+
+// Sequence and tree factors: the MAP oracle against brute force over the allowed configurations,
+// and the local solution's optimality over every vertex (y_v, u_v) of the factor's polytope:
+// (x - q) . (y_v - q) + a . (u_v - u) <= 0.
+void check_oracle_factor(ad3::detail::LocalFactor& factor, std::mt19937& rng, const char* name) {
+  std::normal_distribution<double> normal(0.3, 1.0);
+  const int n = factor.degree(), m = factor.num_additional();
+  std::vector<double> a(std::max(1, m)), x(n), q(n), u(std::max(1, m)), y(n), uy(std::max(1, m));
+  // allowed configurations with their additional indicators
+  std::vector<std::vector<int>> configs;
+  std::vector<std::vector<double>> extras;
+  std::vector<int> labels(n);
+  for (long mask = 0; mask < (1L << n); ++mask) {
+    for (int i = 0; i < n; ++i) labels[i] = (mask >> i) & 1;
+    if (factor.evaluate(labels.data(), a.data(), uy.data()) > kNegInf) {
+      configs.push_back(labels);
+      extras.emplace_back(uy.begin(), uy.begin() + m);
+    }
+  }
+  CHECK(!configs.empty());
+  for (int trial = 0; trial < 60; ++trial) {
+    for (double& v : a) v = normal(rng);
+    for (double& v : x) v = normal(rng);
+    // MAP
+    double best = kNegInf;
+    for (std::size_t c = 0; c < configs.size(); ++c) {
+      double v = 0.0;
+      for (int i = 0; i < n; ++i) v += configs[c][i] * x[i];
+      for (int k = 0; k < m; ++k) v += extras[c][k] * a[k];
+      best = std::max(best, v);
+    }
+    const double value = factor.map(x.data(), a.data(), y.data(), uy.data());
+    if (std::fabs(value - best) > 1e-9) std::fprintf(stderr, "%s: MAP %g, brute force %g\n", name, value, best);
+    CHECK_CLOSE(value, best, 1e-12, 1e-9);
+    // QP
+    factor.solve_qp(x.data(), a.data(), q.data(), u.data());
+    double worst = 0.0;
+    for (std::size_t c = 0; c < configs.size(); ++c) {
+      double ip = 0.0;
+      for (int i = 0; i < n; ++i) ip += (x[i] - q[i]) * (configs[c][i] - q[i]);
+      for (int k = 0; k < m; ++k) ip += a[k] * (extras[c][k] - u[k]);
+      worst = std::max(worst, ip);
+    }
+    if (worst > 1e-8) std::fprintf(stderr, "%s: local solution not optimal (%g)\n", name, worst);
+    CHECK(worst <= 1e-8);
+  }
+}
+
+void test_structured_factors() {
+  std::mt19937 rng(23);
+  for (const std::vector<int>& states : std::vector<std::vector<int>>{{2}, {2, 3}, {3, 2, 2}, {2, 2, 2, 2}}) {
+    auto factor = ad3::detail::make_sequence_factor(states);
+    check_oracle_factor(*factor, rng, "sequence");
+  }
+  for (int nodes : {2, 3, 4}) {
+    std::vector<std::array<int, 2>> arcs;
+    for (int m = 1; m < nodes; ++m) {
+      for (int h = 0; h < nodes; ++h) {
+        if (h != m) arcs.push_back({h, m});
+      }
+    }
+    auto factor = ad3::detail::make_tree_factor(nodes, arcs);
+    check_oracle_factor(*factor, rng, "tree");
+  }
+  // Tree-structured chains: general (multi-state nodes) and binary, on a few shapes.
+  for (const std::vector<int>& parents : std::vector<std::vector<int>>{{-1}, {-1, 0}, {-1, 0, 0}, {-1, 0, 1, 1}, {-1, 2, 0, 2}}) {
+    auto binary = ad3::detail::make_tree_chain_factor(parents, std::vector<int>(parents.size(), 2), true);
+    check_oracle_factor(*binary, rng, "binary tree");
+    std::vector<int> states;
+    for (std::size_t i = 0; i < parents.size(); ++i) states.push_back(1 + static_cast<int>((i * 7 + 1) % 3));
+    auto general = ad3::detail::make_tree_chain_factor(parents, states, false);
+    check_oracle_factor(*general, rng, "general tree");
+  }
+  for (int positions : {1, 2, 3, 4}) {
+    std::vector<std::array<int, 2>> siblings;
+    for (int sib = positions + 1; sib >= 1; --sib) {  // any order of the pairs
+      for (int m = 0; m < sib; ++m) siblings.push_back({m, sib});
+    }
+    auto automaton = ad3::detail::make_head_automaton_factor(positions, siblings);
+    check_oracle_factor(*automaton, rng, "head automaton");
+  }
+  // A sparser arc set (not every arc present) with a forced chain 0 -> 2 -> 1 -> 3 possible.
+  auto sparse = ad3::detail::make_tree_factor(4, {{0, 2}, {2, 1}, {1, 3}, {0, 3}, {3, 1}, {1, 2}});
+  check_oracle_factor(*sparse, rng, "sparse tree");
+  // Maximum spanning arborescences on random complete graphs of 6 nodes: Chu-Liu-Edmonds against
+  // enumeration of every head assignment.
+  const int n = 6;
+  std::vector<std::array<int, 2>> arcs;
+  for (int m = 1; m < n; ++m) {
+    for (int h = 0; h < n; ++h) {
+      if (h != m) arcs.push_back({h, m});
+    }
+  }
+  auto tree = ad3::detail::make_tree_factor(n, arcs);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> s(arcs.size()), y(arcs.size());
+  std::vector<int> labels(arcs.size());
+  for (int trial = 0; trial < 30; ++trial) {
+    for (double& v : s) v = normal(rng);
+    double best = kNegInf;
+    std::vector<int> head(n, 0);
+    for (long code = 0; code < 7776; ++code) {  // 6^5 head assignments of nodes 1..5
+      long rest = code;
+      for (int m = 1; m < n; ++m) {
+        head[m] = static_cast<int>(rest % n);
+        rest /= n;
+      }
+      std::fill(labels.begin(), labels.end(), 0);
+      bool ok = true;
+      double v = 0.0;
+      for (int m = 1; m < n && ok; ++m) {
+        if (head[m] == m) ok = false;
+        for (std::size_t k = 0; k < arcs.size() && ok; ++k) {
+          if (arcs[k][0] == head[m] && arcs[k][1] == m) {
+            labels[k] = 1;
+            v += s[k];
+          }
+        }
+      }
+      if (ok && tree->evaluate(labels.data(), nullptr, nullptr) > kNegInf) best = std::max(best, v);
+    }
+    CHECK_CLOSE(tree->map(s.data(), nullptr, y.data(), nullptr), best, 1e-12, 1e-12);
+  }
+}
+
+// A random small graph: binary and multi-valued variables, a few factors of random types.
+struct Problem {
+  ad3::FactorGraph graph;
+  std::vector<double> units, extra;
+};
+
+Problem random_problem(std::mt19937& rng, const std::vector<FactorType>& types, int num_factors, double coupling) {
+  Problem p;
+  std::uniform_int_distribution<int> kind(0, 2);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const int n = 3 + static_cast<int>(rng() % 4);
+  std::vector<int> multi;
+  for (int v = 0; v < n; ++v) {
+    const int k = kind(rng);
+    if (k == 0) {
+      p.graph.add_binary_variable();
+    } else {
+      multi.push_back(p.graph.add_multi_variable(k + 1));
+    }
+  }
+  auto random_units = [&](int count) {
+    std::vector<int> all(p.graph.num_units());
+    for (int u = 0; u < p.graph.num_units(); ++u) all[u] = u;
+    std::shuffle(all.begin(), all.end(), rng);
+    all.resize(std::min<int>(count, p.graph.num_units()));
+    return all;
+  };
+  auto random_negated = [&](std::size_t count) {
+    std::vector<char> neg;
+    if (rng() % 2) {
+      for (std::size_t i = 0; i < count; ++i) neg.push_back(static_cast<char>(rng() % 2));
+    }
+    return neg;
+  };
+  for (int f = 0; f < num_factors; ++f) {
+    const FactorType type = types[rng() % types.size()];
+    const int size = 2 + static_cast<int>(rng() % 3);
+    switch (type) {
+      case FactorType::kDense: {
+        if (multi.size() < 2) break;
+        std::vector<int> vars = multi;
+        std::shuffle(vars.begin(), vars.end(), rng);
+        vars.resize(std::min<std::size_t>(vars.size(), 1 + rng() % 3));
+        p.graph.add_dense(vars);
+        break;
+      }
+      case FactorType::kPair: {
+        const auto us = random_units(2);
+        p.graph.add_pair(us[0], us[1]);
+        break;
+      }
+      case FactorType::kBudget: {
+        const auto us = random_units(size + 1);
+        p.graph.add_budget(us, static_cast<int>(rng() % 3), random_negated(us.size()));
+        break;
+      }
+      case FactorType::kKnapsack: {
+        const auto us = random_units(size + 1);
+        std::vector<double> costs;
+        for (std::size_t i = 0; i < us.size(); ++i) costs.push_back(1.0 + static_cast<double>(rng() % 4));
+        p.graph.add_knapsack(us, costs, 1.0 + static_cast<double>(rng() % 5), random_negated(us.size()));
+        break;
+      }
+      default: {
+        const auto us = random_units(size);
+        p.graph.add_logic(type, us, random_negated(us.size()));
+      }
+    }
+  }
+  p.units.resize(p.graph.num_units());
+  for (double& v : p.units) v = normal(rng);
+  p.extra.resize(p.graph.additional_size());
+  for (double& v : p.extra) v = coupling * normal(rng);
+  return p;
+}
+
+void check_against_exhaustive(const Problem& p, int& ad3_certified, int& infeasible) {
+  const ad3::FactorSolution truth = ad3::solve_exhaustive(p.graph, p.units, p.extra);
+  const ad3::FactorSolution exact = ad3::solve_exact(p.graph, p.units, p.extra);
+  const ad3::FactorSolution relaxed = ad3::solve_ad3(p.graph, p.units, p.extra);
+  if (truth.status == ad3::Status::kInfeasible) {
+    ++infeasible;
+    CHECK(exact.status == ad3::Status::kInfeasible);
+    CHECK(exact.score == kNegInf);
+    CHECK(relaxed.status != ad3::Status::kOptimal);
+    return;
+  }
+  CHECK(truth.status == ad3::Status::kOptimal);
+  CHECK(exact.status == ad3::Status::kOptimal);
+  CHECK_CLOSE(exact.score, truth.score, 1e-9, 1e-9);
+  CHECK_CLOSE(ad3::score_labelling(p.graph, p.units, p.extra, exact.labels), exact.score, 1e-12, 1e-12);
+  CHECK(exact.bound >= truth.score - 1e-9);
+  CHECK_CLOSE(exact.value, exact.score, 1e-12, 1e-12);
+  // The relaxation bounds the optimum; a certified AD3 solution is optimal.
+  CHECK(relaxed.bound >= truth.score - 1e-6 * std::max(1.0, std::fabs(truth.score)));
+  if (relaxed.status == ad3::Status::kOptimal) {
+    ++ad3_certified;
+    CHECK_CLOSE(relaxed.score, truth.score, 1e-9, 1e-9);
+    CHECK_CLOSE(relaxed.value, truth.score, 1e-9, 1e-9);
+    for (double v : relaxed.posteriors) CHECK(v == 0.0 || v == 1.0);
+  } else if (relaxed.status == ad3::Status::kFractional) {
+    // converged: the primal value at the posteriors is the LP value, within the bound
+    CHECK(relaxed.value <= relaxed.bound + 1e-4 * std::max(1.0, std::fabs(relaxed.bound)));
+  }
+  // posteriors of the exact solution are its labelling; additional posteriors one-hot per dense factor
+  for (int f = 0; f < p.graph.num_factors(); ++f) {
+    if (p.graph.factor(f).type != FactorType::kDense) continue;
+    double total = 0.0;
+    for (std::size_t k = 0; k < p.graph.additional_count(f); ++k) {
+      total += exact.additional_posteriors[p.graph.additional_offset(f) + k];
+    }
+    CHECK_CLOSE(total, 1.0, 0.0, 1e-12);
+  }
+}
+
+// Graphs with a tree factor over 9 arc variables (4 nodes) or a sequence factor over multi-valued
+// variables, plus logic / dense factors: AD3 and exact against exhaustive.
+void test_structured_graphs(int& certified, int& infeasible, int& total) {
+  std::mt19937 rng(29);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (int trial = 0; trial < 40; ++trial) {
+    Problem p;
+    std::vector<std::array<int, 2>> arcs;
+    for (int m = 1; m < 4; ++m) {
+      for (int h = 0; h < 4; ++h) {
+        if (h != m) arcs.push_back({h, m});
+      }
+    }
+    std::vector<int> units;
+    for (std::size_t k = 0; k < arcs.size(); ++k) units.push_back(p.graph.unit(p.graph.add_binary_variable()));
+    p.graph.add_tree(units, 4, arcs);
+    if (trial % 2) {
+      p.graph.add_budget({units[0], units[1], units[2]}, 1, {0, 1, 0});
+    } else {
+      p.graph.add_logic(FactorType::kImply, {units[0], units[4]});
+    }
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
+  // A second-order parser: a tree over 4 nodes with head automata for the right modifiers of
+  // node 0 and the left and right ones of node 2.
+  for (int trial = 0; trial < 30; ++trial) {
+    Problem p;
+    std::vector<std::array<int, 2>> arcs;
+    std::vector<int> units;
+    for (int m = 1; m < 4; ++m) {
+      for (int h = 0; h < 4; ++h) {
+        if (h != m) {
+          arcs.push_back({h, m});
+          units.push_back(p.graph.unit(p.graph.add_binary_variable()));
+        }
+      }
+    }
+    p.graph.add_tree(units, 4, arcs);
+    auto arc_unit = [&](int h, int m) {
+      for (std::size_t k = 0; k < arcs.size(); ++k) {
+        if (arcs[k][0] == h && arcs[k][1] == m) return units[k];
+      }
+      return -1;
+    };
+    auto siblings = [](int positions) {
+      std::vector<std::array<int, 2>> out;
+      for (int sib = 1; sib <= positions + 1; ++sib) {
+        for (int m = 0; m < sib; ++m) out.push_back({m, sib});
+      }
+      return out;
+    };
+    p.graph.add_head_automaton({arc_unit(0, 1), arc_unit(0, 2), arc_unit(0, 3)}, siblings(3));
+    p.graph.add_head_automaton({arc_unit(2, 1)}, siblings(1));  // left of 2: distance 1
+    p.graph.add_head_automaton({arc_unit(2, 3)}, siblings(1));  // right of 2
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    p.extra.resize(p.graph.additional_size());
+    for (double& v : p.extra) v = normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
+  // Binary and general tree factors with logic / dense factors on top.
+  for (int trial = 0; trial < 30; ++trial) {
+    Problem p;
+    const std::vector<int> parents = {-1, 0, 0, 1};
+    std::vector<int> bin_units, multi_units, states, vars;
+    for (int i = 0; i < 4; ++i) bin_units.push_back(p.graph.unit(p.graph.add_binary_variable()));
+    p.graph.add_binary_tree(bin_units, parents);
+    for (int i = 0; i < 4; ++i) {
+      const int k = 2 + static_cast<int>(rng() % 2);
+      vars.push_back(p.graph.add_multi_variable(k));
+      states.push_back(k);
+      for (int t = 0; t < k; ++t) multi_units.push_back(p.graph.unit(vars.back(), t));
+    }
+    p.graph.add_general_tree(multi_units, parents, states);
+    p.graph.add_logic(FactorType::kImply, {bin_units[3], p.graph.unit(vars[3], 0)});
+    if (trial % 2) p.graph.add_dense({vars[2], vars[3]});
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    p.extra.resize(p.graph.additional_size());
+    for (double& v : p.extra) v = 1.5 * normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
+  for (int trial = 0; trial < 40; ++trial) {
+    Problem p;
+    std::vector<int> vars, units, states;
+    for (int i = 0; i < 4; ++i) {
+      const int k = 2 + static_cast<int>(rng() % 2);
+      vars.push_back(p.graph.add_multi_variable(k));
+      states.push_back(k);
+      for (int t = 0; t < k; ++t) units.push_back(p.graph.unit(vars.back(), t));
+    }
+    p.graph.add_sequence(units, states);
+    if (trial % 2) p.graph.add_dense({vars[0], vars[3]});
+    p.graph.add_logic(FactorType::kAtMostOne, {p.graph.unit(vars[1], 0), p.graph.unit(vars[2], 0)});
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    p.extra.resize(p.graph.additional_size());
+    for (double& v : p.extra) v = 1.5 * normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
+}
+
+void test_random_graphs() {
+  const std::vector<FactorType> all = {FactorType::kDense, FactorType::kXor,   FactorType::kAtMostOne,
+                                       FactorType::kOr,    FactorType::kXorOut, FactorType::kOrOut,
+                                       FactorType::kAndOut, FactorType::kImply, FactorType::kBudget,
+                                       FactorType::kKnapsack, FactorType::kPair};
+  std::mt19937 rng(3);
+  int certified = 0, infeasible = 0, total = 0;
+  // Each factor type alone (with dense factors for coupling), then mixtures.
+  for (FactorType type : all) {
+    for (int trial = 0; trial < 25; ++trial) {
+      Problem p = random_problem(rng, {type, FactorType::kDense}, 3, 1.0);
+      check_against_exhaustive(p, certified, infeasible);
+      ++total;
+    }
+  }
+  for (int trial = 0; trial < 150; ++trial) {
+    Problem p = random_problem(rng, all, 2 + trial % 5, trial % 2 ? 0.3 : 2.0);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
+  test_structured_graphs(certified, infeasible, total);
+  std::printf("random general graphs: %d, AD3 certified %d, infeasible %d\n", total, certified, infeasible);
+  CHECK(certified > total / 3);
+}
+
+void test_simple_cases() {
+  // The reference package's dense one-of-K example: the one-hot constraint is enforced.
+  ad3::FactorGraph g;
+  const int a = g.add_multi_variable(3), b = g.add_multi_variable(3);
+  g.add_dense({a, b});
+  std::vector<double> units = {-100, -100, -100, 1, 1, 1};
+  std::vector<double> table(9, 0.0);
+  table[0] = 1;
+  table[1 * 3 + 2] = 10;
+  for (auto solve : {0, 1, 2}) {
+    const ad3::FactorSolution s = solve == 0   ? ad3::solve_ad3(g, units, table)
+                                  : solve == 1 ? ad3::solve_exact(g, units, table)
+                                               : ad3::solve_exhaustive(g, units, table);
+    CHECK(s.status == ad3::Status::kOptimal);
+    CHECK(s.labels == std::vector<int>({1, 2}));
+    CHECK(s.posteriors == std::vector<double>({0, 1, 0, 0, 0, 1}));
+    CHECK_CLOSE(s.score, -100 + 1 + 10, 0, 1e-12);
+    CHECK(s.additional_posteriors[5] == 1.0);
+  }
+  // Infeasible: x and not x.
+  ad3::FactorGraph h;
+  const int x = h.add_binary_variable();
+  h.add_logic(FactorType::kOr, {h.unit(x)});
+  h.add_logic(FactorType::kOr, {h.unit(x)}, {1});
+  const ad3::FactorSolution e = ad3::solve_exact(h, {0.5}, {});
+  CHECK(e.status == ad3::Status::kInfeasible);
+  CHECK(ad3::solve_exhaustive(h, {0.5}, {}).status == ad3::Status::kInfeasible);
+  // A free binary variable and an empty graph.
+  ad3::FactorGraph free_graph;
+  free_graph.add_binary_variable();
+  free_graph.add_binary_variable();
+  const ad3::FactorSolution f = ad3::solve_ad3(free_graph, {1.5, -2.0}, {});
+  CHECK(f.status == ad3::Status::kOptimal && f.labels == std::vector<int>({1, 0}) && f.score == 1.5);
+  ad3::FactorGraph empty;
+  CHECK(ad3::solve_exact(empty, {}, {}).status == ad3::Status::kOptimal);
+  // The knapsack example of the reference: relaxation fractional, exact search certifies.
+  ad3::FactorGraph k;
+  std::vector<int> us;
+  for (int i = 0; i < 5; ++i) us.push_back(k.unit(k.add_binary_variable()));
+  k.add_knapsack(us, {3, 5, 5, 5, 2}, 5.0);
+  const ad3::FactorSolution ks = ad3::solve_exact(k, {100, 1, 100, 1, 100}, {});
+  CHECK(ks.status == ad3::Status::kOptimal);
+  CHECK(ks.labels == std::vector<int>({1, 0, 0, 0, 1}));
+  // A node limit stops the search with a valid bound.
+  ad3::ExactOptions few;
+  few.max_nodes = 1;
+  const ad3::FactorSolution stopped = ad3::solve_exact(k, {100, 1, 100, 1, 100}, {}, few);
+  CHECK(stopped.status == ad3::Status::kIterationLimit || stopped.status == ad3::Status::kOptimal);
+  CHECK(stopped.bound >= 200 - 1e-9);
+}
+
+template <typename F>
+bool throws_naming(F&& f, const std::string& name);
+
+// Batches: each result equals the single solve, whatever the number of threads; shared or
+// per-problem factor scores; a cancel throws Cancelled; bad scores name the problem.
+void test_batches() {
+  std::mt19937 rng(31);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Problem p = random_problem(rng, {FactorType::kDense, FactorType::kXor, FactorType::kBudget, FactorType::kPair}, 5, 2.0);
+  while (p.graph.additional_size() == 0) {
+    p = random_problem(rng, {FactorType::kDense, FactorType::kPair}, 5, 2.0);
+  }
+  const std::size_t batch = 23, u = p.graph.num_units(), f = p.graph.additional_size();
+  std::vector<double> units(batch * u), extra(batch * f);
+  for (double& v : units) v = normal(rng);
+  for (double& v : extra) v = 2.0 * normal(rng);
+  for (ad3::Method method : {ad3::Method::kAd3, ad3::Method::kExact, ad3::Method::kExhaustive}) {
+    for (bool shared : {false, true}) {
+      ad3::FactorBatchScores scores{batch, units.data(), units.size(), extra.data(), shared ? f : batch * f};
+      const auto one = ad3::solve_batch(p.graph, method, scores, {}, {}, 1);
+      const auto three = ad3::solve_batch(p.graph, method, scores, {}, {}, 3);
+      CHECK(one.size() == batch && three.size() == batch);
+      for (std::size_t b = 0; b < batch; ++b) {
+        const std::vector<double> us(units.begin() + b * u, units.begin() + (b + 1) * u);
+        const std::vector<double> fs(extra.begin() + (shared ? 0 : b * f), extra.begin() + (shared ? f : (b + 1) * f));
+        const ad3::FactorSolution alone = method == ad3::Method::kAd3   ? ad3::solve_ad3(p.graph, us, fs)
+                                          : method == ad3::Method::kExact ? ad3::solve_exact(p.graph, us, fs)
+                                                                          : ad3::solve_exhaustive(p.graph, us, fs);
+        for (const auto* r : {&one[b], &three[b]}) {
+          CHECK(r->labels == alone.labels);
+          CHECK(r->status == alone.status);
+          CHECK(r->score == alone.score || (std::isinf(r->score) && std::isinf(alone.score)));
+          CHECK(r->bound == alone.bound || (std::isinf(r->bound) && std::isinf(alone.bound)));
+          CHECK(r->posteriors == alone.posteriors);
+          CHECK(r->iterations == alone.iterations);
+        }
+      }
+    }
+  }
+  std::atomic<bool> cancel{true};
+  ad3::Interrupt interrupt;
+  interrupt.cancel = &cancel;
+  ad3::FactorBatchScores scores{batch, units.data(), units.size(), extra.data(), batch * f};
+  bool thrown = false;
+  try {
+    ad3::solve_batch(p.graph, ad3::Method::kExact, scores, {}, {}, 2, interrupt);
+  } catch (const ad3::Cancelled&) {
+    thrown = true;
+  }
+  CHECK(thrown);
+  units[5 * u] = std::nan("");
+  CHECK(throws_naming([&] { ad3::solve_batch(p.graph, ad3::Method::kAd3, scores); }, "problem 5"));
+  CHECK(throws_naming([&] {
+    ad3::solve_batch(p.graph, ad3::Method::kAd3, {batch, units.data(), units.size() - 1, extra.data(), f});
+  }, "unit_scores"));
+}
+
+template <typename F>
+bool throws_naming(F&& f, const std::string& name) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return std::string(e.what()).find(name) != std::string::npos;
+  }
+  return false;
+}
+
+void test_errors() {
+  ad3::FactorGraph g;
+  const int a = g.add_binary_variable(), b = g.add_multi_variable(3);
+  CHECK(throws_naming([&] { g.add_multi_variable(0); }, "num_states"));
+  CHECK(throws_naming([&] { g.add_logic(FactorType::kXor, {0, 0}); }, "units"));
+  CHECK(throws_naming([&] { g.add_logic(FactorType::kXor, {0, 9}); }, "units"));
+  CHECK(throws_naming([&] { g.add_logic(FactorType::kAndOut, {0}); }, "units"));
+  CHECK(throws_naming([&] { g.add_logic(FactorType::kBudget, {0, 1}); }, "type"));
+  CHECK(throws_naming([&] { g.add_logic(FactorType::kOr, {0, 1}, {1}); }, "negated"));
+  CHECK(throws_naming([&] { g.add_budget({0, 1}, -1); }, "budget"));
+  CHECK(throws_naming([&] { g.add_knapsack({0, 1}, {1.0}, 1.0); }, "costs"));
+  CHECK(throws_naming([&] { g.add_knapsack({0, 1}, {1.0, -1.0}, 1.0); }, "costs"));
+  CHECK(throws_naming([&] { g.add_dense({a}); }, "variables"));
+  CHECK(throws_naming([&] { g.add_dense({b, b}); }, "variables"));
+  CHECK(throws_naming([&] { g.unit(b, 3); }, "state"));
+  CHECK(throws_naming([&] { g.add_sequence({1, 2, 3}, {2, 2}); }, "units"));
+  CHECK(throws_naming([&] { g.add_sequence({1, 2, 3}, {3, 0}); }, "num_states"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}}); }, "arcs"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {0, 1}}); }, "arcs"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {1, 0}}); }, "arcs"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {3, 2}}); }, "arcs"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {2, 1}}); }, "reached"));
+  CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}}); }, "siblings"));
+  CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {0, 0}); }, "parents"));
+  CHECK(throws_naming([&] { g.add_binary_tree({0, 1, 2}, {-1, 2, 1}); }, "parents"));
+  CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {-1, 0, 0}); }, "units"));
+  CHECK(throws_naming([&] { g.add_general_tree({1, 2, 3}, {-1, 0}, {2, 2}); }, "units"));
+  CHECK(throws_naming([&] { g.add_general_tree({1, 2, 3}, {-1, 0}, {3}); }, "num_states"));
+  CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}, {0, 2}}); }, "siblings"));
+  CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}, {2, 1}}); }, "siblings"));
+  g.add_dense({b});
+  CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0}, std::vector<double>(3)); }, "unit_scores"));
+  CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0, 0}, std::vector<double>(2)); }, "factor_scores"));
+  CHECK(throws_naming([&] { ad3::solve_exact(g, {0, 0, std::nan(""), 0}, std::vector<double>(3)); }, "unit_scores"));
+  CHECK(throws_naming([&] { ad3::score_labelling(g, {0, 0, 0, 0}, std::vector<double>(3), {0, 3}); }, "labels"));
+}
+
+}  // namespace
+
+int main() {
+  test_logic_factors();
+  test_active_set_factors();
+  test_structured_factors();
+  test_simple_cases();
+  test_random_graphs();
+  test_errors();
+  test_batches();
+  return TEST_MAIN_RETURN();
+}

@@ -1,0 +1,476 @@
+"""ccnn_ext.ad3: the reference AD3 package's Python API (ad3 2.2.1), used the way its own tests
+and users call it."""
+import itertools
+
+import numpy as np
+import pytest
+
+from ccnn_ext.ad3 import PFactorGraph, general_graph, simple_grid
+from ccnn_ext.ad3 import factor_graph as fg
+
+
+def brute_force(unaries, factors):
+    """max over binary labellings of sum unaries + sum of allowed factors; factors are callables
+    returning a score or None (forbidden)."""
+    best = -np.inf
+    for y in itertools.product((0, 1), repeat=len(unaries)):
+        total = float(np.dot(unaries, y))
+        for f in factors:
+            s = f(y)
+            if s is None:
+                break
+            total += s
+        else:
+            best = max(best, total)
+    return best
+
+
+def test_variables_and_degrees():
+    g = fg.PFactorGraph()
+    a, b = g.create_binary_variable(), g.create_binary_variable()
+    assert a.get_degree() == b.get_degree() == 0
+    a.set_log_potential(0.25)
+    assert a.get_log_potential() == 0.25
+    g.create_factor_pair([a, b], 3.0)
+    g.create_factor_pair([a, b], -1.0)
+    assert a.get_degree() == b.get_degree() == 2
+    m = g.create_multi_variable(4)
+    assert len(m) == 4
+    m.set_log_potentials(np.array([0.0, 1.0, 2.0, 3.0]))
+    m[2] = 7.5
+    assert m[2] == 7.5 and m.get_state(2).get_log_potential() == 7.5
+    assert m.get_state(3).get_id() == 5  # units in creation order: a, b, then m's four states
+    for bad in (lambda: m.get_state(4), lambda: m[4], lambda: m.__setitem__(9, 1.0)):
+        with pytest.raises(IndexError):
+            bad()
+    other = g.create_multi_variable(2)
+    g.create_factor_dense([m, other], np.zeros(8))
+    assert all(m.get_state(i).get_degree() == 1 for i in range(4))
+
+
+def test_argument_errors_follow_the_reference():
+    g = fg.PFactorGraph()
+    a, b = g.create_binary_variable(), g.create_binary_variable()
+    with pytest.raises(TypeError):
+        g.create_factor_pair([a, b], None)
+    with pytest.raises(TypeError):
+        g.create_factor_pair(None, 1.0)
+    with pytest.raises(TypeError):
+        g.create_factor_pair([a, -1], 1.0)
+    with pytest.raises(AttributeError):
+        g.create_factor_pair([a, None], 1.0)
+    with pytest.raises(ValueError):
+        g.create_factor_pair([a, b, a], 1.0)
+    with pytest.raises(NotImplementedError, match="(?i)unknown"):
+        g.create_factor_logic("NAND", [a, b])
+    with pytest.raises(ValueError):
+        g.create_factor_logic("OR", [a, b], negated=[True])
+    with pytest.raises(TypeError):
+        g.create_factor_logic("OR", [a, b], negated=42)
+    with pytest.raises(ValueError):
+        g.create_factor_knapsack([a, b], costs=[1.0], budget=1)
+    with pytest.raises(TypeError):
+        g.create_factor_knapsack([a, b], costs=None, budget=1)
+    m, n = g.create_multi_variable(2), g.create_multi_variable(3)
+    with pytest.raises(ValueError):
+        g.create_factor_dense([m, n], np.zeros(5))
+    with pytest.raises(TypeError):
+        g.create_factor_dense([m, n], None)
+    with pytest.raises(TypeError):
+        g.create_factor_dense([m, -1], np.zeros(6))
+
+
+def test_dense_factors_keep_variables_one_hot():
+    g = PFactorGraph()
+    a, b = g.create_multi_variable(3), g.create_multi_variable(3)
+    a.set_log_potentials(np.full(3, -50.0))
+    b.set_log_potentials(np.full(3, 2.0))
+    table = np.zeros((3, 3))
+    table[2, 0] = 4.0
+    g.create_factor_dense([a, b], table.ravel())
+    value, posteriors, additional, status = g.solve()
+    assert status == "integral"
+    np.testing.assert_array_equal(posteriors, [0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(additional, np.eye(9)[6])
+    assert value == pytest.approx(-50 + 2 + 4)
+
+
+@pytest.mark.parametrize("kind", ["XOR", "OR", "XOROUT", "ATMOSTONE", "OROUT", "ANDOUT", "IMPLY"])
+def test_each_logic_factor_against_brute_force(kind):
+    rules = {
+        "XOR": lambda y: sum(y) == 1,
+        "OR": lambda y: sum(y) >= 1,
+        "ATMOSTONE": lambda y: sum(y) <= 1,
+        "XOROUT": lambda y: y[-1] == sum(y[:-1]) % 2,
+        "OROUT": lambda y: y[-1] == int(any(y[:-1])),
+        "ANDOUT": lambda y: y[-1] == int(all(y[:-1])),
+        "IMPLY": lambda y: not all(y[:-1]) or y[-1] == 1,
+    }
+    rng = np.random.RandomState(1)
+    for trial in range(20):
+        n = 2 + trial % 3
+        g = PFactorGraph()
+        variables = [g.create_binary_variable() for _ in range(n)]
+        unaries = rng.randn(n)
+        for v, u in zip(variables, unaries):
+            v.set_log_potential(u)
+        negated = [bool(x) for x in rng.randint(0, 2, size=n)] if trial % 2 else None
+        g.create_factor_logic(kind, variables, negated)
+        flips = negated or [False] * n
+        rule = rules[kind]
+        optimum = brute_force(unaries, [lambda y: 0.0 if rule([1 - x if f else x for x, f in zip(y, flips)]) else None])
+        value, posteriors, _, status = g.solve(branch_and_bound=True)
+        assert status == "integral"
+        assert value == pytest.approx(optimum, abs=1e-9)
+        assert float(np.dot(unaries, posteriors)) == pytest.approx(optimum, abs=1e-9)
+
+
+def test_logic_factor_with_zero_scores_is_feasible():
+    for kind in ("XOR", "OR", "XOROUT", "ATMOSTONE", "OROUT", "ANDOUT", "IMPLY"):
+        g = fg.PFactorGraph()
+        g.create_factor_logic(kind, [g.create_binary_variable() for _ in range(3)])
+        value, _, _, _ = g.solve()
+        assert value == 0
+
+
+def test_negation_identity():
+    # AND(not a, not b) == not OR(a, b)
+    rng = np.random.RandomState(3)
+    for _ in range(10):
+        potentials = rng.randn(3)
+        results = []
+        for kind, negated in (("ANDOUT", [True, True, False]), ("OROUT", [False, False, True])):
+            g = fg.PFactorGraph()
+            variables = [g.create_binary_variable() for _ in range(3)]
+            for v, p in zip(variables, potentials):
+                v.set_log_potential(p)
+            g.create_factor_logic(kind, variables, negated)
+            value, (_, _, out), _, _ = g.solve()
+            results.append((value, out))
+        assert results[0] == results[1]
+
+
+def test_imply_on_states_of_multi_variables():
+    g = fg.PFactorGraph()
+    a, b = g.create_multi_variable(3), g.create_multi_variable(3)
+    a.set_log_potential(0, 1.0)
+    b.set_log_potential(1, 10.0)
+    b.set_log_potential(2, 9.5)
+    free_value, marginals, _, _ = g.solve()
+    assert list(np.array(marginals).reshape(2, 3).argmax(axis=1)) == [0, 1]
+    g.create_factor_logic("IMPLY", [a.get_state(0), b.get_state(1)], [False, True])  # a=0 -> b!=1
+    g.fix_multi_variables_without_factors()  # accepted, changes nothing
+    value, marginals, _, _ = g.solve()
+    assert list(np.array(marginals).reshape(2, 3).argmax(axis=1)) == [0, 2]
+    assert value == pytest.approx(10.5) and free_value == pytest.approx(11.0)
+
+
+def test_budget_and_knapsack():
+    potentials = [100, 1, 100, 1, 100]
+    g = fg.PFactorGraph()
+    variables = [g.create_binary_variable() for _ in potentials]
+    for v, p in zip(variables, potentials):
+        v.set_log_potential(p)
+    g.create_factor_budget(variables, budget=3)
+    _, assign, _, status = g.solve()
+    np.testing.assert_array_almost_equal(assign, [1, 0, 1, 0, 1])
+    g = fg.PFactorGraph()
+    variables = [g.create_binary_variable() for _ in potentials]
+    for v, p in zip(variables, potentials):
+        v.set_log_potential(p)
+    g.create_factor_knapsack(variables, [3, 5, 5, 5, 2], 5)
+    value, assign, _, status = g.solve(branch_and_bound=True)
+    assert status == "integral" and value == 200
+    np.testing.assert_array_equal(assign, [1, 0, 0, 0, 1])
+
+
+def test_solve_statuses():
+    rng = np.random.RandomState(0)
+    g = fg.PFactorGraph()
+    a, b, c = (g.create_multi_variable(3) for _ in range(3))
+    for v in (a, b, c):
+        v.set_log_potentials(rng.randn(3))
+    for pair in ((a, b), (a, c), (b, c)):
+        g.create_factor_dense(list(pair), rng.randn(9))
+    value, _, _, status = g.solve()
+    assert status == "integral"
+    value_stopped, _, _, status_stopped = g.solve(max_iter=1)
+    assert status_stopped == "unsolved" and value_stopped <= value + 1e-12
+    value_loose, _, _, status_loose = g.solve(tol=0.3)
+    assert status_loose == "fractional" and value_loose > value
+    value_bb, _, _, status_bb = g.solve(tol=0.3, branch_and_bound=True)
+    assert status_bb == "integral" and value_bb == pytest.approx(value, abs=1e-9)
+    assert len(g.get_global_primal_variables()) == 9
+    assert len(g.get_dual_variables()) == len(g.get_local_primal_variables()) == 3 * 6
+
+
+def test_infeasible_status():
+    g = fg.PFactorGraph()
+    a, b = g.create_binary_variable(), g.create_binary_variable()
+    g.create_factor_logic("XOR", [a, b])  # exactly one of a, b
+    g.create_factor_logic("OR", [a])      # a
+    g.create_factor_logic("OR", [b])      # and b
+    _, _, _, status = g.solve(branch_and_bound=True)
+    assert status == "infeasible"
+
+
+def test_primal_dual_state_sizes():
+    g = fg.PFactorGraph()
+    g.solve()
+    assert g.get_dual_variables() == [] and g.get_global_primal_variables() == []
+    a, b = g.create_binary_variable(), g.create_binary_variable()
+    b.set_log_potential(1)
+    g.create_factor_pair([a, b], -2)
+    g.create_factor_pair([a, b], -10)
+    g.solve()
+    assert len(g.get_dual_variables()) == 4
+    assert len(g.get_local_primal_variables()) == 4
+    assert len(g.get_global_primal_variables()) == 2
+
+
+def test_general_graph_simple_and_typed():
+    unaries = np.array([[10, 11, 0], [1000, 1100, 1200]], dtype=np.float64)
+    edges = np.array([[0, 1]])
+    weights = np.array([[[.00, .01, .02], [.10, .11, .12], [0, 0, 0]]])
+    for exact in (False, True):
+        marginals, edge_marginals, value, status = general_graph(unaries, edges, weights, exact=exact)
+        assert status == "integral"
+        np.testing.assert_array_equal(marginals, [[0, 1, 0], [0, 0, 1]])
+        np.testing.assert_array_equal(edge_marginals, [[0, 0, 0, 0, 0, 1, 0, 0, 0]])
+        assert value == pytest.approx(11 + 1200 + .12)
+    empty = np.zeros((0, 0))
+    marginals, edge_marginals, value, status = general_graph(
+        [np.array([[10, 11]]), np.array([[1000, 1100, 1200]])],
+        [empty, np.array([[0, 0]]), empty, empty],
+        [empty, np.array([[[.00, .01, .02], [.10, .11, .12]]]), empty, empty])
+    np.testing.assert_array_almost_equal(marginals[0], [[0, 1]])
+    np.testing.assert_array_almost_equal(marginals[1], [[0, 0, 1]])
+    assert [e.shape for e in edge_marginals] == [(0, 4), (1, 6), (0, 6), (0, 9)]
+    np.testing.assert_array_almost_equal(edge_marginals[1].reshape(2, 3), [[0, 0, 0], [0, 0, 1]])
+
+
+def test_simple_grid_matches_brute_force():
+    rng = np.random.RandomState(5)
+    unaries = rng.randn(2, 3, 2)
+    pairwise = np.array([[1.0, 0.0], [0.0, 1.0]])  # attractive: the relaxation is tight
+    marginals, edge_marginals, value, status = simple_grid(unaries, pairwise)
+    assert status == "integral"
+    assert marginals.shape == (2, 3, 2) and edge_marginals.shape == (7, 4)
+    labels = marginals.argmax(axis=2)
+
+    def score(y):
+        total = sum(unaries[i, j, y[i, j]] for i in range(2) for j in range(3))
+        total += sum(pairwise[y[i, j - 1], y[i, j]] for i in range(2) for j in range(1, 3))
+        total += sum(pairwise[y[i - 1, j], y[i, j]] for i in range(1, 2) for j in range(3))
+        return total
+
+    best = max(score(np.array(y).reshape(2, 3)) for y in itertools.product((0, 1), repeat=6))
+    assert score(labels) == pytest.approx(best) and value == pytest.approx(best)
+
+
+def test_not_implemented_parts_say_so():
+    g = fg.PFactorGraph()
+    with pytest.raises(TypeError):
+        g.declare_factor(None, [])
+    with pytest.raises(NotImplementedError):
+        g.declare_factor(fg.PFactor(), [])
+    with pytest.raises(NotImplementedError):
+        g.solve_lp_map_psdd()
+
+
+def test_extension_factors_sequence_and_tree():
+    from ccnn_ext.ad3.extensions import PFactorSequence, PFactorTree
+
+    rng = np.random.RandomState(4)
+    states = [2, 3, 2]
+    g = PFactorGraph()
+    variables = [g.create_multi_variable(k) for k in states]
+    for v in variables:
+        v.set_log_potentials(rng.randn(len(v)))
+    sequence = PFactorSequence()
+    g.declare_factor(sequence, [v.get_state(i) for v in variables for i in range(len(v))])
+    sequence.initialize(states)
+    transitions = rng.randn(2 + 2 * 3 + 3 * 2 + 2)
+    sequence.set_additional_log_potentials(transitions)
+    assert sequence.get_degree() == 7
+    value, posteriors, additional, status = g.solve(branch_and_bound=True)
+    assert status == "integral" and len(additional) == len(transitions)
+    labels = np.split(np.array(posteriors), np.cumsum(states)[:-1])
+    y = [int(np.argmax(p)) for p in labels]
+
+    def score(y):
+        total = sum(v.get_log_potential(s) for v, s in zip(variables, y))
+        total += transitions[y[0]] + transitions[2 + y[0] * 3 + y[1]] + transitions[8 + y[1] * 2 + y[2]]
+        return total + transitions[14 + y[2]]
+
+    assert value == pytest.approx(max(score(z) for z in itertools.product(range(2), range(3), range(2))))
+    assert value == pytest.approx(score(y))
+    with pytest.raises(ValueError):
+        g.declare_factor(sequence, [variables[0].get_state(0)])  # already declared
+
+    n = 5
+    arcs = [(h, m) for m in range(1, n) for h in range(n) if h != m]
+    g = PFactorGraph()
+    arc_vars = [g.create_binary_variable() for _ in arcs]
+    for var, p in zip(arc_vars, rng.uniform(-1, 1, size=len(arcs))):
+        var.set_log_potential(p)
+    tree = PFactorTree()
+    g.declare_factor(tree, arc_vars)
+    with pytest.raises(TypeError):
+        tree.initialize(n, None)
+    with pytest.raises(ValueError):
+        tree.initialize(n, arcs[:3])
+    tree.initialize(n, arcs)
+    value, posteriors, _, status = g.solve()
+    chosen = [a for a, p in zip(arcs, posteriors) if p > 0.5]
+    assert status == "integral" and sorted(m for _, m in chosen) == list(range(1, n))
+
+
+def test_general_constrained_graph_against_brute_force():
+    from ccnn_ext.ad3 import general_constrained_graph
+
+    rng = np.random.RandomState(6)
+    n, n_states = 4, 3
+    edges = np.array([[0, 1], [1, 2], [2, 3], [0, 3]])
+    for trial in range(8):
+        unaries = rng.randn(n, n_states)
+        weights = rng.randn(len(edges), n_states, n_states)
+        constraints = [("ATMOSTONE", [0, 1, 2], 0, False),           # one state, one flag for all
+                       ("IMPLY", [0, 3], [1, 2], [False, True])]       # node 0 in 1 -> node 3 not in 2
+        rules = [lambda y: sum(int(y[i] == 0) for i in (0, 1, 2)) <= 1,
+                 lambda y: y[0] != 1 or y[3] != 2]
+        marginals, edge_marginals, value, status = general_constrained_graph(
+            unaries, edges, weights, constraints, exact=True)
+        assert status == "integral"
+        assert marginals.shape == (n, n_states) and edge_marginals.shape == weights.shape
+
+        def score(y):
+            return sum(unaries[i, y[i]] for i in range(n)) + sum(w[y[a], y[b]] for (a, b), w in zip(edges, weights))
+
+        feasible = [y for y in itertools.product(range(n_states), repeat=n) if all(r(y) for r in rules)]
+        best = max(score(y) for y in feasible)
+        assert value == pytest.approx(best, abs=1e-9)
+        assert score(marginals.argmax(axis=1)) == pytest.approx(best, abs=1e-9)
+    # typed form: the last literal may be of type 0 (the reference ignores it there)
+    unaries = [np.array([[0.0, 1.0]]), np.array([[0.0, 0.0, 5.0]])]
+    empty = np.zeros((0, 0))
+    constraint = ("IMPLY", [[], [0]], [[], [2]], [[], False], (0, 0, 0, False))  # node1=2 -> node0=0
+    marginals, _, value, status = general_constrained_graph(unaries, [empty] * 4, [empty] * 4, [constraint],
+                                                            exact=True)
+    assert status == "integral" and value == pytest.approx(5.0)
+    np.testing.assert_array_equal(marginals[0], [[1, 0]])
+    with pytest.raises(ValueError):
+        general_constrained_graph(unaries, [empty] * 4, [empty] * 4, [("OR", [[0], []], [[2], []], [False, []])])
+
+
+def test_second_order_parser_with_head_automata():
+    """A tree factor with head automata (the reference's parsing example), against brute force."""
+    from ccnn_ext.ad3.extensions import PFactorHeadAutomaton, PFactorTree
+
+    rng = np.random.RandomState(2)
+    n = 4
+    arcs = [(h, m) for m in range(1, n) for h in range(n) if h != m]
+    for trial in range(5):
+        g = PFactorGraph()
+        arc_vars = {a: g.create_binary_variable() for a in arcs}
+        arc_scores = {a: rng.randn() for a in arcs}
+        for a, v in arc_vars.items():
+            v.set_log_potential(arc_scores[a])
+        tree = PFactorTree()
+        g.declare_factor(tree, [arc_vars[a] for a in arcs])
+        tree.initialize(n, arcs)
+        sibling_scores = {}
+        for h in range(n):
+            for side in (+1, -1):
+                modifiers = [m for m in (range(h + 1, n) if side > 0 else range(h - 1, 0, -1))]
+                if not modifiers:
+                    continue
+                length = len(modifiers) + 1
+                triples = []
+                for s_dist in range(1, length + 1):
+                    for m_dist in range(s_dist):
+                        triples.append((h, h + side * m_dist, h + side * s_dist))
+                automaton = PFactorHeadAutomaton()
+                g.declare_factor(automaton, [arc_vars[(h, m)] for m in modifiers])
+                automaton.initialize(length, triples)
+                scores = rng.randn(len(triples))
+                automaton.set_additional_log_potentials(list(scores))
+                sibling_scores.update(dict(zip(triples, scores)))
+        value, posteriors, _, status = g.solve(branch_and_bound=True)
+        assert status == "integral"
+
+        def score(heads):
+            total = sum(arc_scores[(heads[m], m)] for m in range(1, n))
+            for h in range(n):
+                for side in (+1, -1):
+                    span = range(h + 1, n) if side > 0 else range(h - 1, 0, -1)
+                    if not list(span):
+                        continue
+                    previous = h
+                    for m in span:
+                        if heads.get(m) == h:
+                            total += sibling_scores[(h, previous, m)]
+                            previous = m
+                    total += sibling_scores[(h, previous, h + side * (len(list(span)) + 1))]
+            return total
+
+        best = -np.inf
+        for choice in itertools.product(range(n), repeat=n - 1):
+            heads = dict(zip(range(1, n), choice))
+            if any(heads[m] == m for m in heads):
+                continue
+            ok = True
+            for m in heads:  # reaches the root without a cycle
+                v, steps = m, 0
+                while v != 0 and steps <= n:
+                    v, steps = heads[v], steps + 1
+                ok = ok and v == 0
+            if ok:
+                best = max(best, score(heads))
+        assert value == pytest.approx(best, abs=1e-9)
+
+
+def test_tree_chain_extensions():
+    from ccnn_ext.ad3.extensions import PFactorBinaryTree, PFactorGeneralTree
+
+    rng = np.random.RandomState(9)
+    parents = [-1, 0, 0, 2]
+    states = [2, 3, 2, 2]
+    g = PFactorGraph()
+    variables = [g.create_multi_variable(k) for k in states]
+    for v in variables:
+        v.set_log_potentials(rng.randn(len(v)))
+    tree = PFactorGeneralTree()
+    g.declare_factor(tree, [v.get_state(k) for v in variables for k in range(len(v))])
+    tree.initialize(parents, states)
+    edges = [(p, i) for i, p in enumerate(parents) if i > 0]
+    tables = [rng.randn(states[p], states[i]) for p, i in edges]
+    tree.set_additional_log_potentials(list(np.concatenate([t.ravel() for t in tables])))
+    value, posteriors, additional, status = g.solve()
+    assert status == "integral" and len(additional) == sum(t.size for t in tables)
+
+    def score(y):
+        return sum(v.get_log_potential(s) for v, s in zip(variables, y)) + sum(
+            t[y[p], y[i]] for (p, i), t in zip(edges, tables))
+
+    assert value == pytest.approx(max(score(y) for y in itertools.product(*[range(k) for k in states])))
+
+    g = PFactorGraph()
+    nodes = [g.create_binary_variable() for _ in parents]
+    for v in nodes:
+        v.set_log_potential(rng.randn())
+    binary = PFactorBinaryTree()
+    g.declare_factor(binary, nodes)
+    binary.initialize(parents)
+    tables = rng.randn(3, 2, 2)
+    binary.set_additional_log_potentials(list(tables.ravel()))
+    value, posteriors, _, status = g.solve(branch_and_bound=True)
+
+    def binary_score(y):
+        return sum(v.get_log_potential() * s for v, s in zip(nodes, y)) + sum(
+            t[y[p], y[i]] for (p, i), t in zip(edges, tables))
+
+    assert status == "integral"
+    assert value == pytest.approx(max(binary_score(y) for y in itertools.product((0, 1), repeat=4)))
+    with pytest.raises(ValueError):
+        PFactorBinaryTree().initialize([0, 0])
