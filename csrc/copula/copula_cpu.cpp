@@ -89,7 +89,11 @@ void check_pairwise_data(const at::Tensor& z, const at::Tensor& theta, const at:
   raise_data_errors(first, n);
 }
 
-int64_t samples_per_task(int64_t edges) { return std::max<int64_t>(1, 512 / std::max<int64_t>(edges, 1)); }
+// Tasks of at::parallel_for are sized to tens of microseconds or more: smaller ones cost more in
+// thread wake-ups than they save (a training step's batch of 32 runs on the calling thread).
+int64_t samples_per_task(int64_t pairs_per_sample) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(pairs_per_sample, 1));
+}
 
 // ---- frank_copula -----------------------------------------------------------------------------
 
@@ -148,7 +152,7 @@ void for_each_float_level_block(const at::Tensor& z, int64_t L, Link link, bool 
                                 Body body) {
   const int64_t rows = z.size(0) * z.size(1);
   const float* pz = z.data_ptr<float>();
-  at::parallel_for(0, rows, std::max<int64_t>(1, 256 / L), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 8192 / L), [&](int64_t begin, int64_t end) {
     const int64_t count = (end - begin) * L;
     std::vector<int64_t> row_of(count);
     std::vector<int> level_of_row(count);
@@ -201,7 +205,7 @@ at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_nam
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob", [&] {
     const scalar_t* pz = z.data_ptr<scalar_t>();
     scalar_t* po = out.data_ptr<scalar_t>();
-    at::parallel_for(0, B * Q, 64, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B * Q, std::max<int64_t>(1, 2048 / L), [&](int64_t begin, int64_t end) {
       std::vector<CutPoint<scalar_t>> cuts(L + 1);
       std::vector<Level<scalar_t>> levels(L);
       for (int64_t row = begin; row < end; ++row) {
@@ -243,7 +247,7 @@ at::Tensor ordinal_logprob_backward_cpu(const at::Tensor& grad_in, const at::Ten
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob_backward", [&] {
     const scalar_t *pz = z.data_ptr<scalar_t>(), *pg = grad.data_ptr<scalar_t>();
     scalar_t* pgz = grad_z.data_ptr<scalar_t>();
-    at::parallel_for(0, B * Q, 64, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B * Q, std::max<int64_t>(1, 2048 / L), [&](int64_t begin, int64_t end) {
       std::vector<CutPoint<scalar_t>> cuts(L + 1);
       std::vector<Level<scalar_t>> levels(L);
       for (int64_t row = begin; row < end; ++row) {
@@ -349,7 +353,7 @@ Fn pick_simd(Fn avx512, Fn avx2, Fn base) {
   return kSimdLevel == SimdLevel::kAvx512 ? avx512 : kSimdLevel == SimdLevel::kAvx2 ? avx2 : base;
 }
 
-using PairLanesFn = void (*)(PairBatch&, int, bool);
+using PairLanesFn = void (*)(PairBatch&, int, int, bool);
 using LevelLanesFn = void (*)(LevelBatch&, int, bool, bool);
 using TableLanesFn = void (*)(TableBatch&, int);
 const PairLanesFn kPairLanes =
@@ -412,9 +416,14 @@ class FloatPairBatcher {
 
   void flush() {
     if (front_ == 0 && back_ == PairBatch::kCapacity) return;
-    const int filler = front_ > 0 ? 0 : back_;  // pad the gap with a real pair
-    for (int k = front_; k < back_; ++k) batch_.copy_inputs(filler, k);
-    kPairLanes(batch_, PairBatch::kCapacity, partials_ != nullptr);
+    // the lanes [0, front) and [back, capacity), in whole groups of 16 (gaps padded with a real pair)
+    const int filler = front_ > 0 ? 0 : back_, front_end = (front_ + 15) / 16 * 16;
+    const int back_begin = std::max(front_end, back_ / 16 * 16);
+    for (int k = front_; k < std::min(front_end, back_); ++k) batch_.copy_inputs(filler, k);
+    for (int k = back_begin; k < back_; ++k) batch_.copy_inputs(filler, k);
+    if (front_end > 0) kPairLanes(batch_, 0, front_end, partials_ != nullptr);
+    if (back_begin < PairBatch::kCapacity)
+      kPairLanes(batch_, back_begin, PairBatch::kCapacity, partials_ != nullptr);
     for (int k = 0; k < PairBatch::kCapacity; ++k)
       if (k < front_ || k >= back_) write(k);
     front_ = 0, back_ = PairBatch::kCapacity;

@@ -486,9 +486,9 @@ CCNN_SIMD void table_cells(TableBatch& b, int first, int L) {
 #define CCNN_SIMD_CONCAT(a, b) CCNN_SIMD_CONCAT2(a, b)
 namespace ccnn {
 namespace copula {
-void CCNN_SIMD_CONCAT(frank_pair_lanes_, CCNN_SIMD_NAMESPACE)(PairBatch& batch, int count,
+void CCNN_SIMD_CONCAT(frank_pair_lanes_, CCNN_SIMD_NAMESPACE)(PairBatch& batch, int begin, int end,
                                                              bool with_grad) {
-  for (int first = 0; first < count; first += CCNN_SIMD_NAMESPACE::kLanes)
+  for (int first = begin; first < end; first += CCNN_SIMD_NAMESPACE::kLanes)
     CCNN_SIMD_NAMESPACE::frank_cells(batch, first, with_grad);
 }
 void CCNN_SIMD_CONCAT(table_lanes_, CCNN_SIMD_NAMESPACE)(TableBatch& batch, int L) {

@@ -68,12 +68,12 @@ struct TableBatch {
   float log_prob[kMaxLevels * kMaxLevels][kLanes];
 };
 
-// frank_cell for pairs [0, count) of the batch and make_level for levels [0, count) (count a
-// multiple of 16), one function per compiled instruction set; copula_cpu.cpp picks the best the
-// processor has.
-void frank_pair_lanes_avx512(PairBatch& batch, int count, bool with_grad);
-void frank_pair_lanes_avx2(PairBatch& batch, int count, bool with_grad);
-void frank_pair_lanes_base(PairBatch& batch, int count, bool with_grad);
+// frank_cell for pairs [begin, end) of the batch and make_level for levels [0, count) (begin, end
+// and count multiples of 16), one function per compiled instruction set; copula_cpu.cpp picks the
+// best the processor has.
+void frank_pair_lanes_avx512(PairBatch& batch, int begin, int end, bool with_grad);
+void frank_pair_lanes_avx2(PairBatch& batch, int begin, int end, bool with_grad);
+void frank_pair_lanes_base(PairBatch& batch, int begin, int end, bool with_grad);
 void level_lanes_avx512(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_avx2(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_base(LevelBatch& batch, int count, bool probit, bool with_weights);
