@@ -490,12 +490,14 @@ class FactorGraph:
         """Exact MAP by enumeration (small graphs only)."""
         return self._solve("exhaustive", return_posteriors=True)
 
-    def add_head_automaton(self, literals, scores, siblings=None) -> int:
+    def add_head_automaton(self, literals, scores, siblings=None, indicator=None) -> int:
         """Adds a head automaton (the sibling part of a second-order dependency parser) for one
         head and one side: literals[p - 1] is the arc to the modifier at distance p = 1..L-1 (any
         subset may be on); scores[k] is added when siblings[k] = (m, s) are consecutive chosen
         positions (m = 0: the head, s = L: the end). siblings default to
-        [(m, s) for s in 1..L for m in 0..s-1]; every pair must appear once. Returns its index."""
+        [(m, s) for s in 1..L for m in 0..s-1]; every pair must appear once. With an
+        `indicator` literal, that literal is true exactly when some position is chosen (the
+        reference's sequence compressor: kept words and bigram scores). Returns its index."""
         if isinstance(literals, (int, np.integer, str)) or literals is None:
             raise TypeError(f"literals: expected a sequence of literals, got {literals!r}")
         length = len(literals) + 1
@@ -506,7 +508,10 @@ class FactorGraph:
         if scores.shape[0] != len(siblings) or len(siblings) != length * (length + 1) // 2:
             raise ValueError(f"scores: expected one score per sibling pair ({length * (length + 1) // 2}), "
                              f"got {scores.shape[0]} scores for {len(siblings)} pairs")
-        index = self._add_literal_factor("headautomaton", literals, None)
+        if indicator is None:
+            index = self._add_literal_factor("headautomaton", literals, None)
+        else:
+            index = self._add_literal_factor("sequencecompressor", list(literals) + [indicator], None)
         self._factors[index] = self._factors[index][:5] + (scores.copy(), [], 0, siblings)
         return index
 
@@ -642,6 +647,8 @@ class FactorGraph:
         minimum = 2 if kind in ("xorout", "orout", "andout", "imply", "pair") else 1
         if kind == "headautomaton":
             minimum = 1
+        elif kind == "sequencecompressor":
+            minimum = 2
         if len(links) < minimum:
             raise ValueError(f"literals: a {kind} factor needs at least {minimum} literals, got {len(links)}")
         if kind == "knapsack" and len(costs) != len(links):

@@ -474,3 +474,37 @@ def test_tree_chain_extensions():
     assert value == pytest.approx(max(binary_score(y) for y in itertools.product((0, 1), repeat=4)))
     with pytest.raises(ValueError):
         PFactorBinaryTree().initialize([0, 0])
+
+
+def test_sequence_compressor_against_brute_force():
+    from ccnn_ext.ad3.extensions import PFactorSequenceCompressor
+
+    rng = np.random.RandomState(10)
+    length = 5  # 4 words and the "something kept" indicator
+    for trial in range(5):
+        g = PFactorGraph()
+        variables = [g.create_binary_variable() for _ in range(length)]
+        scores = rng.randn(length)
+        for v, s in zip(variables, scores):
+            v.set_log_potential(s)
+        factor = PFactorSequenceCompressor()
+        g.declare_factor(factor, variables)
+        pairs = [(m, s) for s in range(1, length + 1) for m in range(s)]
+        factor.initialize(length, [m for m, _ in pairs], [s for _, s in pairs])
+        bigrams = rng.randn(len(pairs))
+        factor.set_additional_log_potentials(list(bigrams))
+        table = dict(zip(pairs, bigrams))
+        value, posteriors, _, status = g.solve(branch_and_bound=True)
+        assert status == "integral"
+
+        def score(kept):
+            total = sum(scores[p - 1] for p in kept) + (scores[-1] if kept else 0.0)
+            previous = 0
+            for p in list(kept) + [length]:
+                total += table[(previous, p)]
+                previous = p
+            return total
+
+        best = max(score([p for p in range(1, length) if mask >> (p - 1) & 1]) for mask in range(16))
+        assert value == pytest.approx(best, abs=1e-9)
+        assert posteriors[-1] == float(any(posteriors[:-1]))

@@ -513,3 +513,17 @@ def test_tree_chain_equals_dense_edges(binary):
         assert x.additional_posteriors[index].sum() == pytest.approx(n - 1)
         r = chain.solve_ad3()
         assert r.bound >= x.score - 1e-6
+
+
+def test_head_automaton_with_indicator_is_a_sequence_compressor():
+    rng = np.random.default_rng(16)
+    g = FactorGraph()
+    words = [g.add_binary_variable(s) for s in rng.normal(size=3)]
+    kept = g.add_binary_variable(-0.5)
+    siblings = [(m, s) for s in range(1, 5) for m in range(s)]
+    g.add_head_automaton(words, rng.normal(size=len(siblings)), indicator=kept)
+    best = max(g.score(list(y) + [int(any(y))]) for y in itertools.product((0, 1), repeat=3))
+    for solution in (g.solve_exact(), g.solve_exhaustive()):
+        assert solution.score == pytest.approx(best, abs=1e-9)
+        assert solution.labels[kept] == int(any(solution.labels[:3]))
+    assert g.score([1, 0, 0, 0]) == -np.inf  # a word kept, the indicator off

@@ -15,8 +15,8 @@ Implemented: ``PFactorGraph`` with ``create_binary_variable``, ``create_multi_va
 with ``get/set_log_potential(s)``, ``get_degree``, ``get_id``, ``get_state``, item access;
 ``simple_grid``, ``general_graph`` and ``general_constrained_graph``; ``declare_factor`` with ``extensions.PFactorSequence``
 (Viterbi), ``extensions.PFactorTree`` (dependency tree, Chu-Liu-Edmonds),
-``extensions.PFactorHeadAutomaton``, ``extensions.PFactorBinaryTree`` and
-``extensions.PFactorGeneralTree``.
+``extensions.PFactorHeadAutomaton``, ``extensions.PFactorBinaryTree``,
+``extensions.PFactorGeneralTree`` and ``extensions.PFactorSequenceCompressor``.
 
 Deliberate differences (docs/decoder.md lists them too):
   * Multi-valued variables are always one-hot: the one-of-K constraint is enforced for every
@@ -31,8 +31,8 @@ Deliberate differences (docs/decoder.md lists them too):
     labelling found (a lower bound on the MAP; the reference reports an internal quantity there,
     also below the MAP in its tests). The valid upper bound is ``PFactorGraph.last_bound``.
   * ``verbose`` prints nothing; ``owned_by_graph`` is accepted and ignored (memory is Python's).
-  * Not implemented: the other extension factors (sequence compressor, compression budget, the
-    counts variants of the binary / general trees; ``declare_factor`` raises
+  * Not implemented: the other extension factors (compression budget, the counts variants of
+    the binary / general trees; ``declare_factor`` raises
     NotImplementedError for other factors), the PSDD solver (NotImplementedError).
   * ``general_constrained_graph``: a last literal of node type 0 is used (the reference ignores it).
   * ``get_dual_variables`` / ``get_local_primal_variables``: ccnn's multipliers are in score units

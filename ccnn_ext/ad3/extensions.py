@@ -22,14 +22,21 @@ with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initia
                      log-potentials: for each node i >= 1 a K_parent x K_i table (parent's state
                      first). MAP oracle: a dynamic program from the leaves.
 
-The other extension factors of the reference (sequence compressor, compression budget, the
-"counts" tree variants) are not implemented yet.
+``PFactorSequenceCompressor``  a head automaton over positions 1..length-1 (the first
+                     length - 1 variables: the words kept) whose last variable is on exactly when
+                     some position is (``initialize(length, left_positions, right_positions)``,
+                     one (previous, next) pair per additional log-potential, 0 = the start,
+                     length = the end; every pair once).
+
+The other extension factors of the reference (compression budget, the "counts" tree variants)
+are not implemented yet.
 """
 import numpy as np
 
 from .factor_graph import PFactor
 
-__all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton", "PFactorBinaryTree", "PFactorGeneralTree"]
+__all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton", "PFactorBinaryTree", "PFactorGeneralTree",
+           "PFactorSequenceCompressor"]
 
 
 class PFactorSequence(PFactor):
@@ -192,3 +199,34 @@ class PFactorGeneralTree(PFactor):
         if self._initialized and self._graph is not None and len(self._links) != sum(self._num_states):
             raise ValueError(f"num_states: {sum(self._num_states)} states in all, but {len(self._links)} "
                              "variables are bound")
+
+
+class PFactorSequenceCompressor(PFactor):
+    """Sequence compressor (reference: ``ad3.extensions.PFactorSequenceCompressor``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("sequencecompressor")
+        self._initialized = False
+
+    def initialize(self, length, left_positions, right_positions):
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
+            raise TypeError(f"length: expected an int, got {length!r}")
+        for name, seq in (("left_positions", left_positions), ("right_positions", right_positions)):
+            if seq is None or isinstance(seq, (str, bytes)) or np.ndim(seq) != 1:
+                raise TypeError(f"{name}: expected a sequence of ints, got {seq!r}")
+        pairs = [(int(m), int(s)) for m, s in zip(left_positions, right_positions)]
+        if len(left_positions) != len(right_positions):
+            raise ValueError("left_positions, right_positions: expected the same length")
+        if length < 2 or len(pairs) != length * (length + 1) // 2 or len(set(pairs)) != len(pairs) or any(
+                not 0 <= m < s <= length for m, s in pairs):
+            raise ValueError(f"positions: expected every pair 0 <= left < right <= {length} once (length >= 2)")
+        self._length = int(length)
+        self._arcs = pairs
+        self._additional = [0.0] * len(pairs)
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        if self._initialized and self._graph is not None and len(self._links) != self._length:
+            raise ValueError(f"length: {self._length} variables expected (positions and the indicator), "
+                             f"{len(self._links)} are bound")

@@ -266,7 +266,8 @@ class PFactorGraph:
         PFactorTree) to binary variables; initialize it before solving."""
         if not isinstance(p_factor, PFactor):
             raise TypeError(f"p_factor: expected a PFactor, got {type(p_factor).__name__}")
-        if p_factor._kind not in ("sequence", "tree", "headautomaton", "binarytree", "generaltree"):
+        if p_factor._kind not in ("sequence", "tree", "headautomaton", "binarytree", "generaltree",
+                                  "sequencecompressor"):
             raise NotImplementedError(f"declare_factor: {type(p_factor).__name__} is not supported by ccnn_ext.ad3")
         if p_factor._graph is not None:
             raise ValueError("p_factor: this factor is already declared in a factor graph")

@@ -34,6 +34,7 @@ const char* factor_type_name(FactorType type) {
     case FactorType::kHeadAutomaton: return "headautomaton";
     case FactorType::kBinaryTree: return "binarytree";
     case FactorType::kGeneralTree: return "generaltree";
+    case FactorType::kSequenceCompressor: return "sequencecompressor";
   }
   return "unknown";
 }
@@ -274,6 +275,18 @@ int FactorGraph::add_tree(const std::vector<int>& units, int num_nodes, const st
   spec.num_nodes = num_nodes;
   spec.arcs = arcs;
   return add_factor(std::move(spec), 0);
+}
+
+int FactorGraph::add_sequence_compressor(const std::vector<int>& units,
+                                         const std::vector<std::array<int, 2>>& siblings) {
+  check_units(units, "units", 2);
+  const std::vector<int> positions(units.begin(), units.end() - 1);
+  const int f = add_head_automaton(positions, siblings);  // (validates the siblings)
+  FactorSpec& spec = factors_[f];
+  spec.type = FactorType::kSequenceCompressor;
+  spec.links = units;
+  ++unit_degree_[units.back()];
+  return f;
 }
 
 int FactorGraph::add_head_automaton(const std::vector<int>& units, const std::vector<std::array<int, 2>>& siblings) {

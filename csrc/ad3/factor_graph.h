@@ -46,6 +46,10 @@
 //               i = 1..n-1 in order, a K_parent x K_i row-major table (parent's state first), as
 //               the reference's FactorGeneralTree. MAP oracle: dynamic program from the leaves.
 //   kBinaryTree   the same over binary nodes, one unit each (state = its value); 2 x 2 tables.
+//   kSequenceCompressor  a head automaton over positions 1..L-1 (links 0..L-2) plus a last link
+//               that is 1 exactly when some position is chosen, as the reference's
+//               FactorSequenceCompressor (sentence compression: the positions kept, bigram
+//               scores between consecutive kept ones).
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
 // Dense, pair, sequence, head-automaton and tree-chain factors have additional scores; factor f's
 // are at additional_offset(f) in the flat `factor_scores` array, additional_size() values in all.
@@ -110,10 +114,11 @@ enum class FactorType : std::int32_t {
   kHeadAutomaton,
   kBinaryTree,
   kGeneralTree,
+  kSequenceCompressor,
 };
 
 // "dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply", "budget", "knapsack",
-// "pair", "sequence", "tree", "headautomaton", "binarytree", "generaltree".
+// "pair", "sequence", "tree", "headautomaton", "binarytree", "generaltree", "sequencecompressor".
 const char* factor_type_name(FactorType type);
 
 // One factor as declared: its type, its links (units; for dense factors, variables), per-link
@@ -156,6 +161,9 @@ class FactorGraph {
   // Head automaton over L - 1 = units.size() positions; siblings: the (m, s) pair of each
   // additional score, every pair 0 <= m < s <= L exactly once (L (L + 1) / 2 of them).
   int add_head_automaton(const std::vector<int>& units, const std::vector<std::array<int, 2>>& siblings);
+  // Sequence compressor: units = L - 1 positions then the "any position chosen" unit; siblings
+  // as for the head automaton (every pair 0 <= m < s <= L once).
+  int add_sequence_compressor(const std::vector<int>& units, const std::vector<std::array<int, 2>>& siblings);
   // Tree-structured factors: parents[0] = -1, parents[i] in [0, n) forming a tree rooted at 0.
   // General: num_states[i] >= 1 units per node, sum = units.size(); binary: one unit per node.
   int add_general_tree(const std::vector<int>& units, const std::vector<int>& parents,

@@ -64,8 +64,11 @@ std::unique_ptr<LocalFactor> make_tree_factor(int num_nodes, const std::vector<s
 // Tree-structured chain over nodes with parents (parents[0] = -1); binary: one unit per node.
 std::unique_ptr<LocalFactor> make_tree_chain_factor(const std::vector<int>& parents,
                                                     const std::vector<int>& num_states, bool binary);
+// with_indicator: one more link after the positions, 1 exactly when some position is chosen
+// (the sequence compressor).
 std::unique_ptr<LocalFactor> make_head_automaton_factor(int num_positions,
-                                                       const std::vector<std::array<int, 2>>& siblings);
+                                                       const std::vector<std::array<int, 2>>& siblings,
+                                                       bool with_indicator = false);
 // An active-set factor over an explicit list of allowed configurations (0/1 link vectors),
 // without additional scores: a reference for the closed-form solvers in the tests.
 std::unique_ptr<LocalFactor> make_enumerated_factor(std::vector<std::vector<char>> configurations);

@@ -205,6 +205,9 @@ std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const F
   if (spec.type == FactorType::kHeadAutomaton) {
     return make_head_automaton_factor(static_cast<int>(spec.links.size()), spec.arcs);
   }
+  if (spec.type == FactorType::kSequenceCompressor) {
+    return make_head_automaton_factor(static_cast<int>(spec.links.size()) - 1, spec.arcs, true);
+  }
   return make_logic_factor(spec);
 }
 

@@ -387,11 +387,12 @@ class TreeChainFactor : public ActiveSetFactor {
 
 // Positions 1..L-1 (link p - 1); a configuration is an increasing list of chosen positions
 // 0 = m_0 < m_1 < ... < m_k < L, scoring its links plus the sibling scores (m_j, m_{j+1}) and
-// (m_k, L).
+// (m_k, L). With the indicator (sequence compressor), link L - 1 is 1 exactly when k > 0.
 class HeadAutomatonFactor : public ActiveSetFactor {
  public:
-  HeadAutomatonFactor(int num_positions, const std::vector<std::array<int, 2>>& siblings)
-      : ActiveSetFactor(num_positions, static_cast<int>(siblings.size())), length_(num_positions + 1),
+  HeadAutomatonFactor(int num_positions, const std::vector<std::array<int, 2>>& siblings, bool indicator)
+      : ActiveSetFactor(num_positions + (indicator ? 1 : 0), static_cast<int>(siblings.size())),
+        length_(num_positions + 1), indicator_(indicator),
         index_(static_cast<std::size_t>(length_ + 1) * (length_ + 1), -1) {
     for (std::size_t k = 0; k < siblings.size(); ++k) index_[siblings[k][0] * (length_ + 1) + siblings[k][1]] = static_cast<int>(k);
   }
@@ -413,7 +414,7 @@ class HeadAutomatonFactor : public ActiveSetFactor {
     }
     double value = kNegInf;
     for (int m = 0; m < length_; ++m) {
-      const double v = best_[m] + a[sibling(m, length_)];
+      const double v = best_[m] + a[sibling(m, length_)] + (indicator_ && m > 0 ? s[length_ - 1] : 0.0);
       if (v > value) {
         value = v;
         back_[length_] = m;
@@ -425,11 +426,17 @@ class HeadAutomatonFactor : public ActiveSetFactor {
       config.extras.push_back(sibling(back_[p], p));
       if (back_[p] > 0) config.y[back_[p] - 1] = 1;
     }
+    if (indicator_ && back_[length_] > 0) config.y[length_ - 1] = 1;
     std::reverse(config.extras.begin(), config.extras.end());
     return value;
   }
 
   double evaluate(const int* y, const double* a, double* u) const override {
+    if (indicator_) {
+      int any = 0;
+      for (int p = 1; p < length_; ++p) any |= y[p - 1];
+      if (y[length_ - 1] != any) return kNegInf;
+    }
     if (u != nullptr) std::fill(u, u + num_additional(), 0.0);
     double total = 0.0;
     int m = 0;
@@ -447,6 +454,7 @@ class HeadAutomatonFactor : public ActiveSetFactor {
   int sibling(int m, int s) const { return index_[m * (length_ + 1) + s]; }
 
   int length_;
+  bool indicator_;
   std::vector<int> index_;
   std::vector<double> best_;
   std::vector<int> back_;
@@ -460,8 +468,9 @@ std::unique_ptr<LocalFactor> make_tree_chain_factor(const std::vector<int>& pare
 }
 
 std::unique_ptr<LocalFactor> make_head_automaton_factor(int num_positions,
-                                                       const std::vector<std::array<int, 2>>& siblings) {
-  return std::make_unique<HeadAutomatonFactor>(num_positions, siblings);
+                                                       const std::vector<std::array<int, 2>>& siblings,
+                                                       bool with_indicator) {
+  return std::make_unique<HeadAutomatonFactor>(num_positions, siblings, with_indicator);
 }
 
 std::unique_ptr<LocalFactor> make_sequence_factor(const std::vector<int>& num_states) {

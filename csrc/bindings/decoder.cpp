@@ -153,7 +153,8 @@ ad3::FactorType parse_factor_type(const std::string& name) {
                  ad3::FactorType::kXorOut, ad3::FactorType::kOrOut, ad3::FactorType::kAndOut,
                  ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
                  ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree,
-                 ad3::FactorType::kHeadAutomaton, ad3::FactorType::kBinaryTree, ad3::FactorType::kGeneralTree}) {
+                 ad3::FactorType::kHeadAutomaton, ad3::FactorType::kBinaryTree, ad3::FactorType::kGeneralTree,
+                 ad3::FactorType::kSequenceCompressor}) {
     if (name == ad3::factor_type_name(t)) return t;
   }
   throw std::invalid_argument("factor type: unknown type '" + name + "'");
@@ -196,6 +197,10 @@ ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::
       case ad3::FactorType::kHeadAutomaton:
         if (t.size() < 8) throw std::invalid_argument("siblings: a head automaton needs its sibling pairs");
         graph.add_head_automaton(links, t[7].cast<std::vector<std::array<int, 2>>>());
+        break;
+      case ad3::FactorType::kSequenceCompressor:
+        if (t.size() < 8) throw std::invalid_argument("siblings: a sequence compressor needs its sibling pairs");
+        graph.add_sequence_compressor(links, t[7].cast<std::vector<std::array<int, 2>>>());
         break;
       case ad3::FactorType::kBinaryTree:
         if (t.size() < 9) throw std::invalid_argument("parents: a binary tree factor needs its parents");

@@ -319,6 +319,8 @@ void test_structured_factors() {
     }
     auto automaton = ad3::detail::make_head_automaton_factor(positions, siblings);
     check_oracle_factor(*automaton, rng, "head automaton");
+    auto compressor = ad3::detail::make_head_automaton_factor(positions, siblings, true);
+    check_oracle_factor(*compressor, rng, "sequence compressor");
   }
   // A sparser arc set (not every arc present) with a forced chain 0 -> 2 -> 1 -> 3 possible.
   auto sparse = ad3::detail::make_tree_factor(4, {{0, 2}, {2, 1}, {1, 3}, {0, 3}, {3, 1}, {1, 2}});
@@ -536,6 +538,10 @@ void test_structured_graphs(int& certified, int& infeasible, int& total) {
     p.graph.add_head_automaton({arc_unit(0, 1), arc_unit(0, 2), arc_unit(0, 3)}, siblings(3));
     p.graph.add_head_automaton({arc_unit(2, 1)}, siblings(1));  // left of 2: distance 1
     p.graph.add_head_automaton({arc_unit(2, 3)}, siblings(1));  // right of 2
+    if (trial % 3 == 0) {  // a sequence compressor over the root's arcs, its indicator a new unit
+      p.graph.add_sequence_compressor({arc_unit(0, 1), arc_unit(0, 2), p.graph.unit(p.graph.add_binary_variable())},
+                                      siblings(2));
+    }
     p.units.resize(p.graph.num_units());
     for (double& v : p.units) v = normal(rng);
     p.extra.resize(p.graph.additional_size());
@@ -753,6 +759,8 @@ void test_errors() {
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {3, 2}}); }, "arcs"));
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {2, 1}}); }, "reached"));
   CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}}); }, "siblings"));
+  CHECK(throws_naming([&] { g.add_sequence_compressor({0}, {{0, 1}}); }, "units"));
+  CHECK(throws_naming([&] { g.add_sequence_compressor({0, 1}, {{0, 1}}); }, "siblings"));
   CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {0, 0}); }, "parents"));
   CHECK(throws_naming([&] { g.add_binary_tree({0, 1, 2}, {-1, 2, 1}); }, "parents"));
   CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {-1, 0, 0}); }, "units"));
