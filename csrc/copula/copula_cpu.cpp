@@ -92,7 +92,7 @@ void check_pairwise_data(const at::Tensor& z, const at::Tensor& theta, const at:
 // Tasks of at::parallel_for are sized to tens of microseconds or more: smaller ones cost more in
 // thread wake-ups than they save (a training step's batch of 32 runs on the calling thread).
 int64_t samples_per_task(int64_t pairs_per_sample) {
-  return std::max<int64_t>(1, 16384 / std::max<int64_t>(pairs_per_sample, 1));
+  return std::max<int64_t>(1, 4096 / std::max<int64_t>(pairs_per_sample, 1));
 }
 
 // ---- frank_copula -----------------------------------------------------------------------------
@@ -505,8 +505,11 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
           }
           continue;
         }
-        batcher->add(i, n.theta_per_sample ? make_frank_frame(t) : shared_frames[e], levels[r],
-                     levels[s]);
+        if (n.theta_per_sample) {
+          batcher->add(i, make_frank_frame(t), levels[r], levels[s]);
+        } else {
+          batcher->add(i, shared_frames[e], levels[r], levels[s]);
+        }
       }
     }
     batcher->flush();
