@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -390,132 +391,153 @@ void float_levels(const float* z, int L, const int64_t* rows, const int* levels,
   }
 }
 
-// Collects float label pairs (in their frames) into a PairBatch and writes each pair's log P and
-// partials (the layout of pairwise_loglik_fwd) when the batch is evaluated. Pairs whose rectangle
-// starts at the frame's origin (both lower coordinates 0: in AU data, most pairs of labels 0) fill
-// the batch from the front, the others from the back, so that lanes of one kind run together and
-// the theta gradient skips the three corners on the square's edges for the first kind.
-class FloatPairBatcher {
- public:
-  FloatPairBatcher(float* out, float* partials) : out_(out), partials_(partials) {}
-
-  void add(int64_t index, const FrankFrame<float>& f, const Level<float>& r, const Level<float>& s) {
-    const float v0 = column_lo(f, s);
-    const int k = r.cdf_lo <= 0.0f && v0 <= 0.0f ? front_++ : --back_;
-    PairBatch& g = batch_;
-    g.theta[k] = f.theta, g.x1[k] = f.x1, g.m1[k] = f.m1, g.inv_mraw[k] = f.inv_mraw;
-    g.inv_m1[k] = f.inv_m1, g.lambda1[k] = f.lambda1;
-    g.u0[k] = r.cdf_lo, g.u0b[k] = r.ccdf_lo, g.u1[k] = r.cdf_hi, g.u1b[k] = r.ccdf_hi;
-    g.du[k] = r.mass, g.log_du[k] = r.log_mass;
-    g.v0[k] = v0, g.v0b[k] = column_hi_complement(f, s, false);
-    g.v1[k] = column_hi(f, s), g.v1b[k] = column_hi_complement(f, s, true);
-    g.dv[k] = s.mass, g.log_dv[k] = s.log_mass;
-    pending_[k] = {index, r.w_lo, r.w_hi, s.w_lo, s.w_hi, f.reflect, f.capped};
-    if (front_ == back_) flush();
-  }
-
-  void flush() {
-    if (front_ == 0 && back_ == PairBatch::kCapacity) return;
-    // the lanes [0, front) and [back, capacity), in whole groups of 16 (gaps padded with a real pair)
-    const int filler = front_ > 0 ? 0 : back_, front_end = (front_ + 15) / 16 * 16;
-    const int back_begin = std::max(front_end, back_ / 16 * 16);
-    for (int k = front_; k < std::min(front_end, back_); ++k) batch_.copy_inputs(filler, k);
-    for (int k = back_begin; k < back_; ++k) batch_.copy_inputs(filler, k);
-    if (front_end > 0) kPairLanes(batch_, 0, front_end, partials_ != nullptr);
-    if (back_begin < PairBatch::kCapacity)
-      kPairLanes(batch_, back_begin, PairBatch::kCapacity, partials_ != nullptr);
-    for (int k = 0; k < PairBatch::kCapacity; ++k)
-      if (k < front_ || k >= back_) write(k);
-    front_ = 0, back_ = PairBatch::kCapacity;
-  }
-
- private:
-  struct Pending {
-    int64_t index;
-    float r_w_lo, r_w_hi, s_w_lo, s_w_hi;
-    bool reflect, capped;
-  };
-
-  void write(int k) {
-    const PairBatch& g = batch_;
-    const Pending& p = pending_[k];
-    out_[p.index] = g.log_prob[k];
-    if (partials_ == nullptr) return;
-    float* d = partials_ + 5 * p.index;
-    d[0] = p.r_w_lo * g.s_u0[k];
-    d[1] = p.r_w_hi * g.s_u1[k];
-    d[2] = p.s_w_lo * (p.reflect ? -g.s_v1[k] : g.s_v0[k]);
-    d[3] = p.s_w_hi * (p.reflect ? -g.s_v0[k] : g.s_v1[k]);
-    d[4] = p.capped ? 0.0f : (p.reflect ? -g.dtheta[k] : g.dtheta[k]);
-  }
-
-  float* out_;
-  float* partials_;
-  PairBatch batch_;
-  Pending pending_[PairBatch::kCapacity];
-  int front_ = 0, back_ = PairBatch::kCapacity;
-};
-
-// The pair log-likelihoods and, if partials is defined, their local derivatives
-// partials[b, e] = d loglik[b, e] / d (z_r_lo, z_r_hi, z_s_lo, z_s_hi, theta).
-// float inputs: pairs in SIMD lanes; edges beyond kFloatThetaLimit in double, one by one.
+// float inputs: one edge for 16 samples at a time in SIMD lanes. Each AU's labelled levels of the
+// 16 samples are computed side by side (LevelBatch), so an edge's lanes are filled by contiguous
+// copies; pairs whose |theta| is beyond kFloatThetaLimit run in double, one at a time.
 void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
                            at::Tensor* partials) {
+  constexpr int W = 16, kSlots = PairBatch::kCapacity / W;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
   const PairwiseSizes& n = in.n;
+  const int L = int(n.L);
   const bool with_grad = partials != nullptr;
-  const float* theta = in.theta.data_ptr<float>();
+  const float *theta = in.theta.data_ptr<float>(), *z = in.z.data_ptr<float>();
   const int64_t *edges = in.edges.data_ptr<int64_t>(), *labels = in.labels.data_ptr<int64_t>();
   float* po = out.data_ptr<float>();
   float* pp = with_grad ? partials->data_ptr<float>() : nullptr;
   std::vector<FrankFrame<float>> shared_frames;
   if (!n.theta_per_sample)
     for (int64_t e = 0; e < n.E; ++e) shared_frames.push_back(make_frank_frame(theta[e]));
-  at::parallel_for(0, n.B, samples_per_task(n.E), [&](int64_t begin, int64_t end) {
-    // the labelled level of every AU of the block's samples, in SIMD lanes
-    const int64_t count = (end - begin) * n.Q;
-    std::vector<int64_t> rows(count);
-    std::vector<int> levels_at(count);
-    for (int64_t i = 0; i < count; ++i) {
-      rows[i] = begin * n.Q + i;
-      levels_at[i] = int(std::max<int64_t>(labels[begin * n.Q + i], 0));  // -1: not used
-    }
-    std::vector<Level<float>> block_levels(count);
-    float_levels(in.z.data_ptr<float>(), int(n.L), rows.data(), levels_at.data(), count, link,
-                 with_grad, block_levels.data());
-    auto batcher = std::make_unique<FloatPairBatcher>(po, pp);
-    for (int64_t b = begin; b < end; ++b) {
-      const Level<float>* levels = block_levels.data() + (b - begin) * n.Q;
-      for (int64_t e = 0; e < n.E; ++e) {
-        const int64_t r = edges[2 * e], s = edges[2 * e + 1], i = b * n.E + e;
-        if (labels[b * n.Q + r] < 0 || labels[b * n.Q + s] < 0) {
-          po[i] = 0.0f;
-          if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, 0.0f);
-          continue;
+  const int64_t blocks = (n.B + W - 1) / W;
+  const int64_t grain = std::max<int64_t>(1, samples_per_task(n.E) / W);
+  at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
+    std::vector<LevelBatch> aus(n.Q);  // AU q's labelled level of the block's samples, lane = sample
+    auto batch = std::make_unique<PairBatch>();
+    struct Slot {
+      int64_t e, r, s;
+      bool reflect[W], capped[W], lane_used[W];
+    };
+    Slot slots[kSlots];
+    for (int64_t block = block_begin; block < block_end; ++block) {
+      const int64_t b0 = block * W;
+      const int lanes = int(std::min<int64_t>(W, n.B - b0));
+      for (int64_t q = 0; q < n.Q; ++q) {
+        LevelBatch& lb = aus[q];
+        for (int k = 0; k < W; ++k) {
+          const int64_t b = b0 + std::min(k, lanes - 1);
+          const int label = int(std::max<int64_t>(labels[b * n.Q + q], 0));  // -1: not used
+          const float* row = z + (b * n.Q + q) * (L - 1);
+          lb.z_lo[k] = label > 0 ? row[label - 1] : -kInf;
+          lb.z_hi[k] = label < L - 1 ? row[label] : kInf;
         }
-        const float t = theta_of(theta, n, b, e);
-        if (needs_double(t)) {
-          const float* z = in.z.data_ptr<float>();
-          const PairGrad<float> g = pair_cell_from_thresholds(
-              t, z + (b * n.Q + r) * (n.L - 1), z + (b * n.Q + s) * (n.L - 1), int(n.L),
-              int(labels[b * n.Q + r]), int(labels[b * n.Q + s]), link, with_grad);
-          po[i] = g.log_prob;
-          if (with_grad) {
-            pp[5 * i] = g.dz_r_lo, pp[5 * i + 1] = g.dz_r_hi, pp[5 * i + 2] = g.dz_s_lo;
-            pp[5 * i + 3] = g.dz_s_hi, pp[5 * i + 4] = g.dtheta;
-          }
-          continue;
-        }
-        if (n.theta_per_sample) {
-          batcher->add(i, make_frank_frame(t), levels[r], levels[s]);
-        } else {
-          batcher->add(i, shared_frames[e], levels[r], levels[s]);
-        }
+        kLevelLanes(lb, W, link == Link::Probit, with_grad);
       }
+      int used = 0;
+      const auto evaluate = [&]() {
+        kPairLanes(*batch, 0, used * W, with_grad);
+        const PairBatch& g = *batch;
+        for (int slot = 0; slot < used; ++slot) {
+          const Slot& sl = slots[slot];
+          const LevelBatch &lr = aus[sl.r], &ls = aus[sl.s];
+          for (int k = 0; k < lanes; ++k) {
+            if (!sl.lane_used[k]) continue;
+            const int j = slot * W + k;
+            const int64_t i = (b0 + k) * n.E + sl.e;
+            po[i] = g.log_prob[j];
+            if (!with_grad) continue;
+            const bool reflect = sl.reflect[k];
+            float* d = pp + 5 * i;
+            d[0] = lr.w_lo[k] * g.s_u0[j];
+            d[1] = lr.w_hi[k] * g.s_u1[j];
+            d[2] = ls.w_lo[k] * (reflect ? -g.s_v1[j] : g.s_v0[j]);
+            d[3] = ls.w_hi[k] * (reflect ? -g.s_v0[j] : g.s_v1[j]);
+            d[4] = sl.capped[k] ? 0.0f : (reflect ? -g.dtheta[j] : g.dtheta[j]);
+          }
+        }
+        used = 0;
+      };
+      for (int64_t e = 0; e < n.E; ++e) {
+        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
+        Slot& sl = slots[used];
+        sl.e = e, sl.r = r, sl.s = s;
+        const int base = used * W;
+        PairBatch& g = *batch;
+        bool any_lane = false;
+        if (!n.theta_per_sample && !needs_double(theta[e])) {
+          // one frame for every lane: broadcast it, copy the column levels as they lie
+          const FrankFrame<float>& f = shared_frames[e];
+          for (int k = 0; k < W; ++k) {
+            const int64_t b = b0 + k;
+            sl.lane_used[k] = k < lanes && labels[b * n.Q + r] >= 0 && labels[b * n.Q + s] >= 0;
+            any_lane |= sl.lane_used[k];
+            if (k < lanes && !sl.lane_used[k]) {  // a missing label: 0, no gradient
+              po[b * n.E + e] = 0.0f;
+              if (with_grad) std::fill(pp + 5 * (b * n.E + e), pp + 5 * (b * n.E + e) + 5, 0.0f);
+            }
+            sl.reflect[k] = f.reflect, sl.capped[k] = f.capped;
+          }
+          std::fill_n(g.theta + base, W, f.theta), std::fill_n(g.x1 + base, W, f.x1);
+          std::fill_n(g.m1 + base, W, f.m1), std::fill_n(g.inv_mraw + base, W, f.inv_mraw);
+          std::fill_n(g.inv_m1 + base, W, f.inv_m1), std::fill_n(g.lambda1 + base, W, f.lambda1);
+          const LevelBatch& ls = aus[s];
+          const size_t bytes = W * sizeof(float);
+          std::memcpy(g.v0 + base, f.reflect ? ls.ccdf_hi : ls.cdf_lo, bytes);
+          std::memcpy(g.v0b + base, f.reflect ? ls.cdf_hi : ls.ccdf_lo, bytes);
+          std::memcpy(g.v1 + base, f.reflect ? ls.ccdf_lo : ls.cdf_hi, bytes);
+          std::memcpy(g.v1b + base, f.reflect ? ls.cdf_lo : ls.ccdf_hi, bytes);
+        } else {
+          for (int k = 0; k < W; ++k) {
+            const int64_t b = b0 + std::min(k, lanes - 1);
+            const int64_t i = b * n.E + e;
+            const int64_t a = labels[b * n.Q + r], c = labels[b * n.Q + s];
+            const float t = theta_of(theta, n, b, e);
+            sl.lane_used[k] = false;
+            if (k < lanes && (a < 0 || c < 0)) {  // a missing label: 0, no gradient
+              po[i] = 0.0f;
+              if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, 0.0f);
+            } else if (k < lanes && needs_double(t)) {
+              const PairGrad<float> pg = pair_cell_from_thresholds(
+                  t, z + (b * n.Q + r) * (L - 1), z + (b * n.Q + s) * (L - 1), L, int(a), int(c),
+                  link, with_grad);
+              po[i] = pg.log_prob;
+              if (with_grad) {
+                pp[5 * i] = pg.dz_r_lo, pp[5 * i + 1] = pg.dz_r_hi, pp[5 * i + 2] = pg.dz_s_lo;
+                pp[5 * i + 3] = pg.dz_s_hi, pp[5 * i + 4] = pg.dtheta;
+              }
+            } else if (k < lanes) {
+              sl.lane_used[k] = any_lane = true;
+            }
+            // every lane gets a valid frame (unused lanes compute and are ignored)
+            const FrankFrame<float> f = n.theta_per_sample
+                                            ? make_frank_frame(needs_double(t) ? 0.0f : t)
+                                            : shared_frames[e];
+            const int j = base + k;
+            g.theta[j] = f.theta, g.x1[j] = f.x1, g.m1[j] = f.m1, g.inv_mraw[j] = f.inv_mraw;
+            g.inv_m1[j] = f.inv_m1, g.lambda1[j] = f.lambda1;
+            sl.reflect[k] = f.reflect, sl.capped[k] = f.capped;
+            const LevelBatch& ls = aus[s];
+            g.v0[j] = f.reflect ? ls.ccdf_hi[k] : ls.cdf_lo[k];
+            g.v0b[j] = f.reflect ? ls.cdf_hi[k] : ls.ccdf_lo[k];
+            g.v1[j] = f.reflect ? ls.ccdf_lo[k] : ls.cdf_hi[k];
+            g.v1b[j] = f.reflect ? ls.cdf_lo[k] : ls.ccdf_hi[k];
+          }
+        }
+        if (!any_lane) continue;
+        const LevelBatch &lr = aus[r], &ls = aus[s];
+        const size_t bytes = W * sizeof(float);
+        std::memcpy(g.u0 + base, lr.cdf_lo, bytes), std::memcpy(g.u0b + base, lr.ccdf_lo, bytes);
+        std::memcpy(g.u1 + base, lr.cdf_hi, bytes), std::memcpy(g.u1b + base, lr.ccdf_hi, bytes);
+        std::memcpy(g.du + base, lr.mass, bytes), std::memcpy(g.log_du + base, lr.log_mass, bytes);
+        std::memcpy(g.dv + base, ls.mass, bytes), std::memcpy(g.log_dv + base, ls.log_mass, bytes);
+        if (++used == kSlots) evaluate();
+      }
+      if (used > 0) evaluate();
     }
-    batcher->flush();
   });
 }
 
+// The pair log-likelihoods and, if partials is defined, their local derivatives
+// partials[b, e] = d loglik[b, e] / d (z_r_lo, z_r_hi, z_s_lo, z_s_hi, theta).
 void pairwise_loglik_kernel(const PairwiseInputs& in, Link link, at::Tensor& out,
                             at::Tensor* partials) {
   const PairwiseSizes& n = in.n;
