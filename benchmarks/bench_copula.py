@@ -431,10 +431,11 @@ def render_markdown(p, dev):
         f"- {b['what']}: {_fmt(b['value'], '.3g')} (required {b['required']}): "
         + ("not checked (sizes differ from the bar's)" if not b["applies"] else
            ("met" if b["met"] else "**NOT MET**")) + "\n" for b in p["bars"])
-    loads = [x for x in (env.get("load_average_at_start"), env.get("load_average_at_end")) if x]
-    if loads and max(x[0] for x in loads) > 0.5 * (env.get("cpu_count") or 1):
-        head += ("**Warning: the machine was busy (1-minute load average above half the CPU count); "
-                 "the timings are noisy and not for the record.**\n\n")
+    # the load before the run (at the end it includes the benchmark's own threads)
+    start = env.get("load_average_at_start")
+    if start and start[0] > 0.5 * (env.get("cpu_count") or 1):
+        head += ("**Warning: the machine was busy before the run (1-minute load average above half "
+                 "the CPU count); the timings are noisy and not for the record.**\n\n")
     return (head + f"## Timings: speed-up vs {BASELINE}\n\n" + timing
             + "\n## torch.compile time of the naive function (excluded above)\n\nFirst call per grad mode "
             "and dtype, fresh inductor cache (a later dtype reuses what the first compiled).\n\n" + comp
