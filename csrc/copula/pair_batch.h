@@ -36,12 +36,6 @@ struct PairBatch {
 #undef CCNN_POINT
     return lanes;
   }
-  // Copies the inputs of pair `from` to pair `to` (padding a partial batch with a real pair).
-  void copy_inputs(int from, int to) {
-#define CCNN_COPY(name) name[to] = name[from];
-    CCNN_PAIR_BATCH_INPUTS(CCNN_COPY)
-#undef CCNN_COPY
-  }
 };
 
 // A batch of ordinal levels of float thresholds: inputs the level's lower and upper threshold
