@@ -144,7 +144,9 @@ def test_frank_copula_frechet_bounds_and_finite_gradients(data):
     lower = (ud + vd - 1).clamp_min(0)
     upper = torch.minimum(ud, vd)
     slack = 2 * _eps(dtype) * upper + 2 * torch.finfo(dtype).smallest_normal * _eps(dtype)
-    assert (Cd >= lower - slack).all() and (Cd <= upper + slack).all(), (u, v, th, C, lower, upper)
+    # u + v - 1 itself rounds by up to an ulp of 1 (C(1, v) = v exactly can sit that far below it)
+    lower_slack = slack + _eps(dtype) * (ud + vd - 1 > 0)
+    assert (Cd >= lower - lower_slack).all() and (Cd <= upper + slack).all(), (u, v, th, C, lower, upper)
     C.sum().backward()
     for name, g in (("u", u.grad), ("v", v.grad), ("theta", th.grad)):
         assert torch.isfinite(g).all(), (name, u, v, th, g)
@@ -203,7 +205,8 @@ def test_pairwise_table_and_loglik_consistency(p):
     unary = ccnn_ext.ordinal_logprob(p["z"], link).double()
     r, s = edges[:, 0], edges[:, 1]
     for margin, want in ((_lse(t, -1), unary[:, r, :]), (_lse(t, -2), unary[:, s, :])):
-        live = want > FLOOR + 10
+        # cells clamped at the floor add up to L e^FLOOR to a margin: relative e^{FLOOR - want} L
+        live = want > FLOOR + 30
         err = (margin - want).abs()[live]
         bound = (tol * want.abs().clamp_min(1))[live]
         assert (err <= bound).all(), (p, margin, want)

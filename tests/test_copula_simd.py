@@ -42,3 +42,32 @@ def test_float_lanes_match_float64(link, per_sample):
     assert ((gz32 - gz64).abs() <= 1e-4 * gz64.abs().max()).all()
     scale = gt64.abs() + 1e-3 * gt64.abs().max()
     assert ((gt32 - gt64).abs() <= 2e-3 * scale).all()
+
+
+@pytest.mark.parametrize("simd", ["avx2", "base"])
+def test_every_compiled_simd_version_agrees(simd, tmp_path):
+    """The library picks the widest SIMD version the processor runs when it loads; CCNN_SIMD caps it,
+    so the AVX2 (8 lanes) and baseline (4 lanes) versions are checked here too, in a subprocess."""
+    script = tmp_path / "check.py"
+    script.write_text(
+        "import torch, itertools, ccnn_ext\n"
+        "g = torch.Generator().manual_seed(5)\n"
+        "B, Q, L = 67, 6, 6\n"
+        "z = torch.sort(torch.randn(B, Q, L - 1, generator=g) * 1.2 + 1.0, dim=-1).values\n"
+        "edges = torch.tensor(list(itertools.combinations(range(Q), 2)))\n"
+        "labels = torch.randint(-1, L, (B, Q), generator=g)\n"
+        "theta = torch.randn(len(edges), generator=g) * 10\n"
+        "out = [ccnn_ext.pairwise_loglik(z, theta, edges, labels), ccnn_ext.pairwise_logtable(z, theta, edges),\n"
+        "       ccnn_ext.ordinal_logprob(z)]\n"
+        "ref = [ccnn_ext.pairwise_loglik(z.double(), theta.double(), edges, labels),\n"
+        "       ccnn_ext.pairwise_logtable(z.double(), theta.double(), edges), ccnn_ext.ordinal_logprob(z.double())]\n"
+        "for a, b in zip(out, ref):\n"
+        "    keep = b >= -30\n"
+        "    assert (a.double() - b)[keep].abs().max() < 1e-5, (a.double() - b)[keep].abs().max()\n"
+        "print('ok')\n")
+    import os
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, str(script)], env={**os.environ, "CCNN_SIMD": simd},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -336,15 +337,22 @@ void for_each_labelled_sample(const PairwiseInputs& in, Link link, bool with_wei
 // The widest compiled version of the SIMD math (frank_simd.h) this processor runs.
 enum class SimdLevel { kBase, kAvx2, kAvx512 };
 
+// CCNN_SIMD=base|avx2 in the environment caps the level (to test every version on one machine).
 SimdLevel best_simd_level() {
+  SimdLevel level = SimdLevel::kBase;
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-    return SimdLevel::kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdLevel::kAvx2;
+    level = SimdLevel::kAvx512;
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    level = SimdLevel::kAvx2;
 #endif
-  return SimdLevel::kBase;
+  const char* cap = std::getenv("CCNN_SIMD");
+  if (cap != nullptr && std::string(cap) == "base") return SimdLevel::kBase;
+  if (cap != nullptr && std::string(cap) == "avx2" && level == SimdLevel::kAvx512)
+    return SimdLevel::kAvx2;
+  return level;
 }
 
 const SimdLevel kSimdLevel = best_simd_level();
