@@ -16,7 +16,7 @@ NVCC ?= $(if $(CUDA_HOME),$(CUDA_HOME)/bin/nvcc,$(shell command -v nvcc))
 CUDA_ARCH_FLAGS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 STAMP := build/.installed
 
-.PHONY: help venv install build test pytest cpp-test sanitize cuda-check demo bench clean
+.PHONY: help venv install build test pytest cpp-test sanitize cuda-check decoder-check demo bench clean
 
 help:
 	@echo "make demo        run the main job (trains and compares the models on built-in synthetic data)"
@@ -24,6 +24,7 @@ help:
 	@echo "make build       rebuild the extension in place after editing csrc/"
 	@echo "make sanitize    build the C++ core and its tests with ASan + UBSan (build-sanitize/) and run them"
 	@echo "make cuda-check  compile every CUDA source with nvcc (sm_80, sm_90); needs no GPU"
+	@echo "make decoder-check  pip install ./decoder (the decoder alone) into a fresh venv without torch and test it"
 	@echo "make bench       run the benchmarks, results under benchmarks/results/"
 
 venv:
@@ -75,6 +76,10 @@ cuda-check: install
 		echo "c++ -fsyntax-only $$f"; c++ -std=c++20 -fsyntax-only -DCCNN_WITH_CUDA=1 \
 			-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE -Icsrc $$inc -I$(CUDA_HOME)/include $$f; done
 
+# The torch-free decoder distribution (decoder/): installed into a fresh venv with numpy only.
+decoder-check:
+	$(PYTHON) -m pytest -q tests/test_decoder_without_torch.py
+
 demo: build
 	$(PYTHON) -m ccnn.cli demo --out runs/demo
 
@@ -85,4 +90,4 @@ bench: build
 	$(PYTHON) benchmarks/bench_train.py
 
 clean:
-	rm -rf build $(CMAKE_BUILD_DIR) $(SANITIZE_BUILD_DIR) ccnn_ext/*.so
+	rm -rf build $(CMAKE_BUILD_DIR) $(SANITIZE_BUILD_DIR) ccnn_ext/*.so python/ccnn_decoder/*.so decoder/build decoder/*.egg-info

@@ -1,7 +1,12 @@
 """Builds the compiled parts of ccnn with torch.utils.cpp_extension and ninja.
 
     ccnn_ext._C        torch ops: the fused Frank copula kernels (CPU always, CUDA when enabled)
-    ccnn_ext._decoder  plain pybind11 module (no torch): the AD3 / exact MAP decoder, csrc/ad3
+    ccnn_decoder._decoder  plain pybind11 module (no torch): the AD3 / exact MAP decoder, csrc/ad3
+
+The decoder's Python package `ccnn_decoder` (python/ccnn_decoder) is shipped here too, so one
+`pip install .` installs ccnn with its decoder (ccnn_ext re-exports it). The same sources also make
+the torch-free distribution `ccnn-decoder` of decoder/ (`pip install ./decoder`, numpy only); the two
+install the same import package, so install one or the other in an environment.
 
 CUDA is compiled when the installed torch has CUDA and a toolkit is found, or when
 CCNN_FORCE_CUDA=1; CCNN_NO_CUDA=1 turns it off. GPU targets default to sm_80 and sm_90
@@ -76,7 +81,7 @@ def decoder_extension():
 
     sources = ["csrc/bindings/decoder.cpp"] + rel("csrc/ad3/*.cpp")
     return Extension(
-        "ccnn_ext._decoder", sources, language="c++",
+        "ccnn_decoder._decoder", sources, language="c++",
         include_dirs=[os.path.join(ROOT, "csrc"), pybind11.get_include()],
         extra_compile_args=["-O3", "-std=c++17"],
     )
@@ -86,8 +91,8 @@ with_cuda = want_cuda()
 print(f"ccnn: building with CUDA: {with_cuda} (CUDA_HOME={_cuda_home})")
 
 setup(
-    packages=["ccnn_ext", "ccnn_ext.ad3"] + find_packages("python", include=["ccnn", "ccnn.*"]),
-    package_dir={"ccnn_ext": "ccnn_ext", "ccnn": "python/ccnn"},
+    packages=["ccnn_ext"] + find_packages("python", include=["ccnn", "ccnn.*", "ccnn_decoder", "ccnn_decoder.*"]),
+    package_dir={"ccnn_ext": "ccnn_ext", "ccnn": "python/ccnn", "ccnn_decoder": "python/ccnn_decoder"},
     ext_modules=[ops_extension(with_cuda), decoder_extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

@@ -3,9 +3,26 @@
 Usable on its own: the copula ops are torch ops (``torch.ops.ccnn.*``) with autograd and
 fake implementations; the MAP decoder (``decode_ad3``, ``decode_exact``, ``FactorGraph``, see
 ``ccnn_ext.decode``; the reference AD3 package's API in ``ccnn_ext.ad3``) is a plain pybind11
-module that takes numpy arrays or torch tensors.
+module that takes numpy arrays or torch tensors. The decoder is the torch-free package
+``ccnn_decoder`` (installable alone: ``pip install ./decoder``), re-exported here: ``ccnn_ext.decode``
+and ``ccnn_ext.ad3`` (with its submodules) are the very modules ``ccnn_decoder.decode`` and
+``ccnn_decoder.ad3``, and ``ccnn_ext._decoder`` is ``ccnn_decoder._decoder``.
 """
+import sys
+
 import torch  # noqa: F401  (loads libtorch before the extension)
+
+import ccnn_decoder
+import ccnn_decoder.ad3
+from ccnn_decoder import _decoder, ad3, decode  # noqa: F401
+
+# Alias the decoder's modules under their old names (one module object each, so classes and
+# isinstance checks agree whichever name imported them).
+for _name, _module in list(sys.modules.items()):
+    if _name == "ccnn_decoder" or not _name.startswith("ccnn_decoder."):
+        continue
+    sys.modules.setdefault("ccnn_ext." + _name[len("ccnn_decoder."):], _module)
+del _name, _module
 
 from . import _C
 from .copula import (
@@ -18,7 +35,7 @@ from .copula import (
     pairwise_logtable,
     set_data_checks,
 )
-from .decode import (
+from ccnn_decoder.decode import (
     DEFAULT_EXACT_TIME_LIMIT,
     STATUS_NAMES,
     DecodeResult,

@@ -25,3 +25,28 @@ def test_cli_help_runs():
     out = subprocess.run([sys.executable, "-m", "ccnn.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "usage: ccnn" in out.stdout
+
+
+def test_ccnn_ext_reexports_the_torch_free_decoder():
+    import ccnn_decoder
+    import ccnn_decoder.ad3.extensions
+    import ccnn_ext.ad3.extensions
+    from ccnn_ext.ad3 import PFactorGraph
+
+    assert ccnn_ext.decode_ad3 is ccnn_decoder.decode_ad3
+    assert ccnn_ext.FactorGraph is ccnn_decoder.FactorGraph
+    assert ccnn_ext.decode is ccnn_decoder.decode and ccnn_ext.ad3 is ccnn_decoder.ad3
+    assert ccnn_ext.ad3.extensions is ccnn_decoder.ad3.extensions
+    assert PFactorGraph is ccnn_decoder.ad3.PFactorGraph
+    assert ccnn_ext._decoder is ccnn_decoder._decoder
+
+
+def test_the_decoder_package_imports_without_torch():
+    """ccnn_decoder runs with torch made unimportable (tests/test_decoder_without_torch.py checks
+    the same in a fresh virtual environment, from `pip install ./decoder`)."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import numpy as np, ccnn_decoder, ccnn_decoder.ad3, ccnn_decoder.ad3.extensions\n"
+            "r = ccnn_decoder.decode_exact(np.zeros((1, 2, 2)), np.eye(2)[None], np.array([[0, 1]]))\n"
+            "assert r.score[0] == 1.0, r\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -1,5 +1,5 @@
-"""ccnn_ext.ad3.simple_inference: ``simple_grid`` and ``general_graph`` (the reference's
-``ad3.simple_inference``), built on :class:`ccnn_ext.ad3.PFactorGraph`."""
+"""ccnn_decoder.ad3.simple_inference: ``simple_grid`` and ``general_graph`` (the reference's
+``ad3.simple_inference``), built on :class:`ccnn_decoder.ad3.PFactorGraph`."""
 import itertools
 
 import numpy as np

@@ -1,6 +1,6 @@
 """MAP decoding of factor graphs: AD3, certified exact branch-and-bound, exhaustive search.
 
-The solvers are the torch-free C++ core in ``csrc/ad3`` (module ``ccnn_ext._decoder``); they run
+The solvers are the torch-free C++ core in ``csrc/ad3`` (module ``ccnn_decoder._decoder``); they run
 with the GIL released, in parallel over the problems of a batch, with results that do not depend
 on the number of threads. Scores are maximised: a labelling ``y`` of a problem scores
 
@@ -8,19 +8,19 @@ on the number of threads. Scores are maximised: a labelling ``y`` of a problem s
 
 Batched API (problems that share an edge list, all variables with L states, the CCNN case)::
 
-    import numpy as np, ccnn_ext
+    import numpy as np, ccnn_decoder
     rng = np.random.default_rng(0)
     edges = np.array([(r, s) for r in range(5) for s in range(r + 1, 5)])   # (E, 2)
     unary = rng.normal(size=(100, 5, 6))                                    # (B, Q, L)
     pairwise = rng.normal(size=(100, len(edges), 6, 6))                     # (B, E, L, L) or (E, L, L)
-    exact = ccnn_ext.decode_exact(unary, pairwise, edges)
-    relaxed = ccnn_ext.decode_ad3(unary, pairwise, edges, return_posteriors=True)
+    exact = ccnn_decoder.decode_exact(unary, pairwise, edges)
+    relaxed = ccnn_decoder.decode_ad3(unary, pairwise, edges, return_posteriors=True)
     relaxed.labels, relaxed.score, relaxed.bound, relaxed.status_names, relaxed.posteriors
 
 Arrays may be numpy arrays or torch tensors (CUDA tensors are copied to the CPU); results are
 numpy arrays. For variables with different numbers of states, binary variables, dense factors of
 any arity and hard-logic / budget / knapsack / pair factors use :class:`FactorGraph`; for code
-written against the reference AD3 package, :mod:`ccnn_ext.ad3`.
+written against the reference AD3 package, :mod:`ccnn_decoder.ad3`.
 
 Every decode can be stopped with Ctrl-C (KeyboardInterrupt within about 50 ms, also with the GIL
 released and on several threads); ``decode_exact`` is bounded by default by
@@ -313,7 +313,7 @@ class FactorGraph:
     Pairwise graphs (multi-valued variables and ``add_factor`` tables) use the pairwise solvers;
     anything else uses the general ones (docs/decoder.md, "General factor graphs")::
 
-        from ccnn_ext import FactorGraph
+        from ccnn_decoder import FactorGraph
         g = FactorGraph()
         weather = g.add_variable([0.2, 0.5, 0.1])      # 3 states with unary scores
         umbrella = g.add_variable(2)                   # 2 states, zero unary scores

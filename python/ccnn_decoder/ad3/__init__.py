@@ -1,8 +1,8 @@
 """Compatibility layer for code written against the reference AD3 package (PyPI ``ad3`` 2.2.1).
 
-Replace ``from ad3 import factor_graph as fg`` by ``from ccnn_ext.ad3 import factor_graph as fg``,
-``from ad3.extensions import ...`` by ``from ccnn_ext.ad3.extensions import ...`` (or ``import ad3``
-by ``import ccnn_ext.ad3 as ad3``); the names, arguments and return conventions below are the
+Replace ``from ad3 import factor_graph as fg`` by ``from ccnn_decoder.ad3 import factor_graph as fg``,
+``from ad3.extensions import ...`` by ``from ccnn_decoder.ad3.extensions import ...`` (or ``import ad3``
+by ``import ccnn_decoder.ad3 as ad3``); the names, arguments and return conventions below are the
 reference's. The solvers are ccnn's (``csrc/ad3``, see
 docs/decoder.md, "General factor graphs").
 

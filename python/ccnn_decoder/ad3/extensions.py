@@ -1,4 +1,4 @@
-"""ccnn_ext.ad3.extensions: the reference's structured factors given by a MAP oracle, declared
+"""ccnn_decoder.ad3.extensions: the reference's structured factors given by a MAP oracle, declared
 with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initialize``d:
 
 ``PFactorSequence``  a chain of positions, each a group of binary variables of which exactly one

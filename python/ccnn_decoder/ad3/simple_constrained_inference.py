@@ -1,4 +1,4 @@
-"""ccnn_ext.ad3.simple_constrained_inference: MAP on pairwise graphs with logic constraints between
+"""ccnn_decoder.ad3.simple_constrained_inference: MAP on pairwise graphs with logic constraints between
 node states (the reference's ``ad3.simple_constrained_inference``, same arguments and returns).
 
 A constraint is ``(operator, nodes, states, negated)``: operator one of XOR, XOROUT, ATMOSTONE, OR,

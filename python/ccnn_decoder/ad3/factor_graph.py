@@ -1,4 +1,4 @@
-"""ccnn_ext.ad3.factor_graph: ``PFactorGraph``, its variables and factors (the reference's
+"""ccnn_decoder.ad3.factor_graph: ``PFactorGraph``, its variables and factors (the reference's
 ``ad3.factor_graph`` and ``ad3.base``); see the package docstring for the differences."""
 from __future__ import annotations
 
@@ -262,13 +262,13 @@ class PFactorGraph:
         return self._add(PFactor("dense", list(p_multi_variables), additional=values))
 
     def declare_factor(self, p_factor, p_variables, owned_by_graph=False):
-        """Binds a separately created factor (ccnn_ext.ad3.extensions: PFactorSequence,
+        """Binds a separately created factor (ccnn_decoder.ad3.extensions: PFactorSequence,
         PFactorTree) to binary variables; initialize it before solving."""
         if not isinstance(p_factor, PFactor):
             raise TypeError(f"p_factor: expected a PFactor, got {type(p_factor).__name__}")
         if p_factor._kind not in ("sequence", "tree", "headautomaton", "binarytree", "generaltree",
                                   "sequencecompressor"):
-            raise NotImplementedError(f"declare_factor: {type(p_factor).__name__} is not supported by ccnn_ext.ad3")
+            raise NotImplementedError(f"declare_factor: {type(p_factor).__name__} is not supported by ccnn_decoder.ad3")
         if p_factor._graph is not None:
             raise ValueError("p_factor: this factor is already declared in a factor graph")
         variables = _binary_list(self, p_variables)
@@ -349,7 +349,7 @@ class PFactorGraph:
         return self._run("exact" if branch_and_bound else "ad3")
 
     def _not_implemented(self, *args, **kwargs):
-        raise NotImplementedError("not implemented in ccnn_ext.ad3 (see its docstring)")
+        raise NotImplementedError("not implemented in ccnn_decoder.ad3 (see its docstring)")
 
     def get_dual_variables(self):
         """AD3's Lagrange multipliers of the last solve, one per factor link (the declared
