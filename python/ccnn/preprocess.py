@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .cache import global_cache_dir
+from .console import LOG
 from .data.dataset import AUDataset, read_image, read_video_frames, split_video_path
 from .data.parallel import run_tasks
 from .face_alignment import (DETECTED, FACE_BOX, FACE_BOX_EYES, GIVEN, NO_FACE, REFERENCE_EYES, STATUS_NAMES,
@@ -179,16 +182,19 @@ def default_cache_dir(ds: AUDataset) -> Path:
     """<data set folder>/.ccnn_cache when writable, else $CCNN_CACHE_DIR or ~/.cache/ccnn."""
     if ds.root and os.access(ds.root, os.W_OK):
         return Path(ds.root) / ".ccnn_cache"
-    return Path(os.environ.get("CCNN_CACHE_DIR", Path.home() / ".cache" / "ccnn"))
+    return global_cache_dir()
 
 
 def preprocess(ds: AUDataset, size: int = 96, cache_dir=None, workers: int | None = None,
-               progress: bool = True, on_missing: str = "face-box", dtype: str = "float32") -> FaceArrays:
+               progress: bool = True, on_missing: str = "face-box", dtype: str = "float32",
+               part: str | None = None) -> FaceArrays:
     """Align and normalise every frame of `ds` (see the module doc), in parallel over `workers`
     processes (None: all cores), cached under cache_dir (None: `default_cache_dir(ds)`; False: no
     cache). on_missing: "face-box" (frames without found eyes are aligned from the face box when a
     face is found, else dropped) or "skip" (dropped). Counts of each case are in the result's
-    `report` and are warned about when any frame was not aligned from known or detected eyes."""
+    `report` and are warned about when any frame was not aligned from known or detected eyes. part
+    (e.g. "train") names the split in the progress bar and in the one line logged to the `ccnn`
+    logger: "preprocess synth-disfa (train, 1200 frames) ..." (console.py)."""
     if not isinstance(ds, AUDataset):
         raise TypeError(f"ds must be an AUDataset, got {type(ds).__name__}")
     if len(ds) == 0:
@@ -201,20 +207,22 @@ def preprocess(ds: AUDataset, size: int = 96, cache_dir=None, workers: int | Non
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
     size = int(size)
     key = cache_key(ds, size, dtype, on_missing)
+    desc = f"preprocess {ds.name} ({part + ', ' if part else ''}{len(ds)} frames)"
     if cache_dir is False:
         with tempfile.TemporaryDirectory(prefix="ccnn-pre-") as tmp:
-            faces = _build(ds, Path(tmp) / "out", size, dtype, on_missing, key, workers, progress)
+            faces = _build(ds, Path(tmp) / "out", size, dtype, on_missing, key, workers, progress, desc)
             faces.images = np.array(faces.images)  # into memory before the folder goes
             faces.cache_path = None
             return faces
     folder = Path(cache_dir if cache_dir is not None else default_cache_dir(ds)) / f"{_slug(ds.name)}-{size}-{key[:16]}"
     cached = _load_cached(folder, key)
     if cached is not None:
+        LOG.info(f"{desc}: cached in {folder}")
         return cached
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    faces = _build(ds, tmp, size, dtype, on_missing, key, workers, progress)
+    faces = _build(ds, tmp, size, dtype, on_missing, key, workers, progress, desc)
     del faces
     shutil.rmtree(folder, ignore_errors=True)
     try:
@@ -231,13 +239,16 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "data"
 
 
-def _build(ds, folder: Path, size, dtype, on_missing, key, workers, progress) -> FaceArrays:
+def _build(ds, folder: Path, size, dtype, on_missing, key, workers, progress, desc) -> FaceArrays:
     folder.mkdir(parents=True)
     raw_path = folder / "all_images.npy"
     np.lib.format.open_memmap(raw_path, mode="w+", dtype=np.dtype(dtype), shape=(len(ds), size, size)).flush()
     tasks = _tasks(ds, str(raw_path), size, on_missing)
-    results = run_tasks(_preprocess_chunk, tasks, workers, progress, desc=f"preprocess {ds.name}",
+    LOG.info(f"{desc} ...")
+    start = time.perf_counter()
+    results = run_tasks(_preprocess_chunk, tasks, workers, progress, desc=desc,
                         unit_counts=[len(t["rows"]) for t in tasks])
+    LOG.info(f"{desc}: done in {time.perf_counter() - start:.1f} s")
     status = np.full(len(ds), UNREADABLE, np.int8)
     transforms = np.full((len(ds), 2, 3), np.nan, np.float32)
     errors, error_count = [], 0
