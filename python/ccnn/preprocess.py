@@ -31,7 +31,7 @@ from .data.parallel import run_tasks
 from .face_alignment import (DETECTED, FACE_BOX, FACE_BOX_EYES, GIVEN, NO_FACE, REFERENCE_EYES, STATUS_NAMES,
                              UNREADABLE, align_face, alignment_matrix, find_face)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: labels left out of the key
 CHUNK_IMAGES = 256
 CHUNK_VIDEO_FRAMES = 600
 
@@ -156,8 +156,9 @@ def _tasks(ds: AUDataset, array: str, size: int, on_missing: str) -> list[dict]:
 
 
 def cache_key(ds: AUDataset, size: int, dtype: str, on_missing: str) -> str:
-    """Hash of everything the result depends on: settings, sample list, labels, eyes and the size
-    and modification time of every input file."""
+    """Hash of everything the aligned faces depend on: settings, sample list, subjects, eyes and the
+    size and modification time of every input file. Not the labels: they are taken from `ds` at
+    every load (`_load_cached`), so a label change reuses the aligned faces instead of re-aligning."""
     h = hashlib.sha256()
     settings = {"version": CACHE_VERSION, "size": size, "dtype": dtype, "on_missing": on_missing,
                 "reference_eyes": REFERENCE_EYES, "face_box_eyes": FACE_BOX_EYES, "name": ds.name,
@@ -165,7 +166,6 @@ def cache_key(ds: AUDataset, size: int, dtype: str, on_missing: str) -> str:
     h.update(json.dumps(settings, sort_keys=True).encode())
     h.update("\n".join(ds.image_paths).encode())
     h.update("\n".join(ds.subjects.tolist()).encode())
-    h.update(np.ascontiguousarray(ds.labels).tobytes())
     if ds.eyes is not None:
         h.update(np.ascontiguousarray(ds.eyes).tobytes())
     files = sorted({(split_video_path(p) or (p, 0))[0] for p in ds.image_paths})
@@ -215,7 +215,7 @@ def preprocess(ds: AUDataset, size: int = 96, cache_dir=None, workers: int | Non
             faces.cache_path = None
             return faces
     folder = Path(cache_dir if cache_dir is not None else default_cache_dir(ds)) / f"{_slug(ds.name)}-{size}-{key[:16]}"
-    cached = _load_cached(folder, key)
+    cached = _load_cached(folder, key, ds)
     if cached is not None:
         LOG.info(f"{desc}: cached in {folder}")
         return cached
@@ -229,7 +229,7 @@ def preprocess(ds: AUDataset, size: int = 96, cache_dir=None, workers: int | Non
         os.replace(tmp, folder)
     except OSError:  # another process finished the same entry first
         shutil.rmtree(tmp, ignore_errors=True)
-    result = _load_cached(folder, key)
+    result = _load_cached(folder, key, ds)
     if result is None:
         raise OSError(f"the preprocessing cache {folder} could not be written or read back")
     return result
@@ -290,10 +290,10 @@ def _build(ds, folder: Path, size, dtype, on_missing, key, workers, progress, de
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if counts[FACE_BOX] + counts[NO_FACE] + counts[UNREADABLE]:
         warnings.warn(summary + (f"; first errors: {errors[:3]}" if errors else ""), stacklevel=3)
-    return _load_cached(folder, key)
+    return _load_cached(folder, key, ds)
 
 
-def _load_cached(folder: Path, key: str) -> FaceArrays | None:
+def _load_cached(folder: Path, key: str, ds: AUDataset) -> FaceArrays | None:
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
@@ -302,12 +302,13 @@ def _load_cached(folder: Path, key: str) -> FaceArrays | None:
         return None
     try:
         load = lambda name, **kw: np.load(folder / name, **kw)  # noqa: E731
-        return FaceArrays(
-            images=load("images.npy", mmap_mode="r"), labels=load("labels.npy"),
+        source_index = load("source_index.npy")
+        return FaceArrays(  # labels and issues from ds: a label change does not make a new entry
+            images=load("images.npy", mmap_mode="r"), labels=np.asarray(ds.labels)[source_index],
             subjects=load("subjects.npy"), aus=list(manifest["aus"]), dataset=manifest["dataset"],
             skipped=int(manifest["skipped"]), unreadable=int(manifest["unreadable"]),
-            source_index=load("source_index.npy"), fallback=load("fallback.npy"),
+            source_index=source_index, fallback=load("fallback.npy"),
             transforms=load("transforms.npy"), report=manifest["report"], cache_path=str(folder),
-            issues=list(manifest.get("issues", [])))
-    except (OSError, ValueError, KeyError):
+            issues=list(ds.issues))
+    except (OSError, ValueError, KeyError, IndexError):
         return None  # an incomplete or damaged cache entry is rebuilt
