@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_model
+from .console import LOG
 from .data.dataset import AUDataset, report, split_subjects
 from .data.loaders import load_dataset
 from .inference import DecodeOptions, infer_faces
@@ -116,8 +117,17 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
         train, val = split_subjects(train, ("fraction", 1.0 - val_fraction, seed + 1))
     extra = [load_data(p, "--extra-data") for p in extra_data]
 
+    # the whole data set is aligned once (the entry `ccnn preprocess` writes, reused); each part takes
+    # its subjects' rows from it without copying (a subject-independent split selects whole subjects)
+    whole = preprocess(ds, size=image_size, cache_dir=cache_dir, progress=progress, part="all subjects")
+
     def faces(subset, part):
-        return preprocess(subset, size=image_size, cache_dir=cache_dir, progress=progress, part=part)
+        if part == "extra data":
+            return preprocess(subset, size=image_size, cache_dir=cache_dir, progress=progress, part=part)
+        rows = whole.subset(np.isin(whole.subjects, np.asarray(subset.subject_list(), dtype=str)), copy=False)
+        LOG.info(f"{ds.name} ({part}, {len(rows)} faces of {len(subset.subject_list())} subjects): "
+                 f"rows of the aligned whole set")
+        return rows
 
     record = {"dataset": ds.name, "scheme": split, "seed": seed, "val_fraction": val_fraction,
               "test_subjects": test.subject_list()}

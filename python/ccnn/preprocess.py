@@ -71,15 +71,40 @@ class FaceArrays:
     def size(self) -> int:
         return int(self.images.shape[-1])
 
-    def subset(self, idx) -> "FaceArrays":
-        """The faces at integer indices or a boolean mask (images are copied into memory)."""
+    def subset(self, idx, copy: bool = True) -> "FaceArrays":
+        """The faces at integer indices or a boolean mask (images copied into memory, or with
+        copy=False a `RowView` that reads the rows from the memory-mapped cache on access)."""
         idx = np.asarray(idx)
         idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
-        return FaceArrays(np.asarray(self.images[idx]), self.labels[idx], self.subjects[idx], list(self.aus),
+        images = np.asarray(self.images[idx]) if copy else RowView(self.images, idx)
+        return FaceArrays(images, self.labels[idx], self.subjects[idx], list(self.aus),
                           self.dataset, self.skipped, self.unreadable, pick(self.source_index),
                           pick(self.fallback), pick(self.transforms), self.report, self.cache_path,
                           list(self.issues))
+
+
+class RowView:
+    """Rows `rows` of an array (a memory-mapped cache), read on access: a subset of the faces without
+    copying them into memory. Indexing (an index, a slice or an index array, then any others) and
+    np.asarray work as on the array of those rows."""
+
+    def __init__(self, base, rows):
+        self.base, self.rows = base, np.asarray(rows, np.int64)
+        self.dtype, self.ndim = base.dtype, base.ndim
+        self.shape = (len(self.rows), *base.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        rows = self.rows[first]
+        return self.base[(int(rows), *rest)] if np.ndim(rows) == 0 else self.base[(rows, *rest)]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.asarray(self.base[self.rows])
+        return out if dtype is None else out.astype(dtype)
 
 
 def _preprocess_chunk(task: dict) -> dict:
