@@ -305,3 +305,18 @@ def test_nothing_alignable_is_a_clear_error(tmp_path):
     ds = AUDataset("blank", [1], [str(tmp_path / "blank.png")], np.array(["s"]), np.array([[0]]))
     with pytest.raises(ValueError, match="no frame of blank could be aligned"):
         preprocess(ds, cache_dir=False, workers=1, progress=False)
+
+
+def test_a_label_change_reuses_the_aligned_faces(synthetic, tmp_path, monkeypatch):
+    """The cache key leaves the labels out: new labels read the same entry, with the new labels."""
+    import ccnn.preprocess as pre
+    ds = load_dataset(synthetic)
+    faces = preprocess(ds, size=32, cache_dir=tmp_path, workers=1, progress=False)
+    relabelled = AUDataset(ds.name, ds.aus, ds.image_paths, ds.subjects, np.where(ds.labels > 0, 0, 1),
+                           eyes=ds.eyes)
+    monkeypatch.setattr(pre, "_build", lambda *a, **k: pytest.fail("the faces were aligned again"))
+    again = preprocess(relabelled, size=32, cache_dir=tmp_path, workers=1, progress=False)
+    assert again.cache_path == faces.cache_path and len(list(tmp_path.iterdir())) == 1
+    np.testing.assert_array_equal(again.labels, relabelled.labels)
+    np.testing.assert_array_equal(np.asarray(again.images), np.asarray(faces.images))
+    np.testing.assert_array_equal(preprocess(ds, size=32, cache_dir=tmp_path, progress=False).labels, ds.labels)

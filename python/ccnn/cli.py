@@ -2,6 +2,7 @@
 
     ccnn synth      --out DIR [--context disfa|fera|pain] ...     (ccnn.data.synthetic)
     ccnn preprocess DIR [--size 96] ...                           (ccnn.preprocess)
+    ccnn cache      [DIR] [--clear [--older-than DAYS]]           (ccnn.cache)
     ccnn train      --data DIR [--extra-data DIR ...] --head ccnn --mode ibb --out runs/x
     ccnn eval       --checkpoint runs/x/model.pt --data DIR [--part test]
     ccnn compare    --data DIR --variants CNN,OCNN,CCNN,CCNN-IT --out runs/cmp   (ccnn.experiment)
@@ -11,6 +12,10 @@
 Bad input (options out of range, missing or unreadable files, a folder where a file is expected, no
 disk space, ...) ends with `ccnn <command>: error: <what>, <which argument or file>, <what to do>` and
 exit status 2, without a traceback unless --debug; a diverged run with status 1 (docs/reliability.md).
+Without progress bars (stderr not a terminal, or --no-progress) each epoch and each data preparation
+step is one line on stderr, and every warning is one `warning: ...` line (console.py).
+
+Over 400 lines: the argument declarations and help texts of nine commands; the logic is elsewhere.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ import traceback
 import warnings
 from pathlib import Path
 
+from .cache import cache_entries, cache_report, clear_cache, resolve_cache_dir
+from .console import LOG, plain_warnings, show_lines
 from .data.synthetic import contact_sheet, existing_parameters, generate_synthetic, parameters
 from .demo import run_demo
 from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, load_data, parse_variants,
@@ -50,8 +57,10 @@ FRACTION, POSITIVE, NONNEG = number(0, 1, high_open=True), number(0, low_open=Tr
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    lines = None if _progress(args) else show_lines()  # no bars: one line per epoch and data step
     try:
-        return args.func(args) or 0
+        with plain_warnings():  # 'warning: ...', one line each
+            return args.func(args) or 0
     except (*args.input_errors, *USER_ERRORS, TrainingDiverged) as exc:  # a message, not a traceback
         if args.debug:
             traceback.print_exc()
@@ -61,6 +70,9 @@ def main(argv=None) -> int:
         print(f"ccnn {args.command}: interrupted (a training run resumes from its last checkpoint)",
               file=sys.stderr)
         return 130
+    finally:
+        if lines is not None:
+            LOG.removeHandler(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +135,16 @@ def _add_data_commands(subparsers) -> None:
     pre.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     pre.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    cache = _add_command(subparsers, "cache", cmd_cache, help="list or clear pre-processed faces",
+                         description="List the entries of a pre-processing cache (path, size, age, what "
+                                     "they hold), or remove them with --clear.")
+    cache.add_argument("folder", nargs="?", default=None,
+                       help="a cache folder, or a data set folder (its .ccnn_cache) (default: "
+                            "$CCNN_CACHE_DIR or ~/.cache/ccnn)")
+    cache.add_argument("--clear", action="store_true", help="remove the entries")
+    cache.add_argument("--older-than", type=NONNEG, default=None, metavar="DAYS",
+                       help="with --clear: only entries last written more than DAYS days ago")
+
 
 def cmd_synth(args) -> int:
     kept = not args.overwrite and existing_parameters(args.out) == parameters(
@@ -155,6 +177,15 @@ def cmd_preprocess(args) -> int:
     seconds = time.perf_counter() - start
     print(faces.report)
     print(f"cache: {faces.cache_path} ({seconds:.1f} s)")
+    return 0
+
+
+def cmd_cache(args) -> int:
+    folder = resolve_cache_dir(args.folder)
+    if args.clear:
+        print(cache_report(folder, clear_cache(folder, args.older_than), removed=True))
+    else:
+        print(cache_report(folder, cache_entries(folder)))
     return 0
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .cache import global_cache_dir
+from .console import LOG
 from .data.dataset import AUDataset, read_image, read_video_frames, split_video_path
 from .data.parallel import run_tasks
 from .face_alignment import (DETECTED, FACE_BOX, FACE_BOX_EYES, GIVEN, NO_FACE, REFERENCE_EYES, STATUS_NAMES,
                              UNREADABLE, align_face, alignment_matrix, find_face)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: labels left out of the key
 CHUNK_IMAGES = 256
 CHUNK_VIDEO_FRAMES = 600
 
@@ -68,15 +71,40 @@ class FaceArrays:
     def size(self) -> int:
         return int(self.images.shape[-1])
 
-    def subset(self, idx) -> "FaceArrays":
-        """The faces at integer indices or a boolean mask (images are copied into memory)."""
+    def subset(self, idx, copy: bool = True) -> "FaceArrays":
+        """The faces at integer indices or a boolean mask (images copied into memory, or with
+        copy=False a `RowView` that reads the rows from the memory-mapped cache on access)."""
         idx = np.asarray(idx)
         idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
-        return FaceArrays(np.asarray(self.images[idx]), self.labels[idx], self.subjects[idx], list(self.aus),
+        images = np.asarray(self.images[idx]) if copy else RowView(self.images, idx)
+        return FaceArrays(images, self.labels[idx], self.subjects[idx], list(self.aus),
                           self.dataset, self.skipped, self.unreadable, pick(self.source_index),
                           pick(self.fallback), pick(self.transforms), self.report, self.cache_path,
                           list(self.issues))
+
+
+class RowView:
+    """Rows `rows` of an array (a memory-mapped cache), read on access: a subset of the faces without
+    copying them into memory. Indexing (an index, a slice or an index array, then any others) and
+    np.asarray work as on the array of those rows."""
+
+    def __init__(self, base, rows):
+        self.base, self.rows = base, np.asarray(rows, np.int64)
+        self.dtype, self.ndim = base.dtype, base.ndim
+        self.shape = (len(self.rows), *base.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        rows = self.rows[first]
+        return self.base[(int(rows), *rest)] if np.ndim(rows) == 0 else self.base[(rows, *rest)]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.asarray(self.base[self.rows])
+        return out if dtype is None else out.astype(dtype)
 
 
 def _preprocess_chunk(task: dict) -> dict:
@@ -153,8 +181,9 @@ def _tasks(ds: AUDataset, array: str, size: int, on_missing: str) -> list[dict]:
 
 
 def cache_key(ds: AUDataset, size: int, dtype: str, on_missing: str) -> str:
-    """Hash of everything the result depends on: settings, sample list, labels, eyes and the size
-    and modification time of every input file."""
+    """Hash of everything the aligned faces depend on: settings, sample list, subjects, eyes and the
+    size and modification time of every input file. Not the labels: they are taken from `ds` at
+    every load (`_load_cached`), so a label change reuses the aligned faces instead of re-aligning."""
     h = hashlib.sha256()
     settings = {"version": CACHE_VERSION, "size": size, "dtype": dtype, "on_missing": on_missing,
                 "reference_eyes": REFERENCE_EYES, "face_box_eyes": FACE_BOX_EYES, "name": ds.name,
@@ -162,7 +191,6 @@ def cache_key(ds: AUDataset, size: int, dtype: str, on_missing: str) -> str:
     h.update(json.dumps(settings, sort_keys=True).encode())
     h.update("\n".join(ds.image_paths).encode())
     h.update("\n".join(ds.subjects.tolist()).encode())
-    h.update(np.ascontiguousarray(ds.labels).tobytes())
     if ds.eyes is not None:
         h.update(np.ascontiguousarray(ds.eyes).tobytes())
     files = sorted({(split_video_path(p) or (p, 0))[0] for p in ds.image_paths})
@@ -179,16 +207,19 @@ def default_cache_dir(ds: AUDataset) -> Path:
     """<data set folder>/.ccnn_cache when writable, else $CCNN_CACHE_DIR or ~/.cache/ccnn."""
     if ds.root and os.access(ds.root, os.W_OK):
         return Path(ds.root) / ".ccnn_cache"
-    return Path(os.environ.get("CCNN_CACHE_DIR", Path.home() / ".cache" / "ccnn"))
+    return global_cache_dir()
 
 
 def preprocess(ds: AUDataset, size: int = 96, cache_dir=None, workers: int | None = None,
-               progress: bool = True, on_missing: str = "face-box", dtype: str = "float32") -> FaceArrays:
+               progress: bool = True, on_missing: str = "face-box", dtype: str = "float32",
+               part: str | None = None) -> FaceArrays:
     """Align and normalise every frame of `ds` (see the module doc), in parallel over `workers`
     processes (None: all cores), cached under cache_dir (None: `default_cache_dir(ds)`; False: no
     cache). on_missing: "face-box" (frames without found eyes are aligned from the face box when a
     face is found, else dropped) or "skip" (dropped). Counts of each case are in the result's
-    `report` and are warned about when any frame was not aligned from known or detected eyes."""
+    `report` and are warned about when any frame was not aligned from known or detected eyes. part
+    (e.g. "train") names the split in the progress bar and in the one line logged to the `ccnn`
+    logger: "preprocess synth-disfa (train, 1200 frames) ..." (console.py)."""
     if not isinstance(ds, AUDataset):
         raise TypeError(f"ds must be an AUDataset, got {type(ds).__name__}")
     if len(ds) == 0:
@@ -201,27 +232,29 @@ def preprocess(ds: AUDataset, size: int = 96, cache_dir=None, workers: int | Non
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
     size = int(size)
     key = cache_key(ds, size, dtype, on_missing)
+    desc = f"preprocess {ds.name} ({part + ', ' if part else ''}{len(ds)} frames)"
     if cache_dir is False:
         with tempfile.TemporaryDirectory(prefix="ccnn-pre-") as tmp:
-            faces = _build(ds, Path(tmp) / "out", size, dtype, on_missing, key, workers, progress)
+            faces = _build(ds, Path(tmp) / "out", size, dtype, on_missing, key, workers, progress, desc)
             faces.images = np.array(faces.images)  # into memory before the folder goes
             faces.cache_path = None
             return faces
     folder = Path(cache_dir if cache_dir is not None else default_cache_dir(ds)) / f"{_slug(ds.name)}-{size}-{key[:16]}"
-    cached = _load_cached(folder, key)
+    cached = _load_cached(folder, key, ds)
     if cached is not None:
+        LOG.info(f"{desc}: cached in {folder}")
         return cached
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    faces = _build(ds, tmp, size, dtype, on_missing, key, workers, progress)
+    faces = _build(ds, tmp, size, dtype, on_missing, key, workers, progress, desc)
     del faces
     shutil.rmtree(folder, ignore_errors=True)
     try:
         os.replace(tmp, folder)
     except OSError:  # another process finished the same entry first
         shutil.rmtree(tmp, ignore_errors=True)
-    result = _load_cached(folder, key)
+    result = _load_cached(folder, key, ds)
     if result is None:
         raise OSError(f"the preprocessing cache {folder} could not be written or read back")
     return result
@@ -231,13 +264,16 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "data"
 
 
-def _build(ds, folder: Path, size, dtype, on_missing, key, workers, progress) -> FaceArrays:
+def _build(ds, folder: Path, size, dtype, on_missing, key, workers, progress, desc) -> FaceArrays:
     folder.mkdir(parents=True)
     raw_path = folder / "all_images.npy"
     np.lib.format.open_memmap(raw_path, mode="w+", dtype=np.dtype(dtype), shape=(len(ds), size, size)).flush()
     tasks = _tasks(ds, str(raw_path), size, on_missing)
-    results = run_tasks(_preprocess_chunk, tasks, workers, progress, desc=f"preprocess {ds.name}",
+    LOG.info(f"{desc} ...")
+    start = time.perf_counter()
+    results = run_tasks(_preprocess_chunk, tasks, workers, progress, desc=desc,
                         unit_counts=[len(t["rows"]) for t in tasks])
+    LOG.info(f"{desc}: done in {time.perf_counter() - start:.1f} s")
     status = np.full(len(ds), UNREADABLE, np.int8)
     transforms = np.full((len(ds), 2, 3), np.nan, np.float32)
     errors, error_count = [], 0
@@ -279,10 +315,10 @@ def _build(ds, folder: Path, size, dtype, on_missing, key, workers, progress) ->
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if counts[FACE_BOX] + counts[NO_FACE] + counts[UNREADABLE]:
         warnings.warn(summary + (f"; first errors: {errors[:3]}" if errors else ""), stacklevel=3)
-    return _load_cached(folder, key)
+    return _load_cached(folder, key, ds)
 
 
-def _load_cached(folder: Path, key: str) -> FaceArrays | None:
+def _load_cached(folder: Path, key: str, ds: AUDataset) -> FaceArrays | None:
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
@@ -291,12 +327,13 @@ def _load_cached(folder: Path, key: str) -> FaceArrays | None:
         return None
     try:
         load = lambda name, **kw: np.load(folder / name, **kw)  # noqa: E731
-        return FaceArrays(
-            images=load("images.npy", mmap_mode="r"), labels=load("labels.npy"),
+        source_index = load("source_index.npy")
+        return FaceArrays(  # labels and issues from ds: a label change does not make a new entry
+            images=load("images.npy", mmap_mode="r"), labels=np.asarray(ds.labels)[source_index],
             subjects=load("subjects.npy"), aus=list(manifest["aus"]), dataset=manifest["dataset"],
             skipped=int(manifest["skipped"]), unreadable=int(manifest["unreadable"]),
-            source_index=load("source_index.npy"), fallback=load("fallback.npy"),
+            source_index=source_index, fallback=load("fallback.npy"),
             transforms=load("transforms.npy"), report=manifest["report"], cache_path=str(folder),
-            issues=list(manifest.get("issues", [])))
-    except (OSError, ValueError, KeyError):
+            issues=list(ds.issues))
+    except (OSError, ValueError, KeyError, IndexError):
         return None  # an incomplete or damaged cache entry is rebuilt

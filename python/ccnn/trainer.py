@@ -19,7 +19,11 @@ checkpoint written atomically; `fit()` resumes from it and reproduces an uninter
 (every random draw of epoch e derives from (seed, e), and the RNG state is saved too). Logs go to
 `log.jsonl` (one JSON object per line: "step", "epoch", "settings_changed" and "end" events). The
 output folder is locked, described by run.json and checked before resuming (run_folder.py): every
-file the run loads (checkpoint.pt, best.pt) carries its run id.
+file the run loads (checkpoint.pt, best.pt) carries its run id. Each epoch's summary also goes to the
+`ccnn` logger as one line (console.py; the CLI shows it when it draws no progress bars).
+
+Over 400 lines: the loop, validation, checkpoints and the IBB steps all work on the Trainer's state;
+split into modules they would pass most of it around.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
+from .console import report_epoch
 from .data.samplers import EpochShuffleSampler, dataset_blocks, ibb_samplers
 from .data.torch_data import FaceDataset
 from .inference import DecodeOptions, run_inference
@@ -174,7 +179,7 @@ class Trainer:
         self.cnn_sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
         self.model.train()
-        seen = 0
+        seen, total = 0, 0.0
         loader = self._loader(self.cnn_sampler)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs} {phase}", leave=False,
                    disable=not self.config.progress)
@@ -185,10 +190,12 @@ class Trainer:
             self.global_step += 1
             seen += images.shape[0]
             values = loss.as_dict()  # the step's one synchronisation
+            total += values["total"] * images.shape[0]
             if not math.isfinite(values["total"]):
                 raise self._diverged(f"the loss is {values['total']}")
             bar.set_postfix(loss=f"{values['total']:.3f}")
             log({"event": "step", "epoch": epoch, "iteration": self.global_step, "phase": phase, **values})
+        self.train_loss = total / max(seen, 1)  # the epoch's mean training loss (IBB: of step 1)
         return seen
 
     @torch.no_grad()
@@ -332,6 +339,7 @@ class Trainer:
         train_seconds = time.perf_counter() - start
         record = {"event": "epoch", "epoch": epoch, "iteration": self.global_step,
                   "seconds": train_seconds, "images_per_s": seen / max(train_seconds, 1e-9),
+                  "loss": self.train_loss,
                   "train": _summary(self.evaluate_set(self.train_eval_set, self.train_remap, "train eval"))}
         score = record["train"]["icc_avg"]
         if self.val_set is not None:
@@ -349,6 +357,7 @@ class Trainer:
         record["best_epoch"] = self.best_epoch
         self.history.append(record)
         log(record)
+        report_epoch(record, self.config.epochs)
         if self.out_dir is not None:
             save_checkpoint(self._path("checkpoint.pt"), self._state())
         self.epoch += 1
