@@ -55,9 +55,17 @@ def built_with_cuda() -> bool:
     return _C.built_with_cuda()
 
 
+def simd_level() -> str:
+    """The SIMD version the CPU float32 copula kernels run: "avx512" (16 lanes), "avx2" (8),
+    "avx" (8, AVX with FMA but no AVX2) or "base" (4). The widest the processor supports is picked
+    when the library loads; CCNN_SIMD=base|avx|avx2 in the environment caps it."""
+    return _C.simd_level()
+
+
 __all__ = [
     "LOG_PROB_FLOOR",
     "built_with_cuda",
+    "simd_level",
     "data_checks",
     "data_checks_enabled",
     "frank_copula",

@@ -37,4 +37,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "Turn the copula ops' data checks (finite, increasing z, label/edge ranges) on or off.");
   m.def("data_checks_enabled", &ccnn::copula::data_checks_enabled,
         "Whether the copula ops check their input data.");
+  m.def("simd_level", &ccnn::copula::simd_level,
+        "The SIMD version the CPU float32 copula kernels run (avx512, avx2, avx or base).");
 }

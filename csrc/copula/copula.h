@@ -83,6 +83,10 @@ namespace copula {
 void set_data_checks(bool enabled);
 bool data_checks_enabled();
 
+// The SIMD version the CPU float32 kernels run: "avx512", "avx2", "avx" or "base" (the
+// widest this processor supports, capped by CCNN_SIMD=base|avx|avx2 when the library loads).
+const char* simd_level();
+
 using ErrorIndices = std::array<int64_t, kNumInputErrors>;
 
 // Sizes of a pairwise call, read from checked arguments.

@@ -335,9 +335,9 @@ void for_each_labelled_sample(const PairwiseInputs& in, Link link, bool with_wei
 // ---- float label pairs in SIMD lanes ----------------------------------------------------------
 
 // The widest compiled version of the SIMD math (frank_simd.h) this processor runs.
-enum class SimdLevel { kBase, kAvx2, kAvx512 };
+enum class SimdLevel { kBase, kAvx, kAvx2, kAvx512 };
 
-// CCNN_SIMD=base|avx2 in the environment caps the level (to test every version on one machine).
+// CCNN_SIMD=base|avx|avx2 in the environment caps the level (to test every version on one machine).
 SimdLevel best_simd_level() {
   SimdLevel level = SimdLevel::kBase;
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -347,28 +347,41 @@ SimdLevel best_simd_level() {
     level = SimdLevel::kAvx512;
   else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     level = SimdLevel::kAvx2;
+  else if (__builtin_cpu_supports("avx") && __builtin_cpu_supports("fma"))
+    level = SimdLevel::kAvx;
 #endif
-  const char* cap = std::getenv("CCNN_SIMD");
-  if (cap != nullptr && std::string(cap) == "base") return SimdLevel::kBase;
-  if (cap != nullptr && std::string(cap) == "avx2" && level == SimdLevel::kAvx512)
-    return SimdLevel::kAvx2;
-  return level;
+  const char* cap_name = std::getenv("CCNN_SIMD");
+  if (cap_name == nullptr) return level;
+  const std::string name(cap_name);
+  const SimdLevel cap = name == "base"  ? SimdLevel::kBase
+                        : name == "avx"  ? SimdLevel::kAvx
+                        : name == "avx2" ? SimdLevel::kAvx2
+                                         : SimdLevel::kAvx512;
+  return std::min(level, cap);
 }
 
 const SimdLevel kSimdLevel = best_simd_level();
 
 template <typename Fn>
-Fn pick_simd(Fn avx512, Fn avx2, Fn base) {
-  return kSimdLevel == SimdLevel::kAvx512 ? avx512 : kSimdLevel == SimdLevel::kAvx2 ? avx2 : base;
+Fn pick_simd(Fn avx512, Fn avx2, Fn avx, Fn base) {
+  switch (kSimdLevel) {
+    case SimdLevel::kAvx512: return avx512;
+    case SimdLevel::kAvx2: return avx2;
+    case SimdLevel::kAvx: return avx;
+    default: return base;
+  }
 }
 
 using PairLanesFn = void (*)(PairBatch&, int, int, bool);
 using LevelLanesFn = void (*)(LevelBatch&, int, bool, bool);
 using TableLanesFn = void (*)(TableBatch&, int);
 const PairLanesFn kPairLanes =
-    pick_simd(&frank_pair_lanes_avx512, &frank_pair_lanes_avx2, &frank_pair_lanes_base);
-const LevelLanesFn kLevelLanes = pick_simd(&level_lanes_avx512, &level_lanes_avx2, &level_lanes_base);
-const TableLanesFn kTableLanes = pick_simd(&table_lanes_avx512, &table_lanes_avx2, &table_lanes_base);
+    pick_simd(&frank_pair_lanes_avx512, &frank_pair_lanes_avx2, &frank_pair_lanes_avx,
+              &frank_pair_lanes_base);
+const LevelLanesFn kLevelLanes = pick_simd(&level_lanes_avx512, &level_lanes_avx2, &level_lanes_avx,
+                                             &level_lanes_base);
+const TableLanesFn kTableLanes = pick_simd(&table_lanes_avx512, &table_lanes_avx2, &table_lanes_avx,
+                                             &table_lanes_base);
 
 // out[i] = level levels[i] of the threshold row rows[i] (z holds rows of L-1 float thresholds),
 // computed in SIMD lanes; the same fields as level_of.
@@ -879,6 +892,15 @@ TORCH_LIBRARY_IMPL(ccnn, CPU, m) {
   m.impl("pairwise_loglik_bwd", &pairwise_loglik_bwd_cpu);
   m.impl("pairwise_logtable", &pairwise_logtable_cpu);
   m.impl("pairwise_logtable_backward", &pairwise_logtable_backward_cpu);
+}
+
+const char* simd_level() {
+  switch (kSimdLevel) {
+    case SimdLevel::kAvx512: return "avx512";
+    case SimdLevel::kAvx2: return "avx2";
+    case SimdLevel::kAvx: return "avx";
+    default: return "base";
+  }
 }
 
 }  // namespace copula

@@ -67,12 +67,15 @@ struct TableBatch {
 // best the processor has.
 void frank_pair_lanes_avx512(PairBatch& batch, int begin, int end, bool with_grad);
 void frank_pair_lanes_avx2(PairBatch& batch, int begin, int end, bool with_grad);
+void frank_pair_lanes_avx(PairBatch& batch, int begin, int end, bool with_grad);
 void frank_pair_lanes_base(PairBatch& batch, int begin, int end, bool with_grad);
 void level_lanes_avx512(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_avx2(LevelBatch& batch, int count, bool probit, bool with_weights);
+void level_lanes_avx(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_base(LevelBatch& batch, int count, bool probit, bool with_weights);
 void table_lanes_avx512(TableBatch& batch, int L);
 void table_lanes_avx2(TableBatch& batch, int L);
+void table_lanes_avx(TableBatch& batch, int L);
 void table_lanes_base(TableBatch& batch, int L);
 
 }  // namespace copula
