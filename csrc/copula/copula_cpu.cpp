@@ -433,48 +433,61 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
   const int64_t grain = std::max<int64_t>(1, samples_per_task(n.E) / W);
   at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
     std::vector<LevelBatch> aus(n.Q);  // AU q's labelled level of the block's samples, lane = sample
+    std::vector<uint32_t> labelled(n.Q);  // bit k: sample k of the block has a label for AU q
     auto batch = std::make_unique<PairBatch>();
+    // An edge's 16 lanes in the batch. Bit k of `scored`: the pair of sample k is evaluated in the
+    // lanes; of `written`: the lanes' result is stored for sample k (0 where not scored: a missing
+    // label). Lanes outside both were done elsewhere (double pairs) or lie past the batch's end.
     struct Slot {
       int64_t e, r, s;
-      bool reflect[W], capped[W], lane_used[W];
+      uint32_t scored, written;
+      bool reflect[W], capped[W];
     };
     Slot slots[kSlots];
     for (int64_t block = block_begin; block < block_end; ++block) {
       const int64_t b0 = block * W;
       const int lanes = int(std::min<int64_t>(W, n.B - b0));
+      static_assert(W < 32, "lane masks are 32-bit");
+      const uint32_t in_batch = (1u << lanes) - 1;
       for (int64_t q = 0; q < n.Q; ++q) {
         LevelBatch& lb = aus[q];
+        uint32_t bits = 0;
         for (int k = 0; k < W; ++k) {
           const int64_t b = b0 + std::min(k, lanes - 1);
-          const int label = int(std::max<int64_t>(labels[b * n.Q + q], 0));  // -1: not used
+          const int64_t raw = labels[b * n.Q + q];
+          bits |= uint32_t(raw >= 0) << k;
+          const int label = int(std::max<int64_t>(raw, 0));  // -1: not used
           const float* row = z + (b * n.Q + q) * (L - 1);
           lb.z_lo[k] = label > 0 ? row[label - 1] : -kInf;
           lb.z_hi[k] = label < L - 1 ? row[label] : kInf;
         }
+        labelled[q] = bits & in_batch;
         kLevelLanes(lb, W, link == Link::Probit, with_grad);
       }
       int used = 0;
+      // Stores the lanes' results: branch-free over the lanes (a missing label, scattered at
+      // random, would defeat branch prediction), 0 and no gradient where a pair is not scored.
+      const auto store = [&](const PairBatch& g, const Slot& sl, int slot) {
+        const LevelBatch &lr = aus[sl.r], &ls = aus[sl.s];
+        for (int k = 0; k < lanes; ++k) {
+          if (!(sl.written >> k & 1)) continue;
+          const bool on = sl.scored >> k & 1;
+          const int j = slot * W + k;
+          const int64_t i = (b0 + k) * n.E + sl.e;
+          po[i] = on ? g.log_prob[j] : 0.0f;
+          if (!with_grad) continue;
+          const bool reflect = sl.reflect[k];
+          float* d = pp + 5 * i;
+          d[0] = on ? lr.w_lo[k] * g.s_u0[j] : 0.0f;
+          d[1] = on ? lr.w_hi[k] * g.s_u1[j] : 0.0f;
+          d[2] = on ? ls.w_lo[k] * (reflect ? -g.s_v1[j] : g.s_v0[j]) : 0.0f;
+          d[3] = on ? ls.w_hi[k] * (reflect ? -g.s_v0[j] : g.s_v1[j]) : 0.0f;
+          d[4] = on && !sl.capped[k] ? (reflect ? -g.dtheta[j] : g.dtheta[j]) : 0.0f;
+        }
+      };
       const auto evaluate = [&]() {
         kPairLanes(*batch, 0, used * W, with_grad);
-        const PairBatch& g = *batch;
-        for (int slot = 0; slot < used; ++slot) {
-          const Slot& sl = slots[slot];
-          const LevelBatch &lr = aus[sl.r], &ls = aus[sl.s];
-          for (int k = 0; k < lanes; ++k) {
-            if (!sl.lane_used[k]) continue;
-            const int j = slot * W + k;
-            const int64_t i = (b0 + k) * n.E + sl.e;
-            po[i] = g.log_prob[j];
-            if (!with_grad) continue;
-            const bool reflect = sl.reflect[k];
-            float* d = pp + 5 * i;
-            d[0] = lr.w_lo[k] * g.s_u0[j];
-            d[1] = lr.w_hi[k] * g.s_u1[j];
-            d[2] = ls.w_lo[k] * (reflect ? -g.s_v1[j] : g.s_v0[j]);
-            d[3] = ls.w_hi[k] * (reflect ? -g.s_v0[j] : g.s_v1[j]);
-            d[4] = sl.capped[k] ? 0.0f : (reflect ? -g.dtheta[j] : g.dtheta[j]);
-          }
-        }
+        for (int slot = 0; slot < used; ++slot) store(*batch, slots[slot], slot);
         used = 0;
       };
       for (int64_t e = 0; e < n.E; ++e) {
@@ -483,19 +496,15 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
         sl.e = e, sl.r = r, sl.s = s;
         const int base = used * W;
         PairBatch& g = *batch;
-        bool any_lane = false;
         if (!n.theta_per_sample && !needs_double(theta[e])) {
           // one frame for every lane: broadcast it, copy the column levels as they lie
           const FrankFrame<float>& f = shared_frames[e];
-          for (int k = 0; k < W; ++k) {
-            const int64_t b = b0 + k;
-            sl.lane_used[k] = k < lanes && labels[b * n.Q + r] >= 0 && labels[b * n.Q + s] >= 0;
-            any_lane |= sl.lane_used[k];
-            if (k < lanes && !sl.lane_used[k]) {  // a missing label: 0, no gradient
-              po[b * n.E + e] = 0.0f;
-              if (with_grad) std::fill(pp + 5 * (b * n.E + e), pp + 5 * (b * n.E + e) + 5, 0.0f);
-            }
-            sl.reflect[k] = f.reflect, sl.capped[k] = f.capped;
+          sl.scored = labelled[r] & labelled[s];
+          sl.written = in_batch;
+          std::fill_n(sl.reflect, W, f.reflect), std::fill_n(sl.capped, W, f.capped);
+          if (sl.scored == 0) {  // no lane to evaluate: every pair has a missing label
+            store(g, sl, used);
+            continue;
           }
           std::fill_n(g.theta + base, W, f.theta), std::fill_n(g.x1 + base, W, f.x1);
           std::fill_n(g.m1 + base, W, f.m1), std::fill_n(g.inv_mraw + base, W, f.inv_mraw);
@@ -507,12 +516,12 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
           std::memcpy(g.v1 + base, f.reflect ? ls.ccdf_lo : ls.cdf_hi, bytes);
           std::memcpy(g.v1b + base, f.reflect ? ls.cdf_lo : ls.ccdf_hi, bytes);
         } else {
+          sl.scored = sl.written = 0;
           for (int k = 0; k < W; ++k) {
             const int64_t b = b0 + std::min(k, lanes - 1);
             const int64_t i = b * n.E + e;
             const int64_t a = labels[b * n.Q + r], c = labels[b * n.Q + s];
             const float t = theta_of(theta, n, b, e);
-            sl.lane_used[k] = false;
             if (k < lanes && (a < 0 || c < 0)) {  // a missing label: 0, no gradient
               po[i] = 0.0f;
               if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, 0.0f);
@@ -526,7 +535,7 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
                 pp[5 * i + 3] = pg.dz_s_hi, pp[5 * i + 4] = pg.dtheta;
               }
             } else if (k < lanes) {
-              sl.lane_used[k] = any_lane = true;
+              sl.scored |= 1u << k;
             }
             // every lane gets a valid frame (unused lanes compute and are ignored)
             const FrankFrame<float> f = n.theta_per_sample
@@ -542,8 +551,9 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
             g.v1[j] = f.reflect ? ls.ccdf_lo[k] : ls.cdf_hi[k];
             g.v1b[j] = f.reflect ? ls.cdf_lo[k] : ls.ccdf_hi[k];
           }
+          sl.written = sl.scored;
+          if (sl.scored == 0) continue;
         }
-        if (!any_lane) continue;
         const LevelBatch &lr = aus[r], &ls = aus[s];
         const size_t bytes = W * sizeof(float);
         std::memcpy(g.u0 + base, lr.cdf_lo, bytes), std::memcpy(g.u0b + base, lr.ccdf_lo, bytes);
