@@ -465,24 +465,29 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
         kLevelLanes(lb, W, link == Link::Probit, with_grad);
       }
       int used = 0;
-      // Stores the lanes' results: branch-free over the lanes (a missing label, scattered at
-      // random, would defeat branch prediction), 0 and no gradient where a pair is not scored.
+      // Stores the lanes' results, then 0 and no gradient where a pair is not scored (a missing
+      // label): the few such lanes are visited by their bits, since a per-lane test of labels
+      // scattered at random would defeat branch prediction.
       const auto store = [&](const PairBatch& g, const Slot& sl, int slot) {
         const LevelBatch &lr = aus[sl.r], &ls = aus[sl.s];
         for (int k = 0; k < lanes; ++k) {
           if (!(sl.written >> k & 1)) continue;
-          const bool on = sl.scored >> k & 1;
           const int j = slot * W + k;
           const int64_t i = (b0 + k) * n.E + sl.e;
-          po[i] = on ? g.log_prob[j] : 0.0f;
+          po[i] = g.log_prob[j];
           if (!with_grad) continue;
           const bool reflect = sl.reflect[k];
           float* d = pp + 5 * i;
-          d[0] = on ? lr.w_lo[k] * g.s_u0[j] : 0.0f;
-          d[1] = on ? lr.w_hi[k] * g.s_u1[j] : 0.0f;
-          d[2] = on ? ls.w_lo[k] * (reflect ? -g.s_v1[j] : g.s_v0[j]) : 0.0f;
-          d[3] = on ? ls.w_hi[k] * (reflect ? -g.s_v0[j] : g.s_v1[j]) : 0.0f;
-          d[4] = on && !sl.capped[k] ? (reflect ? -g.dtheta[j] : g.dtheta[j]) : 0.0f;
+          d[0] = lr.w_lo[k] * g.s_u0[j];
+          d[1] = lr.w_hi[k] * g.s_u1[j];
+          d[2] = ls.w_lo[k] * (reflect ? -g.s_v1[j] : g.s_v0[j]);
+          d[3] = ls.w_hi[k] * (reflect ? -g.s_v0[j] : g.s_v1[j]);
+          d[4] = sl.capped[k] ? 0.0f : (reflect ? -g.dtheta[j] : g.dtheta[j]);
+        }
+        for (uint32_t unscored = sl.written & ~sl.scored; unscored != 0; unscored &= unscored - 1) {
+          const int64_t i = (b0 + __builtin_ctz(unscored)) * n.E + sl.e;
+          po[i] = 0.0f;
+          if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, 0.0f);
         }
       };
       const auto evaluate = [&]() {
