@@ -393,7 +393,9 @@ def render_markdown(p, dev):
     env, sizes = p["environment"], p["sizes"]
     head = (
         f"# Copula ops benchmark ({dev.type})\n\n"
-        f"Device: {env['device_name']}; threads: {env['threads']} (of {env['cpu_count']} CPUs); "
+        f"Device: {env['device_name']}"
+        + (f" (ccnn SIMD: {env['simd']})" if "simd" in env else "")
+        + f"; threads: {env['threads']} (of {env['cpu_count']} CPUs); "
         f"torch {env['torch']}; ccnn {env['ccnn']}; Python {env['python']}; {env['date']}; "
         f"load average {env.get('load_average_at_start')} at start, {env.get('load_average_at_end')} "
         f"at end.\nB = {sizes['B']}, Q = {Q} (E = {E} edges, all pairs), L = {L}; theta shared per "

@@ -74,6 +74,8 @@ def environment(device, threads):
         env["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]  # > cpu_count: noisy
     if torch.device(device).type == "cuda":
         env["cuda"] = torch.version.cuda
+    else:
+        env["simd"] = ccnn_ext.simd_level()  # the CPU kernels' SIMD version
     return env
 
 
