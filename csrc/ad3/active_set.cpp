@@ -73,9 +73,10 @@ void ActiveSetFactor::solve_qp(const double* x, const double* a, double* q, doub
   const int n = degree();
   residual_.resize(n);
   if (active_.empty()) {
-    active_.emplace_back();
-    best_config(x, a, active_.back());
-    weights_.assign(1, 1.0);
+    best_config(x, a, candidate_);
+    gram_.clear();
+    weights_.clear();
+    append(candidate_, 1.0);
   }
   for (int step = 0; step < 200; ++step) {
     const int k = static_cast<int>(active_.size());
@@ -125,9 +126,22 @@ void ActiveSetFactor::build_kkt() {
   const int k = static_cast<int>(active_.size());
   kkt_.assign(static_cast<std::size_t>(k + 1) * (k + 1), 1.0);
   for (int r = 0; r < k; ++r) {
-    for (int c = 0; c < k; ++c) kkt_[r * (k + 1) + c] = overlap(active_[r], active_[c]);
+    for (int c = 0; c < k; ++c) kkt_[r * (k + 1) + c] = gram_[r * k + c];
   }
   kkt_[k * (k + 1) + k] = 0.0;
+}
+
+void ActiveSetFactor::append(const Config& config, double weight) {
+  const int k = static_cast<int>(active_.size());
+  std::vector<double> grown(static_cast<std::size_t>(k + 1) * (k + 1));
+  for (int r = 0; r < k; ++r) {
+    for (int c = 0; c < k; ++c) grown[r * (k + 1) + c] = gram_[r * k + c];
+    grown[r * (k + 1) + k] = grown[k * (k + 1) + r] = overlap(active_[r], config);
+  }
+  grown[k * (k + 1) + k] = overlap(config, config);
+  gram_.swap(grown);
+  active_.push_back(config);
+  weights_.push_back(weight);
 }
 
 void ActiveSetFactor::marginals(double* q) const {
@@ -140,6 +154,15 @@ void ActiveSetFactor::marginals(double* q) const {
 }
 
 void ActiveSetFactor::remove(int c) {
+  const int k = static_cast<int>(active_.size());
+  std::size_t out = 0;
+  for (int r = 0; r < k; ++r) {
+    if (r == c) continue;
+    for (int col = 0; col < k; ++col) {
+      if (col != c) gram_[out++] = gram_[r * k + col];
+    }
+  }
+  gram_.resize(out);
   active_.erase(active_.begin() + c);
   weights_.erase(weights_.begin() + c);
 }
@@ -166,8 +189,7 @@ void ActiveSetFactor::add_candidate() {
     dependent = norm < 1e-9;
   }
   if (!dependent) {
-    active_.push_back(candidate_);
-    weights_.push_back(0.0);
+    append(candidate_, 0.0);
     return;
   }
   double t = std::numeric_limits<double>::infinity();
@@ -180,8 +202,7 @@ void ActiveSetFactor::add_candidate() {
   }
   if (blocking < 0) return;  // (cannot happen: sum d over the active set is -1)
   for (int c = 0; c < k; ++c) weights_[c] += t * rhs_[c];
-  active_.push_back(candidate_);
-  weights_.push_back(t);
+  append(candidate_, t);
   remove(blocking);
 }
 

@@ -36,10 +36,12 @@ class ActiveSetFactor : public LocalFactor {
  private:
   void build_kkt();
   void marginals(double* q) const;
+  void append(const Config& config, double weight);  // keeps gram_ in step
   void remove(int c);
   void add_candidate();
 
   std::vector<Config> active_;
+  std::vector<double> gram_;  // overlaps of the active configurations (k x k, row-major)
   std::vector<double> weights_;
   Config candidate_;
   std::vector<double> kkt_, rhs_, residual_;

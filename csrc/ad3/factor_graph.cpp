@@ -406,23 +406,48 @@ void check_general_scores(const FactorGraph& graph, const std::vector<double>& u
   check_magnitude(magnitude, -1);
 }
 
+namespace {
+
+// Marks the multi-valued variables whose units form exactly one one-hot group of the factor (a
+// sequence position, a general tree node, a non-negated XOR): the factor already enforces their
+// one-hot constraint, so they need no internal XOR (an XOR there would only slow AD3 down).
+void mark_one_hot_groups(const FactorGraph& g, const FactorSpec& spec, std::vector<char>& one_hot) {
+  std::vector<int> sizes;
+  if (spec.type == FactorType::kSequence || spec.type == FactorType::kGeneralTree) {
+    sizes = spec.num_states;
+  } else if (spec.type == FactorType::kXor && spec.negated.empty()) {
+    sizes.assign(1, static_cast<int>(spec.links.size()));
+  } else {
+    return;
+  }
+  std::size_t begin = 0;
+  for (int size : sizes) {
+    const int v = g.unit_variable(spec.links[begin]);
+    bool whole = !g.is_binary(v) && g.unit_count(v) == size;
+    for (int t = 0; whole && t < size; ++t) whole = g.unit_variable(spec.links[begin + t]) == v;
+    if (whole) one_hot[v] = 1;  // (units are distinct within a factor)
+    begin += size;
+  }
+}
+
+}  // namespace
+
 GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
   degree.assign(g.num_units(), 0);
+  has_dense.assign(g.num_variables(), 0);
+  one_hot.assign(g.num_variables(), 0);
   for (int f = 0; f < g.num_factors(); ++f) {
     const FactorSpec& spec = g.factor(f);
     factors.push_back(make_local_factor(g, spec));
     units.push_back(factor_units(g, spec));
     additional.push_back(g.additional_offset(f));
     if (spec.type == FactorType::kDense) {
-      for (int v : spec.links) {
-        if (has_dense.empty()) has_dense.assign(g.num_variables(), 0);
-        has_dense[v] = 1;
-      }
+      for (int v : spec.links) has_dense[v] = 1;
     }
+    mark_one_hot_groups(g, spec, one_hot);
   }
-  if (has_dense.empty()) has_dense.assign(g.num_variables(), 0);
   for (int v = 0; v < g.num_variables(); ++v) {
-    if (g.is_binary(v) || has_dense[v]) continue;
+    if (g.is_binary(v) || has_dense[v] || one_hot[v]) continue;
     std::vector<int> us;
     for (int t = 0; t < g.unit_count(v); ++t) us.push_back(g.unit_begin(v) + t);
     factors.push_back(make_one_hot_factor(static_cast<int>(us.size())));

@@ -1,5 +1,5 @@
-// Factors solved by the active-set method (active_set.h): dense factors of any arity (oracle:
-// enumeration), the pair factor and XOR-with-output (parity oracle); the factory of every factor.
+// Dense factors of any arity (oracle: enumeration) and XOR-with-output (parity oracle), solved by
+// the active-set method (active_set.h); the pair factor in closed form; the factory of every factor.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -82,26 +82,57 @@ class DenseFactor : public ActiveSetFactor {
   std::vector<int> states_, offset_, state_;
 };
 
-// Two binary units; additional score a[0] when both are 1.
-class PairFactor : public ActiveSetFactor {
+// Two binary units; additional score a[0] when both are 1. Its polytope is {(q0, q1, w):
+// max(0, q0 + q1 - 1) <= w <= min(q0, q1)}; the local problem has a closed form (below).
+class PairFactor : public LocalFactor {
  public:
-  PairFactor() : ActiveSetFactor(2, 1) {}
+  PairFactor() : LocalFactor(2, 1) {}
 
-  double best_config(const double* s, const double* a, Config& config) override {
+  double map(const double* s, const double* a, double* y, double* u) override {
     double best = 0.0;  // (0, 0)
     int y0 = 0, y1 = 0;
     if (s[0] > best) { best = s[0]; y0 = 1; y1 = 0; }
     if (s[1] > best) { best = s[1]; y0 = 0; y1 = 1; }
     if (s[0] + s[1] + a[0] > best) { best = s[0] + s[1] + a[0]; y0 = 1; y1 = 1; }
-    config.y = {static_cast<char>(y0), static_cast<char>(y1)};
-    config.extras.clear();
-    if (y0 && y1) config.extras.push_back(0);
+    y[0] = y0;
+    y[1] = y1;
+    u[0] = y0 && y1 ? 1.0 : 0.0;
     return best;
+  }
+
+  // min 1/2 ||q - x||^2 - a w. For a >= 0 the optimum has w = min(q0, q1), and the objective
+  // max(g0, g1), g_i = 1/2 ||q - x||^2 - a q_i, is convex: the minimiser of g0 over the box,
+  // (clip(x0 + a), clip(x1)), is optimal when it has q0 <= q1 (there g0 >= g1, so it minimises
+  // the maximum too); likewise for g1; otherwise the optimum lies on q0 = q1 = clip((x0 + x1 + a) / 2).
+  // For a < 0, flipping the second unit (q1' = 1 - q1, w' = q0 - w) gives the case a' = -a > 0
+  // with x0 + a and 1 - x1.
+  void solve_qp(const double* x, const double* a, double* q, double* u) override {
+    if (a[0] >= 0.0) {
+      solve_attractive(x[0], x[1], a[0], q);
+      u[0] = std::min(q[0], q[1]);
+    } else {
+      solve_attractive(x[0] + a[0], 1.0 - x[1], -a[0], q);
+      const double w_flipped = std::min(q[0], q[1]);
+      q[1] = 1.0 - q[1];
+      u[0] = q[0] - w_flipped;
+    }
   }
 
   double evaluate(const int* y, const double* a, double* u) const override {
     u[0] = (y[0] && y[1]) ? 1.0 : 0.0;
     return u[0] * a[0];
+  }
+
+ private:
+  static double clip(double v) { return std::min(1.0, std::max(0.0, v)); }
+  static void solve_attractive(double x0, double x1, double a, double* q) {
+    q[0] = clip(x0 + a);
+    q[1] = clip(x1);
+    if (q[0] <= q[1]) return;
+    q[0] = clip(x0);
+    q[1] = clip(x1 + a);
+    if (q[1] <= q[0]) return;
+    q[0] = q[1] = clip(0.5 * (x0 + x1 + a));
   }
 };
 

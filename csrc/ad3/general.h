@@ -17,7 +17,8 @@ void check_general_scores(const FactorGraph& graph, const std::vector<double>& u
                           const std::vector<double>& factor_scores);
 
 // A graph's factors as local solvers: the declared ones (same indices), then an XOR for each
-// multi-valued variable without a dense factor. One per solve (the solvers keep state).
+// multi-valued variable whose one-hot constraint no declared factor enforces (dense factors,
+// sequence positions, general tree nodes, an XOR over exactly its units). One per solve (the solvers keep state).
 struct GeneralModel {
   explicit GeneralModel(const FactorGraph& graph);
   // S(labels), -inf when a factor forbids it; writes the factors' additional posteriors of the
@@ -31,6 +32,7 @@ struct GeneralModel {
   std::vector<std::size_t> additional;     // per factor: offset of its additional scores
   std::vector<int> degree;                 // per unit, internal factors included
   std::vector<char> has_dense;             // per variable
+  std::vector<char> one_hot;               // per variable: a factor enforces its one-hot constraint
   // scratch
   std::vector<int> unit_values, link_values;
   std::vector<double> scratch_u;

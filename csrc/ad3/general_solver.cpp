@@ -94,22 +94,47 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     return w_scratch.data();
   };
 
+  // Two savings that leave the iterates unchanged: a factor whose inputs x (and eta) are bitwise
+  // those of its last solve keeps its solution; and the dual value (one MAP call per factor) is
+  // computed every kDualInterval iterations, when the rounding finds a better labelling, and when
+  // the residuals have converged, rather than every iteration.
+  constexpr int kDualInterval = 10;
+  std::vector<double> x_solved(num_links, std::numeric_limits<double>::quiet_NaN());
+  std::vector<int> last_rounded;
+  bool eta_changed = true;
   bool converged = false, certified = false;
+  auto compute_dual = [&]() {
+    double dual = free_max;
+    for (int f = 0; f < num_factors; ++f) {
+      LocalFactor& factor = *model.factors[f];
+      const std::size_t lb = run.link_begin[f];
+      for (int i = 0; i < factor.degree(); ++i) s[lb + i] = share[model.units[f][i]] + run.lambda[lb + i];
+      w_scratch.resize(std::max(1, factor.num_additional()));
+      dual += factor.map(s.data() + lb, scores_of(f), y.data() + lb, w_scratch.data());
+    }
+    run.bound = std::min(run.bound, dual);
+  };
+  int last_dual = -1;
   for (int t = 0; t < options.max_iterations; ++t) {
     if ((t & 7) == 7 && stop.stop() != StopReason::kNone) break;
     run.iterations = t + 1;
     for (int f = 0; f < num_factors; ++f) {
       LocalFactor& factor = *model.factors[f];
       const std::size_t lb = run.link_begin[f];
+      bool same = !eta_changed;
       for (int i = 0; i < factor.degree(); ++i) {
         const int u = model.units[f][i];
         x[lb + i] = run.p[u] + (share[u] + run.lambda[lb + i]) / eta;
+        same = same && x[lb + i] == x_solved[lb + i];
       }
+      if (same) continue;  // q and the additional posteriors of its last solve still hold
+      std::copy(x.begin() + lb, x.begin() + lb + factor.degree(), x_solved.begin() + lb);
       a_scaled.resize(factor.num_additional());
       const double* a = scores_of(f);
       for (int k = 0; k < factor.num_additional(); ++k) a_scaled[k] = a[k] / eta;
       factor.solve_qp(x.data() + lb, a_scaled.data(), q.data() + lb, posteriors_of(f));
     }
+    eta_changed = false;
     // Average the copies.
     std::fill(p_new.begin(), p_new.end(), 0.0);
     for (int f = 0; f < num_factors; ++f) {
@@ -134,38 +159,44 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     }
     primal_residual = std::sqrt(primal_residual / total_links);
     dual_residual = std::sqrt(dual_residual / total_links);
-    // Dual value at the new multipliers.
-    double dual = free_max;
-    for (int f = 0; f < num_factors; ++f) {
-      LocalFactor& factor = *model.factors[f];
-      const std::size_t lb = run.link_begin[f];
-      for (int i = 0; i < factor.degree(); ++i) s[lb + i] = share[model.units[f][i]] + run.lambda[lb + i];
-      w_scratch.resize(std::max(1, factor.num_additional()));
-      dual += factor.map(s.data() + lb, scores_of(f), y.data() + lb, w_scratch.data());
-    }
-    run.bound = std::min(run.bound, dual);
-    // Rounding.
+    const bool residuals_small = primal_residual < options.tolerance && dual_residual < options.tolerance;
+    // Rounding (scored only when the labelling changed).
+    bool improved = false;
     round_labels(graph, run.p, rounded);
-    const double score = model.score(theta, factor_scores, rounded.data(), nullptr);
-    if (score > run.score) {
-      run.score = score;
-      run.labels = rounded;
+    if (rounded != last_rounded) {
+      last_rounded = rounded;
+      const double score = model.score(theta, factor_scores, rounded.data(), nullptr);
+      if (score > run.score) {
+        run.score = score;
+        run.labels = rounded;
+        improved = true;
+      }
+    }
+    if (improved || residuals_small || t % kDualInterval == 0 || t + 1 == options.max_iterations) {
+      compute_dual();  // at the new multipliers
+      last_dual = t;
     }
     if (run.score > kNegInf && within_gap(run.score, run.bound, options.gap_tolerance)) {
       certified = true;
       break;
     }
-    if (primal_residual < options.tolerance && dual_residual < options.tolerance) {
+    if (residuals_small) {
       converged = true;
       break;
     }
     if (options.adapt_eta && (t + 1) % 10 == 0) {
       if (primal_residual > 10.0 * dual_residual) {
         eta = std::min(2.0 * eta, 100.0);
+        eta_changed = true;
       } else if (dual_residual > 10.0 * primal_residual) {
         eta = std::max(0.5 * eta, 1e-3);
+        eta_changed = true;
       }
     }
+  }
+  if (!certified && last_dual != run.iterations - 1) {  // stopped: the bound at the last multipliers
+    compute_dual();
+    if (run.score > kNegInf && within_gap(run.score, run.bound, options.gap_tolerance)) certified = true;
   }
   run.q = q;
   run.status = certified ? Status::kOptimal : converged ? Status::kFractional : Status::kIterationLimit;

@@ -325,10 +325,11 @@ class PFactorGraph:
         value, score, bound, status = (x[0] for x in raw[3:7])
         dual, local = raw[8][0], raw[9][0]
         self.last_bound = float(bound)
-        self._state = ([float(x) for x in dual], [float(x) for x in local], [float(x) for x in post])
+        posteriors = post.tolist()
+        self._state = (dual.tolist(), local.tolist(), posteriors)
         if status == 0 or (status in (2, 3) and score > -np.inf):
             value = score  # certified, or stopped early: the best labelling's score
-        return float(value), [float(x) for x in post], [float(x) for x in extra], _STATUS[int(status)]
+        return float(value), list(posteriors), extra.tolist(), _STATUS[int(status)]
 
     def solve_lp_map_ad3(self):
         value, post, extra, status = self._run("ad3")
