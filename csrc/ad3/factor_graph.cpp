@@ -35,6 +35,7 @@ const char* factor_type_name(FactorType type) {
     case FactorType::kBinaryTree: return "binarytree";
     case FactorType::kGeneralTree: return "generaltree";
     case FactorType::kSequenceCompressor: return "sequencecompressor";
+    case FactorType::kCompressionBudget: return "compressionbudget";
   }
   return "unknown";
 }
@@ -236,6 +237,39 @@ int FactorGraph::add_sequence(const std::vector<int>& units, const std::vector<i
   spec.links = units;
   spec.num_states = num_states;
   return add_factor(std::move(spec), transitions);
+}
+
+int FactorGraph::add_compression_budget(const std::vector<int>& units, int length, int budget,
+                                        const std::vector<char>& counts_for_budget,
+                                        const std::vector<int>& bigram_positions) {
+  if (length < 1) throw std::invalid_argument("length: expected at least one position, got " + std::to_string(length));
+  if (budget < 0) throw std::invalid_argument("budget: expected >= 0, got " + std::to_string(budget));
+  if (counts_for_budget.size() != static_cast<std::size_t>(length)) {
+    throw std::invalid_argument("counts_for_budget: expected one flag per position (" + std::to_string(length) +
+                                "), got " + std::to_string(counts_for_budget.size()));
+  }
+  std::vector<char> seen(length + 1, 0);
+  for (int p : bigram_positions) {
+    if (p < -1 || p >= length) {
+      throw std::invalid_argument("bigram_positions: " + std::to_string(p) + " is not in [-1, " +
+                                  std::to_string(length - 1) + "]");
+    }
+    if (seen[p + 1]++) throw std::invalid_argument("bigram_positions: " + std::to_string(p) + " appears twice");
+  }
+  const std::size_t expected = static_cast<std::size_t>(length) + bigram_positions.size();
+  if (units.size() != expected) {
+    throw std::invalid_argument("units: expected length + bigram positions = " + std::to_string(expected) +
+                                " units, got " + std::to_string(units.size()));
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kCompressionBudget;
+  spec.links = units;
+  spec.num_nodes = length;
+  spec.budget = budget;
+  spec.counts_for_budget = counts_for_budget;
+  spec.positions = bigram_positions;
+  return add_factor(std::move(spec), 4 * static_cast<std::size_t>(length) - bigram_positions.size());
 }
 
 int FactorGraph::add_tree(const std::vector<int>& units, int num_nodes, const std::vector<std::array<int, 2>>& arcs) {

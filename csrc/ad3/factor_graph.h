@@ -50,6 +50,15 @@
 //               that is 1 exactly when some position is chosen, as the reference's
 //               FactorSequenceCompressor (sentence compression: the positions kept, bigram
 //               scores between consecutive kept ones).
+//   kCompressionBudget  a binary chain over L positions (links 0..L-1: position kept or not) with
+//               at most `budget` kept among the positions marked in counts_for_budget, then one
+//               link per bigram position p in bigram_positions (-1 <= p <= L-1, distinct): 1
+//               exactly when p and p + 1 are both kept (p = -1: the start, always "kept"; p = L-1:
+//               with the end), as the reference's FactorCompressionBudget. Additional scores: the
+//               transitions (i, previous state, state) for i = 0..L (start: 1 previous state,
+//               end: 1 state) in that order, without those of the bigram links (their score is
+//               the link's unit score): 4 L - bigrams values. MAP oracle: Viterbi over
+//               (position, state, count kept).
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
 // Dense, pair, sequence, head-automaton and tree-chain factors have additional scores; factor f's
 // are at additional_offset(f) in the flat `factor_scores` array, additional_size() values in all.
@@ -115,10 +124,12 @@ enum class FactorType : std::int32_t {
   kBinaryTree,
   kGeneralTree,
   kSequenceCompressor,
+  kCompressionBudget,
 };
 
 // "dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply", "budget", "knapsack",
-// "pair", "sequence", "tree", "headautomaton", "binarytree", "generaltree", "sequencecompressor".
+// "pair", "sequence", "tree", "headautomaton", "binarytree", "generaltree", "sequencecompressor",
+// "compressionbudget".
 const char* factor_type_name(FactorType type);
 
 // One factor as declared: its type, its links (units; for dense factors, variables), per-link
@@ -131,7 +142,9 @@ struct FactorSpec {
   std::vector<double> costs;
   std::vector<int> num_states;              // kSequence: states per position; kGeneralTree: per node
   std::vector<int> parents;                 // kBinaryTree, kGeneralTree
-  int num_nodes = 0;                        // kTree
+  int num_nodes = 0;                        // kTree; kCompressionBudget: the length L
+  std::vector<char> counts_for_budget;      // kCompressionBudget: per position
+  std::vector<int> positions;               // kCompressionBudget: the bigram positions
   std::vector<std::array<int, 2>> arcs;     // kTree: (head, modifier) of each link;
                                             // kHeadAutomaton: (m, s) of each additional score
 };
@@ -169,6 +182,10 @@ class FactorGraph {
   int add_general_tree(const std::vector<int>& units, const std::vector<int>& parents,
                        const std::vector<int>& num_states);
   int add_binary_tree(const std::vector<int>& units, const std::vector<int>& parents);
+  // Compression budget: units = `length` positions then one unit per bigram position (see
+  // kCompressionBudget); budget >= 0; counts_for_budget: one flag per position.
+  int add_compression_budget(const std::vector<int>& units, int length, int budget,
+                             const std::vector<char>& counts_for_budget, const std::vector<int>& bigram_positions);
 
   int num_variables() const { return static_cast<int>(unit_begin_.size()); }
   int num_units() const { return num_units_; }

@@ -69,6 +69,11 @@ std::unique_ptr<LocalFactor> make_tree_chain_factor(const std::vector<int>& pare
 std::unique_ptr<LocalFactor> make_head_automaton_factor(int num_positions,
                                                        const std::vector<std::array<int, 2>>& siblings,
                                                        bool with_indicator = false);
+// Compression budget (factor_graph.h, kCompressionBudget): links = `length` positions, then the
+// bigram links of bigram_positions.
+std::unique_ptr<LocalFactor> make_compression_budget_factor(int length, int budget,
+                                                           const std::vector<char>& counts_for_budget,
+                                                           const std::vector<int>& bigram_positions);
 // An active-set factor over an explicit list of allowed configurations (0/1 link vectors),
 // without additional scores: a reference for the closed-form solvers in the tests.
 std::unique_ptr<LocalFactor> make_enumerated_factor(std::vector<std::vector<char>> configurations);

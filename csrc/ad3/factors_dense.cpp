@@ -236,6 +236,10 @@ std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const F
   if (spec.type == FactorType::kHeadAutomaton) {
     return make_head_automaton_factor(static_cast<int>(spec.links.size()), spec.arcs);
   }
+  if (spec.type == FactorType::kCompressionBudget) {
+    return make_compression_budget_factor(spec.num_nodes, static_cast<int>(spec.budget), spec.counts_for_budget,
+                                          spec.positions);
+  }
   if (spec.type == FactorType::kSequenceCompressor) {
     return make_head_automaton_factor(static_cast<int>(spec.links.size()) - 1, spec.arcs, true);
   }

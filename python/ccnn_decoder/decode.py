@@ -559,6 +559,36 @@ class FactorGraph:
         self._factors.append((kind, links, [], 0, [], flat.copy(), states, 0, [], parents))
         return len(self._factors) - 1
 
+    def add_compression_budget(self, positions, budget: int, transitions, counts_for_budget=None,
+                               bigrams=()) -> int:
+        """Adds a compression budget (the reference's FactorCompressionBudget): positions[i] is the
+        binary literal "word i kept", at most `budget` kept among the positions whose
+        counts_for_budget flag is set (default: all); bigrams: (p, literal) pairs, the literal
+        true exactly when p and p + 1 are both kept (p = -1: the first word kept, p = L - 1: the
+        last); transitions: the scores of the chain's transitions (i, previous, state) for i = 0..L
+        (previous of 0: the start, state of L: the end) in that order, without those of the
+        bigram literals, 4 L - len(bigrams) values. Its MAP oracle is Viterbi with a counter.
+        Returns its index."""
+        if isinstance(positions, (int, np.integer, str)) or positions is None:
+            raise TypeError(f"positions: expected a sequence of literals, got {positions!r}")
+        length = len(positions)
+        budget = _int_option(budget, "budget", 0, _INT32_MAX)
+        counts = [True] * length if counts_for_budget is None else [bool(x) for x in counts_for_budget]
+        if len(counts) != length:
+            raise ValueError(f"counts_for_budget: expected one flag per position ({length}), got {len(counts)}")
+        pairs = [(int(p), literal) for p, literal in bigrams]
+        flat = _as_array(transitions, "transitions", np.float64, "real").reshape(-1)
+        if flat.shape[0] != 4 * length - len(pairs):
+            raise ValueError(f"transitions: expected 4 * {length} - {len(pairs)} = {4 * length - len(pairs)} "
+                             f"scores, got {flat.shape[0]}")
+        index = self._add_literal_factor("compressionbudget", list(positions) + [lit for _, lit in pairs], None)
+        if any(self._factors[index][2]):
+            self._factors.pop()
+            raise ValueError("positions, bigrams: expected positive literals (a variable, or (variable, 1))")
+        self._factors[index] = self._factors[index][:3] + (budget, [], flat.copy(), [], length, [], [], counts,
+                                                           [p for p, _ in pairs])
+        return index
+
     def flat_scores(self):
         """The graph's scores in the flat layout of :meth:`solve_batch`: ``(unit_scores (U,),
         factor_scores (F,))``. Units: one per binary variable (the score of label 1 minus that of
@@ -716,12 +746,12 @@ class FactorGraph:
                 start += scores.shape[0]
         factors, extra = [], []
         for kind, links, flags, budget, costs, scores, states, nodes, arcs, *rest in self._factors:
-            parents = rest[0] if rest else []
+            parents, counts, bigrams = (list(rest) + [[], [], []])[:3]
             if kind == "dense":
                 units = list(links)
             else:
                 units = [begin[v] + (0 if self._binary[v] else state) for v, state in links]
-            factors.append((kind, units, flags, budget, costs, states, nodes, arcs, parents))
+            factors.append((kind, units, flags, budget, costs, states, nodes, arcs, parents, counts, bigrams))
             extra.extend(float(x) for x in np.asarray(scores).reshape(-1))
         return variables, factors, unit_scores, extra
 

@@ -287,6 +287,53 @@ void check_oracle_factor(ad3::detail::LocalFactor& factor, std::mt19937& rng, co
   }
 }
 
+// The compression budget's allowed configurations and additional indicators against an
+// independent enumeration of the kept positions (transition indices counted here afresh), then its
+// oracle and local solver (check_oracle_factor).
+void check_compression_budget(int length, int budget, const std::vector<char>& counts,
+                              const std::vector<int>& bigrams, std::mt19937& rng) {
+  auto factor = ad3::detail::make_compression_budget_factor(length, budget, counts, bigrams);
+  const int n = length + static_cast<int>(bigrams.size()), m = 4 * length - static_cast<int>(bigrams.size());
+  CHECK(factor->degree() == n && factor->num_additional() == m);
+  std::vector<double> a(m), u(m);
+  std::vector<int> y(n);
+  int allowed = 0;
+  for (long mask = 0; mask < (1L << n); ++mask) {
+    for (int i = 0; i < n; ++i) y[i] = (mask >> i) & 1;
+    // expected: positions kept by the mask's first `length` bits; bigram links follow from them
+    bool consistent = true;
+    int kept = 0;
+    for (int i = 0; i < length; ++i) kept += y[i] && counts[i];
+    for (std::size_t k = 0; k < bigrams.size(); ++k) {
+      const int p = bigrams[k];
+      const int both = (p < 0 || y[p]) && (p + 1 >= length || y[p + 1]);
+      consistent = consistent && y[length + k] == both;
+    }
+    const bool expect_allowed = consistent && kept <= budget;
+    std::vector<double> expect_u(m, 0.0);
+    int index = 0;
+    for (int i = 0; i <= length; ++i) {
+      for (int j = 0; j < (i > 0 ? 2 : 1); ++j) {
+        for (int k = 0; k < (i < length ? 2 : 1); ++k) {
+          const bool last = j == (i > 0 ? 1 : 0) && k == (i < length ? 1 : 0);
+          if (last && std::find(bigrams.begin(), bigrams.end(), i - 1) != bigrams.end()) continue;
+          const bool taken = (i == 0 || y[i - 1] == j) && (i == length || y[i] == k);
+          expect_u[index++] = taken ? 1.0 : 0.0;
+        }
+      }
+    }
+    CHECK(index == m);
+    const double value = factor->evaluate(y.data(), a.data(), u.data());
+    CHECK((value > kNegInf) == expect_allowed);
+    if (expect_allowed) {
+      ++allowed;
+      for (int k = 0; k < m; ++k) CHECK(u[k] == expect_u[k]);
+    }
+  }
+  CHECK(allowed > 0);
+  check_oracle_factor(*factor, rng, "compression budget");
+}
+
 void test_structured_factors() {
   std::mt19937 rng(23);
   for (const std::vector<int>& states : std::vector<std::vector<int>>{{2}, {2, 3}, {3, 2, 2}, {2, 2, 2, 2}}) {
@@ -322,6 +369,12 @@ void test_structured_factors() {
     auto compressor = ad3::detail::make_head_automaton_factor(positions, siblings, true);
     check_oracle_factor(*compressor, rng, "sequence compressor");
   }
+  check_compression_budget(1, 0, {1}, {}, rng);
+  check_compression_budget(1, 1, {1}, {-1, 0}, rng);
+  check_compression_budget(3, 1, {1, 0, 1}, {0}, rng);
+  check_compression_budget(3, 2, {1, 1, 1}, {-1, 1, 2}, rng);
+  check_compression_budget(4, 2, {1, 1, 0, 1}, {2, 0}, rng);  // bigram links in any order
+  check_compression_budget(4, 4, {1, 1, 1, 1}, {}, rng);
   // A sparser arc set (not every arc present) with a forced chain 0 -> 2 -> 1 -> 3 possible.
   auto sparse = ad3::detail::make_tree_factor(4, {{0, 2}, {2, 1}, {1, 3}, {0, 3}, {3, 1}, {1, 2}});
   check_oracle_factor(*sparse, rng, "sparse tree");
@@ -593,6 +646,36 @@ void test_structured_graphs(int& certified, int& infeasible, int& total) {
   }
 }
 
+// Compression budgets in small graphs (with a budget over their positions and an OR on top),
+// AD3 and exact against exhaustive enumeration.
+void test_compression_graphs(int& certified, int& infeasible, int& total) {
+  std::mt19937 rng(31);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (int trial = 0; trial < 40; ++trial) {
+    Problem p;
+    const int length = 3 + trial % 3, budget = trial % 3;
+    std::vector<int> units;
+    std::vector<char> counts;
+    for (int i = 0; i < length; ++i) {
+      units.push_back(p.graph.unit(p.graph.add_binary_variable()));
+      counts.push_back(static_cast<char>(rng() % 4 != 0));
+    }
+    std::vector<int> bigrams;
+    for (int b = -1; b < length; ++b) {
+      if (rng() % 3 == 0) bigrams.push_back(b);
+    }
+    for (std::size_t k = 0; k < bigrams.size(); ++k) units.push_back(p.graph.unit(p.graph.add_binary_variable()));
+    p.graph.add_compression_budget(units, length, budget, counts, bigrams);
+    if (trial % 2) p.graph.add_logic(FactorType::kOr, {units[0], units[length - 1]});
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    p.extra.resize(p.graph.additional_size());
+    for (double& v : p.extra) v = normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+    ++total;
+  }
+}
+
 void test_random_graphs() {
   const std::vector<FactorType> all = {FactorType::kDense, FactorType::kXor,   FactorType::kAtMostOne,
                                        FactorType::kOr,    FactorType::kXorOut, FactorType::kOrOut,
@@ -614,6 +697,7 @@ void test_random_graphs() {
     ++total;
   }
   test_structured_graphs(certified, infeasible, total);
+  test_compression_graphs(certified, infeasible, total);
   std::printf("random general graphs: %d, AD3 certified %d, infeasible %d\n", total, certified, infeasible);
   CHECK(certified > total / 3);
 }
@@ -761,6 +845,12 @@ void test_errors() {
   CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}}); }, "siblings"));
   CHECK(throws_naming([&] { g.add_sequence_compressor({0}, {{0, 1}}); }, "units"));
   CHECK(throws_naming([&] { g.add_sequence_compressor({0, 1}, {{0, 1}}); }, "siblings"));
+  CHECK(throws_naming([&] { g.add_compression_budget({0, 1}, 2, -1, {1, 1}, {}); }, "budget"));
+  CHECK(throws_naming([&] { g.add_compression_budget({0, 1}, 2, 1, {1}, {}); }, "counts_for_budget"));
+  CHECK(throws_naming([&] { g.add_compression_budget({0, 1}, 2, 1, {1, 1}, {2}); }, "bigram_positions"));
+  CHECK(throws_naming([&] { g.add_compression_budget({0, 1, 2, 3}, 2, 1, {1, 1}, {0, 0}); }, "bigram_positions"));
+  CHECK(throws_naming([&] { g.add_compression_budget({0, 1}, 2, 1, {1, 1}, {0}); }, "units"));
+  CHECK(throws_naming([&] { g.add_compression_budget({}, 0, 1, {}, {}); }, "length"));
   CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {0, 0}); }, "parents"));
   CHECK(throws_naming([&] { g.add_binary_tree({0, 1, 2}, {-1, 2, 1}); }, "parents"));
   CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {-1, 0, 0}); }, "units"));

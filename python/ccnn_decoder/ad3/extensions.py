@@ -28,15 +28,26 @@ with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initia
                      one (previous, next) pair per additional log-potential, 0 = the start,
                      length = the end; every pair once).
 
-The other extension factors of the reference (compression budget, the "counts" tree variants)
-are not implemented yet.
+``PFactorCompressionBudget``  a binary chain over `length` positions (the first `length`
+                     variables: the words kept) with at most `budget` kept among those whose
+                     counts_for_budget flag is set, then one variable per bigram position p
+                     (-1..length-1), on exactly when p and p + 1 are both kept (p = -1: the first
+                     word, p = length - 1: the last) (``initialize(length, budget,
+                     counts_for_budget, bigram_positions)``); additional log-potentials: the
+                     chain's transitions (i, previous, state), i = 0..length, without those of the
+                     bigram variables, 4 length - len(bigram_positions) values. MAP oracle:
+                     Viterbi with a counter.
+
+The "counts" tree variants of the reference (``PFactorBinaryTreeCounts``,
+``PFactorGeneralTreeCounts``) are not implemented: declaring one raises NotImplementedError.
 """
 import numpy as np
 
 from .factor_graph import PFactor
 
 __all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton", "PFactorBinaryTree", "PFactorGeneralTree",
-           "PFactorSequenceCompressor"]
+           "PFactorSequenceCompressor", "PFactorCompressionBudget", "PFactorBinaryTreeCounts",
+           "PFactorGeneralTreeCounts"]
 
 
 class PFactorSequence(PFactor):
@@ -230,3 +241,54 @@ class PFactorSequenceCompressor(PFactor):
         if self._initialized and self._graph is not None and len(self._links) != self._length:
             raise ValueError(f"length: {self._length} variables expected (positions and the indicator), "
                              f"{len(self._links)} are bound")
+
+
+class PFactorCompressionBudget(PFactor):
+    """Compression budget (reference: ``ad3.extensions.PFactorCompressionBudget``)."""
+
+    def __init__(self, allocate=True):
+        super().__init__("compressionbudget")
+        self._initialized = False
+
+    def initialize(self, length, budget, counts_for_budget, bigram_positions):
+        for name, value in (("length", length), ("budget", budget)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name}: expected an int, got {value!r}")
+        for name, seq in (("counts_for_budget", counts_for_budget), ("bigram_positions", bigram_positions)):
+            if seq is None or isinstance(seq, (str, bytes)) or np.ndim(seq) != 1:
+                raise TypeError(f"{name}: expected a sequence, got {seq!r}")
+        counts = [bool(x) for x in counts_for_budget]
+        positions = [int(p) for p in bigram_positions]
+        if length < 1 or budget < 0:
+            raise ValueError(f"length, budget: expected length >= 1 and budget >= 0, got {length} and {budget}")
+        if len(counts) != length:
+            raise ValueError(f"counts_for_budget: expected one flag per position ({length}), got {len(counts)}")
+        if len(set(positions)) != len(positions) or any(not -1 <= p < length for p in positions):
+            raise ValueError(f"bigram_positions: expected distinct positions in [-1, {length - 1}]")
+        self._num_nodes, self._budget = int(length), int(budget)
+        self._counts, self._positions = counts, positions
+        self._additional = [0.0] * (4 * length - len(positions))
+        self._initialized = True
+        self._check_size()
+
+    def _check_size(self):
+        expected = self._num_nodes + len(self._positions)
+        if self._initialized and self._graph is not None and len(self._links) != expected:
+            raise ValueError(f"length, bigram_positions: {expected} variables expected (positions, then bigrams), "
+                             f"{len(self._links)} are bound")
+
+
+class _NotImplementedFactor(PFactor):
+    def __init__(self, allocate=True):
+        super().__init__("not implemented")
+
+    def initialize(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} is not implemented in ccnn_decoder.ad3")
+
+
+class PFactorBinaryTreeCounts(_NotImplementedFactor):
+    """Not implemented (the reference's binary tree with counts); declaring it raises."""
+
+
+class PFactorGeneralTreeCounts(_NotImplementedFactor):
+    """Not implemented (the reference's general tree with counts); declaring it raises."""

@@ -2,6 +2,7 @@
 ``ad3.factor_graph`` and ``ad3.base``); see the package docstring for the differences."""
 from __future__ import annotations
 
+import math
 from typing import List
 
 import numpy as np
@@ -23,6 +24,18 @@ def _real(value, name):
         return float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name}: expected a real number, got {value!r}") from None
+
+
+def _real_list(values, name):
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(f"{name}: expected a sequence of real numbers, got {values!r}")
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a sequence of real numbers") from None
+    if array.ndim != 1:
+        raise TypeError(f"{name}: expected a flat sequence of real numbers, got shape {array.shape}")
+    return array.tolist()
 
 
 class PBinaryVariable:
@@ -102,13 +115,15 @@ class PFactor:
         self._negated = list(negated)
         self._budget = budget
         self._costs = list(costs)
-        self._additional = [float(x) for x in additional]
+        self._additional = np.asarray(additional, dtype=np.float64).reshape(-1).tolist()
         self._graph = None
         # structured factors (extensions): states per position, or nodes and arcs
         self._num_states = []
         self._num_nodes = 0
         self._arcs = []
         self._parents = []
+        self._counts = []      # compression budget: per position, and the bigram positions
+        self._positions = []
         self._initialized = True
 
     def set_allocate(self, allocate):
@@ -118,7 +133,7 @@ class PFactor:
         return list(self._additional)
 
     def set_additional_log_potentials(self, additional_log_potentials):
-        values = [float(x) for x in additional_log_potentials]
+        values = _real_list(additional_log_potentials, "additional_log_potentials")
         if len(values) != len(self._additional):
             raise ValueError(f"additional_log_potentials: expected {len(self._additional)} values, "
                              f"got {len(values)}")
@@ -254,7 +269,7 @@ class PFactorGraph:
         if additional_log_potentials is None or isinstance(additional_log_potentials, (str, bytes)):
             raise TypeError("additional_log_potentials: expected a sequence of numbers")
         values = np.asarray(additional_log_potentials, dtype=np.float64).reshape(-1)
-        expected = int(np.prod([len(v) for v in p_multi_variables]))
+        expected = math.prod(len(v._states) for v in p_multi_variables)
         if len(values) != expected:
             raise ValueError("Must provide one log-potential per joint state assignment of all the variables.")
         if not p_multi_variables or len(set(map(id, p_multi_variables))) != len(p_multi_variables):
@@ -267,7 +282,7 @@ class PFactorGraph:
         if not isinstance(p_factor, PFactor):
             raise TypeError(f"p_factor: expected a PFactor, got {type(p_factor).__name__}")
         if p_factor._kind not in ("sequence", "tree", "headautomaton", "binarytree", "generaltree",
-                                  "sequencecompressor"):
+                                  "sequencecompressor", "compressionbudget"):
             raise NotImplementedError(f"declare_factor: {type(p_factor).__name__} is not supported by ccnn_decoder.ad3")
         if p_factor._graph is not None:
             raise ValueError("p_factor: this factor is already declared in a factor graph")
@@ -311,7 +326,7 @@ class PFactorGraph:
             links = ([index[id(v)] for v in f._links] if f._kind == "dense"
                      else [u._unit for u in f._links])
             factors.append((f._kind, links, f._negated, f._budget, f._costs, f._num_states, f._num_nodes,
-                            f._arcs, f._parents))
+                            f._arcs, f._parents, f._counts, f._positions))
             extra.extend(f._additional)
         return variables, factors, unit_scores, extra
 
