@@ -13,11 +13,14 @@ sign. For Q in {5, 8, 12}:
     timed per problem *including building its factor graph from Python*, as its users must; its
     decode is the per-node argmax of its posteriors;
   - batch throughput of 10,000 Q = 12 problems on 1, 2 and all cores.
-Timings: warm-up, then the median of repeats. Writes benchmarks/results/decode_cpu.json and .md.
-Install the reference with benchmarks/install_reference_ad3.sh; without it its columns are skipped.
+Timings: warm-up, then the median of repeats. Writes decode_cpu.json and .md into --out (default:
+the ignored scratch folder build/bench-results; the committed results are in benchmarks/results).
+Exits with status 1 when a correctness check or an acceptance figure fails. The reference comes
+from benchmarks/install_reference_ad3.sh (put its folder on PYTHONPATH); without it its columns
+and figures are skipped. General factor graphs are benchmarked by benchmarks/bench_general.py.
 
-    python benchmarks/bench_decode.py            # full run (a few minutes)
-    python benchmarks/bench_decode.py --quick    # small smoke run
+    python benchmarks/bench_decode.py --out benchmarks/results   # full run (a few minutes)
+    python benchmarks/bench_decode.py --quick                    # small smoke run
 """
 import argparse
 import json
@@ -31,6 +34,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # the problem generator shared with the tests
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+from common import SCRATCH_DIR, busy, cpu_name, load_average, markdown_table, write_results  # noqa: E402
 
 import ccnn_ext  # noqa: E402
 from decode_problems import KINDS, make_problems, score_labels  # noqa: E402
@@ -214,85 +220,67 @@ def verdicts(rows, throughput):
     return out
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def fmt_load(load):
     return f"{load[0]:.1f}" if load else "n/a"
 
 
-def busy(meta):
-    """Other processes were using a sizeable share of the cores when the run started."""
-    load = meta["load_average_at_start"]
-    return bool(load) and load[0] > 0.5 * (meta["cores"] or 1)
-
-
-def write_markdown(path, meta, rows, throughput, bars):
+def markdown(meta, rows, throughput, bars):
     lines = ["# MAP decoder benchmark (CPU)", "",
              f"Device: {meta['cpu']}, {meta['cores']} logical cores; {meta['platform']}; Python {meta['python']}, "
              f"numpy {meta['numpy']}, ccnn {meta['ccnn']}, reference ad3 {meta['reference_ad3'] or 'not installed'}. "
              f"Load average (1 min) at start / end: {fmt_load(meta['load_average_at_start'])} / "
              f"{fmt_load(meta['load_average_at_end'])}" + (
                  " -- the machine was busy: timings, and above all the thread scaling, are unreliable."
-                 if busy(meta) else "."),
+                 if busy(meta["load_average_at_start"], meta["cores"]) else "."),
              "Fully connected graphs, L = 6. Times are per problem on one thread: `batched` = a batch solved with "
              "num_threads=1 divided by its size, `per call` = one Python call per problem (B = 1). The reference AD3 "
              "runs at its defaults and is timed per problem including building its factor graph from Python; its "
              "decode is the argmax of its posteriors. `opt` = fraction decoded exactly optimally, `gap` = mean score "
-             "gap to the optimum (certified by decode_exact). Median of repeats after warm-up.", ""]
-    lines.append("| problems | Q | n | ad3 ms batched | ad3 ms per call | ad3 opt | ad3 gap | ad3 statuses | exact ms batched "
-                 "| exact ms per call | exact certified | ref ms | ref opt | ref gap | ref statuses | exhaustive ms |")
-    lines.append("|" + "---|" * 16)
+             "gap to the optimum (certified by decode_exact). `speed-up` = reference ms / batched ms. Median of "
+             "repeats after warm-up.", ""]
+    header = ["problems", "Q", "n", "ad3 ms batched", "ad3 ms per call", "ad3 opt", "ad3 gap", "ad3 statuses",
+              "exact ms batched", "exact ms per call", "exact certified", "ref ms", "ref opt", "ref gap",
+              "ref statuses", "speed-up ad3", "speed-up exact", "exhaustive ms"]
+    body = []
     for r in rows:
         st = r["ad3"]["status"]
         ref = r.get("reference")
-        lines.append(
-            f"| {r['kind']} | {r['Q']} | {r['problems']} | {r['ad3_ms']:.4f} | {r['ad3_call_ms']:.4f} | "
-            f"{r['ad3']['fraction_optimal']:.3f} | {r['ad3']['mean_gap']:.4g} | "
-            f"{st['optimal']}/{st['fractional']}/{st['iteration_limit']} | {r['exact_ms']:.4f} | {r['exact_call_ms']:.4f} | "
-            f"{r['exact']['certified']}/{r['problems']} | "
-            + (f"{r['reference_ms']:.3f} | {ref['fraction_optimal']:.3f} | {ref['mean_gap']:.4g} | "
-               f"{', '.join(f'{k} {v}' for k, v in ref['status'].items())} (n={ref['problems']}) | " if ref else "- | - | - | - | ")
-            + (f"{r['exhaustive_ms']:.3f} (n={r['exhaustive_checked']}) |" if "exhaustive_ms" in r else "- |"))
-    lines += ["", "AD3 statuses: optimal/fractional/iteration_limit. Reference statuses as it reports them.", ""]
+        body.append(
+            [r["kind"], r["Q"], r["problems"], f"{r['ad3_ms']:.4f}", f"{r['ad3_call_ms']:.4f}",
+             f"{r['ad3']['fraction_optimal']:.3f}", f"{r['ad3']['mean_gap']:.4g}",
+             f"{st['optimal']}/{st['fractional']}/{st['iteration_limit']}", f"{r['exact_ms']:.4f}",
+             f"{r['exact_call_ms']:.4f}", f"{r['exact']['certified']}/{r['problems']}"]
+            + ([f"{r['reference_ms']:.3f}", f"{ref['fraction_optimal']:.3f}", f"{ref['mean_gap']:.4g}",
+                f"{', '.join(f'{k} {v}' for k, v in ref['status'].items())} (n={ref['problems']})",
+                f"{r['reference_ms'] / r['ad3_ms']:.1f}x", f"{r['reference_ms'] / r['exact_ms']:.1f}x"]
+               if ref else ["-"] * 6)
+            + [f"{r['exhaustive_ms']:.3f} (n={r['exhaustive_checked']})" if "exhaustive_ms" in r else "-"])
+    lines.append(markdown_table(header, body))
+    lines += ["AD3 statuses: optimal/fractional/iteration_limit. Reference statuses as it reports them.", ""]
     if throughput:
         counts = sorted(int(k.split("_")[-1]) for k in throughput[0] if k.startswith("per_second_"))
-        lines.append("| batch throughput (Q = 12) | method | problems | " + " | ".join(f"{c} thread{'s' * (c > 1)}/s" for c in counts)
-                     + " | 2 vs 1 | all vs 1 |")
-        lines.append("|" + "---|" * (5 + len(counts)))
-        for t in throughput:
-            lines.append(f"| {t['kind']} | {t['method']} | {t['problems']} | "
-                         + " | ".join(f"{t[f'per_second_{c}']:.0f}" for c in counts)
-                         + f" | {t['speedup_2']:.2f}x | {t['speedup_all']:.2f}x |")
-        lines.append("")
-    lines.append("| acceptance figure | measured | pass |")
-    lines.append("|---|---|---|")
-    for b in bars:
-        lines.append(f"| {b['bar']} | {b['value']} | {'yes' if b['pass'] else 'NO'} |")
+        lines.append(markdown_table(
+            ["batch throughput (Q = 12)", "method", "problems"] + [f"{c} thread{'s' * (c > 1)}/s" for c in counts]
+            + ["2 vs 1", "all vs 1"],
+            [[t["kind"], t["method"], t["problems"]] + [f"{t[f'per_second_{c}']:.0f}" for c in counts]
+             + [f"{t['speedup_2']:.2f}x" if t["speedup_2"] is not None else "-", f"{t['speedup_all']:.2f}x"]
+             for t in throughput]))
+    lines.append(markdown_table(["acceptance figure", "measured", "pass"],
+                                [[b["bar"], b["value"], "yes" if b["pass"] else "NO"] for b in bars]))
     if meta["reference_ad3"] is None:
-        lines += ["", "The reference `ad3` package is not installed: its columns are skipped "
-                  "(install it with benchmarks/install_reference_ad3.sh)."]
-    lines.append("")
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+        lines += ["The reference `ad3` package is not installed: its columns are skipped "
+                  "(install it with benchmarks/install_reference_ad3.sh).", ""]
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--out", default=SCRATCH_DIR, help="folder for decode_cpu.json/.md (default: %(default)s)")
     args = parser.parse_args()
     if reference_ad3 is None:
         print("reference `ad3` not installed: skipping its columns (benchmarks/install_reference_ad3.sh installs it)")
-    start_load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    start_load = load_average()
     n = 100 if args.quick else 1000
     repeats = 3 if args.quick else 5
     checks = Checks()
@@ -310,25 +298,24 @@ def main():
     for kind in ("frank_pos", "frank_mixed"):
         throughput += bench_throughput(kind, 1000 if args.quick else 10000, repeats=3, checks=checks)
     bars = verdicts(rows, throughput)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     meta = {
-        "load_average_at_start": start_load, "load_average_at_end": load,
+        "load_average_at_start": start_load, "load_average_at_end": load_average(),
         "cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
         "numpy": np.__version__, "ccnn": ccnn_ext.__version__,
         "reference_ad3": getattr(reference_ad3, "__version__", None) if reference_ad3 else None,
         "quick": args.quick, "levels": NUM_LEVELS, "optimal_rtol": OPTIMAL_RTOL,
         "reference_timing": "per problem, including building its factor graph from Python (ad3.general_graph)",
     }
-    os.makedirs(args.out, exist_ok=True)
     suffix = "_quick" if args.quick else ""
-    with open(os.path.join(args.out, f"decode_cpu{suffix}.json"), "w") as f:
-        json.dump({"meta": meta, "configs": rows, "throughput": throughput, "acceptance": bars,
-                   "check_failures": checks.failures}, f, indent=2)
-    write_markdown(os.path.join(args.out, f"decode_cpu{suffix}.md"), meta, rows, throughput, bars)
+    paths = write_results(f"decode_cpu{suffix}", {"meta": meta, "configs": rows, "throughput": throughput,
+                                                  "acceptance": bars, "check_failures": checks.failures},
+                          markdown(meta, rows, throughput, bars), args.out)
+    print("wrote", *paths)
     for b in bars:
         print(("PASS " if b["pass"] else "FAIL ") + b["bar"] + ": " + b["value"])
-    if checks.failures:
-        print(f"{len(checks.failures)} correctness check(s) failed")
+    failed = [b for b in bars if not b["pass"]]
+    if checks.failures or failed:
+        print(f"{len(checks.failures)} correctness check(s) and {len(failed)} acceptance figure(s) failed")
         sys.exit(1)
 
 

@@ -1,30 +1,45 @@
-"""Benchmark of the decoder on general factor graphs, through the reference AD3 API: the same
-builder code makes each graph with ``ccnn_ext.ad3`` and, when it is installed, with the reference
-package (PyPI ``ad3`` 2.2.1, benchmarks/install_reference_ad3.sh), so both solve identical graphs
-and both are timed *including graph construction from Python*.
+"""Benchmark of the decoder on general factor graphs against the reference AD3 (PyPI ``ad3`` 2.2.1),
+through the reference's own Python API: the same builder code makes each graph with
+``ccnn_decoder.ad3`` and with the reference package, so both solve identical graphs, and both are
+timed *including graph construction from Python* (the scores are drawn before the clock starts).
 
-Families (random scores, a fixed seed):
+Families (random scores, fixed seeds):
   chain      a sequence factor over 20 positions with 5 states (PFactorSequence)
   parser     a dependency tree over 12 words (PFactorTree) with head automata on every head
   multilabel 20 binary labels, pair factors between neighbours, an XOR over the first 5 and
              AT-MOST-ONE groups of 3 over the rest
-  grid       simple_grid 10 x 10 with 3 states, Potts pairwise scores
-  mixed      a random pairwise graph over variables of 2 to 5 states (dense factors)
-Per family: milliseconds per problem on one thread (median of the problems), the fraction
-certified ("integral"), and the mean value; AD3 (``solve()``) and exact (``branch_and_bound``).
+  grid       a 10 x 10 grid of 3-state variables with Potts dense factors (as simple_grid builds)
+  mixed      a random pairwise graph over 12 variables of 2 to 5 states (dense factors)
+Modes: AD3 (``solve()``) and exact (``solve(branch_and_bound=True)``), one thread, defaults.
+Per family and mode: milliseconds per problem (the median over the problems of the fastest of
+`repeats` runs; total = construction + solve, and the solve alone), the fraction certified
+("integral"), and the objective: the score of the labelling each one's posteriors round to (binary:
+p > 1/2, multi-valued: the most probable state; -inf when a hard factor forbids it), scored by one
+function for both. The bars of issue 12: AD3 mode >= 5x faster (total) with at least the
+reference's certified fraction and mean objective; exact mode certifies every problem the
+reference certifies. A failed bar or check exits with status 1.
 
-    python benchmarks/bench_general.py            # 20 problems per family
-    python benchmarks/bench_general.py --quick    # 3 problems per family
+Needs the reference on PYTHONPATH (bash benchmarks/install_reference_ad3.sh; without it only our
+columns are printed and nothing is written):
+
+    PYTHONPATH=$HOME/.cache/ccnn/reference-ad3 python benchmarks/bench_general.py --out benchmarks/results
+    python benchmarks/bench_general.py --quick      # 3 problems per family, into the scratch folder
 """
 import argparse
+import os
 import statistics
 import sys
 import time
 
 import numpy as np
 
-import ccnn_ext.ad3 as ours
-from ccnn_ext.ad3 import extensions as our_extensions
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import SCRATCH_DIR, busy, cpu_name, load_average, markdown_table, write_results  # noqa: E402
+
+import ccnn_decoder  # noqa: E402
+import ccnn_decoder.ad3 as ours  # noqa: E402
+from ccnn_decoder import _decoder  # noqa: E402
+from ccnn_decoder.ad3 import extensions as our_extensions  # noqa: E402
 
 try:
     import ad3 as reference
@@ -32,123 +47,291 @@ try:
 except ImportError:
     reference = reference_extensions = None
 
+SPEEDUP_BAR = 5.0
+SCORE_RTOL = 1e-6
 
-def build_chain(api, ext, rng, length=20, states=5):
+
+# ---- scores (drawn before timing) and builders (timed; the same code for both packages) ----
+
+def chain_scores(rng, length=20, states=5):
+    return {"unary": rng.normal(size=(length, states)),
+            "transitions": rng.normal(size=2 * states + (length - 1) * states * states)}
+
+
+def build_chain(api, ext, sc):
     g = api.PFactorGraph()
+    length, states = sc["unary"].shape
     variables = [g.create_multi_variable(states) for _ in range(length)]
-    for v in variables:
-        v.set_log_potentials(rng.normal(size=states))
+    for v, unary in zip(variables, sc["unary"]):
+        v.set_log_potentials(unary)
     factor = ext.PFactorSequence()
     g.declare_factor(factor, [v.get_state(k) for v in variables for k in range(states)])
     factor.initialize([states] * length)
-    factor.set_additional_log_potentials(list(rng.normal(size=2 * states + (length - 1) * states * states)))
-    return g
+    factor.set_additional_log_potentials(sc["transitions"])
+    return g, [factor]  # (the reference frees a declared factor with its Python object)
 
 
-def build_parser(api, ext, rng, words=12):
-    n = words + 1
-    g = api.PFactorGraph()
-    arcs = [(h, m) for m in range(1, n) for h in range(n) if h != m]
-    arc_vars = {}
-    for a in arcs:
-        arc_vars[a] = g.create_binary_variable()
-        arc_vars[a].set_log_potential(rng.normal())
-    tree = ext.PFactorTree()
-    g.declare_factor(tree, [arc_vars[a] for a in arcs])
-    tree.initialize(n, arcs)
+def parser_arcs(n):
+    return [(h, m) for m in range(1, n) for h in range(n) if h != m]
+
+
+def parser_automata(n):
+    """(head, modifiers by distance, sibling triples) for each head and side."""
+    out = []
     for h in range(n):
         for side in (1, -1):
             modifiers = list(range(h + 1, n)) if side > 0 else list(range(h - 1, 0, -1))
-            if not modifiers:
-                continue
-            length = len(modifiers) + 1
-            triples = [(h, h + side * m, h + side * s) for s in range(1, length + 1) for m in range(s)]
-            automaton = ext.PFactorHeadAutomaton()
-            g.declare_factor(automaton, [arc_vars[(h, m)] for m in modifiers])
-            automaton.initialize(length, triples)
-            automaton.set_additional_log_potentials(list(0.5 * rng.normal(size=len(triples))))
-    return g
+            if modifiers:
+                length = len(modifiers) + 1
+                triples = [(h, h + side * m, h + side * s) for s in range(1, length + 1) for m in range(s)]
+                out.append((h, modifiers, triples))
+    return out
 
 
-def build_multilabel(api, ext, rng, labels=20):
+def parser_scores(rng, words=12):
+    n = words + 1
+    return {"n": n, "arcs": rng.normal(size=len(parser_arcs(n))),
+            "siblings": [0.5 * rng.normal(size=len(t)) for _, _, t in parser_automata(n)]}
+
+
+def build_parser(api, ext, sc):
+    n = sc["n"]
     g = api.PFactorGraph()
-    variables = [g.create_binary_variable() for _ in range(labels)]
-    for v in variables:
-        v.set_log_potential(rng.normal())
-    for i in range(labels - 1):
-        g.create_factor_pair([variables[i], variables[i + 1]], rng.normal())
+    arcs = parser_arcs(n)
+    arc_vars = {}
+    for a, score in zip(arcs, sc["arcs"]):
+        arc_vars[a] = g.create_binary_variable()
+        arc_vars[a].set_log_potential(score)
+    tree = ext.PFactorTree()
+    g.declare_factor(tree, [arc_vars[a] for a in arcs])
+    tree.initialize(n, arcs)
+    factors = [tree]
+    for (h, modifiers, triples), scores in zip(parser_automata(n), sc["siblings"]):
+        automaton = ext.PFactorHeadAutomaton()
+        g.declare_factor(automaton, [arc_vars[(h, m)] for m in modifiers])
+        automaton.initialize(len(modifiers) + 1, triples)
+        automaton.set_additional_log_potentials(scores)
+        factors.append(automaton)
+    return g, factors
+
+
+def multilabel_scores(rng, labels=20):
+    return {"unary": rng.normal(size=labels), "pair": rng.normal(size=labels - 1)}
+
+
+def build_multilabel(api, ext, sc):
+    g = api.PFactorGraph()
+    variables = [g.create_binary_variable() for _ in sc["unary"]]
+    for v, score in zip(variables, sc["unary"]):
+        v.set_log_potential(score)
+    for i, score in enumerate(sc["pair"]):
+        g.create_factor_pair([variables[i], variables[i + 1]], score)
     g.create_factor_logic("XOR", variables[:5])
-    for start in range(5, labels - 2, 3):
+    for start in range(5, len(variables) - 2, 3):
         g.create_factor_logic("ATMOSTONE", variables[start:start + 3])
-    return g
+    return g, []
 
 
-def build_grid(api, ext, rng, size=10, states=3):
+def grid_scores(rng, size=10, states=3):
+    return {"unary": rng.normal(size=(size, size, states)), "potts": np.eye(states).ravel()}
+
+
+def build_grid(api, ext, sc):
     g = api.PFactorGraph()
+    size, _, states = sc["unary"].shape
     grid = [[g.create_multi_variable(states) for _ in range(size)] for _ in range(size)]
-    for row in grid:
-        for v in row:
-            v.set_log_potentials(rng.normal(size=states))
-    potts = np.eye(states).ravel()
+    for row, unary_row in zip(grid, sc["unary"]):
+        for v, unary in zip(row, unary_row):
+            v.set_log_potentials(unary)
     for i in range(size):
         for j in range(size):
             if j:
-                g.create_factor_dense([grid[i][j - 1], grid[i][j]], potts)
+                g.create_factor_dense([grid[i][j - 1], grid[i][j]], sc["potts"])
             if i:
-                g.create_factor_dense([grid[i - 1][j], grid[i][j]], potts)
-    return g
+                g.create_factor_dense([grid[i - 1][j], grid[i][j]], sc["potts"])
+    return g, []
 
 
-def build_mixed(api, ext, rng, nodes=12, degree=3):
+def mixed_scores(rng, nodes=12, degree=3):
+    states = [int(k) for k in rng.integers(2, 6, size=nodes)]
+    edges = [(a, int(b)) for a in range(nodes)
+             for b in rng.choice([x for x in range(nodes) if x > a], size=min(degree, nodes - a - 1), replace=False)]
+    return {"states": states, "unary": [rng.normal(size=k) for k in states], "edges": edges,
+            "tables": [rng.normal(size=states[a] * states[b]) for a, b in edges]}
+
+
+def build_mixed(api, ext, sc):
     g = api.PFactorGraph()
-    states = rng.integers(2, 6, size=nodes)
-    variables = [g.create_multi_variable(int(k)) for k in states]
-    for v, k in zip(variables, states):
-        v.set_log_potentials(rng.normal(size=int(k)))
-    for a in range(nodes):
-        for b in rng.choice([x for x in range(nodes) if x > a], size=min(degree, nodes - a - 1), replace=False):
-            g.create_factor_dense([variables[a], variables[int(b)]], rng.normal(size=int(states[a] * states[b])))
-    return g
+    variables = [g.create_multi_variable(k) for k in sc["states"]]
+    for v, unary in zip(variables, sc["unary"]):
+        v.set_log_potentials(unary)
+    for (a, b), table in zip(sc["edges"], sc["tables"]):
+        g.create_factor_dense([variables[a], variables[b]], table)
+    return g, []
 
 
-FAMILIES = {"chain": build_chain, "parser": build_parser, "multilabel": build_multilabel, "grid": build_grid,
-            "mixed": build_mixed}
+FAMILIES = {"chain": (chain_scores, build_chain), "parser": (parser_scores, build_parser),
+            "multilabel": (multilabel_scores, build_multilabel), "grid": (grid_scores, build_grid),
+            "mixed": (mixed_scores, build_mixed)}
 
 
-def run(api, ext, family, seeds, exact):
-    times, statuses, values = [], [], []
-    for seed in seeds:
-        start = time.perf_counter()
-        graph = FAMILIES[family](api, ext, np.random.default_rng(seed))
-        value, _, _, status = graph.solve(branch_and_bound=exact)
-        times.append(time.perf_counter() - start)
-        statuses.append(status)
-        values.append(value)
-    return {"ms": 1e3 * statistics.median(times), "integral": statuses.count("integral") / len(seeds),
-            "value": float(np.mean(values))}
+# ---- running and judging ----
+
+def rounded_score(judge, posteriors):
+    """Score (by ccnn's scorer, the same for both packages) of the labelling the unit posteriors
+    round to; -inf when a hard factor forbids it."""
+    labels, u = [], 0
+    for var in judge._variables:
+        if isinstance(var, ours.PBinaryVariable):
+            labels.append(int(posteriors[u] > 0.5))
+            u += 1
+        else:
+            k = len(var)
+            labels.append(int(np.argmax(posteriors[u:u + k])))
+            u += k
+    variables, factors, unit_scores, factor_scores = judge._inputs()
+    return _decoder.score_factor_graph(variables, factors, unit_scores, factor_scores, labels)
+
+
+def run(api, ext, family, problems, exact, repeats):
+    build = FAMILIES[family][1]
+    out = {"total_ms": [], "solve_ms": [], "status": [], "objective": [], "value": []}
+    for scores, judge in problems:
+        best_total = best_solve = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            graph, keep = build(api, ext, scores)
+            built = time.perf_counter()
+            value, posteriors, _, status = graph.solve(branch_and_bound=exact)
+            end = time.perf_counter()
+            best_total, best_solve = min(best_total, end - start), min(best_solve, end - built)
+            del graph, keep
+        out["total_ms"].append(1e3 * best_total)
+        out["solve_ms"].append(1e3 * best_solve)
+        out["status"].append(status)
+        out["value"].append(float(value))
+        out["objective"].append(rounded_score(judge, posteriors))
+    return out
+
+
+def summary(r):
+    finite = [x for x in r["objective"] if x > -np.inf]
+    return {"ms": statistics.median(r["total_ms"]), "solve_ms": statistics.median(r["solve_ms"]),
+            "certified": r["status"].count("integral") / len(r["status"]),
+            "objective": float(np.mean(finite)) if finite else float("-inf"),
+            "infeasible_roundings": len(r["objective"]) - len(finite)}
+
+
+def close(a, b):
+    return abs(a - b) <= SCORE_RTOL * max(1.0, abs(a), abs(b))
+
+
+def compare(family, exact, mine, theirs, checks):
+    """The bar of this family and mode, and the consistency checks between the two."""
+    m, t = summary(mine), summary(theirs)
+    row = {"family": family, "mode": "exact" if exact else "ad3", "ours": m, "reference": t,
+           "speedup": t["ms"] / m["ms"], "solve_speedup": t["solve_ms"] / m["solve_ms"],
+           "ours_raw": mine, "reference_raw": theirs}
+    both = [i for i, (a, b) in enumerate(zip(mine["status"], theirs["status"])) if a == b == "integral"]
+    for i in both:  # two certificates must agree on the optimum
+        if not close(mine["value"][i], theirs["value"][i]):
+            checks.append(f"{family} {row['mode']} problem {i}: both certified, values "
+                          f"{mine['value'][i]!r} vs {theirs['value'][i]!r}")
+    if exact:
+        missed = [i for i, s in enumerate(theirs["status"]) if s == "integral" and mine["status"][i] != "integral"]
+        row["bar"] = "certifies every problem the reference's branch-and-bound certifies"
+        row["pass"] = not missed
+        row["measured"] = (f"certified {m['certified']:.0%} vs {t['certified']:.0%}"
+                           + (f"; missed {missed}" if missed else ""))
+    else:
+        better = (m["certified"] >= t["certified"] and m["infeasible_roundings"] <= t["infeasible_roundings"]
+                  and m["objective"] >= t["objective"] - SCORE_RTOL * max(1.0, abs(t["objective"])))
+        row["bar"] = f">= {SPEEDUP_BAR:g}x faster with at least the reference's quality"
+        row["pass"] = bool(row["speedup"] >= SPEEDUP_BAR and better)
+        row["measured"] = (f"{row['speedup']:.2f}x; certified {m['certified']:.0%} vs {t['certified']:.0%}; "
+                           f"objective {m['objective']:.4f} vs {t['objective']:.4f}")
+    return row
+
+
+def markdown(meta, rows):
+    load = meta["load_average_at_start"]
+    lines = [f"# General factor graphs: ccnn_decoder.ad3 vs the reference AD3 ({meta['reference']})", "",
+             f"{meta['cpu']}, {meta['cores']} logical cores, one thread; Python {meta['python']}, numpy "
+             f"{meta['numpy']}. Load average (1/5/15 min) at start {load}, at end {meta['load_average_at_end']}"
+             + (" -- the machine was busy (other jobs): absolute times are inflated, ratios less so." if meta["busy"]
+                else "."),
+             f"{meta['problems']} problems per family, each timed {meta['repeats']} times (fastest kept), median over "
+             "the problems. `total` = graph construction from Python + solve; `solve` = the solve call alone. "
+             "`certified` = status integral; `objective` = mean score of the rounded posteriors (one scorer for "
+             "both).", ""]
+    header = ["family", "mode", "ccnn total ms", "ccnn solve ms", "ccnn certified", "ccnn objective",
+              "reference total ms", "reference solve ms", "reference certified", "reference objective",
+              "speed-up (total)", "speed-up (solve)", "bar", "pass"]
+    body = []
+    for r in rows:
+        m, t = r["ours"], r["reference"]
+        body.append([r["family"], r["mode"], f"{m['ms']:.3f}", f"{m['solve_ms']:.3f}", f"{m['certified']:.0%}",
+                     f"{m['objective']:.4f}", f"{t['ms']:.3f}", f"{t['solve_ms']:.3f}", f"{t['certified']:.0%}",
+                     f"{t['objective']:.4f}", f"{r['speedup']:.2f}x", f"{r['solve_speedup']:.2f}x", r["bar"],
+                     "yes" if r["pass"] else "NO"])
+    lines.append(markdown_table(header, body))
+    if meta["check_failures"]:
+        lines += ["Check failures:", ""] + [f"- {c}" for c in meta["check_failures"]] + [""]
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="3 problems per family, 1 repeat")
+    parser.add_argument("--problems", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset")
+    parser.add_argument("--out", default=SCRATCH_DIR, help="folder for general_cpu.json/.md (default: %(default)s)")
     args = parser.parse_args()
-    seeds = range(3 if args.quick else 20)
+    count, repeats = (3, 1) if args.quick else (args.problems, args.repeats)
+    families = args.families.split(",")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown or count < 1 or repeats < 1:
+        parser.error(f"--families: unknown {unknown}; expected names from {list(FAMILIES)}" if unknown
+                     else "--problems and --repeats: expected >= 1")
     if reference is None:
-        print("reference `ad3` not installed: its columns are skipped", file=sys.stderr)
-    header = f"{'family':<11} {'mode':<6} {'ccnn ms':>9} {'certified':>9} {'value':>10}"
-    if reference is not None:
-        header += f" {'ref ms':>9} {'certified':>9} {'value':>10} {'speed-up':>8}"
-    print(header)
-    for family in FAMILIES:
+        print("reference `ad3` not importable (benchmarks/install_reference_ad3.sh): our columns only, "
+              "nothing written", file=sys.stderr)
+    start_load = load_average()
+    rows, checks = [], []
+    for family in families:
+        make_scores, build = FAMILIES[family]
+        problems = []
+        for seed in range(count):
+            scores = make_scores(np.random.default_rng(seed))
+            problems.append((scores, build(ours, our_extensions, scores)[0]))
         for exact in (False, True):
-            mine = run(ours, our_extensions, family, seeds, exact)
-            line = (f"{family:<11} {'exact' if exact else 'ad3':<6} {mine['ms']:9.2f} {mine['integral']:9.0%} "
-                    f"{mine['value']:10.3f}")
-            if reference is not None:
-                theirs = run(reference, reference_extensions, family, seeds, exact)
-                line += (f" {theirs['ms']:9.2f} {theirs['integral']:9.0%} {theirs['value']:10.3f} "
-                         f"{theirs['ms'] / mine['ms']:7.1f}x")
-            print(line, flush=True)
+            mine = run(ours, our_extensions, family, problems[:1], exact, 1)  # warm-up
+            mine = run(ours, our_extensions, family, problems, exact, repeats)
+            if reference is None:
+                s = summary(mine)
+                print(f"{family:<11} {'exact' if exact else 'ad3':<6} {s['ms']:9.3f} ms  certified {s['certified']:.0%}")
+                continue
+            run(reference, reference_extensions, family, problems[:1], exact, 1)
+            theirs = run(reference, reference_extensions, family, problems, exact, repeats)
+            row = compare(family, exact, mine, theirs, checks)
+            rows.append(row)
+            print(f"{'PASS' if row['pass'] else 'FAIL'} {family} {row['mode']}: {row['bar']}: {row['measured']} "
+                  f"(ms {row['ours']['ms']:.3f} vs {row['reference']['ms']:.3f}; solve alone "
+                  f"{row['solve_speedup']:.2f}x)", flush=True)
+    if reference is None:
+        return
+    meta = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
+            "ccnn_decoder": ccnn_decoder.__file__, "reference": f"PyPI ad3 {reference.__version__}",
+            "load_average_at_start": start_load, "load_average_at_end": load_average(),
+            "busy": busy(start_load, os.cpu_count()), "problems": count, "repeats": repeats,
+            "check_failures": checks, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    paths = write_results("general_cpu", {"meta": meta, "rows": rows}, markdown(meta, rows), args.out)
+    print("wrote", *paths)
+    for c in checks:
+        print("CHECK FAILED:", c)
+    if checks or not all(r["pass"] for r in rows):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

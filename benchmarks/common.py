@@ -1,5 +1,6 @@
 """Shared helpers of the benchmark scripts: timing with warm-up and medians, a record of the
-environment, and writing results as JSON plus a markdown table under benchmarks/results/."""
+environment and of the machine's load, and writing results as JSON plus a markdown table under
+benchmarks/results/. Importing it needs no torch (the decoder benchmarks run without it)."""
 import json
 import os
 import platform
@@ -7,13 +8,38 @@ import statistics
 import sys
 import time
 
-import torch
-
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# Where the decoder benchmarks write unless told otherwise (--out): an ignored folder, so that a
+# trial run never overwrites the committed results.
+SCRATCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "bench-results")
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages, or None where the system has none."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def busy(load, cores):
+    """Other processes used a sizeable share of the cores (timings then are unreliable)."""
+    return bool(load) and load[0] > 0.5 * (cores or 1)
+
+
+def cpu_name():
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return name
 
 
 def synchronizer(device):
     """A function that waits for the device's queued work (a no-op on CPU)."""
+    import torch
+
     if torch.device(device).type == "cuda":
         return torch.cuda.synchronize
     return lambda: None
@@ -39,24 +65,18 @@ def time_call(fn, device, warmup=2, repeats=7, max_seconds=20.0):
 
 
 def device_name(device):
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return name
+    return cpu_name()
 
 
 def environment(device, threads):
     """What a reader needs to reproduce a result."""
     import ccnn_ext
+    import torch
 
     env = {
         "device": str(device),
@@ -71,7 +91,7 @@ def environment(device, threads):
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     if hasattr(os, "getloadavg"):
-        env["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]  # > cpu_count: noisy
+        env["load_average_at_start"] = load_average()  # > cpu_count: noisy
     if torch.device(device).type == "cuda":
         env["cuda"] = torch.version.cuda
     else:
