@@ -84,7 +84,9 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   std::vector<double> x(num_links), q(num_links), s(num_links), y(num_links), a_scaled, w_scratch;
   std::vector<double> p_new(num_units);
   std::vector<int> rounded(graph.num_variables());
-  double eta = options.eta;
+  // The reference's penalty is eta ||q - p||^2, i.e. 2 eta in the form above: eta and its range
+  // [1e-3, 100] are doubled so that `eta` means what it means there.
+  double eta = 2.0 * options.eta;
   const double total_links = std::max<double>(1.0, static_cast<double>(num_links));
   static const double kNoScores = 0.0;
   auto scores_of = [&](int f) { return model.factors[f]->num_additional() > 0 ? factor_scores + model.additional[f] : &kNoScores; };
@@ -184,12 +186,12 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       converged = true;
       break;
     }
-    if (options.adapt_eta && (t + 1) % 10 == 0) {
-      if (primal_residual > 10.0 * dual_residual) {
-        eta = std::min(2.0 * eta, 100.0);
+    if (options.adapt_eta && t % 10 == 0) {  // (factors 100 and 10, as in the reference)
+      if (primal_residual > 100.0 * dual_residual) {
+        eta = std::min(2.0 * eta, 200.0);
         eta_changed = true;
       } else if (dual_residual > 10.0 * primal_residual) {
-        eta = std::max(0.5 * eta, 1e-3);
+        eta = std::max(0.5 * eta, 2e-3);
         eta_changed = true;
       }
     }
