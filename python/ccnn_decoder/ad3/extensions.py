@@ -106,13 +106,15 @@ class PFactorTree(PFactor):
             raise ValueError("arcs: an arc appears twice")
         if self._graph is not None and len(pairs) != len(self._links):
             raise ValueError(f"arcs: expected one arc per bound variable ({len(self._links)}), got {len(pairs)}")
-        reached, grew = {0}, True
-        while grew:
-            grew = False
-            for h, m in pairs:
-                if h in reached and m not in reached:
+        children = [[] for _ in range(n_nodes)]
+        for h, m in pairs:
+            children[h].append(m)
+        reached, frontier = {0}, [0]
+        while frontier:
+            for m in children[frontier.pop()]:
+                if m not in reached:
                     reached.add(m)
-                    grew = True
+                    frontier.append(m)
         if len(reached) != n_nodes:
             raise ValueError("arcs: some node cannot be reached from the root 0")
         self._num_nodes = int(n_nodes)
@@ -133,12 +135,15 @@ class PFactorHeadAutomaton(PFactor):
         if not isinstance(siblings, (list, tuple)):
             raise TypeError(f"siblings: expected a list of (head, modifier, sibling) triples, got "
                             f"{type(siblings).__name__}")
-        pairs = []
-        for triple in siblings:
-            if not isinstance(triple, (list, tuple, np.ndarray)) or len(triple) != 3:
-                raise TypeError(f"siblings: expected (head, modifier, sibling) triples, got {triple!r}")
-            h, m, s = (int(x) for x in triple)
-            pairs.append((m - h, s - h) if s > h else (h - m, h - s))  # distances from the head
+        try:
+            triples = np.asarray(siblings, dtype=np.int64)
+        except (TypeError, ValueError):
+            triples = None
+        if triples is None or (len(siblings) and (triples.ndim != 2 or triples.shape[1] != 3)):
+            raise TypeError(f"siblings: expected (head, modifier, sibling) triples, got {siblings!r}")
+        h, m, s = triples.reshape(-1, 3).T
+        right = s > h  # distances from the head, on its side
+        pairs = list(zip(np.where(right, m - h, h - m).tolist(), np.where(right, s - h, h - s).tolist()))
         if length < 2:
             raise ValueError(f"length: expected at least 2 (one arc), got {length}")
         if len(pairs) != length * (length + 1) // 2 or len(set(pairs)) != len(pairs) or any(
