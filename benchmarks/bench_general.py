@@ -12,7 +12,8 @@ Families (random scores, fixed seeds):
   mixed      a random pairwise graph over 12 variables of 2 to 5 states (dense factors)
 Modes: AD3 (``solve()``) and exact (``solve(branch_and_bound=True)``), one thread, defaults.
 Per family and mode: milliseconds per problem (the median over the problems of the fastest of
-`repeats` runs; total = construction + solve, and the solve alone), the fraction certified
+`repeats` runs, the two packages alternating run by run so that both see the same machine load;
+total = construction + solve, and the solve alone), the fraction certified
 ("integral"), and the objective: the score of the labelling each one's posteriors round to (binary:
 p > 1/2, multi-valued: the most probable state; -inf when a hard factor forbids it), scored by one
 function for both. The bars of issue 12: AD3 mode >= 5x faster (total) with at least the
@@ -193,25 +194,36 @@ def rounded_score(judge, posteriors):
     return _decoder.score_factor_graph(variables, factors, unit_scores, factor_scores, labels)
 
 
-def run(api, ext, family, problems, exact, repeats):
+def solve_once(api, ext, build, scores, exact):
+    """(total seconds, solve seconds, value, posteriors, status) of one build + solve."""
+    start = time.perf_counter()
+    graph, keep = build(api, ext, scores)
+    built = time.perf_counter()
+    value, posteriors, _, status = graph.solve(branch_and_bound=exact)
+    end = time.perf_counter()
+    del graph, keep
+    return end - start, end - built, value, posteriors, status
+
+
+def run(apis, family, problems, exact, repeats):
+    """One result dict per (api, extensions) pair. Each problem is timed `repeats` times per
+    package, the packages alternating, so that both see the same load; the fastest is kept."""
     build = FAMILIES[family][1]
-    out = {"total_ms": [], "solve_ms": [], "status": [], "objective": [], "value": []}
+    outs = [{"total_ms": [], "solve_ms": [], "status": [], "objective": [], "value": []} for _ in apis]
     for scores, judge in problems:
-        best_total = best_solve = float("inf")
+        best = [[float("inf"), float("inf")] for _ in apis]
+        last = [None] * len(apis)
         for _ in range(repeats):
-            start = time.perf_counter()
-            graph, keep = build(api, ext, scores)
-            built = time.perf_counter()
-            value, posteriors, _, status = graph.solve(branch_and_bound=exact)
-            end = time.perf_counter()
-            best_total, best_solve = min(best_total, end - start), min(best_solve, end - built)
-            del graph, keep
-        out["total_ms"].append(1e3 * best_total)
-        out["solve_ms"].append(1e3 * best_solve)
-        out["status"].append(status)
-        out["value"].append(float(value))
-        out["objective"].append(rounded_score(judge, posteriors))
-    return out
+            for k, (api, ext) in enumerate(apis):
+                total, solve, *last[k] = solve_once(api, ext, build, scores, exact)
+                best[k] = [min(best[k][0], total), min(best[k][1], solve)]
+        for out, (total, solve), (value, posteriors, status) in zip(outs, best, last):
+            out["total_ms"].append(1e3 * total)
+            out["solve_ms"].append(1e3 * solve)
+            out["status"].append(status)
+            out["value"].append(float(value))
+            out["objective"].append(rounded_score(judge, posteriors))
+    return outs
 
 
 def summary(r):
@@ -265,7 +277,8 @@ def markdown(meta, rows):
              f"{meta['numpy']}. Load average (1/5/15 min) at start {load}, at end {meta['load_average_at_end']}"
              + (" -- the machine was busy (other jobs): absolute times are inflated, ratios less so." if meta["busy"]
                 else "."),
-             f"{meta['problems']} problems per family, each timed {meta['repeats']} times (fastest kept), median over "
+             f"{meta['problems']} problems per family, each timed {meta['repeats']} times per package, the two "
+             "alternating (fastest kept), median over "
              "the problems. `total` = graph construction from Python + solve; `solve` = the solve call alone. "
              "`certified` = status integral; `objective` = mean score of the rounded posteriors (one scorer for "
              "both) over the problems where the rounding is feasible, with the number of infeasible roundings "
@@ -290,7 +303,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 problems per family, 1 repeat")
     parser.add_argument("--problems", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset")
     parser.add_argument("--out", default=SCRATCH_DIR, help="folder for general_cpu.json/.md (default: %(default)s)")
     args = parser.parse_args()
@@ -312,14 +325,14 @@ def main():
             scores = make_scores(np.random.default_rng(seed))
             problems.append((scores, build(ours, our_extensions, scores)[0]))
         for exact in (False, True):
-            mine = run(ours, our_extensions, family, problems[:1], exact, 1)  # warm-up
-            mine = run(ours, our_extensions, family, problems, exact, repeats)
+            apis = [(ours, our_extensions)] + ([(reference, reference_extensions)] if reference else [])
+            run(apis, family, problems[:1], exact, 1)  # warm-up
+            results = run(apis, family, problems, exact, repeats)
             if reference is None:
-                s = summary(mine)
+                s = summary(results[0])
                 print(f"{family:<11} {'exact' if exact else 'ad3':<6} {s['ms']:9.3f} ms  certified {s['certified']:.0%}")
                 continue
-            run(reference, reference_extensions, family, problems[:1], exact, 1)
-            theirs = run(reference, reference_extensions, family, problems, exact, repeats)
+            mine, theirs = results
             row = compare(family, exact, mine, theirs, checks)
             rows.append(row)
             print(f"{'PASS' if row['pass'] else 'FAIL'} {family} {row['mode']}: {row['bar']}: {row['measured']} "
