@@ -36,6 +36,8 @@ const char* factor_type_name(FactorType type) {
     case FactorType::kGeneralTree: return "generaltree";
     case FactorType::kSequenceCompressor: return "sequencecompressor";
     case FactorType::kCompressionBudget: return "compressionbudget";
+    case FactorType::kGeneralTreeCounts: return "generaltreecounts";
+    case FactorType::kBinaryTreeCounts: return "binarytreecounts";
   }
   return "unknown";
 }
@@ -414,6 +416,54 @@ int FactorGraph::add_binary_tree(const std::vector<int>& units, const std::vecto
   return add_factor(std::move(spec), 4 * (parents.size() - 1));
 }
 
+int FactorGraph::add_general_tree_counts(const std::vector<int>& units, const std::vector<int>& parents,
+                                         const std::vector<int>& num_states,
+                                         const std::vector<char>& counts_for_budget) {
+  if (units.size() < parents.size() + 1) throw std::invalid_argument("units: too few for the nodes and the counts");
+  const std::vector<int> node_units(units.begin(), units.end() - static_cast<long>(parents.size()) - 1);
+  FactorGraph check;  // the node part's checks are add_general_tree's
+  for (int u = 0; u < num_units(); ++u) check.add_binary_variable();
+  check.add_general_tree(node_units, parents, num_states);
+  if (counts_for_budget.size() != parents.size()) {
+    throw std::invalid_argument("counts_for_budget: expected one flag per node (" + std::to_string(parents.size()) +
+                                "), got " + std::to_string(counts_for_budget.size()));
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kGeneralTreeCounts;
+  spec.links = units;
+  spec.parents = parents;
+  spec.num_states = num_states;
+  spec.counts_for_budget = counts_for_budget;
+  return add_factor(std::move(spec), check.additional_size());
+}
+
+int FactorGraph::add_binary_tree_counts(const std::vector<int>& units, const std::vector<int>& parents,
+                                        const std::vector<char>& counts_for_budget,
+                                        const std::vector<char>& has_count_scores) {
+  FactorGraph check;
+  for (int u = 0; u < num_units(); ++u) check.add_binary_variable();
+  check.add_binary_tree(units, parents);
+  for (const auto* flags : {&counts_for_budget, &has_count_scores}) {
+    if (flags->size() != parents.size()) {
+      throw std::invalid_argument(std::string(flags == &counts_for_budget ? "counts_for_budget" : "has_count_scores") +
+                                  ": expected one flag per node (" + std::to_string(parents.size()) + "), got " +
+                                  std::to_string(flags->size()));
+    }
+  }
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kBinaryTreeCounts;
+  spec.links = units;
+  spec.parents = parents;
+  spec.counts_for_budget = counts_for_budget;
+  spec.has_count_scores = has_count_scores;
+  std::size_t additional = check.additional_size();
+  const std::vector<std::size_t> sizes = detail::subtree_sizes(parents);
+  for (std::size_t i = 0; i < parents.size(); ++i) additional += has_count_scores[i] ? sizes[i] + 1 : 0;
+  return add_factor(std::move(spec), additional);
+}
+
 namespace detail {
 
 void check_general_scores(const FactorGraph& graph, const std::vector<double>& unit_scores,
@@ -447,7 +497,8 @@ namespace {
 // one-hot constraint, so they need no internal XOR (an XOR there would only slow AD3 down).
 void mark_one_hot_groups(const FactorGraph& g, const FactorSpec& spec, std::vector<char>& one_hot) {
   std::vector<int> sizes;
-  if (spec.type == FactorType::kSequence || spec.type == FactorType::kGeneralTree) {
+  if (spec.type == FactorType::kSequence || spec.type == FactorType::kGeneralTree ||
+      spec.type == FactorType::kGeneralTreeCounts) {
     sizes = spec.num_states;
   } else if (spec.type == FactorType::kXor && spec.negated.empty()) {
     sizes.assign(1, static_cast<int>(spec.links.size()));

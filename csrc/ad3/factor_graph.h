@@ -59,6 +59,14 @@
 //               end: 1 state) in that order, without those of the bigram links (their score is
 //               the link's unit score): 4 L - bigrams values. MAP oracle: Viterbi over
 //               (position, state, count kept).
+//   kGeneralTreeCounts  a general tree (kGeneralTree) whose counted nodes (state 0, flagged in
+//               counts_for_budget) are counted: links = the nodes' units, then n + 1 count units of
+//               which exactly the one of the count is 1, as the reference's FactorGeneralTreeCounts.
+//   kBinaryTreeCounts  a binary tree (kBinaryTree) counting its flagged nodes with value 1; after
+//               the edge tables, additional scores for each node with has_count_scores: one per
+//               count 0..size of its subtree, for the count in its subtree, as the reference's
+//               FactorBinaryTreeCounts (without its max_num_bins truncation). MAP oracle of both:
+//               a dynamic program over (node, state, count in its subtree).
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
 // Dense, pair, sequence, head-automaton and tree-chain factors have additional scores; factor f's
 // are at additional_offset(f) in the flat `factor_scores` array, additional_size() values in all.
@@ -125,11 +133,13 @@ enum class FactorType : std::int32_t {
   kGeneralTree,
   kSequenceCompressor,
   kCompressionBudget,
+  kGeneralTreeCounts,
+  kBinaryTreeCounts,
 };
 
 // "dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply", "budget", "knapsack",
 // "pair", "sequence", "tree", "headautomaton", "binarytree", "generaltree", "sequencecompressor",
-// "compressionbudget".
+// "compressionbudget", "generaltreecounts", "binarytreecounts".
 const char* factor_type_name(FactorType type);
 
 // One factor as declared: its type, its links (units; for dense factors, variables), per-link
@@ -145,6 +155,7 @@ struct FactorSpec {
   int num_nodes = 0;                        // kTree; kCompressionBudget: the length L
   std::vector<char> counts_for_budget;      // kCompressionBudget: per position
   std::vector<int> positions;               // kCompressionBudget: the bigram positions
+  std::vector<char> has_count_scores;       // kBinaryTreeCounts: per node
   std::vector<std::array<int, 2>> arcs;     // kTree: (head, modifier) of each link;
                                             // kHeadAutomaton: (m, s) of each additional score
 };
@@ -184,6 +195,13 @@ class FactorGraph {
   int add_binary_tree(const std::vector<int>& units, const std::vector<int>& parents);
   // Compression budget: units = `length` positions then one unit per bigram position (see
   // kCompressionBudget); budget >= 0; counts_for_budget: one flag per position.
+  // Tree factors with counts: as add_general_tree / add_binary_tree, a node counting when it is in
+  // state 0 (general) or 1 (binary) and flagged in counts_for_budget (one flag per node). General:
+  // units = the nodes' units then n + 1 count units; binary: has_count_scores, one flag per node.
+  int add_general_tree_counts(const std::vector<int>& units, const std::vector<int>& parents,
+                              const std::vector<int>& num_states, const std::vector<char>& counts_for_budget);
+  int add_binary_tree_counts(const std::vector<int>& units, const std::vector<int>& parents,
+                             const std::vector<char>& counts_for_budget, const std::vector<char>& has_count_scores);
   int add_compression_budget(const std::vector<int>& units, int length, int budget,
                              const std::vector<char>& counts_for_budget, const std::vector<int>& bigram_positions);
 

@@ -74,6 +74,14 @@ std::unique_ptr<LocalFactor> make_head_automaton_factor(int num_positions,
 std::unique_ptr<LocalFactor> make_compression_budget_factor(int length, int budget,
                                                            const std::vector<char>& counts_for_budget,
                                                            const std::vector<int>& bigram_positions);
+// Tree factors with counts (kGeneralTreeCounts, kBinaryTreeCounts; parents form a tree rooted at
+// 0): links = the nodes' units then, general, n + 1 count units; has_count_scores: binary only.
+std::unique_ptr<LocalFactor> make_tree_counts_factor(const std::vector<int>& parents,
+                                                    const std::vector<int>& num_states, bool binary,
+                                                    const std::vector<char>& counts_for_budget,
+                                                    const std::vector<char>& has_count_scores);
+// Number of nodes in each node's subtree (itself included) of the tree given by parents.
+std::vector<std::size_t> subtree_sizes(const std::vector<int>& parents);
 // An active-set factor over an explicit list of allowed configurations (0/1 link vectors),
 // without additional scores: a reference for the closed-form solvers in the tests.
 std::unique_ptr<LocalFactor> make_enumerated_factor(std::vector<std::vector<char>> configurations);

@@ -154,7 +154,8 @@ ad3::FactorType parse_factor_type(const std::string& name) {
                  ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
                  ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree,
                  ad3::FactorType::kHeadAutomaton, ad3::FactorType::kBinaryTree, ad3::FactorType::kGeneralTree,
-                 ad3::FactorType::kSequenceCompressor, ad3::FactorType::kCompressionBudget}) {
+                 ad3::FactorType::kSequenceCompressor, ad3::FactorType::kCompressionBudget,
+                 ad3::FactorType::kGeneralTreeCounts, ad3::FactorType::kBinaryTreeCounts}) {
     if (name == ad3::factor_type_name(t)) return t;
   }
   throw std::invalid_argument("factor type: unknown type '" + name + "'");
@@ -162,10 +163,11 @@ ad3::FactorType parse_factor_type(const std::string& name) {
 
 // variables: one int per variable, 0 for a binary variable, K >= 1 for a multi-valued one.
 // factors: (type, links, negated, budget, costs[, num_states, num_nodes, arcs, parents,
-// counts_for_budget, bigram_positions]) tuples; links are units (variables for dense); num_states
+// counts_for_budget, bigram_positions, has_count_scores]) tuples; links are units (variables for dense); num_states
 // for sequences and general trees, num_nodes and (head, modifier) arcs for trees, (m, s) sibling
 // pairs (in `arcs`) for head automata, parents for binary and general trees; the length (in
-// num_nodes), budget, counts and bigram positions for compression budgets.
+// num_nodes), budget, counts and bigram positions for compression budgets; parents, num_states,
+// counts and has_count_scores for the tree factors with counts.
 ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::list& factors) {
   ad3::FactorGraph graph;
   for (int k : variables) {
@@ -216,6 +218,20 @@ ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::
         const auto counts = t[9].cast<std::vector<bool>>();
         graph.add_compression_budget(links, t[6].cast<int>(), t[3].cast<int>(),
                                      std::vector<char>(counts.begin(), counts.end()), t[10].cast<std::vector<int>>());
+        break;
+      }
+      case ad3::FactorType::kGeneralTreeCounts:
+      case ad3::FactorType::kBinaryTreeCounts: {
+        if (t.size() < 12) throw std::invalid_argument("counts_for_budget: a tree factor with counts needs its flags");
+        const auto counts = t[9].cast<std::vector<bool>>();
+        const auto scored = t[11].cast<std::vector<bool>>();
+        const std::vector<char> counts_flags(counts.begin(), counts.end()), scored_flags(scored.begin(), scored.end());
+        if (type == ad3::FactorType::kGeneralTreeCounts) {
+          graph.add_general_tree_counts(links, t[8].cast<std::vector<int>>(), t[5].cast<std::vector<int>>(),
+                                        counts_flags);
+        } else {
+          graph.add_binary_tree_counts(links, t[8].cast<std::vector<int>>(), counts_flags, scored_flags);
+        }
         break;
       }
       default: graph.add_logic(type, links, negated);

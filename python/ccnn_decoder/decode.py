@@ -559,6 +559,51 @@ class FactorGraph:
         self._factors.append((kind, links, [], 0, [], flat.copy(), states, 0, [], parents))
         return len(self._factors) - 1
 
+    def add_tree_counts(self, nodes, parents, tables, counts_for_budget=None, count_literals=None,
+                        count_scores=None) -> int:
+        """Adds a tree factor with counts (the reference's FactorGeneralTreeCounts /
+        FactorBinaryTreeCounts): the tree chain of add_tree_chain, whose nodes count when flagged in
+        counts_for_budget (default: all) and in state 0 (multi-valued nodes) or true (binary
+        nodes). Multi-valued nodes: count_literals, n + 1 binary literals, the one of the number of
+        counted nodes true. Binary nodes: count_scores, {node: scores for its subtree's count
+        0..subtree size}. Returns its index."""
+        index = self.add_tree_chain(nodes, parents, tables)
+        kind, links, flags, budget, costs, flat, states, _, _, parents = self._factors.pop()
+        n = len(parents)
+        counts = [True] * n if counts_for_budget is None else [bool(x) for x in counts_for_budget]
+        if len(counts) != n:
+            raise ValueError(f"counts_for_budget: expected one flag per node ({n}), got {len(counts)}")
+        scored, extra = [False] * n, []
+        if kind == "generaltree":
+            if count_literals is None or len(count_literals) != n + 1 or count_scores is not None:
+                raise ValueError(f"count_literals: multi-valued nodes need n + 1 = {n + 1} count literals "
+                                 "(and no count_scores)")
+            links = links + [self._literal(lit) or (None, None) for lit in count_literals]
+            if (None, None) in links:
+                raise ValueError("count_literals: expected positive literals")
+        else:
+            if count_literals is not None:
+                raise ValueError("count_literals: binary nodes take count_scores instead")
+            sizes = [1] * n
+            for i in sorted(range(1, n), key=lambda i: -self._depth(parents, i)):
+                sizes[parents[i]] += sizes[i]
+            for node, scores in sorted((count_scores or {}).items()):
+                if not 0 <= int(node) < n:
+                    raise ValueError(f"count_scores: node {node} is not in [0, {n})")
+                scores = _as_array(scores, "count_scores", np.float64, "real").reshape(-1)
+                if scores.shape[0] != sizes[int(node)] + 1:
+                    raise ValueError(f"count_scores: node {node} needs {sizes[int(node)] + 1} scores, got {scores.shape[0]}")
+                scored[int(node)] = True
+                extra.append(scores)
+        flat = np.concatenate([flat] + extra)
+        self._factors.append((kind + "counts", links, flags, budget, costs, flat, states, 0, [], parents, counts, [],
+                              scored))
+        return index
+
+    @staticmethod
+    def _depth(parents, i):
+        return 0 if i == 0 else 1 + FactorGraph._depth(parents, parents[i])
+
     def add_compression_budget(self, positions, budget: int, transitions, counts_for_budget=None,
                                bigrams=()) -> int:
         """Adds a compression budget (the reference's FactorCompressionBudget): positions[i] is the
@@ -746,12 +791,12 @@ class FactorGraph:
                 start += scores.shape[0]
         factors, extra = [], []
         for kind, links, flags, budget, costs, scores, states, nodes, arcs, *rest in self._factors:
-            parents, counts, bigrams = (list(rest) + [[], [], []])[:3]
+            parents, counts, bigrams, scored = (list(rest) + [[], [], [], []])[:4]
             if kind == "dense":
                 units = list(links)
             else:
                 units = [begin[v] + (0 if self._binary[v] else state) for v, state in links]
-            factors.append((kind, units, flags, budget, costs, states, nodes, arcs, parents, counts, bigrams))
+            factors.append((kind, units, flags, budget, costs, states, nodes, arcs, parents, counts, bigrams, scored))
             extra.extend(float(x) for x in np.asarray(scores).reshape(-1))
         return variables, factors, unit_scores, extra
 

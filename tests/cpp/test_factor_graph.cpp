@@ -369,6 +369,22 @@ void test_structured_factors() {
     auto compressor = ad3::detail::make_head_automaton_factor(positions, siblings, true);
     check_oracle_factor(*compressor, rng, "sequence compressor");
   }
+  // Tree factors with counts: the oracle against brute force over evaluate()'s configurations
+  // (tests/test_ad3_extensions.py checks the scores against an independent brute force).
+  for (const std::vector<int>& parents : std::vector<std::vector<int>>{{-1}, {-1, 0}, {-1, 0, 0}, {-1, 2, 0, 2}}) {
+    const std::size_t n = parents.size();
+    std::vector<char> counts(n), scored(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      counts[i] = static_cast<char>(i % 3 != 2);
+      scored[i] = static_cast<char>(i == 0 || i % 2 == 1);
+    }
+    auto binary = ad3::detail::make_tree_counts_factor(parents, std::vector<int>(n, 2), true, counts, scored);
+    check_oracle_factor(*binary, rng, "binary tree counts");
+    std::vector<int> states;
+    for (std::size_t i = 0; i < n; ++i) states.push_back(1 + static_cast<int>((i * 5 + 1) % 3));
+    auto general = ad3::detail::make_tree_counts_factor(parents, states, false, std::vector<char>(n, 1), {});
+    check_oracle_factor(*general, rng, "general tree counts");
+  }
   check_compression_budget(1, 0, {1}, {}, rng);
   check_compression_budget(1, 1, {1}, {-1, 0}, rng);
   check_compression_budget(3, 1, {1, 0, 1}, {0}, rng);
@@ -646,8 +662,8 @@ void test_structured_graphs(int& certified, int& infeasible, int& total) {
   }
 }
 
-// Compression budgets in small graphs (with a budget over their positions and an OR on top),
-// AD3 and exact against exhaustive enumeration.
+// Compression budgets in small graphs (with an OR, a binary tree with counts or a general tree with
+// counts on top), AD3 and exact against exhaustive enumeration.
 void test_compression_graphs(int& certified, int& infeasible, int& total) {
   std::mt19937 rng(31);
   std::normal_distribution<double> normal(0.0, 1.0);
@@ -667,6 +683,20 @@ void test_compression_graphs(int& certified, int& infeasible, int& total) {
     for (std::size_t k = 0; k < bigrams.size(); ++k) units.push_back(p.graph.unit(p.graph.add_binary_variable()));
     p.graph.add_compression_budget(units, length, budget, counts, bigrams);
     if (trial % 2) p.graph.add_logic(FactorType::kOr, {units[0], units[length - 1]});
+    if (trial % 4 == 1) {  // a binary tree with counts over the kept positions
+      std::vector<int> parents(length, 0);
+      parents[0] = -1;
+      p.graph.add_binary_tree_counts(std::vector<int>(units.begin(), units.begin() + length), parents,
+                                     counts, std::vector<char>(length, 1));
+    }
+    if (trial % 4 == 2) {  // a general tree with counts over two new multi-valued variables
+      const int a = p.graph.add_multi_variable(2), b = p.graph.add_multi_variable(3);
+      std::vector<int> tree_units = {p.graph.unit(a, 0), p.graph.unit(a, 1), p.graph.unit(b, 0), p.graph.unit(b, 1),
+                                     p.graph.unit(b, 2)};
+      for (int c = 0; c < 3; ++c) tree_units.push_back(p.graph.unit(p.graph.add_binary_variable()));
+      p.graph.add_general_tree_counts(tree_units, {-1, 0}, {2, 3}, {1, 1});
+      p.graph.add_logic(FactorType::kImply, {units[0], p.graph.unit(a, 0)});
+    }
     p.units.resize(p.graph.num_units());
     for (double& v : p.units) v = normal(rng);
     p.extra.resize(p.graph.additional_size());
@@ -851,6 +881,12 @@ void test_errors() {
   CHECK(throws_naming([&] { g.add_compression_budget({0, 1, 2, 3}, 2, 1, {1, 1}, {0, 0}); }, "bigram_positions"));
   CHECK(throws_naming([&] { g.add_compression_budget({0, 1}, 2, 1, {1, 1}, {0}); }, "units"));
   CHECK(throws_naming([&] { g.add_compression_budget({}, 0, 1, {}, {}); }, "length"));
+  CHECK(throws_naming([&] { g.add_binary_tree_counts({0, 1}, {-1, 0}, {1}, {1, 1}); }, "counts_for_budget"));
+  CHECK(throws_naming([&] { g.add_binary_tree_counts({0, 1}, {-1, 0}, {1, 1}, {1}); }, "has_count_scores"));
+  CHECK(throws_naming([&] { g.add_binary_tree_counts({0, 1}, {0, 0}, {1, 1}, {1, 1}); }, "parents"));
+  CHECK(throws_naming([&] { g.add_general_tree_counts({1, 2, 3}, {-1}, {3}, {1}); }, "units"));
+  CHECK(throws_naming([&] { g.add_general_tree_counts({1, 2, 3, 0, 9}, {-1}, {3}, {1}); }, "units"));
+  CHECK(throws_naming([&] { g.add_general_tree_counts({1, 2, 3, 0}, {-1}, {2}, {}); }, "counts_for_budget"));
   CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {0, 0}); }, "parents"));
   CHECK(throws_naming([&] { g.add_binary_tree({0, 1, 2}, {-1, 2, 1}); }, "parents"));
   CHECK(throws_naming([&] { g.add_binary_tree({0, 1}, {-1, 0, 0}); }, "units"));

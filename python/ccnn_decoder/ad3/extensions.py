@@ -38,8 +38,17 @@ with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initia
                      bigram variables, 4 length - len(bigram_positions) values. MAP oracle:
                      Viterbi with a counter.
 
-The "counts" tree variants of the reference (``PFactorBinaryTreeCounts``,
-``PFactorGeneralTreeCounts``) are not implemented: declaring one raises NotImplementedError.
+``PFactorGeneralTreeCounts``  a general tree whose variables are followed by n + 1 count
+                     variables: the one of the number of nodes in state 0 is on
+                     (``initialize(parents, num_states)``, additional log-potentials as the
+                     general tree's). ``PFactorBinaryTreeCounts``  a binary tree counting, for each
+                     node flagged in has_count_scores (default: the root), the nodes with value 1
+                     flagged in counts_for_budget in its subtree, with one additional
+                     log-potential per count 0..subtree size after the edge tables
+                     (``initialize(parents, counts_for_budget, has_count_scores=None,
+                     max_num_bins=None)``; the reference's truncation to max_num_bins < n + 2 bins
+                     is not implemented: NotImplementedError). MAP oracle of both: a dynamic
+                     program over (node, state, count in its subtree).
 """
 import numpy as np
 
@@ -283,17 +292,67 @@ class PFactorCompressionBudget(PFactor):
                              f"{len(self._links)} are bound")
 
 
-class _NotImplementedFactor(PFactor):
+def _subtree_sizes(parents):
+    children = [[] for _ in parents]
+    for i, p in enumerate(parents[1:], start=1):
+        children[p].append(i)
+    order = [0]
+    for node in order:
+        order.extend(children[node])
+    sizes = [1] * len(parents)
+    for node in reversed(order[1:]):
+        sizes[parents[node]] += sizes[node]
+    return sizes
+
+
+def _flags(values, name, count):
+    if values is None or isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+        raise TypeError(f"{name}: expected a sequence of bools, got {values!r}")
+    flags = [bool(x) for x in values]
+    if len(flags) != count:
+        raise ValueError(f"{name}: expected one flag per node ({count}), got {len(flags)}")
+    return flags
+
+
+class PFactorBinaryTreeCounts(PFactorBinaryTree):
+    """Binary tree with counts (reference: ``ad3.extensions.PFactorBinaryTreeCounts``)."""
+
     def __init__(self, allocate=True):
-        super().__init__("not implemented")
+        super().__init__(allocate)
+        self._kind = "binarytreecounts"
 
-    def initialize(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} is not implemented in ccnn_decoder.ad3")
+    def initialize(self, parents, counts_for_budget, has_count_scores=None, max_num_bins=None):
+        parents = _parents_list(parents)
+        n = len(parents)
+        if any(not 0 <= p < n for p in parents[1:]):
+            raise ValueError("parents: every node but the root needs a parent in [0, n)")
+        counts = _flags(counts_for_budget, "counts_for_budget", n)
+        scored = [i == 0 for i in range(n)] if has_count_scores is None else _flags(
+            has_count_scores, "has_count_scores", n)
+        if max_num_bins is not None and max_num_bins < n + 2:
+            raise NotImplementedError("max_num_bins: the reference's truncation of the counts is not implemented "
+                                      f"(pass None or at least {n + 2})")
+        sizes = _subtree_sizes(parents)
+        self._parents, self._num_states, self._counts, self._has_count_scores = parents, [2] * n, counts, scored
+        self._additional = [0.0] * (4 * (n - 1) + sum(sizes[i] + 1 for i in range(n) if scored[i]))
+        self._initialized = True
+        self._check_size()
 
 
-class PFactorBinaryTreeCounts(_NotImplementedFactor):
-    """Not implemented (the reference's binary tree with counts); declaring it raises."""
+class PFactorGeneralTreeCounts(PFactorGeneralTree):
+    """General tree with counts (reference: ``ad3.extensions.PFactorGeneralTreeCounts``): the bound
+    variables are the nodes' states, then one per count 0..n of the nodes in state 0."""
 
+    def __init__(self, allocate=True):
+        super().__init__(allocate)
+        self._kind = "generaltreecounts"
 
-class PFactorGeneralTreeCounts(_NotImplementedFactor):
-    """Not implemented (the reference's general tree with counts); declaring it raises."""
+    def initialize(self, parents, num_states):
+        super().initialize(parents, num_states)
+        self._counts = [True] * len(self._parents)
+
+    def _check_size(self):
+        expected = sum(self._num_states) + len(self._parents) + 1
+        if self._initialized and self._graph is not None and len(self._links) != expected:
+            raise ValueError(f"num_states: {expected} variables expected (the nodes' states, then n + 1 counts), "
+                             f"{len(self._links)} are bound")

@@ -124,6 +124,7 @@ class PFactor:
         self._parents = []
         self._counts = []      # compression budget: per position, and the bigram positions
         self._positions = []
+        self._has_count_scores = []  # binary tree with counts: per node
         self._initialized = True
 
     def set_allocate(self, allocate):
@@ -282,7 +283,8 @@ class PFactorGraph:
         if not isinstance(p_factor, PFactor):
             raise TypeError(f"p_factor: expected a PFactor, got {type(p_factor).__name__}")
         if p_factor._kind not in ("sequence", "tree", "headautomaton", "binarytree", "generaltree",
-                                  "sequencecompressor", "compressionbudget"):
+                                  "sequencecompressor", "compressionbudget", "generaltreecounts",
+                                  "binarytreecounts"):
             raise NotImplementedError(f"declare_factor: {type(p_factor).__name__} is not supported by ccnn_decoder.ad3")
         if p_factor._graph is not None:
             raise ValueError("p_factor: this factor is already declared in a factor graph")
@@ -326,7 +328,7 @@ class PFactorGraph:
             links = ([index[id(v)] for v in f._links] if f._kind == "dense"
                      else [u._unit for u in f._links])
             factors.append((f._kind, links, f._negated, f._budget, f._costs, f._num_states, f._num_nodes,
-                            f._arcs, f._parents, f._counts, f._positions))
+                            f._arcs, f._parents, f._counts, f._positions, f._has_count_scores))
             extra.extend(f._additional)
         return variables, factors, unit_scores, extra
 
