@@ -16,8 +16,9 @@ with ``get/set_log_potential(s)``, ``get_degree``, ``get_id``, ``get_state``, it
 ``simple_grid``, ``general_graph`` and ``general_constrained_graph``; ``declare_factor`` with ``extensions.PFactorSequence``
 (Viterbi), ``extensions.PFactorTree`` (dependency tree, Chu-Liu-Edmonds),
 ``extensions.PFactorHeadAutomaton``, ``extensions.PFactorBinaryTree``,
-``extensions.PFactorGeneralTree``, ``extensions.PFactorSequenceCompressor`` and
-``extensions.PFactorCompressionBudget``.
+``extensions.PFactorGeneralTree``, ``extensions.PFactorSequenceCompressor``,
+``extensions.PFactorCompressionBudget``, ``extensions.PFactorGeneralTreeCounts`` and
+``extensions.PFactorBinaryTreeCounts``.
 
 Deliberate differences (docs/decoder.md lists them too):
   * Multi-valued variables are always one-hot: the one-of-K constraint is enforced for every
@@ -32,9 +33,8 @@ Deliberate differences (docs/decoder.md lists them too):
     labelling found (a lower bound on the MAP; the reference reports an internal quantity there,
     also below the MAP in its tests). The valid upper bound is ``PFactorGraph.last_bound``.
   * ``verbose`` prints nothing; ``owned_by_graph`` is accepted and ignored (memory is Python's).
-  * Not implemented: the counts variants of the binary / general trees
-    (``extensions.PFactorBinaryTreeCounts``, ``PFactorGeneralTreeCounts``: ``initialize`` and
-    ``declare_factor`` raise NotImplementedError), the PSDD solver (NotImplementedError).
+  * Not implemented: ``PFactorBinaryTreeCounts``' truncation to ``max_num_bins`` < n + 2 bins
+    (NotImplementedError), the PSDD solver (NotImplementedError).
   * ``general_constrained_graph``: a last literal of node type 0 is used (the reference ignores it).
   * ``get_dual_variables`` / ``get_local_primal_variables``: ccnn's multipliers are in score units
     (the reference's scaling may differ); empty after an exhaustive solve.
