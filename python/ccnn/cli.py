@@ -94,7 +94,7 @@ def _processes(args):
         if launch is not None:
             args.device, args.rank = str(device), launch.rank
             if launch.rank:  # the others: no output but their errors
-                quiet.enter_context(contextlib.redirect_stdout(open(os.devnull, "w")))
+                quiet.enter_context(contextlib.redirect_stdout(quiet.enter_context(open(os.devnull, "w"))))
                 quiet.enter_context(warnings.catch_warnings())
                 warnings.simplefilter("ignore")
         yield

@@ -35,7 +35,7 @@ import torch.distributed as dist
 DEFAULT_TIMEOUT = 300.0                 # seconds a collective waits for the other processes
 DATA_TIMEOUT = timedelta(hours=24)      # main_first: the others wait for the data preparation
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-_state: dict = {}                        # the running group: timeout, the data group
+_state: dict = {}                        # process_group's: its timeout and the group of main_first
 
 
 class DistributedError(RuntimeError):
@@ -109,8 +109,7 @@ def process_group(device: str = "auto", timeout: float = DEFAULT_TIMEOUT):
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout),
                             device_id=where if where.type == "cuda" else None)
     try:
-        _state.update(timeout=timeout, launch=launch, backend=backend,
-                      data_group=dist.new_group(backend="gloo", timeout=DATA_TIMEOUT))
+        _state.update(timeout=timeout, data_group=dist.new_group(backend="gloo", timeout=DATA_TIMEOUT))
         yield launch, where
     finally:
         _state.clear()
@@ -217,8 +216,8 @@ def main_first(fn):
     wait (up to DATA_TIMEOUT) so that they find its results in the on-disk caches."""
     if not active():
         return fn()
-    leader = _state["launch"].local_rank == 0
+    leader = int(os.environ.get("LOCAL_RANK", rank())) == 0
     if leader:
         result = fn()
-    _collective(dist.barrier, group=_state["data_group"])
+    _collective(dist.barrier, group=_state.get("data_group"))  # process_group's, with DATA_TIMEOUT
     return result if leader else fn()
