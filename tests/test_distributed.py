@@ -119,6 +119,9 @@ def test_commands_that_run_in_one_process_refuse_torchrun(monkeypatch, tmp_path,
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 2
     assert "ccnn demo runs in one process: launch it without torchrun" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--batch-size", "9"]) == 2
+    assert "--batch-size 9 (the global batch) must be a multiple of the number of processes, 2" in \
+        capsys.readouterr().err
 
 
 # ---- torchrun against one process -------------------------------------------------------------------------

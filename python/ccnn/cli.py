@@ -89,6 +89,9 @@ def _processes(args):
     if launch is not None and args.command not in ("train", "compare"):
         raise ValueError(f"ccnn {args.command} runs in one process: launch it without torchrun (only "
                          f"train and compare run on several processes)")
+    if launch is not None and args.batch_size % launch.world_size:  # before any data is prepared
+        raise ValueError(f"--batch-size {args.batch_size} (the global batch) must be a multiple of the number "
+                         f"of processes, {launch.world_size}")
     with distributed.process_group(args.device, args.dist_timeout) if launch else contextlib.nullcontext(
             (None, None)) as (launch, device), contextlib.ExitStack() as quiet:
         if launch is not None:
