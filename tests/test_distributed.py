@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 
+import ddp_exchange
 from ccnn.checkpoint import load_checkpoint
 from ccnn.cli import main
 from ccnn.data.samplers import EpochShuffleSampler, RankShare, SubjectBalancedSampler
@@ -122,6 +123,28 @@ def test_commands_that_run_in_one_process_refuse_torchrun(monkeypatch, tmp_path,
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--batch-size", "9"]) == 2
     assert "--batch-size 9 (the global batch) must be a multiple of the number of processes, 2" in \
         capsys.readouterr().err
+
+
+# ---- the gradient exchange, exactly (float64, 2 spawned gloo processes) --------------------------------------
+def test_the_exchanged_gradient_is_the_whole_batch_gradient(tmp_path):
+    """For the whole model and for one IBB group, full and short batches (rank 1's part empty): the
+    weighted sum over the processes is the one-process gradient of the batch, to float64 rounding; a
+    parameter without a gradient anywhere keeps none."""
+    torch.multiprocessing.spawn(ddp_exchange.worker, args=(_free_port(), tmp_path / "g"), nprocs=2)
+    got = [torch.load(tmp_path / f"g.{rank}") for rank in (0, 1)]
+    for size, name in ddp_exchange.CASES:
+        model, images, labels, index = ddp_exchange.problem()
+        params = ddp_exchange.group(model, name)
+        loss = ddp_exchange.loss_of(model, images[:size], labels[:size], index[:size])
+        loss.total.backward(inputs=params)
+        for rank in (0, 1):
+            case = got[rank][size, name]
+            assert case["values"][0].item() == pytest.approx(loss.total.item(), rel=1e-13)
+            for p, g in zip(params, case["grads"]):
+                if p.grad is None:
+                    assert g is None
+                else:
+                    torch.testing.assert_close(g, p.grad, rtol=1e-12, atol=1e-15)
 
 
 # ---- torchrun against one process -------------------------------------------------------------------------
