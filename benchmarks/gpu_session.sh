@@ -2,7 +2,8 @@
 # One session on a lent GPU (an H200 with 16 cores, torch with CUDA, pytest/hypothesis/mpmath, no
 # network), within about 6 minutes: builds the extension with its CUDA kernels (sm_90 only), smoke
 # tests every op once, runs the copula test files (one pytest per file, each under its own
-# timeout, JUnit XML), the copula benchmark, a short training benchmark, and, with the time left,
+# timeout, JUnit XML), the copula benchmark, a short training benchmark, a 1-process NCCL torchrun
+# training run (ccnn train, data-parallel code path), and, with the time left,
 # compute-sanitizer memcheck / racecheck on the smoke test. Every step is reported and the
 # session carries on after a failure (no `set -e`): the CUDA code is expected to have bugs on
 # first contact, and one session must say as much as possible about all of them.
@@ -149,6 +150,20 @@ assert torch.cuda.is_available(), 'no CUDA device visible to torch'"; then
   else
     skip "bench_copula --device cuda" "no CUDA build"
     skip "bench_train --devices cuda" "no CUDA build"
+  fi
+
+  # data-parallel training through torchrun on one process over NCCL: a tiny synthetic set, IBB, 2 epochs
+  if ((built)); then
+    step "torchrun smoke (1 process, nccl)" 120 bash -c "
+      set -o pipefail
+      '$PYTHON' -m ccnn.cli synth --out '$WORK/ddp_data' --subjects 6 --frames 10 --size 48 --workers 8 &&
+      '$PYTHON' -m torch.distributed.run --standalone --nproc-per-node 1 -m ccnn.cli train \\
+        --data '$WORK/ddp_data' --image-size 32 --epochs 2 --batch-size 16 --samples-per-epoch 64 --mode ibb \\
+        --device cuda --no-progress --dist-timeout 60 --out '$WORK/ddp_run' 2>&1 | tee '$WORK/ddp.log' &&
+      grep -q 'data parallel: 1 process (nccl)' '$WORK/ddp.log' &&
+      grep -q '\"world_size\": 1' '$WORK/ddp_run/results.json'"
+  else
+    skip "torchrun smoke (1 process, nccl)" "no CUDA build"
   fi
 
   # with the time left: out-of-bounds accesses, uninitialised reads and shared-memory races

@@ -20,12 +20,15 @@ Over 400 lines: the argument declarations and help texts of nine commands; the l
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 import traceback
 import warnings
 from pathlib import Path
 
+from . import distributed
 from .cache import cache_entries, cache_report, clear_cache, resolve_cache_dir
 from .console import LOG, plain_warnings, show_lines
 from .data.synthetic import contact_sheet, existing_parameters, generate_synthetic, parameters
@@ -57,15 +60,18 @@ FRACTION, POSITIVE, NONNEG = number(0, 1, high_open=True), number(0, low_open=Tr
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    lines = None if _progress(args) else show_lines()  # no bars: one line per epoch and data step
+    lines = None
     try:
-        with plain_warnings():  # 'warning: ...', one line each
+        with _processes(args), plain_warnings():  # 'warning: ...', one line each
+            # no bars: one line per epoch and data step (rank 0's)
+            lines = None if _progress(args) or not distributed.is_main() else show_lines()
             return args.func(args) or 0
-    except (*args.input_errors, *USER_ERRORS, TrainingDiverged) as exc:  # a message, not a traceback
+    except (*args.input_errors, *USER_ERRORS, TrainingDiverged, distributed.DistributedError) as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"ccnn {args.command}: error: {error_message(exc)}", file=sys.stderr)
-        return 1 if isinstance(exc, TrainingDiverged) else 2  # 2: bad input
+        who = f" (process {args.rank})" if getattr(args, "rank", 0) else ""
+        print(f"ccnn {args.command}{who}: error: {error_message(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, (*args.input_errors, *USER_ERRORS)) else 1  # 2: bad input
     except KeyboardInterrupt:
         print(f"ccnn {args.command}: interrupted (a training run resumes from its last checkpoint)",
               file=sys.stderr)
@@ -73,6 +79,28 @@ def main(argv=None) -> int:
     finally:
         if lines is not None:
             LOG.removeHandler(lines)
+
+
+@contextlib.contextmanager
+def _processes(args):
+    """Under torchrun: train and compare run data-parallel in one process group, rank 0 alone printing;
+    every other command refuses (it would run once per process)."""
+    launch = distributed.launch_from_env()
+    if launch is not None and args.command not in ("train", "compare"):
+        raise ValueError(f"ccnn {args.command} runs in one process: launch it without torchrun (only "
+                         f"train and compare run on several processes)")
+    if launch is not None and args.batch_size % launch.world_size:  # before any data is prepared
+        raise ValueError(f"--batch-size {args.batch_size} (the global batch) must be a multiple of the number "
+                         f"of processes, {launch.world_size}")
+    with distributed.process_group(args.device, args.dist_timeout) if launch else contextlib.nullcontext(
+            (None, None)) as (launch, device), contextlib.ExitStack() as quiet:
+        if launch is not None:
+            args.device, args.rank = str(device), launch.rank
+            if launch.rank:  # the others: no output but their errors
+                quiet.enter_context(contextlib.redirect_stdout(quiet.enter_context(open(os.devnull, "w"))))
+                quiet.enter_context(warnings.catch_warnings())
+                warnings.simplefilter("ignore")
+        yield
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,12 +274,13 @@ def cmd_demo(args) -> int:
 
 def _progress(args) -> bool:
     """Progress bars only on a terminal (a log file would fill with carriage-return frames)."""
-    return not (getattr(args, "no_progress", False) or getattr(args, "quiet", False)) and sys.stderr.isatty()
+    return (not (getattr(args, "no_progress", False) or getattr(args, "quiet", False)) and sys.stderr.isatty()
+            and distributed.is_main())
 
 
-def _prepare_data(args):
-    return prepare_data(args.data, args.extra_data, args.split, args.val_fraction, args.image_size, args.seed,
-                        args.cache_dir, _progress(args))
+def _prepare_data(args):  # several processes: the first of each node fills the cache first
+    return distributed.main_first(lambda: prepare_data(args.data, args.extra_data, args.split, args.val_fraction,
+                                                       args.image_size, args.seed, args.cache_dir, _progress(args)))
 
 
 def _config_from_args(args) -> TrainConfig:
@@ -330,6 +359,9 @@ def _add_training_args(p):
                         "otherwise ('auto'), or one of the others (default: %(default)s)")
     p.add_argument("--no-resume", action="store_true",
                    help="start afresh even if OUT holds a checkpoint of an interrupted run")
+    p.add_argument("--dist-timeout", type=POSITIVE, default=distributed.DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help="under torchrun: how long a process waits for the others in one exchange before the "
+                        "run stops with an error, > 0 (default: %(default)s)")
     p.add_argument("--allow-changed-settings", action="store_true",
                    help="resume the run in OUT even if its settings or data differ from these (the change "
                         "is recorded in run.json and log.jsonl); without it such a resume is refused")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import load_model
 from .console import LOG
 from .data.dataset import AUDataset, report, split_subjects
@@ -153,7 +154,7 @@ def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig
     seconds = time.perf_counter() - start
     preds, labels, nll = infer_faces(result.model, data.test, config.crop,
                                      DecodeOptions(method=config.decode), config.eval_batch_size,
-                                     trainer.device, context=data.target)
+                                     trainer.device, context=data.target, split_ranks=True)
     metrics = evaluate(labels, preds, model.aus)
     metrics.update(nll=nll, train_seconds=seconds, epochs=len(result.history), best_epoch=result.best_epoch)
     edges = "".join(f", {d}: {k} of {n} edges kept" for d, (k, n) in result.edges.items() if n)
@@ -173,7 +174,9 @@ def estimate_duration(trainer: Trainer, steps: int = 2) -> tuple[float, float]:
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     rng = torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     trainer.train_set.set_epoch(0)  # the trainer sets each epoch's crops again before using them
-    pick = torch.randperm(len(trainer.train_set), generator=torch.Generator().manual_seed(0))[:cfg.batch_size]
+    world = distributed.world_size()  # each process steps on its part of the global batch
+    per_process = cfg.batch_size // world
+    pick = torch.randperm(len(trainer.train_set), generator=torch.Generator().manual_seed(0))[:per_process]
     images, labels, d = trainer._batch_to_device(
         torch.utils.data.default_collate([trainer.train_set[int(i)] for i in pick]))
     times = []
@@ -188,9 +191,9 @@ def estimate_duration(trainer: Trainer, steps: int = 2) -> tuple[float, float]:
     torch.set_rng_state(rng[0])
     if rng[1] is not None:
         torch.cuda.set_rng_state(rng[1], device)
-    step = float(np.mean(times[1:])) * cfg.batch_size / len(pick)  # a smaller training set: a full batch
+    step = float(np.mean(times[1:])) * per_process / len(pick)  # a smaller training set: a full batch
     forward_images = len(trainer.train_eval_set) + (len(trainer.val_set) if trainer.val_set is not None else 0)
-    forward_images += len(trainer.train_set) if cfg.mode == "ibb" else 0
+    forward_images += len(trainer.train_set) if cfg.mode == "ibb" else 0  # shared by the processes
     epoch = math.ceil(trainer.samples_per_epoch / cfg.batch_size) * step + forward_images / cfg.batch_size * step / 3
     return step, cfg.epochs * epoch
 
@@ -237,7 +240,10 @@ def train_variant(data: PreparedData, config: TrainConfig, out_dir, head: str = 
 
 
 def _write_run_outputs(results, result, out: Path, name: str, data: PreparedData) -> None:
-    write_report(results, out, title=f"{name} on {data.target} (test subjects)")
+    if not distributed.is_main():  # rank 0 alone writes
+        return
+    write_report(results, out, title=f"{name} on {data.target} (test subjects)",
+                 world_size=distributed.world_size())
     steps = _steps(out / "log.jsonl")
     plot_learning_curves({name: result.history}, out / "learning_curves.png", {name: steps})
     if result.model.has_pairwise:
@@ -275,7 +281,9 @@ def _slug(name: str) -> str:
 
 def write_comparison(results: dict, runs: dict, out_dir, title: str) -> None:
     """The outputs of `ccnn compare`: results.{md,csv,json} and learning_curves.png in out_dir."""
-    write_report(results, out_dir, title=title)
+    if not distributed.is_main():  # rank 0 alone writes
+        return
+    write_report(results, out_dir, title=title, world_size=distributed.world_size())
     plot_learning_curves({n: r.history for n, r in runs.items()}, Path(out_dir) / "learning_curves.png")
 
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 import ccnn_ext
 
+from . import distributed
 from .data.torch_data import FaceDataset
 from .losses import composite_nll
 from .model import CCNN, Outputs
@@ -114,14 +115,18 @@ def uncertified_report(options: DecodeOptions) -> str:
 @torch.no_grad()
 def run_inference(model: CCNN, dataset, remap: torch.Tensor, options: DecodeOptions | None = None,
                   batch_size: int = 256, device=None, progress: bool = False,
-                  desc: str = "predict"):
+                  desc: str = "predict", split_ranks: bool = False):
     """Predictions of `model` over a FaceDataset-like dataset, in order.
 
     Returns (predictions (N, Q) float64, labels (N, Q) int64, nll) where nll is the mean composite
-    NLL per sample (without the regulariser)."""
+    NLL per sample (without the regulariser). `split_ranks`: every process of a data-parallel run
+    calls this, runs the network and the decoder on its part of the dataset, and all get the whole
+    result (the rows gathered in order), so metrics are computed over the whole set."""
     device = device or next(model.parameters()).device
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    start, stop = distributed.shard(len(dataset)) if split_ranks else (0, len(dataset))
+    part = dataset if (start, stop) == (0, len(dataset)) else Subset(dataset, range(start, stop))
+    loader = DataLoader(part, batch_size=batch_size, shuffle=False)
     preds, labels, nll, count = [], [], 0.0, 0
     for images, y, d in tqdm(loader, desc=desc, leave=False, disable=not progress):
         images, y = images.to(device), y.to(device)
@@ -132,15 +137,20 @@ def run_inference(model: CCNN, dataset, remap: torch.Tensor, options: DecodeOpti
         preds.append(decode(model, out, options))
         labels.append(y.cpu().numpy())
     Q = len(model.aus)
-    if count == 0:
-        return np.zeros((0, Q)), np.zeros((0, Q), dtype=np.int64), math.nan
-    return np.concatenate(preds), np.concatenate(labels), nll / count
+    preds = np.concatenate(preds) if preds else np.zeros((0, Q))
+    labels = np.concatenate(labels) if labels else np.zeros((0, Q), dtype=np.int64)
+    if split_ranks:
+        preds, labels = distributed.gather_rows(preds), distributed.gather_rows(labels)
+        nll, count = distributed.reduce_sum([nll, count])
+    return preds, labels, nll / count if count else math.nan
 
 
 def infer_faces(model: CCNN, faces, crop: float = 0.85, options: DecodeOptions | None = None,
-                batch_size: int = 256, device=None, context: str | None = None, progress: bool = False):
+                batch_size: int = 256, device=None, context: str | None = None, progress: bool = False,
+                split_ranks: bool = False):
     """run_inference over FaceArrays (one or a list) at their centre crop; a dataset the model was not
     trained on uses the pairwise terms of the model's dataset `context` (see dataset_remap)."""
     dataset = FaceDataset(faces, aus=model.aus, train=False, crop=crop)
     remap = dataset_remap(dataset.dataset_names, model, context=context)
-    return run_inference(model, dataset, remap, options, batch_size, device, progress=progress)
+    return run_inference(model, dataset, remap, options, batch_size, device, progress=progress,
+                         split_ranks=split_ranks)

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import distributed
+
 LOCK_NAME, MANIFEST_NAME = ".ccnn.lock", "run.json"
 ARTEFACTS = ("checkpoint.pt", "best.pt", "model.pt")
 # settings that do not change a run's numbers: they may differ when it is resumed
@@ -44,8 +46,12 @@ class RunFolderError(ValueError):
 
 @contextmanager
 def run_lock(folder):
-    """Hold the advisory lock of run folder `folder` (created if missing) while in the block."""
+    """Hold the advisory lock of run folder `folder` (created if missing) while in the block. In a
+    data-parallel run rank 0 alone holds it (and writes into the folder); the other ranks pass."""
     folder = Path(folder)
+    if not distributed.is_main():
+        yield folder
+        return
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"output folder {str(folder)!r} is a file; give --out a folder path "
                              f"(new or holding a run)")

@@ -40,9 +40,10 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
-from .console import report_epoch
-from .data.samplers import EpochShuffleSampler, dataset_blocks, ibb_samplers
+from .console import LOG, report_epoch
+from .data.samplers import EpochShuffleSampler, RankShare, dataset_blocks, ibb_samplers, rank_part
 from .data.torch_data import FaceDataset
 from .inference import DecodeOptions, run_inference
 from .losses import check_labels, composite_nll, require_labels
@@ -79,6 +80,11 @@ class Trainer:
         self.config = config = config or TrainConfig()
         self.metadata = dict(metadata or {})  # saved in model.pt (the data split, say)
         config.validate()
+        self.world, self.rank = distributed.world_size(), distributed.rank()
+        if config.batch_size % self.world:
+            raise ValueError(f"the batch size {config.batch_size} (the global batch of all processes) must "
+                             f"be a multiple of the number of processes, {self.world}")
+        self.progress = config.progress and distributed.is_main()  # rank 0 alone draws progress bars
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
         train_faces = train_faces if isinstance(train_faces, (list, tuple)) else [train_faces]
@@ -113,7 +119,8 @@ class Trainer:
             groups.append({"params": pairwise, "lr": config.lr * config.pairwise_lr_scale})
         self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
         self._lr_scales = [1.0, config.pairwise_lr_scale][: len(groups)]
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+        # rank 0 alone writes files; the others take its state when it resumes (fit)
+        self.out_dir = Path(out_dir) if out_dir is not None and distributed.is_main() else None
         self.samples_per_epoch = config.samples_per_epoch or len(self.train_set)
         self._build_samplers()
         self.epoch, self.global_step = 0, 0
@@ -138,17 +145,27 @@ class Trainer:
         self.pairwise_samplers, self.pairwise_weights = samplers.pairwise, samplers.pairwise_weights
 
     # ---- one optimisation step ------------------------------------------------------------------------
-    def _step(self, loss, params):
+    def _step(self, loss, params, share=1.0):
         """Gradient step on `params` only: other parameters get no .grad, so SGD skips them. The
-        gradient norm is clipped per optimiser group (network and unaries; pairwise parameters)."""
+        gradient norm is clipped per optimiser group (network and unaries; pairwise parameters).
+        Several processes: `loss` is of this rank's part of the global batch (None: an empty part),
+        `share` that part's fraction of the batch; the gradients of `params` are summed over the
+        ranks with these weights, which gives every rank the gradient of the whole batch. Returns
+        the batch's loss terms (total, unary, pairwise, regularisation) as a tensor."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.total.backward(inputs=params)
+        if loss is not None:
+            loss.total.backward(inputs=params)
+            values = torch.stack([loss.total, loss.unary, loss.pairwise, loss.regularisation]).detach()
+        else:
+            values = torch.zeros(4, device=self.device)
+        values = distributed.sync_step(params, share, values)
         if self.config.grad_clip:
             for group in self.optimizer.param_groups:
                 grads = [p for p in group["params"] if p.grad is not None]
                 if grads:
                     torch.nn.utils.clip_grad_norm_(grads, self.config.grad_clip)
         self.optimizer.step()
+        return values
 
     def _loss(self, out, labels, sample_weight=None):
         """The composite NLL of a batch. Labels are checked in __init__, so a ValueError here means
@@ -171,7 +188,9 @@ class Trainer:
         return images.to(self.device), labels.to(self.device), self.train_remap[d].to(self.device)
 
     def _loader(self, sampler):
-        return DataLoader(self.train_set, batch_size=self.config.batch_size, sampler=sampler,
+        """This rank's part of each batch of `sampler` (RankShare; all of it in one process)."""
+        share = RankShare(sampler, self.config.batch_size, self.rank, self.world)
+        return DataLoader(self.train_set, batch_size=self.config.batch_size // self.world, sampler=share,
                           num_workers=self.config.num_workers)
 
     def _train_cnn_batches(self, epoch, params, phase, log):
@@ -179,18 +198,23 @@ class Trainer:
         self.cnn_sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
         self.model.train()
-        seen, total = 0, 0.0
-        loader = self._loader(self.cnn_sampler)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs} {phase}", leave=False,
-                   disable=not self.config.progress)
-        for batch in bar:
-            images, labels, d = self._batch_to_device(batch)
-            loss = self._loss(self.model(images, d), labels)
-            self._step(loss, params)
+        seen, total, batch_size = 0, 0.0, self.config.batch_size
+        parts = iter(self._loader(self.cnn_sampler))
+        steps = -(-len(self.cnn_sampler) // batch_size)  # the same on every rank
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{self.config.epochs} {phase}", leave=False,
+                   disable=not self.progress)
+        for step in bar:
+            batch = next(parts, None)  # None: this rank's part of the last batch is empty
+            size = min(batch_size, len(self.cnn_sampler) - step * batch_size)  # the global batch
+            loss, mine = None, 0
+            if batch is not None:
+                images, labels, d = self._batch_to_device(batch)
+                loss, mine = self._loss(self.model(images, d), labels), images.shape[0]
+            values = self._step(loss, params, mine / size).tolist()  # the step's one synchronisation
+            values = dict(zip(("total", "unary", "pairwise", "regularisation"), values))
             self.global_step += 1
-            seen += images.shape[0]
-            values = loss.as_dict()  # the step's one synchronisation
-            total += values["total"] * images.shape[0]
+            seen += size
+            total += values["total"] * size
             if not math.isfinite(values["total"]):
                 raise self._diverged(f"the loss is {values['total']}")
             bar.set_postfix(loss=f"{values['total']:.3f}")
@@ -200,17 +224,20 @@ class Trainer:
 
     @torch.no_grad()
     def _cache_features(self):
-        """CNN features, labels and model dataset indices of every training sample (this epoch's crops)."""
+        """CNN features, labels and model dataset indices of every training sample (this epoch's crops);
+        several processes compute a part each and exchange them."""
         self.model.eval()
-        loader = DataLoader(self.train_set, batch_size=self.config.eval_batch_size, shuffle=False,
-                            num_workers=self.config.num_workers)
-        feats, labels, index = [], [], []
-        for batch in loader:
-            images, y, d = self._batch_to_device(batch)
-            feats.append(self.model.features(images))
-            labels.append(y)
-            index.append(d)
-        return torch.cat(feats), torch.cat(labels), torch.cat(index)
+        start, stop = distributed.shard(len(self.train_set))
+        loader = DataLoader(Subset(self.train_set, range(start, stop)), batch_size=self.config.eval_batch_size,
+                            shuffle=False, num_workers=self.config.num_workers)
+        feats = [self.model.features(self._batch_to_device(batch)[0]) for batch in loader]
+        feats = torch.cat(feats) if feats else torch.zeros(0, self.model.features.fc.out_features,
+                                                           device=self.device)
+        if self.world > 1:
+            feats = torch.from_numpy(distributed.gather_rows(feats.cpu().numpy())).to(self.device)
+        labels = torch.from_numpy(self.train_set.labels).to(self.device)
+        index = self.train_remap[torch.from_numpy(self.train_set.dataset_index)].to(self.device)
+        return feats, labels, index
 
     def _train_head_batches(self, sampler, epoch, params, cache, weights=None):
         feats, labels, index = cache
@@ -220,10 +247,13 @@ class Trainer:
             weights = torch.as_tensor(weights, dtype=feats.dtype, device=feats.device)
         else:
             weights = None
-        for idx in order.split(self.config.batch_size):
-            out = self.model.head_forward(feats[idx], index[idx])
-            w = None if weights is None else weights[idx]
-            self._step(self._loss(out, labels[idx], w), params)
+        part = rank_part(self.config.batch_size, self.rank, self.world)
+        for batch in order.split(self.config.batch_size):
+            idx, loss = batch[part], None  # this rank's part of the batch
+            if len(idx):
+                out = self.model.head_forward(feats[idx], index[idx])
+                loss = self._loss(out, labels[idx], None if weights is None else weights[idx])
+            self._step(loss, params, len(idx) / len(batch))
 
     def _train_heads(self, draw):
         """IBB steps 2 (each AU's unary parameters) and 3 (each edge's pairwise parameter) on the
@@ -254,7 +284,7 @@ class Trainer:
     def evaluate_set(self, dataset, remap, desc):
         preds, labels, nll = run_inference(self.model, dataset, remap, self.decode_options,
                                            self.config.eval_batch_size, self.device,
-                                           progress=self.config.progress, desc=desc)
+                                           progress=self.progress, desc=desc, split_ranks=True)
         return {"nll": nll, **evaluate(labels, preds, self.model.aus)}
 
     # ---- checkpoints ----------------------------------------------------------------------------------
@@ -282,6 +312,11 @@ class Trainer:
         self.best_score, self.best_epoch = payload["best_score"], payload["best_epoch"]
         self.bad_epochs, self.stopped = payload["bad_epochs"], payload["stopped"]
 
+    def _restore_shared(self, payload) -> None:
+        """The other ranks: continue from rank 0's checkpoint (None: a fresh start)."""
+        if payload is not None and not distributed.is_main():
+            self._restore(payload, "the checkpoint of rank 0")
+
     def _path(self, name):
         return None if self.out_dir is None else self.out_dir / name
 
@@ -289,8 +324,10 @@ class Trainer:
     def fit(self, resume: bool = True, allow_changed_settings: bool = False) -> TrainResult:
         """Train until `epochs` or early stopping. With an out_dir: hold its lock, remove temporaries
         of interrupted saves and resume from checkpoint.pt when it is this folder's run with the same
-        settings (run_folder.open_run; other settings only with `allow_changed_settings`)."""
-        if self.out_dir is None:
+        settings (run_folder.open_run; other settings only with `allow_changed_settings`). Several
+        processes: rank 0 does all of this and the others continue from its checkpoint, if any."""
+        if self.out_dir is None:  # no files (or not rank 0)
+            self._restore_shared(distributed.broadcast_from_main(None))
             return self._loop(lambda record: None)
         with run_lock(self.out_dir):
             clean_temporaries(self.out_dir)
@@ -298,13 +335,15 @@ class Trainer:
                                                    data_fingerprint(*self._faces), resume,
                                                    allow_changed_settings)
             self.run_id = manifest["run_id"]
+            payload = None
             if resuming:
                 ckpt = self._path("checkpoint.pt")
-                payload = load_checkpoint(ckpt, map_location=self.device)
+                payload = load_checkpoint(ckpt, map_location="cpu")
                 if payload.get("run_id") != self.run_id:
                     raise CheckpointError(f"checkpoint {str(ckpt)!r} was not written by the run in run.json; "
                                           f"pass --no-resume to start afresh, or choose another --out")
                 self._restore(payload, ckpt)
+            distributed.broadcast_from_main(payload)
             self._rewrite_log()
             with open(self._path("log.jsonl"), "a") as log_file:
                 def log(record):
@@ -317,6 +356,9 @@ class Trainer:
                 return self._loop(log)
 
     def _loop(self, log) -> TrainResult:
+        if distributed.active():
+            LOG.info(f"data parallel: {distributed.describe()}, global batch {self.config.batch_size} = "
+                     f"{self.world} x {self.config.batch_size // self.world}, world_size {self.world}")
         with ccnn_ext.data_checks(ccnn_ext.data_checks_enabled() and self.device.type != "cuda"):
             while self.epoch < self.config.epochs and not self.stopped:
                 self._run_epoch(log)
@@ -337,7 +379,7 @@ class Trainer:
         start = time.perf_counter()
         seen = self._train_epoch(epoch, log)
         train_seconds = time.perf_counter() - start
-        record = {"event": "epoch", "epoch": epoch, "iteration": self.global_step,
+        record = {"event": "epoch", "epoch": epoch, "iteration": self.global_step, "world_size": self.world,
                   "seconds": train_seconds, "images_per_s": seen / max(train_seconds, 1e-9),
                   "loss": self.train_loss,
                   "train": _summary(self.evaluate_set(self.train_eval_set, self.train_remap, "train eval"))}
@@ -370,8 +412,11 @@ class Trainer:
                 raise CheckpointError(f"{str(best)!r} is not the best epoch ({self.best_epoch + 1}) of this "
                                       f"run; resume the run to write it again, or start afresh (--no-resume)")
             self.model.load_state_dict(payload["model_state"])
+        if self.world > 1:  # rank 0's model (the best epoch's) on every rank
+            state = {k: v.cpu() for k, v in self.model.state_dict().items()} if distributed.is_main() else None
+            self.model.load_state_dict(distributed.broadcast_from_main(state))
         removed, edges = prune_and_report(self.model, self.config.prune_threshold)
-        end = {"event": "end", "epochs": self.epoch, "best_epoch": self.best_epoch,
+        end = {"event": "end", "epochs": self.epoch, "best_epoch": self.best_epoch, "world_size": self.world,
                "pruned_edges": removed, "edges": sum(k for k, _ in edges.values())}
         log(end)
         if self.out_dir is not None:

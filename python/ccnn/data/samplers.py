@@ -163,6 +163,53 @@ class MultiDatasetSampler(_EpochSampler):
         return iter([next(streams[d]) for d in sequence.tolist()])
 
 
+# ---- data-parallel training ------------------------------------------------------------------------------
+def rank_part(batch_size: int, rank: int, world_size: int) -> slice:
+    """Rank `rank`'s part of every global batch of `batch_size` (a multiple of world_size): its
+    batch_size / world_size consecutive positions. A last, shorter batch fills the parts in rank order,
+    so a rank's part of it may be short or empty."""
+    local = batch_size // world_size
+    return slice(rank * local, (rank + 1) * local)
+
+
+class RankShare(Sampler[int]):
+    """This process's share of the batches of `sampler` in data-parallel training. Every rank draws the
+    whole global stream from the same seed and epoch, cuts it into batches of `batch_size` and keeps
+    its `rank_part` of each: the parts of one step are disjoint and together are exactly the batch of a
+    single process, so the global batch has the single-process distribution and no sample twice more
+    than it would have there. Read in batches of batch_size / world_size, a rank's stream gives its
+    part of each step in order (and nothing for the steps whose part is empty, at the end)."""
+
+    def __init__(self, sampler, batch_size: int, rank: int, world_size: int):
+        self.sampler = sampler
+        self.batch_size, self.world_size = _positive_int("batch_size", batch_size), _positive_int(
+            "world_size", world_size)
+        if self.batch_size % self.world_size:
+            raise ValueError(f"the batch size ({batch_size}, the global batch) must be a multiple of the "
+                             f"number of processes ({world_size})")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.rank = int(rank)
+        self.part = rank_part(self.batch_size, self.rank, self.world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def steps(self) -> int:
+        """Optimisation steps per epoch (the same on every rank)."""
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self):
+        order = list(iter(self.sampler))
+        mine = [order[a:a + self.batch_size][self.part] for a in range(0, len(order), self.batch_size)]
+        return iter([i for part in mine for i in part])
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.sampler), self.batch_size)
+        local = self.batch_size // self.world_size
+        return full * local + len(range(rest)[self.part])
+
+
 # ---- IBB's samplers -------------------------------------------------------------------------------------
 def dataset_blocks(dataset_index: np.ndarray, model_index) -> list[tuple[int, int, int]]:
     """[(model dataset index, start, stop)] of each data set's block of samples: dataset_index (N,) is
