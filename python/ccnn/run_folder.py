@@ -33,8 +33,9 @@ import numpy as np
 
 LOCK_NAME, MANIFEST_NAME = ".ccnn.lock", "run.json"
 ARTEFACTS = ("checkpoint.pt", "best.pt", "model.pt")
-# settings that do not change a run's numbers: they may differ when it is resumed
-FREE_SETTINGS = ("progress", "device", "num_workers", "eval_batch_size")
+# settings that do not change a run's numbers (pipeline, compile: float rounding only): they may differ
+# when it is resumed
+FREE_SETTINGS = ("progress", "device", "num_workers", "eval_batch_size", "pipeline", "compile")
 _HELD: dict[str, int] = {}
 
 

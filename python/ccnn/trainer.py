@@ -37,13 +37,14 @@ from pathlib import Path
 import ccnn_ext
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
 from .console import report_epoch
 from .data.samplers import EpochShuffleSampler, dataset_blocks, ibb_samplers
 from .data.torch_data import FaceDataset
+from .device_pipeline import batch_source, batches_per_call
 from .inference import DecodeOptions, run_inference
 from .losses import check_labels, composite_nll, require_labels
 from .metrics import evaluate
@@ -52,6 +53,7 @@ from .model_setup import dataset_remap, resolve_device
 from .pruning import prune_and_report
 from .run_folder import clean_temporaries, data_fingerprint, open_run, run_lock
 from .train_config import TrainConfig
+from .train_step import NetworkStep
 
 _HEADS_FIRST_DRAW = 1_000_000  # sampler epoch of the initial head fit (distinct from every real epoch)
 
@@ -89,6 +91,9 @@ class Trainer:
         require_labels(self.train_set.labels, "the training faces", "check the label columns of the data")
         self._faces = (train_faces, val_faces)
         self.train_remap = dataset_remap(self.train_set.dataset_names, model)
+        self.batches = batch_source(self.train_set, self.train_remap, config.batch_size, self.device,
+                                    config.pipeline, config.num_workers)
+        self.network = NetworkStep(model, config.amp, config.compile, self.device)
         eval_set = FaceDataset(train_faces, aus=model.aus, train=False, crop=config.crop, seed=config.seed)
         n = len(eval_set)
         pick = np.random.default_rng(config.seed).permutation(n)[: min(n, config.train_eval_samples)]
@@ -142,13 +147,14 @@ class Trainer:
         """Gradient step on `params` only: other parameters get no .grad, so SGD skips them. The
         gradient norm is clipped per optimiser group (network and unaries; pairwise parameters)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.total.backward(inputs=params)
+        self.network.backward(loss.total, params)
+        self.network.unscale(self.optimizer)
         if self.config.grad_clip:
             for group in self.optimizer.param_groups:
                 grads = [p for p in group["params"] if p.grad is not None]
                 if grads:
                     torch.nn.utils.clip_grad_norm_(grads, self.config.grad_clip)
-        self.optimizer.step()
+        self.network.update(self.optimizer)
 
     def _loss(self, out, labels, sample_weight=None):
         """The composite NLL of a batch. Labels are checked in __init__, so a ValueError here means
@@ -166,26 +172,17 @@ class Trainer:
         return TrainingDiverged(f"training diverged in epoch {self.epoch + 1} (step {self.global_step}): "
                                 f"{reason}; {advice}{kept}")
 
-    def _batch_to_device(self, batch):
-        images, labels, d = batch
-        return images.to(self.device), labels.to(self.device), self.train_remap[d].to(self.device)
-
-    def _loader(self, sampler):
-        return DataLoader(self.train_set, batch_size=self.config.batch_size, sampler=sampler,
-                          num_workers=self.config.num_workers)
-
     def _train_cnn_batches(self, epoch, params, phase, log):
         """Joint SGD (params = all) or IBB step 1 (params = CNN weights); returns the images seen."""
         self.cnn_sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
         self.model.train()
         seen, total = 0, 0.0
-        loader = self._loader(self.cnn_sampler)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs} {phase}", leave=False,
+        bar = tqdm(self.batches(self.cnn_sampler), desc=f"epoch {epoch + 1}/{self.config.epochs} {phase}",
+                   total=batches_per_call(self.cnn_sampler, self.config.batch_size), leave=False,
                    disable=not self.config.progress)
-        for batch in bar:
-            images, labels, d = self._batch_to_device(batch)
-            loss = self._loss(self.model(images, d), labels)
+        for images, labels, d in bar:
+            loss = self._loss(self.model.head_forward(self.network.features(images), d), labels)
             self._step(loss, params)
             self.global_step += 1
             seen += images.shape[0]
@@ -202,12 +199,9 @@ class Trainer:
     def _cache_features(self):
         """CNN features, labels and model dataset indices of every training sample (this epoch's crops)."""
         self.model.eval()
-        loader = DataLoader(self.train_set, batch_size=self.config.eval_batch_size, shuffle=False,
-                            num_workers=self.config.num_workers)
         feats, labels, index = [], [], []
-        for batch in loader:
-            images, y, d = self._batch_to_device(batch)
-            feats.append(self.model.features(images))
+        for images, y, d in self.batches(range(len(self.train_set)), self.config.eval_batch_size):
+            feats.append(self.network.features(images))
             labels.append(y)
             index.append(d)
         return torch.cat(feats), torch.cat(labels), torch.cat(index)
@@ -265,6 +259,7 @@ class Trainer:
             "epoch": self.epoch, "global_step": self.global_step, "history": self.history,
             "best_score": self.best_score, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
             "stopped": self.stopped, "rng_torch": torch.get_rng_state(), "run_id": self.run_id,
+            "grad_scaler": self.network.state_dict(),
         }
 
     def _restore(self, payload: dict, path) -> None:
@@ -276,6 +271,7 @@ class Trainer:
         self.model.load_state_dict(payload["model_state"])
         self.optimizer.load_state_dict(payload["optimizer_state"])
         torch.set_rng_state(payload["rng_torch"])
+        self.network.load_state_dict(payload.get("grad_scaler"))
         self.epoch = payload["epoch"] + 1
         self.global_step = payload["global_step"]
         self.history = list(payload["history"])
