@@ -87,7 +87,8 @@ bench: build
 	$(PYTHON) benchmarks/bench_copula.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_decode.py
 	$(PYTHON) benchmarks/bench_data.py
-	$(PYTHON) benchmarks/bench_train.py
+	$(PYTHON) benchmarks/bench_heads.py
+	$(PYTHON) benchmarks/bench_train.py --out benchmarks/results
 
 clean:
 	rm -rf build $(CMAKE_BUILD_DIR) $(SANITIZE_BUILD_DIR) ccnn_ext/*.so python/ccnn_decoder/*.so decoder/build decoder/*.egg-info

@@ -1,6 +1,6 @@
 """The device-resident batch source against the per-sample FaceDataset (OpenCV crops) as reference:
-the same indices and crop corners give the same images, labels and dataset indices."""
-import cv2
+the same indices and crop corners give the same images (to float32 rounding: the two compute the
+bilinear weights in different precision), labels and dataset indices."""
 import numpy as np
 import pytest
 import torch
@@ -8,7 +8,7 @@ import torch
 from ccnn.data import FaceDataset
 from ccnn.data.samplers import EpochShuffleSampler, SubjectBalancedSampler
 from ccnn.device_pipeline import (DeviceBatches, LoaderBatches, batch_source, choose_pipeline,
-                                  faces_bytes, linear_taps)
+                                  faces_bytes)
 from ccnn.preprocess import FaceArrays
 
 
@@ -17,16 +17,6 @@ def faces(name, aus, n, size=40, seed=0, dtype=np.float32):
     images = (rng.standard_normal((n, size, size)) * 2).astype(dtype)
     labels = rng.integers(-1, 6, size=(n, len(aus)))
     return FaceArrays(images, labels, np.array([f"{name}{i % 4}" for i in range(n)]), aus, name, 0)
-
-
-@pytest.mark.parametrize("crop, out", [(34, 40), (20, 96), (40, 40), (40, 24), (33, 17), (1, 5)])
-def test_linear_taps_reproduce_opencv_resize(crop, out):
-    image = np.random.default_rng(crop * out).standard_normal((crop, crop)).astype(np.float64)
-    first, second, w = linear_taps(crop, out)
-    across = image[:, first] * (1 - w) + image[:, second] * w
-    ours = across[first] * (1 - w[:, None]) + across[second] * w[:, None]
-    reference = cv2.resize(image.astype(np.float32), (out, out), interpolation=cv2.INTER_LINEAR)
-    np.testing.assert_allclose(ours, reference, atol=2e-5)
 
 
 def _reference(ds, indices):
@@ -51,7 +41,7 @@ def test_device_batches_match_the_per_sample_crops(crop, out_size, dtype):
         images = torch.cat([b[0] for b in got]).numpy()
         ref_images, ref_labels, ref_d = _reference(ds, order)
         assert images.shape == ref_images.shape and images.dtype == np.float32
-        np.testing.assert_allclose(images, ref_images, atol=3e-5 * np.abs(ref_images).max())
+        np.testing.assert_allclose(images, ref_images, atol=1e-5 * np.abs(ref_images).max())
         np.testing.assert_array_equal(torch.cat([b[1] for b in got]).numpy(), ref_labels)
         np.testing.assert_array_equal(torch.cat([b[2] for b in got]).numpy(), remap[ref_d].numpy())
 
@@ -63,7 +53,7 @@ def test_both_sources_yield_the_same_batches_for_a_balanced_sampler():
     remap = torch.tensor([0])
     loader, device = LoaderBatches(ds, remap, 6, "cpu"), DeviceBatches(ds, remap, 6, "cpu")
     for (a, la, da), (b, lb, db) in zip(loader(sampler), device(sampler), strict=True):
-        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+        torch.testing.assert_close(b, a, atol=1e-5 * a.abs().max().item(), rtol=0)  # ~ float32 rounding
         assert torch.equal(la, lb) and torch.equal(da, db)
 
 
@@ -71,7 +61,8 @@ def test_eval_centre_crops_and_plain_index_lists():
     ds = FaceDataset(faces("a", [1], 9), train=False)
     source = DeviceBatches(ds, torch.tensor([0]), 4, "cpu")
     (images, _, _), = source(range(9), batch_size=9)
-    torch.testing.assert_close(images, ds.get_batch(list(range(9)))[0], atol=1e-5, rtol=0)
+    reference = ds.get_batch(list(range(9)))[0]
+    torch.testing.assert_close(images, reference, atol=1e-5 * reference.abs().max().item(), rtol=0)
 
 
 def test_choice_by_size_and_forced_choices(monkeypatch):

@@ -3,13 +3,14 @@
     loader  FaceDataset through a DataLoader: one Python call and one OpenCV resize per face; works
             for any data size (the faces stay memory-mapped on disk).
     device  all training faces copied once onto the training device (GPU memory, or RAM on a CPU),
-            in the cache's dtype; each batch is one gather of its faces and one separable bilinear
-            resize of its crops, batch-wise on the device, with no per-sample Python.
+            in the cache's dtype; each batch is one gather of its crops and one bilinear resize of
+            all of them, batch-wise on the device, with no per-sample Python.
     auto    device when the faces take at most DEVICE_SHARE of the device's free memory, else loader.
 
 Both give the same batches for the same indices: the device pipeline takes the crop corners that
-FaceDataset drew for the epoch and reproduces its resize (OpenCV's INTER_LINEAR: half-pixel centres,
-edge samples repeated), so the images agree to float32 rounding. The faces are kept in the dtype of
+FaceDataset drew for the epoch and resizes them as it does (bilinear with half-pixel centres and edge
+samples repeated: OpenCV's INTER_LINEAR, torch's bilinear interpolation without align_corners), so the
+images agree to float32 rounding. The faces are kept in the dtype of
 the cache (float32, or float16 with `ccnn preprocess --dtype float16`): the cache holds faces that
 are already contrast-normalised, so quantising them to uint8 would change the training data.
 
@@ -24,25 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .data.torch_data import FaceDataset
 
 PIPELINES = ("auto", "device", "loader")
 DEVICE_SHARE = 0.5      # auto: the faces may take this share of the device's free memory
-
-
-def linear_taps(crop: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first tap, second tap, weight of the second) of each of `out` output pixels resampled
-    bilinearly from `crop` input pixels as OpenCV's INTER_LINEAR does: source position
-    (i + 0.5) * crop / out - 0.5, taps outside the crop replaced by its edge pixel."""
-    pos = (np.arange(out) + 0.5) * (crop / out) - 0.5
-    first = np.floor(pos).astype(np.int64)
-    weight = (pos - first).astype(np.float32)
-    weight[first < 0] = 0.0
-    first = np.clip(first, 0, crop - 1)
-    weight[first >= crop - 1] = 0.0
-    return first, np.minimum(first + 1, crop - 1), weight
 
 
 class LoaderBatches:
@@ -79,8 +68,8 @@ class DeviceBatches:
         self.labels = torch.as_tensor(dataset.labels, dtype=torch.int64).to(self.device)
         remap = torch.as_tensor(remap, dtype=torch.int64)
         self.model_index = remap[torch.as_tensor(dataset.dataset_index, dtype=torch.int64)].to(self.device)
-        first, second, weight = linear_taps(dataset.crop_size, dataset.out_size)
-        self._taps = [torch.as_tensor(a).to(self.device) for a in (first, second, weight)]
+        crop, size = dataset.crop_size, dataset.size
+        self._window = (torch.arange(crop)[:, None] * size + torch.arange(crop)).to(self.device)  # (c, c)
         self._epoch = None
 
     def _corners(self) -> torch.Tensor:
@@ -91,20 +80,16 @@ class DeviceBatches:
         return self._corner_table
 
     def images(self, indices: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S', S') float32 crops of the faces at `indices` (an int64 tensor on the device)."""
-        first, second, weight = self._taps
+        """(B, 1, S', S') float32 crops of the faces at `indices` (an int64 tensor on the device): the
+        crops are read from the flat face table in one `take`, then resized together (they all have
+        the same size) by torch's bilinear interpolation, which samples as OpenCV's INTER_LINEAR."""
+        size = self.faces.shape[-1]
         corner = self._corners()[indices]
-        faces = self.faces[indices].float()                              # (B, S, S)
-        cols = corner[:, 1:2] + first, corner[:, 1:2] + second           # (B, S')
-        expand = (-1, faces.shape[1], -1)
-        left = faces.gather(2, cols[0][:, None, :].expand(*expand))
-        right = faces.gather(2, cols[1][:, None, :].expand(*expand))
-        across = left * (1 - weight) + right * weight                    # (B, S, S'): rows first
-        rows = corner[:, :1] + first, corner[:, :1] + second
-        expand = (-1, -1, across.shape[2])
-        top = across.gather(1, rows[0][:, :, None].expand(*expand))
-        bottom = across.gather(1, rows[1][:, :, None].expand(*expand))
-        return (top * (1 - weight[:, None]) + bottom * weight[:, None]).unsqueeze(1)
+        start = (indices * size + corner[:, 0]) * size + corner[:, 1]           # (B,) first pixel
+        crops = self.faces.view(-1).take(start[:, None, None] + self._window).float()[:, None]
+        if crops.shape[-1] == self.dataset.out_size:
+            return crops
+        return F.interpolate(crops, size=(self.dataset.out_size,) * 2, mode="bilinear", align_corners=False)
 
     def __call__(self, sampler, batch_size: int | None = None):
         order = _indices(sampler).to(self.device)
@@ -127,7 +112,7 @@ def _faces_on_device(dataset: FaceDataset, device: torch.device) -> torch.Tensor
     start = 0
     for part in parts:
         for a in range(0, len(part), 4096):
-            rows = np.ascontiguousarray(part[a:a + 4096])
+            rows = np.array(part[a:a + 4096])  # a writable copy of the (read-only) rows
             faces[start + a:start + a + len(rows)].copy_(torch.from_numpy(rows))
         start += len(part)
     return faces
