@@ -33,6 +33,7 @@ from .preprocess import preprocess
 from .report import write_report
 from .run_folder import run_lock
 from .train_config import TrainConfig
+from .train_step import NetworkStep
 from .trainer import Trainer, TrainResult
 
 HEAD_NAMES = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
@@ -174,13 +175,14 @@ def estimate_duration(trainer: Trainer, steps: int = 2) -> tuple[float, float]:
     rng = torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     trainer.train_set.set_epoch(0)  # the trainer sets each epoch's crops again before using them
     pick = torch.randperm(len(trainer.train_set), generator=torch.Generator().manual_seed(0))[:cfg.batch_size]
-    images, labels, d = trainer._batch_to_device(
-        torch.utils.data.default_collate([trainer.train_set[int(i)] for i in pick]))
+    images, labels, d = next(iter(trainer.batches(pick.tolist())))
+    network = NetworkStep(model, cfg.amp, device=device)  # --compile is not timed: compiling takes longer
     times = []
     for _ in range(steps + 1):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        composite_nll(model, model(images, d), labels, trainer.lambdas, cfg.pairwise_weight).total.backward()
+        out = model.head_forward(network.features(images), d)
+        composite_nll(model, out, labels, trainer.lambdas, cfg.pairwise_weight).total.backward()
         optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
