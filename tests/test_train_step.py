@@ -1,9 +1,12 @@
 """Training with each batch pipeline, mixed precision and torch.compile, against the plain float32
 run with the per-sample loader as reference."""
+import json
+
 import pytest
 import torch
 
 from ccnn.model_setup import build_model
+from ccnn.run_folder import RunFolderError
 from ccnn.train_step import NetworkStep
 from ccnn.trainer import TrainConfig, Trainer
 from train_toy_data import toy_faces
@@ -87,3 +90,16 @@ def test_compiled_training_matches_eager():
     eager = _train(_config(mode="joint", samples_per_epoch=32))
     compiled = _train(_config(mode="joint", samples_per_epoch=32, compile=True))
     assert _largest_difference(_params(compiled), _params(eager)) < 1e-4
+
+
+def test_a_run_from_before_the_amp_setting_resumes_and_amp_is_run_defining(tmp_path):
+    data = [toy_faces("a", (1, 2, 4), seed=1)]
+    Trainer(build_model("copula", data, seed=0), data, None, _config(mode="joint"), out_dir=tmp_path).fit()
+    manifest = json.loads((tmp_path / "run.json").read_text())
+    del manifest["settings"]["amp"]  # as written before --amp existed
+    (tmp_path / "run.json").write_text(json.dumps(manifest))
+    Trainer(build_model("copula", data, seed=0), data, None, _config(mode="joint", pipeline="loader"),
+            out_dir=tmp_path).fit()  # the default amp ("off") and another pipeline: no change
+    with pytest.raises(RunFolderError, match="--amp 'off' -> 'bf16'"):
+        Trainer(build_model("copula", data, seed=0), data, None, _config(mode="joint", amp="bf16"),
+                out_dir=tmp_path).fit()

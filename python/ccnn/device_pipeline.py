@@ -56,8 +56,8 @@ class LoaderBatches:
 
 
 class DeviceBatches:
-    """All faces of `dataset` as one tensor on `device`; each batch gathers its faces and resizes
-    the crops of the dataset's current epoch (`dataset.set_epoch`) there."""
+    """All faces of `dataset` as one tensor on `device`; each batch reads and resizes its crops of
+    the dataset's current epoch (`dataset.set_epoch`) there."""
 
     name = "device"
 
