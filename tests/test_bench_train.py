@@ -22,10 +22,14 @@ def test_tiny_run_writes_every_variant(tmp_path):
     for v in ("loader", "device", "bf16"):
         r = rows[v]
         assert len(r["step_times_s"]) == 2 and r["images_per_s"] == 8 / r["step_s"] > 0
-        assert r["non_network_share"] < 1 and r["network_s"] > 0
+        assert r["non_network_share"] < 1 and r["non_network_share_cpu_time"] < 1 and r["network_s"] > 0
+        assert len(r["step_cpu_s"]) == 2 and min(r["step_cpu_s"]) > 0
     assert rows["2-process gloo"]["not_run"].startswith("not run")
     assert "load_average_at_start" in result["environment"]
     table = (tmp_path / "train_cpu.md").read_text()
     assert "| loader | loader | off | no |" in table and "1.00x" in table and "not run" in table
-    shares_ok = rows["device"]["non_network_share"] <= bench_train.SHARE_LIMIT
+    assert set(rows["device"]["parts_s"]) == {"sampling", "batch", "heads + loss", "clip + update", "loss read-back"}
+    assert all(v >= 0 for v in rows["device"]["parts_s"].values()) and rows["device"]["parts_s"]["batch"] > 0
+    assert 0 < rows["device"]["non_network_share_by_parts"] < 1
+    shares_ok = rows["device"]["non_network_share_by_parts"] <= bench_train.SHARE_LIMIT
     assert status == (0 if shares_ok else 1)
