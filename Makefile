@@ -86,8 +86,9 @@ demo: build
 bench: build
 	$(PYTHON) benchmarks/bench_copula.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_decode.py --out benchmarks/results
-	$(PYTHON) benchmarks/bench_data.py
-	$(PYTHON) benchmarks/bench_train.py
+	$(PYTHON) benchmarks/bench_data.py --out benchmarks/results
+	$(PYTHON) benchmarks/bench_heads.py
+	$(PYTHON) benchmarks/bench_train.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_general.py --out benchmarks/results  # exits 1 while a bar of issue 12 fails
 
 clean:

@@ -1,238 +1,247 @@
-"""Training throughput (images/s) of the CCNN per output head, and the share of a training step spent in
-the copula head and its loss.
+"""Throughput of the full training step (images/s) per input pipeline, mixed precision and
+torch.compile, and the share of the step spent outside the network's own forward and backward pass.
 
-For each head (softmax = CNN, ordinal = OCNN, loglinear = SCNN, copula = CCNN) one SGD step is timed on
-a batch of random faces with DISFA's 12 AUs and its 66 fully connected edges: forward, composite NLL,
-backward, gradient clipping, update. Then the copula part alone is timed: from the features
-(requires_grad) through the ordinal thresholds, `ccnn_ext.pairwise_loglik` of all edges, the pairwise
-loss and its backward.
-Its share of the copula model's step must be at most 10% on CPU at batch 128 (checked; exit code 1
-otherwise).
+The step is the trainer's own joint-SGD step (Trainer._train_cnn_batches) at batch 128 on 96 x 96
+faces of a memory-mapped cache (random faces, DISFA's 12 AUs, 66 copula edges, 'same' padding):
+drawing the epoch's indices, building the batch, CNN, heads, composite NLL, backward, clipping, SGD
+update and the loss read-back. Variants, on every device:
 
-Correctness comes first: the copula loss of the benchmark batch is compared with a float64 evaluation
-of the Frank copula formula before anything is timed.
+    loader    the per-sample DataLoader (the only pipeline before), float32
+    device    the faces resident on the device, crops drawn batch-wise there, float32
+    bf16      device + --amp bf16
+    compile   device + --compile (compilation time reported apart, not in the step)
 
-The network is timed with 'same' padding (the default of `ccnn train`) and with 'valid' padding
-where the size allows it (>= 64 px).
+Each repeat times one epoch of `--steps` steps and then the same number of forward + backward passes
+of the CNN alone on a batch already on the device (same amp / compile); the non-network share of the
+repeat is 1 - network / step, and the medians over the repeats are reported, in wall-clock time and
+in this process's CPU time (which leaves out waiting for other jobs). Both subtract two numbers of
+seconds to find one of milliseconds, so on a busy machine they scatter by several percent; each part
+outside the network is therefore also timed alone (`time_parts`), and the share of their sum is the
+one checked: on CPU, for the device pipeline, at most 5% (exit status 1 otherwise).
 
-    python benchmarks/bench_train.py                       # CPU (and CUDA when present), 96, 48 and 32 px
-    python benchmarks/bench_train.py --sizes 96 --padding valid --repeats 5 --threads 2
-Writes benchmarks/results/train_cpu.json + .md (and train_cuda.* on a GPU).
+    flock /tmp/ccnn-bench.lock python benchmarks/bench_train.py --out benchmarks/results
 """
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import platform
+import importlib.util
+import os
 import statistics
 import sys
+import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-import ccnn_ext
-from ccnn.losses import composite_nll
-from ccnn.model import CCNN, FeatureNet
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import environment, markdown_table, synchronizer, write_results  # noqa: E402
+
+from ccnn.model_setup import build_model  # noqa: E402
+from ccnn.preprocess import FaceArrays  # noqa: E402
+from ccnn.train_config import TrainConfig  # noqa: E402
+from ccnn.trainer import Trainer  # noqa: E402
 
 DISFA_AUS = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
-HEADS = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
-SHARE_LIMIT = 0.10
-GRAD_CLIP = 10.0  # the trainer's default norm (it clips per parameter group; here all at once):
-                  # unclipped, the untrained pairwise heads can diverge
-MIN_VALID_SIZE = FeatureNet.min_image_size("valid")
+SHARE_LIMIT = 0.05
+VARIANTS = {"loader": dict(pipeline="loader"), "device": dict(pipeline="device"),
+            "bf16": dict(pipeline="device", amp="bf16"), "compile": dict(pipeline="device", compile=True)}
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def cached_faces(folder, n, size, seed=0) -> FaceArrays:
+    """n random faces written as a .npy and memory-mapped back, as `ccnn preprocess` caches them."""
+    rng = np.random.default_rng(seed)
+    path = os.path.join(folder, "faces.npy")
+    np.save(path, rng.standard_normal((n, size, size), dtype=np.float32))
+    labels = rng.choice(6, p=[0.5, 0.2, 0.12, 0.1, 0.05, 0.03], size=(n, len(DISFA_AUS)))
+    subjects = np.array([f"S{i % 12:02d}" for i in range(n)])
+    return FaceArrays(np.load(path, mmap_mode="r"), labels.astype(np.int64), subjects, DISFA_AUS, "bench", 0)
 
 
-def _median_time(fn, device, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
-
-
-def _batch(batch, size, device, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    images = torch.randn(batch, 1, size, size, generator=g)
-    labels = torch.multinomial(torch.tensor([0.5, 0.2, 0.12, 0.1, 0.05, 0.03]), batch * len(DISFA_AUS),
-                               replacement=True, generator=g).reshape(batch, -1)
-    return images.to(device), labels.to(device)
-
-
-def _model(head, size, device, seed=0, padding="same"):
-    torch.manual_seed(seed)
-    model = CCNN(DISFA_AUS, head=head, image_size=size, padding=padding).to(device)
+def make_trainer(faces, device, batch, steps, variant) -> Trainer:
+    model = build_model("copula", faces, seed=0)
     with torch.no_grad():  # a trained-looking copula: moderate associations of both signs
         for k, p in enumerate(model.pairwise):
-            if head == "copula":
-                p.fill_(4.0 * math.sin(1.7 * k))
-    return model
+            p.fill_(4.0 * np.sin(1.7 * k))
+    config = TrainConfig(mode="joint", batch_size=batch, samples_per_epoch=batch * steps, device=device,
+                         progress=False, **VARIANTS[variant])
+    return Trainer(model, faces, None, config)
 
 
-def _frank(u, v, t):
-    """Frank copula in mpmath (the paper's Eq. 9 at 60 significant digits)."""
-    import mpmath
-    if t == 0:
-        return u * v
-    return -mpmath.log(1 + mpmath.expm1(-t * u) * mpmath.expm1(-t * v) / mpmath.expm1(-t)) / t
+def _clocks():
+    return np.array([time.perf_counter(), time.process_time()])
 
 
-def check_copula_loss(device) -> float:
-    """Largest relative error of the model's pairwise log-likelihoods (float64) against the copula
-    formula evaluated in 60-digit arithmetic, on 8 samples x 66 edges."""
-    import mpmath
-    mpmath.mp.dps = 60
-    model = _model("copula", 16, device).double()
-    images, labels = _batch(8, 16, device, seed=1)
-    with torch.no_grad():
-        for unit in model.unary:
-            unit.beta.normal_(0, 0.2)
-        out = model(images.double())
-        loglik, _ = model.pairwise_loglik(out, labels)
-    z = out.z.cpu().numpy()
-    thetas = [p.item() for p in model.pairwise]
-    worst = 0.0
-    for b in range(labels.shape[0]):
-        for e, (r, s) in enumerate(model.edges.tolist()):
-            u = [mpmath.mpf(0)] + [mpmath.ncdf(x) for x in z[b, r]] + [mpmath.mpf(1)]
-            v = [mpmath.mpf(0)] + [mpmath.ncdf(x) for x in z[b, s]] + [mpmath.mpf(1)]
-            a, c = int(labels[b, r]), int(labels[b, s])
-            t = mpmath.mpf(thetas[e])
-            p = (_frank(u[a + 1], v[c + 1], t) - _frank(u[a], v[c + 1], t) - _frank(u[a + 1], v[c], t)
-                 + _frank(u[a], v[c], t))
-            reference = float(mpmath.log(p))
-            worst = max(worst, abs(loglik[b, e].item() - reference) / max(1.0, abs(reference)))
-    return worst
+def time_variant(trainer, device, batch, steps, repeats):
+    """Per repeat: [wall, CPU] seconds per full step (one epoch of `steps`) and per network forward +
+    backward. The CPU time is this process's (all its threads): on a CPU it leaves out the time spent
+    waiting for other jobs on the machine."""
+    sync = synchronizer(device)
+    params = trainer.model.cnn_parameters()
+    images = torch.randn(batch, 1, trainer.train_set.out_size, trainer.train_set.out_size, device=device)
+
+    def network_pass():
+        features = trainer.network.features(images)
+        features.backward(torch.ones_like(features), inputs=params)
+
+    start = time.perf_counter()
+    trainer._train_cnn_batches(0, list(trainer.model.parameters()), "joint", lambda record: None)  # warm-up
+    network_pass()
+    sync()
+    warmup_s = time.perf_counter() - start
+    step_s, network_s = [], []
+    for epoch in range(1, repeats + 1):
+        t0 = _clocks()
+        trainer._train_cnn_batches(epoch, list(trainer.model.parameters()), "joint", lambda record: None)
+        sync()
+        t1 = _clocks()
+        for _ in range(steps):
+            network_pass()
+        sync()
+        step_s.append((t1 - t0) / steps)
+        network_s.append((_clocks() - t1) / steps)
+    return warmup_s, np.array(step_s), np.array(network_s)
 
 
-def _networks(sizes, paddings):
-    """(size, padding) pairs to time; 'valid' only where the size allows it."""
-    return [(size, padding) for size in sizes for padding in paddings
-            if padding == "same" or size >= MIN_VALID_SIZE]
+def time_parts(trainer, device, steps, repeats=10):
+    """Median seconds per step of each part of a step outside the network, each timed alone (CPU time
+    on a CPU, wall-clock time on CUDA): drawing the epoch's indices, building a batch, the heads and
+    the loss forward and backward (from the features), clipping and the SGD update, the loss read-back."""
+    sync = synchronizer(device)
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    sampler, params = trainer.cnn_sampler, list(trainer.model.parameters())
+    images, labels, d = next(trainer.batches(range(trainer.config.batch_size)))
+    features = trainer.network.features(images).detach().requires_grad_(True)
+    state = {}
+
+    def heads_and_loss():
+        state["loss"] = trainer._loss(trainer.model.head_forward(features, d), labels)
+        state["loss"].total.backward()
+
+    def clip_and_update():
+        for group in trainer.optimizer.param_groups:
+            torch.nn.utils.clip_grad_norm_([p for p in group["params"] if p.grad is not None],
+                                           trainer.config.grad_clip)
+        trainer.network.update(trainer.optimizer)
+
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.network.backward(trainer._loss(trainer.model.head_forward(trainer.network.features(images), d),
+                                           labels).total, params)  # every parameter gets a gradient
+    parts = {"sampling": (lambda: np.fromiter(sampler, np.int64), 1 / steps),
+             "batch": (lambda: next(trainer.batches(range(trainer.config.batch_size))), 1),
+             "heads + loss": (heads_and_loss, 1), "clip + update": (clip_and_update, 1),
+             "loss read-back": (lambda: state["loss"].as_dict(), 1)}
+    out = {}
+    for name, (fn, per_step) in parts.items():
+        times = []
+        for _ in range(repeats + 1):
+            t0 = clock()
+            fn()
+            sync()
+            times.append(clock() - t0)
+        out[name] = statistics.median(times[1:]) * per_step
+    return out
 
 
-def bench_device(device, sizes, paddings, batch, warmup, repeats):
+def bench_device(device, args):
     rows = []
-    for size, padding in _networks(sizes, paddings):
-        images, labels = _batch(batch, size, device)
-        step_times = {}
-        for head, name in HEADS.items():
-            model = _model(head, size, device, padding=padding)
-            opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-
-            def step():
-                opt.zero_grad(set_to_none=True)
-                loss = composite_nll(model, model(images), labels)
-                loss.total.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-                opt.step()
-
-            median, times = _median_time(step, device, warmup, repeats)
-            step_times[head] = median
-            rows.append({"device": device.type, "image_size": size, "padding": padding, "batch": batch,
-                         "head": head, "model": name, "step_s": median, "images_per_s": batch / median,
-                         "step_times_s": times})
-        # the copula head and its loss alone: thresholds -> pairwise log-likelihoods -> loss -> backward
-        model = _model("copula", size, device, padding=padding)
-        with torch.no_grad():
-            features = model.features(images)
-        feats = features.detach().requires_grad_(True)
-
-        def copula_part():
-            model.zero_grad(set_to_none=True)
-            out = model.head_forward(feats)
-            loglik, _ = model.pairwise_loglik(out, labels)
-            (-loglik.sum() / batch).backward()
-
-        part, _ = _median_time(copula_part, device, warmup, repeats)
-        share = part / step_times["copula"]
-        rows.append({"device": device.type, "image_size": size, "padding": padding, "batch": batch,
-                     "head": "copula part",
-                     "model": "copula head + loss", "step_s": part, "share_of_ccnn_step": share,
-                     "step_minus_ocnn_share": (step_times["copula"] - step_times["ordinal"])
-                     / step_times["copula"]})
+    with tempfile.TemporaryDirectory() as folder:
+        faces = cached_faces(folder, args.faces, args.size)
+        for variant in args.variants:
+            trainer = make_trainer(faces, device, args.batch, args.steps, variant)
+            warmup_s, step_s, network_s = time_variant(trainer, device, args.batch, args.steps, args.repeats)
+            shares = 1 - network_s / step_s                      # (repeats, [wall, CPU])
+            parts = time_parts(trainer, device, args.steps)
+            network = statistics.median(network_s[:, 1 if device.type == "cpu" else 0])
+            step = statistics.median(step_s[:, 0])
+            rows.append({"variant": variant, "pipeline": trainer.batches.name, "amp": trainer.config.amp,
+                         "compile": trainer.config.compile, "step_s": step, "images_per_s": args.batch / step,
+                         "network_s": statistics.median(network_s[:, 0]),
+                         "non_network_share": statistics.median(shares[:, 0]),
+                         "non_network_share_cpu_time": statistics.median(shares[:, 1]),
+                         "parts_s": parts, "non_network_share_by_parts": sum(parts.values()) / (sum(parts.values())
+                                                                                                + network),
+                         "warmup_s": warmup_s, "step_times_s": step_s[:, 0].tolist(),
+                         "network_times_s": network_s[:, 0].tolist(), "step_cpu_s": step_s[:, 1].tolist(),
+                         "network_cpu_s": network_s[:, 1].tolist()})
+            print(f"{device}: {variant}: {args.batch / step:.1f} images/s, non-network share "
+                  f"{100 * rows[-1]['non_network_share']:.1f}%, by parts "
+                  f"{100 * rows[-1]['non_network_share_by_parts']:.2f}% {parts}", flush=True)
+            del trainer
+    if device.type == "cpu":
+        rows.append(distributed_row())
     return rows
 
 
-def write_results(rows, device, args, check_error):
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"device": _device_name(device), "threads": torch.get_num_threads(), "batch": args.batch,
-            "sizes": args.sizes, "paddings": args.padding, "aus": len(DISFA_AUS), "edges": len(DISFA_AUS) * (len(DISFA_AUS) - 1) // 2,
-            "warmup": args.warmup, "repeats": args.repeats, "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "copula_loss_max_rel_error_vs_float64": check_error, "share_limit": SHARE_LIMIT}
-    stem = out / f"train_{device.type}"
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    lines = [f"# Training throughput ({meta['device']}, {meta['threads']} threads, batch {args.batch})", "",
-             f"torch {torch.__version__}; DISFA: {meta['aus']} AUs, {meta['edges']} edges; median of "
-             f"{args.repeats} steps after {args.warmup} warm-up steps.", "",
-             "| image size | padding | model | head | step (ms) | images/s |", "|---|---|---|---|--:|--:|"]
+def distributed_row():
+    """The 2-process gloo row: it needs torchrun support (python/ccnn/distributed.py, the ddp branch)."""
+    have = importlib.util.find_spec("ccnn.distributed") is not None
+    reason = ("not run: the 2-process gloo run is not wired into this benchmark yet" if have
+              else "not run: needs the ddp branch (ccnn.distributed is not in this tree)")
+    return {"variant": "2-process gloo", "not_run": reason}
+
+
+def markdown(device, rows, env, args):
+    base = next((r["step_s"] for r in rows if r.get("variant") == "loader"), None)
+    table = []
     for r in rows:
-        if r["head"] == "copula part":
+        if "not_run" in r:
+            table.append([r["variant"], "-", "-", "-", "-", "-", "-", "-", r["not_run"], "-"])
             continue
-        lines.append(f"| {r['image_size']} | {r['padding']} | {r['model']} | {r['head']} | {1e3 * r['step_s']:.1f} | "
-                     f"{r['images_per_s']:.1f} |")
-    lines += ["", "Copula head + its loss (forward and backward from the features) as a share of a CCNN "
-              "training step:", "", "| image size | padding | copula part (ms) | share of step | "
-              "(CCNN - OCNN) / CCNN step |", "|---|---|--:|--:|--:|"]
-    for r in rows:
-        if r["head"] == "copula part":
-            lines.append(f"| {r['image_size']} | {r['padding']} | {1e3 * r['step_s']:.2f} | {100 * r['share_of_ccnn_step']:.1f}% "
-                         f"| {100 * r['step_minus_ocnn_share']:.1f}% |")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    return stem
-
-
-def _device_name(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()})"
+        table.append([r["variant"], r["pipeline"], r["amp"], "yes" if r["compile"] else "no",
+                      f"{1e3 * r['step_s']:.1f}" + (f" (first epoch, compiling: {r['warmup_s']:.0f} s)"
+                                                    if r["compile"] else ""),
+                      f"{r['images_per_s']:.1f}",
+                      f"{base / r['step_s']:.2f}x" if base else "-",
+                      f"{100 * r['non_network_share']:.1f}% (network {1e3 * r['network_s']:.1f} ms)",
+                      f"{100 * r['non_network_share_cpu_time']:.1f}%" if device.type == "cpu" else "-",
+                      f"{100 * r['non_network_share_by_parts']:.2f}% ("
+                      + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in r["parts_s"].items()) + " ms)"])
+    load = env.get("load_average_at_start")
+    return (f"# Training step throughput ({env['device_name']}, batch {args.batch}, {args.size} x {args.size})\n\n"
+            f"torch {env['torch']}, python {env['python']}, {env['threads']} torch threads on {env['cpu_count']} "
+            f"CPUs; load average at start {load}, at end {env.get('load_average_at_end')}. Joint-SGD steps of the "
+            f"trainer (CCNN, {len(DISFA_AUS)} AUs, 'same' padding, {args.faces} memory-mapped faces); median of "
+            f"{args.repeats} epochs of {args.steps} steps after one warm-up epoch.\n\n"
+            + markdown_table(["variant", "pipeline", "amp", "compile", "step (ms)", "images/s", "speed-up vs loader",
+                              "outside the network (data, sampling, heads, loss, optimiser)",
+                              "the same in CPU time", "by parts, timed alone"], table))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[96, 48, 32])
-    parser.add_argument("--padding", nargs="+", choices=["same", "valid"], default=["same", "valid"],
-                        help="conv paddings to time ('valid' only for sizes >= %d)" % MIN_VALID_SIZE)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
-    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=2, help="steps per timed epoch (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs (default: %(default)s)")
+    parser.add_argument("--faces", type=int, default=1024, help="faces in the cache (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "ccnn-bench-train"),
+                        help="folder of train_<device>.json/.md (default: %(default)s)")
     args = parser.parse_args(argv)
+    if min(args.size, args.batch, args.steps, args.repeats, args.faces) < 1:
+        parser.error("--size, --batch, --steps, --repeats and --faces must be positive")
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     ok = True
     for name in devices:
         device = torch.device(name)
-        error = check_copula_loss(device)
-        if not error < 1e-9:
-            print(f"{name}: copula loss differs from the float64 formula (relative error {error:.2e})")
-            return 1
-        rows = bench_device(device, args.sizes, args.padding, args.batch, args.warmup, args.repeats)
-        stem = write_results(rows, device, args, error)
-        print(stem.with_suffix(".md").read_text())
-        for r in rows:
-            if device.type == "cpu" and r["head"] == "copula part" and args.batch == 128 \
-                    and r["share_of_ccnn_step"] > SHARE_LIMIT:
-                print(f"FAIL: copula head + loss take {100 * r['share_of_ccnn_step']:.1f}% of a step at "
-                      f"{r['image_size']} px, {r['padding']} padding (limit {100 * SHARE_LIMIT:.0f}%)")
-                ok = False
+        env = environment(device, torch.get_num_threads())
+        rows = bench_device(device, args)
+        if hasattr(os, "getloadavg"):
+            env["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        text = markdown(device, rows, env, args)
+        paths = write_results(f"train_{device.type}", {"environment": env, "settings": vars(args), "rows": rows},
+                              text, args.out)
+        print(text, "\nwritten:", *paths)
+        bar = next((r for r in rows if r.get("variant") == "device"), None)
+        if device.type == "cpu" and bar is not None and bar["non_network_share_by_parts"] > SHARE_LIMIT:
+            print(f"FAIL: the device pipeline's parts outside the network take "
+                  f"{100 * bar['non_network_share_by_parts']:.1f}% of a step (limit {100 * SHARE_LIMIT:.0f}%)")
+            ok = False
     return 0 if ok else 1
 
 

@@ -2,25 +2,27 @@
 # One session on a lent GPU (an H200 with 16 cores, torch with CUDA, pytest/hypothesis/mpmath, no
 # network), within about 6 minutes: builds the extension with its CUDA kernels (sm_90 only), smoke
 # tests every op once, runs the copula test files (one pytest per file, each under its own
-# timeout, JUnit XML), the copula benchmark, a short training benchmark, a 1-process NCCL torchrun
-# training run (ccnn train, data-parallel code path), and, with the time left,
+# timeout, JUnit XML), the copula benchmark, a short per-head training benchmark, the training-step
+# benchmark (pipelines, bf16, compile: bench_train.py), a 1-process NCCL torchrun training run
+# (ccnn train, data-parallel code path), and, with the time left,
 # compute-sanitizer memcheck / racecheck on the smoke test. Every step is reported and the
 # session carries on after a failure (no `set -e`): the CUDA code is expected to have bugs on
 # first contact, and one session must say as much as possible about all of them.
 #
 #   OUT=/path/to/dir bash benchmarks/gpu_session.sh    # OUT defaults to benchmarks/results/gpu_session
 #
-# Writes at most 8 files into $OUT: session.log (everything, including nvidia-smi, versions and the
+# Writes at most 9 files into $OUT: session.log (everything, including nvidia-smi, versions and the
 # ptxas register report), summary.md (one line per step), junit.xml (all pytest runs merged),
-# copula_cuda.{json,md} (bench_copula.py) and train_cuda.{json,md} (bench_train.py).
-# Environment: PYTHON (default python3), CCNN_GPU_BUDGET_S (default 330: total seconds for all
+# copula_cuda.{json,md} (bench_copula.py), heads_cuda.{json,md} (bench_heads.py) and
+# train_cuda.{json,md} (bench_train.py).
+# Environment: PYTHON (default python3), CCNN_GPU_BUDGET_S (default 480: total seconds for all
 # steps; a step only starts with >= 15 s left and its timeout is cut to what is left).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-$ROOT/benchmarks/results/gpu_session}
-BUDGET=${CCNN_GPU_BUDGET_S:-330}
+BUDGET=${CCNN_GPU_BUDGET_S:-480}
 mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccnn_gpu.XXXXXX")
 LOG=$OUT/session.log
@@ -143,12 +145,17 @@ assert torch.cuda.is_available(), 'no CUDA device visible to torch'"; then
     else
       copy_results "$WORK/bench_copula" copula_cuda any
     fi
-    mkdir -p "$WORK/bench_train"
-    step "bench_train --devices cuda (48 px, same padding)" 60 "$PYTHON" benchmarks/bench_train.py \
-      --devices cuda --sizes 48 --padding same --warmup 1 --repeats 3 --out-dir "$WORK/bench_train"
+    mkdir -p "$WORK/bench_heads" "$WORK/bench_train"
+    step "bench_heads --devices cuda (48 px, same padding)" 60 "$PYTHON" benchmarks/bench_heads.py \
+      --devices cuda --sizes 48 --padding same --warmup 1 --repeats 3 --out-dir "$WORK/bench_heads"
+    copy_results "$WORK/bench_heads" heads_cuda any
+    # 96 px, batch 128: loader, device-resident pipeline, bf16, compile (a failure is reported, the session goes on)
+    step "bench_train --devices cuda (96 px, batch 128)" 180 "$PYTHON" benchmarks/bench_train.py \
+      --devices cuda --steps 20 --repeats 5 --faces 4096 --out "$WORK/bench_train"
     copy_results "$WORK/bench_train" train_cuda any
   else
     skip "bench_copula --device cuda" "no CUDA build"
+    skip "bench_heads --devices cuda" "no CUDA build"
     skip "bench_train --devices cuda" "no CUDA build"
   fi
 

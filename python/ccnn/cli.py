@@ -33,6 +33,7 @@ from .cache import cache_entries, cache_report, clear_cache, resolve_cache_dir
 from .console import LOG, plain_warnings, show_lines
 from .data.synthetic import contact_sheet, existing_parameters, generate_synthetic, parameters
 from .demo import run_demo
+from .device_pipeline import PIPELINES
 from .experiment import (VARIANTS, compare_variants, evaluate_checkpoint, load_data, parse_variants,
                          prepare_data, train_variant, write_comparison)
 from .inference import FRAME_TIME_LIMIT, METHODS, DecodeOptions, uncertified_report
@@ -43,6 +44,7 @@ from .preprocess import preprocess
 from .report import markdown_table, write_report
 from .run_folder import run_lock
 from .train_config import TrainConfig
+from .train_step import AMP_MODES
 from .trainer import TrainingDiverged
 
 # Exceptions that mean bad input (a message and exit status 2, not a traceback): the data commands
@@ -291,7 +293,8 @@ def _config_from_args(args) -> TrainConfig:
         samples_per_epoch=args.samples_per_epoch, ibb_unary_batches=args.ibb_unary_batches,
         ibb_pairwise_batches=args.ibb_pairwise_batches, ibb_reweight=args.ibb_reweight,
         patience=args.patience, prune_threshold=args.prune_threshold, decode=args.method, crop=args.crop,
-        padding=args.padding, seed=args.seed, device=args.device, progress=_progress(args))
+        padding=args.padding, seed=args.seed, device=args.device, progress=_progress(args),
+        pipeline=args.pipeline, amp=args.amp, compile=args.compile)
 
 
 def _add_data_args(p, data_required=True):
@@ -357,6 +360,14 @@ def _add_training_args(p):
     p.add_argument("--method", choices=["auto", *METHODS], default="auto",
                    help="read-out for validation and test: AD3 MAP for structured models and argmax "
                         "otherwise ('auto'), or one of the others (default: %(default)s)")
+    p.add_argument("--pipeline", choices=PIPELINES, default=d.pipeline,
+                   help="training batches: 'device' (all faces on the training device, crops drawn there), "
+                        "'loader' (per-sample loader, for data that does not fit) or 'auto' (device when the "
+                        "faces take at most half of the free memory) (default: %(default)s)")
+    p.add_argument("--amp", choices=AMP_MODES, default=d.amp,
+                   help="mixed precision of the CNN: off, bf16 or fp16 (with loss scaling); heads, loss "
+                        "and updates stay float32 (default: %(default)s)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the CNN (its first steps are slow)")
     p.add_argument("--no-resume", action="store_true",
                    help="start afresh even if OUT holds a checkpoint of an interrupted run")
     p.add_argument("--dist-timeout", type=POSITIVE, default=distributed.DEFAULT_TIMEOUT, metavar="SECONDS",

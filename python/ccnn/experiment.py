@@ -34,6 +34,7 @@ from .preprocess import preprocess
 from .report import write_report
 from .run_folder import run_lock
 from .train_config import TrainConfig
+from .train_step import NetworkStep
 from .trainer import Trainer, TrainResult
 
 HEAD_NAMES = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
@@ -177,13 +178,14 @@ def estimate_duration(trainer: Trainer, steps: int = 2) -> tuple[float, float]:
     world = distributed.world_size()  # each process steps on its part of the global batch
     per_process = cfg.batch_size // world
     pick = torch.randperm(len(trainer.train_set), generator=torch.Generator().manual_seed(0))[:per_process]
-    images, labels, d = trainer._batch_to_device(
-        torch.utils.data.default_collate([trainer.train_set[int(i)] for i in pick]))
+    images, labels, d = next(iter(trainer.batches(pick.tolist())))
+    network = NetworkStep(model, cfg.amp, device=device)  # --compile is not timed: compiling takes longer
     times = []
     for _ in range(steps + 1):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        composite_nll(model, model(images, d), labels, trainer.lambdas, cfg.pairwise_weight).total.backward()
+        out = model.head_forward(network.features(images), d)
+        composite_nll(model, out, labels, trainer.lambdas, cfg.pairwise_weight).total.backward()
         optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)

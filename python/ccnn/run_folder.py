@@ -35,8 +35,9 @@ from . import distributed
 
 LOCK_NAME, MANIFEST_NAME = ".ccnn.lock", "run.json"
 ARTEFACTS = ("checkpoint.pt", "best.pt", "model.pt")
-# settings that do not change a run's numbers: they may differ when it is resumed
-FREE_SETTINGS = ("progress", "device", "num_workers", "eval_batch_size")
+# settings that do not change a run's numbers (pipeline, compile: float rounding only): they may differ
+# when it is resumed
+FREE_SETTINGS = ("progress", "device", "num_workers", "eval_batch_size", "pipeline", "compile")
 _HELD: dict[str, int] = {}
 
 
@@ -157,10 +158,12 @@ def write_manifest(folder, manifest: dict) -> None:
     os.replace(tmp, path)
 
 
-def changed_settings(old: dict, new: dict) -> dict:
-    """{name: (old value, new value)} of the run-defining settings and data that differ."""
-    changes = {k: (old["settings"].get(k), v) for k, v in new["settings"].items()
-               if json.dumps(old["settings"].get(k), default=str) != json.dumps(v, default=str)}
+def changed_settings(old: dict, new: dict, defaults: dict | None = None) -> dict:
+    """{name: (old value, new value)} of the run-defining settings and data that differ; a setting
+    that the old run.json lacks (written before the setting existed) had its value in `defaults`."""
+    was = {**(defaults or {}), **old["settings"]}
+    changes = {k: (was.get(k), v) for k, v in new["settings"].items()
+               if json.dumps(was.get(k), default=str) != json.dumps(v, default=str)}
     if old.get("data") != new.get("data"):
         changes["data"] = (old.get("data"), new.get("data"))
     return changes
@@ -199,7 +202,7 @@ def open_run(folder, model_config: dict, config, data: str, resume: bool = True,
                                  f"or other AUs, datasets or image size) than this one (head "
                                  f"{new['head']!r}); pass --no-resume to start afresh there, or choose "
                                  f"another --out")
-        changes = changed_settings(old, new)
+        changes = changed_settings(old, new, run_settings(type(config)()))
         if changes and not allow_changed_settings:
             raise RunFolderError(f"the run in {str(folder)!r} was started with other settings: "
                                  f"{describe_changes(changes)}; use the run's settings to resume it, pass "

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .device_pipeline import PIPELINES
 from .model import PADDINGS
+from .train_step import AMP_MODES
 
 MODES = ("joint", "ibb")
 LR_SCHEDULES = ("constant", "cosine")
@@ -44,7 +46,11 @@ class TrainConfig:
     device: str = "auto"                # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     eval_batch_size: int = 256
     train_eval_samples: int = 1000      # fixed training subset for the training-curve ICC
-    num_workers: int = 0
+    num_workers: int = 0                # DataLoader workers of the loader pipeline
+    pipeline: str = "auto"              # training batches: "device" (faces resident on the device),
+                                        # "loader" (per-sample DataLoader) or "auto" (device if they fit)
+    amp: str = "off"                    # mixed precision of the CNN: "off", "bf16" or "fp16"
+    compile: bool = False               # torch.compile the CNN
     progress: bool = True
 
     def validate(self) -> None:
@@ -60,5 +66,9 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be in (0, 1], got {self.crop}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, got {self.pipeline!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")

@@ -37,7 +37,7 @@ from pathlib import Path
 import ccnn_ext
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from . import distributed
@@ -45,6 +45,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_
 from .console import LOG, report_epoch
 from .data.samplers import EpochShuffleSampler, RankShare, dataset_blocks, ibb_samplers, rank_part
 from .data.torch_data import FaceDataset
+from .device_pipeline import batch_source, batches_per_call
 from .inference import DecodeOptions, run_inference
 from .losses import check_labels, composite_nll, require_labels
 from .metrics import evaluate
@@ -53,6 +54,7 @@ from .model_setup import dataset_remap, resolve_device
 from .pruning import prune_and_report
 from .run_folder import clean_temporaries, data_fingerprint, open_run, run_lock
 from .train_config import TrainConfig
+from .train_step import NetworkStep
 
 _HEADS_FIRST_DRAW = 1_000_000  # sampler epoch of the initial head fit (distinct from every real epoch)
 
@@ -95,6 +97,9 @@ class Trainer:
         require_labels(self.train_set.labels, "the training faces", "check the label columns of the data")
         self._faces = (train_faces, val_faces)
         self.train_remap = dataset_remap(self.train_set.dataset_names, model)
+        self.batches = batch_source(self.train_set, self.train_remap, config.batch_size, self.device,
+                                    config.pipeline, config.num_workers)
+        self.network = NetworkStep(model, config.amp, config.compile, self.device)
         eval_set = FaceDataset(train_faces, aus=model.aus, train=False, crop=config.crop, seed=config.seed)
         n = len(eval_set)
         pick = np.random.default_rng(config.seed).permutation(n)[: min(n, config.train_eval_samples)]
@@ -154,17 +159,18 @@ class Trainer:
         the batch's loss terms (total, unary, pairwise, regularisation) as a tensor."""
         self.optimizer.zero_grad(set_to_none=True)
         if loss is not None:
-            loss.total.backward(inputs=params)
+            self.network.backward(loss.total, params)
             values = torch.stack([loss.total, loss.unary, loss.pairwise, loss.regularisation]).detach()
         else:
             values = torch.zeros(4, device=self.device)
         values = distributed.sync_step(params, share, values)
+        self.network.unscale(self.optimizer)
         if self.config.grad_clip:
             for group in self.optimizer.param_groups:
                 grads = [p for p in group["params"] if p.grad is not None]
                 if grads:
                     torch.nn.utils.clip_grad_norm_(grads, self.config.grad_clip)
-        self.optimizer.step()
+        self.network.update(self.optimizer)
         return values
 
     def _loss(self, out, labels, sample_weight=None):
@@ -183,23 +189,14 @@ class Trainer:
         return TrainingDiverged(f"training diverged in epoch {self.epoch + 1} (step {self.global_step}): "
                                 f"{reason}; {advice}{kept}")
 
-    def _batch_to_device(self, batch):
-        images, labels, d = batch
-        return images.to(self.device), labels.to(self.device), self.train_remap[d].to(self.device)
-
-    def _loader(self, sampler):
-        """This rank's part of each batch of `sampler` (RankShare; all of it in one process)."""
-        share = RankShare(sampler, self.config.batch_size, self.rank, self.world)
-        return DataLoader(self.train_set, batch_size=self.config.batch_size // self.world, sampler=share,
-                          num_workers=self.config.num_workers)
-
     def _train_cnn_batches(self, epoch, params, phase, log):
         """Joint SGD (params = all) or IBB step 1 (params = CNN weights); returns the images seen."""
         self.cnn_sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
         self.model.train()
         seen, total, batch_size = 0, 0.0, self.config.batch_size
-        parts = iter(self._loader(self.cnn_sampler))
+        share = RankShare(self.cnn_sampler, batch_size, self.rank, self.world)  # all of it in one process
+        parts = iter(self.batches(share, batch_size // self.world))
         steps = -(-len(self.cnn_sampler) // batch_size)  # the same on every rank
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{self.config.epochs} {phase}", leave=False,
                    disable=not self.progress)
@@ -208,8 +205,9 @@ class Trainer:
             size = min(batch_size, len(self.cnn_sampler) - step * batch_size)  # the global batch
             loss, mine = None, 0
             if batch is not None:
-                images, labels, d = self._batch_to_device(batch)
-                loss, mine = self._loss(self.model(images, d), labels), images.shape[0]
+                images, labels, d = batch
+                loss = self._loss(self.model.head_forward(self.network.features(images), d), labels)
+                mine = images.shape[0]
             values = self._step(loss, params, mine / size).tolist()  # the step's one synchronisation
             values = dict(zip(("total", "unary", "pairwise", "regularisation"), values))
             self.global_step += 1
@@ -228,13 +226,12 @@ class Trainer:
         several processes compute a part each and exchange them."""
         self.model.eval()
         start, stop = distributed.shard(len(self.train_set))
-        loader = DataLoader(Subset(self.train_set, range(start, stop)), batch_size=self.config.eval_batch_size,
-                            shuffle=False, num_workers=self.config.num_workers)
-        feats = [self.model.features(self._batch_to_device(batch)[0]) for batch in loader]
+        feats = [self.network.features(images)
+                 for images, _, _ in self.batches(range(start, stop), self.config.eval_batch_size)]
         feats = torch.cat(feats) if feats else torch.zeros(0, self.model.features.fc.out_features,
                                                            device=self.device)
         if self.world > 1:
-            feats = torch.from_numpy(distributed.gather_rows(feats.cpu().numpy())).to(self.device)
+            feats = torch.from_numpy(distributed.gather_rows(feats.float().cpu().numpy())).to(self.device)
         labels = torch.from_numpy(self.train_set.labels).to(self.device)
         index = self.train_remap[torch.from_numpy(self.train_set.dataset_index)].to(self.device)
         return feats, labels, index
@@ -295,6 +292,7 @@ class Trainer:
             "epoch": self.epoch, "global_step": self.global_step, "history": self.history,
             "best_score": self.best_score, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
             "stopped": self.stopped, "rng_torch": torch.get_rng_state(), "run_id": self.run_id,
+            "grad_scaler": self.network.state_dict(),
         }
 
     def _restore(self, payload: dict, path) -> None:
@@ -306,6 +304,7 @@ class Trainer:
         self.model.load_state_dict(payload["model_state"])
         self.optimizer.load_state_dict(payload["optimizer_state"])
         torch.set_rng_state(payload["rng_torch"])
+        self.network.load_state_dict(payload.get("grad_scaler"))
         self.epoch = payload["epoch"] + 1
         self.global_step = payload["global_step"]
         self.history = list(payload["history"])

@@ -69,6 +69,16 @@ class FaceDataset(torch.utils.data.Dataset):
         else:
             self._corners = np.full((len(self), 2), room // 2)
 
+    @property
+    def corners(self) -> np.ndarray:
+        """(N, 2) corner (row, column) of each item's crop in the current epoch."""
+        return self._corners
+
+    @property
+    def image_parts(self) -> list:
+        """The face arrays (N_d, S, S) of the data sets, in order (memory-mapped where cached)."""
+        return list(self._images)
+
     def image(self, i: int) -> np.ndarray:
         """(out_size, out_size) float32 cropped face of item i."""
         d = int(np.searchsorted(self._starts, i, side="right") - 1)
