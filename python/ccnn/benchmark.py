@@ -33,10 +33,10 @@ BENCH_SEEDS = [0, 1, 2, 3, 4]
 # frames; faces rendered at 48 px and fed to the network at 32 x 32 (96 x 96 does not fit 2 cores).
 BENCH_DATA = {"render_size": 48, "image_size": 32,
               "contexts": {"disfa": (27, 200), "fera": (12, 100), "pain": (12, 100)}}
-# Every model: up to `epochs` epochs of 1,200 CNN-updating images at a constant learning rate,
+# Every model: up to `epochs` epochs of 1,000 CNN-updating images at a constant learning rate,
 # stopped after `patience` epochs without a better validation ICC, the best epoch kept.
-BENCH_SCHEDULE = dict(epochs=10, patience=2, batch_size=32, lr=0.01, lr_schedule="constant", momentum=0.9,
-                      grad_clip=5.0, l2=1e-4, samples_per_epoch=1200, pairwise_lr_scale=30.0,
+BENCH_SCHEDULE = dict(epochs=8, patience=2, batch_size=32, lr=0.01, lr_schedule="constant", momentum=0.9,
+                      grad_clip=5.0, l2=1e-4, samples_per_epoch=1000, pairwise_lr_scale=30.0,
                       ibb_unary_batches=10, ibb_pairwise_batches=6, ibb_reweight=True,
                       prune_threshold=0.05, train_eval_samples=300)
 QUICK_BENCH_SCHEDULE = dict(QUICK_SCHEDULE, patience=1, lr_schedule="constant", prune_threshold=0.05)
