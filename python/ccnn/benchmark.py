@@ -6,7 +6,7 @@ model only where validation still improves; its point is the spread over seeds a
 
     summary = run_benchmark("runs/benchmark")              # BENCH_DATA, BENCH_SCHEDULE, BENCH_SEEDS
 
-Sized for about 25 minutes on 2 quiet CPU cores (docs/benchmark/ holds a run and its time); the same
+Sized for about 10 minutes on 2 quiet CPU cores (docs/benchmark/ holds a run and its time); the same
 settings run unchanged on a GPU (`--device cuda`). A seed's synthetic subjects are the same for every
 seed (one generated set); the seed sets the subject split, the initialisation and the batches.
 """
@@ -30,17 +30,17 @@ from .train_config import TrainConfig
 
 BENCH_VARIANTS = ["CNN", "OCNN", "CCNN", "CCNN-IT", "CCNN-IT(*)", "SCNN-IT"]
 BENCH_SEEDS = [0, 1, 2, 3, 4]
-# 27 target subjects of 150 frames (the demo: 120); faces rendered at 48 px and fed to the network at
-# 32 x 32 (96 x 96 does not fit 2 shared CPU cores).
-BENCH_DATA = {"render_size": 48, "image_size": 32,
-              "contexts": {"disfa": (27, 150), "fera": (12, 80), "pain": (12, 80)}}
-# Every model: up to `epochs` epochs of 1,000 CNN-updating images, the learning rate decayed by a
-# cosine to 0 over them, stopped after `patience` epochs without a better validation ICC; the best
-# validation epoch is kept (seeds.json lists each run's epochs and best epoch).
+# The demo's synthetic sets (27 target subjects of 120 frames), faces rendered at 48 px and fed to the
+# network at 24 x 24: what lets five seeds of six models finish on 2 CPU cores shared with other work.
+BENCH_DATA = {"render_size": 48, "image_size": 24,
+              "contexts": {"disfa": (27, 120), "fera": (12, 80), "pain": (12, 80)}}
+# Every model: up to `epochs` epochs of 800 CNN-updating images, the learning rate decayed by a cosine
+# to 0 over them, stopped after `patience` epochs without a better validation ICC; the best validation
+# epoch is kept (seeds.json lists each run's epochs and best epoch).
 BENCH_SCHEDULE = dict(epochs=5, patience=2, batch_size=32, lr=0.01, lr_schedule="cosine", momentum=0.9,
-                      grad_clip=5.0, l2=1e-4, samples_per_epoch=1000, pairwise_lr_scale=30.0,
+                      grad_clip=5.0, l2=1e-4, samples_per_epoch=800, pairwise_lr_scale=30.0,
                       ibb_unary_batches=6, ibb_pairwise_batches=3, ibb_reweight=True,
-                      prune_threshold=0.05, train_eval_samples=200)
+                      prune_threshold=0.05, train_eval_samples=100)
 QUICK_BENCH_SCHEDULE = dict(QUICK_SCHEDULE, patience=1, prune_threshold=0.05)
 
 
