@@ -8,9 +8,10 @@ Methods:
     "expected"  expected intensity sum_l l P_q(l) under the unary marginals (a real number)
 
 Decoded score (the decomposition, `DecodeOptions.decomposition`):
-    "pmi"   S(y) = w_u sum_q log P_q(y_q) + w_p sum_e [log P_e(y_r, y_s) - log P_r(y_r) - log P_s(y_s)]
-            The pairwise term is the log copula (or log-linear) density ratio, so S is the exact log
-            joint on a tree and the unaries are not counted once per incident edge. Default.
+    "pmi"   S(y) = w_u sum_q log P_q(y_q) + w_p sum_e [log P_e(y_r, y_s) - log P_e(y_r) - log P_e(y_s)]
+            with P_e(.) the margins of the edge's table: the pairwise term is the log copula (or
+            log-linear) density ratio, so S is the exact log joint of a copula model on a tree and the
+            unaries are not counted once per incident edge. Default.
     "joint" S(y) = w_u sum_q log P_q(y_q) + w_p sum_e log P_e(y_r, y_s)   (docs/design.md, section 3.4)
 """
 from __future__ import annotations
