@@ -1,14 +1,14 @@
-"""The benchmark protocol (`ccnn benchmark`): the paper's comparisons over several seeds, each model
-trained with the same budget and its best validation epoch kept, with
-the paper's claims tested one by one (ccnn.seeds) and the learned copula checked against the
-generator's Kendall tau (ccnn.dependence). It trains longer than the demo per
-model only where validation still improves; its point is the spread over seeds and the intervals.
+"""The benchmark protocol (`ccnn benchmark`): the paper's comparisons over several seeds, every model
+trained with the same budget and its best validation epoch kept, the paper's claims tested one by
+one (ccnn.seeds) and the learned copula checked against the generator's Kendall tau
+(ccnn.dependence). Its point, unlike the demo's, is the spread over seeds and the intervals.
 
     summary = run_benchmark("runs/benchmark")              # BENCH_DATA, BENCH_SCHEDULE, BENCH_SEEDS
 
-Sized for about 10 minutes on 2 quiet CPU cores (docs/benchmark/ holds a run and its time); the same
-settings run unchanged on a GPU (`--device cuda`). A seed's synthetic subjects are the same for every
-seed (one generated set); the seed sets the subject split, the initialisation and the batches.
+Sized to finish within about 90 minutes on 2 CPU cores shared with other work (docs/benchmark/ holds a
+run, its time and the machine's load); the same settings run unchanged on a GPU (`--device cuda`).
+The synthetic subjects are the same for every seed (one generated set); the seed sets the subject
+split, the initialisation and the batches.
 """
 from __future__ import annotations
 
