@@ -145,3 +145,26 @@ def test_theta_vs_tau_counts_pruned_edges_as_zero():
     assert check["spearman"] == pytest.approx(spearman([4.0, 1.0, 0.0], [0.5, -0.3, 0.05]))
     with pytest.raises(ValueError, match="true_tau"):
         theta_vs_tau({}, aus, np.eye(2))
+
+
+def test_the_committed_benchmark_run_follows_from_its_files(tmp_path):
+    """docs/benchmark holds each seed's metrics and test predictions: the summary rebuilt from them
+    gives the committed claims, intervals and verdicts (>= 5 seeds)."""
+    import shutil
+    from pathlib import Path
+
+    from ccnn.data.synth_labels import expected_kendall_tau
+    committed_dir = Path(__file__).resolve().parents[1] / "docs" / "benchmark"
+    committed = json.loads((committed_dir / "seeds.json").read_text())
+    assert len(committed["seeds"]) >= 5
+    for seed in committed["seeds"]:
+        shutil.copytree(committed_dir / f"seed{seed}", tmp_path / f"seed{seed}")
+    again = summarise_seeds(tmp_path, replicates=committed["replicates"], true_tau=expected_kendall_tau("disfa"),
+                            title=committed["title"])
+    assert [c["claim"] for c in again["claims"]] == [c["claim"] for c in committed["claims"]]
+    for ours, theirs in zip(again["claims"], committed["claims"]):
+        assert ours["icc_diff"] == pytest.approx(theirs["icc_diff"])
+        assert ours["icc_interval"] == pytest.approx(theirs["icc_interval"])
+        assert ours["verdict"] == theirs["verdict"]
+    for name, variant in committed["variants"].items():
+        assert again["variants"][name]["icc_avg"] == pytest.approx(variant["icc_avg"], nan_ok=True)
