@@ -77,8 +77,9 @@ def test_benchmark_quick_tests_the_claims_and_theta(tmp_path, monkeypatch):
     theta = summary["theta_vs_tau"]["CCNN-IT"]
     assert len(theta["spearman"]) == 2 and theta["strong_pairs"] > 0
     # the (*) model got the target's CNN updates three times over (three datasets, equal shares)
-    steps = [json.loads(line) for line in (tmp_path / "seed0" / "ccnn-it-multi" / "log.jsonl").read_text().splitlines()]
-    alone = [json.loads(line) for line in (tmp_path / "seed0" / "ccnn-it" / "log.jsonl").read_text().splitlines()]
+    def records(variant):
+        return [json.loads(line) for line in (tmp_path / "seed0" / variant / "log.jsonl").read_text().splitlines()]
+    steps, alone = records("ccnn-it-multi"), records("ccnn-it")
     count = lambda records: sum(r.get("event") == "step" and r["epoch"] == 0 for r in records)  # noqa: E731
     assert count(steps) == 3 * count(alone)
     assert json.loads((tmp_path / "seeds.json").read_text())["settings"]["extra_adds_updates"] is True

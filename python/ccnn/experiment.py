@@ -163,7 +163,8 @@ def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig
     metrics = evaluate(labels, preds, model.aus)
     if predictions is not None:
         columns = [model.aus.index(a) for a in data.test[0].aus]
-        predictions[name] = (preds[:, columns], labels[:, columns], np.concatenate([f.subjects for f in data.test]))
+        subjects = np.concatenate([f.subjects for f in data.test])
+        predictions[name] = (preds[:, columns], labels[:, columns], subjects)
     metrics.update(nll=nll, train_seconds=seconds, epochs=len(result.history), best_epoch=result.best_epoch)
     edges = "".join(f", {d}: {k} of {n} edges kept" for d, (k, n) in result.edges.items() if n)
     log(f"{name}: ICC {metrics['icc_avg']:.3f}  MAE {metrics['mae_avg']:.3f}  "

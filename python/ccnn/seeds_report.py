@@ -54,8 +54,9 @@ def seed_markdown(summary: dict) -> str:
         for c in summary["claims"]:
             lines.append(f"| {c['claim']} | {c['a']} vs {c['b']} | {_signed(c['icc_diff'])} | "
                          f"{_interval(c['icc_interval'])} | {_signed(c['mae_diff'])} | {c['verdict']} |")
-    lines += ["", "**All paired differences** (row minus column variant, average ICC)", "",
-              f"| A | B | ICC A - B | {pct}% interval | MAE A - B | {pct}% interval |", "|---|---|:-:|:-:|:-:|:-:|"]
+    lines += ["", "**All paired differences** (A minus B: average ICC and MAE)", "",
+              f"| A | B | ICC A - B | {pct}% interval | MAE A - B | {pct}% interval |",
+              "|---|---|:-:|:-:|:-:|:-:|"]
     for d in summary["differences"]:
         lines.append(f"| {d['a']} | {d['b']} | {_signed(d['icc_diff'])} | {_interval(d['icc_interval'])} | "
                      f"{_signed(d['mae_diff'])} | {_interval(d['mae_interval'])} |")
