@@ -141,9 +141,15 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
 
 # ---- training --------------------------------------------------------------------------------------------
 def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig, out_dir,
-                       multi: bool = False, resume: bool = True, log=print, allow_changed_settings=False):
-    """Train one variant and evaluate it on the test part; returns (metrics, TrainResult)."""
+                       multi: bool = False, resume: bool = True, log=print, allow_changed_settings=False,
+                       extra_adds_updates: bool = False, predictions: dict | None = None):
+    """Train one variant and evaluate it on the test part; returns (metrics, TrainResult).
+    `extra_adds_updates`: with extra datasets, the target keeps the updates it gets alone (see
+    keep_target_updates). `predictions`, when given, receives the test predictions, labels and
+    subjects over the target's AUs as predictions[name] = (preds, labels, subjects)."""
     train_faces = data.train if multi else data.train[:1]
+    if multi and extra_adds_updates:
+        config = keep_target_updates(config, mode, train_faces)
     require_labels(np.concatenate([f.labels.ravel() for f in data.test]), f"the test faces of {data.target}",
                    "ICC and MAE need them: label them or choose another --split")
     model = build_model(head, train_faces, seed=config.seed, padding=config.padding)
@@ -157,11 +163,27 @@ def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig
                                      DecodeOptions(method=config.decode), config.eval_batch_size,
                                      trainer.device, context=data.target, split_ranks=True)
     metrics = evaluate(labels, preds, model.aus)
+    if predictions is not None:
+        columns = [model.aus.index(a) for a in data.test[0].aus]
+        subjects = np.concatenate([f.subjects for f in data.test])
+        predictions[name] = (preds[:, columns], labels[:, columns], subjects)
     metrics.update(nll=nll, train_seconds=seconds, epochs=len(result.history), best_epoch=result.best_epoch)
     edges = "".join(f", {d}: {k} of {n} edges kept" for d, (k, n) in result.edges.items() if n)
     log(f"{name}: ICC {metrics['icc_avg']:.3f}  MAE {metrics['mae_avg']:.3f}  "
         f"({len(result.history)} epochs, {seconds:.0f} s{edges})")
     return metrics, result
+
+
+def keep_target_updates(config: TrainConfig, mode: str, train_faces) -> TrainConfig:
+    """The schedule that gives the target dataset (train_faces[0]) as many CNN-updating samples per
+    epoch as it gets when trained alone: IBB shares them equally among the D datasets (x D), joint
+    SGD draws in proportion to size (x total / target size). The heads' batch counts stay as set."""
+    target = len(train_faces[0])
+    alone = config.samples_per_epoch or target
+    if mode == "ibb":
+        return replace(config, samples_per_epoch=alone * len(train_faces))
+    total = sum(len(f) for f in train_faces)
+    return replace(config, samples_per_epoch=math.ceil(alone * total / target))
 
 
 def estimate_duration(trainer: Trainer, steps: int = 2) -> tuple[float, float]:
@@ -261,9 +283,11 @@ def _steps(log_path: Path):
 
 
 def compare_variants(variants, data: PreparedData, config: TrainConfig, out_dir, resume=True, log=print,
-                     allow_changed_settings: bool = False):
+                     allow_changed_settings: bool = False, extra_adds_updates: bool = False,
+                     predictions: dict | None = None):
     """Train each variant on the same split with the same schedule (out_dir/<variant>/); returns
-    ({name: metrics}, {name: TrainResult})."""
+    ({name: metrics}, {name: TrainResult}). `extra_adds_updates` and `predictions`: see
+    train_and_evaluate."""
     parsed = [parse_variant(name) for name in variants]  # every name checked before any training
     results, runs = {}, {}
     for name, (head, mode, multi) in zip(variants, parsed):
@@ -271,7 +295,8 @@ def compare_variants(variants, data: PreparedData, config: TrainConfig, out_dir,
             raise ValueError(f"variant {name} needs extra datasets (--extra-data)")
         metrics, result = train_and_evaluate(name, head, mode, data, config, Path(out_dir) / _slug(name),
                                              multi=multi, resume=resume, log=log,
-                                             allow_changed_settings=allow_changed_settings)
+                                             allow_changed_settings=allow_changed_settings,
+                                             extra_adds_updates=extra_adds_updates, predictions=predictions)
         results[name] = restrict_to_aus(metrics, data.test[0].aus)
         runs[name] = result
     return results, runs

@@ -8,9 +8,10 @@ Methods:
     "expected"  expected intensity sum_l l P_q(l) under the unary marginals (a real number)
 
 Decoded score (the decomposition, `DecodeOptions.decomposition`):
-    "pmi"   S(y) = w_u sum_q log P_q(y_q) + w_p sum_e [log P_e(y_r, y_s) - log P_r(y_r) - log P_s(y_s)]
-            The pairwise term is the log copula (or log-linear) density ratio, so S is the exact log
-            joint on a tree and the unaries are not counted once per incident edge. Default.
+    "pmi"   S(y) = w_u sum_q log P_q(y_q) + w_p sum_e [log P_e(y_r, y_s) - log P_e(y_r) - log P_e(y_s)]
+            with P_e(.) the margins of the edge's table: the pairwise term is the log copula (or
+            log-linear) density ratio, so S is the exact log joint of a copula model on a tree and the
+            unaries are not counted once per incident edge. Default.
     "joint" S(y) = w_u sum_q log P_q(y_q) + w_p sum_e log P_e(y_r, y_s)   (docs/design.md, section 3.4)
 """
 from __future__ import annotations
@@ -68,13 +69,23 @@ def crf_scores(model: CCNN, out: Outputs, options: DecodeOptions):
     table, active = model.pairwise_logtable(out)
     table = table.double()
     if options.decomposition == "pmi" and table.shape[1] > 0:
-        r, s = model.edges[:, 0], model.edges[:, 1]
-        table = table - logp[:, r, :, None] - logp[:, s, None, :]
+        table = pointwise_mutual_information(table)
     table = torch.where(active[:, :, None, None], table, torch.zeros_like(table))
     unary = options.unary_weight * logp
     pairwise = options.pairwise_weight * table
     return (unary.detach().cpu().numpy(), pairwise.detach().cpu().numpy(),
             model.edges.detach().cpu().numpy())
+
+
+def pointwise_mutual_information(table: torch.Tensor) -> torch.Tensor:
+    """log P_e(a, b) - log P_e(a) - log P_e(b) of log tables (..., L, L), with the table's own margins.
+    For the copula they are the unary marginals; the log-linear table's margins differ from them,
+    and subtracting the unaries instead would leave the table's margin correction in the pairwise
+    term, counted once per incident edge when decoding. Impossible levels (margin 0) give 0."""
+    rows = torch.logsumexp(table, dim=-1, keepdim=True)
+    cols = torch.logsumexp(table, dim=-2, keepdim=True)
+    pmi = table - rows - cols
+    return torch.where(torch.isfinite(rows) & torch.isfinite(cols), pmi, torch.zeros_like(pmi))
 
 
 @torch.no_grad()

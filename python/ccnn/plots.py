@@ -99,3 +99,22 @@ def plot_association_graph(association: dict, path, aus_by_dataset: dict | None 
                ylim=(-1.3, 1.3), aspect="equal")
         ax.axis("off")
     return _save(fig, path)
+
+
+def plot_seed_comparison(summary: dict, path) -> Path:
+    """Average ICC per variant over seeds (ccnn.seeds summary): the seeds as dots, the mean as a bar
+    and the bootstrap interval as a black line."""
+    names = list(summary["variants"])
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.8))
+    for i, name in enumerate(names):
+        v = summary["variants"][name]
+        ax.bar(i, v["icc_avg"][0], color="tab:blue", alpha=0.35, width=0.6)
+        ax.plot([i, i], v["icc_interval"], color="black", linewidth=2)
+        seeds = v["icc_by_seed"]
+        ax.scatter(i + np.linspace(-0.15, 0.15, len(seeds)), seeds, s=14, color="tab:blue", zorder=3)
+    pct = round(summary["level"] * 100)
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set(ylabel="average ICC(3,1)", title=f"{len(summary['seeds'])} seeds: mean (bar), seeds (dots), "
+                                             f"{pct}% bootstrap interval (line)")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
