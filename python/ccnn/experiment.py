@@ -124,10 +124,7 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
     def faces(subset, part):
         if part == "extra data":
             return preprocess(subset, size=image_size, cache_dir=cache_dir, progress=progress, part=part)
-        rows = whole.subset(np.isin(whole.subjects, np.asarray(subset.subject_list(), dtype=str)), copy=False)
-        LOG.info(f"{ds.name} ({part}, {len(rows)} faces of {len(subset.subject_list())} subjects): "
-                 f"rows of the aligned whole set")
-        return rows
+        return subjects_rows(whole, subset.subject_list(), part)
 
     record = {"dataset": ds.name, "scheme": split, "seed": seed, "val_fraction": val_fraction,
               "test_subjects": test.subject_list()}
@@ -135,6 +132,15 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
                         val=None if val is None else [faces(val, "validation")], test=[faces(test, "test")],
                         target=ds.name,
                         split=record)
+
+
+def subjects_rows(whole, subjects, part: str):
+    """The faces of `subjects` in the aligned whole data set `whole` (FaceArrays), as a RowView of its
+    memory-mapped rows (no copy); a subject-independent split selects whole subjects."""
+    rows = whole.subset(np.isin(whole.subjects, np.asarray(list(subjects), dtype=str)), copy=False)
+    LOG.info(f"{whole.dataset} ({part}, {len(rows)} faces of {len(subjects)} subjects): "
+             f"rows of the aligned whole set")
+    return rows
 
 
 # ---- training --------------------------------------------------------------------------------------------
@@ -291,15 +297,20 @@ def evaluate_checkpoint(checkpoint, data, part: str = "test", split: str | None 
     device = resolve_device(device)
     model.to(device)
     ds = load_data(data)
+    # the whole data set is aligned (the entry `ccnn preprocess` and `ccnn train` use) and the part's
+    # subjects taken from it, so evaluating after training or a second time aligns nothing
+    faces = preprocess(ds, size=model.image_size, cache_dir=cache_dir, progress=progress, part="all subjects")
     saved = payload.get("split") if split is None else None
     if part != "all" and saved and saved.get("dataset") == ds.name:
-        is_test = np.isin(ds.subjects, saved["test_subjects"])
-        ds = ds.subset(is_test if part == "test" else ~is_test)
+        test = set(saved["test_subjects"])
+        faces = subjects_rows(faces, [s for s in ds.subject_list() if (s in test) == (part == "test")], part)
     elif part != "all":
         train, test = split_subjects(ds, parse_split(split or "fraction:0.6667", seed))
-        ds = test if part == "test" else train
+        faces = subjects_rows(faces, (test if part == "test" else train).subject_list(), part)
+    if len(faces) == 0:
+        raise ValueError(f"--data {str(data)!r}: no aligned face of the {part} subjects of {ds.name} "
+                         f"(none of them in the data set, or no face found in their frames)")
     crop = payload.get("train_config", {}).get("crop", 0.85)
-    faces = preprocess(ds, size=model.image_size, cache_dir=cache_dir, progress=progress, part=part)
     options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)
     require_labels(faces.labels, f"the {part} faces of {ds.name}", "ICC and MAE need them; use ccnn predict "
                    "for unlabelled frames")
