@@ -10,7 +10,6 @@ name to its metrics, the input of `ccnn.report.markdown_table` and `write_report
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -24,8 +23,9 @@ from .checkpoint import load_model
 from .console import LOG
 from .data.dataset import AUDataset, report, split_subjects
 from .data.loaders import load_dataset
+from .duration import duration_estimate
 from .inference import DecodeOptions, infer_faces
-from .losses import composite_nll, require_labels
+from .losses import require_labels
 from .metrics import au_name, evaluate
 from .model_setup import build_model, resolve_device
 from .plots import plot_association_graph, plot_learning_curves
@@ -166,53 +166,6 @@ def train_and_evaluate(name, head, mode, data: PreparedData, config: TrainConfig
     log(f"{name}: ICC {metrics['icc_avg']:.3f}  MAE {metrics['mae_avg']:.3f}  "
         f"({len(result.history)} epochs, {seconds:.0f} s{edges})")
     return metrics, result
-
-
-def estimate_duration(trainer: Trainer, steps: int = 2) -> tuple[float, float]:
-    """(seconds per training step, seconds for trainer's whole schedule), without touching its state:
-    `steps` steps on the actual batch (size, image size, device) are timed on a copy of the model,
-    after one untimed warm-up step, with the torch RNG restored afterwards. The schedule: every epoch's
-    CNN steps, its validation and training-curve passes (a forward pass taken as a third of a step)
-    and, for IBB, the feature pass over the training set; IBB's head-only steps are not counted."""
-    cfg, device = trainer.config, trainer.device
-    model = copy.deepcopy(trainer.model).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    rng = torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    trainer.train_set.set_epoch(0)  # the trainer sets each epoch's crops again before using them
-    pick = torch.randperm(len(trainer.train_set), generator=torch.Generator().manual_seed(0))[:cfg.batch_size]
-    images, labels, d = trainer._batch_to_device(
-        torch.utils.data.default_collate([trainer.train_set[int(i)] for i in pick]))
-    times = []
-    for _ in range(steps + 1):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        composite_nll(model, model(images, d), labels, trainer.lambdas, cfg.pairwise_weight).total.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    torch.set_rng_state(rng[0])
-    if rng[1] is not None:
-        torch.cuda.set_rng_state(rng[1], device)
-    step = float(np.mean(times[1:])) * cfg.batch_size / len(pick)  # a smaller training set: a full batch
-    forward_images = len(trainer.train_eval_set) + (len(trainer.val_set) if trainer.val_set is not None else 0)
-    forward_images += len(trainer.train_set) if cfg.mode == "ibb" else 0
-    epoch = math.ceil(trainer.samples_per_epoch / cfg.batch_size) * step + forward_images / cfg.batch_size * step / 3
-    return step, cfg.epochs * epoch
-
-
-def duration_estimate(trainer: Trainer) -> str:
-    """The line `ccnn train` prints before training: estimate_duration in words."""
-    step, total = estimate_duration(trainer)
-    return (f"estimated duration: about {_duration(total)} for {trainer.config.epochs} epochs on "
-            f"{trainer.device} ({step:.3g} s per step of {trainer.config.batch_size} images, timed on "
-            f"two steps; an estimate: early stopping may end sooner, a busy machine take longer)")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def restrict_to_aus(metrics: dict, aus) -> dict:
