@@ -86,7 +86,7 @@ demo: build
 bench: build
 	$(PYTHON) benchmarks/bench_copula.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_decode.py
-	$(PYTHON) benchmarks/bench_data.py
+	$(PYTHON) benchmarks/bench_data.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_train.py
 
 clean:
