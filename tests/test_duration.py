@@ -80,3 +80,11 @@ def test_ibb_head_steps_add_to_the_estimate_and_leave_the_run_unchanged(faces):
             assert 0 < step and without_heads < total
         weights.append(torch.cat([p.detach().flatten() for p in trainer.fit().model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_the_timed_steps_cannot_break_the_model_copy(faces):
+    """At a learning rate that would throw the thresholds out of order within a step, the timed
+    steps still run: they do the update's work at learning rate 0 (the demo's quick run once failed
+    here)."""
+    step, total = estimate_duration(_trainer(faces, mode="ibb", lr=1e4))
+    assert 0 < step < total < float("inf")

@@ -58,10 +58,12 @@ def _add(a: Schedule, b: Schedule) -> Schedule:
 def estimate_duration(trainer, steps: int = 2) -> tuple[float, float]:
     """(seconds per CNN training step, seconds for the trainer's whole schedule), without touching
     its state: each kind of step is timed `steps` times after one untimed warm-up, on a copy of the
-    model, with the torch RNG restored afterwards."""
+    model whose weights the steps leave unchanged, with the torch RNG restored afterwards."""
     cfg, device = trainer.config, trainer.device
     model = copy.deepcopy(trainer.model).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    # learning rate 0: every timed step does the whole update's work but leaves the weights as they
+    # are, so each step times the same computation and none can move the copy out of its domain
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=cfg.momentum)
     rng = torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     trainer.train_set.set_epoch(0)  # the trainer sets each epoch's crops again before using them
     pick = torch.randperm(len(trainer.train_set), generator=torch.Generator().manual_seed(0))[:cfg.batch_size]
