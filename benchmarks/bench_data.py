@@ -27,8 +27,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import environment, markdown_table, write_results  # noqa: E402
 
 GENERATION_BAR = 1000.0  # frames/s on 2 cores at 96x96
 PREPROCESS_BAR = 300.0
@@ -184,6 +182,10 @@ def main(argv=None) -> int:
     out = args.out or tempfile.mkdtemp(prefix="ccnn-bench-data-results-")
 
     cpus = pin_to_cores(CORES)
+    # imported here, not at the top: spawned workers import this script again, and common imports
+    # torch, which would add seconds of start-up and CPU to every worker
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from common import environment, markdown_table, write_results
     import ccnn
     import torch
 
