@@ -3,15 +3,18 @@
 Checks correctness first (generation is identical with 1 and 2 workers; pre-processing puts the
 saved eye centres on the reference positions and matches align_face frame by frame), then times
 end to end (process start-up, rendering, PNG writing; reading, aligning, normalising, writing the
-cache) with a warm-up run and the median of repeats. Runs on 2 cores (the process is pinned to two
-CPUs when the machine has more). Writes benchmarks/results/data_cpu.json and data_cpu.md.
+cache) with a warm-up run and the median of repeats, on 2 workers and, as the baseline of the
+speed-up column, in one process (workers=1: the same work without worker processes). Runs on 2
+cores (the process is pinned to two CPUs when the machine has more).
 
-    python benchmarks/bench_data.py [--frames 6000] [--repeats 3] [--strict]
+    python benchmarks/bench_data.py [--frames 6000] [--repeats 3] [--out DIR]
+
+Results go to --out (default: a scratch folder); `--out benchmarks/results` updates the committed
+data_cpu.{json,md}. Exits with status 1 when a bar is missed.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 
 GENERATION_BAR = 1000.0  # frames/s on 2 cores at 96x96
 PREPROCESS_BAR = 300.0
@@ -38,16 +42,6 @@ def pin_to_cores(count: int) -> list[int]:
         return sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return list(range(min(count, os.cpu_count() or 1)))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def check_correctness(work: Path) -> dict:
@@ -85,16 +79,16 @@ def timed(run) -> tuple[float, float]:
     return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
-def time_generation(work: Path, frames: int, repeats: int) -> tuple[list[float], list[float]]:
-    """Frames/s (wall) and frames per CPU-second of each timed run."""
+def time_generation(work: Path, frames: int, repeats: int, workers: int) -> tuple[list[float], list[float]]:
+    """Frames/s (wall) and frames per CPU-second of each timed run on `workers` workers."""
     from ccnn.data import generate_synthetic
 
     subjects = max(1, frames // 200)
     rates, per_cpu = [], []
     for r in range(repeats + 1):  # the first run warms up
-        out = work / f"gen{r}"
+        out = work / f"gen{workers}w{r}"
         wall, cpu = timed(lambda: generate_synthetic(out, subjects=subjects, frames=200, seed=r,
-                                                     image_size=SIZE, workers=CORES))
+                                                     image_size=SIZE, workers=workers))
         if r:
             rates.append(subjects * 200 / wall)
             per_cpu.append(subjects * 200 / cpu)
@@ -129,20 +123,22 @@ def best_window_frame_cost(work: Path, windows: int = 40, frames: int = 50) -> f
     return min(costs)
 
 
-def time_preprocessing(work: Path, repeats: int) -> tuple[list[float], list[float], float, int]:
+def time_preprocessing(work: Path, repeats: int, workers: int) -> tuple[list[float], list[float], float, int]:
+    """Frames/s, frames per CPU-second, the cached reload's seconds and the frame count of
+    pre-processing the last generated data set on `workers` workers."""
     from ccnn.data import load_dataset
     from ccnn.preprocess import preprocess
 
-    ds = load_dataset(work / f"gen{repeats}")
+    ds = load_dataset(work / f"gen{CORES}w{repeats}")
     rates, per_cpu = [], []
     for r in range(repeats + 1):
-        cache = work / f"cache{r}"
-        wall, cpu = timed(lambda: preprocess(ds, size=SIZE, cache_dir=cache, workers=CORES, progress=False))
+        cache = work / f"cache{workers}w{r}"
+        wall, cpu = timed(lambda: preprocess(ds, size=SIZE, cache_dir=cache, workers=workers, progress=False))
         if r:
             rates.append(len(ds) / wall)
             per_cpu.append(len(ds) / cpu)
     start = time.perf_counter()
-    preprocess(ds, size=SIZE, cache_dir=work / f"cache{repeats}", workers=CORES, progress=False)
+    preprocess(ds, size=SIZE, cache_dir=work / f"cache{workers}w{repeats}", workers=workers, progress=False)
     cached = time.perf_counter() - start
     return rates, per_cpu, cached, len(ds)
 
@@ -164,39 +160,55 @@ def time_detection(work: Path) -> dict:
             "median_error_px": float(np.median(error)) if error else None}
 
 
+def stage(runs: list[float], per_cpu: list[float], baseline: list[float], bar: float) -> dict:
+    median, one = statistics.median(runs), statistics.median(baseline)
+    return {"median": median, "runs": runs, "frames_per_cpu_second": statistics.median(per_cpu),
+            "one_process_median": one, "one_process_runs": baseline, "speedup": median / one,
+            "bar": bar, "met": median >= bar}
+
+
+def stage_row(name: str, s: dict) -> list:
+    return [name, f"{s['median']:.0f}", ", ".join(f"{r:.0f}" for r in s["runs"]), f"{s['one_process_median']:.0f}",
+            f"{s['speedup']:.2f}x", f"{s['frames_per_cpu_second']:.0f}", f">= {s['bar']:.0f}",
+            "yes" if s["met"] else "NO"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=6000, help="frames per timed generation run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a speed bar is missed")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", default=None, help="results folder (default: a scratch folder)")
     args = parser.parse_args(argv)
+    out = args.out or tempfile.mkdtemp(prefix="ccnn-bench-data-results-")
 
     cpus = pin_to_cores(CORES)
+    # imported here, not at the top: spawned workers import this script again, and common imports
+    # torch, which would add seconds of start-up and CPU to every worker
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from common import environment, markdown_table, write_results
     import ccnn
     import torch
 
+    env = environment("cpu", torch.get_num_threads())
     with tempfile.TemporaryDirectory(prefix="ccnn-bench-data-") as tmp:
         work = Path(tmp)
         correctness = check_correctness(work)
-        generation, generation_cpu = time_generation(work, args.frames, args.repeats)
-        preprocessing, preprocessing_cpu, cached_seconds, frames = time_preprocessing(work, args.repeats)
+        generation = time_generation(work, args.frames, args.repeats, CORES)
+        generation_one = time_generation(work, args.frames, args.repeats, 1)
+        *preprocessing, cached_seconds, frames = time_preprocessing(work, args.repeats, CORES)
+        preprocessing_one = time_preprocessing(work, args.repeats, 1)
         detection = time_detection(work)
         frame_cost = best_window_frame_cost(work)
 
-    gen_median, pre_median = statistics.median(generation), statistics.median(preprocessing)
-    gen_cpu, pre_cpu = statistics.median(generation_cpu), statistics.median(preprocessing_cpu)
+    gen = stage(*generation, generation_one[0], GENERATION_BAR)
+    pre = stage(*preprocessing, preprocessing_one[0], PREPROCESS_BAR)
+    pre["frames"] = frames
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     result = {
-        "benchmark": "data", "device": f"CPU: {cpu_name()}", "cores": len(cpus), "cpus": cpus,
+        "benchmark": "data", "environment": env, "cores": len(cpus), "cpus": cpus,
         "image_size": SIZE, "frames_per_generation_run": max(1, args.frames // 200) * 200,
         "repeats": args.repeats, "correctness": correctness,
-        "generation_frames_per_s": {"median": gen_median, "runs": generation, "bar": GENERATION_BAR,
-                                    "met": gen_median >= GENERATION_BAR,
-                                    "frames_per_cpu_second": gen_cpu},
-        "preprocessing_frames_per_s": {"median": pre_median, "runs": preprocessing, "bar": PREPROCESS_BAR,
-                                       "met": pre_median >= PREPROCESS_BAR, "frames": frames,
-                                       "frames_per_cpu_second": pre_cpu},
+        "generation_frames_per_s": gen, "preprocessing_frames_per_s": pre,
         "load_average_1min_at_end": load,
         "preprocessing_cached_reload_s": cached_seconds,
         "generation_worker_best_window_ms_per_frame": frame_cost * 1e3,
@@ -206,40 +218,38 @@ def main(argv=None) -> int:
                      "torch": torch.__version__, "ccnn": ccnn.__version__},
         "notes": "end to end: worker start-up, rendering and PNG writing (generation); reading, "
                  "alignment with saved eyes, contrast normalisation and writing the .npy cache "
-                 "(pre-processing).",
+                 "(pre-processing). Speed-up: 2 workers against one process (workers=1).",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "data_cpu.json").write_text(json.dumps(result, indent=1))
     det = detection
-    table = [
-        f"# Data layer benchmark ({result['device']}, {len(cpus)} cores)",
+    header = ["stage", "frames/s (median)", "runs", "one process, frames/s (median)", "speed-up",
+              "frames per CPU-second", "bar", "met"]
+    rows = [stage_row(f"synthetic generation ({result['frames_per_generation_run']} frames, 2 workers)", gen),
+            stage_row(f"pre-processing, saved eyes ({frames} frames, 2 workers)", pre),
+            [f"generation worker alone, fastest of 40 windows of 50 frames ({frame_cost * 1e3:.2f} ms/frame): "
+             f"projected for {len(cpus)} idle cores, before start-up", f"{len(cpus) / frame_cost:.0f}", "", "", "", "",
+             "", ""],
+            [f"Haar `detect_eyes`, one process (found {det['found_share']:.0%}, median error "
+             f"{det['median_error_px']:.2f} px)", f"{det['frames_per_s']:.0f}", "", "", "", "", "", ""]]
+    markdown = "\n".join([
+        f"# Data layer benchmark ({env['device_name']}, {len(cpus)} cores)",
         "",
         f"{SIZE}x{SIZE} frames; median of {args.repeats} runs after a warm-up; python {result['versions']['python']}, "
-        f"numpy {np.__version__}, OpenCV {cv2.__version__}, torch {torch.__version__}.",
+        f"numpy {np.__version__}, OpenCV {cv2.__version__}, torch {torch.__version__}. {env['date']}.",
         "",
-        "| stage | frames/s (median) | runs | frames per CPU-second | bar | met |",
-        "|---|---|---|---|---|---|",
-        f"| synthetic generation ({result['frames_per_generation_run']} frames, 2 workers) | {gen_median:.0f} | "
-        f"{', '.join(f'{r:.0f}' for r in generation)} | {gen_cpu:.0f} | >= {GENERATION_BAR:.0f} | "
-        f"{'yes' if gen_median >= GENERATION_BAR else 'NO'} |",
-        f"| pre-processing, saved eyes ({frames} frames, 2 workers) | {pre_median:.0f} | "
-        f"{', '.join(f'{r:.0f}' for r in preprocessing)} | {pre_cpu:.0f} | >= {PREPROCESS_BAR:.0f} | "
-        f"{'yes' if pre_median >= PREPROCESS_BAR else 'NO'} |",
-        f"| generation worker alone, fastest of 40 windows of 50 frames ({frame_cost * 1e3:.2f} ms/frame): "
-        f"projected for {len(cpus)} idle cores, before start-up | {len(cpus) / frame_cost:.0f} | | | | |",
-        f"| Haar `detect_eyes`, one process (found {det['found_share']:.0%}, median error "
-        f"{det['median_error_px']:.2f} px) | {det['frames_per_s']:.0f} | | | | |",
-        "",
+        markdown_table(header, rows),
+        f"Speed-up: 2 workers against the same work in one process (workers=1, no worker processes). "
         f"Cached pre-processing reload: {cached_seconds:.2f} s. Correctness: generation identical with 1 and 2 "
         f"workers; saved eyes land within {correctness['max_eye_error_px']:.1e} px of the reference positions. "
         f"Frames per CPU-second counts user + system time of all processes: with {len(cpus)} idle cores, "
-        f"wall-clock throughput approaches {len(cpus)}x that figure. 1-minute load average at the end: {load:.1f}.",
+        f"wall-clock throughput approaches {len(cpus)}x that figure. Load average at the start "
+        f"{env.get('load_average_at_start')} and 1-minute at the end {load:.1f} (above {len(cpus)}: other jobs "
+        f"shared the cores, so the rates are lower bounds).",
         "",
-    ]
-    (args.out / "data_cpu.md").write_text("\n".join(table))
-    print("\n".join(table))
-    missed = gen_median < GENERATION_BAR or pre_median < PREPROCESS_BAR
-    return 1 if (missed and args.strict) else 0
+    ])
+    print(markdown)
+    paths = write_results("data_cpu", result, markdown, out)
+    print(f"results: {', '.join(paths)}")
+    return 0 if gen["met"] and pre["met"] else 1
 
 
 if __name__ == "__main__":

@@ -97,3 +97,17 @@ def test_benchmark_quick_run_writes_results(tmp_path):
                     "nonfinite_grad_theta", "truth"):
             assert key in a
     assert any(b["what"].startswith("fused float32") for b in payload["bars"])
+
+
+def test_a_failed_bar_exits_1(tmp_path, monkeypatch):
+    import bench_copula
+    monkeypatch.setattr(bench_copula, "ACCURACY_BAR", -1.0)  # no error can be below it
+    threads = torch.get_num_threads()
+    try:
+        status = bench_copula.main(["--quick", "--no-compile", "--batch", "32", "--cells", "8", "--out", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
+    assert status == 1
+    with open(tmp_path / "copula_cpu.json") as f:
+        bars = json.load(f)["bars"]
+    assert [b["met"] for b in bars if b["applies"]] == [False]

@@ -75,3 +75,57 @@ def test_train_reuses_the_entry_of_ccnn_preprocess(tmp_path, capsys):
     np.testing.assert_array_equal(np.asarray(parts[2].images), whole.images[rows])
     np.testing.assert_array_equal(parts[2].images[1, 2:5, 3:7], whole.images[rows[1], 2:5, 3:7])
     np.testing.assert_array_equal(parts[2].labels, whole.labels[rows])
+
+
+def test_eval_reuses_the_whole_set_entry_and_a_label_change_reuses_the_faces(tmp_path, monkeypatch, capsys):
+    """ccnn eval aligns the whole data set once (the entry of ccnn preprocess and ccnn train); a
+    second eval, of any part, aligns nothing, and after the labels change the cached faces are
+    reused with the new labels: the same metrics as a fresh alignment without the cache."""
+    import ccnn.preprocess
+    from ccnn.checkpoint import save_model
+    from ccnn.experiment import evaluate_checkpoint
+    from ccnn.model import CCNN
+
+    data = generate_synthetic(tmp_path / "disfa", context="disfa", subjects=5, frames=6, seed=0, image_size=32)
+    aus = load_dataset(data).aus
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "model.pt", CCNN(aus, head="ordinal", dataset_aus={"synth-disfa": aus},
+                                                  image_size=16),
+                       split={"dataset": "synth-disfa", "scheme": "fraction:0.6", "seed": 0,
+                              "test_subjects": ["SN002", "SN004"]})
+    folder = tmp_path / "cache"
+
+    def run(part="test", cache=folder):
+        return evaluate_checkpoint(model, str(data), part=part, method="argmax", cache_dir=cache,
+                                   progress=False)[0]
+
+    before = run()
+    entry = [e.path for e in cache_entries(folder)]
+    assert len(entry) == 1 and cache_entries(folder)[0].frames == 30  # the whole set, not the test part
+    labels = (data / "labels.csv").read_text().splitlines()
+    header = labels[0].split(",")
+    au_columns = [k for k, name in enumerate(header) if name.startswith("AU")]
+    changed = [labels[0]]
+    for line in labels[1:]:  # every intensity raised by one level (capped at 5)
+        cells = line.split(",")
+        for k in au_columns:
+            cells[k] = str(min(int(cells[k]) + 1, 5))
+        changed.append(",".join(cells))
+    (data / "labels.csv").write_text("\n".join(changed) + "\n")
+    fresh = run(cache=False)  # aligned again, in a temporary folder, with the new labels
+
+    def no_alignment(*args, **kwargs):
+        raise AssertionError("the faces were aligned again")
+    monkeypatch.setattr(ccnn.preprocess, "_build", no_alignment)
+    after = run()
+    assert [e.path for e in cache_entries(folder)] == entry
+    assert after["mae_avg"] == pytest.approx(fresh["mae_avg"], abs=1e-12)
+    np.testing.assert_equal(after["per_au"], fresh["per_au"])  # NaN ICCs (untrained model) count as equal
+    assert after["mae_avg"] != pytest.approx(before["mae_avg"])  # the new labels were used
+    for part in ("train", "all"):
+        assert len(run(part)["per_au"]) == len(aus)
+    assert main(["eval", "--checkpoint", str(model), "--data", str(data), "--cache-dir", str(folder),
+                 "--method", "argmax", "--no-progress"]) == 0
+    assert "synth-disfa (test)" in capsys.readouterr().out
+    assert [e.path for e in cache_entries(folder)] == entry

@@ -65,7 +65,7 @@ def test_train_prints_an_estimate_of_its_duration(synth, tmp_path, capsys):
 def test_the_estimate_leaves_the_run_unchanged(synth, tmp_path):
     """Timing steps on a copy of the model, with the RNG restored: the same weights as without it."""
     import torch
-    from ccnn.experiment import estimate_duration
+    from ccnn.duration import estimate_duration
     from ccnn.model_setup import build_model
     from ccnn.preprocess import preprocess
     from ccnn.data import load_dataset

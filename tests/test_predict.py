@@ -126,3 +126,65 @@ def test_memory_does_not_grow_with_the_video_length(setup, tmp_path):
     # 300 more frames held would add >= 300 * frame_bytes (17 MB); the stream holds a bounded queue
     print(f"peak traced memory: {peak_short / 1e6:.2f} MB (100 frames), {peak_long / 1e6:.2f} MB (400 frames)")
     assert peak_long < peak_short + 20 * frame_bytes, (peak_short, peak_long)
+
+
+@pytest.fixture(scope="module")
+def copula_model():
+    """A copula CCNN whose 66 edges have large random thetas, so AD3 has work to do."""
+    import torch
+    from ccnn.model import CCNN
+    torch.manual_seed(0)
+    model = CCNN(AUS, head="copula", dataset_aus={"synth-disfa": AUS}, image_size=16).eval()
+    with torch.no_grad():
+        for p in model.pairwise:
+            p.copy_(torch.randn(()) * 3)
+    return model
+
+
+def _frames_with_gaps(faces, count):
+    """A scene per frame, a blank frame (no face) every 7th."""
+    return [np.full((120, 160), 100, np.uint8) if k % 7 == 3 else scene(faces[k % 6], k) for k in range(count)]
+
+
+@pytest.mark.parametrize("method", ["ad3", "expected"])
+def test_decoding_overlapped_with_the_network_gives_the_same_csv(setup, copula_model, tmp_path, method):
+    from ccnn.predict import predict_stream, write_csv
+    video = write_video(tmp_path / "clip.avi", _frames_with_gaps(setup["faces"], 45))
+    paths = []
+    for overlap in (True, False):
+        rows = predict_stream(copula_model, [video], method=method, batch_size=8, overlap=overlap)
+        path, count, found = write_csv(rows, tmp_path / f"overlap_{overlap}.csv")
+        assert count == 45 and 0 < found < 45
+        paths.append(path)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_chunk_is_decoded_while_the_network_runs_on_the_next(setup, copula_model, tmp_path, monkeypatch,
+                                                               overlap):
+    """Each chunk's decoding waits until the network pass of the next chunk has started: it ends
+    only when the two overlap (without overlap the wait times out, as the second case checks)."""
+    import threading
+    import ccnn.predict
+    from ccnn.predict import predict_stream
+    video = write_video(tmp_path / "clip.avi", [scene(setup["faces"][k % 6], k) for k in range(40)])
+    chunks = 5  # 40 frames in chunks of 8
+    started = [threading.Event() for _ in range(chunks)]
+    waits = []
+    network_pass = ccnn.predict.forward_faces
+
+    def spy(*args, **kwargs):
+        index = sum(event.is_set() for event in started)
+        started[index].set()
+        solve = network_pass(*args, **kwargs)
+
+        def solve_after_the_next_pass_started():
+            if index + 1 < chunks:
+                waits.append(started[index + 1].wait(timeout=10 if overlap else 0.3))
+            return solve()
+        return solve_after_the_next_pass_started
+
+    monkeypatch.setattr(ccnn.predict, "forward_faces", spy)
+    rows = list(predict_stream(copula_model, [video], method="ad3", batch_size=8, overlap=overlap))
+    assert len(rows) == 40 and all(r["success"] == 1 for r in rows)
+    assert waits == [overlap] * (chunks - 1)

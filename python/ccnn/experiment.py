@@ -10,7 +10,6 @@ name to its metrics, the input of `ccnn.report.markdown_table` and `write_report
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -25,8 +24,9 @@ from .checkpoint import load_model
 from .console import LOG
 from .data.dataset import AUDataset, report, split_subjects
 from .data.loaders import load_dataset
+from .duration import duration_estimate
 from .inference import DecodeOptions, infer_faces
-from .losses import composite_nll, require_labels
+from .losses import require_labels
 from .metrics import au_name, evaluate
 from .model_setup import build_model, resolve_device
 from .plots import plot_association_graph, plot_learning_curves
@@ -34,7 +34,6 @@ from .preprocess import preprocess
 from .report import write_report
 from .run_folder import run_lock
 from .train_config import TrainConfig
-from .train_step import NetworkStep
 from .trainer import Trainer, TrainResult
 
 HEAD_NAMES = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
@@ -126,10 +125,7 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
     def faces(subset, part):
         if part == "extra data":
             return preprocess(subset, size=image_size, cache_dir=cache_dir, progress=progress, part=part)
-        rows = whole.subset(np.isin(whole.subjects, np.asarray(subset.subject_list(), dtype=str)), copy=False)
-        LOG.info(f"{ds.name} ({part}, {len(rows)} faces of {len(subset.subject_list())} subjects): "
-                 f"rows of the aligned whole set")
-        return rows
+        return subjects_rows(whole, subset.subject_list(), part)
 
     record = {"dataset": ds.name, "scheme": split, "seed": seed, "val_fraction": val_fraction,
               "test_subjects": test.subject_list()}
@@ -137,6 +133,15 @@ def prepare_data(data: str, extra_data=(), split: str = "fraction:0.6667", val_f
                         val=None if val is None else [faces(val, "validation")], test=[faces(test, "test")],
                         target=ds.name,
                         split=record)
+
+
+def subjects_rows(whole, subjects, part: str):
+    """The faces of `subjects` in the aligned whole data set `whole` (FaceArrays), as a RowView of its
+    memory-mapped rows (no copy); a subject-independent split selects whole subjects."""
+    rows = whole.subset(np.isin(whole.subjects, np.asarray(list(subjects), dtype=str)), copy=False)
+    LOG.info(f"{whole.dataset} ({part}, {len(rows)} faces of {len(subjects)} subjects): "
+             f"rows of the aligned whole set")
+    return rows
 
 
 # ---- training --------------------------------------------------------------------------------------------
@@ -184,56 +189,6 @@ def keep_target_updates(config: TrainConfig, mode: str, train_faces) -> TrainCon
         return replace(config, samples_per_epoch=alone * len(train_faces))
     total = sum(len(f) for f in train_faces)
     return replace(config, samples_per_epoch=math.ceil(alone * total / target))
-
-
-def estimate_duration(trainer: Trainer, steps: int = 2) -> tuple[float, float]:
-    """(seconds per training step, seconds for trainer's whole schedule), without touching its state:
-    `steps` steps on the actual batch (size, image size, device) are timed on a copy of the model,
-    after one untimed warm-up step, with the torch RNG restored afterwards. The schedule: every epoch's
-    CNN steps, its validation and training-curve passes (a forward pass taken as a third of a step)
-    and, for IBB, the feature pass over the training set; IBB's head-only steps are not counted."""
-    cfg, device = trainer.config, trainer.device
-    model = copy.deepcopy(trainer.model).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    rng = torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    trainer.train_set.set_epoch(0)  # the trainer sets each epoch's crops again before using them
-    world = distributed.world_size()  # each process steps on its part of the global batch
-    per_process = cfg.batch_size // world
-    pick = torch.randperm(len(trainer.train_set), generator=torch.Generator().manual_seed(0))[:per_process]
-    images, labels, d = next(iter(trainer.batches(pick.tolist())))
-    network = NetworkStep(model, cfg.amp, device=device)  # --compile is not timed: compiling takes longer
-    times = []
-    for _ in range(steps + 1):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        out = model.head_forward(network.features(images), d)
-        composite_nll(model, out, labels, trainer.lambdas, cfg.pairwise_weight).total.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    torch.set_rng_state(rng[0])
-    if rng[1] is not None:
-        torch.cuda.set_rng_state(rng[1], device)
-    step = float(np.mean(times[1:])) * per_process / len(pick)  # a smaller training set: a full batch
-    forward_images = len(trainer.train_eval_set) + (len(trainer.val_set) if trainer.val_set is not None else 0)
-    forward_images += len(trainer.train_set) if cfg.mode == "ibb" else 0  # shared by the processes
-    epoch = math.ceil(trainer.samples_per_epoch / cfg.batch_size) * step + forward_images / cfg.batch_size * step / 3
-    return step, cfg.epochs * epoch
-
-
-def duration_estimate(trainer: Trainer) -> str:
-    """The line `ccnn train` prints before training: estimate_duration in words."""
-    step, total = estimate_duration(trainer)
-    return (f"estimated duration: about {_duration(total)} for {trainer.config.epochs} epochs on "
-            f"{trainer.device} ({step:.3g} s per step of {trainer.config.batch_size} images, timed on "
-            f"two steps; an estimate: early stopping may end sooner, a busy machine take longer)")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def restrict_to_aus(metrics: dict, aus) -> dict:
@@ -326,15 +281,20 @@ def evaluate_checkpoint(checkpoint, data, part: str = "test", split: str | None 
     device = resolve_device(device)
     model.to(device)
     ds = load_data(data)
+    # the whole data set is aligned (the entry `ccnn preprocess` and `ccnn train` use) and the part's
+    # subjects taken from it, so evaluating after training or a second time aligns nothing
+    faces = preprocess(ds, size=model.image_size, cache_dir=cache_dir, progress=progress, part="all subjects")
     saved = payload.get("split") if split is None else None
     if part != "all" and saved and saved.get("dataset") == ds.name:
-        is_test = np.isin(ds.subjects, saved["test_subjects"])
-        ds = ds.subset(is_test if part == "test" else ~is_test)
+        test = set(saved["test_subjects"])
+        faces = subjects_rows(faces, [s for s in ds.subject_list() if (s in test) == (part == "test")], part)
     elif part != "all":
         train, test = split_subjects(ds, parse_split(split or "fraction:0.6667", seed))
-        ds = test if part == "test" else train
+        faces = subjects_rows(faces, (test if part == "test" else train).subject_list(), part)
+    if len(faces) == 0:
+        raise ValueError(f"--data {str(data)!r}: no aligned face of the {part} subjects of {ds.name} "
+                         f"(none of them in the data set, or no face found in their frames)")
     crop = payload.get("train_config", {}).get("crop", 0.85)
-    faces = preprocess(ds, size=model.image_size, cache_dir=cache_dir, progress=progress, part=part)
     options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)
     require_labels(faces.labels, f"the {part} faces of {ds.name}", "ICC and MAE need them; use ccnn predict "
                    "for unlabelled frames")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -91,23 +92,36 @@ def pointwise_mutual_information(table: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def decode(model: CCNN, out: Outputs, options: DecodeOptions | None = None) -> np.ndarray:
     """(B, Q) predicted intensities of a batch of model outputs (float64; integers except 'expected')."""
+    return decoder_for(model, out, options)()
+
+
+@torch.no_grad()
+def decoder_for(model: CCNN, out: Outputs, options: DecodeOptions | None = None) -> Callable[[], np.ndarray]:
+    """`decode` in two halves: what needs the model and its outputs runs now (the read-outs, or the
+    CRF's score tables as numpy arrays), and the returned function solves the MAP problems without
+    torch, with the GIL released, so that it can run in another thread while the network goes on."""
     options = options or DecodeOptions()
     method = options.resolve(model)
     logp = model.unary_logprob(out)
     if method == "expected":
         levels = torch.arange(model.num_levels, dtype=logp.dtype, device=logp.device)
-        return (logp.exp() * levels).sum(-1).double().cpu().numpy()
+        values = (logp.exp() * levels).sum(-1).double().cpu().numpy()
+        return lambda: values
     if method == "argmax" or not model.has_pairwise or model.edges.shape[0] == 0:
-        return logp.argmax(-1).double().cpu().numpy()
+        values = logp.argmax(-1).double().cpu().numpy()
+        return lambda: values
     unary, pairwise, edges = crf_scores(model, out, options)
-    if method == "ad3":
-        result = ccnn_ext.decode_ad3(unary, pairwise, edges, max_iter=options.max_iter, eta=options.eta,
-                                     num_threads=options.num_threads)
-    else:
-        result = ccnn_ext.decode_exact(unary, pairwise, edges, num_threads=options.num_threads,
-                                       time_limit=options.time_limit)
-    options.status_counts.update(result.status_names)
-    return np.asarray(result.labels, dtype=np.float64)
+
+    def solve() -> np.ndarray:
+        if method == "ad3":
+            result = ccnn_ext.decode_ad3(unary, pairwise, edges, max_iter=options.max_iter, eta=options.eta,
+                                         num_threads=options.num_threads)
+        else:
+            result = ccnn_ext.decode_exact(unary, pairwise, edges, num_threads=options.num_threads,
+                                           time_limit=options.time_limit)
+        options.status_counts.update(result.status_names)
+        return np.asarray(result.labels, dtype=np.float64)
+    return solve
 
 
 def uncertified_report(options: DecodeOptions) -> str:
@@ -154,6 +168,19 @@ def run_inference(model: CCNN, dataset, remap: torch.Tensor, options: DecodeOpti
         preds, labels = distributed.gather_rows(preds), distributed.gather_rows(labels)
         nll, count = distributed.reduce_sum([nll, count])
     return preds, labels, nll / count if count else math.nan
+
+
+@torch.no_grad()
+def forward_faces(model: CCNN, faces, crop: float = 0.85, options: DecodeOptions | None = None,
+                  device=None, context: str | None = None) -> Callable[[], np.ndarray]:
+    """The network pass over FaceArrays (one batch, at their centre crop) now, and their decoding as
+    the function `decoder_for` returns: infer_faces's predictions, in two steps."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    dataset = FaceDataset(faces, aus=model.aus, train=False, crop=crop)
+    remap = dataset_remap(dataset.dataset_names, model, context=context)
+    images, _, d = next(iter(DataLoader(dataset, batch_size=len(dataset), shuffle=False)))
+    return decoder_for(model, model(images.to(device), remap[d].to(device)), options)
 
 
 def infer_faces(model: CCNN, faces, crop: float = 0.85, options: DecodeOptions | None = None,

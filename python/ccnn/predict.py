@@ -7,8 +7,9 @@ stream in constant memory whatever the video's length.
 The pipeline: a reader thread decodes frames, finds the face (`face_alignment.find_face`, the rule of
 training's pre-processing: Haar eyes, else eyes from the face box, else no face), follows it between
 detections in videos (`face_tracking.FaceTracker`) and aligns it; the caller's thread batches the
-aligned faces through the network and decodes them, chunk by chunk, while the reader prepares the
-next chunk. Only a bounded queue of frames is ever held.
+aligned faces through the network, chunk by chunk, while the reader prepares the next chunk and a
+decoder thread decodes the previous one (the decoder releases the GIL). Only a bounded queue of
+frames and two chunks are ever held.
 
 Rows follow OpenFace's conventions: frame (1-based per video, and per folder in sorted order; 1
 for a single image), face_id, timestamp (s), confidence (0..1), success (a face was found), file,
@@ -22,6 +23,7 @@ import csv
 import math
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from .annotate import AnnotationWriter, annotation_names
 from .checkpoint import load_model
 from .face_alignment import NO_FACE, align_face
 from .face_tracking import FaceTracker
-from .inference import DecodeOptions, infer_faces
+from .inference import DecodeOptions, forward_faces
 from .metrics import au_name
 from .model_setup import resolve_device
 from .preprocess import FaceArrays
@@ -184,37 +186,69 @@ def _threaded(iterable, maxsize: int):
 
 
 def predict_stream(model, inputs, crop: float = 0.85, method: str = "auto", context=None, device="cpu",
-                   batch_size: int = 64, redetect_every: int = 15, annotate=None):
+                   batch_size: int = 64, redetect_every: int = 15, annotate=None, overlap: bool = True):
     """Yield one row per frame of `inputs` (dict, the CSV's columns) in input order. `annotate`: an
-    AnnotationWriter that receives every frame as it is read out."""
+    AnnotationWriter that receives every frame as it is read out. With `overlap`, a chunk is decoded
+    in a thread while the network runs on the next one (the rows are the same without it)."""
     name = context or model.dataset_names[0]
     aus = list(model.aus)
+    options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)
     found = _threaded(iter_faces(inputs, model.image_size, redetect_every, annotate is not None),
                       maxsize=2 * batch_size)
-    chunk, any_frame = [], False
-    for item in found:
+    with ThreadPoolExecutor(1, thread_name_prefix="ccnn-predict-decoder") as decoder:
+        pending = None  # the previous chunk and its decoding (at most one chunk waits)
+        for chunk in _chunks(found, batch_size):
+            solve = _network_pass(model, chunk, crop, options, context, name, aus, device)
+            decoded = decoder.submit(solve) if overlap else _Done(solve())
+            if pending is not None:
+                yield from _rows(*pending, aus, annotate)
+            pending = chunk, decoded
+        if pending is None:
+            raise ValueError("no input frames")
+        yield from _rows(*pending, aus, annotate)
+
+
+def _chunks(items, size: int):
+    chunk = []
+    for item in items:
         chunk.append(item)
-        any_frame = True
-        if len(chunk) == batch_size:
-            yield from _read_out(model, chunk, crop, method, context, name, aus, device, annotate)
+        if len(chunk) == size:
+            yield chunk
             chunk = []
     if chunk:
-        yield from _read_out(model, chunk, crop, method, context, name, aus, device, annotate)
-    if not any_frame:
-        raise ValueError("no input frames")
+        yield chunk
 
 
-def _read_out(model, chunk, crop, method, context, name, aus, device, annotate):
+def _network_pass(model, chunk, crop, options, context, name, aus, device):
+    """The network over the chunk's faces now; returns the function that decodes them into (len(chunk),
+    Q) values, NaN where no face was found."""
     ok = [i for i, f in enumerate(chunk) if f.face is not None]
-    values = np.full((len(chunk), len(aus)), np.nan)
-    if ok:
-        arrays = FaceArrays(images=np.stack([chunk[i].face for i in ok]),
-                            labels=np.full((len(ok), len(aus)), -1, dtype=np.int64),
-                            subjects=np.array(["input"] * len(ok)), aus=aus, dataset=name, skipped=0)
-        options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)
-        preds, _, _ = infer_faces(model, [arrays], crop, options, len(ok), device, context=context)
-        values[ok] = preds
-    for item, v in zip(chunk, values):
+    if not ok:
+        return lambda: np.full((len(chunk), len(aus)), np.nan)
+    arrays = FaceArrays(images=np.stack([chunk[i].face for i in ok]),
+                        labels=np.full((len(ok), len(aus)), -1, dtype=np.int64),
+                        subjects=np.array(["input"] * len(ok)), aus=aus, dataset=name, skipped=0)
+    solve = forward_faces(model, [arrays], crop, options, device, context=context)
+
+    def values():
+        out = np.full((len(chunk), len(aus)), np.nan)
+        out[ok] = solve()
+        return out
+    return values
+
+
+class _Done:
+    """A result already computed, with the `result()` of a Future."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _rows(chunk, decoded, aus, annotate):
+    for item, v in zip(chunk, decoded.result()):
         row = make_row(item, aus, v)
         if annotate is not None:
             f = item.frame
