@@ -37,14 +37,14 @@ def _counted_run(trainer) -> Schedule:
     pairwise, unary = model.pairwise_parameters(), model.unary_parameters()
     step = trainer._step
 
-    def counting_step(loss, params):
+    def counting_step(loss, params, *share):
         if len(params) == 1 and any(params[0] is p for p in pairwise):
             counts.pairwise_steps += 1
         elif all(any(p is u for u in unary) for p in params):
             counts.unary_steps += 1
         else:
             counts.cnn_steps += 1
-        return step(loss, params)
+        return step(loss, params, *share)
 
     def count_forward(module, inputs, output):
         if not torch.is_grad_enabled():
