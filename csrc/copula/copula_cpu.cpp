@@ -910,12 +910,8 @@ TORCH_LIBRARY_IMPL(ccnn, CPU, m) {
 }
 
 const char* simd_level() {
-  switch (kSimdLevel) {
-    case SimdLevel::kAvx512: return "avx512";
-    case SimdLevel::kAvx2: return "avx2";
-    case SimdLevel::kAvx: return "avx";
-    default: return "base";
-  }
+  static const char* const kNames[] = {"base", "avx", "avx2", "avx512"};  // SimdLevel's order
+  return kNames[int(kSimdLevel)];
 }
 
 }  // namespace copula
