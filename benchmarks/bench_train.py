@@ -24,8 +24,10 @@ one checked: on CPU, for the device pipeline, at most 5% (exit status 1 otherwis
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -167,15 +169,52 @@ def bench_device(device, args):
                   f"{100 * rows[-1]['non_network_share']:.1f}%, by parts "
                   f"{100 * rows[-1]['non_network_share_by_parts']:.2f}% {parts}", flush=True)
             del trainer
-    if device.type == "cpu":
-        rows.append(distributed_row())
+    if device.type == "cpu" and not args.no_distributed:
+        rows.append(distributed_row(args))
     return rows
 
 
-def distributed_row():
-    """The 2-process gloo row, listed as not run: the benchmark does not launch torchrun yet."""
-    return {"variant": "2-process gloo", "not_run": "not run: the 2-process gloo run is not wired into "
-                                                    "this benchmark yet"}
+def distributed_row(args):
+    """The device pipeline in float32 as 2 gloo processes of one torch thread each on this machine
+    (torchrun --standalone, this file as the worker), global batch `args.batch` split 2 x half:
+    images/s of the whole job, timed by rank 0 over the same epochs as the one-process rows."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "rank0.json")
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                   os.path.abspath(__file__), "--worker-json", out, "--size", str(args.size), "--batch",
+                   str(args.batch), "--steps", str(args.steps), "--repeats", str(args.repeats),
+                   "--faces", str(args.faces)]
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if done.returncode != 0 or not os.path.exists(out):
+            return {"variant": "2-process gloo", "not_run": f"failed (exit {done.returncode}): "
+                                                            f"{done.stderr.strip()[-300:]}"}
+        with open(out) as f:
+            timed = json.load(f)
+    step = statistics.median(timed["step_s"])
+    return {"variant": "2-process gloo", "pipeline": "device", "amp": "off", "compile": False, "step_s": step,
+            "images_per_s": args.batch / step, "processes": 2, "threads_per_process": 1,
+            "step_times_s": timed["step_s"], "warmup_s": timed["warmup_s"]}
+
+
+def distributed_worker(args):
+    """One rank of distributed_row: the trainer's joint-SGD epochs in the process group (each rank draws
+    its part of every global batch and all-reduces the gradients); rank 0 writes the step times."""
+    from ccnn import distributed
+    torch.set_num_threads(1)
+    with distributed.process_group("cpu") as (launch, _), tempfile.TemporaryDirectory() as folder:
+        trainer = make_trainer(cached_faces(folder, args.faces, args.size), torch.device("cpu"), args.batch,
+                               args.steps, "device")
+        params = list(trainer.model.parameters())
+        start = time.perf_counter()
+        trainer._train_cnn_batches(0, params, "joint", lambda record: None)  # warm-up
+        warmup_s, step_s = time.perf_counter() - start, []
+        for epoch in range(1, args.repeats + 1):
+            t0 = time.perf_counter()
+            trainer._train_cnn_batches(epoch, params, "joint", lambda record: None)
+            step_s.append((time.perf_counter() - t0) / args.steps)
+        if launch.rank == 0:
+            with open(args.worker_json, "w") as f:
+                json.dump({"step_s": step_s, "warmup_s": warmup_s}, f)
 
 
 def markdown(device, rows, env, args):
@@ -185,11 +224,14 @@ def markdown(device, rows, env, args):
         if "not_run" in r:
             table.append([r["variant"], "-", "-", "-", "-", "-", "-", "-", r["not_run"], "-"])
             continue
-        table.append([r["variant"], r["pipeline"], r["amp"], "yes" if r["compile"] else "no",
-                      f"{1e3 * r['step_s']:.1f}" + (f" (first epoch, compiling: {r['warmup_s']:.0f} s)"
-                                                    if r["compile"] else ""),
-                      f"{r['images_per_s']:.1f}",
-                      f"{base / r['step_s']:.2f}x" if base else "-",
+        common = [r["variant"], r["pipeline"], r["amp"], "yes" if r["compile"] else "no",
+                  f"{1e3 * r['step_s']:.1f}" + (f" (first epoch, compiling: {r['warmup_s']:.0f} s)"
+                                                if r["compile"] else ""),
+                  f"{r['images_per_s']:.1f}", f"{base / r['step_s']:.2f}x" if base else "-"]
+        if "processes" in r:  # the whole job's throughput; the shares are the one-process rows'
+            table.append(common + [f"- ({r['processes']} processes x {r['threads_per_process']} thread)", "-", "-"])
+            continue
+        table.append(common + [
                       f"{100 * r['non_network_share']:.1f}% (network {1e3 * r['network_s']:.1f} ms)",
                       f"{100 * r['non_network_share_cpu_time']:.1f}%" if device.type == "cpu" else "-",
                       f"{100 * r['non_network_share_by_parts']:.2f}% ("
@@ -199,7 +241,9 @@ def markdown(device, rows, env, args):
             f"torch {env['torch']}, python {env['python']}, {env['threads']} torch threads on {env['cpu_count']} "
             f"CPUs; load average at start {load}, at end {env.get('load_average_at_end')}. Joint-SGD steps of the "
             f"trainer (CCNN, {len(DISFA_AUS)} AUs, 'same' padding, {args.faces} memory-mapped faces); median of "
-            f"{args.repeats} epochs of {args.steps} steps after one warm-up epoch.\n\n"
+            f"{args.repeats} epochs of {args.steps} steps after one warm-up epoch. The 2-process gloo row (CPU) is the "
+            f"device pipeline as `torchrun --nproc-per-node 2` with one torch thread per process, the global "
+            f"batch split in halves, gradients all-reduced each step.\n\n"
             + markdown_table(["variant", "pipeline", "amp", "compile", "step (ms)", "images/s", "speed-up vs loader",
                               "outside the network (data, sampling, heads, loss, optimiser)",
                               "the same in CPU time", "by parts, timed alone"], table))
@@ -217,9 +261,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "ccnn-bench-train"),
                         help="folder of train_<device>.json/.md (default: %(default)s)")
+    parser.add_argument("--no-distributed", action="store_true", help="skip the 2-process gloo row on the CPU")
+    parser.add_argument("--worker-json", default=None, help=argparse.SUPPRESS)  # a rank of the gloo row
     args = parser.parse_args(argv)
     if min(args.size, args.batch, args.steps, args.repeats, args.faces) < 1:
         parser.error("--size, --batch, --steps, --repeats and --faces must be positive")
+    if args.worker_json:
+        distributed_worker(args)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))

@@ -150,6 +150,13 @@ def test_early_stopping(tmp_path):
     assert len(result.history) == 3 and result.best_epoch == 0
 
 
+def test_early_stopping_waits_for_min_epochs(tmp_path):
+    train, val = _data()
+    model = build_model("ordinal", train, seed=0)
+    result = fit(model, train, val, _config(epochs=10, patience=2, min_epochs=6, lr=1e-12), tmp_path)
+    assert len(result.history) == 6 and result.best_epoch == 0
+
+
 def test_pruning_after_training(tmp_path):
     train, val = _data()
     model = build_model("copula", train, seed=0)

@@ -5,7 +5,7 @@ one (ccnn.seeds) and the learned copula checked against the generator's Kendall 
 
     summary = run_benchmark("runs/benchmark")              # BENCH_DATA, BENCH_SCHEDULE, BENCH_SEEDS
 
-Sized to finish within about 90 minutes on 2 CPU cores shared with other work (docs/benchmark/ holds a
+Sized to finish within about 90 minutes on 2 CPU cores (docs/benchmark/ holds a
 run, its time and the machine's load); the same settings run unchanged on a GPU (`--device cuda`).
 The synthetic subjects are the same for every seed (one generated set); the seed sets the subject
 split, the initialisation and the batches.
@@ -30,20 +30,20 @@ from .train_config import TrainConfig
 
 BENCH_VARIANTS = ["CNN", "OCNN", "CCNN", "CCNN-IT", "CCNN-IT(*)", "SCNN-IT"]
 BENCH_SEEDS = [0, 1, 2, 3, 4]
-# The demo's synthetic sets (27 target subjects of 120 frames), faces rendered at 48 px and fed to the
-# network at 24 x 24: what lets five seeds of six models finish on 2 CPU cores shared with other work.
-BENCH_DATA = {"render_size": 48, "image_size": 24,
-              "contexts": {"disfa": (27, 120), "fera": (12, 80), "pain": (12, 80)}}
-# Every model: 3 epochs of 800 CNN-updating images, the learning rate decayed by a cosine to 0 over
-# them, the best validation epoch kept (seeds.json lists each run's best epoch). No early stop: a
-# model can sit at ICC 0 (every frame "absent") for its first epochs, and a patience of 2 stopped
-# CNN there in a trial run. A short budget: what five seeds of six models allow on 2 CPU cores
-# shared with other work (docs/benchmark/README.md).
-BENCH_SCHEDULE = dict(epochs=3, patience=3, batch_size=32, lr=0.01, lr_schedule="cosine", momentum=0.9,
-                      grad_clip=5.0, l2=1e-4, samples_per_epoch=800, pairwise_lr_scale=30.0,
+# The demo's synthetic sets with a third more target subjects (36 of 120 frames: 19 train, 5 validate,
+# 12 test per seed), faces rendered at 48 px and fed to the network at 32 x 32, the demo's size: the
+# largest with which five seeds of six models trained to their plateau fit in about an hour on 2 CPU
+# cores (docs/benchmark/README.md: 48 x 48 would take 2.25 times as long).
+BENCH_DATA = {"render_size": 48, "image_size": 32,
+              "contexts": {"disfa": (36, 120), "fera": (12, 80), "pain": (12, 80)}}
+# Every model: epochs of 1,600 CNN-updating images until the validation ICC has not improved for 3
+# epochs, but at least 6 (a model can sit at ICC 0, every frame "absent", for its first epochs) and
+# at most 16; the learning rate decays by a cosine over the 16; the best validation epoch is kept.
+BENCH_SCHEDULE = dict(epochs=16, min_epochs=6, patience=3, batch_size=32, lr=0.01, lr_schedule="cosine",
+                      momentum=0.9, grad_clip=5.0, l2=1e-4, samples_per_epoch=1600, pairwise_lr_scale=30.0,
                       ibb_unary_batches=6, ibb_pairwise_batches=3, ibb_reweight=True,
-                      prune_threshold=0.05, train_eval_samples=100)
-QUICK_BENCH_SCHEDULE = dict(QUICK_SCHEDULE, patience=1, prune_threshold=0.05)
+                      prune_threshold=0.05, train_eval_samples=300)
+QUICK_BENCH_SCHEDULE = dict(QUICK_SCHEDULE, patience=1, min_epochs=1, prune_threshold=0.05)
 
 
 def run_benchmark(out_dir, seeds=None, quick: bool = False, device: str = "auto", progress: bool = False,

@@ -322,7 +322,7 @@ def _config_from_args(args) -> TrainConfig:
         pairwise_lr_scale=args.pairwise_lr_scale, pairwise_weight=args.pairwise_weight, l2=args.l2,
         samples_per_epoch=args.samples_per_epoch, ibb_unary_batches=args.ibb_unary_batches,
         ibb_pairwise_batches=args.ibb_pairwise_batches, ibb_reweight=args.ibb_reweight,
-        patience=args.patience, prune_threshold=args.prune_threshold, decode=args.method, crop=args.crop,
+        patience=args.patience, min_epochs=args.min_epochs, prune_threshold=args.prune_threshold, decode=args.method, crop=args.crop,
         padding=args.padding, seed=args.seed, device=args.device, progress=_progress(args),
         pipeline=args.pipeline, amp=args.amp, compile=args.compile)
 
@@ -383,6 +383,8 @@ def _add_training_args(p):
                         "frequencies (default: %(default)s)")
     p.add_argument("--patience", type=COUNT, default=d.patience, help="early stopping patience in epochs, "
                                                                       ">= 1 (default: %(default)s)")
+    p.add_argument("--min-epochs", type=number(0, integer=True), default=d.min_epochs,
+                   help="never stop early before this many epochs, >= 0 (default: %(default)s)")
     p.add_argument("--prune-threshold", type=NONNEG, default=d.prune_threshold,
                    help="after training, drop edges with |theta| below this, finite >= 0 (default: %(default)s)")
     p.add_argument("--crop", type=number(0, 1, low_open=True), default=d.crop,

@@ -36,6 +36,8 @@ class TrainConfig:
     ibb_heads_first: bool = True        # IBB: fit the heads (steps 2, 3) to the initial CNN first, so
                                         # step 1 of the first iteration back-propagates through them
     patience: int = 10                  # early stopping: epochs without a better validation ICC
+    min_epochs: int = 0                 # early stopping never ends training before this many epochs
+                                        # (a model can sit at ICC 0, every frame "absent", at first)
     prune_threshold: float = 0.05       # after training, drop edges with |association| below this
                                         # (theta 0.05: Kendall's tau 0.006, an edge that learned nothing);
                                         # a warning says when it removes every edge of a dataset
@@ -57,8 +59,8 @@ class TrainConfig:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         for name in ("epochs", "batch_size", "ibb_unary_batches", "ibb_pairwise_batches", "patience",
-                     "eval_batch_size"):
-            if int(getattr(self, name)) < (0 if name.startswith("ibb") else 1):
+                     "eval_batch_size", "min_epochs"):
+            if int(getattr(self, name)) < (0 if name.startswith("ibb") or name == "min_epochs" else 1):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")

@@ -394,7 +394,7 @@ class Trainer:
                 save_model(self._path("best.pt"), self.model, epoch=epoch, metrics=record, run_id=self.run_id)
         else:
             self.bad_epochs += 1
-            self.stopped = self.bad_epochs >= self.config.patience
+            self.stopped = self.bad_epochs >= self.config.patience and epoch + 1 >= self.config.min_epochs
         record["best_epoch"] = self.best_epoch
         self.history.append(record)
         log(record)
