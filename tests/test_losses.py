@@ -200,3 +200,15 @@ def test_bad_labels_are_rejected():
     labels[0, 0] = 6
     with pytest.raises(ValueError, match="labels"):
         composite_nll(model, out, labels)
+
+
+def test_labels_checked_skips_only_the_value_check():
+    """The trainer checks its label values once and passes labels_checked=True (no read-back from the
+    device per step): the loss is the same, and the dtype and shape are still checked."""
+    model = _randomised_model("copula")
+    images, labels, dataset_index = _batch()
+    out = model(images, dataset_index)
+    checked = composite_nll(model, out, labels, labels_checked=True)
+    assert torch.equal(checked.total, composite_nll(model, out, labels).total)
+    with pytest.raises(ValueError, match="labels must be an int64"):
+        composite_nll(model, out, labels.int(), labels_checked=True)

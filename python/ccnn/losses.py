@@ -28,11 +28,13 @@ class LossTerms:
         return {k: getattr(self, k).item() for k in ("total", "unary", "pairwise", "regularisation")}
 
 
-def check_labels(labels: torch.Tensor, num_aus: int, num_levels: int) -> None:
+def check_labels(labels: torch.Tensor, num_aus: int, num_levels: int, values: bool = True) -> None:
+    """ValueError unless `labels` is an int64 (B, num_aus) tensor of levels in -1 .. num_levels - 1
+    (`values=False`: the dtype and shape only, which needs no read-back from the device)."""
     if labels.dtype != torch.int64 or labels.dim() != 2 or labels.shape[1] != num_aus:
         raise ValueError(f"labels must be an int64 (B, {num_aus}) tensor, got {labels.dtype} "
                          f"{tuple(labels.shape)}")
-    if bool(((labels < -1) | (labels >= num_levels)).any()):
+    if values and bool(((labels < -1) | (labels >= num_levels)).any()):
         raise ValueError(f"labels must lie in -1 (missing) .. {num_levels - 1}")
 
 
@@ -51,12 +53,15 @@ def unary_loglik(model: CCNN, out: Outputs, labels: torch.Tensor) -> torch.Tenso
 
 
 def composite_nll(model: CCNN, out: Outputs, labels: torch.Tensor, lambdas=None,
-                  pairwise_weight: float = 1.0, sample_weight: torch.Tensor | None = None) -> LossTerms:
+                  pairwise_weight: float = 1.0, sample_weight: torch.Tensor | None = None,
+                  labels_checked: bool = False) -> LossTerms:
     """The composite NLL of a batch. `lambdas`: one L2 weight per AU (None: no regulariser);
     `pairwise_weight` w weighs the pairwise terms in `total` (a weighted composite likelihood;
     w = 1 is Eq. 11), and `unary` and `pairwise` are reported unweighted; `sample_weight` (B,)
-    weighs each sample's terms (importance weights of a re-balanced batch)."""
-    check_labels(labels, len(model.aus), model.num_levels)
+    weighs each sample's terms (importance weights of a re-balanced batch). `labels_checked`: the
+    caller has checked the label values already (the trainer, once for its whole training set), so
+    they are not checked again; on a GPU that check waits for the device at every call."""
+    check_labels(labels, len(model.aus), model.num_levels, values=not labels_checked)
     batch = labels.shape[0]
     unary_terms = unary_loglik(model, out, labels).sum(1)
     pair_terms = model.pairwise_loglik(out, labels)[0].sum(1)

@@ -179,7 +179,7 @@ class Trainer:
         the error says so instead of pointing into the copula ops."""
         try:
             return composite_nll(self.model, out, labels, self.lambdas, self.config.pairwise_weight,
-                                 sample_weight)
+                                 sample_weight, labels_checked=True)
         except ValueError as err:
             raise self._diverged(str(err)) from err
 
