@@ -4,6 +4,12 @@
 // M: the configurations' 0/1 link vectors, A: their 0/1 additional-score indicators. The active set
 // is kept between AD3 iterations (warm start). Subclasses give the oracle (best_config) and
 // evaluate().
+//
+// The active configurations are kept sparse (the links that are 1), and with them the inverse H of
+// the bordered Gram matrix K = [0 1'; 1 G] (G: the configurations' overlaps), updated in O(k^2)
+// when a configuration enters or leaves (block inverse / Schur complement), as the reference's
+// GenericFactor does, and recomputed from G every so often against rounding drift. No allocation
+// once the buffers have grown to the largest active set.
 #pragma once
 
 #include <vector>
@@ -34,17 +40,34 @@ class ActiveSetFactor : public LocalFactor {
   Config scratch_;
 
  private:
-  void build_kkt();
+  struct Sparse {
+    std::vector<int> on;      // links that are 1, increasing
+    std::vector<int> extras;  // additional scores collected
+  };
+  // The candidate (best_config's dense output) as a sparse configuration.
+  void sparsify(const Config& config, Sparse& out) const;
+  bool is_active(const Sparse& c) const;
   void marginals(double* q) const;
-  void append(const Config& config, double weight);  // keeps gram_ in step
-  void remove(int c);
+  // Inserts candidate_ with `weight`; false (nothing inserted) when it is affinely dependent on the
+  // active set, with the direction d of the dependency (sum 0 over the set and -1 on candidate_) in
+  // direction_.
+  bool insert(double weight);
+  void remove(int c);    // swaps c with the last configuration, then drops it
+  bool refresh_inverse();  // H from G by Gauss-Jordan; false when singular
   void add_candidate();
+  double& h(int r, int c) { return inverse_[static_cast<std::size_t>(r) * stride_ + c]; }
+  double& g(int r, int c) { return gram_[static_cast<std::size_t>(r) * stride_ + c]; }
+  void reserve(int k);   // room for k configurations
 
-  std::vector<Config> active_;
-  std::vector<double> gram_;  // overlaps of the active configurations (k x k, row-major)
-  std::vector<double> weights_;
-  Config candidate_;
-  std::vector<double> kkt_, rhs_, residual_;
+  std::vector<Sparse> active_;      // the first k_ are active (the rest keep their capacity)
+  int k_ = 0;
+  int stride_ = 0;                  // row stride of gram_ and inverse_ (>= k_ + 1)
+  int updates_ = 0;                 // rank-one updates since inverse_ was last recomputed
+  std::vector<double> gram_;        // G (k x k)
+  std::vector<double> inverse_;     // H = K^{-1}, (k + 1) x (k + 1), index 0: the multiplier
+  std::vector<double> weights_, rhs_, z_, direction_, residual_, overlap_, work_;
+  std::vector<char> mark_;
+  Sparse candidate_;
 };
 
 }  // namespace detail
