@@ -210,23 +210,109 @@ void append_doubles(const py::handle& obj, std::vector<double>& out) {
   out.insert(out.end(), values.data(), values.data() + values.size());
 }
 
-std::vector<std::array<int, 2>> read_pairs(const py::handle& obj) {
+// Fixed-size int tuples (tree arcs, sibling triples) from a sequence of sequences; TypeError when
+// an item is not a sequence of N ints.
+template <std::size_t N>
+std::vector<std::array<int, N>> read_tuples(const py::handle& obj, const char* what) {
+  std::vector<std::array<int, N>> out;
   PyObject* o = obj.ptr();
-  std::vector<std::array<int, 2>> out;
   if (PyList_CheckExact(o) || PyTuple_CheckExact(o)) {
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
     PyObject** items = PySequence_Fast_ITEMS(o);
     out.resize(n);
     Py_ssize_t i = 0;
     for (; i < n; ++i) {
-      PyObject* pair = items[i];
-      if (!(PyTuple_CheckExact(pair) || PyList_CheckExact(pair)) || PySequence_Fast_GET_SIZE(pair) != 2) break;
-      PyObject** two = PySequence_Fast_ITEMS(pair);
-      if (!fast_int(two[0], out[i][0]) || !fast_int(two[1], out[i][1])) break;
+      PyObject* item = items[i];
+      if (!(PyTuple_CheckExact(item) || PyList_CheckExact(item)) ||
+          PySequence_Fast_GET_SIZE(item) != static_cast<Py_ssize_t>(N)) {
+        break;
+      }
+      PyObject** values = PySequence_Fast_ITEMS(item);
+      std::size_t j = 0;
+      for (; j < N && fast_int(values[j], out[i][j]); ++j) {}
+      if (j < N) break;
     }
     if (i == n) return out;
   }
-  return obj.cast<std::vector<std::array<int, 2>>>();
+  try {
+    return obj.cast<std::vector<std::array<int, N>>>();
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string(what) + ": expected a list of " + std::to_string(N) + "-tuples of ints");
+  }
+}
+
+std::vector<std::array<int, 2>> read_pairs(const py::handle& obj) { return read_tuples<2>(obj, "pairs"); }
+
+// PFactorTree.initialize: the (head, modifier) arcs, checked (heads in [0, n), modifiers in
+// [1, n), no self-loops or duplicates, every node reachable from the root 0).
+py::list tree_arcs(int num_nodes, const py::handle& arcs) {
+  if (!PyList_Check(arcs.ptr()) && !PyTuple_Check(arcs.ptr())) {
+    throw py::type_error("arcs: expected a list of (head, modifier) pairs");
+  }
+  const auto pairs = read_tuples<2>(arcs, "arcs");
+  const std::size_t n = num_nodes > 0 ? static_cast<std::size_t>(num_nodes) : 0;
+  std::vector<char> seen(n * n, 0);
+  std::vector<std::vector<int>> children(n);
+  py::list out(pairs.size());
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    const int h = pairs[k][0], m = pairs[k][1];
+    if (!(h >= 0 && h < num_nodes && m >= 1 && m < num_nodes && h != m)) {
+      throw std::invalid_argument("arcs: (" + std::to_string(h) + ", " + std::to_string(m) +
+                                  ") is not an arc between nodes 0.." + std::to_string(num_nodes - 1) +
+                                  " (modifiers >= 1, no self-loops)");
+    }
+    if (seen[h * n + m]) throw std::invalid_argument("arcs: an arc appears twice");
+    seen[h * n + m] = 1;
+    children[h].push_back(m);
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(k), py::make_tuple(h, m).release().ptr());
+  }
+  std::vector<char> reached(n, 0);
+  std::vector<int> frontier;
+  if (n > 0) {
+    reached[0] = 1;
+    frontier.push_back(0);
+  }
+  std::size_t count = n > 0 ? 1 : 0;
+  while (!frontier.empty()) {
+    const int v = frontier.back();
+    frontier.pop_back();
+    for (int m : children[v]) {
+      if (!reached[m]) {
+        reached[m] = 1;
+        ++count;
+        frontier.push_back(m);
+      }
+    }
+  }
+  if (count != n) throw std::invalid_argument("arcs: some node cannot be reached from the root 0");
+  return out;
+}
+
+// PFactorHeadAutomaton.initialize: the (head, modifier, sibling) triples as (m, s) distances from
+// the head on its side, checked: every pair 0 <= m < s <= length exactly once.
+py::list head_automaton_pairs(int length, const py::handle& siblings) {
+  if (!PyList_Check(siblings.ptr()) && !PyTuple_Check(siblings.ptr())) {
+    throw py::type_error("siblings: expected a list of (head, modifier, sibling) triples");
+  }
+  const auto triples = read_tuples<3>(siblings, "siblings");
+  if (length < 2) throw std::invalid_argument("length: expected at least 2 (one arc), got " + std::to_string(length));
+  const std::size_t size = static_cast<std::size_t>(length) + 1;
+  const std::string bad = "siblings: expected every (previous, next) pair of distances 0 <= m < s <= " +
+                          std::to_string(length) + " once";
+  if (triples.size() != static_cast<std::size_t>(length) * (length + 1) / 2) throw std::invalid_argument(bad);
+  std::vector<char> seen(size * size, 0);
+  py::list out(triples.size());
+  for (std::size_t k = 0; k < triples.size(); ++k) {
+    const int h = triples[k][0], m = triples[k][1], s = triples[k][2];
+    const bool right = s > h;
+    const long long dm = right ? static_cast<long long>(m) - h : static_cast<long long>(h) - m;
+    const long long ds = right ? static_cast<long long>(s) - h : static_cast<long long>(h) - s;
+    if (!(0 <= dm && dm < ds && ds <= length) || seen[dm * size + ds]) throw std::invalid_argument(bad);
+    seen[dm * size + ds] = 1;
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(k),
+                    py::make_tuple(static_cast<int>(dm), static_cast<int>(ds)).release().ptr());
+  }
+  return out;
 }
 
 ad3::FactorType parse_factor_type(const py::handle& value) {
@@ -503,6 +589,10 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("adapt_eta"), py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
         "Solves one general factor graph (factor_scores: one sequence per factor); returns (value, score, "
         "bound, status, iterations, posteriors, additional_posteriors, dual_variables, local_posteriors).");
+  m.def("tree_arcs", &tree_arcs, py::arg("num_nodes"), py::arg("arcs"),
+        "PFactorTree.initialize's arcs as a list of (head, modifier) tuples, checked.");
+  m.def("head_automaton_pairs", &head_automaton_pairs, py::arg("length"), py::arg("siblings"),
+        "PFactorHeadAutomaton.initialize's sibling triples as (m, s) distance pairs, checked.");
   m.def("score_factor_graph", &score_factor_graph, py::arg("variables"), py::arg("factors"),
         py::arg("unit_scores"), py::arg("factor_scores"), py::arg("labels"),
         "S(labels) of a general factor graph (-inf when a factor forbids it).");

@@ -24,6 +24,13 @@ _CODES = {name: code for code, name in enumerate(
      "compressionbudget", "generaltreecounts", "binarytreecounts"))}
 _LOGIC_CODES = {name: _CODES[kind] for name, kind in _LOGIC.items()}
 _NO_SCORES = ()
+_F64 = np.dtype(np.float64)
+_NP_FLOAT = np.float64
+
+
+def _is_f64(values):
+    """values is a float64 ndarray (the dtype compared by identity first: the common case)."""
+    return type(values) is np.ndarray and (values.dtype is _F64 or values.dtype == _F64)
 
 
 def _real(value, name):
@@ -37,7 +44,7 @@ def _real(value, name):
 
 def _real_list(values, name):
     """A flat list of floats (a list of floats or a 1-d float64 array without numpy's general path)."""
-    if type(values) is np.ndarray and values.dtype == np.float64 and values.ndim == 1:
+    if _is_f64(values) and values.ndim == 1:
         return values.tolist()
     if type(values) is list and all(type(v) is float for v in values):
         return values[:]
@@ -68,8 +75,9 @@ class PBinaryVariable:
         return self._own if graph is None else graph._scores[self._unit]
 
     def set_log_potential(self, log_potential):
-        if type(log_potential) is not float:
-            log_potential = _real(log_potential, "log_potential")
+        t = type(log_potential)
+        if t is not float:
+            log_potential = float(log_potential) if t is _NP_FLOAT else _real(log_potential, "log_potential")
         graph = self._graph
         if graph is None:
             self._own = log_potential
@@ -133,7 +141,7 @@ class PMultiVariable:
         self.get_state(i).set_log_potential(log_potential)
 
     def set_log_potentials(self, log_potentials, validate=True):
-        if type(log_potentials) is np.ndarray and log_potentials.dtype == np.float64 and log_potentials.ndim == 1:
+        if _is_f64(log_potentials) and log_potentials.ndim == 1:
             values = log_potentials.tolist()
         else:
             values = np.asarray(log_potentials, dtype=np.float64).reshape(-1).tolist()
@@ -323,7 +331,8 @@ class PFactorGraph:
         return self._add(factor, (code, units, flags))
 
     def create_factor_pair(self, p_variables, edge_log_potential, owned_by_graph=True):
-        potential = edge_log_potential if type(edge_log_potential) is float else _real(
+        t = type(edge_log_potential)
+        potential = edge_log_potential if t is float else float(edge_log_potential) if t is _NP_FLOAT else _real(
             edge_log_potential, "edge_log_potential")
         units = _units_of(self, p_variables)
         if len(units) != 2 or units[0] == units[1]:
@@ -369,7 +378,7 @@ class PFactorGraph:
             indices.append(v._index)
             expected *= v._k
         values = additional_log_potentials
-        if type(values) is np.ndarray and values.dtype == np.float64:
+        if _is_f64(values):
             values = values.ravel().tolist()
         else:
             if values is None or isinstance(values, (str, bytes)):
