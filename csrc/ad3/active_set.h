@@ -60,7 +60,7 @@ class ActiveSetSolver {
   void remove(int c);          // swaps c with the last configuration, then drops it
   bool refresh_inverse();      // H from G by Gauss-Jordan; false when singular
   void add_candidate();
-  void reserve(int k);
+  void reserve(int k, int n);  // room for k configurations and n links
   double& h(int r, int c) { return inverse_[static_cast<std::size_t>(r) * stride_ + c]; }
   double& g(int r, int c) { return gram_[static_cast<std::size_t>(r) * stride_ + c]; }
 
@@ -69,10 +69,13 @@ class ActiveSetSolver {
 
   int k_ = 0;
   int stride_ = 0;    // row stride of gram_ and inverse_ (>= k_ + 1)
+  int links_ = 0;     // room in residual_
   int updates_ = 0;   // rank-one updates since inverse_ was last recomputed
-  std::vector<double> gram_;     // G (k x k)
-  std::vector<double> inverse_;  // H = K^{-1}, (k + 1) x (k + 1), index 0: the multiplier
-  std::vector<double> weights_, rhs_, z_, direction_, overlap_, residual_, work_;
+  std::vector<double> buffer_;   // everything below (reserve)
+  double* gram_ = nullptr;       // G (k x k)
+  double* inverse_ = nullptr;    // H = K^{-1}, (k + 1) x (k + 1), index 0: the multiplier
+  double *work_ = nullptr, *weights_ = nullptr, *rhs_ = nullptr, *z_ = nullptr, *direction_ = nullptr,
+         *overlap_ = nullptr, *residual_ = nullptr;
 };
 
 class ActiveSetFactor : public LocalFactor, public ActiveSetSolver<ActiveSetFactor> {
@@ -115,32 +118,42 @@ class ActiveSetFactor : public LocalFactor, public ActiveSetSolver<ActiveSetFact
 // ---- ActiveSetSolver ----
 
 template <class Configs>
-void ActiveSetSolver<Configs>::reserve(int k) {
-  if (static_cast<int>(weights_.size()) < k) weights_.resize(k);
-  if (stride_ >= k + 1) return;
-  const int stride = std::max(k + 1, 2 * stride_);
-  std::vector<double> gram(static_cast<std::size_t>(stride) * stride, 0.0), inverse(gram.size(), 0.0);
+void ActiveSetSolver<Configs>::reserve(int k, int n) {
+  if (stride_ >= k + 1 && links_ >= n) return;
+  // One buffer: G and H (stride x stride each), the Gauss-Jordan work (stride x 2 stride), five
+  // vectors of stride + 1 and the residual (n).
+  const int stride = std::max({k + 1, 2 * stride_, std::min(n + 2, 16)});  // (affine dimension <= n)
+  const int links = std::max(n, links_);
+  const std::size_t ss = static_cast<std::size_t>(stride) * stride, vec = static_cast<std::size_t>(stride) + 1;
+  std::vector<double> buffer(4 * ss + 5 * vec + links, 0.0);
+  double* gram = buffer.data();
+  double* inverse = gram + ss;
   for (int r = 0; stride_ > 0 && r <= k_; ++r) {
     for (int c = 0; c <= k_; ++c) {
       if (r < k_ && c < k_) gram[static_cast<std::size_t>(r) * stride + c] = g(r, c);
       inverse[static_cast<std::size_t>(r) * stride + c] = h(r, c);
     }
   }
-  gram_.swap(gram);
-  inverse_.swap(inverse);
+  double* weights = inverse + ss + 2 * ss;
+  if (stride_ > 0) std::copy(weights_, weights_ + k_, weights);
+  buffer_.swap(buffer);
   stride_ = stride;
-  const std::size_t size = static_cast<std::size_t>(stride) + 1;
-  rhs_.resize(size);
-  z_.resize(size);
-  direction_.resize(size);
-  overlap_.resize(size);
-  work_.resize(static_cast<std::size_t>(stride) * 2 * stride);
+  links_ = links;
+  gram_ = gram;
+  inverse_ = inverse;
+  work_ = inverse + ss;
+  weights_ = weights;
+  rhs_ = weights_ + vec;
+  z_ = rhs_ + vec;
+  direction_ = z_ + vec;
+  overlap_ = direction_ + vec;
+  residual_ = overlap_ + vec;
 }
 
 template <class Configs>
 bool ActiveSetSolver<Configs>::insert(double weight) {
   const int k = k_;
-  reserve(k + 1);
+  reserve(k + 1, links_);
   Configs& cs = configs();
   for (int c = 0; c < k; ++c) overlap_[c] = cs.overlap(c);
   const double self = cs.candidate_size();
@@ -204,7 +217,7 @@ void ActiveSetSolver<Configs>::remove(int c) {
 template <class Configs>
 bool ActiveSetSolver<Configs>::refresh_inverse() {
   const int n = k_ + 1, w = 2 * n;
-  double* m = work_.data();  // [K | I] -> [I | K^{-1}], Gauss-Jordan with partial pivoting
+  double* m = work_;  // [K | I] -> [I | K^{-1}], Gauss-Jordan with partial pivoting
   for (int r = 0; r < n; ++r) {
     for (int c = 0; c < n; ++c) {
       m[r * w + c] = r == 0 && c == 0 ? 0.0 : r == 0 || c == 0 ? 1.0 : g(r - 1, c - 1);
@@ -263,7 +276,7 @@ template <class Configs>
 void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, double* q, double* u,
                                      int num_additional) {
   Configs& cs = configs();
-  residual_.resize(n);
+  reserve(k_ + 1, n);
   if (k_ > 0 && updates_ >= kRefreshInterval && !refresh_inverse()) k_ = 0;
   if (k_ == 0) {
     cs.oracle(x, a);
@@ -299,16 +312,16 @@ void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, do
       continue;
     }
     // Optimal for this set; optimal overall unless a configuration scores above sigma.
-    cs.link_marginals(weights_.data(), k, q);
+    cs.link_marginals(weights_, k, q);
     for (int i = 0; i < n; ++i) residual_[i] = x[i] - q[i];
-    const double best = cs.oracle(residual_.data(), a);
+    const double best = cs.oracle(residual_, a);
     if (best <= sigma + 1e-12 * (1.0 + std::fabs(sigma))) break;
     if (cs.candidate_is_active(k)) break;  // numerical noise
     add_candidate();
   }
-  cs.link_marginals(weights_.data(), k_, q);
+  cs.link_marginals(weights_, k_, q);
   std::fill(u, u + num_additional, 0.0);
-  cs.additional_marginals(weights_.data(), k_, u);
+  cs.additional_marginals(weights_, k_, u);
 }
 
 }  // namespace detail

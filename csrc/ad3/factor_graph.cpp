@@ -111,7 +111,13 @@ void FactorGraph::check_negated(const std::vector<char>& negated, std::size_t co
 }
 
 int FactorGraph::add_factor(FactorSpec spec, std::size_t num_additional) {
-  for (int u : detail::factor_units(*this, spec)) ++unit_degree_[u];
+  if (spec.type == FactorType::kDense) {
+    for (int v : spec.links) {
+      for (int t = 0; t < unit_count(v); ++t) ++unit_degree_[unit_begin(v) + t];
+    }
+  } else {
+    for (int u : spec.links) ++unit_degree_[u];
+  }
   factors_.push_back(std::move(spec));
   additional_offset_.push_back(additional_offset_.back() + num_additional);
   return num_factors() - 1;
@@ -191,10 +197,8 @@ int FactorGraph::add_pair(int unit_a, int unit_b) {
 int FactorGraph::add_dense(const std::vector<int>& variables) {
   if (variables.empty()) throw std::invalid_argument("variables: a dense factor needs at least one variable");
   double configurations = 1.0;
-  std::vector<int> sorted = variables;
-  std::sort(sorted.begin(), sorted.end());
-  for (std::size_t i = 0; i < sorted.size(); ++i) {
-    const int v = sorted[i];
+  for (std::size_t i = 0; i < variables.size(); ++i) {
+    const int v = variables[i];
     if (v < 0 || v >= num_variables()) {
       throw std::invalid_argument("variables: " + std::to_string(v) + " is not a variable index in [0, " +
                                   std::to_string(num_variables()) + ")");
@@ -203,7 +207,7 @@ int FactorGraph::add_dense(const std::vector<int>& variables) {
       throw std::invalid_argument("variables: " + std::to_string(v) +
                                   " is a binary variable; dense factors take multi-valued variables");
     }
-    if (i > 0 && v == sorted[i - 1]) {
+    if (std::find(variables.begin(), variables.begin() + i, v) != variables.begin() + i) {  // (few variables)
       throw std::invalid_argument("variables: " + std::to_string(v) + " appears twice");
     }
     configurations *= states_[v];

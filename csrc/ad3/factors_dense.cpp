@@ -20,9 +20,10 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 // A dense factor's additional score of the 0/1 configuration y (its links: the variables' state
 // units, variable after variable), -inf unless every variable has exactly one state on; u: the
 // joint state's indicator.
-double evaluate_dense(const std::vector<int>& states, const int* y, const double* a, double* u, int num_additional) {
+double evaluate_dense(const int* states, std::size_t m, const int* y, const double* a, double* u, int num_additional) {
   int index = 0, offset = 0;
-  for (int k : states) {
+  for (std::size_t j = 0; j < m; ++j) {
+    const int k = states[j];
     int state = -1;
     for (int t = 0; t < k; ++t) {
       if (y[offset + t]) {
@@ -83,7 +84,7 @@ class DenseFactor : public ActiveSetFactor {
   }
 
   double evaluate(const int* y, const double* a, double* u) const override {
-    return evaluate_dense(states_, y, a, u, num_additional());
+    return evaluate_dense(states_.data(), states_.size(), y, a, u, num_additional());
   }
 
  private:
@@ -95,7 +96,8 @@ class DenseFactor : public ActiveSetFactor {
 // times faster (pairwise graphs: grids, general pairwise models).
 class PairDenseFactor : public LocalFactor, public ActiveSetSolver<PairDenseFactor> {
  public:
-  PairDenseFactor(int k1, int k2) : LocalFactor(k1 + k2, k1 * k2), k1_(k1), k2_(k2), states_{k1, k2} {}
+  PairDenseFactor(int k1, int k2)
+      : LocalFactor(k1 + k2, k1 * k2), k1_(k1), k2_(k2), states_{k1, k2}, slots_(2 * (k1 + k2)) {}
 
   double map(const double* s, const double* a, double* y, double* u) override {
     const double value = oracle(s, a);
@@ -112,7 +114,7 @@ class PairDenseFactor : public LocalFactor, public ActiveSetSolver<PairDenseFact
   }
 
   double evaluate(const int* y, const double* a, double* u) const override {
-    return evaluate_dense(states_, y, a, u, num_additional());
+    return evaluate_dense(states_, 2, y, a, u, num_additional());
   }
 
   // Configs of ActiveSetSolver (active_set.h).
@@ -133,43 +135,41 @@ class PairDenseFactor : public LocalFactor, public ActiveSetSolver<PairDenseFact
     return best;
   }
   double score(int c, const double* x, const double* a) const {
-    return x[ai_[c]] + x[k1_ + aj_[c]] + a[ai_[c] * k2_ + aj_[c]];
+    const int i = slots_[2 * c], j = slots_[2 * c + 1];
+    return x[i] + x[k1_ + j] + a[i * k2_ + j];
   }
-  double overlap(int c) const { return (ai_[c] == ci_ ? 1.0 : 0.0) + (aj_[c] == cj_ ? 1.0 : 0.0); }
+  double overlap(int c) const { return (slots_[2 * c] == ci_ ? 1.0 : 0.0) + (slots_[2 * c + 1] == cj_ ? 1.0 : 0.0); }
   double candidate_size() const { return 2.0; }
   bool candidate_is_active(int k) const {
     for (int c = 0; c < k; ++c) {
-      if (ai_[c] == ci_ && aj_[c] == cj_) return true;
+      if (slots_[2 * c] == ci_ && slots_[2 * c + 1] == cj_) return true;
     }
     return false;
   }
   void store_candidate(int c) {
-    if (static_cast<int>(ai_.size()) <= c) {
-      ai_.resize(c + 1);
-      aj_.resize(c + 1);
-    }
-    ai_[c] = ci_;
-    aj_[c] = cj_;
+    if (static_cast<int>(slots_.size()) <= 2 * c + 1) slots_.resize(2 * c + 2);
+    slots_[2 * c] = ci_;
+    slots_[2 * c + 1] = cj_;
   }
   void swap_slots(int c, int d) {
-    std::swap(ai_[c], ai_[d]);
-    std::swap(aj_[c], aj_[d]);
+    std::swap(slots_[2 * c], slots_[2 * d]);
+    std::swap(slots_[2 * c + 1], slots_[2 * d + 1]);
   }
   void link_marginals(const double* w, int k, double* q) const {
     std::fill(q, q + k1_ + k2_, 0.0);
     for (int c = 0; c < k; ++c) {
-      q[ai_[c]] += w[c];
-      q[k1_ + aj_[c]] += w[c];
+      q[slots_[2 * c]] += w[c];
+      q[k1_ + slots_[2 * c + 1]] += w[c];
     }
   }
   void additional_marginals(const double* w, int k, double* u) const {
-    for (int c = 0; c < k; ++c) u[ai_[c] * k2_ + aj_[c]] += w[c];
+    for (int c = 0; c < k; ++c) u[slots_[2 * c] * k2_ + slots_[2 * c + 1]] += w[c];
   }
 
  private:
   int k1_, k2_;
-  std::vector<int> states_;
-  std::vector<int> ai_, aj_;  // active configurations' states
+  int states_[2];
+  std::vector<int> slots_;  // active configurations' states, (i, j) pairs (at most k1 + k2 - 1 are active)
   int ci_ = 0, cj_ = 0;       // the candidate
 };
 
