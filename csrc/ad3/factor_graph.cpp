@@ -90,16 +90,27 @@ void FactorGraph::check_units(const std::vector<int>& units, const char* what, s
     throw std::invalid_argument(std::string(what) + ": expected at least " + std::to_string(min_count) +
                                 " units, got " + std::to_string(units.size()));
   }
+  for (int u : units) {
+    if (u < 0 || u >= num_units_) {
+      throw std::invalid_argument(std::string(what) + ": unit " + std::to_string(u) + " is not in [0, " +
+                                  std::to_string(num_units_) + ")");
+    }
+  }
+  auto repeated = [&](int u) {
+    return std::string(what) + ": unit " + std::to_string(u) + " appears twice";
+  };
+  if (units.size() <= 16) {  // (most factors: no allocation)
+    for (std::size_t i = 1; i < units.size(); ++i) {
+      if (std::find(units.begin(), units.begin() + i, units[i]) != units.begin() + i) {
+        throw std::invalid_argument(repeated(units[i]));
+      }
+    }
+    return;
+  }
   std::vector<int> sorted = units;
   std::sort(sorted.begin(), sorted.end());
-  for (std::size_t i = 0; i < sorted.size(); ++i) {
-    if (sorted[i] < 0 || sorted[i] >= num_units_) {
-      throw std::invalid_argument(std::string(what) + ": unit " + std::to_string(sorted[i]) +
-                                  " is not in [0, " + std::to_string(num_units_) + ")");
-    }
-    if (i > 0 && sorted[i] == sorted[i - 1]) {
-      throw std::invalid_argument(std::string(what) + ": unit " + std::to_string(sorted[i]) + " appears twice");
-    }
+  for (std::size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i] == sorted[i - 1]) throw std::invalid_argument(repeated(sorted[i]));
   }
 }
 
@@ -108,6 +119,14 @@ void FactorGraph::check_negated(const std::vector<char>& negated, std::size_t co
     throw std::invalid_argument("negated: expected one flag per unit (" + std::to_string(count) + ") or none, got " +
                                 std::to_string(negated.size()));
   }
+}
+
+void FactorGraph::reserve(std::size_t num_variables, std::size_t num_factors) {
+  unit_begin_.reserve(num_variables);
+  states_.reserve(num_variables);
+  binary_.reserve(num_variables);
+  factors_.reserve(num_factors);
+  additional_offset_.reserve(num_factors + 1);
 }
 
 int FactorGraph::add_factor(FactorSpec spec, std::size_t num_additional) {
@@ -187,10 +206,10 @@ int FactorGraph::add_knapsack(const std::vector<int>& units, const std::vector<d
 }
 
 int FactorGraph::add_pair(int unit_a, int unit_b) {
-  check_units({unit_a, unit_b}, "units", 2);
   FactorSpec spec;
   spec.type = FactorType::kPair;
   spec.links = {unit_a, unit_b};
+  check_units(spec.links, "units", 2);
   return add_factor(std::move(spec), 1);
 }
 
@@ -522,6 +541,9 @@ void mark_one_hot_groups(const FactorGraph& g, const FactorSpec& spec, std::vect
 }  // namespace
 
 GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
+  factors.reserve(g.num_factors() + g.num_variables());
+  units.reserve(g.num_factors() + g.num_variables());
+  additional.reserve(g.num_factors() + g.num_variables());
   degree.assign(g.num_units(), 0);
   has_dense.assign(g.num_variables(), 0);
   one_hot.assign(g.num_variables(), 0);

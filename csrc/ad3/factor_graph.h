@@ -164,6 +164,9 @@ struct FactorSpec {
 // and throws std::invalid_argument naming the bad one. Read-only while solving.
 class FactorGraph {
  public:
+  // Room for this many variables and factors (optional: saves reallocations).
+  void reserve(std::size_t num_variables, std::size_t num_factors);
+
   // Variables; both return the variable's index (0, 1, ... in creation order).
   int add_binary_variable();
   int add_multi_variable(int num_states);  // num_states >= 1

@@ -352,6 +352,8 @@ ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle
   std::vector<int> kinds, links, ints;
   std::vector<char> negated, flags, more_flags;
   read_ints(variables, kinds);
+  graph.reserve(kinds.size(), static_cast<std::size_t>(std::max<Py_ssize_t>(0, PyObject_Length(factors.ptr()))));
+  PyErr_Clear();  // (an iterable without a length: no reservation)
   for (int k : kinds) {
     if (k == 0) graph.add_binary_variable(); else graph.add_multi_variable(k);
   }
