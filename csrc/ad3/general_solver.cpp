@@ -134,12 +134,13 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       for (std::size_t k = 0; k < scaled.size(); ++k) scaled[k] = factor_scores[k] / eta;
     }
     std::fill(p_new.begin(), p_new.end(), 0.0);
+    const double inv_eta = 1.0 / eta;
     for (int f = 0; f < num_factors; ++f) {
       const std::size_t lb = run.link_begin[f], le = run.link_begin[f + 1];
       bool same = !eta_changed;
       for (std::size_t l = lb; l < le; ++l) {
         const int u = link_unit[l];
-        x[l] = run.p[u] + (share[u] + run.lambda[l]) / eta;
+        x[l] = run.p[u] + (share[u] + run.lambda[l]) * inv_eta;
         same = same && x[l] == x_solved[l];
       }
       if (!same) {  // (else q and the additional posteriors of its last solve still hold)
