@@ -78,11 +78,12 @@ class PBinaryVariable:
         t = type(log_potential)
         if t is not float:
             log_potential = float(log_potential) if t is _NP_FLOAT else _real(log_potential, "log_potential")
-        graph = self._graph
-        if graph is None:
+        try:
+            self._graph._scores[self._unit] = log_potential
+        except AttributeError:  # (without a graph)
+            if self._graph is not None:
+                raise
             self._own = log_potential
-        else:
-            graph._scores[self._unit] = log_potential
 
     def get_id(self):
         return self._unit
@@ -279,10 +280,10 @@ class PFactorGraph:
         pass
 
     def create_binary_variable(self):
-        unit = len(self._scores)
-        self._scores.append(0.0)
+        scores = self._scores
+        var = PBinaryVariable(self, len(scores))
+        scores.append(0.0)
         self._kinds.append(0)
-        var = PBinaryVariable(self, unit)
         self._variables.append(var)
         return var
 
@@ -292,10 +293,11 @@ class PFactorGraph:
         if num_states < 1:
             raise ValueError(f"num_states: expected at least 1 state, got {num_states}")
         k = int(num_states)
-        var = PMultiVariable(self, len(self._scores), k, len(self._variables))
-        self._scores.extend([0.0] * k)
+        scores, variables = self._scores, self._variables
+        var = PMultiVariable(self, len(scores), k, len(variables))
+        scores.extend([0.0] * k)
         self._kinds.append(k)
-        self._variables.append(var)
+        variables.append(var)
         return var
 
     def _add(self, factor, spec, extras=_NO_SCORES):
@@ -322,23 +324,39 @@ class PFactorGraph:
             raise NotImplementedError("Unknown factor type: {}".format(factor_type))
         units = _units_of(self, p_variables)
         flags = None if negated is None else _negated_list(negated, len(units))
-        minimum = 1 if factor_type in ("XOR", "OR", "ATMOSTONE") else 2
-        if len(units) < minimum or len(set(units)) != len(units):
-            raise ValueError(f"p_variables: {factor_type} needs at least {minimum} distinct variables")
-        factor = _new_factor(self, _LOGIC[factor_type], p_variables[:])
+        if len(units) < (1 if code < 4 else 2) or len(set(units)) != len(units):  # (xor, atmostone, or: 1)
+            raise ValueError(f"p_variables: {factor_type} needs at least {1 if code < 4 else 2} distinct variables")
+        factor = PFactor.__new__(PFactor)
+        factor._kind, factor._links, factor._graph, factor._additional = (
+            _LOGIC[factor_type], p_variables[:], self, _NO_SCORES)
         if flags:
             factor._negated = flags
-        return self._add(factor, (code, units, flags))
+        self._factors.append(factor)
+        self._specs.append((code, units, flags))
+        self._extras.append(_NO_SCORES)
+        return factor
 
     def create_factor_pair(self, p_variables, edge_log_potential, owned_by_graph=True):
         t = type(edge_log_potential)
         potential = edge_log_potential if t is float else float(edge_log_potential) if t is _NP_FLOAT else _real(
             edge_log_potential, "edge_log_potential")
-        units = _units_of(self, p_variables)
+        if type(p_variables) is list and len(p_variables) == 2:  # (the common case, inline)
+            a, b = p_variables
+            if type(a) is PBinaryVariable and type(b) is PBinaryVariable and a._graph is self and b._graph is self:
+                units = [a._unit, b._unit]
+            else:
+                units = _units_of(self, p_variables)
+        else:
+            units = _units_of(self, p_variables)
         if len(units) != 2 or units[0] == units[1]:
             raise ValueError("Pair factors require exactly two binary variables.")
         additional = [potential]
-        return self._add(_new_factor(self, "pair", p_variables[:], additional), (10, units), additional)
+        factor = PFactor.__new__(PFactor)
+        factor._kind, factor._links, factor._graph, factor._additional = "pair", p_variables[:], self, additional
+        self._factors.append(factor)
+        self._specs.append((10, units))
+        self._extras.append(additional)
+        return factor
 
     def create_factor_budget(self, p_variables, budget, negated=None, owned_by_graph=True):
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
