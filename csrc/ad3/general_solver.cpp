@@ -205,7 +205,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     compute_dual();
     if (run.score > kNegInf && within_gap(run.score, run.bound, options.gap_tolerance)) certified = true;
   }
-  run.q = q;
+  run.q = std::move(q);
   run.status = certified ? Status::kOptimal : converged ? Status::kFractional : Status::kIterationLimit;
   run.value = 0.0;
   for (int u = 0; u < num_units; ++u) run.value += theta[u] * run.p[u];
@@ -221,15 +221,15 @@ FactorSolution from_run(GeneralModel& model, const double* theta, const double* 
     fill_integral(model, theta, factor_scores, solution);
     solution.bound = std::max(run.bound, solution.score);
   } else {
-    solution.posteriors = run.p;
-    solution.additional_posteriors = run.additional;
+    solution.posteriors = std::move(run.p);
+    solution.additional_posteriors = std::move(run.additional);
     solution.value = run.value;
     solution.bound = run.bound;
     solution.status = run.status;
   }
   solution.iterations = run.iterations;
-  solution.dual_variables = run.lambda;
-  solution.local_posteriors = run.q;
+  solution.dual_variables = std::move(run.lambda);
+  solution.local_posteriors = std::move(run.q);
   return solution;
 }
 

@@ -556,7 +556,8 @@ py::tuple solve_general_graph(const std::string& method_name, const py::object& 
   append_doubles(unit_scores, units);
   for (const py::handle& item : factor_scores) append_doubles(item, extras);
   const ad3::FactorBatchScores scores{1, units.data(), units.size(), extras.data(), extras.size()};
-  const ad3::FactorSolution r = run_general(graph, method, scores, ad3_options, exact_options, 1).at(0);
+  std::vector<ad3::FactorSolution> results = run_general(graph, method, scores, ad3_options, exact_options, 1);
+  const ad3::FactorSolution r = std::move(results.at(0));
   return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations, to_list(r.posteriors),
                         to_list(r.additional_posteriors),
                         py::array_t<double>(r.dual_variables.size(), r.dual_variables.data()),
