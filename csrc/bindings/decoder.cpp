@@ -51,6 +51,28 @@ std::int64_t int_option(const py::handle& value, const char* name, std::int64_t 
   return static_cast<std::int64_t>(v);
 }
 
+// The solver options from the bindings' arguments (max_iterations, max_nodes: Python ints,
+// checked).
+ad3::Ad3Options ad3_options_of(const py::handle& max_iterations, double eta, bool adapt_eta, double tolerance,
+                               double gap_tolerance) {
+  ad3::Ad3Options options;
+  options.max_iterations =
+      static_cast<int>(int_option(max_iterations, "max_iterations", 1, std::numeric_limits<int>::max()));
+  options.eta = eta;
+  options.adapt_eta = adapt_eta;
+  options.tolerance = tolerance;
+  options.gap_tolerance = gap_tolerance;
+  return options;
+}
+
+ad3::ExactOptions exact_options_of(double gap_tolerance, const py::handle& max_nodes, double time_limit) {
+  ad3::ExactOptions options;
+  options.gap_tolerance = gap_tolerance;
+  options.max_nodes = int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
+  options.time_limit = time_limit;
+  return options;
+}
+
 ad3::Graph make_graph(const IndexArray& num_states, const IndexArray& edges) {
   if (num_states.ndim() != 1) throw std::invalid_argument("num_states: expected a 1-d array");
   if (edges.ndim() != 2 || edges.shape(1) != 2) {
@@ -76,6 +98,32 @@ ad3::Graph make_graph(const IndexArray& num_states, const IndexArray& edges) {
   return ad3::Graph(std::move(states), std::move(pairs));
 }
 
+// Runs solve(interrupt) with the GIL released; the interrupt's poll, on this thread every 50 ms,
+// re-acquires the GIL for PyErr_CheckSignals, and the exception of a signal handler
+// (KeyboardInterrupt) is raised here (it wins over whatever else went wrong meanwhile).
+template <class Solve>
+auto with_signals(Solve&& solve) {
+  std::unique_ptr<py::error_already_set> pending;
+  ad3::Interrupt interrupt;
+  interrupt.poll_interval = 0.05;
+  interrupt.poll = [&pending] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return false;
+    pending = std::make_unique<py::error_already_set>();
+    return true;
+  };
+  decltype(solve(interrupt)) result{};
+  try {
+    py::gil_scoped_release release;
+    result = solve(interrupt);
+  } catch (...) {
+    if (pending) throw *pending;
+    throw;
+  }
+  if (pending) throw *pending;  // (the signal came as the last problem finished)
+  return result;
+}
+
 // Solves a batch. unary: (B, U) with U = sum of num_states; pairwise: (P,) shared or (B, P) with
 // P = sum over edges of K_a * K_b. Returns (labels (B, N) int64, score (B,), bound (B,),
 // status (B,) int32, iterations (B,) int64, posteriors (B, U) or None).
@@ -88,9 +136,8 @@ py::tuple solve(const std::string& method_name, const IndexArray& num_states, co
                 bool return_posteriors, double time_limit) {
   const ad3::Method method = parse_method(method_name);
   constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
-  const std::int64_t max_iterations_value = int_option(max_iterations, "max_iterations", 1, kIntMax);
-  const std::int64_t max_nodes_value =
-      int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
+  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
+  const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, max_nodes, time_limit);
   const std::int64_t num_threads_value = int_option(num_threads, "num_threads", 0, kIntMax);
   const ad3::Graph graph = make_graph(num_states, edges);
   if (unary.ndim() != 2) throw std::invalid_argument("unary: expected a 2-d array (B, U)");
@@ -110,39 +157,15 @@ py::tuple solve(const std::string& method_name, const IndexArray& num_states, co
     posteriors_data = p.mutable_data();
     posteriors = p;
   }
-  ad3::Ad3Options ad3_options;
-  ad3_options.max_iterations = static_cast<int>(max_iterations_value);
-  ad3_options.eta = eta;
-  ad3_options.adapt_eta = adapt_eta;
-  ad3_options.tolerance = tolerance;
-  ad3_options.gap_tolerance = ad3_gap_tolerance;
-  ad3::ExactOptions exact_options;
-  exact_options.gap_tolerance = exact_gap_tolerance;
-  exact_options.max_nodes = max_nodes_value;
-  exact_options.time_limit = time_limit;
   const ad3::BatchScores scores{batch, unary.data(), static_cast<std::size_t>(unary.size()),
                                 pairwise.data(), static_cast<std::size_t>(pairwise.size())};
   const ad3::BatchOutput output{labels.mutable_data(), score.mutable_data(), bound.mutable_data(),
                                 status.mutable_data(), iterations.mutable_data(), posteriors_data};
-  // The exception of a signal handler (KeyboardInterrupt), caught by the poll on this thread.
-  std::unique_ptr<py::error_already_set> pending;
-  ad3::Interrupt interrupt;
-  interrupt.poll_interval = 0.05;
-  interrupt.poll = [&pending] {
-    py::gil_scoped_acquire gil;
-    if (PyErr_CheckSignals() == 0) return false;
-    pending = std::make_unique<py::error_already_set>();
-    return true;
-  };
-  try {
-    py::gil_scoped_release release;
+  with_signals([&](const ad3::Interrupt& interrupt) {
     ad3::solve_batch(graph, method, scores, output, ad3_options, exact_options,
                      static_cast<int>(num_threads_value), interrupt);
-  } catch (...) {
-    if (pending) throw *pending;  // Ctrl-C wins over whatever else went wrong meanwhile
-    throw;
-  }
-  if (pending) throw *pending;  // the signal came as the last problem finished
+    return 0;
+  });
   return py::make_tuple(labels, score, bound, status, iterations, posteriors);
 }
 
@@ -165,46 +188,57 @@ bool fast_int(PyObject* x, int& out) {
   return true;
 }
 
-void read_ints(const py::handle& obj, std::vector<int>& out) {
+// The number of items of a list or tuple (-1 for other objects), and read(i, item) on each until
+// one returns false; true when every item was read (else the caller falls back to pybind11's
+// casters).
+Py_ssize_t fast_size(const py::handle& obj) {
   PyObject* o = obj.ptr();
-  if (PyList_CheckExact(o) || PyTuple_CheckExact(o)) {
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
-    PyObject** items = PySequence_Fast_ITEMS(o);
-    out.resize(n);
-    Py_ssize_t i = 0;
-    for (; i < n && fast_int(items[i], out[i]); ++i) {}
-    if (i == n) return;
+  return PyList_CheckExact(o) || PyTuple_CheckExact(o) ? PySequence_Fast_GET_SIZE(o) : -1;
+}
+
+template <class Read>
+bool read_fast(const py::handle& obj, Read&& read) {
+  const Py_ssize_t n = fast_size(obj);
+  if (n < 0) return false;
+  PyObject** items = PySequence_Fast_ITEMS(obj.ptr());
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (!read(static_cast<std::size_t>(i), items[i])) return false;
   }
-  out = obj.cast<std::vector<int>>();
+  return true;
+}
+
+void read_ints(const py::handle& obj, std::vector<int>& out) {
+  out.resize(std::max<Py_ssize_t>(0, fast_size(obj)));
+  if (!read_fast(obj, [&](std::size_t i, PyObject* x) { return fast_int(x, out[i]); })) {
+    out = obj.cast<std::vector<int>>();
+  }
 }
 
 void read_flags(const py::handle& obj, std::vector<char>& out) {
   out.clear();
   if (obj.is_none()) return;
-  PyObject* o = obj.ptr();
-  if (PyList_CheckExact(o) || PyTuple_CheckExact(o)) {
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
-    PyObject** items = PySequence_Fast_ITEMS(o);
-    Py_ssize_t i = 0;
-    for (; i < n && PyBool_Check(items[i]); ++i) out.push_back(items[i] == Py_True ? 1 : 0);
-    if (i == n) return;
+  out.resize(std::max<Py_ssize_t>(0, fast_size(obj)));
+  if (!read_fast(obj, [&](std::size_t i, PyObject* x) {
+        out[i] = x == Py_True ? 1 : 0;
+        return PyBool_Check(x);
+      })) {
+    const auto flags = obj.cast<std::vector<bool>>();
+    out.assign(flags.begin(), flags.end());
   }
-  const auto flags = obj.cast<std::vector<bool>>();
-  out.assign(flags.begin(), flags.end());
 }
 
 // Appends the values of a sequence of floats to out.
 void append_doubles(const py::handle& obj, std::vector<double>& out) {
-  PyObject* o = obj.ptr();
-  if (PyList_CheckExact(o) || PyTuple_CheckExact(o)) {
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
-    PyObject** items = PySequence_Fast_ITEMS(o);
-    const std::size_t begin = out.size();
-    Py_ssize_t i = 0;
-    for (; i < n && PyFloat_CheckExact(items[i]); ++i) out.push_back(PyFloat_AS_DOUBLE(items[i]));
-    if (i == n) return;
-    out.resize(begin);
+  const std::size_t begin = out.size();
+  out.resize(begin + std::max<Py_ssize_t>(0, fast_size(obj)));
+  if (read_fast(obj, [&](std::size_t i, PyObject* x) {
+        if (!PyFloat_CheckExact(x)) return false;
+        out[begin + i] = PyFloat_AS_DOUBLE(x);
+        return true;
+      })) {
+    return;
   }
+  out.resize(begin);
   const DoubleArray values = DoubleArray::ensure(obj);
   if (!values) throw py::error_already_set();
   out.insert(out.end(), values.data(), values.data() + values.size());
@@ -214,25 +248,12 @@ void append_doubles(const py::handle& obj, std::vector<double>& out) {
 // an item is not a sequence of N ints.
 template <std::size_t N>
 std::vector<std::array<int, N>> read_tuples(const py::handle& obj, const char* what) {
-  std::vector<std::array<int, N>> out;
-  PyObject* o = obj.ptr();
-  if (PyList_CheckExact(o) || PyTuple_CheckExact(o)) {
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
-    PyObject** items = PySequence_Fast_ITEMS(o);
-    out.resize(n);
-    Py_ssize_t i = 0;
-    for (; i < n; ++i) {
-      PyObject* item = items[i];
-      if (!(PyTuple_CheckExact(item) || PyList_CheckExact(item)) ||
-          PySequence_Fast_GET_SIZE(item) != static_cast<Py_ssize_t>(N)) {
-        break;
-      }
-      PyObject** values = PySequence_Fast_ITEMS(item);
-      std::size_t j = 0;
-      for (; j < N && fast_int(values[j], out[i][j]); ++j) {}
-      if (j < N) break;
-    }
-    if (i == n) return out;
+  std::vector<std::array<int, N>> out(std::max<Py_ssize_t>(0, fast_size(obj)));
+  if (read_fast(obj, [&](std::size_t i, PyObject* item) {
+        if (fast_size(item) != static_cast<Py_ssize_t>(N)) return false;
+        return read_fast(item, [&](std::size_t j, PyObject* x) { return fast_int(x, out[i][j]); });
+      })) {
+    return out;
   }
   try {
     return obj.cast<std::vector<std::array<int, N>>>();
@@ -242,6 +263,7 @@ std::vector<std::array<int, N>> read_tuples(const py::handle& obj, const char* w
 }
 
 std::vector<std::array<int, 2>> read_pairs(const py::handle& obj) { return read_tuples<2>(obj, "pairs"); }
+
 
 // PFactorTree.initialize: the (head, modifier) arcs, checked (heads in [0, n), modifiers in
 // [1, n), no self-loops or duplicates, every node reachable from the root 0).
@@ -439,36 +461,20 @@ ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle
   return graph;
 }
 
-// Solves B problems sharing one general graph: unit_scores (B, U), factor_scores (F,) shared or
-// (B, F). Returns (labels (B, N), posteriors (B, U), additional_posteriors (B, F), value (B,),
-// score (B,), bound (B,), status (B,), iterations (B,), dual_variables and local_posteriors: lists
-// of B arrays). Signals (Ctrl-C) are checked every 50 ms while it solves.
-// solve_batch with the GIL released, Ctrl-C checked every 50 ms.
+// solve_batch on general graphs, with_signals.
 std::vector<ad3::FactorSolution> run_general(const ad3::FactorGraph& graph, ad3::Method method,
                                              const ad3::FactorBatchScores& scores,
                                              const ad3::Ad3Options& ad3_options,
                                              const ad3::ExactOptions& exact_options, int threads) {
-  std::unique_ptr<py::error_already_set> pending;
-  ad3::Interrupt interrupt;
-  interrupt.poll_interval = 0.05;
-  interrupt.poll = [&pending] {
-    py::gil_scoped_acquire gil;
-    if (PyErr_CheckSignals() == 0) return false;
-    pending = std::make_unique<py::error_already_set>();
-    return true;
-  };
-  std::vector<ad3::FactorSolution> results;
-  try {
-    py::gil_scoped_release release;
-    results = ad3::solve_batch(graph, method, scores, ad3_options, exact_options, threads, interrupt);
-  } catch (...) {
-    if (pending) throw *pending;
-    throw;
-  }
-  if (pending) throw *pending;
-  return results;
+  return with_signals([&](const ad3::Interrupt& interrupt) {
+    return ad3::solve_batch(graph, method, scores, ad3_options, exact_options, threads, interrupt);
+  });
 }
 
+// Solves B problems sharing one general graph: unit_scores (B, U), factor_scores (F,) shared or
+// (B, F). Returns (labels (B, N), posteriors (B, U), additional_posteriors (B, F), value (B,),
+// score (B,), bound (B,), status (B,), iterations (B,), dual_variables and local_posteriors: lists
+// of B arrays). Signals (Ctrl-C) are checked every 50 ms while it solves.
 py::tuple solve_factor_graph(const std::string& method_name, const py::object& variables,
                              const py::object& factors, const DoubleArray& unit_scores,
                              const DoubleArray& factor_scores, const py::object& max_iterations,
@@ -477,16 +483,8 @@ py::tuple solve_factor_graph(const std::string& method_name, const py::object& v
                              const py::object& num_threads) {
   const ad3::Method method = parse_method(method_name);
   constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
-  ad3::Ad3Options ad3_options;
-  ad3_options.max_iterations = static_cast<int>(int_option(max_iterations, "max_iterations", 1, kIntMax));
-  ad3_options.eta = eta;
-  ad3_options.adapt_eta = adapt_eta;
-  ad3_options.tolerance = tolerance;
-  ad3_options.gap_tolerance = ad3_gap_tolerance;
-  ad3::ExactOptions exact_options;
-  exact_options.gap_tolerance = exact_gap_tolerance;
-  exact_options.max_nodes = int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
-  exact_options.time_limit = time_limit;
+  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
+  const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, max_nodes, time_limit);
   const int threads = static_cast<int>(int_option(num_threads, "num_threads", 0, kIntMax));
   const ad3::FactorGraph graph = make_factor_graph(variables, factors);
   if (unit_scores.ndim() != 2) throw std::invalid_argument("unit_scores: expected a 2-d array (B, U)");
@@ -542,15 +540,8 @@ py::tuple solve_general_graph(const std::string& method_name, const py::object& 
                               bool adapt_eta, double tolerance, double ad3_gap_tolerance,
                               double exact_gap_tolerance) {
   const ad3::Method method = parse_method(method_name);
-  ad3::Ad3Options ad3_options;
-  ad3_options.max_iterations =
-      static_cast<int>(int_option(max_iterations, "max_iterations", 1, std::numeric_limits<int>::max()));
-  ad3_options.eta = eta;
-  ad3_options.adapt_eta = adapt_eta;
-  ad3_options.tolerance = tolerance;
-  ad3_options.gap_tolerance = ad3_gap_tolerance;
-  ad3::ExactOptions exact_options;
-  exact_options.gap_tolerance = exact_gap_tolerance;
+  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
+  const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, py::int_(0), 0.0);
   const ad3::FactorGraph graph = make_factor_graph(variables, factors);
   std::vector<double> units, extras;
   append_doubles(unit_scores, units);
