@@ -591,3 +591,30 @@ def test_structured_initializers_check_in_cpp():
     assert automaton._arcs == _decoder.head_automaton_pairs(3, triples)
     with pytest.raises(TypeError):
         PFactorTree().initialize(3, "ab")
+
+
+def test_iteration_limit_reports_the_iterate_of_the_best_labelling():
+    """Stopped by max_iter, AD3 returns the marginals of the iterate whose rounding is the best
+    labelling found: the rounded posteriors score the returned value."""
+    from ccnn_decoder import _decoder
+
+    rng = np.random.RandomState(3)
+    for trial in range(10):
+        g = PFactorGraph()
+        grid = [[g.create_multi_variable(3) for _ in range(4)] for _ in range(4)]
+        for row in grid:
+            for v in row:
+                v.set_log_potentials(rng.randn(3))
+        for i in range(4):
+            for j in range(4):
+                if j:
+                    g.create_factor_dense([grid[i][j - 1], grid[i][j]], 2.0 * rng.randn(9))
+                if i:
+                    g.create_factor_dense([grid[i - 1][j], grid[i][j]], 2.0 * rng.randn(9))
+        value, posteriors, _, status = g.solve(max_iter=3)
+        if status != "unsolved":
+            continue
+        labels = [int(np.argmax(posteriors[3 * k:3 * k + 3])) for k in range(16)]
+        variables, factors, unit_scores, factor_scores = g._inputs()
+        assert _decoder.score_factor_graph(variables, factors, unit_scores, factor_scores, labels) == \
+            pytest.approx(value)

@@ -115,6 +115,9 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   constexpr int kDualInterval = 10;
   std::vector<double> x_solved(num_links, std::numeric_limits<double>::quiet_NaN());
   std::vector<int> last_rounded;
+  // The marginals (and additional posteriors) of the iterate whose rounding is the best labelling:
+  // what a run stopped by the iteration limit reports (see below).
+  std::vector<double> best_p, best_additional;
   bool eta_changed = true;
   bool converged = false, certified = false;
   auto compute_dual = [&]() {
@@ -177,6 +180,8 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
         run.score = score;
         run.labels = rounded;
         improved = true;
+        best_p = run.p;
+        best_additional = run.additional;
       }
     }
     if (improved || residuals_small || t % kDualInterval == 0 || t + 1 == options.max_iterations) {
@@ -207,6 +212,13 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   }
   run.q = std::move(q);
   run.status = certified ? Status::kOptimal : converged ? Status::kFractional : Status::kIterationLimit;
+  if (run.status == Status::kIterationLimit && !best_p.empty()) {
+    // Not converged: report the iterate whose rounding is the best labelling found (its score is
+    // the returned score), rather than the last one, whose rounding may be worse (the reference
+    // likewise reports an earlier iterate, the one of its best dual value).
+    run.p.swap(best_p);
+    run.additional.swap(best_additional);
+  }
   run.value = 0.0;
   for (int u = 0; u < num_units; ++u) run.value += theta[u] * run.p[u];
   for (std::size_t k = 0; k < run.additional.size(); ++k) run.value += factor_scores[k] * run.additional[k];
