@@ -618,3 +618,22 @@ def test_iteration_limit_reports_the_iterate_of_the_best_labelling():
         variables, factors, unit_scores, factor_scores = g._inputs()
         assert _decoder.score_factor_graph(variables, factors, unit_scores, factor_scores, labels) == \
             pytest.approx(value)
+
+
+def test_declared_factor_scores_from_arrays_are_copied():
+    from ccnn_ext.ad3.extensions import PFactorSequence
+
+    g = PFactorGraph()
+    variables = [g.create_multi_variable(2) for _ in range(3)]
+    sequence = PFactorSequence()
+    g.declare_factor(sequence, [v.get_state(k) for v in variables for k in range(2)])
+    sequence.initialize([2, 2, 2])
+    scores = np.arange(12, dtype=np.float64)
+    sequence.set_additional_log_potentials(scores)
+    first = g.solve()
+    scores[:] = -100.0  # the factor keeps its copy
+    assert sequence.get_additional_log_potentials() == list(np.arange(12.0)) and g.solve() == first
+    sequence.set_additional_log_potentials(list(-np.arange(12.0)))
+    assert sequence.get_additional_log_potentials() == list(-np.arange(12.0)) and g.solve() != first
+    with pytest.raises(ValueError):
+        sequence.set_additional_log_potentials(np.zeros(11))

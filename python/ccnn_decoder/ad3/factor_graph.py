@@ -187,15 +187,25 @@ class PFactor:
         """Accepted for compatibility (memory is Python's)."""
 
     def get_additional_log_potentials(self):
-        return list(self._additional)
+        additional = self._additional
+        return additional.tolist() if type(additional) is np.ndarray else list(additional)
 
     def set_additional_log_potentials(self, additional_log_potentials):
-        values = _real_list(additional_log_potentials, "additional_log_potentials")
+        values = additional_log_potentials
+        if self._link_units is not None and _is_f64(values) and values.ndim == 1:
+            # A declared factor (the graph reads its scores at solve time): a copy of the array
+            # (the solver reads float64 arrays directly, no list of floats needed).
+            if len(values) != len(self._additional):
+                raise ValueError(f"additional_log_potentials: expected {len(self._additional)} values, "
+                                 f"got {len(values)}")
+            self._additional = values.copy()
+            return
+        values = _real_list(values, "additional_log_potentials")
         if len(values) != len(self._additional):
             raise ValueError(f"additional_log_potentials: expected {len(self._additional)} values, "
                              f"got {len(values)}")
         if values:
-            self._additional[:] = values  # (in place: the graph holds this list)
+            self._additional[:] = values  # (in place: a created factor's list is held by the graph)
 
     def _check_size(self):
         """Structured factors: the number of bound variables must match the initialization."""
