@@ -113,8 +113,8 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   // computed every kDualInterval iterations, when the rounding finds a better labelling, and when
   // the residuals have converged, rather than every iteration.
   constexpr int kDualInterval = 10;
-  std::vector<double> x_solved(num_links, std::numeric_limits<double>::quiet_NaN());
-  std::vector<int> last_rounded;
+  std::fill(x.begin(), x.end(), std::numeric_limits<double>::quiet_NaN());  // (nothing solved yet)
+  std::vector<int> last_rounded(graph.num_variables(), -1);
   // The marginals (and additional posteriors) of the iterate whose rounding is the best labelling:
   // what a run stopped by the iteration limit reports (see below).
   std::vector<double> best_p, best_additional;
@@ -141,13 +141,13 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     for (int f = 0; f < num_factors; ++f) {
       const std::size_t lb = run.link_begin[f], le = run.link_begin[f + 1];
       bool same = !eta_changed;
-      for (std::size_t l = lb; l < le; ++l) {
+      for (std::size_t l = lb; l < le; ++l) {  // (x holds the inputs of the factor's last solve)
         const int u = link_unit[l];
-        x[l] = run.p[u] + (share[u] + run.lambda[l]) * inv_eta;
-        same = same && x[l] == x_solved[l];
+        const double v = run.p[u] + (share[u] + run.lambda[l]) * inv_eta;
+        same = same && v == x[l];
+        x[l] = v;
       }
       if (!same) {  // (else q and the additional posteriors of its last solve still hold)
-        std::copy(x.begin() + lb, x.begin() + le, x_solved.begin() + lb);
         model.factors[f]->solve_qp(x.data() + lb, factor_scaled[f], q.data() + lb, factor_w[f]);
       }
       for (std::size_t l = lb; l < le; ++l) p_new[link_unit[l]] += q[l];  // average the copies
@@ -174,11 +174,11 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     bool improved = false;
     round_labels(graph, run.p, rounded);
     if (rounded != last_rounded) {
-      last_rounded = rounded;
-      const double score = model.score(theta, factor_scores, rounded.data(), nullptr);
+      last_rounded.swap(rounded);  // (rounded is rewritten by the next round_labels)
+      const double score = model.score(theta, factor_scores, last_rounded.data(), nullptr);
       if (score > run.score) {
         run.score = score;
-        run.labels = rounded;
+        run.labels = last_rounded;
         improved = true;
         best_p = run.p;
         best_additional = run.additional;
