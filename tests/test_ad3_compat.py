@@ -508,3 +508,132 @@ def test_sequence_compressor_against_brute_force():
         best = max(score([p for p in range(1, length) if mask >> (p - 1) & 1]) for mask in range(16))
         assert value == pytest.approx(best, abs=1e-9)
         assert posteriors[-1] == float(any(posteriors[:-1]))
+
+
+def test_input_forms_give_the_same_graph():
+    """Lists, float64 / float32 / int arrays, numpy scalars and 2-d tables are accepted alike (the
+    float64 fast paths must not change what is solved)."""
+    rng = np.random.RandomState(7)
+    unary = rng.randn(3, 3)
+    table = rng.randn(3, 3)
+
+    def build(convert_unary, convert_table, convert_scalar):
+        g = PFactorGraph()
+        variables = [g.create_multi_variable(np.int64(3)) for _ in range(3)]
+        for v, u in zip(variables, unary):
+            v.set_log_potentials(convert_unary(u))
+        g.create_factor_dense([variables[0], variables[1]], convert_table(table))
+        g.create_factor_dense([variables[1], variables[2]], convert_table(table.T))
+        a, b = g.create_binary_variable(), g.create_binary_variable()
+        a.set_log_potential(convert_scalar(0.5))
+        b.set_log_potential(convert_scalar(-0.25))
+        g.create_factor_pair([a, b], convert_scalar(1.5))
+        variables[2].get_state(np.int64(1)).set_log_potential(convert_scalar(0.75))
+        return g.solve()
+
+    expected = build(lambda u: u, lambda t: t.ravel(), float)
+    for forms in [(list, lambda t: t.ravel().tolist(), float),
+                  (lambda u: u[::-1][::-1], lambda t: t, np.float64),  # non-contiguous, 2-d table
+                  (tuple, lambda t: tuple(t.ravel()), np.float64)]:
+        assert build(*forms) == expected
+    as_float32 = build(lambda u: u.astype(np.float32), lambda t: t.astype(np.float32), np.float32)
+    assert as_float32[0] == pytest.approx(expected[0], rel=1e-5) and as_float32[3] == expected[3]
+    ints = build(lambda u: np.round(u).astype(np.int64), lambda t: np.round(t).astype(np.int64), int)
+    assert ints[3] in ("integral", "fractional")
+    for bad in ("x", None, [1.0, "a", 2.0], [1.0, 2.0]):
+        g = PFactorGraph()
+        v = g.create_multi_variable(3)
+        with pytest.raises((TypeError, ValueError, IndexError)):
+            v.set_log_potentials(bad)
+
+
+def test_solving_twice_and_after_changing_potentials():
+    g = PFactorGraph()
+    a, b = g.create_multi_variable(2), g.create_multi_variable(2)
+    dense = g.create_factor_dense([a, b], [0.0, 0.0, 0.0, 3.0])
+    a.set_log_potentials([0.0, -1.0])
+    b.set_log_potentials([0.0, -1.0])
+    first = g.solve(branch_and_bound=True)
+    assert g.solve(branch_and_bound=True) == first and first[0] == pytest.approx(1.0)
+    dense.set_additional_log_potentials([0.0, 0.0, 0.0, 1.0])
+    value, posteriors, additional, status = g.solve()
+    assert status == "integral" and value == pytest.approx(0.0) and posteriors == [1.0, 0.0, 1.0, 0.0]
+    assert dense.get_additional_log_potentials() == [0.0, 0.0, 0.0, 1.0]
+    with pytest.raises(ValueError):
+        dense.set_additional_log_potentials([1.0])
+
+
+def test_structured_initializers_check_in_cpp():
+    """PFactorTree / PFactorHeadAutomaton.initialize convert and check their arcs in C++
+    (_decoder.tree_arcs, head_automaton_pairs); numpy inputs as lists."""
+    from ccnn_decoder import _decoder
+    from ccnn_ext.ad3.extensions import PFactorHeadAutomaton, PFactorTree
+
+    assert _decoder.tree_arcs(3, [(0, 1), [1, 2]]) == [(0, 1), (1, 2)]
+    assert _decoder.tree_arcs(3, [np.array([0, 1]), (np.int64(0), 2)]) == [(0, 1), (0, 2)]
+    for arcs in ([(0, 1)], [(0, 1), (0, 1), (1, 2)], [(0, 1), (2, 0)], [(0, 3), (0, 1)], [(1, 2), (2, 1)]):
+        with pytest.raises(ValueError):
+            _decoder.tree_arcs(3, arcs)
+    for arcs in ([(0, 1, 2)], [None], [("a", 1)]):
+        with pytest.raises(TypeError):
+            _decoder.tree_arcs(3, arcs)
+    # head 2 to the left: modifiers 1, 0 at distances 1, 2
+    triples = [(2, 2, 1), (2, 2, 0), (2, 1, 0), (2, 2, -1), (2, 1, -1), (2, 0, -1)]
+    assert _decoder.head_automaton_pairs(3, triples) == [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
+    assert _decoder.head_automaton_pairs(3, np.array(triples).tolist()) == _decoder.head_automaton_pairs(3, triples)
+    for length, bad in ((3, triples[:-1]), (3, triples[:-1] + [triples[0]]), (1, [(0, 0, 1)])):
+        with pytest.raises(ValueError):
+            _decoder.head_automaton_pairs(length, bad)
+    with pytest.raises(TypeError):
+        _decoder.head_automaton_pairs(3, [(2, 2)] * 6)
+    automaton = PFactorHeadAutomaton()
+    automaton.initialize(3, tuple(np.array(triples)))
+    assert automaton._arcs == _decoder.head_automaton_pairs(3, triples)
+    with pytest.raises(TypeError):
+        PFactorTree().initialize(3, "ab")
+
+
+def test_iteration_limit_reports_the_iterate_of_the_best_labelling():
+    """Stopped by max_iter, AD3 returns the marginals of the iterate whose rounding is the best
+    labelling found: the rounded posteriors score the returned value."""
+    from ccnn_decoder import _decoder
+
+    rng = np.random.RandomState(3)
+    for trial in range(10):
+        g = PFactorGraph()
+        grid = [[g.create_multi_variable(3) for _ in range(4)] for _ in range(4)]
+        for row in grid:
+            for v in row:
+                v.set_log_potentials(rng.randn(3))
+        for i in range(4):
+            for j in range(4):
+                if j:
+                    g.create_factor_dense([grid[i][j - 1], grid[i][j]], 2.0 * rng.randn(9))
+                if i:
+                    g.create_factor_dense([grid[i - 1][j], grid[i][j]], 2.0 * rng.randn(9))
+        value, posteriors, _, status = g.solve(max_iter=3)
+        if status != "unsolved":
+            continue
+        labels = [int(np.argmax(posteriors[3 * k:3 * k + 3])) for k in range(16)]
+        variables, factors, unit_scores, factor_scores = g._inputs()
+        assert _decoder.score_factor_graph(variables, factors, unit_scores, factor_scores, labels) == \
+            pytest.approx(value)
+
+
+def test_declared_factor_scores_from_arrays_are_copied():
+    from ccnn_ext.ad3.extensions import PFactorSequence
+
+    g = PFactorGraph()
+    variables = [g.create_multi_variable(2) for _ in range(3)]
+    sequence = PFactorSequence()
+    g.declare_factor(sequence, [v.get_state(k) for v in variables for k in range(2)])
+    sequence.initialize([2, 2, 2])
+    scores = np.arange(12, dtype=np.float64)
+    sequence.set_additional_log_potentials(scores)
+    first = g.solve()
+    scores[:] = -100.0  # the factor keeps its copy
+    assert sequence.get_additional_log_potentials() == list(np.arange(12.0)) and g.solve() == first
+    sequence.set_additional_log_potentials(list(-np.arange(12.0)))
+    assert sequence.get_additional_log_potentials() == list(-np.arange(12.0)) and g.solve() != first
+    with pytest.raises(ValueError):
+        sequence.set_additional_log_potentials(np.zeros(11))

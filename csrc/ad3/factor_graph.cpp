@@ -90,16 +90,27 @@ void FactorGraph::check_units(const std::vector<int>& units, const char* what, s
     throw std::invalid_argument(std::string(what) + ": expected at least " + std::to_string(min_count) +
                                 " units, got " + std::to_string(units.size()));
   }
+  for (int u : units) {
+    if (u < 0 || u >= num_units_) {
+      throw std::invalid_argument(std::string(what) + ": unit " + std::to_string(u) + " is not in [0, " +
+                                  std::to_string(num_units_) + ")");
+    }
+  }
+  auto repeated = [&](int u) {
+    return std::string(what) + ": unit " + std::to_string(u) + " appears twice";
+  };
+  if (units.size() <= 16) {  // (most factors: no allocation)
+    for (std::size_t i = 1; i < units.size(); ++i) {
+      if (std::find(units.begin(), units.begin() + i, units[i]) != units.begin() + i) {
+        throw std::invalid_argument(repeated(units[i]));
+      }
+    }
+    return;
+  }
   std::vector<int> sorted = units;
   std::sort(sorted.begin(), sorted.end());
-  for (std::size_t i = 0; i < sorted.size(); ++i) {
-    if (sorted[i] < 0 || sorted[i] >= num_units_) {
-      throw std::invalid_argument(std::string(what) + ": unit " + std::to_string(sorted[i]) +
-                                  " is not in [0, " + std::to_string(num_units_) + ")");
-    }
-    if (i > 0 && sorted[i] == sorted[i - 1]) {
-      throw std::invalid_argument(std::string(what) + ": unit " + std::to_string(sorted[i]) + " appears twice");
-    }
+  for (std::size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i] == sorted[i - 1]) throw std::invalid_argument(repeated(sorted[i]));
   }
 }
 
@@ -110,8 +121,22 @@ void FactorGraph::check_negated(const std::vector<char>& negated, std::size_t co
   }
 }
 
+void FactorGraph::reserve(std::size_t num_variables, std::size_t num_factors) {
+  unit_begin_.reserve(num_variables);
+  states_.reserve(num_variables);
+  binary_.reserve(num_variables);
+  factors_.reserve(num_factors);
+  additional_offset_.reserve(num_factors + 1);
+}
+
 int FactorGraph::add_factor(FactorSpec spec, std::size_t num_additional) {
-  for (int u : detail::factor_units(*this, spec)) ++unit_degree_[u];
+  if (spec.type == FactorType::kDense) {
+    for (int v : spec.links) {
+      for (int t = 0; t < unit_count(v); ++t) ++unit_degree_[unit_begin(v) + t];
+    }
+  } else {
+    for (int u : spec.links) ++unit_degree_[u];
+  }
   factors_.push_back(std::move(spec));
   additional_offset_.push_back(additional_offset_.back() + num_additional);
   return num_factors() - 1;
@@ -181,20 +206,18 @@ int FactorGraph::add_knapsack(const std::vector<int>& units, const std::vector<d
 }
 
 int FactorGraph::add_pair(int unit_a, int unit_b) {
-  check_units({unit_a, unit_b}, "units", 2);
   FactorSpec spec;
   spec.type = FactorType::kPair;
   spec.links = {unit_a, unit_b};
+  check_units(spec.links, "units", 2);
   return add_factor(std::move(spec), 1);
 }
 
 int FactorGraph::add_dense(const std::vector<int>& variables) {
   if (variables.empty()) throw std::invalid_argument("variables: a dense factor needs at least one variable");
   double configurations = 1.0;
-  std::vector<int> sorted = variables;
-  std::sort(sorted.begin(), sorted.end());
-  for (std::size_t i = 0; i < sorted.size(); ++i) {
-    const int v = sorted[i];
+  for (std::size_t i = 0; i < variables.size(); ++i) {
+    const int v = variables[i];
     if (v < 0 || v >= num_variables()) {
       throw std::invalid_argument("variables: " + std::to_string(v) + " is not a variable index in [0, " +
                                   std::to_string(num_variables()) + ")");
@@ -203,7 +226,7 @@ int FactorGraph::add_dense(const std::vector<int>& variables) {
       throw std::invalid_argument("variables: " + std::to_string(v) +
                                   " is a binary variable; dense factors take multi-valued variables");
     }
-    if (i > 0 && v == sorted[i - 1]) {
+    if (std::find(variables.begin(), variables.begin() + i, v) != variables.begin() + i) {  // (few variables)
       throw std::invalid_argument("variables: " + std::to_string(v) + " appears twice");
     }
     configurations *= states_[v];
@@ -518,6 +541,9 @@ void mark_one_hot_groups(const FactorGraph& g, const FactorSpec& spec, std::vect
 }  // namespace
 
 GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
+  factors.reserve(g.num_factors() + g.num_variables());
+  units.reserve(g.num_factors() + g.num_variables());
+  additional.reserve(g.num_factors() + g.num_variables());
   degree.assign(g.num_units(), 0);
   has_dense.assign(g.num_variables(), 0);
   one_hot.assign(g.num_variables(), 0);

@@ -89,7 +89,8 @@
 //   solve_exhaustive  every labelling (tiny graphs; the test oracle).
 //
 // Results: labels per variable (binary: 0/1; multi-valued: its state), posteriors per unit (the
-// AD3 marginals p; 0/1 of the labelling when certified or exact), additional posteriors per
+// AD3 marginals p, of the last iterate, or, when the iteration limit stopped AD3, of the iterate
+// whose rounding gave the best labelling; 0/1 of the labelling when certified or exact), additional posteriors per
 // factor (dense: the marginal of each joint state; pair: the marginal of "both 1"; structured:
 // the marginals of their transitions / sibling pairs / edge states), `value` = the
 // objective at those posteriors, sum_u unit_scores . p + sum_f factor_scores_f . additional_f
@@ -164,6 +165,9 @@ struct FactorSpec {
 // and throws std::invalid_argument naming the bad one. Read-only while solving.
 class FactorGraph {
  public:
+  // Room for this many variables and factors (optional: saves reallocations).
+  void reserve(std::size_t num_variables, std::size_t num_factors);
+
   // Variables; both return the variable's index (0, 1, ... in creation order).
   int add_binary_variable();
   int add_multi_variable(int num_states);  // num_states >= 1

@@ -56,7 +56,8 @@ void project_box_hyperplane(const double* x, const double* w, int n, double targ
 
 // Factories of the families (factors_logic.cpp, factors_dense.cpp, factors_structured.cpp).
 std::unique_ptr<LocalFactor> make_logic_factor(const FactorSpec& spec);
-std::unique_ptr<LocalFactor> make_dense_factor(const std::vector<int>& num_states);
+// Two variables: a specialised solver (configurations as state pairs) unless `generic`.
+std::unique_ptr<LocalFactor> make_dense_factor(const std::vector<int>& num_states, bool generic = false);
 std::unique_ptr<LocalFactor> make_pair_factor();
 std::unique_ptr<LocalFactor> make_xor_out_factor(int n);
 std::unique_ptr<LocalFactor> make_sequence_factor(const std::vector<int>& num_states);

@@ -17,6 +17,29 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
+// A dense factor's additional score of the 0/1 configuration y (its links: the variables' state
+// units, variable after variable), -inf unless every variable has exactly one state on; u: the
+// joint state's indicator.
+double evaluate_dense(const int* states, std::size_t m, const int* y, const double* a, double* u, int num_additional) {
+  int index = 0, offset = 0;
+  for (std::size_t j = 0; j < m; ++j) {
+    const int k = states[j];
+    int state = -1;
+    for (int t = 0; t < k; ++t) {
+      if (y[offset + t]) {
+        if (state >= 0) return kNegInf;
+        state = t;
+      }
+    }
+    if (state < 0) return kNegInf;
+    index = index * k + state;
+    offset += k;
+  }
+  std::fill(u, u + num_additional, 0.0);
+  u[index] = 1.0;
+  return a[index];
+}
+
 // Dense factor over multi-valued variables: its links are the variables' state units, variable
 // after variable; configuration index = row-major joint state.
 class DenseFactor : public ActiveSetFactor {
@@ -61,25 +84,93 @@ class DenseFactor : public ActiveSetFactor {
   }
 
   double evaluate(const int* y, const double* a, double* u) const override {
-    int index = 0;
-    for (std::size_t j = 0; j < states_.size(); ++j) {
-      int state = -1;
-      for (int t = 0; t < states_[j]; ++t) {
-        if (y[offset_[j] + t]) {
-          if (state >= 0) return kNegInf;
-          state = t;
-        }
-      }
-      if (state < 0) return kNegInf;
-      index = index * states_[j] + state;
-    }
-    std::fill(u, u + num_additional(), 0.0);
-    u[index] = 1.0;
-    return a[index];
+    return evaluate_dense(states_.data(), states_.size(), y, a, u, num_additional());
   }
 
  private:
   std::vector<int> states_, offset_, state_;
+};
+
+// Dense factor over two variables (K1 x K2 states), as DenseFactor but with the configurations as
+// (state 1, state 2) pairs and the oracle a K1 x K2 scan: the same local solutions, several
+// times faster (pairwise graphs: grids, general pairwise models).
+class PairDenseFactor : public LocalFactor, public ActiveSetSolver<PairDenseFactor> {
+ public:
+  PairDenseFactor(int k1, int k2)
+      : LocalFactor(k1 + k2, k1 * k2), k1_(k1), k2_(k2), states_{k1, k2}, slots_(2 * (k1 + k2)) {}
+
+  double map(const double* s, const double* a, double* y, double* u) override {
+    const double value = oracle(s, a);
+    std::fill(y, y + degree(), 0.0);
+    y[ci_] = 1.0;
+    y[k1_ + cj_] = 1.0;
+    std::fill(u, u + num_additional(), 0.0);
+    u[ci_ * k2_ + cj_] = 1.0;
+    return value;
+  }
+
+  void solve_qp(const double* x, const double* a, double* q, double* u) override {
+    solve(degree(), x, a, q, u, num_additional());
+  }
+
+  double evaluate(const int* y, const double* a, double* u) const override {
+    return evaluate_dense(states_, 2, y, a, u, num_additional());
+  }
+
+  // Configs of ActiveSetSolver (active_set.h).
+  double oracle(const double* s, const double* a) {
+    const double* s2 = s + k1_;
+    double best = kNegInf;
+    for (int i = 0; i < k1_; ++i) {
+      const double* row = a + i * k2_;
+      for (int j = 0; j < k2_; ++j) {
+        const double v = s[i] + s2[j] + row[j];
+        if (v > best) {
+          best = v;
+          ci_ = i;
+          cj_ = j;
+        }
+      }
+    }
+    return best;
+  }
+  double score(int c, const double* x, const double* a) const {
+    const int i = slots_[2 * c], j = slots_[2 * c + 1];
+    return x[i] + x[k1_ + j] + a[i * k2_ + j];
+  }
+  double overlap(int c) const { return (slots_[2 * c] == ci_ ? 1.0 : 0.0) + (slots_[2 * c + 1] == cj_ ? 1.0 : 0.0); }
+  double candidate_size() const { return 2.0; }
+  bool candidate_is_active(int k) const {
+    for (int c = 0; c < k; ++c) {
+      if (slots_[2 * c] == ci_ && slots_[2 * c + 1] == cj_) return true;
+    }
+    return false;
+  }
+  void store_candidate(int c) {
+    if (static_cast<int>(slots_.size()) <= 2 * c + 1) slots_.resize(2 * c + 2);
+    slots_[2 * c] = ci_;
+    slots_[2 * c + 1] = cj_;
+  }
+  void swap_slots(int c, int d) {
+    std::swap(slots_[2 * c], slots_[2 * d]);
+    std::swap(slots_[2 * c + 1], slots_[2 * d + 1]);
+  }
+  void link_marginals(const double* w, int k, double* q) const {
+    std::fill(q, q + k1_ + k2_, 0.0);
+    for (int c = 0; c < k; ++c) {
+      q[slots_[2 * c]] += w[c];
+      q[k1_ + slots_[2 * c + 1]] += w[c];
+    }
+  }
+  void additional_marginals(const double* w, int k, double* u) const {
+    for (int c = 0; c < k; ++c) u[slots_[2 * c] * k2_ + slots_[2 * c + 1]] += w[c];
+  }
+
+ private:
+  int k1_, k2_;
+  int states_[2];
+  std::vector<int> slots_;  // active configurations' states, (i, j) pairs (at most k1 + k2 - 1 are active)
+  int ci_ = 0, cj_ = 0;       // the candidate
 };
 
 // Two binary units; additional score a[0] when both are 1. Its polytope is {(q0, q1, w):
@@ -205,7 +296,8 @@ std::unique_ptr<LocalFactor> make_enumerated_factor(std::vector<std::vector<char
   return std::make_unique<EnumeratedFactor>(std::move(configurations));
 }
 
-std::unique_ptr<LocalFactor> make_dense_factor(const std::vector<int>& num_states) {
+std::unique_ptr<LocalFactor> make_dense_factor(const std::vector<int>& num_states, bool generic) {
+  if (num_states.size() == 2 && !generic) return std::make_unique<PairDenseFactor>(num_states[0], num_states[1]);
   return std::make_unique<DenseFactor>(num_states);
 }
 std::unique_ptr<LocalFactor> make_pair_factor() { return std::make_unique<PairFactor>(); }

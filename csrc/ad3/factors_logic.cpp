@@ -14,6 +14,7 @@
 // Each "clip, else ..." is exact: when the projection onto the box violates the half-space, the
 // projection onto their intersection lies on the half-space's boundary.
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -104,7 +105,7 @@ enum class Cardinality { kExactlyOne, kAtMostOne, kAtLeastOne };
 // XOR, ATMOSTONE and OR.
 class CardinalityFactor : public LocalFactor {
  public:
-  CardinalityFactor(int n, Cardinality kind) : LocalFactor(n, 0), kind_(kind), ones_(n, 1.0) {}
+  CardinalityFactor(int n, Cardinality kind) : LocalFactor(n, 0), kind_(kind), sorted_(n) {}
 
   double map(const double* s, const double*, double* y, double*) override {
     const int n = degree();
@@ -138,7 +139,18 @@ class CardinalityFactor : public LocalFactor {
       for (int i = 0; i < n; ++i) total += (q[i] = clip01(x[i]));
       if (kind_ == Cardinality::kAtMostOne ? total <= 1.0 : total >= 1.0) return;
     }
-    project_box_hyperplane(x, ones_.data(), n, 1.0, q);
+    // The projection onto {q in [0, 1]^n : sum q = 1}, i.e. onto the simplex (q <= 1 follows):
+    // q = max(x - tau, 0) with tau from the sorted values (Duchi et al., 2008).
+    sorted_.assign(x, x + n);
+    std::sort(sorted_.begin(), sorted_.end(), std::greater<double>());
+    double cumulative = 0.0, tau = sorted_[0] - 1.0;
+    for (int i = 0; i < n; ++i) {
+      cumulative += sorted_[i];
+      const double t = (cumulative - 1.0) / (i + 1);
+      if (sorted_[i] - t <= 0.0) break;
+      tau = t;
+    }
+    for (int i = 0; i < n; ++i) q[i] = std::max(0.0, x[i] - tau);
   }
 
   double evaluate(const int* y, const double*, double*) const override {
@@ -152,7 +164,7 @@ class CardinalityFactor : public LocalFactor {
 
  private:
   Cardinality kind_;
-  std::vector<double> ones_;
+  std::vector<double> sorted_;
 };
 
 // The last link is the AND of the others.

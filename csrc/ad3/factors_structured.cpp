@@ -119,86 +119,107 @@ class SequenceFactor : public ActiveSetFactor {
 };
 
 // Maximum spanning arborescence rooted at node 0 of the dense score matrix w[h * n + m] (kNegInf:
-// no arc), by Chu-Liu-Edmonds with cycle contraction, O(n^3). Returns the head of every node
-// (head[0] = -1). Assumes every node is reachable from 0.
-std::vector<int> max_arborescence(const std::vector<double>& w, int n) {
-  std::vector<int> head(n, -1);
-  for (int m = 1; m < n; ++m) {
-    double best = kNegInf;
+// no arc), by Chu-Liu-Edmonds with cycle contraction, O(n^3). Writes the head of every node to
+// head (head[0] = -1). Assumes every node is reachable from 0. The buffers of each contraction
+// level are kept between calls (the oracle runs many times per solve).
+class Arborescence {
+ public:
+  const std::vector<int>& solve(const std::vector<double>& w, int n) {
+    // (each contraction removes at least one node: at most n levels; sized before the recursion,
+    // which holds references into levels_)
+    if (levels_.size() < static_cast<std::size_t>(n) + 1) levels_.resize(n + 1);
+    return solve(w, n, 0);
+  }
+
+ private:
+  struct Level {
+    std::vector<int> head, mark, cycle, id, original, enter, leave, head2;
+    std::vector<char> in_cycle;
+    std::vector<double> w2;
+  };
+
+  const std::vector<int>& solve(const std::vector<double>& w, int n, std::size_t depth) {
+    Level& L = levels_[depth];
+    std::vector<int>& head = L.head;
+    head.assign(n, -1);
+    for (int m = 1; m < n; ++m) {
+      double best = kNegInf;
+      for (int h = 0; h < n; ++h) {
+        if (h != m && w[h * n + m] > best) {
+          best = w[h * n + m];
+          head[m] = h;
+        }
+      }
+    }
+    // Find a cycle among the best heads.
+    L.mark.assign(n, -1);
+    L.cycle.clear();
+    for (int start = 1; start < n && L.cycle.empty(); ++start) {
+      int v = start;
+      while (v > 0 && L.mark[v] < 0) {
+        L.mark[v] = start;
+        v = head[v];
+      }
+      if (v > 0 && L.mark[v] == start) {  // v lies on a new cycle
+        int u = v;
+        do {
+          L.cycle.push_back(u);
+          u = head[u];
+        } while (u != v);
+      }
+    }
+    if (L.cycle.empty()) return head;
+    // Contract the cycle into node c (the new graph: the other nodes, then c).
+    L.in_cycle.assign(n, 0);
+    for (int v : L.cycle) L.in_cycle[v] = 1;
+    L.id.assign(n, -1);
+    L.original.clear();
+    for (int v = 0; v < n; ++v) {
+      if (!L.in_cycle[v]) {
+        L.id[v] = static_cast<int>(L.original.size());
+        L.original.push_back(v);
+      }
+    }
+    const int c = static_cast<int>(L.original.size());
+    const int n2 = c + 1;
+    L.w2.assign(static_cast<std::size_t>(n2) * n2, kNegInf);
+    L.enter.assign(n2, -1);  // for arcs u -> c: the cycle node entered
+    L.leave.assign(n2, -1);  // for arcs c -> v: the cycle node left from
     for (int h = 0; h < n; ++h) {
-      if (h != m && w[h * n + m] > best) {
-        best = w[h * n + m];
-        head[m] = h;
-      }
-    }
-  }
-  // Find a cycle among the best heads.
-  std::vector<int> mark(n, -1);
-  std::vector<int> cycle;
-  for (int start = 1; start < n && cycle.empty(); ++start) {
-    int v = start;
-    while (v > 0 && mark[v] < 0) {
-      mark[v] = start;
-      v = head[v];
-    }
-    if (v > 0 && mark[v] == start) {  // v lies on a new cycle
-      int u = v;
-      do {
-        cycle.push_back(u);
-        u = head[u];
-      } while (u != v);
-    }
-  }
-  if (cycle.empty()) return head;
-  // Contract the cycle into node c (the new graph: the other nodes, then c).
-  std::vector<char> in_cycle(n, 0);
-  for (int v : cycle) in_cycle[v] = 1;
-  std::vector<int> id(n, -1), original;
-  for (int v = 0; v < n; ++v) {
-    if (!in_cycle[v]) {
-      id[v] = static_cast<int>(original.size());
-      original.push_back(v);
-    }
-  }
-  const int c = static_cast<int>(original.size());
-  const int n2 = c + 1;
-  std::vector<double> w2(static_cast<std::size_t>(n2) * n2, kNegInf);
-  std::vector<int> enter(n2, -1);  // for arcs u -> c: the cycle node entered
-  std::vector<int> leave(n2, -1);  // for arcs c -> v: the cycle node left from
-  for (int h = 0; h < n; ++h) {
-    for (int m = 0; m < n; ++m) {
-      const double s = w[h * n + m];
-      if (h == m || s == kNegInf) continue;
-      if (!in_cycle[h] && !in_cycle[m]) {
-        w2[id[h] * n2 + id[m]] = s;
-      } else if (!in_cycle[h] && in_cycle[m]) {
-        const double v = s - w[head[m] * n + m];
-        if (v > w2[id[h] * n2 + c]) {
-          w2[id[h] * n2 + c] = v;
-          enter[id[h]] = m;
-        }
-      } else if (in_cycle[h] && !in_cycle[m]) {
-        if (s > w2[c * n2 + id[m]]) {
-          w2[c * n2 + id[m]] = s;
-          leave[id[m]] = h;
+      for (int m = 0; m < n; ++m) {
+        const double s = w[h * n + m];
+        if (h == m || s == kNegInf) continue;
+        if (!L.in_cycle[h] && !L.in_cycle[m]) {
+          L.w2[L.id[h] * n2 + L.id[m]] = s;
+        } else if (!L.in_cycle[h] && L.in_cycle[m]) {
+          const double v = s - w[head[m] * n + m];
+          if (v > L.w2[L.id[h] * n2 + c]) {
+            L.w2[L.id[h] * n2 + c] = v;
+            L.enter[L.id[h]] = m;
+          }
+        } else if (L.in_cycle[h] && !L.in_cycle[m]) {
+          if (s > L.w2[c * n2 + L.id[m]]) {
+            L.w2[c * n2 + L.id[m]] = s;
+            L.leave[L.id[m]] = h;
+          }
         }
       }
     }
-  }
-  const std::vector<int> head2 = max_arborescence(w2, n2);
-  // Expand.
-  std::vector<int> result = head;  // cycle nodes keep their heads but one
-  for (int v2 = 1; v2 < n2; ++v2) {
-    const int h2 = head2[v2];
-    if (v2 == c) {
-      const int entered = enter[h2];
-      result[entered] = original[h2];
-    } else {
-      result[original[v2]] = h2 == c ? leave[v2] : original[h2];
+    L.head2 = solve(L.w2, n2, depth + 1);
+    // Expand: cycle nodes keep their heads but one.
+    for (int v2 = 1; v2 < n2; ++v2) {
+      const int h2 = L.head2[v2];
+      if (v2 == c) {
+        head[L.enter[h2]] = L.original[h2];
+      } else {
+        head[L.original[v2]] = h2 == c ? L.leave[v2] : L.original[h2];
+      }
     }
+    return head;
   }
-  return result;
-}
+
+  std::vector<Level> levels_;
+};
 
 class TreeFactor : public ActiveSetFactor {
  public:
@@ -211,7 +232,7 @@ class TreeFactor : public ActiveSetFactor {
   double best_config(const double* s, const double*, Config& config) override {
     weights_.assign(static_cast<std::size_t>(n_) * n_, kNegInf);
     for (std::size_t k = 0; k < arcs_.size(); ++k) weights_[arcs_[k][0] * n_ + arcs_[k][1]] = s[k];
-    const std::vector<int> head = max_arborescence(weights_, n_);
+    const std::vector<int>& head = arborescence_.solve(weights_, n_);
     config.y.assign(degree(), 0);
     config.extras.clear();
     double value = 0.0;
@@ -249,6 +270,7 @@ class TreeFactor : public ActiveSetFactor {
   std::vector<std::array<int, 2>> arcs_;
   std::vector<int> arc_of_;
   std::vector<double> weights_;
+  Arborescence arborescence_;
 };
 
 // A tree-structured chain: node i in state k is link offset_[i] + k (general), or its one link

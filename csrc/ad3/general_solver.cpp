@@ -81,38 +81,51 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       }
     }
   }
-  std::vector<double> x(num_links), q(num_links), s(num_links), y(num_links), a_scaled, w_scratch;
+  // Flat per-link units and per-factor scores: the loops below are the solver's hot path.
+  std::vector<int> link_unit(num_links);
+  for (int f = 0; f < num_factors; ++f) {
+    std::copy(model.units[f].begin(), model.units[f].end(), link_unit.begin() + run.link_begin[f]);
+  }
+  std::vector<const double*> factor_a(num_factors), factor_scaled(num_factors);
+  std::vector<double*> factor_w(num_factors);
+  std::vector<double> scaled(graph.additional_size()), w_scratch;
+  std::size_t scratch_size = 1;
+  for (int f = 0; f < num_factors; ++f) scratch_size = std::max<std::size_t>(scratch_size, model.factors[f]->num_additional());
+  w_scratch.resize(scratch_size);
+  static const double kNoScores = 0.0;
+  for (int f = 0; f < num_factors; ++f) {
+    const bool own = model.factors[f]->num_additional() > 0;
+    factor_a[f] = own ? factor_scores + model.additional[f] : &kNoScores;
+    factor_scaled[f] = own ? scaled.data() + model.additional[f] : &kNoScores;
+    // (internal factors have no additional posteriors to keep)
+    factor_w[f] = own && f < graph.num_factors() ? run.additional.data() + model.additional[f] : w_scratch.data();
+  }
+  std::vector<double> x(num_links), q(num_links), s(num_links), y(num_links);
   std::vector<double> p_new(num_units);
   std::vector<int> rounded(graph.num_variables());
   // The reference's penalty is eta ||q - p||^2, i.e. 2 eta in the form above: eta and its range
   // [1e-3, 100] are doubled so that `eta` means what it means there.
   double eta = 2.0 * options.eta;
   const double total_links = std::max<double>(1.0, static_cast<double>(num_links));
-  static const double kNoScores = 0.0;
-  auto scores_of = [&](int f) { return model.factors[f]->num_additional() > 0 ? factor_scores + model.additional[f] : &kNoScores; };
-  auto posteriors_of = [&](int f) {
-    if (model.factors[f]->num_additional() > 0 && f < graph.num_factors()) return run.additional.data() + model.additional[f];
-    w_scratch.resize(std::max(1, model.factors[f]->num_additional()));
-    return w_scratch.data();
-  };
 
   // Two savings that leave the iterates unchanged: a factor whose inputs x (and eta) are bitwise
   // those of its last solve keeps its solution; and the dual value (one MAP call per factor) is
   // computed every kDualInterval iterations, when the rounding finds a better labelling, and when
   // the residuals have converged, rather than every iteration.
   constexpr int kDualInterval = 10;
-  std::vector<double> x_solved(num_links, std::numeric_limits<double>::quiet_NaN());
-  std::vector<int> last_rounded;
+  std::fill(x.begin(), x.end(), std::numeric_limits<double>::quiet_NaN());  // (nothing solved yet)
+  std::vector<int> last_rounded(graph.num_variables(), -1);
+  // The marginals (and additional posteriors) of the iterate whose rounding is the best labelling:
+  // what a run stopped by the iteration limit reports (see below).
+  std::vector<double> best_p, best_additional;
   bool eta_changed = true;
   bool converged = false, certified = false;
   auto compute_dual = [&]() {
     double dual = free_max;
+    for (std::size_t l = 0; l < num_links; ++l) s[l] = share[link_unit[l]] + run.lambda[l];
     for (int f = 0; f < num_factors; ++f) {
-      LocalFactor& factor = *model.factors[f];
       const std::size_t lb = run.link_begin[f];
-      for (int i = 0; i < factor.degree(); ++i) s[lb + i] = share[model.units[f][i]] + run.lambda[lb + i];
-      w_scratch.resize(std::max(1, factor.num_additional()));
-      dual += factor.map(s.data() + lb, scores_of(f), y.data() + lb, w_scratch.data());
+      dual += model.factors[f]->map(s.data() + lb, factor_a[f], y.data() + lb, w_scratch.data());
     }
     run.bound = std::min(run.bound, dual);
   };
@@ -120,28 +133,26 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   for (int t = 0; t < options.max_iterations; ++t) {
     if ((t & 7) == 7 && stop.stop() != StopReason::kNone) break;
     run.iterations = t + 1;
+    if (eta_changed) {
+      for (std::size_t k = 0; k < scaled.size(); ++k) scaled[k] = factor_scores[k] / eta;
+    }
+    std::fill(p_new.begin(), p_new.end(), 0.0);
+    const double inv_eta = 1.0 / eta;
     for (int f = 0; f < num_factors; ++f) {
-      LocalFactor& factor = *model.factors[f];
-      const std::size_t lb = run.link_begin[f];
+      const std::size_t lb = run.link_begin[f], le = run.link_begin[f + 1];
       bool same = !eta_changed;
-      for (int i = 0; i < factor.degree(); ++i) {
-        const int u = model.units[f][i];
-        x[lb + i] = run.p[u] + (share[u] + run.lambda[lb + i]) / eta;
-        same = same && x[lb + i] == x_solved[lb + i];
+      for (std::size_t l = lb; l < le; ++l) {  // (x holds the inputs of the factor's last solve)
+        const int u = link_unit[l];
+        const double v = run.p[u] + (share[u] + run.lambda[l]) * inv_eta;
+        same = same && v == x[l];
+        x[l] = v;
       }
-      if (same) continue;  // q and the additional posteriors of its last solve still hold
-      std::copy(x.begin() + lb, x.begin() + lb + factor.degree(), x_solved.begin() + lb);
-      a_scaled.resize(factor.num_additional());
-      const double* a = scores_of(f);
-      for (int k = 0; k < factor.num_additional(); ++k) a_scaled[k] = a[k] / eta;
-      factor.solve_qp(x.data() + lb, a_scaled.data(), q.data() + lb, posteriors_of(f));
+      if (!same) {  // (else q and the additional posteriors of its last solve still hold)
+        model.factors[f]->solve_qp(x.data() + lb, factor_scaled[f], q.data() + lb, factor_w[f]);
+      }
+      for (std::size_t l = lb; l < le; ++l) p_new[link_unit[l]] += q[l];  // average the copies
     }
     eta_changed = false;
-    // Average the copies.
-    std::fill(p_new.begin(), p_new.end(), 0.0);
-    for (int f = 0; f < num_factors; ++f) {
-      for (std::size_t i = 0; i < model.units[f].size(); ++i) p_new[model.units[f][i]] += q[run.link_begin[f] + i];
-    }
     double dual_residual = 0.0;
     for (int u = 0; u < num_units; ++u) {
       if (model.degree[u] == 0) continue;
@@ -151,13 +162,10 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       run.p[u] = p_new[u];
     }
     double primal_residual = 0.0;
-    for (int f = 0; f < num_factors; ++f) {
-      for (std::size_t i = 0; i < model.units[f].size(); ++i) {
-        const std::size_t l = run.link_begin[f] + i;
-        const double d = q[l] - run.p[model.units[f][i]];
-        primal_residual += d * d;
-        run.lambda[l] -= eta * d;
-      }
+    for (std::size_t l = 0; l < num_links; ++l) {
+      const double d = q[l] - run.p[link_unit[l]];
+      primal_residual += d * d;
+      run.lambda[l] -= eta * d;
     }
     primal_residual = std::sqrt(primal_residual / total_links);
     dual_residual = std::sqrt(dual_residual / total_links);
@@ -166,12 +174,14 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     bool improved = false;
     round_labels(graph, run.p, rounded);
     if (rounded != last_rounded) {
-      last_rounded = rounded;
-      const double score = model.score(theta, factor_scores, rounded.data(), nullptr);
+      last_rounded.swap(rounded);  // (rounded is rewritten by the next round_labels)
+      const double score = model.score(theta, factor_scores, last_rounded.data(), nullptr);
       if (score > run.score) {
         run.score = score;
-        run.labels = rounded;
+        run.labels = last_rounded;
         improved = true;
+        best_p = run.p;
+        best_additional = run.additional;
       }
     }
     if (improved || residuals_small || t % kDualInterval == 0 || t + 1 == options.max_iterations) {
@@ -200,8 +210,15 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     compute_dual();
     if (run.score > kNegInf && within_gap(run.score, run.bound, options.gap_tolerance)) certified = true;
   }
-  run.q = q;
+  run.q = std::move(q);
   run.status = certified ? Status::kOptimal : converged ? Status::kFractional : Status::kIterationLimit;
+  if (run.status == Status::kIterationLimit && !best_p.empty()) {
+    // Not converged: report the iterate whose rounding is the best labelling found (its score is
+    // the returned score), rather than the last one, whose rounding may be worse (the reference
+    // likewise reports an earlier iterate, the one of its best dual value).
+    run.p.swap(best_p);
+    run.additional.swap(best_additional);
+  }
   run.value = 0.0;
   for (int u = 0; u < num_units; ++u) run.value += theta[u] * run.p[u];
   for (std::size_t k = 0; k < run.additional.size(); ++k) run.value += factor_scores[k] * run.additional[k];
@@ -216,15 +233,15 @@ FactorSolution from_run(GeneralModel& model, const double* theta, const double* 
     fill_integral(model, theta, factor_scores, solution);
     solution.bound = std::max(run.bound, solution.score);
   } else {
-    solution.posteriors = run.p;
-    solution.additional_posteriors = run.additional;
+    solution.posteriors = std::move(run.p);
+    solution.additional_posteriors = std::move(run.additional);
     solution.value = run.value;
     solution.bound = run.bound;
     solution.status = run.status;
   }
   solution.iterations = run.iterations;
-  solution.dual_variables = run.lambda;
-  solution.local_posteriors = run.q;
+  solution.dual_variables = std::move(run.lambda);
+  solution.local_posteriors = std::move(run.q);
   return solution;
 }
 

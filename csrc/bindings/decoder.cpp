@@ -51,6 +51,28 @@ std::int64_t int_option(const py::handle& value, const char* name, std::int64_t 
   return static_cast<std::int64_t>(v);
 }
 
+// The solver options from the bindings' arguments (max_iterations, max_nodes: Python ints,
+// checked).
+ad3::Ad3Options ad3_options_of(const py::handle& max_iterations, double eta, bool adapt_eta, double tolerance,
+                               double gap_tolerance) {
+  ad3::Ad3Options options;
+  options.max_iterations =
+      static_cast<int>(int_option(max_iterations, "max_iterations", 1, std::numeric_limits<int>::max()));
+  options.eta = eta;
+  options.adapt_eta = adapt_eta;
+  options.tolerance = tolerance;
+  options.gap_tolerance = gap_tolerance;
+  return options;
+}
+
+ad3::ExactOptions exact_options_of(double gap_tolerance, const py::handle& max_nodes, double time_limit) {
+  ad3::ExactOptions options;
+  options.gap_tolerance = gap_tolerance;
+  options.max_nodes = int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
+  options.time_limit = time_limit;
+  return options;
+}
+
 ad3::Graph make_graph(const IndexArray& num_states, const IndexArray& edges) {
   if (num_states.ndim() != 1) throw std::invalid_argument("num_states: expected a 1-d array");
   if (edges.ndim() != 2 || edges.shape(1) != 2) {
@@ -76,6 +98,32 @@ ad3::Graph make_graph(const IndexArray& num_states, const IndexArray& edges) {
   return ad3::Graph(std::move(states), std::move(pairs));
 }
 
+// Runs solve(interrupt) with the GIL released; the interrupt's poll, on this thread every 50 ms,
+// re-acquires the GIL for PyErr_CheckSignals, and the exception of a signal handler
+// (KeyboardInterrupt) is raised here (it wins over whatever else went wrong meanwhile).
+template <class Solve>
+auto with_signals(Solve&& solve) {
+  std::unique_ptr<py::error_already_set> pending;
+  ad3::Interrupt interrupt;
+  interrupt.poll_interval = 0.05;
+  interrupt.poll = [&pending] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return false;
+    pending = std::make_unique<py::error_already_set>();
+    return true;
+  };
+  decltype(solve(interrupt)) result{};
+  try {
+    py::gil_scoped_release release;
+    result = solve(interrupt);
+  } catch (...) {
+    if (pending) throw *pending;
+    throw;
+  }
+  if (pending) throw *pending;  // (the signal came as the last problem finished)
+  return result;
+}
+
 // Solves a batch. unary: (B, U) with U = sum of num_states; pairwise: (P,) shared or (B, P) with
 // P = sum over edges of K_a * K_b. Returns (labels (B, N) int64, score (B,), bound (B,),
 // status (B,) int32, iterations (B,) int64, posteriors (B, U) or None).
@@ -88,9 +136,8 @@ py::tuple solve(const std::string& method_name, const IndexArray& num_states, co
                 bool return_posteriors, double time_limit) {
   const ad3::Method method = parse_method(method_name);
   constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
-  const std::int64_t max_iterations_value = int_option(max_iterations, "max_iterations", 1, kIntMax);
-  const std::int64_t max_nodes_value =
-      int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
+  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
+  const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, max_nodes, time_limit);
   const std::int64_t num_threads_value = int_option(num_threads, "num_threads", 0, kIntMax);
   const ad3::Graph graph = make_graph(num_states, edges);
   if (unary.ndim() != 2) throw std::invalid_argument("unary: expected a 2-d array (B, U)");
@@ -110,127 +157,301 @@ py::tuple solve(const std::string& method_name, const IndexArray& num_states, co
     posteriors_data = p.mutable_data();
     posteriors = p;
   }
-  ad3::Ad3Options ad3_options;
-  ad3_options.max_iterations = static_cast<int>(max_iterations_value);
-  ad3_options.eta = eta;
-  ad3_options.adapt_eta = adapt_eta;
-  ad3_options.tolerance = tolerance;
-  ad3_options.gap_tolerance = ad3_gap_tolerance;
-  ad3::ExactOptions exact_options;
-  exact_options.gap_tolerance = exact_gap_tolerance;
-  exact_options.max_nodes = max_nodes_value;
-  exact_options.time_limit = time_limit;
   const ad3::BatchScores scores{batch, unary.data(), static_cast<std::size_t>(unary.size()),
                                 pairwise.data(), static_cast<std::size_t>(pairwise.size())};
   const ad3::BatchOutput output{labels.mutable_data(), score.mutable_data(), bound.mutable_data(),
                                 status.mutable_data(), iterations.mutable_data(), posteriors_data};
-  // The exception of a signal handler (KeyboardInterrupt), caught by the poll on this thread.
-  std::unique_ptr<py::error_already_set> pending;
-  ad3::Interrupt interrupt;
-  interrupt.poll_interval = 0.05;
-  interrupt.poll = [&pending] {
-    py::gil_scoped_acquire gil;
-    if (PyErr_CheckSignals() == 0) return false;
-    pending = std::make_unique<py::error_already_set>();
-    return true;
-  };
-  try {
-    py::gil_scoped_release release;
+  with_signals([&](const ad3::Interrupt& interrupt) {
     ad3::solve_batch(graph, method, scores, output, ad3_options, exact_options,
                      static_cast<int>(num_threads_value), interrupt);
-  } catch (...) {
-    if (pending) throw *pending;  // Ctrl-C wins over whatever else went wrong meanwhile
-    throw;
-  }
-  if (pending) throw *pending;  // the signal came as the last problem finished
+    return 0;
+  });
   return py::make_tuple(labels, score, bound, status, iterations, posteriors);
 }
 
 // ---- General factor graphs (ad3/factor_graph.h) ----
 
-ad3::FactorType parse_factor_type(const std::string& name) {
-  for (auto t : {ad3::FactorType::kDense, ad3::FactorType::kXor, ad3::FactorType::kAtMostOne, ad3::FactorType::kOr,
-                 ad3::FactorType::kXorOut, ad3::FactorType::kOrOut, ad3::FactorType::kAndOut,
-                 ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
-                 ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree,
-                 ad3::FactorType::kHeadAutomaton, ad3::FactorType::kBinaryTree, ad3::FactorType::kGeneralTree,
-                 ad3::FactorType::kSequenceCompressor, ad3::FactorType::kCompressionBudget,
-                 ad3::FactorType::kGeneralTreeCounts, ad3::FactorType::kBinaryTreeCounts}) {
+// Fast conversions of Python lists and tuples of ints / floats / int pairs (the general graph's
+// specs, built by ccnn_decoder's Python code), falling back to pybind11's casters for other
+// sequences (numpy arrays, ...). Values out of range of int become out-of-range ints that the
+// graph's checks reject.
+int narrow(long long v) {
+  return v < std::numeric_limits<int>::min() ? std::numeric_limits<int>::min()
+         : v > std::numeric_limits<int>::max() ? std::numeric_limits<int>::max() : static_cast<int>(v);
+}
+
+bool fast_int(PyObject* x, int& out) {
+  if (!PyLong_CheckExact(x)) return false;
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(x, &overflow);
+  out = overflow > 0 ? std::numeric_limits<int>::max() : overflow < 0 ? std::numeric_limits<int>::min() : narrow(v);
+  return true;
+}
+
+// The number of items of a list or tuple (-1 for other objects), and read(i, item) on each until
+// one returns false; true when every item was read (else the caller falls back to pybind11's
+// casters).
+Py_ssize_t fast_size(const py::handle& obj) {
+  PyObject* o = obj.ptr();
+  return PyList_CheckExact(o) || PyTuple_CheckExact(o) ? PySequence_Fast_GET_SIZE(o) : -1;
+}
+
+template <class Read>
+bool read_fast(const py::handle& obj, Read&& read) {
+  const Py_ssize_t n = fast_size(obj);
+  if (n < 0) return false;
+  PyObject** items = PySequence_Fast_ITEMS(obj.ptr());
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (!read(static_cast<std::size_t>(i), items[i])) return false;
+  }
+  return true;
+}
+
+void read_ints(const py::handle& obj, std::vector<int>& out) {
+  out.resize(std::max<Py_ssize_t>(0, fast_size(obj)));
+  if (!read_fast(obj, [&](std::size_t i, PyObject* x) { return fast_int(x, out[i]); })) {
+    out = obj.cast<std::vector<int>>();
+  }
+}
+
+void read_flags(const py::handle& obj, std::vector<char>& out) {
+  out.clear();
+  if (obj.is_none()) return;
+  out.resize(std::max<Py_ssize_t>(0, fast_size(obj)));
+  if (!read_fast(obj, [&](std::size_t i, PyObject* x) {
+        out[i] = x == Py_True ? 1 : 0;
+        return PyBool_Check(x);
+      })) {
+    const auto flags = obj.cast<std::vector<bool>>();
+    out.assign(flags.begin(), flags.end());
+  }
+}
+
+// Appends the values of a sequence of floats to out.
+void append_doubles(const py::handle& obj, std::vector<double>& out) {
+  const std::size_t begin = out.size();
+  out.resize(begin + std::max<Py_ssize_t>(0, fast_size(obj)));
+  if (read_fast(obj, [&](std::size_t i, PyObject* x) {
+        if (!PyFloat_CheckExact(x)) return false;
+        out[begin + i] = PyFloat_AS_DOUBLE(x);
+        return true;
+      })) {
+    return;
+  }
+  out.resize(begin);
+  const DoubleArray values = DoubleArray::ensure(obj);
+  if (!values) throw py::error_already_set();
+  out.insert(out.end(), values.data(), values.data() + values.size());
+}
+
+// Fixed-size int tuples (tree arcs, sibling triples) from a sequence of sequences; TypeError when
+// an item is not a sequence of N ints.
+template <std::size_t N>
+std::vector<std::array<int, N>> read_tuples(const py::handle& obj, const char* what) {
+  std::vector<std::array<int, N>> out(std::max<Py_ssize_t>(0, fast_size(obj)));
+  if (read_fast(obj, [&](std::size_t i, PyObject* item) {
+        if (fast_size(item) != static_cast<Py_ssize_t>(N)) return false;
+        return read_fast(item, [&](std::size_t j, PyObject* x) { return fast_int(x, out[i][j]); });
+      })) {
+    return out;
+  }
+  try {
+    return obj.cast<std::vector<std::array<int, N>>>();
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string(what) + ": expected a list of " + std::to_string(N) + "-tuples of ints");
+  }
+}
+
+std::vector<std::array<int, 2>> read_pairs(const py::handle& obj) { return read_tuples<2>(obj, "pairs"); }
+
+
+// PFactorTree.initialize: the (head, modifier) arcs, checked (heads in [0, n), modifiers in
+// [1, n), no self-loops or duplicates, every node reachable from the root 0).
+py::list tree_arcs(int num_nodes, const py::handle& arcs) {
+  if (!PyList_Check(arcs.ptr()) && !PyTuple_Check(arcs.ptr())) {
+    throw py::type_error("arcs: expected a list of (head, modifier) pairs");
+  }
+  const auto pairs = read_tuples<2>(arcs, "arcs");
+  const std::size_t n = num_nodes > 0 ? static_cast<std::size_t>(num_nodes) : 0;
+  std::vector<char> seen(n * n, 0);
+  std::vector<std::vector<int>> children(n);
+  py::list out(pairs.size());
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    const int h = pairs[k][0], m = pairs[k][1];
+    if (!(h >= 0 && h < num_nodes && m >= 1 && m < num_nodes && h != m)) {
+      throw std::invalid_argument("arcs: (" + std::to_string(h) + ", " + std::to_string(m) +
+                                  ") is not an arc between nodes 0.." + std::to_string(num_nodes - 1) +
+                                  " (modifiers >= 1, no self-loops)");
+    }
+    if (seen[h * n + m]) throw std::invalid_argument("arcs: an arc appears twice");
+    seen[h * n + m] = 1;
+    children[h].push_back(m);
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(k), py::make_tuple(h, m).release().ptr());
+  }
+  std::vector<char> reached(n, 0);
+  std::vector<int> frontier;
+  if (n > 0) {
+    reached[0] = 1;
+    frontier.push_back(0);
+  }
+  std::size_t count = n > 0 ? 1 : 0;
+  while (!frontier.empty()) {
+    const int v = frontier.back();
+    frontier.pop_back();
+    for (int m : children[v]) {
+      if (!reached[m]) {
+        reached[m] = 1;
+        ++count;
+        frontier.push_back(m);
+      }
+    }
+  }
+  if (count != n) throw std::invalid_argument("arcs: some node cannot be reached from the root 0");
+  return out;
+}
+
+// PFactorHeadAutomaton.initialize: the (head, modifier, sibling) triples as (m, s) distances from
+// the head on its side, checked: every pair 0 <= m < s <= length exactly once.
+py::list head_automaton_pairs(int length, const py::handle& siblings) {
+  if (!PyList_Check(siblings.ptr()) && !PyTuple_Check(siblings.ptr())) {
+    throw py::type_error("siblings: expected a list of (head, modifier, sibling) triples");
+  }
+  const auto triples = read_tuples<3>(siblings, "siblings");
+  if (length < 2) throw std::invalid_argument("length: expected at least 2 (one arc), got " + std::to_string(length));
+  const std::size_t size = static_cast<std::size_t>(length) + 1;
+  const std::string bad = "siblings: expected every (previous, next) pair of distances 0 <= m < s <= " +
+                          std::to_string(length) + " once";
+  if (triples.size() != static_cast<std::size_t>(length) * (length + 1) / 2) throw std::invalid_argument(bad);
+  std::vector<char> seen(size * size, 0);
+  py::list out(triples.size());
+  for (std::size_t k = 0; k < triples.size(); ++k) {
+    const int h = triples[k][0], m = triples[k][1], s = triples[k][2];
+    const bool right = s > h;
+    const long long dm = right ? static_cast<long long>(m) - h : static_cast<long long>(h) - m;
+    const long long ds = right ? static_cast<long long>(s) - h : static_cast<long long>(h) - s;
+    if (!(0 <= dm && dm < ds && ds <= length) || seen[dm * size + ds]) throw std::invalid_argument(bad);
+    seen[dm * size + ds] = 1;
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(k),
+                    py::make_tuple(static_cast<int>(dm), static_cast<int>(ds)).release().ptr());
+  }
+  return out;
+}
+
+ad3::FactorType parse_factor_type(const py::handle& value) {
+  static const std::array<ad3::FactorType, 20> kTypes = {
+      ad3::FactorType::kDense, ad3::FactorType::kXor, ad3::FactorType::kAtMostOne, ad3::FactorType::kOr,
+      ad3::FactorType::kXorOut, ad3::FactorType::kOrOut, ad3::FactorType::kAndOut,
+      ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
+      ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree,
+      ad3::FactorType::kHeadAutomaton, ad3::FactorType::kBinaryTree, ad3::FactorType::kGeneralTree,
+      ad3::FactorType::kSequenceCompressor, ad3::FactorType::kCompressionBudget,
+      ad3::FactorType::kGeneralTreeCounts, ad3::FactorType::kBinaryTreeCounts};
+  int code = -1;
+  if (fast_int(value.ptr(), code)) {  // the enum's value (factor_graph.h)
+    for (auto t : kTypes) {
+      if (static_cast<int>(t) == code) return t;
+    }
+    throw std::invalid_argument("factor type: unknown type code " + std::to_string(code));
+  }
+  const std::string name = value.cast<std::string>();
+  for (auto t : kTypes) {
     if (name == ad3::factor_type_name(t)) return t;
   }
   throw std::invalid_argument("factor type: unknown type '" + name + "'");
 }
 
 // variables: one int per variable, 0 for a binary variable, K >= 1 for a multi-valued one.
-// factors: (type, links, negated, budget, costs[, num_states, num_nodes, arcs, parents,
-// counts_for_budget, bigram_positions, has_count_scores]) tuples; links are units (variables for dense); num_states
-// for sequences and general trees, num_nodes and (head, modifier) arcs for trees, (m, s) sibling
-// pairs (in `arcs`) for head automata, parents for binary and general trees; the length (in
-// num_nodes), budget, counts and bigram positions for compression budgets; parents, num_states,
-// counts and has_count_scores for the tree factors with counts.
-ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::list& factors) {
+// factors: (type, links[, negated, budget, costs, num_states, num_nodes, arcs, parents,
+// counts_for_budget, bigram_positions, has_count_scores]) tuples; type: its name or its FactorType
+// value; links are units (variables for dense); negated: flags or None; num_states for sequences
+// and general trees, num_nodes and (head, modifier) arcs for trees, (m, s) sibling pairs (in `arcs`)
+// for head automata, parents for binary and general trees; the length (in num_nodes), budget,
+// counts and bigram positions for compression budgets; parents, num_states, counts and
+// has_count_scores for the tree factors with counts. Trailing items a type does not use may be
+// left out.
+ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle& factors) {
   ad3::FactorGraph graph;
-  for (int k : variables) {
+  std::vector<int> kinds, links, ints;
+  std::vector<char> negated, flags, more_flags;
+  read_ints(variables, kinds);
+  graph.reserve(kinds.size(), static_cast<std::size_t>(std::max<Py_ssize_t>(0, PyObject_Length(factors.ptr()))));
+  PyErr_Clear();  // (an iterable without a length: no reservation)
+  for (int k : kinds) {
     if (k == 0) graph.add_binary_variable(); else graph.add_multi_variable(k);
   }
+  auto need = [](const py::tuple& t, std::size_t size, const char* message) {
+    if (t.size() < size) throw std::invalid_argument(message);
+  };
   for (const py::handle& item : factors) {
-    const auto t = item.cast<py::tuple>();
-    const ad3::FactorType type = parse_factor_type(t[0].cast<std::string>());
-    const auto links = t[1].cast<std::vector<int>>();
-    const auto negated_bools = t[2].cast<std::vector<bool>>();
-    const std::vector<char> negated(negated_bools.begin(), negated_bools.end());
+    const auto t = py::reinterpret_borrow<py::tuple>(item);
+    if (!PyTuple_Check(item.ptr()) || t.size() < 2) {
+      throw std::invalid_argument("factors: expected (type, links, ...) tuples");
+    }
+    const ad3::FactorType type = parse_factor_type(t[0]);
+    read_ints(t[1], links);
+    read_flags(t.size() > 2 ? py::handle(t[2]) : py::handle(Py_None), negated);
     switch (type) {
       case ad3::FactorType::kDense: graph.add_dense(links); break;
       case ad3::FactorType::kPair:
         if (links.size() != 2) throw std::invalid_argument("units: a pair factor links exactly two units");
         graph.add_pair(links[0], links[1]);
         break;
-      case ad3::FactorType::kBudget: graph.add_budget(links, t[3].cast<int>(), negated); break;
+      case ad3::FactorType::kBudget:
+        need(t, 4, "budget: a budget factor needs its budget");
+        graph.add_budget(links, t[3].cast<int>(), negated);
+        break;
       case ad3::FactorType::kKnapsack:
+        need(t, 5, "costs: a knapsack factor needs its budget and costs");
         graph.add_knapsack(links, t[4].cast<std::vector<double>>(), t[3].cast<double>(), negated);
         break;
       case ad3::FactorType::kSequence:
-        if (t.size() < 6) throw std::invalid_argument("num_states: a sequence factor needs its states per position");
-        graph.add_sequence(links, t[5].cast<std::vector<int>>());
+        need(t, 6, "num_states: a sequence factor needs its states per position");
+        read_ints(t[5], ints);
+        graph.add_sequence(links, ints);
         break;
       case ad3::FactorType::kTree:
-        if (t.size() < 8) throw std::invalid_argument("arcs: a tree factor needs num_nodes and its arcs");
-        graph.add_tree(links, t[6].cast<int>(), t[7].cast<std::vector<std::array<int, 2>>>());
+        need(t, 8, "arcs: a tree factor needs num_nodes and its arcs");
+        graph.add_tree(links, t[6].cast<int>(), read_pairs(t[7]));
         break;
       case ad3::FactorType::kHeadAutomaton:
-        if (t.size() < 8) throw std::invalid_argument("siblings: a head automaton needs its sibling pairs");
-        graph.add_head_automaton(links, t[7].cast<std::vector<std::array<int, 2>>>());
+        need(t, 8, "siblings: a head automaton needs its sibling pairs");
+        graph.add_head_automaton(links, read_pairs(t[7]));
         break;
       case ad3::FactorType::kSequenceCompressor:
-        if (t.size() < 8) throw std::invalid_argument("siblings: a sequence compressor needs its sibling pairs");
-        graph.add_sequence_compressor(links, t[7].cast<std::vector<std::array<int, 2>>>());
+        need(t, 8, "siblings: a sequence compressor needs its sibling pairs");
+        graph.add_sequence_compressor(links, read_pairs(t[7]));
         break;
       case ad3::FactorType::kBinaryTree:
-        if (t.size() < 9) throw std::invalid_argument("parents: a binary tree factor needs its parents");
-        graph.add_binary_tree(links, t[8].cast<std::vector<int>>());
+        need(t, 9, "parents: a binary tree factor needs its parents");
+        read_ints(t[8], ints);
+        graph.add_binary_tree(links, ints);
         break;
-      case ad3::FactorType::kGeneralTree:
-        if (t.size() < 9) throw std::invalid_argument("parents: a general tree factor needs its parents");
-        graph.add_general_tree(links, t[8].cast<std::vector<int>>(), t[5].cast<std::vector<int>>());
-        break;
-      case ad3::FactorType::kCompressionBudget: {
-        if (t.size() < 11) throw std::invalid_argument("counts_for_budget: a compression budget needs its counts and bigrams");
-        const auto counts = t[9].cast<std::vector<bool>>();
-        graph.add_compression_budget(links, t[6].cast<int>(), t[3].cast<int>(),
-                                     std::vector<char>(counts.begin(), counts.end()), t[10].cast<std::vector<int>>());
+      case ad3::FactorType::kGeneralTree: {
+        need(t, 9, "parents: a general tree factor needs its parents");
+        std::vector<int> states;
+        read_ints(t[8], ints);
+        read_ints(t[5], states);
+        graph.add_general_tree(links, ints, states);
         break;
       }
+      case ad3::FactorType::kCompressionBudget:
+        need(t, 11, "counts_for_budget: a compression budget needs its counts and bigrams");
+        read_flags(t[9], flags);
+        read_ints(t[10], ints);
+        graph.add_compression_budget(links, t[6].cast<int>(), t[3].cast<int>(), flags, ints);
+        break;
       case ad3::FactorType::kGeneralTreeCounts:
       case ad3::FactorType::kBinaryTreeCounts: {
-        if (t.size() < 12) throw std::invalid_argument("counts_for_budget: a tree factor with counts needs its flags");
-        const auto counts = t[9].cast<std::vector<bool>>();
-        const auto scored = t[11].cast<std::vector<bool>>();
-        const std::vector<char> counts_flags(counts.begin(), counts.end()), scored_flags(scored.begin(), scored.end());
+        need(t, 12, "counts_for_budget: a tree factor with counts needs its flags");
+        read_flags(t[9], flags);
+        read_flags(t[11], more_flags);
+        read_ints(t[8], ints);
         if (type == ad3::FactorType::kGeneralTreeCounts) {
-          graph.add_general_tree_counts(links, t[8].cast<std::vector<int>>(), t[5].cast<std::vector<int>>(),
-                                        counts_flags);
+          std::vector<int> states;
+          read_ints(t[5], states);
+          graph.add_general_tree_counts(links, ints, states, flags);
         } else {
-          graph.add_binary_tree_counts(links, t[8].cast<std::vector<int>>(), counts_flags, scored_flags);
+          graph.add_binary_tree_counts(links, ints, flags, more_flags);
         }
         break;
       }
@@ -240,28 +461,30 @@ ad3::FactorGraph make_factor_graph(const std::vector<int>& variables, const py::
   return graph;
 }
 
+// solve_batch on general graphs, with_signals.
+std::vector<ad3::FactorSolution> run_general(const ad3::FactorGraph& graph, ad3::Method method,
+                                             const ad3::FactorBatchScores& scores,
+                                             const ad3::Ad3Options& ad3_options,
+                                             const ad3::ExactOptions& exact_options, int threads) {
+  return with_signals([&](const ad3::Interrupt& interrupt) {
+    return ad3::solve_batch(graph, method, scores, ad3_options, exact_options, threads, interrupt);
+  });
+}
+
 // Solves B problems sharing one general graph: unit_scores (B, U), factor_scores (F,) shared or
 // (B, F). Returns (labels (B, N), posteriors (B, U), additional_posteriors (B, F), value (B,),
 // score (B,), bound (B,), status (B,), iterations (B,), dual_variables and local_posteriors: lists
 // of B arrays). Signals (Ctrl-C) are checked every 50 ms while it solves.
-py::tuple solve_factor_graph(const std::string& method_name, const std::vector<int>& variables,
-                             const py::list& factors, const DoubleArray& unit_scores,
+py::tuple solve_factor_graph(const std::string& method_name, const py::object& variables,
+                             const py::object& factors, const DoubleArray& unit_scores,
                              const DoubleArray& factor_scores, const py::object& max_iterations,
                              double eta, bool adapt_eta, double tolerance, double ad3_gap_tolerance,
                              double exact_gap_tolerance, const py::object& max_nodes, double time_limit,
                              const py::object& num_threads) {
   const ad3::Method method = parse_method(method_name);
   constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
-  ad3::Ad3Options ad3_options;
-  ad3_options.max_iterations = static_cast<int>(int_option(max_iterations, "max_iterations", 1, kIntMax));
-  ad3_options.eta = eta;
-  ad3_options.adapt_eta = adapt_eta;
-  ad3_options.tolerance = tolerance;
-  ad3_options.gap_tolerance = ad3_gap_tolerance;
-  ad3::ExactOptions exact_options;
-  exact_options.gap_tolerance = exact_gap_tolerance;
-  exact_options.max_nodes = int_option(max_nodes, "max_nodes", 0, std::numeric_limits<std::int64_t>::max());
-  exact_options.time_limit = time_limit;
+  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
+  const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, max_nodes, time_limit);
   const int threads = static_cast<int>(int_option(num_threads, "num_threads", 0, kIntMax));
   const ad3::FactorGraph graph = make_factor_graph(variables, factors);
   if (unit_scores.ndim() != 2) throw std::invalid_argument("unit_scores: expected a 2-d array (B, U)");
@@ -271,24 +494,8 @@ py::tuple solve_factor_graph(const std::string& method_name, const std::vector<i
   const std::size_t batch = unit_scores.shape(0);
   const ad3::FactorBatchScores scores{batch, unit_scores.data(), static_cast<std::size_t>(unit_scores.size()),
                                       factor_scores.data(), static_cast<std::size_t>(factor_scores.size())};
-  std::unique_ptr<py::error_already_set> pending;
-  ad3::Interrupt interrupt;
-  interrupt.poll_interval = 0.05;
-  interrupt.poll = [&pending] {
-    py::gil_scoped_acquire gil;
-    if (PyErr_CheckSignals() == 0) return false;
-    pending = std::make_unique<py::error_already_set>();
-    return true;
-  };
-  std::vector<ad3::FactorSolution> results;
-  try {
-    py::gil_scoped_release release;
-    results = ad3::solve_batch(graph, method, scores, ad3_options, exact_options, threads, interrupt);
-  } catch (...) {
-    if (pending) throw *pending;
-    throw;
-  }
-  if (pending) throw *pending;
+  const std::vector<ad3::FactorSolution> results =
+      run_general(graph, method, scores, ad3_options, exact_options, threads);
   const std::size_t n = graph.num_variables(), u = graph.num_units(), f = graph.additional_size();
   py::array_t<std::int64_t> labels({batch, n});
   py::array_t<double> posteriors({batch, u}), additional({batch, f});
@@ -312,7 +519,43 @@ py::tuple solve_factor_graph(const std::string& method_name, const std::vector<i
   return py::make_tuple(labels, posteriors, additional, value, score, bound, status, iterations, dual, local);
 }
 
-double score_factor_graph(const std::vector<int>& variables, const py::list& factors,
+py::list to_list(const std::vector<double>& values) {
+  py::list out(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    PyObject* v = PyFloat_FromDouble(values[i]);
+    if (v == nullptr) throw py::error_already_set();
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), v);
+  }
+  return out;
+}
+
+// One problem of the compatibility layer (ccnn_decoder.ad3): variables and factors as for
+// make_factor_graph, unit_scores a sequence of floats, factor_scores one sequence of floats per
+// factor (its additional scores, concatenated in factor order). Returns (value, score, bound,
+// status, iterations, posteriors (list), additional_posteriors (list), dual_variables (array),
+// local_posteriors (array)).
+py::tuple solve_general_graph(const std::string& method_name, const py::object& variables,
+                              const py::object& factors, const py::object& unit_scores,
+                              const py::object& factor_scores, const py::object& max_iterations, double eta,
+                              bool adapt_eta, double tolerance, double ad3_gap_tolerance,
+                              double exact_gap_tolerance) {
+  const ad3::Method method = parse_method(method_name);
+  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
+  const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, py::int_(0), 0.0);
+  const ad3::FactorGraph graph = make_factor_graph(variables, factors);
+  std::vector<double> units, extras;
+  append_doubles(unit_scores, units);
+  for (const py::handle& item : factor_scores) append_doubles(item, extras);
+  const ad3::FactorBatchScores scores{1, units.data(), units.size(), extras.data(), extras.size()};
+  std::vector<ad3::FactorSolution> results = run_general(graph, method, scores, ad3_options, exact_options, 1);
+  const ad3::FactorSolution r = std::move(results.at(0));
+  return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations, to_list(r.posteriors),
+                        to_list(r.additional_posteriors),
+                        py::array_t<double>(r.dual_variables.size(), r.dual_variables.data()),
+                        py::array_t<double>(r.local_posteriors.size(), r.local_posteriors.data()));
+}
+
+double score_factor_graph(const py::object& variables, const py::object& factors,
                           const std::vector<double>& unit_scores, const std::vector<double>& factor_scores,
                           const std::vector<int>& labels) {
   return ad3::score_labelling(make_factor_graph(variables, factors), unit_scores, factor_scores, labels);
@@ -335,6 +578,15 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("exact_gap_tolerance"), py::arg("max_nodes"), py::arg("time_limit"), py::arg("num_threads") = 1,
         "Solves B problems sharing one general factor graph; returns (labels, posteriors, "
         "additional_posteriors, value, score, bound, status, iterations, dual_variables, local_posteriors).");
+  m.def("solve_general_graph", &solve_general_graph, py::arg("method"), py::arg("variables"), py::arg("factors"),
+        py::arg("unit_scores"), py::arg("factor_scores"), py::arg("max_iterations"), py::arg("eta"),
+        py::arg("adapt_eta"), py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
+        "Solves one general factor graph (factor_scores: one sequence per factor); returns (value, score, "
+        "bound, status, iterations, posteriors, additional_posteriors, dual_variables, local_posteriors).");
+  m.def("tree_arcs", &tree_arcs, py::arg("num_nodes"), py::arg("arcs"),
+        "PFactorTree.initialize's arcs as a list of (head, modifier) tuples, checked.");
+  m.def("head_automaton_pairs", &head_automaton_pairs, py::arg("length"), py::arg("siblings"),
+        "PFactorHeadAutomaton.initialize's sibling triples as (m, s) distance pairs, checked.");
   m.def("score_factor_graph", &score_factor_graph, py::arg("variables"), py::arg("factors"),
         py::arg("unit_scores"), py::arg("factor_scores"), py::arg("labels"),
         "S(labels) of a general factor graph (-inf when a factor forbids it).");

@@ -31,7 +31,8 @@ Deliberate differences (docs/decoder.md lists them too):
   * ``value``: "integral": the MAP score; "fractional": the objective at the returned
     (fractional) posteriors, the LP value up to the tolerance; "unsolved": the score of the best
     labelling found (a lower bound on the MAP; the reference reports an internal quantity there,
-    also below the MAP in its tests). The valid upper bound is ``PFactorGraph.last_bound``.
+    also below the MAP in its tests), the posteriors being those of the AD3 iterate whose rounding
+    is that labelling. The valid upper bound is ``PFactorGraph.last_bound``.
   * ``verbose`` prints nothing; ``owned_by_graph`` is accepted and ignored (memory is Python's).
   * Not implemented: ``PFactorBinaryTreeCounts``' truncation to ``max_num_bins`` < n + 2 bins
     (NotImplementedError), the PSDD solver (NotImplementedError).

@@ -52,6 +52,7 @@ with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initia
 """
 import numpy as np
 
+from .. import _decoder
 from .factor_graph import PFactor
 
 __all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton", "PFactorBinaryTree", "PFactorGeneralTree",
@@ -67,11 +68,12 @@ class PFactorSequence(PFactor):
         self._initialized = False
 
     def initialize(self, num_states):
-        if num_states is None or isinstance(num_states, (str, bytes)) or np.ndim(num_states) != 1:
+        if type(num_states) is not list and (
+                num_states is None or isinstance(num_states, (str, bytes)) or np.ndim(num_states) != 1):
             raise TypeError(f"num_states: expected a sequence of ints, got {num_states!r}")
         states = []
         for k in num_states:
-            if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            if type(k) is not int and (isinstance(k, bool) or not isinstance(k, (int, np.integer))):
                 raise TypeError(f"num_states: expected ints, got {k!r}")
             if k < 1:
                 raise ValueError(f"num_states: every position needs at least one state, got {k}")
@@ -102,30 +104,9 @@ class PFactorTree(PFactor):
             raise TypeError(f"n_nodes: expected an int, got {n_nodes!r}")
         if not isinstance(arcs, (list, tuple)):
             raise TypeError(f"arcs: expected a list of (head, modifier) pairs, got {type(arcs).__name__}")
-        pairs = []
-        for arc in arcs:
-            if not isinstance(arc, (list, tuple, np.ndarray)) or len(arc) != 2:
-                raise TypeError(f"arcs: expected (head, modifier) pairs, got {arc!r}")
-            h, m = (int(x) for x in arc)
-            if not (0 <= h < n_nodes and 1 <= m < n_nodes and h != m):
-                raise ValueError(f"arcs: ({h}, {m}) is not an arc between nodes 0..{n_nodes - 1} "
-                                 "(modifiers >= 1, no self-loops)")
-            pairs.append((h, m))
-        if len(set(pairs)) != len(pairs):
-            raise ValueError("arcs: an arc appears twice")
-        if self._graph is not None and len(pairs) != len(self._links):
-            raise ValueError(f"arcs: expected one arc per bound variable ({len(self._links)}), got {len(pairs)}")
-        children = [[] for _ in range(n_nodes)]
-        for h, m in pairs:
-            children[h].append(m)
-        reached, frontier = {0}, [0]
-        while frontier:
-            for m in children[frontier.pop()]:
-                if m not in reached:
-                    reached.add(m)
-                    frontier.append(m)
-        if len(reached) != n_nodes:
-            raise ValueError("arcs: some node cannot be reached from the root 0")
+        if self._graph is not None and len(arcs) != len(self._links):
+            raise ValueError(f"arcs: expected one arc per bound variable ({len(self._links)}), got {len(arcs)}")
+        pairs = _decoder.tree_arcs(int(n_nodes), arcs if type(arcs) is list else list(arcs))
         self._num_nodes = int(n_nodes)
         self._arcs = pairs
         self._initialized = True
@@ -144,21 +125,7 @@ class PFactorHeadAutomaton(PFactor):
         if not isinstance(siblings, (list, tuple)):
             raise TypeError(f"siblings: expected a list of (head, modifier, sibling) triples, got "
                             f"{type(siblings).__name__}")
-        try:
-            triples = np.asarray(siblings, dtype=np.int64)
-        except (TypeError, ValueError):
-            triples = None
-        if triples is None or (len(siblings) and (triples.ndim != 2 or triples.shape[1] != 3)):
-            raise TypeError(f"siblings: expected (head, modifier, sibling) triples, got {siblings!r}")
-        h, m, s = triples.reshape(-1, 3).T
-        right = s > h  # distances from the head, on its side
-        pairs = list(zip(np.where(right, m - h, h - m).tolist(), np.where(right, s - h, h - s).tolist()))
-        if length < 2:
-            raise ValueError(f"length: expected at least 2 (one arc), got {length}")
-        if len(pairs) != length * (length + 1) // 2 or len(set(pairs)) != len(pairs) or any(
-                not 0 <= m < s <= length for m, s in pairs):
-            raise ValueError(f"siblings: expected every (previous, next) pair of distances 0 <= m < s <= "
-                             f"{length} once")
+        pairs = _decoder.head_automaton_pairs(int(length), siblings if type(siblings) is list else list(siblings))
         self._length = int(length)
         self._arcs = pairs
         self._additional = [0.0] * len(pairs)
