@@ -481,7 +481,7 @@ def _add_model_commands(subparsers) -> None:
         description="Train CNN, OCNN, CCNN, CCNN-IT, CCNN-IT(*) and SCNN-IT on built-in synthetic data "
                     "until validation stops improving, once per seed; report mean and spread, the "
                     "paper's claims with 95%% bootstrap intervals and verdicts, and the learned copula "
-                    "against the generator's Kendall tau. About 45 minutes on 2 quiet CPU cores; resumable.")
+                    "against the generator's Kendall tau. About 90 minutes on 2 CPU cores; resumable.")
     p.add_argument("--out", default="runs/benchmark", help="output folder (default: %(default)s)")
     p.add_argument("--seeds", type=_seed_list, default=None, help="seeds, e.g. 0-4 (default: 0-4)")
     p.add_argument("--quick", action="store_true", help="a tiny version that runs in minutes (smoke test)")
