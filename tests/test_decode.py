@@ -333,6 +333,7 @@ def hard_problem(num_nodes=40, batch=1, seed=0):
 
 
 CTRL_C_CHILD = """
+import signal; signal.signal(signal.SIGINT, signal.default_int_handler)  # not an inherited SIG_IGN
 import sys, time
 import numpy as np
 import ccnn_ext

@@ -362,6 +362,7 @@ def test_tree_factor_against_brute_force():
 
 
 CTRL_C_CHILD = """
+import signal; signal.signal(signal.SIGINT, signal.default_int_handler)  # not an inherited SIG_IGN
 import numpy as np
 from ccnn_ext.ad3 import PFactorGraph
 rng = np.random.default_rng(0)
