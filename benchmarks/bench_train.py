@@ -69,6 +69,11 @@ def make_trainer(faces, device, batch, steps, variant) -> Trainer:
     return Trainer(model, faces, None, config)
 
 
+def train_epoch(trainer, epoch):
+    """One epoch of the trainer's joint-SGD steps (the timed unit of every row)."""
+    trainer._train_cnn_batches(epoch, list(trainer.model.parameters()), "joint", lambda record: None)
+
+
 def _clocks():
     return np.array([time.perf_counter(), time.process_time()])
 
@@ -86,14 +91,14 @@ def time_variant(trainer, device, batch, steps, repeats):
         features.backward(torch.ones_like(features), inputs=params)
 
     start = time.perf_counter()
-    trainer._train_cnn_batches(0, list(trainer.model.parameters()), "joint", lambda record: None)  # warm-up
+    train_epoch(trainer, 0)  # warm-up
     network_pass()
     sync()
     warmup_s = time.perf_counter() - start
     step_s, network_s = [], []
     for epoch in range(1, repeats + 1):
         t0 = _clocks()
-        trainer._train_cnn_batches(epoch, list(trainer.model.parameters()), "joint", lambda record: None)
+        train_epoch(trainer, epoch)
         sync()
         t1 = _clocks()
         for _ in range(steps):
@@ -204,13 +209,12 @@ def distributed_worker(args):
     with distributed.process_group("cpu") as (launch, _), tempfile.TemporaryDirectory() as folder:
         trainer = make_trainer(cached_faces(folder, args.faces, args.size), torch.device("cpu"), args.batch,
                                args.steps, "device")
-        params = list(trainer.model.parameters())
         start = time.perf_counter()
-        trainer._train_cnn_batches(0, params, "joint", lambda record: None)  # warm-up
+        train_epoch(trainer, 0)  # warm-up
         warmup_s, step_s = time.perf_counter() - start, []
         for epoch in range(1, args.repeats + 1):
             t0 = time.perf_counter()
-            trainer._train_cnn_batches(epoch, params, "joint", lambda record: None)
+            train_epoch(trainer, epoch)
             step_s.append((time.perf_counter() - t0) / args.steps)
         if launch.rank == 0:
             with open(args.worker_json, "w") as f:

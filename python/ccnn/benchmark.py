@@ -32,8 +32,8 @@ BENCH_VARIANTS = ["CNN", "OCNN", "CCNN", "CCNN-IT", "CCNN-IT(*)", "SCNN-IT"]
 BENCH_SEEDS = [0, 1, 2, 3, 4]
 # The demo's synthetic sets with a third more target subjects (36 of 120 frames: 19 train, 5 validate,
 # 12 test per seed), faces rendered at 48 px and fed to the network at 32 x 32, the demo's size: the
-# largest with which five seeds of six models trained to their plateau fit in about an hour on 2 CPU
-# cores (docs/benchmark/README.md: 48 x 48 would take 2.25 times as long).
+# largest with which five seeds of six models trained to their plateau fit in about 90 minutes on 2
+# CPU cores (docs/benchmark/README.md: 48 x 48 would take 2.25 times as long).
 BENCH_DATA = {"render_size": 48, "image_size": 32,
               "contexts": {"disfa": (36, 120), "fera": (12, 80), "pain": (12, 80)}}
 # Every model: epochs of 1,600 CNN-updating images until the validation ICC has not improved for 3

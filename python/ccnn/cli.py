@@ -322,7 +322,8 @@ def _config_from_args(args) -> TrainConfig:
         pairwise_lr_scale=args.pairwise_lr_scale, pairwise_weight=args.pairwise_weight, l2=args.l2,
         samples_per_epoch=args.samples_per_epoch, ibb_unary_batches=args.ibb_unary_batches,
         ibb_pairwise_batches=args.ibb_pairwise_batches, ibb_reweight=args.ibb_reweight,
-        patience=args.patience, min_epochs=args.min_epochs, prune_threshold=args.prune_threshold, decode=args.method, crop=args.crop,
+        patience=args.patience, min_epochs=args.min_epochs, prune_threshold=args.prune_threshold,
+        decode=args.method, crop=args.crop,
         padding=args.padding, seed=args.seed, device=args.device, progress=_progress(args),
         pipeline=args.pipeline, amp=args.amp, compile=args.compile)
 
