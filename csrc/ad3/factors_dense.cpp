@@ -306,6 +306,9 @@ std::unique_ptr<LocalFactor> make_xor_out_factor(int n) { return std::make_uniqu
 std::vector<int> factor_units(const FactorGraph& graph, const FactorSpec& spec) {
   if (spec.type != FactorType::kDense) return spec.links;
   std::vector<int> units;
+  int count = 0;
+  for (int v : spec.links) count += graph.unit_count(v);
+  units.reserve(count);
   for (int v : spec.links) {
     for (int t = 0; t < graph.unit_count(v); ++t) units.push_back(graph.unit_begin(v) + t);
   }
@@ -314,8 +317,8 @@ std::vector<int> factor_units(const FactorGraph& graph, const FactorSpec& spec) 
 
 std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const FactorSpec& spec) {
   if (spec.type == FactorType::kDense) {
-    std::vector<int> states;
-    for (int v : spec.links) states.push_back(graph.num_states(v));
+    std::vector<int> states(spec.links.size());
+    for (std::size_t i = 0; i < states.size(); ++i) states[i] = graph.num_states(spec.links[i]);
     return make_dense_factor(states);
   }
   if (spec.type == FactorType::kPair) return make_pair_factor();

@@ -225,12 +225,12 @@ class TreeFactor : public ActiveSetFactor {
  public:
   TreeFactor(int num_nodes, std::vector<std::array<int, 2>> arcs)
       : ActiveSetFactor(static_cast<int>(arcs.size()), 0), n_(num_nodes), arcs_(std::move(arcs)),
-        arc_of_(static_cast<std::size_t>(num_nodes) * num_nodes, -1) {
+        arc_of_(static_cast<std::size_t>(num_nodes) * num_nodes, -1),
+        weights_(static_cast<std::size_t>(num_nodes) * num_nodes, kNegInf) {
     for (std::size_t k = 0; k < arcs_.size(); ++k) arc_of_[arcs_[k][0] * n_ + arcs_[k][1]] = static_cast<int>(k);
   }
 
   double best_config(const double* s, const double*, Config& config) override {
-    weights_.assign(static_cast<std::size_t>(n_) * n_, kNegInf);
     for (std::size_t k = 0; k < arcs_.size(); ++k) weights_[arcs_[k][0] * n_ + arcs_[k][1]] = s[k];
     const std::vector<int>& head = arborescence_.solve(weights_, n_);
     config.y.assign(degree(), 0);
@@ -269,7 +269,7 @@ class TreeFactor : public ActiveSetFactor {
   int n_;
   std::vector<std::array<int, 2>> arcs_;
   std::vector<int> arc_of_;
-  std::vector<double> weights_;
+  std::vector<double> weights_;  // n x n arc scores; -inf where there is no arc
   Arborescence arborescence_;
 };
 
