@@ -282,6 +282,7 @@ void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, do
     cs.oracle(x, a);
     insert(1.0);
   }
+  bool q_current = false;  // q = M w for the current active set and weights
   for (int step = 0; step < 200; ++step) {
     const int k = k_;
     // Equality-constrained minimiser over the active set: K [sigma; w] = [1; M'x + A'a].
@@ -315,11 +316,13 @@ void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, do
     cs.link_marginals(weights_, k, q);
     for (int i = 0; i < n; ++i) residual_[i] = x[i] - q[i];
     const double best = cs.oracle(residual_, a);
+    q_current = true;
     if (best <= sigma + 1e-12 * (1.0 + std::fabs(sigma))) break;
     if (cs.candidate_is_active(k)) break;  // numerical noise
+    q_current = false;
     add_candidate();
   }
-  cs.link_marginals(weights_, k_, q);
+  if (!q_current) cs.link_marginals(weights_, k_, q);
   std::fill(u, u + num_additional, 0.0);
   cs.additional_marginals(weights_, k_, u);
 }
