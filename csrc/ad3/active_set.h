@@ -51,8 +51,14 @@ struct Config {
 template <class Configs>
 class ActiveSetSolver {
  public:
-  // The exact solution of  min 1/2 ||q - x||^2 - a . u  over (q, u) in M (n = degree links).
+  // The exact solution of  min 1/2 ||q - x||^2 - a . u  over (q, u) in M (n = degree links);
+  // u may be null (see last_additional).
   void solve(int n, const double* x, const double* a, double* q, double* u, int num_additional);
+  // u of the last solve.
+  void last_additional(double* u, int num_additional) {
+    std::fill(u, u + num_additional, 0.0);
+    configs().additional_marginals(weights_, k_, u);
+  }
 
  private:
   Configs& configs() { return static_cast<Configs&>(*this); }
@@ -89,6 +95,8 @@ class ActiveSetFactor : public LocalFactor, public ActiveSetSolver<ActiveSetFact
   void solve_qp(const double* x, const double* a, double* q, double* u) override {
     solve(degree(), x, a, q, u, num_additional());
   }
+  bool defers_additional() const override { return true; }
+  void additional_posteriors(double* u) override { last_additional(u, num_additional()); }
 
   // Configs (see above).
   double oracle(const double* s, const double* a);
@@ -323,8 +331,7 @@ void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, do
     add_candidate();
   }
   if (!q_current) cs.link_marginals(weights_, k_, q);
-  std::fill(u, u + num_additional, 0.0);
-  cs.additional_marginals(weights_, k_, u);
+  if (u != nullptr) last_additional(u, num_additional);
 }
 
 }  // namespace detail

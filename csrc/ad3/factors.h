@@ -32,6 +32,13 @@ class LocalFactor {
   virtual double map_clamped(const double* s, const double* a, const signed char* clamp, double* y, double* u);
   // The exact solution of  min 1/2 ||q - x||^2 - a . u  over (q, u) in M  (AD3's local problem).
   virtual void solve_qp(const double* x, const double* a, double* q, double* u) = 0;
+  // Whether solve_qp accepts u == nullptr, leaving the additional posteriors of its solution to
+  // additional_posteriors() (the active-set factors: AD3 asks for them only for the iterates it
+  // keeps).
+  virtual bool defers_additional() const { return false; }
+  // The additional posteriors of the last solve_qp (num_additional() values), for the factors
+  // that defer them.
+  virtual void additional_posteriors(double* u) { (void)u; }
   // Whether the 0/1 configuration y is allowed; if so writes its additional posteriors u (one-hot
   // or zero) and returns its additional score a . u, else returns -inf.
   virtual double evaluate(const int* y, const double* a, double* u) const = 0;

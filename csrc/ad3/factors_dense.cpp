@@ -112,6 +112,8 @@ class PairDenseFactor : public LocalFactor, public ActiveSetSolver<PairDenseFact
   void solve_qp(const double* x, const double* a, double* q, double* u) override {
     solve(degree(), x, a, q, u, num_additional());
   }
+  bool defers_additional() const override { return true; }
+  void additional_posteriors(double* u) override { last_additional(u, num_additional()); }
 
   double evaluate(const int* y, const double* a, double* u) const override {
     return evaluate_dense(states_, 2, y, a, u, num_additional());

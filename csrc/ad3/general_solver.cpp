@@ -88,6 +88,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   }
   std::vector<const double*> factor_a(num_factors), factor_scaled(num_factors);
   std::vector<double*> factor_w(num_factors);
+  std::vector<int> deferred;  // declared factors whose additional posteriors solve_qp defers
   std::vector<double> scaled(graph.additional_size()), w_scratch;
   std::size_t scratch_size = 1;
   for (int f = 0; f < num_factors; ++f) scratch_size = std::max<std::size_t>(scratch_size, model.factors[f]->num_additional());
@@ -99,7 +100,15 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     factor_scaled[f] = own ? scaled.data() + model.additional[f] : &kNoScores;
     // (internal factors have no additional posteriors to keep)
     factor_w[f] = own && f < graph.num_factors() ? run.additional.data() + model.additional[f] : w_scratch.data();
+    if (model.factors[f]->defers_additional()) {
+      if (factor_w[f] != w_scratch.data()) deferred.push_back(f);
+      factor_w[f] = nullptr;
+    }
   }
+  // The additional posteriors of the factors that defer them, for an iterate that is kept.
+  auto collect_additional = [&]() {
+    for (int f : deferred) model.factors[f]->additional_posteriors(run.additional.data() + model.additional[f]);
+  };
   std::vector<double> x(num_links), q(num_links), s(num_links), y(num_links);
   std::vector<double> p_new(num_units);
   std::vector<int> rounded(graph.num_variables());
@@ -181,6 +190,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
         run.labels = last_rounded;
         improved = true;
         best_p = run.p;
+        collect_additional();
         best_additional = run.additional;
       }
     }
@@ -210,6 +220,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     compute_dual();
     if (run.score > kNegInf && within_gap(run.score, run.bound, options.gap_tolerance)) certified = true;
   }
+  collect_additional();
   run.q = std::move(q);
   run.status = certified ? Status::kOptimal : converged ? Status::kFractional : Status::kIterationLimit;
   if (run.status == Status::kIterationLimit && !best_p.empty()) {
