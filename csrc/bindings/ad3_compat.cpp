@@ -4,7 +4,8 @@
 // FactorGraphBase: the graph holds Python lists (_variables, _kinds, _scores, _factors, _specs,
 // _extras, _declared) that _decoder.solve_general_graph reads; a variable holds its graph and its
 // units (indices into _scores). Errors (types and messages) are those of the Python classes they
-// replace.
+// replace. Variables and factors refer to their graph weakly (graph.self_ref): a graph forms no
+// reference cycle, so it is freed when its last reference goes, without the cyclic GC.
 #include "bindings/ad3_compat.h"
 
 #include <structmember.h>
@@ -282,6 +283,8 @@ bool bind_args(const char* function, PyObject* const* args, Py_ssize_t nargs, Py
 
 struct Graph {
   PyObject_HEAD
+  PyObject* self_ref;   // a weak reference to itself, shared by its variables and factors
+  PyObject* weakrefs;
   PyObject* variables;  // PBinaryVariable or PMultiVariable, creation order
   PyObject* kinds;      // per variable: 0 (binary) or its number of states
   PyObject* scores;     // per unit: its log-potential
@@ -291,16 +294,22 @@ struct Graph {
   PyObject* declared;   // indices of the declared factors
 };
 
+// A variable's graph: a weak reference to it and its scores (both nullptr: none).
+struct GraphLink {
+  PyObject* ref;
+  PyObject* scores;
+};
+
 struct BinaryVariable {
   PyObject_HEAD
-  Graph* graph;      // nullptr: none (its log-potential is then `own`)
+  GraphLink graph;   // none: its log-potential is `own`
   Py_ssize_t unit;
   double own;
 };
 
 struct MultiVariable {
   PyObject_HEAD
-  Graph* graph;      // nullptr: none
+  GraphLink graph;
   Py_ssize_t begin;  // its states are the units begin .. begin + k - 1
   Py_ssize_t k;
   Py_ssize_t index;  // in its graph's variables
@@ -313,7 +322,7 @@ struct Factor {
   PyObject_HEAD
   PyObject* kind;
   PyObject* links;       // PBinaryVariable (units) or, for dense, PMultiVariable
-  PyObject* graph;
+  PyObject* graph_ref;   // a weak reference to its graph, nullptr: none
   PyObject* additional;  // its additional log-potentials
   PyObject* link_units;  // the units of the links, once declared in a graph
   PyObject* negated;
@@ -339,15 +348,44 @@ Factor* as_factor(PyObject* obj) { return reinterpret_cast<Factor*>(obj); }
 // Replaces a reference-holding field.
 void set_field(PyObject*& field, PyObject* value) { Py_XSETREF(field, Py_NewRef(value)); }
 
+GraphLink link_to(Graph* graph) {
+  if (graph == nullptr) return {nullptr, nullptr};
+  return {Py_NewRef(graph->self_ref), Py_NewRef(graph->scores)};
+}
+
+void release(GraphLink& link) {
+  Py_CLEAR(link.ref);
+  Py_CLEAR(link.scores);
+}
+
+// The graph a weak reference (or nullptr) points to, None when none or gone: a new reference.
+PyObject* graph_of(PyObject* ref) { return Py_NewRef(ref == nullptr ? Py_None : PyWeakref_GetObject(ref)); }
+
+// The `_graph` attribute of variables.
+PyObject* get_graph(PyObject* self, void* offset) {
+  return graph_of(*reinterpret_cast<PyObject**>(reinterpret_cast<char*>(self) + reinterpret_cast<std::size_t>(offset)));
+}
+
+// What Python's `self._graph._unit_degree(unit)` counts (0 without a graph).
+PyObject* unit_degree(const GraphLink& link, Py_ssize_t unit) {
+  PyObject* graph = graph_of(link.ref);
+  PyObject* degree = graph == Py_None ? PyLong_FromLong(0) : PyObject_CallMethod(graph, "_unit_degree", "n", unit);
+  Py_DECREF(graph);
+  return degree;
+}
+
 // ---- PBinaryVariable ----
 
-PyObject* new_binary_variable(Graph* graph, Py_ssize_t unit) {
-  BinaryVariable* v = PyObject_GC_New(BinaryVariable, &BinaryVariableType);
-  if (v == nullptr) return nullptr;
-  v->graph = reinterpret_cast<Graph*>(Py_XNewRef(reinterpret_cast<PyObject*>(graph)));
+// A variable holds no reference that could lead back to it: no GC support needed.
+PyObject* new_binary_variable(GraphLink graph, Py_ssize_t unit) {
+  BinaryVariable* v = PyObject_New(BinaryVariable, &BinaryVariableType);
+  if (v == nullptr) {
+    release(graph);
+    return nullptr;
+  }
+  v->graph = graph;
   v->unit = unit;
   v->own = 0.0;
-  PyObject_GC_Track(v);
   return reinterpret_cast<PyObject*>(v);
 }
 
@@ -374,37 +412,26 @@ PyObject* binary_new(PyTypeObject*, PyObject* args, PyObject* kwargs) {
       !graph_arg(graph_obj, graph)) {
     return nullptr;
   }
-  return new_binary_variable(graph, unit);
-}
-
-int binary_traverse(BinaryVariable* self, visitproc visit, void* arg) {
-  Py_VISIT(self->graph);
-  return 0;
-}
-
-int binary_clear(BinaryVariable* self) {
-  Py_CLEAR(self->graph);
-  return 0;
+  return new_binary_variable(link_to(graph), unit);
 }
 
 void binary_dealloc(BinaryVariable* self) {
-  PyObject_GC_UnTrack(self);
-  binary_clear(self);
-  PyObject_GC_Del(self);
+  release(self->graph);
+  PyObject_Free(self);
 }
 
 PyObject* binary_get_log_potential(BinaryVariable* self, PyObject*) {
-  if (self->graph == nullptr) return PyFloat_FromDouble(self->own);
-  return Py_XNewRef(PyList_GetItem(self->graph->scores, self->unit));
+  if (self->graph.scores == nullptr) return PyFloat_FromDouble(self->own);
+  return Py_XNewRef(PyList_GetItem(self->graph.scores, self->unit));
 }
 
 PyObject* binary_set_log_potential(BinaryVariable* self, PyObject* value) {
   PyObject* x = real_number(value, "log_potential");
   if (x == nullptr) return nullptr;
-  if (self->graph == nullptr) {
+  if (self->graph.scores == nullptr) {
     self->own = PyFloat_AS_DOUBLE(x);
     Py_DECREF(x);
-  } else if (PyList_SetItem(self->graph->scores, self->unit, x) < 0) {
+  } else if (PyList_SetItem(self->graph.scores, self->unit, x) < 0) {
     return nullptr;
   }
   Py_RETURN_NONE;
@@ -412,10 +439,7 @@ PyObject* binary_set_log_potential(BinaryVariable* self, PyObject* value) {
 
 PyObject* binary_get_id(BinaryVariable* self, PyObject*) { return PyLong_FromSsize_t(self->unit); }
 
-PyObject* binary_get_degree(BinaryVariable* self, PyObject*) {
-  if (self->graph == nullptr) return PyLong_FromLong(0);
-  return PyObject_CallMethod(reinterpret_cast<PyObject*>(self->graph), "_unit_degree", "n", self->unit);
-}
+PyObject* binary_get_degree(BinaryVariable* self, PyObject*) { return unit_degree(self->graph, self->unit); }
 
 PyMethodDef binary_methods[] = {
     {"get_log_potential", reinterpret_cast<PyCFunction>(binary_get_log_potential), METH_NOARGS, nullptr},
@@ -424,22 +448,24 @@ PyMethodDef binary_methods[] = {
     {"get_degree", reinterpret_cast<PyCFunction>(binary_get_degree), METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
+PyGetSetDef binary_getset[] = {
+    {"_graph", get_graph, nullptr, nullptr, reinterpret_cast<void*>(offsetof(BinaryVariable, graph.ref))},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
 PyMemberDef binary_members[] = {
-    {"_graph", T_OBJECT, offsetof(BinaryVariable, graph), READONLY, nullptr},
     {"_unit", T_PYSSIZET, offsetof(BinaryVariable, unit), READONLY, nullptr},
     {nullptr, 0, 0, 0, nullptr}};
 
 // ---- PMultiVariable ----
 
 PyObject* new_multi_variable(Graph* graph, Py_ssize_t begin, Py_ssize_t k, Py_ssize_t index) {
-  MultiVariable* v = PyObject_GC_New(MultiVariable, &MultiVariableType);
+  MultiVariable* v = PyObject_New(MultiVariable, &MultiVariableType);
   if (v == nullptr) return nullptr;
-  v->graph = reinterpret_cast<Graph*>(Py_XNewRef(reinterpret_cast<PyObject*>(graph)));
+  v->graph = link_to(graph);
   v->begin = begin;
   v->k = k;
   v->index = index;
   v->states = nullptr;
-  PyObject_GC_Track(v);
   return reinterpret_cast<PyObject*>(v);
 }
 
@@ -456,22 +482,10 @@ PyObject* multi_new(PyTypeObject*, PyObject* args, PyObject* kwargs) {
   return new_multi_variable(graph, begin, k, index);
 }
 
-int multi_traverse(MultiVariable* self, visitproc visit, void* arg) {
-  Py_VISIT(self->graph);
-  Py_VISIT(self->states);
-  return 0;
-}
-
-int multi_clear(MultiVariable* self) {
-  Py_CLEAR(self->graph);
-  Py_CLEAR(self->states);
-  return 0;
-}
-
 void multi_dealloc(MultiVariable* self) {
-  PyObject_GC_UnTrack(self);
-  multi_clear(self);
-  PyObject_GC_Del(self);
+  release(self->graph);
+  Py_CLEAR(self->states);
+  PyObject_Free(self);
 }
 
 // A state index in [0, k): TypeError for a non-integer, IndexError out of bounds.
@@ -506,11 +520,11 @@ bool state_index(PyObject* i, Py_ssize_t k, Py_ssize_t& out) {
 }
 
 PyObject* multi_scores(MultiVariable* self) {
-  if (self->graph == nullptr) {
+  if (self->graph.scores == nullptr) {
     PyErr_SetString(PyExc_AttributeError, "'NoneType' object has no attribute '_scores'");
     return nullptr;
   }
-  return self->graph->scores;
+  return self->graph.scores;
 }
 
 Py_ssize_t multi_length(MultiVariable* self) { return self->k; }
@@ -523,7 +537,7 @@ PyObject* multi_state(MultiVariable* self, Py_ssize_t i) {
   }
   PyObject* state = PyList_GET_ITEM(self->states, i);
   if (state == Py_None) {
-    state = new_binary_variable(self->graph, self->begin + i);
+    state = new_binary_variable({Py_XNewRef(self->graph.ref), Py_XNewRef(self->graph.scores)}, self->begin + i);
     if (state == nullptr) return nullptr;
     PyList_SET_ITEM(self->states, i, state);
     Py_DECREF(Py_None);
@@ -611,8 +625,11 @@ PyMethodDef multi_methods[] = {
     {"_units", reinterpret_cast<PyCFunction>(multi_units), METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
+PyGetSetDef multi_getset[] = {
+    {"_graph", get_graph, nullptr, nullptr, reinterpret_cast<void*>(offsetof(MultiVariable, graph.ref))},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
 PyMemberDef multi_members[] = {
-    {"_graph", T_OBJECT, offsetof(MultiVariable, graph), READONLY, nullptr},
     {"_begin", T_PYSSIZET, offsetof(MultiVariable, begin), READONLY, nullptr},
     {"_k", T_PYSSIZET, offsetof(MultiVariable, k), READONLY, nullptr},
     {"_index", T_PYSSIZET, offsetof(MultiVariable, index), READONLY, nullptr},
@@ -641,7 +658,6 @@ PyObject* alloc_factor(PyTypeObject* type) {
   if (obj == nullptr) return nullptr;
   Factor* f = as_factor(obj);
   PyObject* zero = PyLong_FromLong(0);
-  f->graph = Py_NewRef(Py_None);
   f->link_units = Py_NewRef(Py_None);
   f->budget = Py_NewRef(zero);
   f->num_nodes = zero;
@@ -667,7 +683,7 @@ PyObject* created_factor(Graph* graph, int kind, PyObject* links, PyObject* addi
   f->kind = Py_NewRef(g_kind_names[kind]);
   f->links = links;
   f->additional = additional;
-  set_field(f->graph, reinterpret_cast<PyObject*>(graph));
+  f->graph_ref = Py_NewRef(graph->self_ref);
   return obj;
 }
 
@@ -706,8 +722,9 @@ int factor_init(Factor* self, PyObject* args, PyObject* kwargs) {
   return ok ? 0 : -1;
 }
 
+// The fields but graph_ref (a property: the graph, or None).
 #define FACTOR_FIELDS(APPLY)                                                                             \
-  APPLY(kind) APPLY(links) APPLY(graph) APPLY(additional) APPLY(link_units) APPLY(negated) APPLY(budget) \
+  APPLY(kind) APPLY(links) APPLY(additional) APPLY(link_units) APPLY(negated) APPLY(budget) \
   APPLY(costs) APPLY(num_states) APPLY(num_nodes) APPLY(arcs) APPLY(parents) APPLY(counts)               \
   APPLY(positions) APPLY(has_count_scores) APPLY(initialized) APPLY(length)
 
@@ -715,6 +732,7 @@ int factor_traverse(Factor* self, visitproc visit, void* arg) {
 #define VISIT_FIELD(name) Py_VISIT(self->name);
   FACTOR_FIELDS(VISIT_FIELD)
 #undef VISIT_FIELD
+  Py_VISIT(self->graph_ref);
   Py_VISIT(Py_TYPE(self));
   return 0;
 }
@@ -723,6 +741,7 @@ int factor_clear(Factor* self) {
 #define CLEAR_FIELD(name) Py_CLEAR(self->name);
   FACTOR_FIELDS(CLEAR_FIELD)
 #undef CLEAR_FIELD
+  Py_CLEAR(self->graph_ref);
   return 0;
 }
 
@@ -869,6 +888,26 @@ PyMethodDef factor_methods[] = {
     {"get_variable", reinterpret_cast<PyCFunction>(factor_get_variable), METH_O, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
+PyObject* factor_get_graph(Factor* self, void*) { return graph_of(self->graph_ref); }
+
+int factor_set_graph(Factor* self, PyObject* graph, void*) {
+  if (graph == nullptr || graph == Py_None) {
+    Py_CLEAR(self->graph_ref);
+    return 0;
+  }
+  if (!PyObject_TypeCheck(graph, &GraphType)) {
+    PyErr_Format(PyExc_TypeError, "_graph: expected a PFactorGraph or None, got %s", type_name(graph));
+    return -1;
+  }
+  set_field(self->graph_ref, as_graph(graph)->self_ref);
+  return 0;
+}
+
+PyGetSetDef factor_getset[] = {
+    {"_graph", reinterpret_cast<getter>(factor_get_graph), reinterpret_cast<setter>(factor_set_graph), nullptr,
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
 #define FACTOR_MEMBER(name) {"_" #name, T_OBJECT_EX, offsetof(Factor, name), 0, nullptr},
 PyMemberDef factor_members[] = {FACTOR_FIELDS(FACTOR_MEMBER){nullptr, 0, 0, 0, nullptr}};
 #undef FACTOR_MEMBER
@@ -913,7 +952,7 @@ int head_automaton_init(Factor* self, PyObject* args, PyObject* kwargs) {
 int initialized_and_bound(Factor* self) {
   const int initialized = self->initialized ? PyObject_IsTrue(self->initialized) : 0;
   if (initialized <= 0) return initialized;
-  return self->graph != nullptr && self->graph != Py_None;
+  return self->graph_ref != nullptr;
 }
 
 // The sum of a sequence of ints (num_states); -1 with an error set.
@@ -1000,7 +1039,7 @@ PyObject* tree_initialize(Factor* self, PyObject* const* args, Py_ssize_t nargs,
   if (!PyList_Check(arcs) && !PyTuple_Check(arcs)) {
     return PyErr_Format(PyExc_TypeError, "arcs: expected a list of (head, modifier) pairs, got %s", type_name(arcs));
   }
-  if (self->graph != nullptr && self->graph != Py_None) {
+  if (self->graph_ref != nullptr) {
     const Py_ssize_t links = field_length(self->links, "links");
     if (links < 0) return nullptr;
     const Py_ssize_t given = PySequence_Size(arcs);
@@ -1093,6 +1132,11 @@ PyObject* graph_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   PyObject* obj = type->tp_alloc(type, 0);
   if (obj == nullptr) return nullptr;
   Graph* g = as_graph(obj);
+  g->self_ref = PyWeakref_NewRef(obj, nullptr);
+  if (g->self_ref == nullptr) {
+    Py_DECREF(obj);
+    return nullptr;
+  }
   for (PyObject** list : {&g->variables, &g->kinds, &g->scores, &g->factors, &g->specs, &g->extras, &g->declared}) {
     *list = PyList_New(0);
     if (*list == nullptr) {
@@ -1110,6 +1154,7 @@ int graph_traverse(Graph* self, visitproc visit, void* arg) {
 #define VISIT_LIST(name) Py_VISIT(self->name);
   GRAPH_LISTS(VISIT_LIST)
 #undef VISIT_LIST
+  Py_VISIT(self->self_ref);
   Py_VISIT(Py_TYPE(self));
   return 0;
 }
@@ -1118,12 +1163,14 @@ int graph_clear(Graph* self) {
 #define CLEAR_LIST(name) Py_CLEAR(self->name);
   GRAPH_LISTS(CLEAR_LIST)
 #undef CLEAR_LIST
+  Py_CLEAR(self->self_ref);
   return 0;
 }
 
 void graph_dealloc(Graph* self) {
   PyTypeObject* type = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
+  if (self->weakrefs != nullptr) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
   graph_clear(self);
   type->tp_free(self);
 }
@@ -1150,7 +1197,7 @@ bool units_of(Graph* graph, PyObject* variables, const char* name, std::vector<P
   units.resize(n);
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* v = PyList_GET_ITEM(variables, i);
-    if (Py_TYPE(v) != &BinaryVariableType || reinterpret_cast<BinaryVariable*>(v)->graph != graph) {
+    if (Py_TYPE(v) != &BinaryVariableType || reinterpret_cast<BinaryVariable*>(v)->graph.ref != graph->self_ref) {
       bad_variable(v, name, &BinaryVariableType);
       return false;
     }
@@ -1176,7 +1223,7 @@ PyObject* graph_units_of(Graph* self, PyObject* variables) {
 }
 
 PyObject* graph_create_binary_variable(Graph* self, PyObject*) {
-  PyObject* v = new_binary_variable(self, PyList_GET_SIZE(self->scores));
+  PyObject* v = new_binary_variable(link_to(self), PyList_GET_SIZE(self->scores));
   if (v == nullptr || PyList_Append(self->scores, g_zero) < 0 || PyList_Append(self->kinds, g_binary) < 0 ||
       PyList_Append(self->variables, v) < 0) {
     Py_XDECREF(v);
@@ -1294,7 +1341,7 @@ PyObject* graph_create_factor_dense(Graph* self, PyObject* const* args, Py_ssize
   Py_ssize_t expected = 1;
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* v = PyList_GET_ITEM(variables, i);
-    if (Py_TYPE(v) != &MultiVariableType || reinterpret_cast<MultiVariable*>(v)->graph != self) {
+    if (Py_TYPE(v) != &MultiVariableType || reinterpret_cast<MultiVariable*>(v)->graph.ref != self->self_ref) {
       bad_variable(v, "p_multi_variables", &MultiVariableType);
       return nullptr;
     }
@@ -1338,7 +1385,7 @@ PyObject* graph_declare_factor(Graph* self, PyObject* const* args, Py_ssize_t na
     return PyErr_Format(PyExc_NotImplementedError, "declare_factor: %s is not supported by ccnn_decoder.ad3",
                         type_name(factor));
   }
-  if (f->graph != nullptr && f->graph != Py_None) {
+  if (f->graph_ref != nullptr) {
     return PyErr_Format(PyExc_ValueError, "p_factor: this factor is already declared in a factor graph");
   }
   std::vector<Py_ssize_t> units;
@@ -1352,7 +1399,7 @@ PyObject* graph_declare_factor(Graph* self, PyObject* const* args, Py_ssize_t na
   }
   Py_XSETREF(f->links, links);
   Py_XSETREF(f->link_units, unit_list);
-  set_field(f->graph, reinterpret_cast<PyObject*>(self));
+  set_field(f->graph_ref, self->self_ref);
   PyObject* checked = PyObject_CallMethod(factor, "_check_size", nullptr);
   if (checked == nullptr) return nullptr;
   Py_DECREF(checked);
@@ -1386,12 +1433,14 @@ PyMemberDef graph_members[] = {GRAPH_LISTS(GRAPH_MEMBER){nullptr, 0, 0, 0, nullp
 
 // ---- registration ----
 
+// (GC support: with `traverse`.)
 void fill_type(PyTypeObject& type, const char* name, Py_ssize_t size, unsigned long flags, destructor dealloc,
-               traverseproc traverse, inquiry clear, PyMethodDef* methods, PyMemberDef* members, newfunc make,
-               const char* doc) {
+               traverseproc traverse, inquiry clear, PyMethodDef* methods, PyMemberDef* members,
+               PyGetSetDef* getset, newfunc make, const char* doc) {
   type.tp_name = name;
   type.tp_basicsize = size;
-  type.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | flags;
+  type.tp_flags = Py_TPFLAGS_DEFAULT | (traverse ? Py_TPFLAGS_HAVE_GC : 0) | flags;
+  type.tp_getset = getset;
   type.tp_dealloc = dealloc;
   type.tp_traverse = traverse;
   type.tp_clear = clear;
@@ -1415,19 +1464,19 @@ bool add_ad3_compat_types(PyObject* module) {
     if (g_kind_names[i] == nullptr) return false;
   }
   fill_type(BinaryVariableType, "ccnn_decoder.ad3.factor_graph.PBinaryVariable", sizeof(BinaryVariable), 0,
-            reinterpret_cast<destructor>(binary_dealloc), reinterpret_cast<traverseproc>(binary_traverse),
-            reinterpret_cast<inquiry>(binary_clear), binary_methods, binary_members, binary_new,
+            reinterpret_cast<destructor>(binary_dealloc), nullptr, nullptr, binary_methods, binary_members,
+            binary_getset, binary_new,
             "A binary variable (or one state of a multi-valued variable): its log-potential scores the value 1.");
   fill_type(MultiVariableType, "ccnn_decoder.ad3.factor_graph.PMultiVariable", sizeof(MultiVariable), 0,
-            reinterpret_cast<destructor>(multi_dealloc), reinterpret_cast<traverseproc>(multi_traverse),
-            reinterpret_cast<inquiry>(multi_clear), multi_methods, multi_members, multi_new,
+            reinterpret_cast<destructor>(multi_dealloc), nullptr, nullptr, multi_methods, multi_members,
+            multi_getset, multi_new,
             "A multi-valued variable: K states, exactly one of which is on; its states are the units "
             "begin .. begin + K - 1 of its graph.");
   MultiVariableType.tp_as_mapping = &multi_mapping;
   MultiVariableType.tp_as_sequence = &multi_sequence;
   fill_type(FactorType, "ccnn_decoder.ad3.factor_graph.PFactor", sizeof(Factor), Py_TPFLAGS_BASETYPE,
             reinterpret_cast<destructor>(factor_dealloc), reinterpret_cast<traverseproc>(factor_traverse),
-            reinterpret_cast<inquiry>(factor_clear), factor_methods, factor_members, factor_new,
+            reinterpret_cast<inquiry>(factor_clear), factor_methods, factor_members, factor_getset, factor_new,
             "A factor of a PFactorGraph.");
   FactorType.tp_init = reinterpret_cast<initproc>(factor_init);
   struct Extension {
@@ -1449,14 +1498,15 @@ bool add_ad3_compat_types(PyObject* module) {
                   "Head automaton (reference: ad3.extensions.PFactorHeadAutomaton)."}}) {
     fill_type(e.type, e.name, sizeof(Factor), Py_TPFLAGS_BASETYPE, reinterpret_cast<destructor>(factor_dealloc),
               reinterpret_cast<traverseproc>(factor_traverse), reinterpret_cast<inquiry>(factor_clear), e.methods,
-              nullptr, factor_new, e.doc);
+              nullptr, nullptr, factor_new, e.doc);
     e.type.tp_base = &FactorType;
     e.type.tp_init = e.init;
   }
   fill_type(GraphType, "ccnn_decoder._decoder.FactorGraphBase", sizeof(Graph), Py_TPFLAGS_BASETYPE,
             reinterpret_cast<destructor>(graph_dealloc), reinterpret_cast<traverseproc>(graph_traverse),
-            reinterpret_cast<inquiry>(graph_clear), graph_methods, graph_members, graph_new,
+            reinterpret_cast<inquiry>(graph_clear), graph_methods, graph_members, nullptr, graph_new,
             "The lists and hot methods of ccnn_decoder.ad3.PFactorGraph.");
+  GraphType.tp_weaklistoffset = offsetof(Graph, weakrefs);
   for (PyTypeObject* type : {&BinaryVariableType, &MultiVariableType, &FactorType, &SequenceType, &TreeType,
                              &HeadAutomatonType, &GraphType}) {
     if (PyType_Ready(type) < 0) return false;
