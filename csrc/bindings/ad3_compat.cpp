@@ -25,6 +25,8 @@ PyObject* g_binary;                  // 0: the kind of a binary variable
 PyObject* g_no_scores;               // (): the additional scores of a factor without any
 PyObject* g_tree_arcs;               // _decoder.tree_arcs
 PyObject* g_head_automaton_pairs;    // _decoder.head_automaton_pairs
+PyObject* g_check_size;              // "_check_size"
+PyObject* g_copy;                    // "copy"
 
 // The solver's factor type codes (csrc/ad3/factor_graph.h, FactorType) are the indices.
 constexpr const char* kKinds[] = {"dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply",
@@ -196,6 +198,20 @@ PyObject* zeros_list(Py_ssize_t n) {
   return list;
 }
 
+PyObject* int_tuple(const std::vector<Py_ssize_t>& values) {
+  PyObject* tuple = PyTuple_New(static_cast<Py_ssize_t>(values.size()));
+  if (tuple == nullptr) return nullptr;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    PyObject* x = PyLong_FromSsize_t(values[i]);
+    if (x == nullptr) {
+      Py_DECREF(tuple);
+      return nullptr;
+    }
+    PyTuple_SET_ITEM(tuple, static_cast<Py_ssize_t>(i), x);
+  }
+  return tuple;
+}
+
 PyObject* int_list(const std::vector<Py_ssize_t>& values) {
   PyObject* list = PyList_New(static_cast<Py_ssize_t>(values.size()));
   if (list == nullptr) return nullptr;
@@ -292,6 +308,7 @@ struct Graph {
   PyObject* specs;      // per factor: the solver's tuple (declared factors: made at solve time)
   PyObject* extras;     // per factor: its additional log-potentials (declared: taken at solve time)
   PyObject* declared;   // indices of the declared factors
+  PyObject* last_table;  // the additional scores of the last dense factor (nullptr: none)
 };
 
 // A variable's graph: a weak reference to it and its scores (both nullptr: none).
@@ -792,7 +809,7 @@ PyObject* factor_set_additional_log_potentials(Factor* self, PyObject* values) {
       PyErr_Format(PyExc_ValueError, "additional_log_potentials: expected %zd values, got %zd", expected, given);
       return nullptr;
     }
-    PyObject* copy = PyObject_CallMethod(values, "copy", nullptr);
+    PyObject* copy = PyObject_CallMethodNoArgs(values, g_copy);
     if (copy == nullptr) return nullptr;
     Py_SETREF(self->additional, copy);
     Py_RETURN_NONE;
@@ -1155,6 +1172,7 @@ int graph_traverse(Graph* self, visitproc visit, void* arg) {
   GRAPH_LISTS(VISIT_LIST)
 #undef VISIT_LIST
   Py_VISIT(self->self_ref);
+  Py_VISIT(self->last_table);
   Py_VISIT(Py_TYPE(self));
   return 0;
 }
@@ -1164,6 +1182,7 @@ int graph_clear(Graph* self) {
   GRAPH_LISTS(CLEAR_LIST)
 #undef CLEAR_LIST
   Py_CLEAR(self->self_ref);
+  Py_CLEAR(self->last_table);
   return 0;
 }
 
@@ -1204,6 +1223,36 @@ bool units_of(Graph* graph, PyObject* variables, const char* name, std::vector<P
     units[i] = reinterpret_cast<BinaryVariable*>(v)->unit;
   }
   return true;
+}
+
+// A created factor's solver tuple (kind, units[, negated]): `units` (a tuple: one object) stolen,
+// `negated` borrowed.
+PyObject* spec_tuple(int kind, PyObject* links, PyObject* negated = nullptr) {
+  PyObject* spec = links ? PyTuple_New(negated ? 3 : 2) : nullptr;
+  if (spec == nullptr) {
+    Py_XDECREF(links);
+    return nullptr;
+  }
+  PyTuple_SET_ITEM(spec, 0, PyLong_FromLong(kind));  // (a small int: cached)
+  PyTuple_SET_ITEM(spec, 1, links);
+  if (negated) PyTuple_SET_ITEM(spec, 2, Py_NewRef(negated));
+  return spec;
+}
+
+// A dense factor's additional scores as a new list; when they are those of the graph's previous
+// dense factor (one table shared by many factors), its float objects are reused.
+PyObject* table_list(Graph* graph, const std::vector<double>& values) {
+  const Py_ssize_t n = static_cast<Py_ssize_t>(values.size());
+  PyObject* last = graph->last_table;
+  bool same = last != nullptr && PyList_GET_SIZE(last) == n;
+  for (Py_ssize_t i = 0; same && i < n; ++i) {
+    PyObject* x = PyList_GET_ITEM(last, i);
+    const double value = PyFloat_CheckExact(x) ? PyFloat_AS_DOUBLE(x) : 0.0;
+    same = PyFloat_CheckExact(x) && std::memcmp(&value, &values[i], sizeof(double)) == 0;
+  }
+  PyObject* list = same ? PyList_GetSlice(last, 0, n) : float_list(values);
+  if (list != nullptr) set_field(graph->last_table, list);
+  return list;
 }
 
 // Appends a factor, its solver tuple and its additional scores (references stolen); returns the
@@ -1294,9 +1343,7 @@ PyObject* graph_create_factor_logic(Graph* self, PyObject* const* args, Py_ssize
   PyObject* links = PyList_GetSlice(variables, 0, PyList_GET_SIZE(variables));
   PyObject* factor = links ? created_factor(self, kind, links, Py_NewRef(g_no_scores)) : nullptr;
   if (factor != nullptr && flags != nullptr) set_field(as_factor(factor)->negated, flags);
-  PyObject* unit_list = int_list(units);
-  PyObject* spec = unit_list ? Py_BuildValue("(iOO)", kind, unit_list, flags ? flags : Py_None) : nullptr;
-  Py_XDECREF(unit_list);
+  PyObject* spec = spec_tuple(kind, int_tuple(units), flags ? flags : Py_None);
   Py_XDECREF(flags);
   return add_factor(self, factor, spec, Py_NewRef(g_no_scores));
 }
@@ -1323,7 +1370,7 @@ PyObject* graph_create_factor_pair(Graph* self, PyObject* const* args, Py_ssize_
   PyList_SET_ITEM(additional, 0, potential);
   PyObject* links = PyList_GetSlice(bound[0], 0, 2);
   PyObject* factor = links ? created_factor(self, kPair, links, Py_NewRef(additional)) : nullptr;
-  PyObject* spec = Py_BuildValue("(i[nn])", kPair, units[0], units[1]);
+  PyObject* spec = spec_tuple(kPair, int_tuple(units));
   return add_factor(self, factor, spec, additional);
 }
 
@@ -1364,11 +1411,10 @@ PyObject* graph_create_factor_dense(Graph* self, PyObject* const* args, Py_ssize
   if (indices.empty() || has_duplicates(indices)) {
     return PyErr_Format(PyExc_ValueError, "p_multi_variables: expected distinct variables");
   }
-  PyObject* additional = float_list(values);
+  PyObject* additional = table_list(self, values);
   PyObject* links = additional ? PyList_GetSlice(variables, 0, n) : nullptr;
   PyObject* factor = links ? created_factor(self, kDense, links, Py_NewRef(additional)) : nullptr;
-  PyObject* index_list = int_list(indices);
-  PyObject* spec = index_list ? Py_BuildValue("(iN)", kDense, index_list) : nullptr;
+  PyObject* spec = spec_tuple(kDense, int_tuple(indices));
   return add_factor(self, factor, spec, additional);
 }
 
@@ -1400,7 +1446,7 @@ PyObject* graph_declare_factor(Graph* self, PyObject* const* args, Py_ssize_t na
   Py_XSETREF(f->links, links);
   Py_XSETREF(f->link_units, unit_list);
   set_field(f->graph_ref, self->self_ref);
-  PyObject* checked = PyObject_CallMethod(factor, "_check_size", nullptr);
+  PyObject* checked = PyObject_CallMethodNoArgs(factor, g_check_size);
   if (checked == nullptr) return nullptr;
   Py_DECREF(checked);
   PyObject* index = PyLong_FromSsize_t(PyList_GET_SIZE(self->factors));
@@ -1458,7 +1504,11 @@ bool add_ad3_compat_types(PyObject* module) {
   g_no_scores = PyTuple_New(0);
   g_tree_arcs = PyObject_GetAttrString(module, "tree_arcs");
   g_head_automaton_pairs = PyObject_GetAttrString(module, "head_automaton_pairs");
-  if (!g_zero || !g_binary || !g_no_scores || !g_tree_arcs || !g_head_automaton_pairs) return false;
+  g_check_size = PyUnicode_InternFromString("_check_size");
+  g_copy = PyUnicode_InternFromString("copy");
+  if (!g_zero || !g_binary || !g_no_scores || !g_tree_arcs || !g_head_automaton_pairs || !g_check_size || !g_copy) {
+    return false;
+  }
   for (int i = 0; i < kNumKinds; ++i) {
     g_kind_names[i] = PyUnicode_InternFromString(kKinds[i]);
     if (g_kind_names[i] == nullptr) return false;
