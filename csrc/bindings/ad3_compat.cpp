@@ -87,12 +87,12 @@ int is_integer(PyObject* obj) {
   return np == nullptr ? -1 : PyObject_IsInstance(obj, np->integer);
 }
 
-// int(value) of an int or numpy integer as Py_ssize_t; TypeError "{name}: expected an int, got
+// int(value) of an int or numpy integer as Py_ssize_t; TypeError "{name}: expected {expected}, got
 // {value!r}" for anything else. false with an error set.
-bool integer_arg(PyObject* value, const char* name, Py_ssize_t& out) {
+bool integer_arg(PyObject* value, const char* name, Py_ssize_t& out, const char* expected = "an int") {
   const int ok = is_integer(value);
   if (ok <= 0) {
-    if (ok == 0) PyErr_Format(PyExc_TypeError, "%s: expected an int, got %R", name, value);
+    if (ok == 0) PyErr_Format(PyExc_TypeError, "%s: expected %s, got %R", name, expected, value);
     return false;
   }
   PyObject* index = PyNumber_Index(value);
@@ -116,6 +116,20 @@ PyObject* real_number(PyObject* value, const char* name) {
   return nullptr;
 }
 
+// Opens the buffer of a float64 ndarray. 1: opened (release it); 0: not one; -1: error.
+int float64_array_view(PyObject* obj, Py_buffer& view) {
+  const Numpy* np = numpy();
+  if (np == nullptr) return -1;
+  if (Py_TYPE(obj) != reinterpret_cast<PyTypeObject*>(np->ndarray)) return 0;
+  if (PyObject_GetBuffer(obj, &view, PyBUF_RECORDS_RO) < 0) {
+    PyErr_Clear();  // (not a readable buffer: numpy's general path)
+    return 0;
+  }
+  if (view.format != nullptr && std::strcmp(view.format, "d") == 0) return 1;
+  PyBuffer_Release(&view);
+  return 0;
+}
+
 // Reads a float64 ndarray (1-d; or any shape, C-contiguous, when `flatten`) or a list of floats.
 // 1: read; 0: not such an object (nothing read); -1: error.
 int read_plain_floats(PyObject* obj, bool flatten, std::vector<double>& out) {
@@ -128,26 +142,19 @@ int read_plain_floats(PyObject* obj, bool flatten, std::vector<double>& out) {
     for (Py_ssize_t i = 0; i < n; ++i) out[i] = PyFloat_AS_DOUBLE(PyList_GET_ITEM(obj, i));
     return 1;
   }
-  const Numpy* np = numpy();
-  if (np == nullptr) return -1;
-  if (Py_TYPE(obj) != reinterpret_cast<PyTypeObject*>(np->ndarray)) return 0;
   Py_buffer view;
-  if (PyObject_GetBuffer(obj, &view, PyBUF_RECORDS_RO) < 0) {
-    PyErr_Clear();  // (not a readable buffer: numpy's general path)
-    return 0;
-  }
+  const int opened = float64_array_view(obj, view);
+  if (opened <= 0) return opened;
   int read = 0;
-  if (view.format != nullptr && std::strcmp(view.format, "d") == 0) {
-    const char* data = static_cast<const char*>(view.buf);
-    if (view.ndim == 1) {
-      out.resize(view.shape[0]);
-      for (Py_ssize_t i = 0; i < view.shape[0]; ++i) std::memcpy(&out[i], data + i * view.strides[0], sizeof(double));
-      read = 1;
-    } else if (flatten && PyBuffer_IsContiguous(&view, 'C')) {
-      out.resize(view.len / sizeof(double));
-      std::memcpy(out.data(), data, view.len);
-      read = 1;
-    }
+  const char* data = static_cast<const char*>(view.buf);
+  if (view.ndim == 1) {
+    out.resize(view.shape[0]);
+    for (Py_ssize_t i = 0; i < view.shape[0]; ++i) std::memcpy(&out[i], data + i * view.strides[0], sizeof(double));
+    read = 1;
+  } else if (flatten && PyBuffer_IsContiguous(&view, 'C')) {
+    out.resize(view.len / sizeof(double));
+    std::memcpy(out.data(), data, view.len);
+    read = 1;
   }
   PyBuffer_Release(&view);
   return read;
@@ -790,18 +797,22 @@ PyObject* factor_get_additional_log_potentials(Factor* self, PyObject*) {
   return PySequence_List(self->additional);
 }
 
-bool is_float64_vector(PyObject* values) {
-  std::vector<double> ignored;
-  if (PyList_CheckExact(values)) return false;
-  const int read = read_plain_floats(values, false, ignored);
-  if (read < 0) PyErr_Clear();
-  return read > 0;
+// 1: a 1-d float64 ndarray (the solver reads it directly); 0: not one; -1: error.
+int is_float64_vector(PyObject* values) {
+  Py_buffer view;
+  const int opened = float64_array_view(values, view);
+  if (opened <= 0) return opened;
+  const bool vector = view.ndim == 1;
+  PyBuffer_Release(&view);
+  return vector;
 }
 
 PyObject* factor_set_additional_log_potentials(Factor* self, PyObject* values) {
   const Py_ssize_t expected = field_length(self->additional, "additional");
   if (expected < 0) return nullptr;
-  if (self->link_units != nullptr && self->link_units != Py_None && is_float64_vector(values)) {
+  const int vector = self->link_units != nullptr && self->link_units != Py_None ? is_float64_vector(values) : 0;
+  if (vector < 0) return nullptr;
+  if (vector) {
     // A declared factor (the graph reads its scores at solve time): a copy of the array (the
     // solver reads float64 arrays directly, no list of floats needed).
     const Py_ssize_t given = PyObject_Length(values);
@@ -1018,7 +1029,7 @@ PyObject* sequence_initialize(Factor* self, PyObject* num_states) {
   if (iter == nullptr) return nullptr;
   while (PyObject* k = PyIter_Next(iter)) {
     Py_ssize_t value;
-    if (integer_arg(k, "num_states", value) && value < 1) {
+    if (integer_arg(k, "num_states", value, "ints") && value < 1) {
       PyErr_Format(PyExc_ValueError, "num_states: every position needs at least one state, got %S", k);
     }
     Py_DECREF(k);
