@@ -2,8 +2,8 @@
 // types (raw C API, METH_FASTCALL): building a graph from Python costs little more than the calls.
 // The data model is that of python/ccnn_decoder/ad3/factor_graph.py, which subclasses
 // FactorGraphBase: the graph holds Python lists (_variables, _kinds, _scores, _factors, _specs,
-// _extras, _declared) that _decoder.solve_general_graph reads; a variable holds its graph and its
-// units (indices into _scores). Errors (types and messages) are those of the Python classes they
+// _extras, _declared) that _decoder.solve_general_graph reads; a variable holds its graph's scores
+// and its units (indices into _scores). Errors (types and messages) are those of the Python classes they
 // replace. Variables and factors refer to their graph weakly (graph.self_ref): a graph forms no
 // reference cycle, so it is freed when its last reference goes, without the cyclic GC.
 #include "bindings/ad3_compat.h"
@@ -184,52 +184,35 @@ bool read_flat_floats(PyObject* obj, std::vector<double>& out) {
   return read > 0;
 }
 
-PyObject* float_list(const std::vector<double>& values) {
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(values.size()));
-  if (list == nullptr) return nullptr;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    PyObject* x = PyFloat_FromDouble(values[i]);
+// A new list (or tuple) of `values` made Python objects by `make`.
+template <bool kTuple, class T, class Make>
+PyObject* sequence_of(const std::vector<T>& values, Make make) {
+  const Py_ssize_t n = static_cast<Py_ssize_t>(values.size());
+  PyObject* seq = kTuple ? PyTuple_New(n) : PyList_New(n);
+  if (seq == nullptr) return nullptr;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* x = make(values[i]);
     if (x == nullptr) {
-      Py_DECREF(list);
+      Py_DECREF(seq);
       return nullptr;
     }
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), x);
+    if (kTuple) {
+      PyTuple_SET_ITEM(seq, i, x);
+    } else {
+      PyList_SET_ITEM(seq, i, x);
+    }
   }
-  return list;
+  return seq;
 }
+
+PyObject* float_list(const std::vector<double>& values) { return sequence_of<false>(values, PyFloat_FromDouble); }
+PyObject* int_list(const std::vector<Py_ssize_t>& values) { return sequence_of<false>(values, PyLong_FromSsize_t); }
+PyObject* int_tuple(const std::vector<Py_ssize_t>& values) { return sequence_of<true>(values, PyLong_FromSsize_t); }
 
 PyObject* zeros_list(Py_ssize_t n) {
   PyObject* list = PyList_New(n);
   if (list == nullptr) return nullptr;
   for (Py_ssize_t i = 0; i < n; ++i) PyList_SET_ITEM(list, i, Py_NewRef(g_zero));
-  return list;
-}
-
-PyObject* int_tuple(const std::vector<Py_ssize_t>& values) {
-  PyObject* tuple = PyTuple_New(static_cast<Py_ssize_t>(values.size()));
-  if (tuple == nullptr) return nullptr;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    PyObject* x = PyLong_FromSsize_t(values[i]);
-    if (x == nullptr) {
-      Py_DECREF(tuple);
-      return nullptr;
-    }
-    PyTuple_SET_ITEM(tuple, static_cast<Py_ssize_t>(i), x);
-  }
-  return tuple;
-}
-
-PyObject* int_list(const std::vector<Py_ssize_t>& values) {
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(values.size()));
-  if (list == nullptr) return nullptr;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    PyObject* x = PyLong_FromSsize_t(values[i]);
-    if (x == nullptr) {
-      Py_DECREF(list);
-      return nullptr;
-    }
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), x);
-  }
   return list;
 }
 
@@ -303,6 +286,12 @@ bool bind_args(const char* function, PyObject* const* args, Py_ssize_t nargs, Py
 }
 
 // ---- the types ----
+
+// A method table's function (CPython's tables hold every signature as one pointer type).
+template <class F>
+PyCFunction cfunc(F* f) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
+}
 
 struct Graph {
   PyObject_HEAD
@@ -413,7 +402,7 @@ PyObject* new_binary_variable(GraphLink graph, Py_ssize_t unit) {
   return reinterpret_cast<PyObject*>(v);
 }
 
-// graph: None or a FactorGraphBase; nullptr with an error set otherwise.
+// graph: None (out: nullptr) or a FactorGraphBase; false with a TypeError otherwise.
 bool graph_arg(PyObject* graph, Graph*& out) {
   if (graph == nullptr || graph == Py_None) {
     out = nullptr;
@@ -466,10 +455,10 @@ PyObject* binary_get_id(BinaryVariable* self, PyObject*) { return PyLong_FromSsi
 PyObject* binary_get_degree(BinaryVariable* self, PyObject*) { return unit_degree(self->graph, self->unit); }
 
 PyMethodDef binary_methods[] = {
-    {"get_log_potential", reinterpret_cast<PyCFunction>(binary_get_log_potential), METH_NOARGS, nullptr},
-    {"set_log_potential", reinterpret_cast<PyCFunction>(binary_set_log_potential), METH_O, nullptr},
-    {"get_id", reinterpret_cast<PyCFunction>(binary_get_id), METH_NOARGS, nullptr},
-    {"get_degree", reinterpret_cast<PyCFunction>(binary_get_degree), METH_NOARGS, nullptr},
+    {"get_log_potential", cfunc(binary_get_log_potential), METH_NOARGS, nullptr},
+    {"set_log_potential", cfunc(binary_set_log_potential), METH_O, nullptr},
+    {"get_id", cfunc(binary_get_id), METH_NOARGS, nullptr},
+    {"get_degree", cfunc(binary_get_degree), METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef binary_getset[] = {
@@ -638,15 +627,12 @@ PyObject* multi_units(MultiVariable* self, PyObject*) {
 }
 
 PyMethodDef multi_methods[] = {
-    {"get_state", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(multi_get_state)),
-     METH_FASTCALL | METH_KEYWORDS, nullptr},
-    {"get_log_potential", reinterpret_cast<PyCFunction>(multi_get_log_potential), METH_O, nullptr},
-    {"set_log_potential", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(multi_set_log_potential)),
-     METH_FASTCALL, nullptr},
-    {"set_log_potentials", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(multi_set_log_potentials)),
-     METH_FASTCALL | METH_KEYWORDS, nullptr},
-    {"get_num_states", reinterpret_cast<PyCFunction>(multi_get_num_states), METH_NOARGS, nullptr},
-    {"_units", reinterpret_cast<PyCFunction>(multi_units), METH_NOARGS, nullptr},
+    {"get_state", cfunc(multi_get_state), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"get_log_potential", cfunc(multi_get_log_potential), METH_O, nullptr},
+    {"set_log_potential", cfunc(multi_set_log_potential), METH_FASTCALL, nullptr},
+    {"set_log_potentials", cfunc(multi_set_log_potentials), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"get_num_states", cfunc(multi_get_num_states), METH_NOARGS, nullptr},
+    {"_units", cfunc(multi_units), METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef multi_getset[] = {
@@ -904,16 +890,14 @@ PyObject* factor_get_variable(Factor* self, PyObject* i) {
 
 PyMethodDef factor_methods[] = {
     {"set_allocate", factor_set_allocate, METH_O, "Accepted for compatibility (memory is Python's)."},
-    {"get_additional_log_potentials", reinterpret_cast<PyCFunction>(factor_get_additional_log_potentials),
-     METH_NOARGS, nullptr},
-    {"set_additional_log_potentials", reinterpret_cast<PyCFunction>(factor_set_additional_log_potentials),
-     METH_O, nullptr},
+    {"get_additional_log_potentials", cfunc(factor_get_additional_log_potentials), METH_NOARGS, nullptr},
+    {"set_additional_log_potentials", cfunc(factor_set_additional_log_potentials), METH_O, nullptr},
     {"_check_size", factor_check_size, METH_NOARGS,
      "Structured factors: the number of bound variables must match the initialization."},
-    {"_units", reinterpret_cast<PyCFunction>(factor_units), METH_NOARGS, nullptr},
-    {"_spec", reinterpret_cast<PyCFunction>(factor_spec), METH_NOARGS, nullptr},
-    {"get_degree", reinterpret_cast<PyCFunction>(factor_get_degree), METH_NOARGS, nullptr},
-    {"get_variable", reinterpret_cast<PyCFunction>(factor_get_variable), METH_O, nullptr},
+    {"_units", cfunc(factor_units), METH_NOARGS, nullptr},
+    {"_spec", cfunc(factor_spec), METH_NOARGS, nullptr},
+    {"get_degree", cfunc(factor_get_degree), METH_NOARGS, nullptr},
+    {"get_variable", cfunc(factor_get_variable), METH_O, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 PyObject* factor_get_graph(Factor* self, void*) { return graph_of(self->graph_ref); }
@@ -1136,19 +1120,17 @@ PyObject* head_automaton_initialize(Factor* self, PyObject* const* args, Py_ssiz
 }
 
 PyMethodDef sequence_methods[] = {
-    {"initialize", reinterpret_cast<PyCFunction>(sequence_initialize), METH_O, nullptr},
-    {"_check_size", reinterpret_cast<PyCFunction>(sequence_check_size), METH_NOARGS, nullptr},
+    {"initialize", cfunc(sequence_initialize), METH_O, nullptr},
+    {"_check_size", cfunc(sequence_check_size), METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef tree_methods[] = {
-    {"initialize", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tree_initialize)),
-     METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"initialize", cfunc(tree_initialize), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef head_automaton_methods[] = {
-    {"initialize", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(head_automaton_initialize)),
-     METH_FASTCALL | METH_KEYWORDS, nullptr},
-    {"_check_size", reinterpret_cast<PyCFunction>(head_automaton_check_size), METH_NOARGS, nullptr},
+    {"initialize", cfunc(head_automaton_initialize), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"_check_size", cfunc(head_automaton_check_size), METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 // ---- FactorGraphBase ----
@@ -1205,7 +1187,7 @@ void graph_dealloc(Graph* self) {
   type->tp_free(self);
 }
 
-// The error for a list item that is not a variable of `graph` of type `expected`.
+// The error for a list item that is not a variable of type `expected` of the graph at hand.
 void bad_variable(PyObject* v, const char* name, PyTypeObject* expected) {
   const char* expected_name = _PyType_Name(expected);
   if (v == Py_None) {
@@ -1467,19 +1449,15 @@ PyObject* graph_declare_factor(Graph* self, PyObject* const* args, Py_ssize_t na
 }
 
 PyMethodDef graph_methods[] = {
-    {"_units_of", reinterpret_cast<PyCFunction>(graph_units_of), METH_O,
+    {"_units_of", cfunc(graph_units_of), METH_O,
      "The units of a list of PBinaryVariable of this graph (TypeError, AttributeError or ValueError as the "
      "reference)."},
-    {"create_binary_variable", reinterpret_cast<PyCFunction>(graph_create_binary_variable), METH_NOARGS, nullptr},
-    {"create_multi_variable", reinterpret_cast<PyCFunction>(graph_create_multi_variable), METH_O, nullptr},
-    {"create_factor_logic", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(graph_create_factor_logic)),
-     METH_FASTCALL | METH_KEYWORDS, nullptr},
-    {"create_factor_pair", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(graph_create_factor_pair)),
-     METH_FASTCALL | METH_KEYWORDS, nullptr},
-    {"create_factor_dense", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(graph_create_factor_dense)),
-     METH_FASTCALL | METH_KEYWORDS, nullptr},
-    {"declare_factor", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(graph_declare_factor)),
-     METH_FASTCALL | METH_KEYWORDS,
+    {"create_binary_variable", cfunc(graph_create_binary_variable), METH_NOARGS, nullptr},
+    {"create_multi_variable", cfunc(graph_create_multi_variable), METH_O, nullptr},
+    {"create_factor_logic", cfunc(graph_create_factor_logic), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"create_factor_pair", cfunc(graph_create_factor_pair), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"create_factor_dense", cfunc(graph_create_factor_dense), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"declare_factor", cfunc(graph_declare_factor), METH_FASTCALL | METH_KEYWORDS,
      "Binds a separately created factor (ccnn_decoder.ad3.extensions: PFactorSequence, PFactorTree, ...) "
      "to binary variables; initialize it before solving."},
     {nullptr, nullptr, 0, nullptr}};
@@ -1490,7 +1468,7 @@ PyMemberDef graph_members[] = {GRAPH_LISTS(GRAPH_MEMBER){nullptr, 0, 0, 0, nullp
 
 // ---- registration ----
 
-// (GC support: with `traverse`.)
+// A static type's slots (GC support when given `traverse`).
 void fill_type(PyTypeObject& type, const char* name, Py_ssize_t size, unsigned long flags, destructor dealloc,
                traverseproc traverse, inquiry clear, PyMethodDef* methods, PyMemberDef* members,
                PyGetSetDef* getset, newfunc make, const char* doc) {
