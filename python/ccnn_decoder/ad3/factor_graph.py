@@ -1,7 +1,5 @@
 """ccnn_decoder.ad3.factor_graph: ``PFactorGraph``, its variables and factors (the reference's
 ``ad3.factor_graph`` and ``ad3.base``); see the package docstring for the differences."""
-from __future__ import annotations
-
 import math
 
 import numpy as np
