@@ -79,7 +79,7 @@ def decoder_extension():
     """The MAP decoder: torch-free C++ (csrc/ad3) with its pybind11 binding."""
     import pybind11
 
-    sources = ["csrc/bindings/decoder.cpp"] + rel("csrc/ad3/*.cpp")
+    sources = ["csrc/bindings/decoder.cpp", "csrc/bindings/ad3_compat.cpp"] + rel("csrc/ad3/*.cpp")
     return Extension(
         "ccnn_decoder._decoder", sources, language="c++",
         include_dirs=[os.path.join(ROOT, "csrc"), pybind11.get_include()],

@@ -1,9 +1,10 @@
 """The distribution `ccnn-decoder` (import package `ccnn_decoder`): ccnn's MAP decoder without torch.
 
 Built from the repository's own sources, by relative paths: the C++ core `../csrc/ad3`, its pybind11
-binding `../csrc/bindings/decoder.cpp` and the Python package `../python/ccnn_decoder` (the same
-files the main `setup.py` ships inside `ccnn`). Needs a C++17 compiler, setuptools and pybind11 to
-build and numpy to run: `pip install ./decoder` from the repository root (an in-tree build; no sdist).
+binding `../csrc/bindings/decoder.cpp` (with `ad3_compat.cpp`, the C types of `ccnn_decoder.ad3`)
+and the Python package `../python/ccnn_decoder` (the same files the main `setup.py` ships inside
+`ccnn`). Needs a C++17 compiler, setuptools and pybind11 to build and numpy to run:
+`pip install ./decoder` from the repository root (an in-tree build; no sdist).
 """
 import glob
 import os
@@ -14,9 +15,10 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 os.chdir(HERE)  # setuptools wants paths relative to this folder
-SOURCES = ["../csrc/bindings/decoder.cpp"] + sorted(
+SOURCES = ["../csrc/bindings/decoder.cpp", "../csrc/bindings/ad3_compat.cpp"] + sorted(
     os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "..", "csrc", "ad3", "*.cpp")))
-HEADERS = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "..", "csrc", "ad3", "*.h")))
+HEADERS = ["../csrc/bindings/ad3_compat.h"] + sorted(
+    os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "..", "csrc", "ad3", "*.h")))
 
 
 class BuildExt(build_ext):

@@ -19,6 +19,7 @@
 
 #include "ad3/ad3.h"
 #include "ad3/factor_graph.h"
+#include "bindings/ad3_compat.h"
 
 namespace py = pybind11;
 namespace ad3 = ccnn::ad3;
@@ -612,4 +613,5 @@ PYBIND11_MODULE(_decoder, m) {
     names.append(ad3::status_name(s));
   }
   m.attr("STATUS_NAMES") = py::tuple(names);
+  if (!ccnn::bindings::add_ad3_compat_types(m.ptr())) throw py::error_already_set();
 }

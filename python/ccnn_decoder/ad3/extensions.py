@@ -60,81 +60,11 @@ __all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton", "PFactorBin
            "PFactorGeneralTreeCounts"]
 
 
-class PFactorSequence(PFactor):
-    """Sequence factor (reference: ``ad3.extensions.PFactorSequence``)."""
-
-    def __init__(self, allocate=True):
-        super().__init__("sequence")
-        self._initialized = False
-
-    def initialize(self, num_states):
-        if type(num_states) is not list and (
-                num_states is None or isinstance(num_states, (str, bytes)) or np.ndim(num_states) != 1):
-            raise TypeError(f"num_states: expected a sequence of ints, got {num_states!r}")
-        states = []
-        for k in num_states:
-            if type(k) is not int and (isinstance(k, bool) or not isinstance(k, (int, np.integer))):
-                raise TypeError(f"num_states: expected ints, got {k!r}")
-            if k < 1:
-                raise ValueError(f"num_states: every position needs at least one state, got {k}")
-            states.append(int(k))
-        if not states:
-            raise ValueError("num_states: a sequence needs at least one position")
-        self._num_states = states
-        size = states[0] + states[-1] + sum(a * b for a, b in zip(states, states[1:]))
-        self._additional = [0.0] * size
-        self._initialized = True
-        self._check_size()
-
-    def _check_size(self):
-        if self._initialized and self._graph is not None and len(self._links) != sum(self._num_states):
-            raise ValueError(f"num_states: {sum(self._num_states)} states in all, but {len(self._links)} "
-                             "variables are bound to the factor")
-
-
-class PFactorTree(PFactor):
-    """Dependency-tree factor (reference: ``ad3.extensions.PFactorTree``)."""
-
-    def __init__(self, allocate=True):
-        super().__init__("tree")
-        self._initialized = False
-
-    def initialize(self, n_nodes, arcs):
-        if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)):
-            raise TypeError(f"n_nodes: expected an int, got {n_nodes!r}")
-        if not isinstance(arcs, (list, tuple)):
-            raise TypeError(f"arcs: expected a list of (head, modifier) pairs, got {type(arcs).__name__}")
-        if self._graph is not None and len(arcs) != len(self._links):
-            raise ValueError(f"arcs: expected one arc per bound variable ({len(self._links)}), got {len(arcs)}")
-        pairs = _decoder.tree_arcs(int(n_nodes), arcs if type(arcs) is list else list(arcs))
-        self._num_nodes = int(n_nodes)
-        self._arcs = pairs
-        self._initialized = True
-
-
-class PFactorHeadAutomaton(PFactor):
-    """Head automaton (reference: ``ad3.extensions.PFactorHeadAutomaton``)."""
-
-    def __init__(self, allocate=True):
-        super().__init__("headautomaton")
-        self._initialized = False
-
-    def initialize(self, length, siblings):
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
-            raise TypeError(f"length: expected an int, got {length!r}")
-        if not isinstance(siblings, (list, tuple)):
-            raise TypeError(f"siblings: expected a list of (head, modifier, sibling) triples, got "
-                            f"{type(siblings).__name__}")
-        pairs = _decoder.head_automaton_pairs(int(length), siblings if type(siblings) is list else list(siblings))
-        self._length = int(length)
-        self._arcs = pairs
-        self._additional = [0.0] * len(pairs)
-        self._initialized = True
-        self._check_size()
-
-    def _check_size(self):
-        if self._initialized and self._graph is not None and len(self._links) != self._length - 1:
-            raise ValueError(f"length: {self._length - 1} arcs expected, but {len(self._links)} variables are bound")
+# The sequence, tree and head automaton (hot in parsers and taggers) are C types
+# (csrc/bindings/ad3_compat.cpp).
+PFactorSequence = _decoder.PFactorSequence
+PFactorTree = _decoder.PFactorTree
+PFactorHeadAutomaton = _decoder.PFactorHeadAutomaton
 
 
 def _parents_list(parents):

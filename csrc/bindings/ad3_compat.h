@@ -1,0 +1,13 @@
+// The hot construction path of ccnn_decoder.ad3 (the reference AD3 Python API) as CPython types.
+#pragma once
+
+#include <Python.h>
+
+namespace ccnn::bindings {
+
+// Adds PBinaryVariable, PMultiVariable, PFactor, PFactorSequence, PFactorTree,
+// PFactorHeadAutomaton and FactorGraphBase to `module` (ccnn_decoder._decoder, whose tree_arcs
+// and head_automaton_pairs must already be defined). Returns false with a Python error set.
+bool add_ad3_compat_types(PyObject* module);
+
+}  // namespace ccnn::bindings
