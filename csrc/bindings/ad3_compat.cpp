@@ -371,8 +371,18 @@ void release(GraphLink& link) {
   Py_CLEAR(link.scores);
 }
 
-// The graph a weak reference (or nullptr) points to, None when none or gone: a new reference.
-PyObject* graph_of(PyObject* ref) { return Py_NewRef(ref == nullptr ? Py_None : PyWeakref_GetObject(ref)); }
+// The graph a weak reference (or nullptr) points to, None when none or gone: a new reference
+// (nullptr with an exception on error).
+PyObject* graph_of(PyObject* ref) {
+  if (ref == nullptr) return Py_NewRef(Py_None);
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject* graph = nullptr;  // (PyWeakref_GetObject is deprecated from 3.13)
+  if (PyWeakref_GetRef(ref, &graph) < 0) return nullptr;
+  return graph != nullptr ? graph : Py_NewRef(Py_None);
+#else
+  return Py_NewRef(PyWeakref_GetObject(ref));
+#endif
+}
 
 // The `_graph` attribute of variables.
 PyObject* get_graph(PyObject* self, void* offset) {
@@ -382,6 +392,7 @@ PyObject* get_graph(PyObject* self, void* offset) {
 // What Python's `self._graph._unit_degree(unit)` counts (0 without a graph).
 PyObject* unit_degree(const GraphLink& link, Py_ssize_t unit) {
   PyObject* graph = graph_of(link.ref);
+  if (graph == nullptr) return nullptr;
   PyObject* degree = graph == Py_None ? PyLong_FromLong(0) : PyObject_CallMethod(graph, "_unit_degree", "n", unit);
   Py_DECREF(graph);
   return degree;
