@@ -38,23 +38,30 @@ class SequenceFactor : public ActiveSetFactor {
 
   double best_config(const double* s, const double* a, Config& config) override {
     const int length = static_cast<int>(states_.size());
-    value_.assign(degree(), kNegInf);
-    back_.assign(degree(), 0);
+    value_.resize(degree());
+    back_.resize(degree());
     for (int k = 0; k < states_[0]; ++k) value_[k] = a[index_[0] + k] + s[k];
     for (int i = 1; i < length; ++i) {
-      for (int k = 0; k < states_[i]; ++k) {
-        double best = kNegInf;
-        int arg = 0;
-        for (int l = 0; l < states_[i - 1]; ++l) {
-          const double v = value_[offset_[i - 1] + l] + a[transition(i, l, k)];
-          if (v > best) {
-            best = v;
-            arg = l;
+      // best previous state l for each state k (the first of ties), the transition table's rows
+      // (one per l) read contiguously
+      const int width = states_[i];
+      const double* previous = value_.data() + offset_[i - 1];
+      const double* table = a + index_[i];
+      double* best = value_.data() + offset_[i];
+      int* arg = back_.data() + offset_[i];
+      std::fill(best, best + width, kNegInf);
+      std::fill(arg, arg + width, 0);
+      for (int l = 0; l < states_[i - 1]; ++l) {
+        const double* row = table + l * width;
+        for (int k = 0; k < width; ++k) {
+          const double v = previous[l] + row[k];
+          if (v > best[k]) {
+            best[k] = v;
+            arg[k] = l;
           }
         }
-        value_[offset_[i] + k] = best + s[offset_[i] + k];
-        back_[offset_[i] + k] = arg;
       }
+      for (int k = 0; k < width; ++k) best[k] += s[offset_[i] + k];
     }
     double best = kNegInf;
     int state = 0;
