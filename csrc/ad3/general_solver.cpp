@@ -98,11 +98,12 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     const bool own = model.factors[f]->num_additional() > 0;
     factor_a[f] = own ? factor_scores + model.additional[f] : &kNoScores;
     factor_scaled[f] = own ? scaled.data() + model.additional[f] : &kNoScores;
-    // (internal factors have no additional posteriors to keep)
-    factor_w[f] = own && f < graph.num_factors() ? run.additional.data() + model.additional[f] : w_scratch.data();
+    const bool kept = own && f < graph.num_factors();  // (internal factors have none to keep)
     if (model.factors[f]->defers_additional()) {
-      if (factor_w[f] != w_scratch.data()) deferred.push_back(f);
       factor_w[f] = nullptr;
+      if (kept) deferred.push_back(f);
+    } else {
+      factor_w[f] = kept ? run.additional.data() + model.additional[f] : w_scratch.data();
     }
   }
   // The additional posteriors of the factors that defer them, for an iterate that is kept.

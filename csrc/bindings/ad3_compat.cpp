@@ -11,6 +11,7 @@
 #include <structmember.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <iterator>
 #include <vector>
@@ -21,6 +22,7 @@ namespace {
 // ---- shared objects ----
 
 PyObject* g_zero;                    // 0.0: the score of a new unit
+PyObject* g_one;                     // 1.0
 PyObject* g_binary;                  // 0: the kind of a binary variable
 PyObject* g_no_scores;               // (): the additional scores of a factor without any
 PyObject* g_tree_arcs;               // _decoder.tree_arcs
@@ -205,7 +207,20 @@ PyObject* sequence_of(const std::vector<T>& values, Make make) {
   return seq;
 }
 
-PyObject* float_list(const std::vector<double>& values) { return sequence_of<false>(values, PyFloat_FromDouble); }
+}  // namespace
+
+// Exact 0.0 and 1.0 (most posteriors: every value of a certified solution) share two float
+// objects, which saves an allocation per value.
+PyObject* float_list(const std::vector<double>& values) {
+  return sequence_of<false>(values, [](double x) {
+    if (x == 1.0) return Py_NewRef(g_one);
+    if (x == 0.0 && !std::signbit(x)) return Py_NewRef(g_zero);
+    return PyFloat_FromDouble(x);
+  });
+}
+
+namespace {
+
 PyObject* int_list(const std::vector<Py_ssize_t>& values) { return sequence_of<false>(values, PyLong_FromSsize_t); }
 PyObject* int_tuple(const std::vector<Py_ssize_t>& values) { return sequence_of<true>(values, PyLong_FromSsize_t); }
 
@@ -1500,13 +1515,14 @@ void fill_type(PyTypeObject& type, const char* name, Py_ssize_t size, unsigned l
 
 bool add_ad3_compat_types(PyObject* module) {
   g_zero = PyFloat_FromDouble(0.0);
+  g_one = PyFloat_FromDouble(1.0);
   g_binary = PyLong_FromLong(0);
   g_no_scores = PyTuple_New(0);
   g_tree_arcs = PyObject_GetAttrString(module, "tree_arcs");
   g_head_automaton_pairs = PyObject_GetAttrString(module, "head_automaton_pairs");
   g_check_size = PyUnicode_InternFromString("_check_size");
   g_copy = PyUnicode_InternFromString("copy");
-  if (!g_zero || !g_binary || !g_no_scores || !g_tree_arcs || !g_head_automaton_pairs || !g_check_size || !g_copy) {
+  if (!g_zero || !g_one || !g_binary || !g_no_scores || !g_tree_arcs || !g_head_automaton_pairs || !g_check_size || !g_copy) {
     return false;
   }
   for (int i = 0; i < kNumKinds; ++i) {

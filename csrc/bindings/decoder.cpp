@@ -9,7 +9,6 @@
 #include <pybind11/stl.h>
 
 #include <array>
-#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -521,29 +520,10 @@ py::tuple solve_factor_graph(const std::string& method_name, const py::object& v
   return py::make_tuple(labels, posteriors, additional, value, score, bound, status, iterations, dual, local);
 }
 
-// A list of Python floats. Exact 0.0 and 1.0 (most posteriors: all of a certified solution's)
-// share two float objects, which saves an allocation per value.
 py::list to_list(const std::vector<double>& values) {
-  static PyObject* const zero = PyFloat_FromDouble(0.0);  // (immortal: never released)
-  static PyObject* const one = PyFloat_FromDouble(1.0);
-  if (zero == nullptr || one == nullptr) throw py::error_already_set();
-  py::list out(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const double x = values[i];
-    PyObject* v;
-    if (x == 1.0) {
-      v = one;
-      Py_INCREF(v);
-    } else if (x == 0.0 && !std::signbit(x)) {
-      v = zero;
-      Py_INCREF(v);
-    } else {
-      v = PyFloat_FromDouble(x);
-      if (v == nullptr) throw py::error_already_set();
-    }
-    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), v);
-  }
-  return out;
+  PyObject* list = ccnn::bindings::float_list(values);
+  if (list == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::list>(list);
 }
 
 // One problem of the compatibility layer (ccnn_decoder.ad3): variables and factors as for
