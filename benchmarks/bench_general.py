@@ -16,9 +16,10 @@ Per family and mode: milliseconds per problem (the median over the problems of t
 total = construction + solve, and the solve alone), the fraction certified
 ("integral"), and the objective: the score of the labelling each one's posteriors round to (binary:
 p > 1/2, multi-valued: the most probable state; -inf when a hard factor forbids it), scored by one
-function for both. The bars of issue 12: AD3 mode >= 5x faster (total) with at least the
-reference's certified fraction and mean objective; exact mode certifies every problem the
-reference certifies. A failed bar or check exits with status 1.
+function for both. Also the construction time (total minus solve) and the builder's floor, its
+code timed with every API call a C builtin that does nothing. The bars of issue 12: AD3 mode >= 5x
+faster (total) with at least the reference's certified fraction and mean objective; exact mode
+certifies every problem the reference certifies. A failed bar or check exits with status 1.
 
 Needs the reference on PYTHONPATH (bash benchmarks/install_reference_ad3.sh; without it only our
 columns are printed and nothing is written):
@@ -27,6 +28,7 @@ columns are printed and nothing is written):
     python benchmarks/bench_general.py --quick      # 3 problems per family, into the scratch folder
 """
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -176,6 +178,51 @@ FAMILIES = {"chain": (chain_scores, build_chain), "parser": (parser_scores, buil
             "mixed": (mixed_scores, build_mixed)}
 
 
+# ---- the builder's own cost: every API call a C builtin that does nothing ----
+
+class _NullVariable:
+    pass
+
+
+class _NullFactor:
+    pass
+
+
+def null_apis():
+    """(api, extensions) whose every method the builders call is a C builtin ignoring its
+    arguments (slice, list.append, dict.get, a bound __next__): timing a builder with them gives
+    the floor of its construction time, what no implementation of the API can go below."""
+    variable, factor = _NullVariable(), _NullFactor()
+    variable.set_log_potential = variable.set_log_potentials = [].append
+    variable.get_state = {k: variable for k in range(16)}.get
+    factor.initialize = slice
+    factor.set_additional_log_potentials = [].append
+    graph = _NullVariable()
+    graph.create_binary_variable = itertools.repeat(variable).__next__
+    graph.create_multi_variable = {k: variable for k in range(1, 16)}.get
+    graph.create_factor_dense = graph.create_factor_pair = graph.create_factor_logic = slice
+    graph.declare_factor = slice
+    api, extensions = _NullVariable(), _NullVariable()
+    api.PFactorGraph = itertools.repeat(graph).__next__
+    extensions.PFactorSequence = extensions.PFactorTree = extensions.PFactorHeadAutomaton = (
+        itertools.repeat(factor).__next__)
+    return api, extensions
+
+
+def builder_floor_ms(build, problems, repeats):
+    """Median over the problems of the fastest of `repeats` builds through null_apis()."""
+    api, extensions = null_apis()
+    times = []
+    for scores, _ in problems:
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            build(api, extensions, scores)
+            best = min(best, time.perf_counter() - start)
+        times.append(1e3 * best)
+    return statistics.median(times)
+
+
 # ---- running and judging ----
 
 def rounded_score(judge, posteriors):
@@ -229,6 +276,7 @@ def run(apis, family, problems, exact, repeats):
 def summary(r):
     finite = [x for x in r["objective"] if x > -np.inf]
     return {"ms": statistics.median(r["total_ms"]), "solve_ms": statistics.median(r["solve_ms"]),
+            "build_ms": statistics.median(t - s for t, s in zip(r["total_ms"], r["solve_ms"])),
             "certified": r["status"].count("integral") / len(r["status"]),
             "objective": float(np.mean(finite)) if finite else float("-inf"),
             "infeasible_roundings": len(r["objective"]) - len(finite)}
@@ -302,6 +350,11 @@ def markdown(meta, rows):
                      objective(t), f"{r['speedup']:.2f}x", f"{r['solve_speedup']:.2f}x", r["bar"],
                      "yes" if r["pass"] else "NO"])
     lines.append(markdown_table(header, body))
+    lines += ["Graph construction (AD3 rows; per problem, total minus solve, median over the problems) and the "
+              "builder's floor: the same builder code with every API call a C builtin that does nothing.", ""]
+    build_rows = [[r["family"], f"{r['ours']['build_ms']:.4f}", f"{r['reference']['build_ms']:.4f}",
+                   f"{meta['builder_floor_ms'][r['family']]:.4f}"] for r in rows if r["mode"] == "ad3"]
+    lines.append(markdown_table(["family", "ccnn build ms", "reference build ms", "builder floor ms"], build_rows))
     lines += ["Rounded objective per problem, ccnn against the reference (an infeasible rounding scores -inf): "
               + "; ".join(f"{r['family']} {r['mode']}: {r['per_problem']['better']} better, "
                           f"{r['per_problem']['equal']} equal, {r['per_problem']['worse']} worse" for r in rows)
@@ -329,13 +382,14 @@ def main():
         print("reference `ad3` not importable (benchmarks/install_reference_ad3.sh): our columns only, "
               "nothing written", file=sys.stderr)
     start_load = load_average()
-    rows, checks = [], []
+    rows, checks, floors = [], [], {}
     for family in families:
         make_scores, build = FAMILIES[family]
         problems = []
         for seed in range(count):
             scores = make_scores(np.random.default_rng(seed))
             problems.append((scores, build(ours, our_extensions, scores)[0]))
+        floors[family] = builder_floor_ms(build, problems, max(repeats, 20))
         for exact in (False, True):
             apis = [(ours, our_extensions)] + ([(reference, reference_extensions)] if reference else [])
             run(apis, family, problems[:1], exact, 1)  # warm-up
@@ -356,7 +410,7 @@ def main():
             "ccnn_decoder": ccnn_decoder.__file__, "reference": f"PyPI ad3 {reference.__version__}",
             "load_average_at_start": start_load, "load_average_at_end": load_average(),
             "busy": busy(start_load, os.cpu_count()), "problems": count, "repeats": repeats,
-            "check_failures": checks, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "builder_floor_ms": floors, "check_failures": checks, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     paths = write_results("general_cpu", {"meta": meta, "rows": rows}, markdown(meta, rows), args.out)
     print("wrote", *paths)
     for c in checks:
