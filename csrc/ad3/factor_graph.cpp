@@ -125,6 +125,8 @@ void FactorGraph::reserve(std::size_t num_variables, std::size_t num_factors) {
   unit_begin_.reserve(num_variables);
   states_.reserve(num_variables);
   binary_.reserve(num_variables);
+  unit_variable_.reserve(num_variables);  // (at least one unit per variable)
+  unit_degree_.reserve(num_variables);
   factors_.reserve(num_factors);
   additional_offset_.reserve(num_factors + 1);
 }
@@ -542,15 +544,27 @@ void mark_one_hot_groups(const FactorGraph& g, const FactorSpec& spec, std::vect
 
 GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
   factors.reserve(g.num_factors() + g.num_variables());
-  units.reserve(g.num_factors() + g.num_variables());
+  link_begin.reserve(g.num_factors() + g.num_variables() + 1);
+  link_begin.push_back(0);
   additional.reserve(g.num_factors() + g.num_variables());
+  std::size_t num_links = 0;
+  for (int f = 0; f < g.num_factors(); ++f) {
+    const FactorSpec& spec = g.factor(f);
+    if (spec.type != FactorType::kDense) {
+      num_links += spec.links.size();
+    } else {
+      for (int v : spec.links) num_links += g.unit_count(v);
+    }
+  }
+  link_unit.reserve(num_links + g.num_units());  // (+ the internal one-hot factors' links)
   degree.assign(g.num_units(), 0);
   has_dense.assign(g.num_variables(), 0);
   one_hot.assign(g.num_variables(), 0);
   for (int f = 0; f < g.num_factors(); ++f) {
     const FactorSpec& spec = g.factor(f);
     factors.push_back(make_local_factor(g, spec));
-    units.push_back(factor_units(g, spec));
+    append_factor_units(g, spec, link_unit);
+    link_begin.push_back(link_unit.size());
     additional.push_back(g.additional_offset(f));
     if (spec.type == FactorType::kDense) {
       for (int v : spec.links) has_dense[v] = 1;
@@ -559,15 +573,12 @@ GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
   }
   for (int v = 0; v < g.num_variables(); ++v) {
     if (g.is_binary(v) || has_dense[v] || one_hot[v]) continue;
-    std::vector<int> us;
-    for (int t = 0; t < g.unit_count(v); ++t) us.push_back(g.unit_begin(v) + t);
-    factors.push_back(make_one_hot_factor(static_cast<int>(us.size())));
-    units.push_back(std::move(us));
+    factors.push_back(make_one_hot_factor(g.unit_count(v)));
+    for (int t = 0; t < g.unit_count(v); ++t) link_unit.push_back(g.unit_begin(v) + t);
+    link_begin.push_back(link_unit.size());
     additional.push_back(0);
   }
-  for (const auto& us : units) {
-    for (int u : us) ++degree[u];
-  }
+  for (int u : link_unit) ++degree[u];
 }
 
 double GeneralModel::score(const double* unit_scores, const double* factor_scores, const int* labels,
@@ -584,7 +595,8 @@ double GeneralModel::score(const double* unit_scores, const double* factor_score
   for (std::size_t f = 0; f < factors.size(); ++f) {
     LocalFactor& factor = *factors[f];
     link_values.resize(factor.degree());
-    for (int i = 0; i < factor.degree(); ++i) link_values[i] = unit_values[units[f][i]];
+    const int* us = units(static_cast<int>(f));
+    for (int i = 0; i < factor.degree(); ++i) link_values[i] = unit_values[us[i]];
     double* u = nullptr;
     if (factor.num_additional() > 0) {
       if (additional_out != nullptr) {

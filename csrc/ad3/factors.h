@@ -54,8 +54,8 @@ std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const F
 // An XOR (one-hot) over n units, for multi-valued variables without a dense factor.
 std::unique_ptr<LocalFactor> make_one_hot_factor(int n);
 
-// Units of a factor's links, in link order.
-std::vector<int> factor_units(const FactorGraph& graph, const FactorSpec& spec);
+// Appends the units of a factor's links to out, in link order.
+void append_factor_units(const FactorGraph& graph, const FactorSpec& spec, std::vector<int>& out);
 
 // q_i = clip(x_i - tau * w_i, 0, 1) with tau chosen so that sum_i w_i q_i = target (w_i >= 0;
 // target within [0, sum w]); sort-based, O(n log n).

@@ -305,16 +305,14 @@ std::unique_ptr<LocalFactor> make_dense_factor(const std::vector<int>& num_state
 std::unique_ptr<LocalFactor> make_pair_factor() { return std::make_unique<PairFactor>(); }
 std::unique_ptr<LocalFactor> make_xor_out_factor(int n) { return std::make_unique<XorOutFactor>(n); }
 
-std::vector<int> factor_units(const FactorGraph& graph, const FactorSpec& spec) {
-  if (spec.type != FactorType::kDense) return spec.links;
-  std::vector<int> units;
-  int count = 0;
-  for (int v : spec.links) count += graph.unit_count(v);
-  units.reserve(count);
-  for (int v : spec.links) {
-    for (int t = 0; t < graph.unit_count(v); ++t) units.push_back(graph.unit_begin(v) + t);
+void append_factor_units(const FactorGraph& graph, const FactorSpec& spec, std::vector<int>& out) {
+  if (spec.type != FactorType::kDense) {
+    out.insert(out.end(), spec.links.begin(), spec.links.end());
+    return;
   }
-  return units;
+  for (int v : spec.links) {
+    for (int t = 0; t < graph.unit_count(v); ++t) out.push_back(graph.unit_begin(v) + t);
+  }
 }
 
 std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const FactorSpec& spec) {

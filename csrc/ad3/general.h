@@ -27,8 +27,13 @@ struct GeneralModel {
                double* additional_out);
 
   const FactorGraph& graph;
+  // Links of factor f: link_begin[f] .. link_begin[f + 1] - 1 (all factors' links, flat).
+  const int* units(int f) const { return link_unit.data() + link_begin[f]; }
+  int num_links(int f) const { return static_cast<int>(link_begin[f + 1] - link_begin[f]); }
+
   std::vector<std::unique_ptr<LocalFactor>> factors;
-  std::vector<std::vector<int>> units;     // per factor: the unit of each link
+  std::vector<int> link_unit;              // per link: its unit
+  std::vector<std::size_t> link_begin;     // per factor (+1): its first link
   std::vector<std::size_t> additional;     // per factor: offset of its additional scores
   std::vector<int> degree;                 // per unit, internal factors included
   std::vector<char> has_dense;             // per variable

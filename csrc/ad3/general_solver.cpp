@@ -27,7 +27,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 struct Ad3Run {
   std::vector<double> p;           // per unit
   std::vector<double> additional;  // additional_size()
-  std::vector<std::size_t> link_begin;  // per factor (+1)
   std::vector<double> lambda;      // per link
   std::vector<double> q;           // per link: the local marginals of the last iteration
   std::vector<int> labels;         // best rounded labelling
@@ -40,7 +39,7 @@ struct Ad3Run {
 
 // Rounds p to a labelling: a binary variable is 1 when p > 1/2, a multi-valued one takes its most
 // probable state.
-void round_labels(const FactorGraph& graph, const std::vector<double>& p, std::vector<int>& labels) {
+void round_labels(const FactorGraph& graph, const std::vector<double>& p, int* labels) {
   for (int v = 0; v < graph.num_variables(); ++v) {
     const int begin = graph.unit_begin(v);
     if (graph.is_binary(v)) {
@@ -58,16 +57,30 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   const int num_units = graph.num_units();
   const int num_factors = static_cast<int>(model.factors.size());
   Ad3Run run;
-  run.link_begin.assign(num_factors + 1, 0);
-  for (int f = 0; f < num_factors; ++f) run.link_begin[f + 1] = run.link_begin[f] + model.units[f].size();
-  const std::size_t num_links = run.link_begin.back();
+  const std::vector<int>& link_unit = model.link_unit;
+  const std::vector<std::size_t>& link_begin = model.link_begin;
+  const std::size_t num_links = link_unit.size();
+  const std::size_t num_additional = graph.additional_size();
   run.lambda.assign(num_links, 0.0);
-  run.additional.assign(graph.additional_size(), 0.0);
+  run.q.assign(num_links, 0.0);
+  run.additional.assign(num_additional, 0.0);
   run.labels.assign(graph.num_variables(), 0);
+  std::size_t scratch_size = 1;
+  for (int f = 0; f < num_factors; ++f) scratch_size = std::max<std::size_t>(scratch_size, model.factors[f]->num_additional());
+  // The scratch vectors, in one buffer: per unit share and p_new; per link x, s and y; the scaled
+  // additional scores; one factor's additional posteriors that nobody keeps.
+  std::vector<double> buffer(2 * num_units + 3 * num_links + num_additional + scratch_size, 0.0);
+  double* const share = buffer.data();
+  double* const p_new = share + num_units;
+  double* const x = p_new + num_units;
+  double* const s = x + num_links;
+  double* const y = s + num_links;
+  double* const scaled = y + num_links;
+  double* const w_scratch = scaled + num_additional;
+  double* const q = run.q.data();
   // Initial marginals: 1/2 for binary variables, uniform over the states of multi-valued ones; a
   // unit without factors takes its best value once and for all.
   run.p.assign(num_units, 0.5);
-  std::vector<double> share(num_units, 0.0);
   double free_max = 0.0;
   for (int v = 0; v < graph.num_variables(); ++v) {
     for (int t = 0; t < graph.unit_count(v); ++t) {
@@ -81,38 +94,36 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       }
     }
   }
-  // Flat per-link units and per-factor scores: the loops below are the solver's hot path.
-  std::vector<int> link_unit(num_links);
-  for (int f = 0; f < num_factors; ++f) {
-    std::copy(model.units[f].begin(), model.units[f].end(), link_unit.begin() + run.link_begin[f]);
-  }
-  std::vector<const double*> factor_a(num_factors), factor_scaled(num_factors);
-  std::vector<double*> factor_w(num_factors);
+  // Per factor: its additional scores, scaled ones, and where solve_qp writes its additional
+  // posteriors (null: it defers them).
+  struct FactorIo {
+    const double* a;
+    const double* scaled;
+    double* w;
+  };
+  std::vector<FactorIo> io(num_factors);
   std::vector<int> deferred;  // declared factors whose additional posteriors solve_qp defers
-  std::vector<double> scaled(graph.additional_size()), w_scratch;
-  std::size_t scratch_size = 1;
-  for (int f = 0; f < num_factors; ++f) scratch_size = std::max<std::size_t>(scratch_size, model.factors[f]->num_additional());
-  w_scratch.resize(scratch_size);
   static const double kNoScores = 0.0;
   for (int f = 0; f < num_factors; ++f) {
     const bool own = model.factors[f]->num_additional() > 0;
-    factor_a[f] = own ? factor_scores + model.additional[f] : &kNoScores;
-    factor_scaled[f] = own ? scaled.data() + model.additional[f] : &kNoScores;
+    io[f].a = own ? factor_scores + model.additional[f] : &kNoScores;
+    io[f].scaled = own ? scaled + model.additional[f] : &kNoScores;
     const bool kept = own && f < graph.num_factors();  // (internal factors have none to keep)
     if (model.factors[f]->defers_additional()) {
-      factor_w[f] = nullptr;
+      io[f].w = nullptr;
       if (kept) deferred.push_back(f);
     } else {
-      factor_w[f] = kept ? run.additional.data() + model.additional[f] : w_scratch.data();
+      io[f].w = kept ? run.additional.data() + model.additional[f] : w_scratch;
     }
   }
   // The additional posteriors of the factors that defer them, for an iterate that is kept.
   auto collect_additional = [&]() {
     for (int f : deferred) model.factors[f]->additional_posteriors(run.additional.data() + model.additional[f]);
   };
-  std::vector<double> x(num_links), q(num_links), s(num_links), y(num_links);
-  std::vector<double> p_new(num_units);
-  std::vector<int> rounded(graph.num_variables());
+  // Rounded labellings: this iteration's and the last one scored.
+  std::vector<int> labellings(2 * graph.num_variables(), -1);
+  int* rounded = labellings.data();
+  int* last_rounded = rounded + graph.num_variables();
   // The reference's penalty is eta ||q - p||^2, i.e. 2 eta in the form above: eta and its range
   // [1e-3, 100] are doubled so that `eta` means what it means there.
   double eta = 2.0 * options.eta;
@@ -123,8 +134,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   // computed every kDualInterval iterations, when the rounding finds a better labelling, and when
   // the residuals have converged, rather than every iteration.
   constexpr int kDualInterval = 10;
-  std::fill(x.begin(), x.end(), std::numeric_limits<double>::quiet_NaN());  // (nothing solved yet)
-  std::vector<int> last_rounded(graph.num_variables(), -1);
+  std::fill(x, x + num_links, std::numeric_limits<double>::quiet_NaN());  // (nothing solved yet)
   // The marginals (and additional posteriors) of the iterate whose rounding is the best labelling:
   // what a run stopped by the iteration limit reports (see below).
   std::vector<double> best_p, best_additional;
@@ -134,8 +144,8 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     double dual = free_max;
     for (std::size_t l = 0; l < num_links; ++l) s[l] = share[link_unit[l]] + run.lambda[l];
     for (int f = 0; f < num_factors; ++f) {
-      const std::size_t lb = run.link_begin[f];
-      dual += model.factors[f]->map(s.data() + lb, factor_a[f], y.data() + lb, w_scratch.data());
+      const std::size_t lb = link_begin[f];
+      dual += model.factors[f]->map(s + lb, io[f].a, y + lb, w_scratch);
     }
     run.bound = std::min(run.bound, dual);
   };
@@ -144,12 +154,12 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     if ((t & 7) == 7 && stop.stop() != StopReason::kNone) break;
     run.iterations = t + 1;
     if (eta_changed) {
-      for (std::size_t k = 0; k < scaled.size(); ++k) scaled[k] = factor_scores[k] / eta;
+      for (std::size_t k = 0; k < num_additional; ++k) scaled[k] = factor_scores[k] / eta;
     }
-    std::fill(p_new.begin(), p_new.end(), 0.0);
+    std::fill(p_new, p_new + num_units, 0.0);
     const double inv_eta = 1.0 / eta;
     for (int f = 0; f < num_factors; ++f) {
-      const std::size_t lb = run.link_begin[f], le = run.link_begin[f + 1];
+      const std::size_t lb = link_begin[f], le = link_begin[f + 1];
       bool same = !eta_changed;
       for (std::size_t l = lb; l < le; ++l) {  // (x holds the inputs of the factor's last solve)
         const int u = link_unit[l];
@@ -158,7 +168,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
         x[l] = v;
       }
       if (!same) {  // (else q and the additional posteriors of its last solve still hold)
-        model.factors[f]->solve_qp(x.data() + lb, factor_scaled[f], q.data() + lb, factor_w[f]);
+        model.factors[f]->solve_qp(x + lb, io[f].scaled, q + lb, io[f].w);
       }
       for (std::size_t l = lb; l < le; ++l) p_new[link_unit[l]] += q[l];  // average the copies
     }
@@ -183,12 +193,12 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     // Rounding (scored only when the labelling changed).
     bool improved = false;
     round_labels(graph, run.p, rounded);
-    if (rounded != last_rounded) {
-      last_rounded.swap(rounded);  // (rounded is rewritten by the next round_labels)
-      const double score = model.score(theta, factor_scores, last_rounded.data(), nullptr);
+    if (!std::equal(rounded, rounded + graph.num_variables(), last_rounded)) {
+      std::swap(last_rounded, rounded);  // (rounded is rewritten by the next round_labels)
+      const double score = model.score(theta, factor_scores, last_rounded, nullptr);
       if (score > run.score) {
         run.score = score;
-        run.labels = last_rounded;
+        run.labels.assign(last_rounded, last_rounded + graph.num_variables());
         improved = true;
         best_p = run.p;
         collect_additional();
@@ -222,7 +232,6 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     if (run.score > kNegInf && within_gap(run.score, run.bound, options.gap_tolerance)) certified = true;
   }
   collect_additional();
-  run.q = std::move(q);
   run.status = certified ? Status::kOptimal : converged ? Status::kFractional : Status::kIterationLimit;
   if (run.status == Status::kIterationLimit && !best_p.empty()) {
     // Not converged: report the iterate whose rounding is the best labelling found (its score is
@@ -231,9 +240,12 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     run.p.swap(best_p);
     run.additional.swap(best_additional);
   }
-  run.value = 0.0;
-  for (int u = 0; u < num_units; ++u) run.value += theta[u] * run.p[u];
-  for (std::size_t k = 0; k < run.additional.size(); ++k) run.value += factor_scores[k] * run.additional[k];
+  if (run.status != Status::kOptimal) {  // (a certified run reports its labelling's score: from_run)
+    double value = 0.0;
+    for (int u = 0; u < num_units; ++u) value += theta[u] * run.p[u];
+    for (std::size_t k = 0; k < num_additional; ++k) value += factor_scores[k] * run.additional[k];
+    run.value = value;
+  }
   return run;
 }
 
@@ -269,26 +281,26 @@ class BranchAndBound {
         options_(options), stop_(stop) {
     const int num_factors = static_cast<int>(model.factors.size());
     const int num_units = graph_.num_units();
-    share_.assign(run.link_begin.back(), 0.0);
+    share_.assign(model.link_unit.size(), 0.0);
     std::vector<double> mean(num_units, 0.0);
     for (int f = 0; f < num_factors; ++f) {
-      for (std::size_t i = 0; i < model.units[f].size(); ++i) mean[model.units[f][i]] += run.lambda[run.link_begin[f] + i];
+      for (std::size_t l = model.link_begin[f]; l < model.link_begin[f + 1]; ++l) mean[model.link_unit[l]] += run.lambda[l];
     }
     for (int u = 0; u < num_units; ++u) {
       if (model.degree[u] > 0) mean[u] /= model.degree[u];
     }
     unit_factors_.assign(graph_.num_variables(), {});
     for (int f = 0; f < num_factors; ++f) {
-      for (std::size_t i = 0; i < model.units[f].size(); ++i) {
-        const int u = model.units[f][i];
-        share_[run.link_begin[f] + i] = theta[u] / model.degree[u] + run.lambda[run.link_begin[f] + i] - mean[u];
+      for (std::size_t l = model.link_begin[f]; l < model.link_begin[f + 1]; ++l) {
+        const int u = model.link_unit[l];
+        share_[l] = theta[u] / model.degree[u] + run.lambda[l] - mean[u];
         std::vector<int>& list = unit_factors_[graph_.unit_variable(u)];
         if (list.empty() || list.back() != f) list.push_back(f);
       }
     }
-    clamp_.assign(run.link_begin.back(), -1);
+    clamp_.assign(model.link_unit.size(), -1);
     factor_bound_.assign(num_factors, 0.0);
-    y_.resize(std::max<std::size_t>(1, run.link_begin.back()));
+    y_.resize(std::max<std::size_t>(1, model.link_unit.size()));
     labels_.assign(graph_.num_variables(), 0);
     best_ = run.labels;
     incumbent_ = run.score;
@@ -322,7 +334,7 @@ class BranchAndBound {
   // The factor's best value consistent with the clamps.
   double factor_value(int f) {
     LocalFactor& factor = *model_.factors[f];
-    const std::size_t lb = run_.link_begin[f];
+    const std::size_t lb = model_.link_begin[f];
     w_.resize(std::max(1, factor.num_additional()));
     static const double kNoScores = 0.0;
     const double* a = factor.num_additional() > 0 ? factor_scores_ + model_.additional[f] : &kNoScores;
@@ -331,11 +343,11 @@ class BranchAndBound {
 
   void set_clamps(int v, int label) {
     for (int f : unit_factors_[v]) {
-      for (std::size_t i = 0; i < model_.units[f].size(); ++i) {
-        const int u = model_.units[f][i];
+      for (std::size_t l = model_.link_begin[f]; l < model_.link_begin[f + 1]; ++l) {
+        const int u = model_.link_unit[l];
         if (graph_.unit_variable(u) != v) continue;
         const int state = graph_.is_binary(v) ? 1 : u - graph_.unit_begin(v);
-        clamp_[run_.link_begin[f] + i] = label < 0 ? -1 : static_cast<signed char>(label == state ? 1 : 0);
+        clamp_[l] = label < 0 ? -1 : static_cast<signed char>(label == state ? 1 : 0);
       }
     }
   }

@@ -38,17 +38,17 @@ ad3::Method parse_method(const std::string& method) {
 // An integer option as int64 within [lo, hi]; anything else (a float, a huge int) is a ValueError
 // naming the option and its range (not pybind11's signature dump).
 std::int64_t int_option(const py::handle& value, const char* name, std::int64_t lo, std::int64_t hi) {
-  const std::string range = std::string(name) + ": expected an int in [" + std::to_string(lo) + ", " +
-                            std::to_string(hi) + "], got ";
-  if (!PyIndex_Check(value.ptr()) || PyBool_Check(value.ptr())) {  // ints and numpy integers
-    throw std::invalid_argument(range + py::repr(value).cast<std::string>());
-  }
+  auto bad = [&] {
+    return std::invalid_argument(std::string(name) + ": expected an int in [" + std::to_string(lo) + ", " +
+                                 std::to_string(hi) + "], got " + py::repr(value).cast<std::string>());
+  };
+  if (!PyIndex_Check(value.ptr()) || PyBool_Check(value.ptr())) throw bad();  // ints and numpy integers
   const py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr()));
   if (!index) throw py::error_already_set();
   int overflow = 0;
   const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
   if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
-  if (overflow != 0 || v < lo || v > hi) throw std::invalid_argument(range + py::repr(value).cast<std::string>());
+  if (overflow != 0 || v < lo || v > hi) throw bad();
   return static_cast<std::int64_t>(v);
 }
 
@@ -520,6 +520,10 @@ py::tuple solve_factor_graph(const std::string& method_name, const py::object& v
   return py::make_tuple(labels, posteriors, additional, value, score, bound, status, iterations, dual, local);
 }
 
+py::bytes as_bytes(const std::vector<double>& values) {
+  return py::bytes(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(double));
+}
+
 py::list to_list(const std::vector<double>& values) {
   PyObject* list = ccnn::bindings::float_list(values);
   if (list == nullptr) throw py::error_already_set();
@@ -529,8 +533,8 @@ py::list to_list(const std::vector<double>& values) {
 // One problem of the compatibility layer (ccnn_decoder.ad3): variables and factors as for
 // make_factor_graph, unit_scores a sequence of floats, factor_scores one sequence of floats per
 // factor (its additional scores, concatenated in factor order). Returns (value, score, bound,
-// status, iterations, posteriors (list), additional_posteriors (list), dual_variables (array),
-// local_posteriors (array)).
+// status, iterations, posteriors (list), additional_posteriors (list), dual_variables,
+// local_posteriors), the last two as bytes of native float64s (numpy.frombuffer reads them).
 py::tuple solve_general_graph(const std::string& method_name, const py::object& variables,
                               const py::object& factors, const py::object& unit_scores,
                               const py::object& factor_scores, const py::object& max_iterations, double eta,
@@ -541,15 +545,14 @@ py::tuple solve_general_graph(const std::string& method_name, const py::object& 
   const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, py::int_(0), 0.0);
   const ad3::FactorGraph graph = make_factor_graph(variables, factors);
   std::vector<double> units, extras;
+  extras.reserve(graph.additional_size());
   append_doubles(unit_scores, units);
   for (const py::handle& item : factor_scores) append_doubles(item, extras);
   const ad3::FactorBatchScores scores{1, units.data(), units.size(), extras.data(), extras.size()};
   std::vector<ad3::FactorSolution> results = run_general(graph, method, scores, ad3_options, exact_options, 1);
   const ad3::FactorSolution r = std::move(results.at(0));
   return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations, to_list(r.posteriors),
-                        to_list(r.additional_posteriors),
-                        py::array_t<double>(r.dual_variables.size(), r.dual_variables.data()),
-                        py::array_t<double>(r.local_posteriors.size(), r.local_posteriors.data()));
+                        to_list(r.additional_posteriors), as_bytes(r.dual_variables), as_bytes(r.local_posteriors));
 }
 
 double score_factor_graph(const py::object& variables, const py::object& factors,

@@ -60,7 +60,7 @@ class PFactorGraph(_decoder.FactorGraphBase):
 
     _eta, _adapt, _max_iter, _tol = 0.1, True, 1000, 1e-6
     last_bound = float("nan")
-    _state = ((), (), [])
+    _state = (b"", b"", [])
 
     def set_verbosity(self, verbosity):
         pass
@@ -175,11 +175,11 @@ class PFactorGraph(_decoder.FactorGraphBase):
         """AD3's Lagrange multipliers of the last solve, one per factor link (the declared
         factors' links, then those of the internal one-hot factors of multi-valued variables
         without a dense factor)."""
-        return list(np.asarray(self._state[0], dtype=np.float64).tolist())
+        return np.frombuffer(self._state[0]).tolist()
 
     def get_local_primal_variables(self):
         """The factors' local marginals of the last solve, one per link (as get_dual_variables)."""
-        return list(np.asarray(self._state[1], dtype=np.float64).tolist())
+        return np.frombuffer(self._state[1]).tolist()
 
     def get_global_primal_variables(self):
         """The unit marginals (posteriors) of the last solve."""
