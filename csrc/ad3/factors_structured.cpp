@@ -125,8 +125,8 @@ class SequenceFactor : public ActiveSetFactor {
   std::vector<int> back_;
 };
 
-// Maximum spanning arborescence rooted at node 0 of the dense score matrix w[h * n + m] (kNegInf:
-// no arc), by Chu-Liu-Edmonds with cycle contraction, O(n^3). Writes the head of every node to
+// Maximum spanning arborescence rooted at node 0 of the dense score matrix w[m * n + h] of the arcs
+// h -> m (the arcs into m contiguous; kNegInf: no arc, as on the diagonal), by Chu-Liu-Edmonds with cycle contraction, O(n^3). Writes the head of every node to
 // head (head[0] = -1). Assumes every node is reachable from 0. The buffers of each contraction
 // level are kept between calls (the oracle runs many times per solve).
 class Arborescence {
@@ -149,14 +149,14 @@ class Arborescence {
     Level& L = levels_[depth];
     std::vector<int>& head = L.head;
     head.assign(n, -1);
-    for (int m = 1; m < n; ++m) {
+    for (int m = 1; m < n; ++m) {  // best head of m: the first h of the largest w(h -> m)
+      const double* in = w.data() + static_cast<std::size_t>(m) * n;
       double best = kNegInf;
-      for (int h = 0; h < n; ++h) {
-        if (h != m && w[h * n + m] > best) {
-          best = w[h * n + m];
-          head[m] = h;
-        }
-      }
+      for (int h = 0; h < n; ++h) best = std::max(best, in[h]);
+      if (best == kNegInf) continue;
+      int h = 0;
+      while (in[h] != best) ++h;
+      head[m] = h;
     }
     // Find a cycle among the best heads.
     L.mark.assign(n, -1);
@@ -192,21 +192,21 @@ class Arborescence {
     L.w2.assign(static_cast<std::size_t>(n2) * n2, kNegInf);
     L.enter.assign(n2, -1);  // for arcs u -> c: the cycle node entered
     L.leave.assign(n2, -1);  // for arcs c -> v: the cycle node left from
-    for (int h = 0; h < n; ++h) {
+    for (int h = 0; h < n; ++h) {  // (h before m: the same first-of-ties choices as row-major arcs)
       for (int m = 0; m < n; ++m) {
-        const double s = w[h * n + m];
+        const double s = w[m * n + h];
         if (h == m || s == kNegInf) continue;
         if (!L.in_cycle[h] && !L.in_cycle[m]) {
-          L.w2[L.id[h] * n2 + L.id[m]] = s;
+          L.w2[L.id[m] * n2 + L.id[h]] = s;
         } else if (!L.in_cycle[h] && L.in_cycle[m]) {
-          const double v = s - w[head[m] * n + m];
-          if (v > L.w2[L.id[h] * n2 + c]) {
-            L.w2[L.id[h] * n2 + c] = v;
+          const double v = s - w[m * n + head[m]];
+          if (v > L.w2[c * n2 + L.id[h]]) {
+            L.w2[c * n2 + L.id[h]] = v;
             L.enter[L.id[h]] = m;
           }
         } else if (L.in_cycle[h] && !L.in_cycle[m]) {
-          if (s > L.w2[c * n2 + L.id[m]]) {
-            L.w2[c * n2 + L.id[m]] = s;
+          if (s > L.w2[L.id[m] * n2 + c]) {
+            L.w2[L.id[m] * n2 + c] = s;
             L.leave[L.id[m]] = h;
           }
         }
@@ -233,12 +233,15 @@ class TreeFactor : public ActiveSetFactor {
   TreeFactor(int num_nodes, std::vector<std::array<int, 2>> arcs)
       : ActiveSetFactor(static_cast<int>(arcs.size()), 0), n_(num_nodes), arcs_(std::move(arcs)),
         arc_of_(static_cast<std::size_t>(num_nodes) * num_nodes, -1),
-        weights_(static_cast<std::size_t>(num_nodes) * num_nodes, kNegInf) {
-    for (std::size_t k = 0; k < arcs_.size(); ++k) arc_of_[arcs_[k][0] * n_ + arcs_[k][1]] = static_cast<int>(k);
+        weights_(static_cast<std::size_t>(num_nodes) * num_nodes, kNegInf), slot_(arcs_.size()) {
+    for (std::size_t k = 0; k < arcs_.size(); ++k) {
+      arc_of_[arcs_[k][0] * n_ + arcs_[k][1]] = static_cast<int>(k);
+      slot_[k] = arcs_[k][1] * n_ + arcs_[k][0];
+    }
   }
 
   double best_config(const double* s, const double*, Config& config) override {
-    for (std::size_t k = 0; k < arcs_.size(); ++k) weights_[arcs_[k][0] * n_ + arcs_[k][1]] = s[k];
+    for (std::size_t k = 0; k < arcs_.size(); ++k) weights_[slot_[k]] = s[k];
     const std::vector<int>& head = arborescence_.solve(weights_, n_);
     config.y.assign(degree(), 0);
     config.extras.clear();
@@ -276,7 +279,8 @@ class TreeFactor : public ActiveSetFactor {
   int n_;
   std::vector<std::array<int, 2>> arcs_;
   std::vector<int> arc_of_;
-  std::vector<double> weights_;  // n x n arc scores; -inf where there is no arc
+  std::vector<double> weights_;  // arc scores by modifier, then head (n x n); -inf where there is no arc
+  std::vector<int> slot_;        // per arc: its place in weights_
   Arborescence arborescence_;
 };
 

@@ -67,12 +67,14 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   run.labels.assign(graph.num_variables(), 0);
   std::size_t scratch_size = 1;
   for (int f = 0; f < num_factors; ++f) scratch_size = std::max<std::size_t>(scratch_size, model.factors[f]->num_additional());
-  // The scratch vectors, in one buffer: per unit share and p_new; per link x, s and y; the scaled
+  // The scratch vectors, in one buffer: per unit share and p_new; per link its unit's share, x, s
+  // and y; the scaled
   // additional scores; one factor's additional posteriors that nobody keeps.
-  std::vector<double> buffer(2 * num_units + 3 * num_links + num_additional + scratch_size, 0.0);
+  std::vector<double> buffer(2 * num_units + 4 * num_links + num_additional + scratch_size, 0.0);
   double* const share = buffer.data();
   double* const p_new = share + num_units;
-  double* const x = p_new + num_units;
+  double* const link_share = p_new + num_units;
+  double* const x = link_share + num_links;
   double* const s = x + num_links;
   double* const y = s + num_links;
   double* const scaled = y + num_links;
@@ -94,6 +96,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       }
     }
   }
+  for (std::size_t l = 0; l < num_links; ++l) link_share[l] = share[link_unit[l]];
   // Per factor: its additional scores, scaled ones, and where solve_qp writes its additional
   // posteriors (null: it defers them).
   struct FactorIo {
@@ -142,7 +145,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   bool converged = false, certified = false;
   auto compute_dual = [&]() {
     double dual = free_max;
-    for (std::size_t l = 0; l < num_links; ++l) s[l] = share[link_unit[l]] + run.lambda[l];
+    for (std::size_t l = 0; l < num_links; ++l) s[l] = link_share[l] + run.lambda[l];
     for (int f = 0; f < num_factors; ++f) {
       const std::size_t lb = link_begin[f];
       dual += model.factors[f]->map(s + lb, io[f].a, y + lb, w_scratch);
@@ -163,7 +166,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       bool same = !eta_changed;
       for (std::size_t l = lb; l < le; ++l) {  // (x holds the inputs of the factor's last solve)
         const int u = link_unit[l];
-        const double v = run.p[u] + (share[u] + run.lambda[l]) * inv_eta;
+        const double v = run.p[u] + (link_share[l] + run.lambda[l]) * inv_eta;
         same = same && v == x[l];
         x[l] = v;
       }
