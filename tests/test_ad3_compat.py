@@ -228,6 +228,28 @@ def test_primal_dual_state_sizes():
     assert len(g.get_global_primal_variables()) == 2
 
 
+def test_primal_dual_state_values():
+    """The multipliers of a unit sum to zero over its factors (AD3 keeps that invariant), and at
+    convergence the factors' local copies of a unit average to its posterior."""
+    g = fg.PFactorGraph()
+    a, b, c = (g.create_binary_variable() for _ in range(3))
+    for v, score in zip((a, b, c), (0.3, -0.2, 0.1)):
+        v.set_log_potential(score)
+    for pair in ((a, b), (b, c), (a, c)):  # a frustrated triangle: the relaxation is fractional
+        g.create_factor_pair(list(pair), -1.0)
+    for pair in ((a, b), (b, c), (a, c)):
+        g.create_factor_logic("OR", list(pair))
+    _, posteriors, _, status = g.solve()
+    assert status == "fractional"
+    dual, local = g.get_dual_variables(), g.get_local_primal_variables()
+    units = [0, 1, 1, 2, 0, 2] * 2  # the links, factor after factor
+    assert len(dual) == len(local) == len(units)
+    for u in range(3):
+        assert sum(d for d, w in zip(dual, units) if w == u) == pytest.approx(0.0, abs=1e-9)
+        mean = np.mean([q for q, w in zip(local, units) if w == u])
+        assert mean == pytest.approx(posteriors[u], abs=1e-4)
+
+
 def test_general_graph_simple_and_typed():
     unaries = np.array([[10, 11, 0], [1000, 1100, 1200]], dtype=np.float64)
     edges = np.array([[0, 1]])
