@@ -331,6 +331,34 @@ def test_sequence_factor_equals_a_chain_of_dense_factors():
             assert c.score == pytest.approx(a.score, abs=1e-9)
 
 
+def test_ad3_certifies_agreeing_factors_before_iterating():
+    """When no unit is shared, the factors' best configurations at zero multipliers agree and AD3
+    certifies them without iterating; a frustrated cycle does not agree and iterates."""
+    rng = np.random.default_rng(12)
+    for _ in range(5):
+        states = list(rng.integers(2, 5, size=int(rng.integers(2, 6))))
+        unaries = [rng.normal(size=k) for k in states]
+        tables = [rng.normal(size=states[0])] + [rng.normal(size=(a, b)) for a, b in zip(states, states[1:])] \
+            + [rng.normal(size=states[-1])]
+        seq, chain = FactorGraph(), FactorGraph()
+        seq.add_sequence([seq.add_variable(u) for u in unaries], tables)
+        ws = [chain.add_variable(u) for u in unaries]
+        chain.add_dense([ws[0]], tables[0])
+        for i in range(len(ws) - 1):
+            chain.add_dense([ws[i], ws[i + 1]], tables[i + 1])
+        chain.add_dense([ws[-1]], tables[-1])
+        relaxed, truth = seq.solve_ad3(), chain.solve_exhaustive()
+        assert relaxed.status == "optimal" and relaxed.iterations == 0
+        assert list(relaxed.labels) == list(truth.labels)
+        assert relaxed.score == pytest.approx(truth.score, abs=1e-9)
+    g = FactorGraph()
+    a, b, c = (g.add_binary_variable(1.0) for _ in range(3))
+    for x, y in ((a, b), (b, c), (a, c)):
+        g.add_pair(x, y, -3.0)
+    relaxed = g.solve_ad3()
+    assert relaxed.status == "fractional" and relaxed.iterations > 0
+
+
 def test_tree_factor_against_brute_force():
     rng = np.random.default_rng(9)
     n = 4

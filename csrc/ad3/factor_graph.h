@@ -76,7 +76,9 @@
 //                     exactly: closed-form / sort-based projections for the logic, budget and
 //                     knapsack factors, the active-set method of the paper (section 6) for the
 //                     others, given by their MAP oracles. kOptimal when a rounded labelling
-//                     meets the dual bound (the relaxation is tight), kFractional when it
+//                     meets the dual bound (the relaxation is tight), or the factors' best
+//                     configurations in the dual agree on every unit (checked before the first
+//                     iteration too: 0 iterations when no unit is shared), kFractional when it
 //                     converged without that,
 //                     kIterationLimit otherwise. The knapsack factor's local polytope is the LP
 //                     relaxation {q in [0,1]^n : costs . q <= budget} (as in the reference), a

@@ -7,7 +7,8 @@
 // averages the copies into p and moves the multipliers, lambda_fi -= eta (q_fi - p_u). The dual
 // value sum_f max_{M_f} [(theta_u / deg_u + lambda_fi) . y + a_f . w] (+ the free units' best
 // values) bounds every labelling's score from above; rounding p gives labellings, and one that
-// meets the bound is certified optimal.
+// meets the bound is certified optimal, as is the labelling of the dual's factor configurations
+// when they agree on every unit (checked at every dual value, the first one before iterating).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -49,6 +50,29 @@ void round_labels(const FactorGraph& graph, const std::vector<double>& p, int* l
       labels[v] = static_cast<int>(std::max_element(p.begin() + begin, p.begin() + begin + k) - (p.begin() + begin));
     }
   }
+}
+
+// The labelling of agreeing factor configurations y (one value per link; first_link: per unit):
+// a unit without links takes its best value. False when a multi-valued variable does not have
+// exactly one state on.
+bool agreed_labels(const FactorGraph& graph, const std::vector<int>& degree, const std::vector<int>& first_link,
+                   const double* y, const double* theta, int* labels) {
+  for (int v = 0; v < graph.num_variables(); ++v) {
+    const int begin = graph.unit_begin(v);
+    if (graph.is_binary(v)) {
+      labels[v] = degree[begin] > 0 ? (y[first_link[begin]] > 0.5 ? 1 : 0) : (theta[begin] > 0.0 ? 1 : 0);
+      continue;
+    }
+    int state = -1;
+    for (int t = 0; t < graph.unit_count(v); ++t) {
+      if (degree[begin + t] == 0 || y[first_link[begin + t]] <= 0.5) continue;
+      if (state >= 0) return false;
+      state = t;
+    }
+    if (state < 0) return false;
+    labels[v] = state;
+  }
+  return true;
 }
 
 Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_scores, const Ad3Options& options,
@@ -123,6 +147,9 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   auto collect_additional = [&]() {
     for (int f : deferred) model.factors[f]->additional_posteriors(run.additional.data() + model.additional[f]);
   };
+  // Per unit: its first link (-1 without one).
+  std::vector<int> first_link(num_units, -1);
+  for (std::size_t l = num_links; l-- > 0;) first_link[link_unit[l]] = static_cast<int>(l);
   // Rounded labellings: this iteration's and the last one scored.
   std::vector<int> labellings(2 * graph.num_variables(), -1);
   int* rounded = labellings.data();
@@ -143,6 +170,9 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   std::vector<double> best_p, best_additional;
   bool eta_changed = true;
   bool converged = false, certified = false;
+  // The dual value at the current multipliers, from each factor's best configuration y. When those
+  // configurations agree on every unit, their labelling scores the dual value: it is optimal (the
+  // certificate of dual decomposition), taken as the best labelling (it ends the run).
   auto compute_dual = [&]() {
     double dual = free_max;
     for (std::size_t l = 0; l < num_links; ++l) s[l] = link_share[l] + run.lambda[l];
@@ -151,9 +181,25 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       dual += model.factors[f]->map(s + lb, io[f].a, y + lb, w_scratch);
     }
     run.bound = std::min(run.bound, dual);
+    for (std::size_t l = 0; l < num_links; ++l) {
+      if (y[l] != y[first_link[link_unit[l]]]) return;
+    }
+    if (!agreed_labels(graph, model.degree, first_link, y, theta, rounded)) return;
+    const double score = model.score(theta, factor_scores, rounded, nullptr);  // (rounded: scratch)
+    if (score > run.score && within_gap(score, run.bound, options.gap_tolerance)) {
+      run.score = score;
+      run.labels.assign(rounded, rounded + graph.num_variables());
+    }
   };
+  // Before the first iteration: the factors' best configurations at zero multipliers may already
+  // agree (always, when no unit is shared between factors, as with a single sequence factor).
+  compute_dual();
+  if (run.score > kNegInf && within_gap(run.score, run.bound, options.gap_tolerance)) {
+    certified = true;
+    std::copy(y, y + num_links, q);  // (the local copies: the labelling)
+  }
   int last_dual = -1;
-  for (int t = 0; t < options.max_iterations; ++t) {
+  for (int t = 0; t < options.max_iterations && !certified; ++t) {
     if ((t & 7) == 7 && stop.stop() != StopReason::kNone) break;
     run.iterations = t + 1;
     if (eta_changed) {
