@@ -302,21 +302,35 @@ def test_infeasible_and_errors():
         g.add_pair(x, y, None)
 
 
+def random_sequence(rng, max_states, max_length):
+    """Unary scores and transition tables (start, between neighbours, end) of a random chain."""
+    states = list(rng.integers(2, max_states + 1, size=int(rng.integers(1, max_length + 1))))
+    unaries = [rng.normal(size=k) for k in states]
+    tables = [rng.normal(size=states[0])] + [rng.normal(size=(a, b)) for a, b in zip(states, states[1:])] \
+        + [rng.normal(size=states[-1])]
+    return unaries, tables
+
+
+def chain_of_dense_factors(unaries, tables):
+    """The chain as dense factors: one per transition table. Returns (graph, its variables)."""
+    chain = FactorGraph()
+    ws = [chain.add_variable(u) for u in unaries]
+    chain.add_dense([ws[0]], tables[0])
+    for i in range(len(ws) - 1):
+        chain.add_dense([ws[i], ws[i + 1]], tables[i + 1])
+    chain.add_dense([ws[-1]], tables[-1])
+    return chain, ws
+
+
 def test_sequence_factor_equals_a_chain_of_dense_factors():
     rng = np.random.default_rng(8)
     for trial in range(15):
-        states = list(rng.integers(2, 4, size=int(rng.integers(1, 5))))
-        unaries = [rng.normal(size=k) for k in states]
-        tables = [rng.normal(size=states[0])] + [rng.normal(size=(a, b)) for a, b in zip(states, states[1:])] \
-            + [rng.normal(size=states[-1])]
-        seq, chain = FactorGraph(), FactorGraph()
+        unaries, tables = random_sequence(rng, 3, 4)
+        states = [len(u) for u in unaries]
+        seq = FactorGraph()
         vs = [seq.add_variable(u) for u in unaries]
-        ws = [chain.add_variable(u) for u in unaries]
         index = seq.add_sequence(vs, tables if trial % 2 else np.concatenate([t.ravel() for t in tables]))
-        chain.add_dense([ws[0]], tables[0])
-        for i in range(len(ws) - 1):
-            chain.add_dense([ws[i], ws[i + 1]], tables[i + 1])
-        chain.add_dense([ws[-1]], tables[-1])
+        chain, ws = chain_of_dense_factors(unaries, tables)
         if trial % 3 == 0 and len(vs) > 1:  # a constraint couples them beyond the chain
             seq.add_logic("atmostone", [(vs[0], 0), (vs[-1], 0)])
             chain.add_logic("atmostone", [(ws[0], 0), (ws[-1], 0)])
@@ -336,18 +350,10 @@ def test_ad3_certifies_agreeing_factors_before_iterating():
     certifies them without iterating; a frustrated cycle does not agree and iterates."""
     rng = np.random.default_rng(12)
     for _ in range(5):
-        states = list(rng.integers(2, 5, size=int(rng.integers(2, 6))))
-        unaries = [rng.normal(size=k) for k in states]
-        tables = [rng.normal(size=states[0])] + [rng.normal(size=(a, b)) for a, b in zip(states, states[1:])] \
-            + [rng.normal(size=states[-1])]
-        seq, chain = FactorGraph(), FactorGraph()
+        unaries, tables = random_sequence(rng, 4, 5)
+        seq = FactorGraph()
         seq.add_sequence([seq.add_variable(u) for u in unaries], tables)
-        ws = [chain.add_variable(u) for u in unaries]
-        chain.add_dense([ws[0]], tables[0])
-        for i in range(len(ws) - 1):
-            chain.add_dense([ws[i], ws[i + 1]], tables[i + 1])
-        chain.add_dense([ws[-1]], tables[-1])
-        relaxed, truth = seq.solve_ad3(), chain.solve_exhaustive()
+        relaxed, truth = seq.solve_ad3(), chain_of_dense_factors(unaries, tables)[0].solve_exhaustive()
         assert relaxed.status == "optimal" and relaxed.iterations == 0
         assert list(relaxed.labels) == list(truth.labels)
         assert relaxed.score == pytest.approx(truth.score, abs=1e-9)

@@ -547,16 +547,9 @@ GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
   link_begin.reserve(g.num_factors() + g.num_variables() + 1);
   link_begin.push_back(0);
   additional.reserve(g.num_factors() + g.num_variables());
-  std::size_t num_links = 0;
-  for (int f = 0; f < g.num_factors(); ++f) {
-    const FactorSpec& spec = g.factor(f);
-    if (spec.type != FactorType::kDense) {
-      num_links += spec.links.size();
-    } else {
-      for (int v : spec.links) num_links += g.unit_count(v);
-    }
-  }
-  link_unit.reserve(num_links + g.num_units());  // (+ the internal one-hot factors' links)
+  std::size_t num_links = g.num_units();  // (room for the internal one-hot factors' links)
+  for (int u = 0; u < g.num_units(); ++u) num_links += g.unit_degree(u);
+  link_unit.reserve(num_links);
   degree.assign(g.num_units(), 0);
   has_dense.assign(g.num_variables(), 0);
   one_hot.assign(g.num_variables(), 0);

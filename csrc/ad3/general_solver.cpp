@@ -40,39 +40,16 @@ struct Ad3Run {
 
 // Rounds p to a labelling: a binary variable is 1 when p > 1/2, a multi-valued one takes its most
 // probable state.
-void round_labels(const FactorGraph& graph, const std::vector<double>& p, int* labels) {
+void round_labels(const FactorGraph& graph, const double* p, int* labels) {
   for (int v = 0; v < graph.num_variables(); ++v) {
     const int begin = graph.unit_begin(v);
     if (graph.is_binary(v)) {
       labels[v] = p[begin] > 0.5 ? 1 : 0;
     } else {
       const int k = graph.unit_count(v);
-      labels[v] = static_cast<int>(std::max_element(p.begin() + begin, p.begin() + begin + k) - (p.begin() + begin));
+      labels[v] = static_cast<int>(std::max_element(p + begin, p + begin + k) - (p + begin));
     }
   }
-}
-
-// The labelling of agreeing factor configurations y (one value per link; first_link: per unit):
-// a unit without links takes its best value. False when a multi-valued variable does not have
-// exactly one state on.
-bool agreed_labels(const FactorGraph& graph, const std::vector<int>& degree, const std::vector<int>& first_link,
-                   const double* y, const double* theta, int* labels) {
-  for (int v = 0; v < graph.num_variables(); ++v) {
-    const int begin = graph.unit_begin(v);
-    if (graph.is_binary(v)) {
-      labels[v] = degree[begin] > 0 ? (y[first_link[begin]] > 0.5 ? 1 : 0) : (theta[begin] > 0.0 ? 1 : 0);
-      continue;
-    }
-    int state = -1;
-    for (int t = 0; t < graph.unit_count(v); ++t) {
-      if (degree[begin + t] == 0 || y[first_link[begin + t]] <= 0.5) continue;
-      if (state >= 0) return false;
-      state = t;
-    }
-    if (state < 0) return false;
-    labels[v] = state;
-  }
-  return true;
 }
 
 Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_scores, const Ad3Options& options,
@@ -91,13 +68,14 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   run.labels.assign(graph.num_variables(), 0);
   std::size_t scratch_size = 1;
   for (int f = 0; f < num_factors; ++f) scratch_size = std::max<std::size_t>(scratch_size, model.factors[f]->num_additional());
-  // The scratch vectors, in one buffer: per unit share and p_new; per link its unit's share, x, s
-  // and y; the scaled
+  // The scratch vectors, in one buffer: per unit share, p_new and the agreed configurations'
+  // values; per link its unit's share, x, s and y; the scaled
   // additional scores; one factor's additional posteriors that nobody keeps.
-  std::vector<double> buffer(2 * num_units + 4 * num_links + num_additional + scratch_size, 0.0);
+  std::vector<double> buffer(3 * num_units + 4 * num_links + num_additional + scratch_size, 0.0);
   double* const share = buffer.data();
   double* const p_new = share + num_units;
-  double* const link_share = p_new + num_units;
+  double* const agreed = p_new + num_units;
+  double* const link_share = agreed + num_units;
   double* const x = link_share + num_links;
   double* const s = x + num_links;
   double* const y = s + num_links;
@@ -184,7 +162,8 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     for (std::size_t l = 0; l < num_links; ++l) {
       if (y[l] != y[first_link[link_unit[l]]]) return;
     }
-    if (!agreed_labels(graph, model.degree, first_link, y, theta, rounded)) return;
+    for (int u = 0; u < num_units; ++u) agreed[u] = first_link[u] >= 0 ? y[first_link[u]] : run.p[u];
+    round_labels(graph, agreed, rounded);
     const double score = model.score(theta, factor_scores, rounded, nullptr);  // (rounded: scratch)
     if (score > run.score && within_gap(score, run.bound, options.gap_tolerance)) {
       run.score = score;
@@ -241,7 +220,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     const bool residuals_small = primal_residual < options.tolerance && dual_residual < options.tolerance;
     // Rounding (scored only when the labelling changed).
     bool improved = false;
-    round_labels(graph, run.p, rounded);
+    round_labels(graph, run.p.data(), rounded);
     if (!std::equal(rounded, rounded + graph.num_variables(), last_rounded)) {
       std::swap(last_rounded, rounded);  // (rounded is rewritten by the next round_labels)
       const double score = model.score(theta, factor_scores, last_rounded, nullptr);
