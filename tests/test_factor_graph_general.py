@@ -240,6 +240,51 @@ def test_ad3_relaxation_matches_the_lp():
     assert compared >= 20
 
 
+def pairwise_model(rng, coupling):
+    """A Model of dense tables on distinct pairs of multi-valued variables (every variable in one):
+    a graph AD3 solves with its pairwise kernel."""
+    model = Model.__new__(Model)
+    model.graph, model.states, model.unary, model.factors = FactorGraph(), [], [], []
+    n = int(rng.integers(3, 7))
+    for _ in range(n):
+        scores = rng.normal(size=int(rng.integers(2, 5)))
+        model.graph.add_variable(scores)
+        model.states.append(len(scores))
+        model.unary.append(scores)
+    pairs = [(v, v + 1) for v in range(n - 1)]
+    pairs += [(b, a) if rng.random() < 0.5 else (a, b) for a in range(n) for b in range(a + 2, n) if rng.random() < 0.4]
+    for a, b in pairs:
+        table = coupling * rng.normal(size=(model.states[a], model.states[b]))
+        model.graph.add_dense([a, b], table)
+        model.factors.append(("dense", [a, b], [], 0, [], table))
+    return model
+
+
+def test_pairwise_dense_graphs_against_the_lp_and_brute_force():
+    rng = np.random.default_rng(7)
+    fractional = 0
+    for trial in range(60):
+        model = pairwise_model(rng, 3.0 if trial % 2 else 0.5)
+        optimum, lp = model.brute_force(), model.lp()
+        scale = max(1.0, abs(lp))
+        exact = model.graph.solve_exact()
+        assert exact.status == "optimal" and exact.score == pytest.approx(optimum, abs=1e-9)
+        s = model.graph.solve_ad3(max_iter=20000, tol=1e-10)
+        assert s.status in ("optimal", "fractional")
+        assert s.bound == pytest.approx(lp, abs=1e-6 * scale)
+        assert s.value == pytest.approx(lp, abs=1e-6 * scale)
+        if s.status == "optimal":
+            assert s.score == pytest.approx(optimum, abs=1e-9)
+            assert model.score(s.labels) == pytest.approx(optimum, abs=1e-9)
+            continue
+        fractional += 1
+        assert s.score <= optimum + 1e-9 and model.score(s.labels) == pytest.approx(s.score)
+        for f, (_, (a, b), *_rest) in enumerate(model.factors):  # tables' marginals: the posteriors
+            np.testing.assert_allclose(s.additional_posteriors[f].sum(axis=1), s.posteriors[a], atol=1e-6)
+            np.testing.assert_allclose(s.additional_posteriors[f].sum(axis=0), s.posteriors[b], atol=1e-6)
+    assert fractional >= 3
+
+
 def test_posteriors_and_additional_posteriors():
     g = FactorGraph()
     a = g.add_variable([0.0, 1.0, 0.0])

@@ -28,17 +28,30 @@ namespace detail {
 namespace {
 
 constexpr int kMaxQpIterations = 200;
+constexpr int kSmallSet = 4;  // (see the KKT solve in solve_edge_qp)
 constexpr int kEtaAdaptPeriod = 10;
 constexpr double kEtaMin = 1e-3, kEtaMax = 100.0;
 constexpr double kResidualRatioPrimal = 100.0, kResidualRatioDual = 10.0;
 
-// Inverse of the bordered Gram matrix [[0, 1], [1, 2]] of a single configuration.
-void reset_to_single(ActiveSet& set, int s, int t) {
-  set.s.assign(1, s);
-  set.t.assign(1, t);
-  set.weights.assign(1, 1.0);
-  set.inverse.assign({-2.0, 1.0, 1.0, 0.0});
-}
+// The arrays of one active set.
+struct SetView {
+  int& k;
+  int* s;
+  int* t;
+  double* weights;
+  double* inverse;
+
+  // One configuration, weight 1; the inverse of its bordered Gram matrix [[0, 1], [1, 2]].
+  void reset_to_single(int state_a, int state_b) {
+    k = 1;
+    s[0] = state_a;
+    t[0] = state_b;
+    weights[0] = 1.0;
+    inverse[0] = -2.0;
+    inverse[1] = inverse[2] = 1.0;
+    inverse[3] = 0.0;
+  }
+};
 
 }  // namespace
 
@@ -75,6 +88,18 @@ Ad3Solver::Ad3Solver(const Graph& graph, const Ad3Options& options)
   q_.resize(num_links_);
   x_.resize(num_links_);
   active_sets_.resize(num_edges);
+  std::size_t configs = 0, inverses = 0;
+  for (int e = 0; e < num_edges; ++e) {
+    const std::size_t room = static_cast<std::size_t>(edges_[e].ka) + edges_[e].kb;
+    active_sets_[e].config = configs;
+    active_sets_[e].inverse = inverses;
+    configs += room;
+    inverses += room * room;
+  }
+  store_.s.resize(configs);
+  store_.t.resize(configs);
+  store_.weights.resize(configs);
+  store_.inverse.resize(inverses);
   edge_dirty_.resize(num_edges);
   edge_value_.resize(num_edges);
   p_rise_.assign(n, 0.0);
@@ -88,6 +113,7 @@ Ad3Solver::Ad3Solver(const Graph& graph, const Ad3Options& options)
   parent_.resize(two_k);
   parent_config_.resize(two_k);
   queue_.resize(two_k);
+  inverse_tmp_.resize(static_cast<std::size_t>(two_k + 1) * (two_k + 1));
 }
 
 void Ad3Solver::set_eta(double eta, const double* pairwise) {
@@ -118,7 +144,7 @@ double Ad3Solver::score(const double* unary, const double* pairwise, const int* 
 // leaves q unchanged and raises the objective) until one configuration of the cycle drops out.
 // Returns max over (s, t) of w_st + (x - q)_s + (x - q)_t at the solution (tau, at optimality).
 template <int K>
-double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const double* xa,
+double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& active, const double* xa,
                                 const double* xb, double* qa, double* qb) {
   // K > 0: both endpoints have K states, known at compile time (see kernels.h).
   const int ka = K > 0 ? K : edge.ka, kb = K > 0 ? K : edge.kb;
@@ -126,42 +152,44 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
   double* __restrict r = residual_.data();  // x - q, the gradient of the quadratic term
   double* __restrict value = column_.data();
   double* __restrict z = z_.data();
-  if (set.s.empty()) {  // cold start: the best configuration for the linear part
+  SetView set{active.k, store_.s.data() + active.config, store_.t.data() + active.config,
+              store_.weights.data() + active.config, store_.inverse.data() + active.inverse};
+  double* const scratch = inverse_tmp_.data();
+  if (set.k == 0) {  // cold start: the best configuration for the linear part
     int s, t;
     table_argmax(w, ka, kb, xa, xb, s, t);
-    reset_to_single(set, s, t);
+    set.reset_to_single(s, t);
   }
   // Removes configuration j, updating the inverse by the bordering formula.
   auto remove = [&](int j) {
-    const int m = static_cast<int>(set.s.size()) + 1, p = j + 1;
+    const int m = set.k + 1, p = j + 1;
     const double pivot = set.inverse[p * m + p];
-    set.s.erase(set.s.begin() + j);
-    set.t.erase(set.t.begin() + j);
-    set.weights.erase(set.weights.begin() + j);
-    if (set.s.size() == 1 || std::fabs(pivot) < 1e-12) {
+    std::copy(set.s + j + 1, set.s + set.k, set.s + j);
+    std::copy(set.t + j + 1, set.t + set.k, set.t + j);
+    std::copy(set.weights + j + 1, set.weights + set.k, set.weights + j);
+    --set.k;
+    if (set.k == 1 || std::fabs(pivot) < 1e-12) {
       // One configuration left (its inverse is known exactly), or ill-conditioned: restart from
       // the heaviest configuration.
-      const int keep = static_cast<int>(std::max_element(set.weights.begin(), set.weights.end()) -
-                                        set.weights.begin());
-      reset_to_single(set, set.s[keep], set.t[keep]);
+      const int keep = static_cast<int>(std::max_element(set.weights, set.weights + set.k) - set.weights);
+      set.reset_to_single(set.s[keep], set.t[keep]);
       return;
     }
-    inverse_tmp_.resize(static_cast<std::size_t>(m - 1) * (m - 1));
     for (int row = 0, row2 = 0; row < m; ++row) {
       if (row == p) continue;
       const double factor = set.inverse[row * m + p] / pivot;
       for (int c = 0, c2 = 0; c < m; ++c) {
         if (c == p) continue;
-        inverse_tmp_[row2 * (m - 1) + c2] = set.inverse[row * m + c] - factor * set.inverse[p * m + c];
+        scratch[row2 * (m - 1) + c2] = set.inverse[row * m + c] - factor * set.inverse[p * m + c];
         ++c2;
       }
       ++row2;
     }
-    set.inverse.assign(inverse_tmp_.begin(), inverse_tmp_.end());
+    std::copy(scratch, scratch + (m - 1) * (m - 1), set.inverse);
   };
   // Appends configuration (s, t) with the given weight.
   auto insert = [&](int s, int t, double weight) {
-    const int k = static_cast<int>(set.s.size()), m = k + 1;
+    const int k = set.k, m = k + 1;
     value[0] = 1.0;  // the new row of the bordered Gram matrix: 1, then shared states
     for (int j = 0; j < k; ++j) value[j + 1] = static_cast<double>((set.s[j] == s) + (set.t[j] == t));
     double schur = 2.0;
@@ -171,30 +199,30 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
       z[row] = h;
       schur -= value[row] * h;
     }
-    if (std::fabs(schur) < 1e-9) {  // cannot happen for a forest; restart rather than divide
-      reset_to_single(set, s, t);
+    if (std::fabs(schur) < 1e-9 || k + 1 >= ka + kb) {  // cannot happen for a forest: restart
+      set.reset_to_single(s, t);
       return;
     }
     const int m2 = m + 1;
-    inverse_tmp_.resize(static_cast<std::size_t>(m2) * m2);
     for (int row = 0; row < m; ++row) {
-      for (int c = 0; c < m; ++c) inverse_tmp_[row * m2 + c] = set.inverse[row * m + c] + z[row] * z[c] / schur;
-      inverse_tmp_[row * m2 + m] = inverse_tmp_[m * m2 + row] = -z[row] / schur;
+      for (int c = 0; c < m; ++c) scratch[row * m2 + c] = set.inverse[row * m + c] + z[row] * z[c] / schur;
+      scratch[row * m2 + m] = scratch[m * m2 + row] = -z[row] / schur;
     }
-    inverse_tmp_[m * m2 + m] = 1.0 / schur;
-    set.inverse.assign(inverse_tmp_.begin(), inverse_tmp_.end());
-    set.s.push_back(s);
-    set.t.push_back(t);
-    set.weights.push_back(weight);
+    scratch[m * m2 + m] = 1.0 / schur;
+    std::copy(scratch, scratch + m2 * m2, set.inverse);
+    set.s[k] = s;
+    set.t[k] = t;
+    set.weights[k] = weight;
+    set.k = k + 1;
   };
 
   double best_value = 0.0;
   for (int iteration = 0;; ++iteration) {
-    const int k = static_cast<int>(set.s.size()), m = k + 1;
-    const int* __restrict S = set.s.data();
-    const int* __restrict T = set.t.data();
-    double* __restrict weights = set.weights.data();
-    const double* __restrict inverse = set.inverse.data();
+    const int k = set.k, m = k + 1;
+    const int* __restrict S = set.s;
+    const int* __restrict T = set.t;
+    double* __restrict weights = set.weights;
+    const double* __restrict inverse = set.inverse;
     if (iteration == kMaxQpIterations) {  // give up: keep the current feasible distribution
       concatenate<K>(ka, kb, xa, xb, r);
       for (int j = 0; j < k; ++j) r[S[j]] -= weights[j], r[ka + T[j]] -= weights[j];
@@ -206,19 +234,33 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
       tau = xa[S[0]] + xb[T[0]] + w[static_cast<std::size_t>(S[0]) * kb + T[0]] - 2.0;
       weights[0] = 1.0;
     } else {
-      // KKT solve: [tau; z] = inverse [1; values of S].
-      for (int j = 0; j < k; ++j) {
-        value[j] = xa[S[j]] + xb[T[j]] + w[static_cast<std::size_t>(S[j]) * kb + T[j]];
-      }
+      // KKT solve: [tau; z] = inverse [1; values of S]. A small set column by column as the values
+      // come (reading fresh values back as pairs would stall on store-to-load forwarding), a
+      // larger one by rows (contiguous); the same sums in the same order.
       tau = inverse[0];
-      for (int j = 0; j < k; ++j) tau += inverse[j + 1] * value[j];
+      if (k <= kSmallSet) {
+        for (int i = 0; i < k; ++i) z[i] = inverse[(i + 1) * m];
+        for (int j = 0; j < k; ++j) {
+          const double v = xa[S[j]] + xb[T[j]] + w[static_cast<std::size_t>(S[j]) * kb + T[j]];
+          tau += inverse[j + 1] * v;
+          for (int i = 0; i < k; ++i) z[i] += inverse[(i + 1) * m + j + 1] * v;
+        }
+      } else {
+        for (int j = 0; j < k; ++j) {
+          value[j] = xa[S[j]] + xb[T[j]] + w[static_cast<std::size_t>(S[j]) * kb + T[j]];
+        }
+        for (int j = 0; j < k; ++j) tau += inverse[j + 1] * value[j];
+        for (int i = 0; i < k; ++i) {
+          const double* row = inverse + (i + 1) * m;
+          double zi = row[0];
+          for (int j = 0; j < k; ++j) zi += row[j + 1] * value[j];
+          z[i] = zi;
+        }
+      }
       int blocking = -1;
       double alpha = 1.0;
       for (int i = 0; i < k; ++i) {
-        const double* row = inverse + (i + 1) * m;
-        double zi = row[0];
-        for (int j = 0; j < k; ++j) zi += row[j + 1] * value[j];
-        z[i] = zi;
+        const double zi = z[i];
         if (zi < 0.0) {
           const double ratio = weights[i] / (weights[i] - zi);
           if (blocking < 0 || ratio < alpha) alpha = ratio, blocking = i;
@@ -237,7 +279,10 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
       r[S[i]] -= weights[i];
       r[ka + T[i]] -= weights[i];
     }
-    best_value = table_max<K>(w, ka, kb, r, r + ka, column_max_.data());
+    best_value = K > 0 ? table_max<K>(w, ka, kb, r, r + ka, nullptr)
+                       : dispatch_states(kb, [&](auto columns) {  // (kb != ka: compiled for kb alone)
+                           return table_max<decltype(columns)::value>(w, ka, kb, r, r + ka, column_max_.data());
+                         });
     if (best_value <= tau + 1e-10 * std::max(1.0, std::fabs(tau))) break;
     int bs, bt;
     table_argmax(w, ka, kb, r, r + ka, bs, bt);
@@ -286,7 +331,7 @@ double Ad3Solver::solve_edge_qp(const EdgeLayout& edge, ActiveSet& set, const do
   }
   for (int j = 0; j < ka; ++j) qa[j] = 0.0;
   for (int j = 0; j < kb; ++j) qb[j] = 0.0;
-  for (std::size_t j = 0; j < set.s.size(); ++j) {
+  for (int j = 0; j < set.k; ++j) {
     qa[set.s[j]] += set.weights[j];
     qb[set.t[j]] += set.weights[j];
   }
@@ -373,6 +418,23 @@ void Ad3Solver::compute_inputs() {
 }
 
 RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
+  const RawResult result = iterate(unary, pairwise, options_.max_iterations);
+  if (keep_best_ && result.status == Status::kIterationLimit && best_iteration_ < result.iterations &&
+      (stop_ == nullptr || stop_->reason() == StopReason::kNone)) {
+    // The iterations are deterministic: replaying them up to the best rounding's iterate gives its
+    // marginals (rather than keeping a copy of every improving iterate). The labelling and the
+    // final multipliers and local marginals stay those of the whole run.
+    std::vector<int> labels = labels_;
+    std::vector<double> lambda = lambda_, q = q_;
+    iterate(unary, pairwise, static_cast<int>(best_iteration_));
+    labels_.swap(labels);
+    lambda_.swap(lambda);
+    q_.swap(q);
+  }
+  return result;
+}
+
+RawResult Ad3Solver::iterate(const double* unary, const double* pairwise, int max_iterations) {
   const int n = graph_.num_variables();
   isolated_max_ = 0.0;
   for (int i = 0; i < n; ++i) {
@@ -390,7 +452,8 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
     for (int s = 0; s < k; ++s) unary_share_[off + s] = unary[off + s] / deg;
   }
   std::fill(lambda_.begin(), lambda_.end(), 0.0);
-  for (ActiveSet& set : active_sets_) set.s.clear();
+  best_iteration_ = 0;
+  for (ActiveSet& set : active_sets_) set.k = 0;
   std::fill(edge_dirty_.begin(), edge_dirty_.end(), 1);
   set_eta(options_.eta, pairwise);
   compute_inputs();
@@ -399,7 +462,7 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
   double best_bound = std::numeric_limits<double>::infinity();
   bool certified = false, converged = false;
   int t = 0;
-  while (t < options_.max_iterations) {
+  while (t < max_iterations) {
     if ((t & 7) == 7 && stop_ != nullptr && stop_->stop() != StopReason::kNone) break;
     // 1. Edge subproblems (those whose inputs changed).
     for (std::size_t e = 0; e < edges_.size(); ++e) {
@@ -449,20 +512,25 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
     dual_residual = std::sqrt(dual_residual / std::max<std::size_t>(num_links_, 1));
 
     // 4. Rounding, and the bound: certified as soon as the best labelling meets the best bound.
+    bool rounding_changed = t == 0;
     for (int i = 0; i < n; ++i) {
       if (graph_.degree(i) == 0) continue;
       const double* pi = p_.data() + graph_.unary_offset(i);
-      rounded_[i] = static_cast<int>(std::max_element(pi, pi + graph_.num_states(i)) - pi);
+      const int label = static_cast<int>(std::max_element(pi, pi + graph_.num_states(i)) - pi);
+      rounding_changed |= label != rounded_[i];
+      rounded_[i] = label;
     }
-    const double rounded_score = score(unary, pairwise, rounded_.data());
+    // (a rounding equal to the last one was scored then: it cannot improve on the best)
+    const double rounded_score = rounding_changed ? score(unary, pairwise, rounded_.data()) : best_score;
     if (rounded_score > best_score) {
       best_score = rounded_score;
       labels_ = rounded_;
+      best_iteration_ = t + 1;
     }
     // The multiplier part of the bound is rounding noise; it is only worth adding (and the bound
     // only worth recording) when the edge part is close to certifying.
     const double edge_part = bound_edge_part();
-    const bool last = t + 1 == options_.max_iterations;
+    const bool last = t + 1 == max_iterations;
     ++t;
     if (last || within_gap(best_score, edge_part, options_.gap_tolerance + 1e-9)) {
       best_bound = std::min(best_bound, edge_part + bound_multiplier_part());
@@ -494,6 +562,8 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
 
   if (!certified) {
     // Local improvement of the rounded solutions: the best labelling so far and the last rounding.
+    const std::vector<int> best_rounding = keep_best_ ? labels_ : std::vector<int>();
+    const double best_rounding_score = best_score;
     best_score = improve_by_icm(graph_, unary, pairwise, labels_.data(), icm_scratch_);
     const double last = improve_by_icm(graph_, unary, pairwise, rounded_.data(), icm_scratch_);
     if (last > best_score) {
@@ -501,6 +571,10 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
       labels_ = rounded_;
     }
     certified = within_gap(best_score, best_bound, options_.gap_tolerance);
+    if (!certified && keep_best_) {
+      labels_ = best_rounding;
+      best_score = best_rounding_score;
+    }
   }
   RawResult result;
   result.score = best_score;
@@ -509,6 +583,18 @@ RawResult Ad3Solver::solve(const double* unary, const double* pairwise) {
   result.status = certified ? Status::kOptimal
                             : (converged ? Status::kFractional : Status::kIterationLimit);
   return result;
+}
+
+void Ad3Solver::edge_marginals(double* out) const {
+  std::fill(out, out + graph_.pairwise_size(), 0.0);
+  for (std::size_t e = 0; e < edges_.size(); ++e) {
+    const ActiveSet& set = active_sets_[e];
+    double* table = out + edges_[e].table;
+    const int* s = store_.s.data() + set.config;
+    const int* t = store_.t.data() + set.config;
+    const double* weights = store_.weights.data() + set.config;
+    for (int j = 0; j < set.k; ++j) table[s[j] * edges_[e].kb + t[j]] += weights[j];
+  }
 }
 
 }  // namespace detail

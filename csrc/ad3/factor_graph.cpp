@@ -5,6 +5,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "ad3/factors.h"
 #include "ad3/general.h"
@@ -540,10 +541,25 @@ void mark_one_hot_groups(const FactorGraph& g, const FactorSpec& spec, std::vect
   }
 }
 
+// See GeneralModel::pairwise.
+bool is_pairwise_graph(const FactorGraph& g) {
+  for (int v = 0; v < g.num_variables(); ++v) {
+    if (g.is_binary(v) || g.unit_count(v) < 2) return false;
+  }
+  std::vector<std::pair<int, int>> pairs;
+  pairs.reserve(g.num_factors());
+  for (int f = 0; f < g.num_factors(); ++f) {
+    const FactorSpec& spec = g.factor(f);
+    if (spec.type != FactorType::kDense || spec.links.size() != 2 || spec.links[0] == spec.links[1]) return false;
+    pairs.emplace_back(std::min(spec.links[0], spec.links[1]), std::max(spec.links[0], spec.links[1]));
+  }
+  std::sort(pairs.begin(), pairs.end());
+  return std::adjacent_find(pairs.begin(), pairs.end()) == pairs.end();
+}
+
 }  // namespace
 
 GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
-  factors.reserve(g.num_factors() + g.num_variables());
   link_begin.reserve(g.num_factors() + g.num_variables() + 1);
   link_begin.push_back(0);
   additional.reserve(g.num_factors() + g.num_variables());
@@ -555,7 +571,6 @@ GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
   one_hot.assign(g.num_variables(), 0);
   for (int f = 0; f < g.num_factors(); ++f) {
     const FactorSpec& spec = g.factor(f);
-    factors.push_back(make_local_factor(g, spec));
     append_factor_units(g, spec, link_unit);
     link_begin.push_back(link_unit.size());
     additional.push_back(g.additional_offset(f));
@@ -566,12 +581,21 @@ GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
   }
   for (int v = 0; v < g.num_variables(); ++v) {
     if (g.is_binary(v) || has_dense[v] || one_hot[v]) continue;
-    factors.push_back(make_one_hot_factor(g.unit_count(v)));
+    one_hot_factor_variables.push_back(v);
     for (int t = 0; t < g.unit_count(v); ++t) link_unit.push_back(g.unit_begin(v) + t);
     link_begin.push_back(link_unit.size());
     additional.push_back(0);
   }
   for (int u : link_unit) ++degree[u];
+  pairwise = g.num_factors() > 0 && one_hot_factor_variables.empty() && is_pairwise_graph(g);
+  if (!pairwise) build_factors();
+}
+
+void GeneralModel::build_factors() {
+  if (!factors.empty() || link_begin.size() == 1) return;
+  factors.reserve(link_begin.size() - 1);
+  for (int f = 0; f < graph.num_factors(); ++f) factors.push_back(make_local_factor(graph, graph.factor(f)));
+  for (int v : one_hot_factor_variables) factors.push_back(make_one_hot_factor(graph.unit_count(v)));
 }
 
 double GeneralModel::score(const double* unit_scores, const double* factor_scores, const int* labels,
@@ -584,6 +608,19 @@ double GeneralModel::score(const double* unit_scores, const double* factor_score
     if (graph.is_binary(v) && labels[v] == 0) continue;
     unit_values[u] = 1;
     total += unit_scores[u];
+  }
+  if (factors.empty()) {  // a pairwise model (see build_factors): the tables' entries
+    for (int f = 0; f < graph.num_factors(); ++f) {
+      const std::vector<int>& pair = graph.factor(f).links;
+      const int ka = graph.unit_count(pair[0]), kb = graph.unit_count(pair[1]);
+      const std::size_t entry = additional[f] + static_cast<std::size_t>(labels[pair[0]]) * kb + labels[pair[1]];
+      total += factor_scores[entry];
+      if (additional_out != nullptr) {
+        std::fill(additional_out + additional[f], additional_out + additional[f] + ka * kb, 0.0);
+        additional_out[entry] = 1.0;
+      }
+    }
+    return total;
   }
   for (std::size_t f = 0; f < factors.size(); ++f) {
     LocalFactor& factor = *factors[f];

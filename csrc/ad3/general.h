@@ -19,8 +19,11 @@ void check_general_scores(const FactorGraph& graph, const std::vector<double>& u
 // A graph's factors as local solvers: the declared ones (same indices), then an XOR for each
 // multi-valued variable whose one-hot constraint no declared factor enforces (dense factors,
 // sequence positions, general tree nodes, an XOR over exactly its units). One per solve (the solvers keep state).
+// A pairwise model (see `pairwise`) makes its local solvers only when build_factors() is called:
+// AD3 and scoring do without them.
 struct GeneralModel {
   explicit GeneralModel(const FactorGraph& graph);
+  void build_factors();  // (once; a model that is not pairwise has them from the start)
   // S(labels), -inf when a factor forbids it; writes the factors' additional posteriors of the
   // labelling to additional_out (additional_size() values) when not null.
   double score(const double* unit_scores, const double* factor_scores, const int* labels,
@@ -32,12 +35,17 @@ struct GeneralModel {
   int num_links(int f) const { return static_cast<int>(link_begin[f + 1] - link_begin[f]); }
 
   std::vector<std::unique_ptr<LocalFactor>> factors;
+  std::vector<int> one_hot_factor_variables;  // the variables of the internal XOR factors, in order
   std::vector<int> link_unit;              // per link: its unit
   std::vector<std::size_t> link_begin;     // per factor (+1): its first link
   std::vector<std::size_t> additional;     // per factor: offset of its additional scores
   std::vector<int> degree;                 // per unit, internal factors included
   std::vector<char> has_dense;             // per variable
   std::vector<char> one_hot;               // per variable: a factor enforces its one-hot constraint
+  // At least one factor, every variable multi-valued, every factor a dense table over two of
+  // them, no two on the same pair, and no internal factor: AD3 runs the pairwise solver
+  // (Ad3Solver) on it.
+  bool pairwise = false;
   // scratch
   std::vector<int> unit_values, link_values;
   std::vector<double> scratch_u;

@@ -10,6 +10,7 @@
 // meets the bound is certified optimal, as is the labelling of the dual's factor configurations
 // when they agree on every unit (checked at every dual value, the first one before iterating).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -277,6 +278,57 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   return run;
 }
 
+// AD3 on a pairwise graph (GeneralModel::pairwise) by the pairwise solver (ad3_solver.cpp): the
+// same iterations with a local solver specialised to two-variable tables; it also certifies the
+// labelling ICM makes of its best rounding when that meets the bound. Its state in run_ad3's layout.
+Ad3Run run_pairwise_ad3(GeneralModel& model, const double* theta, const double* factor_scores,
+                        const Ad3Options& options, StopControl& stop) {
+  const FactorGraph& graph = model.graph;
+  std::vector<int> num_states(graph.num_variables());
+  for (int v = 0; v < graph.num_variables(); ++v) num_states[v] = graph.unit_count(v);
+  std::vector<std::array<int, 2>> edges(graph.num_factors());
+  for (int f = 0; f < graph.num_factors(); ++f) edges[f] = {graph.factor(f).links[0], graph.factor(f).links[1]};
+  const Graph pairwise(std::move(num_states), std::move(edges));  // (units and tables: the same layout)
+  Ad3Solver solver(pairwise, options);
+  solver.set_stop(&stop);
+  solver.set_report_best_rounding(true);
+  const RawResult raw = solver.solve(theta, factor_scores);
+  Ad3Run run;
+  run.labels = solver.labels();
+  run.score = raw.score;
+  run.bound = raw.bound;
+  run.status = raw.status;
+  run.iterations = raw.iterations;
+  run.p = solver.posteriors();
+  run.additional.resize(graph.additional_size());
+  solver.edge_marginals(run.additional.data());
+  run.lambda.resize(model.link_unit.size());
+  run.q.resize(model.link_unit.size());
+  const std::vector<double>& lambda = solver.multipliers();
+  const std::vector<double>& q = solver.local_marginals();
+  for (int f = 0; f < graph.num_factors(); ++f) {  // (factor f: table e = f, links of a then of b)
+    const EdgeLayout& edge = solver.edge_layout(f);
+    const std::size_t first = model.link_begin[f], second = first + edge.ka;
+    std::copy(lambda.begin() + edge.link_a, lambda.begin() + edge.link_a + edge.ka, run.lambda.begin() + first);
+    std::copy(lambda.begin() + edge.link_b, lambda.begin() + edge.link_b + edge.kb, run.lambda.begin() + second);
+    std::copy(q.begin() + edge.link_a, q.begin() + edge.link_a + edge.ka, run.q.begin() + first);
+    std::copy(q.begin() + edge.link_b, q.begin() + edge.link_b + edge.kb, run.q.begin() + second);
+  }
+  if (run.status != Status::kOptimal) {
+    double value = 0.0;
+    for (int u = 0; u < graph.num_units(); ++u) value += theta[u] * run.p[u];
+    for (std::size_t k = 0; k < run.additional.size(); ++k) value += factor_scores[k] * run.additional[k];
+    run.value = value;
+  }
+  return run;
+}
+
+Ad3Run run_model_ad3(GeneralModel& model, const double* theta, const double* factor_scores,
+                     const Ad3Options& options, StopControl& stop) {
+  return model.pairwise ? run_pairwise_ad3(model, theta, factor_scores, options, stop)
+                        : run_ad3(model, theta, factor_scores, options, stop);
+}
+
 FactorSolution from_run(GeneralModel& model, const double* theta, const double* factor_scores, Ad3Run& run) {
   FactorSolution solution;
   solution.labels = run.labels;
@@ -500,14 +552,15 @@ FactorSolution solve_general(Method method, GeneralModel& model, const double* u
                              const double* factor_scores, const Ad3Options& ad3_options,
                              const ExactOptions& exact_options, StopControl& stop) {
   stop.begin_problem(method == Method::kExact ? exact_options.time_limit : 0.0);
+  if (method != Method::kAd3) model.build_factors();  // (the searches use the local solvers)
   if (method == Method::kExhaustive) return solve_general_exhaustive(model, unit_scores, factor_scores, stop);
   if (method == Method::kAd3) {
-    Ad3Run run = run_ad3(model, unit_scores, factor_scores, ad3_options, stop);
+    Ad3Run run = run_model_ad3(model, unit_scores, factor_scores, ad3_options, stop);
     return from_run(model, unit_scores, factor_scores, run);
   }
   Ad3Options options;
   options.gap_tolerance = exact_options.gap_tolerance;
-  Ad3Run run = run_ad3(model, unit_scores, factor_scores, options, stop);
+  Ad3Run run = run_model_ad3(model, unit_scores, factor_scores, options, stop);
   if (run.status == Status::kOptimal) return from_run(model, unit_scores, factor_scores, run);
   BranchAndBound search(model, unit_scores, factor_scores, run, exact_options, stop);
   FactorSolution solution = search.solve();

@@ -1,8 +1,8 @@
 // Internal to csrc/ad3: the small loops of an AD3 iteration, compiled for a number of states K
 // known at compile time (K = 2..8, the common case: loops unroll, values stay in registers) or,
-// with K = 0, for any number k given at run time. With GCC and Clang, even K use 2-wide vector
-// extensions (SSE2 / NEON); other compilers take the scalar loops, with the same results up to
-// the order of floating-point sums.
+// with K = 0, for any number k given at run time. With GCC and Clang, the K states go in pairs
+// through 2-wide vector extensions (SSE2 / NEON), the last one alone when K is odd; other
+// compilers take the scalar loops, with the same results up to the order of floating-point sums.
 #pragma once
 
 #include <cstddef>
@@ -57,19 +57,29 @@ template <int KB>
 inline double table_max(const double* table, int ka, int kb, const double* ra, const double* rb,
                         double* column) {
 #ifdef CCNN_AD3_VECTOR
-  if constexpr (KB > 0 && KB % 2 == 0) {  // pairs of columns, one vector register each
-    double2 pairs[KB / 2];
-    for (int h = 0; h < KB / 2; ++h) pairs[h] = load2(table + 2 * h) + ra[0];
+  if constexpr (KB > 0) {  // pairs of columns, one vector register each (the last alone when KB is odd)
+    constexpr int H = KB / 2, last = KB - 1;
+    double2 pairs[H];
+    double last_column = table[last] + ra[0];
+    for (int h = 0; h < H; ++h) pairs[h] = load2(table + 2 * h) + ra[0];
     for (int s = 1; s < ka; ++s) {
       const double* row = table + static_cast<std::size_t>(s) * KB;
-      for (int h = 0; h < KB / 2; ++h) {
+      for (int h = 0; h < H; ++h) {
         const double2 v = load2(row + 2 * h) + ra[s];
         pairs[h] = v > pairs[h] ? v : pairs[h];
       }
+      if constexpr (KB % 2 == 1) {
+        const double v = row[last] + ra[s];
+        last_column = v > last_column ? v : last_column;
+      }
     }
     double best = -std::numeric_limits<double>::infinity();
-    for (int t = 0; t < KB; ++t) {
+    for (int t = 0; t < 2 * H; ++t) {
       const double v = pairs[t / 2][t % 2] + rb[t];
+      best = v > best ? v : best;
+    }
+    if constexpr (KB % 2 == 1) {
+      const double v = last_column + rb[last];
       best = v > best ? v : best;
     }
     return best;
@@ -133,22 +143,32 @@ inline double average_blocks(int k, int deg, const double* __restrict q, double*
                              double* __restrict sum, double& rise) {
   const double inv_degree = 1.0 / deg;
 #ifdef CCNN_AD3_VECTOR
-  if constexpr (K > 0 && K % 2 == 0) {
-    double2 total[K / 2];
-    for (int h = 0; h < K / 2; ++h) total[h] = load2(q + 2 * h);
+  if constexpr (K > 0) {  // pairs of states, and the last one alone when K is odd
+    constexpr int H = K / 2, last = K - 1;
+    double2 total[H];
+    double total_last = q[last];
+    for (int h = 0; h < H; ++h) total[h] = load2(q + 2 * h);
     for (int d = 1; d < deg; ++d) {
-      for (int h = 0; h < K / 2; ++h) total[h] += load2(q + d * K + 2 * h);
+      for (int h = 0; h < H; ++h) total[h] += load2(q + d * K + 2 * h);
+      if constexpr (K % 2 == 1) total_last += q[d * K + last];
     }
     double2 change = {0.0, 0.0}, largest = {0.0, 0.0};
-    for (int h = 0; h < K / 2; ++h) {
+    for (int h = 0; h < H; ++h) {
       const double2 value = total[h] * inv_degree;
       const double2 diff = value - load2(p + 2 * h);
       change += diff * diff;
       largest = diff > largest ? diff : largest;
       store2(p + 2 * h, value);
     }
-    rise = largest[0] > largest[1] ? largest[0] : largest[1];
-    return change[0] + change[1];
+    double sum = change[0] + change[1], most = largest[0] > largest[1] ? largest[0] : largest[1];
+    if constexpr (K % 2 == 1) {
+      const double value = total_last * inv_degree, diff = value - p[last];
+      sum += diff * diff;
+      most = diff > most ? diff : most;
+      p[last] = value;
+    }
+    rise = most;
+    return sum;
   }
 #endif
   const int n = K > 0 ? K : k;
@@ -177,16 +197,18 @@ inline double update_blocks(int k, int deg, const double* __restrict p, const do
                             double* __restrict lambda, double* __restrict x,
                             const Graph::Incidence* incident, char* dirty) {
 #ifdef CCNN_AD3_VECTOR
-  if constexpr (K > 0 && K % 2 == 0) {
-    double2 pv[K / 2], base[K / 2];
-    for (int h = 0; h < K / 2; ++h) {
+  if constexpr (K > 0) {  // pairs of states, and the last one alone when K is odd
+    constexpr int H = K / 2, last = K - 1;
+    double2 pv[H], base[H];
+    for (int h = 0; h < H; ++h) {
       pv[h] = load2(p + 2 * h);
       base[h] = load2(share + 2 * h);
     }
     double2 squares = {0.0, 0.0};
+    double squares_last = 0.0;
     for (int d = 0; d < deg; ++d) {
       int64x2 changed = {0, 0};
-      for (int h = 0; h < K / 2; ++h) {
+      for (int h = 0; h < H; ++h) {
         const int j = d * K + 2 * h;
         const double2 diff = load2(q + j) - pv[h];
         squares += diff * diff;
@@ -196,9 +218,19 @@ inline double update_blocks(int k, int deg, const double* __restrict p, const do
         changed |= (int64x2)input ^ (int64x2)load2(x + j);  // a vector cast reinterprets the bits
         store2(x + j, input);
       }
-      if ((changed[0] | changed[1]) != 0) dirty[incident[d].edge] = 1;
+      std::uint64_t changed_last = 0;
+      if constexpr (K % 2 == 1) {
+        const int j = d * K + last;
+        const double diff = q[j] - p[last];
+        squares_last += diff * diff;
+        lambda[j] -= step * diff;
+        const double input = p[last] + (share[last] + lambda[j]) * scale;
+        changed_last = bits(input) ^ bits(x[j]);
+        x[j] = input;
+      }
+      if ((changed[0] | changed[1] | changed_last) != 0) dirty[incident[d].edge] = 1;
     }
-    return squares[0] + squares[1];
+    return squares[0] + squares[1] + squares_last;
   }
 #endif
   const int n = K > 0 ? K : k;

@@ -130,12 +130,19 @@ struct RawResult {
 };
 
 // The active set of one edge's quadratic subproblem, kept between AD3 iterations (warm start):
-// the configurations (state s of a, state t of b) with positive weight, their weights, and the
-// inverse of the bordered Gram matrix [[0, 1'], [1, M'M]] of size (k + 1)^2, row-major.
+// k configurations (state s of a, state t of b) with positive weight, their weights, and the
+// inverse of the bordered Gram matrix [[0, 1'], [1, M'M]] of size (k + 1)^2, row-major. The
+// values live in the solver's buffers (ActiveSetStore): at `config` room for K_a + K_b
+// configurations (a forest on K_a + K_b states has fewer edges), at `inverse` for (K_a + K_b)^2.
 struct ActiveSet {
+  int k = 0;
+  std::size_t config = 0, inverse = 0;
+};
+
+// Every edge's active set in four buffers, allocated once.
+struct ActiveSetStore {
   std::vector<int> s, t;
-  std::vector<double> weights;
-  std::vector<double> inverse;
+  std::vector<double> weights, inverse;
 };
 
 // Where an edge's data lives in the flat arrays.
@@ -155,6 +162,19 @@ class Ad3Solver {
   RawResult solve(const double* unary, const double* pairwise);
   const std::vector<int>& labels() const { return labels_; }
   const std::vector<double>& posteriors() const { return p_; }
+  // Reporting as AD3 on general graphs does (general_solver.cpp): the labelling is the best
+  // rounding of an iterate unless ICM's improvement of it is certified, and a run stopped by the
+  // iteration limit reports (posteriors(), edge_marginals()) the iterate of that rounding rather
+  // than the last one.
+  void set_report_best_rounding(bool report) { keep_best_ = report; }
+  // After solve: the reported iterate's marginals of each edge's K_a x K_b configurations
+  // (pairwise_size() values, the layout of the pairwise scores).
+  void edge_marginals(double* out) const;
+  // After solve: the final multipliers and the edges' local marginals, num_links() values each; those of
+  // edge e's endpoint a start at edge_layout(e).link_a, those of b at link_b.
+  const std::vector<double>& multipliers() const { return lambda_; }
+  const std::vector<double>& local_marginals() const { return q_; }
+  const EdgeLayout& edge_layout(int e) const { return edges_[e]; }
   // After solve(unary, pairwise): an equivalent problem built from the final multipliers,
   //   pairwise'_e(s,t) = pairwise_e(s,t) + psi_ea(s) + psi_eb(t),  psi_ei = unary_i / deg_i + lambda_ei,
   //   unary'_i = -sum_{e of i} lambda_ei (isolated variables: unary_i),
@@ -171,6 +191,7 @@ class Ad3Solver {
   void compute_inputs();
   void set_eta(double eta, const double* pairwise);
   double score(const double* unary, const double* pairwise, const int* labels) const;
+  RawResult iterate(const double* unary, const double* pairwise, int max_iterations);
 
   const Graph& graph_;
   Ad3Options options_;
@@ -189,18 +210,21 @@ class Ad3Solver {
   std::vector<double> q_;                // num_links: local marginals of each edge's QP solution
   std::vector<double> x_;                // num_links: the subproblems' inputs
   std::vector<ActiveSet> active_sets_;   // E
+  ActiveSetStore store_;
   std::vector<char> edge_dirty_;         // E: its subproblem's inputs changed since its last solve
   std::vector<double> edge_value_;       // E: 2 eta * the subproblem's max value (for the bound)
   std::vector<double> p_rise_;           // N: largest increase of p_i in the last averaging
   double isolated_max_ = 0.0;            // sum of the isolated variables' best unary scores
   std::vector<int> labels_;              // N: best labelling so far
   std::vector<int> rounded_;             // N: argmax of p_
+  bool keep_best_ = false;
+  std::int64_t best_iteration_ = 0;      // iterations up to the best rounding's iterate
   // Scratch.
   std::vector<double> residual_;         // K_a + K_b
   std::vector<double> column_max_;       // max_states
   std::vector<double> z_;                // active-set solve
   std::vector<double> column_;           // bordered inverse updates
-  std::vector<double> inverse_tmp_;
+  std::vector<double> inverse_tmp_;      // (2 max_states + 1)^2: an inverse being updated
   std::vector<int> parent_;              // forest search over K_a + K_b states
   std::vector<int> parent_config_;
   std::vector<int> queue_;
