@@ -552,7 +552,6 @@ FactorSolution solve_general(Method method, GeneralModel& model, const double* u
                              const double* factor_scores, const Ad3Options& ad3_options,
                              const ExactOptions& exact_options, StopControl& stop) {
   stop.begin_problem(method == Method::kExact ? exact_options.time_limit : 0.0);
-  if (method != Method::kAd3) model.build_factors();  // (the searches use the local solvers)
   if (method == Method::kExhaustive) return solve_general_exhaustive(model, unit_scores, factor_scores, stop);
   if (method == Method::kAd3) {
     Ad3Run run = run_model_ad3(model, unit_scores, factor_scores, ad3_options, stop);
@@ -562,6 +561,7 @@ FactorSolution solve_general(Method method, GeneralModel& model, const double* u
   options.gap_tolerance = exact_options.gap_tolerance;
   Ad3Run run = run_model_ad3(model, unit_scores, factor_scores, options, stop);
   if (run.status == Status::kOptimal) return from_run(model, unit_scores, factor_scores, run);
+  model.build_factors();  // (the search uses the local solvers)
   BranchAndBound search(model, unit_scores, factor_scores, run, exact_options, stop);
   FactorSolution solution = search.solve();
   solution.iterations += run.iterations;
