@@ -125,124 +125,207 @@ class SequenceFactor : public ActiveSetFactor {
   std::vector<int> back_;
 };
 
-// Maximum spanning arborescence rooted at node 0 of the dense score matrix w[m * n + h] of the arcs
-// h -> m (the arcs into m contiguous; kNegInf: no arc, as on the diagonal), by Chu-Liu-Edmonds with cycle contraction, O(n^3). Writes the head of every node to
-// head (head[0] = -1). Assumes every node is reachable from 0. The buffers of each contraction
-// level are kept between calls (the oracle runs many times per solve).
+// Maximum spanning arborescence rooted at node 0 by Chu-Liu-Edmonds, contracting cycles in place.
+// A contracted cycle becomes a new node (ids n, n + 1, ...: after every remaining node, as the
+// textbook recursion orders the contracted graph); its in- and out-arcs are computed from the
+// cycle's in O(n |C|), and only the best heads that pointed into the cycle are recomputed, instead
+// of building each contracted graph's score matrix anew (the tree factor's oracle contracts 3 to 9
+// times per call on AD3's scores). Ties go to the first candidate in node order, as in the
+// recursion. Assumes every node is reachable from 0 (checked when the factor is made).
 class Arborescence {
  public:
-  const std::vector<int>& solve(const std::vector<double>& w, int n) {
-    // (each contraction removes at least one node: at most n levels; sized before the recursion,
-    // which holds references into levels_)
-    if (levels_.size() < static_cast<std::size_t>(n) + 1) levels_.resize(n + 1);
-    return solve(w, n, 0);
+  // n nodes, every arc score -inf; write the arcs' scores at scores()[index(h, m)], then solve().
+  explicit Arborescence(int n)
+      : n_(n), stride_(2 * n), w_(static_cast<std::size_t>(stride_) * stride_, kNegInf),
+        enter_(w_.size(), -1), leave_(w_.size(), -1), head_(stride_, -1), saved_head_(stride_, -1),
+        kept_(stride_, 0.0), contraction_(stride_, -1), visit_(stride_, 0) {}
+
+  std::size_t index(int h, int m) const { return static_cast<std::size_t>(m) * stride_ + h; }
+  double* scores() { return w_.data(); }
+
+  // The head of every node (head[0] = -1; entries from n on are scratch).
+  const std::vector<int>& solve() {
+    const int n = n_;
+    active_.resize(n);
+    std::iota(active_.begin(), active_.end(), 0);
+    for (int m = 1; m < n; ++m) head_[m] = first_argmax(row(m), n);
+    std::fill(contraction_.begin(), contraction_.end(), -1);
+    cycle_begin_.assign(1, 0);
+    cycles_.clear();
+    int next = n;  // the id of the next contracted node
+    while (find_cycle()) contract(next++);
+    // Expand, the last contraction first: the arc into a contracted node enters one cycle node,
+    // which drops its cycle arc; arcs out of it leave from the cycle node they came from.
+    for (int c = next - 1; c >= n; --c) {
+      const int* cycle = cycles_.data() + cycle_begin_[c - n];
+      const int size = cycle_begin_[c - n + 1] - cycle_begin_[c - n];
+      const int h = head_[c];
+      for (int i = 0; i < size; ++i) head_[cycle[i]] = saved_head_[cycle[i]];
+      head_[enter_[static_cast<std::size_t>(c) * stride_ + h]] = h;
+      for (int v = 1; v < c; ++v) {
+        if (head_[v] == c) head_[v] = leave_[static_cast<std::size_t>(c) * stride_ + v];
+      }
+    }
+    return head_;
   }
 
  private:
-  struct Level {
-    std::vector<int> head, mark, cycle, id, original, enter, leave, head2;
-    std::vector<char> in_cycle;
-    std::vector<double> w2;
-  };
+  const double* row(int m) const { return w_.data() + static_cast<std::size_t>(m) * stride_; }
+  double* row(int m) { return w_.data() + static_cast<std::size_t>(m) * stride_; }
 
-  const std::vector<int>& solve(const std::vector<double>& w, int n, std::size_t depth) {
-    Level& L = levels_[depth];
-    std::vector<int>& head = L.head;
-    head.assign(n, -1);
-    for (int m = 1; m < n; ++m) {  // best head of m: the first h of the largest w(h -> m)
-      const double* in = w.data() + static_cast<std::size_t>(m) * n;
-      double best = kNegInf;
-      for (int h = 0; h < n; ++h) best = std::max(best, in[h]);
-      if (best == kNegInf) continue;
-      int h = 0;
-      while (in[h] != best) ++h;
-      head[m] = h;
-    }
-    // Find a cycle among the best heads.
-    L.mark.assign(n, -1);
-    L.cycle.clear();
-    for (int start = 1; start < n && L.cycle.empty(); ++start) {
-      int v = start;
-      while (v > 0 && L.mark[v] < 0) {
-        L.mark[v] = start;
-        v = head[v];
-      }
-      if (v > 0 && L.mark[v] == start) {  // v lies on a new cycle
-        int u = v;
-        do {
-          L.cycle.push_back(u);
-          u = head[u];
-        } while (u != v);
-      }
-    }
-    if (L.cycle.empty()) return head;
-    // Contract the cycle into node c (the new graph: the other nodes, then c).
-    L.in_cycle.assign(n, 0);
-    for (int v : L.cycle) L.in_cycle[v] = 1;
-    L.id.assign(n, -1);
-    L.original.clear();
-    for (int v = 0; v < n; ++v) {
-      if (!L.in_cycle[v]) {
-        L.id[v] = static_cast<int>(L.original.size());
-        L.original.push_back(v);
-      }
-    }
-    const int c = static_cast<int>(L.original.size());
-    const int n2 = c + 1;
-    L.w2.assign(static_cast<std::size_t>(n2) * n2, kNegInf);
-    L.enter.assign(n2, -1);  // for arcs u -> c: the cycle node entered
-    L.leave.assign(n2, -1);  // for arcs c -> v: the cycle node left from
-    for (int h = 0; h < n; ++h) {  // (h before m: the same first-of-ties choices as row-major arcs)
-      for (int m = 0; m < n; ++m) {
-        const double s = w[m * n + h];
-        if (h == m || s == kNegInf) continue;
-        if (!L.in_cycle[h] && !L.in_cycle[m]) {
-          L.w2[L.id[m] * n2 + L.id[h]] = s;
-        } else if (!L.in_cycle[h] && L.in_cycle[m]) {
-          const double v = s - w[m * n + head[m]];
-          if (v > L.w2[c * n2 + L.id[h]]) {
-            L.w2[c * n2 + L.id[h]] = v;
-            L.enter[L.id[h]] = m;
-          }
-        } else if (L.in_cycle[h] && !L.in_cycle[m]) {
-          if (s > L.w2[L.id[m] * n2 + c]) {
-            L.w2[L.id[m] * n2 + c] = s;
-            L.leave[L.id[m]] = h;
-          }
+  // The first index of the largest of v[0..n) (-1 when all are -inf): four interleaved running
+  // maxima (independent compare chains), merged keeping the first of ties.
+  static int first_argmax(const double* v, int n) {
+    double best[4] = {kNegInf, kNegInf, kNegInf, kNegInf};
+    int arg[4] = {-1, -1, -1, -1};
+    int h = 0;
+    for (; h + 4 <= n; h += 4) {
+      for (int j = 0; j < 4; ++j) {
+        if (v[h + j] > best[j]) {
+          best[j] = v[h + j];
+          arg[j] = h + j;
         }
       }
     }
-    L.head2 = solve(L.w2, n2, depth + 1);
-    // Expand: cycle nodes keep their heads but one.
-    for (int v2 = 1; v2 < n2; ++v2) {
-      const int h2 = L.head2[v2];
-      if (v2 == c) {
-        head[L.enter[h2]] = L.original[h2];
-      } else {
-        head[L.original[v2]] = h2 == c ? L.leave[v2] : L.original[h2];
+    for (int j = 0; h < n; ++h, ++j) {
+      if (v[h] > best[j]) {
+        best[j] = v[h];
+        arg[j] = h;
       }
     }
-    return head;
+    for (int j = 1; j < 4; ++j) {
+      if (best[j] > best[0] || (best[j] == best[0] && arg[j] >= 0 && (arg[0] < 0 || arg[j] < arg[0]))) {
+        best[0] = best[j];
+        arg[0] = arg[j];
+      }
+    }
+    return arg[0];
   }
 
-  std::vector<Level> levels_;
+  // The best head of m among the active nodes (the first of ties in node order).
+  int best_head(int m) const {
+    const double* in = row(m);
+    double best = kNegInf;
+    int arg = -1;
+    for (int h : active_) {
+      if (in[h] > best) {
+        best = in[h];
+        arg = h;
+      }
+    }
+    return arg;
+  }
+
+  // Looks for a cycle among the best heads of the active nodes, walking from each in node order;
+  // the first one found goes to the end of cycles_, its nodes in increasing order.
+  bool find_cycle() {
+    if (walk_ > (1 << 30)) {  // (walk ids only grow: restart them now and then)
+      std::fill(visit_.begin(), visit_.end(), 0);
+      walk_ = 0;
+    }
+    const int first_walk = walk_ + 1;
+    for (std::size_t i = 1; i < active_.size(); ++i) {  // (active_[0] is the root)
+      const int walk = ++walk_;
+      int v = active_[i];
+      while (v > 0 && visit_[v] < first_walk) {
+        visit_[v] = walk;
+        v = head_[v];
+      }
+      if (v > 0 && visit_[v] == walk) {
+        const std::size_t begin = cycles_.size();
+        int u = v;
+        do {
+          cycles_.push_back(u);
+          u = head_[u];
+        } while (u != v);
+        std::sort(cycles_.begin() + begin, cycles_.end());
+        cycle_begin_.push_back(static_cast<int>(cycles_.size()));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Contracts the last cycle found into node c.
+  void contract(int c) {
+    const int* cycle = cycles_.data() + cycle_begin_[c - n_];
+    const int size = cycle_begin_[c - n_ + 1] - cycle_begin_[c - n_];
+    for (int i = 0; i < size; ++i) {
+      const int u = cycle[i];
+      contraction_[u] = c;
+      saved_head_[u] = head_[u];
+      kept_[u] = row(u)[head_[u]];
+    }
+    active_.erase(std::remove_if(active_.begin(), active_.end(), [&](int v) { return contraction_[v] == c; }),
+                  active_.end());
+    double* into_c = row(c);
+    int* enter = enter_.data() + static_cast<std::size_t>(c) * stride_;
+    int* leave = leave_.data() + static_cast<std::size_t>(c) * stride_;
+    for (int h : active_) {  // h -> c: the best h -> u less u's cycle arc (the first u of ties)
+      double best = kNegInf;
+      int entered = -1;
+      for (int i = 0; i < size; ++i) {
+        const double v = row(cycle[i])[h] - kept_[cycle[i]];
+        if (v > best) {
+          best = v;
+          entered = cycle[i];
+        }
+      }
+      into_c[h] = best;
+      enter[h] = entered;
+    }
+    into_c[c] = kNegInf;
+    for (std::size_t i = 1; i < active_.size(); ++i) {  // c -> v: the best u -> v
+      double* in = row(active_[i]);
+      double best = kNegInf;
+      int from = -1;
+      for (int j = 0; j < size; ++j) {
+        if (in[cycle[j]] > best) {
+          best = in[cycle[j]];
+          from = cycle[j];
+        }
+      }
+      in[c] = best;
+      leave[active_[i]] = from;
+    }
+    active_.push_back(c);
+    // Best heads: c's, and those that pointed into the cycle (the others keep theirs: c comes
+    // after them, and its arcs are no better than the cycle's).
+    for (std::size_t i = 1; i + 1 < active_.size(); ++i) {
+      const int v = active_[i];
+      if (contraction_[head_[v]] == c) head_[v] = best_head(v);
+    }
+    head_[c] = best_head(c);
+  }
+
+  int n_, stride_;
+  std::vector<double> w_;            // score of h -> m at m * stride_ + h (ids up to 2n - 2)
+  std::vector<int> enter_, leave_;   // per contracted c, at c * stride_ + h / + v
+  std::vector<int> head_, saved_head_;  // saved_head_: a cycle node's head when contracted
+  std::vector<double> kept_;         // a cycle node's cycle arc score
+  std::vector<int> contraction_;     // the node a node was contracted into (-1: none)
+  std::vector<int> active_;          // the nodes of the current graph, increasing (root first)
+  std::vector<int> cycles_, cycle_begin_;  // the contracted cycles' nodes, flat
+  std::vector<int> visit_;           // walk id of the last visit (find_cycle)
+  int walk_ = 0;
 };
 
 class TreeFactor : public ActiveSetFactor {
  public:
   TreeFactor(int num_nodes, std::vector<std::array<int, 2>> arcs)
       : ActiveSetFactor(static_cast<int>(arcs.size()), 0), n_(num_nodes), arcs_(std::move(arcs)),
-        arc_of_(static_cast<std::size_t>(num_nodes) * num_nodes, -1),
-        weights_(static_cast<std::size_t>(num_nodes) * num_nodes, kNegInf), slot_(arcs_.size()) {
+        arc_of_(static_cast<std::size_t>(num_nodes) * num_nodes, -1), slot_(arcs_.size()),
+        arborescence_(num_nodes) {
     for (std::size_t k = 0; k < arcs_.size(); ++k) {
       arc_of_[arcs_[k][0] * n_ + arcs_[k][1]] = static_cast<int>(k);
-      slot_[k] = arcs_[k][1] * n_ + arcs_[k][0];
+      slot_[k] = arborescence_.index(arcs_[k][0], arcs_[k][1]);
     }
   }
 
   double best_config(const double* s, const double*, Config& config) override {
-    for (std::size_t k = 0; k < arcs_.size(); ++k) weights_[slot_[k]] = s[k];
-    const std::vector<int>& head = arborescence_.solve(weights_, n_);
+    double* scores = arborescence_.scores();
+    for (std::size_t k = 0; k < arcs_.size(); ++k) scores[slot_[k]] = s[k];
+    const std::vector<int>& head = arborescence_.solve();
     config.y.assign(degree(), 0);
     config.extras.clear();
     double value = 0.0;
@@ -279,8 +362,7 @@ class TreeFactor : public ActiveSetFactor {
   int n_;
   std::vector<std::array<int, 2>> arcs_;
   std::vector<int> arc_of_;
-  std::vector<double> weights_;  // arc scores by modifier, then head (n x n); -inf where there is no arc
-  std::vector<int> slot_;        // per arc: its place in weights_
+  std::vector<std::size_t> slot_;  // per arc: its place in arborescence_.scores()
   Arborescence arborescence_;
 };
 
@@ -426,31 +508,39 @@ class HeadAutomatonFactor : public ActiveSetFactor {
   HeadAutomatonFactor(int num_positions, const std::vector<std::array<int, 2>>& siblings, bool indicator)
       : ActiveSetFactor(num_positions + (indicator ? 1 : 0), static_cast<int>(siblings.size())),
         length_(num_positions + 1), indicator_(indicator),
-        index_(static_cast<std::size_t>(length_ + 1) * (length_ + 1), -1) {
-    for (std::size_t k = 0; k < siblings.size(); ++k) index_[siblings[k][0] * (length_ + 1) + siblings[k][1]] = static_cast<int>(k);
+        index_(static_cast<std::size_t>(length_ + 1) * (length_ + 1), -1), best_(length_), back_(length_ + 1) {
+    for (std::size_t k = 0; k < siblings.size(); ++k) index_[siblings[k][1] * (length_ + 1) + siblings[k][0]] = static_cast<int>(k);
   }
 
   double best_config(const double* s, const double* a, Config& config) override {
-    // best_[p]: the best score of a chain ending at position p (p = 0: the head).
-    best_.assign(length_, kNegInf);
-    back_.assign(length_ + 1, 0);
-    best_[0] = 0.0;
+    // best[p]: the best score of a chain ending at position p (p = 0: the head), back[p] its
+    // previous position.
+    double* const best = best_.data();
+    int* const back = back_.data();
+    best[0] = 0.0;
     for (int p = 1; p < length_; ++p) {
+      const int* into = siblings_into(p);
+      double top = kNegInf;
+      int arg = 0;
       for (int m = 0; m < p; ++m) {
-        const double v = best_[m] + a[sibling(m, p)];
-        if (v > best_[p]) {
-          best_[p] = v;
-          back_[p] = m;
+        const double v = best[m] + a[into[m]];
+        if (v > top) {
+          top = v;
+          arg = m;
         }
       }
-      best_[p] += s[p - 1];
+      best[p] = top + s[p - 1];
+      back[p] = arg;
     }
+    const int* into = siblings_into(length_);
+    const double any = indicator_ ? s[length_ - 1] : 0.0;
     double value = kNegInf;
+    back[length_] = 0;
     for (int m = 0; m < length_; ++m) {
-      const double v = best_[m] + a[sibling(m, length_)] + (indicator_ && m > 0 ? s[length_ - 1] : 0.0);
+      const double v = best[m] + a[into[m]] + (m > 0 ? any : 0.0);
       if (v > value) {
         value = v;
-        back_[length_] = m;
+        back[length_] = m;
       }
     }
     config.y.assign(degree(), 0);
@@ -484,11 +574,12 @@ class HeadAutomatonFactor : public ActiveSetFactor {
   }
 
  private:
-  int sibling(int m, int s) const { return index_[m * (length_ + 1) + s]; }
+  int sibling(int m, int s) const { return index_[s * (length_ + 1) + m]; }
+  const int* siblings_into(int s) const { return index_.data() + s * (length_ + 1); }  // by m
 
   int length_;
   bool indicator_;
-  std::vector<int> index_;
+  std::vector<int> index_;  // sibling score index of (m, s) at s * (length_ + 1) + m
   std::vector<double> best_;
   std::vector<int> back_;
 };
