@@ -326,14 +326,16 @@ class TreeFactor : public ActiveSetFactor {
     double* scores = arborescence_.scores();
     for (std::size_t k = 0; k < arcs_.size(); ++k) scores[slot_[k]] = s[k];
     const std::vector<int>& head = arborescence_.solve();
-    config.y.assign(degree(), 0);
+    config.sparse = true;
+    config.on.clear();
     config.extras.clear();
     double value = 0.0;
     for (int m = 1; m < n_; ++m) {
       const int k = arc_of_[head[m] * n_ + m];
-      config.y[k] = 1;
+      config.on.push_back(k);
       value += s[k];
     }
+    std::sort(config.on.begin(), config.on.end());
     return value;
   }
 
@@ -543,14 +545,16 @@ class HeadAutomatonFactor : public ActiveSetFactor {
         back[length_] = m;
       }
     }
-    config.y.assign(degree(), 0);
+    config.sparse = true;
+    config.on.clear();
     config.extras.clear();
-    for (int p = length_; p > 0; p = back_[p]) {
-      config.extras.push_back(sibling(back_[p], p));
-      if (back_[p] > 0) config.y[back_[p] - 1] = 1;
+    for (int p = length_; p > 0; p = back[p]) {
+      config.extras.push_back(sibling(back[p], p));
+      if (back[p] > 0) config.on.push_back(back[p] - 1);
     }
-    if (indicator_ && back_[length_] > 0) config.y[length_ - 1] = 1;
     std::reverse(config.extras.begin(), config.extras.end());
+    std::reverse(config.on.begin(), config.on.end());
+    if (indicator_ && back[length_] > 0) config.on.push_back(length_ - 1);
     return value;
   }
 
