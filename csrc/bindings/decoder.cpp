@@ -266,6 +266,19 @@ std::vector<std::array<int, N>> read_tuples(const py::handle& obj, const char* w
 std::vector<std::array<int, 2>> read_pairs(const py::handle& obj) { return read_tuples<2>(obj, "pairs"); }
 
 
+// The tuple (a, b) of two ints; pairs of small non-negative ints (tree arcs, head automaton
+// distances) are immutable and made once, then shared.
+py::object int_pair(int a, int b) {
+  constexpr int kCached = 64;
+  static PyObject* cache[kCached][kCached] = {};
+  const bool cached = a >= 0 && a < kCached && b >= 0 && b < kCached;
+  if (cached && cache[a][b] != nullptr) return py::reinterpret_borrow<py::object>(cache[a][b]);
+  PyObject* pair = Py_BuildValue("(ii)", a, b);
+  if (pair == nullptr) throw py::error_already_set();
+  if (cached) cache[a][b] = Py_NewRef(pair);  // (kept for the life of the process)
+  return py::reinterpret_steal<py::object>(pair);
+}
+
 // PFactorTree.initialize: the (head, modifier) arcs, checked (heads in [0, n), modifiers in
 // [1, n), no self-loops or duplicates, every node reachable from the root 0).
 py::list tree_arcs(int num_nodes, const py::handle& arcs) {
@@ -287,7 +300,7 @@ py::list tree_arcs(int num_nodes, const py::handle& arcs) {
     if (seen[h * n + m]) throw std::invalid_argument("arcs: an arc appears twice");
     seen[h * n + m] = 1;
     children[h].push_back(m);
-    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(k), py::make_tuple(h, m).release().ptr());
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(k), int_pair(h, m).release().ptr());
   }
   std::vector<char> reached(n, 0);
   std::vector<int> frontier;
@@ -333,7 +346,7 @@ py::list head_automaton_pairs(int length, const py::handle& siblings) {
     if (!(0 <= dm && dm < ds && ds <= length) || seen[dm * size + ds]) throw std::invalid_argument(bad);
     seen[dm * size + ds] = 1;
     PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(k),
-                    py::make_tuple(static_cast<int>(dm), static_cast<int>(ds)).release().ptr());
+                    int_pair(static_cast<int>(dm), static_cast<int>(ds)).release().ptr());
   }
   return out;
 }
