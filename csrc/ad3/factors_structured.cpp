@@ -137,8 +137,8 @@ class Arborescence {
   // n nodes, every arc score -inf; write the arcs' scores at scores()[index(h, m)], then solve().
   explicit Arborescence(int n)
       : n_(n), stride_(2 * n), w_(static_cast<std::size_t>(stride_) * stride_, kNegInf),
-        enter_(w_.size(), -1), leave_(w_.size(), -1), head_(stride_, -1), saved_head_(stride_, -1),
-        kept_(stride_, 0.0), contraction_(stride_, -1), visit_(stride_, 0) {}
+        enter_(static_cast<std::size_t>(n) * stride_, -1), leave_(enter_.size(), -1), head_(stride_, -1),
+        saved_head_(stride_, -1), kept_(stride_, 0.0), contraction_(stride_, -1), visit_(stride_, 0) {}
 
   std::size_t index(int h, int m) const { return static_cast<std::size_t>(m) * stride_ + h; }
   double* scores() { return w_.data(); }
@@ -161,9 +161,9 @@ class Arborescence {
       const int size = cycle_begin_[c - n + 1] - cycle_begin_[c - n];
       const int h = head_[c];
       for (int i = 0; i < size; ++i) head_[cycle[i]] = saved_head_[cycle[i]];
-      head_[enter_[static_cast<std::size_t>(c) * stride_ + h]] = h;
+      head_[enter_[static_cast<std::size_t>(c - n) * stride_ + h]] = h;
       for (int v = 1; v < c; ++v) {
-        if (head_[v] == c) head_[v] = leave_[static_cast<std::size_t>(c) * stride_ + v];
+        if (head_[v] == c) head_[v] = leave_[static_cast<std::size_t>(c - n) * stride_ + v];
       }
     }
     return head_;
@@ -259,8 +259,8 @@ class Arborescence {
     active_.erase(std::remove_if(active_.begin(), active_.end(), [&](int v) { return contraction_[v] == c; }),
                   active_.end());
     double* into_c = row(c);
-    int* enter = enter_.data() + static_cast<std::size_t>(c) * stride_;
-    int* leave = leave_.data() + static_cast<std::size_t>(c) * stride_;
+    int* enter = enter_.data() + static_cast<std::size_t>(c - n_) * stride_;
+    int* leave = leave_.data() + static_cast<std::size_t>(c - n_) * stride_;
     for (int h : active_) {  // h -> c: the best h -> u less u's cycle arc (the first u of ties)
       double best = kNegInf;
       int entered = -1;
@@ -300,7 +300,7 @@ class Arborescence {
 
   int n_, stride_;
   std::vector<double> w_;            // score of h -> m at m * stride_ + h (ids up to 2n - 2)
-  std::vector<int> enter_, leave_;   // per contracted c, at c * stride_ + h / + v
+  std::vector<int> enter_, leave_;   // per contracted c, at (c - n) * stride_ + h / + v
   std::vector<int> head_, saved_head_;  // saved_head_: a cycle node's head when contracted
   std::vector<double> kept_;         // a cycle node's cycle arc score
   std::vector<int> contraction_;     // the node a node was contracted into (-1: none)
@@ -511,7 +511,9 @@ class HeadAutomatonFactor : public ActiveSetFactor {
       : ActiveSetFactor(num_positions + (indicator ? 1 : 0), static_cast<int>(siblings.size())),
         length_(num_positions + 1), indicator_(indicator),
         index_(static_cast<std::size_t>(length_ + 1) * (length_ + 1), -1), best_(length_), back_(length_ + 1) {
-    for (std::size_t k = 0; k < siblings.size(); ++k) index_[siblings[k][1] * (length_ + 1) + siblings[k][0]] = static_cast<int>(k);
+    for (std::size_t k = 0; k < siblings.size(); ++k) {
+      index_[siblings[k][1] * (length_ + 1) + siblings[k][0]] = static_cast<int>(k);
+    }
   }
 
   double best_config(const double* s, const double* a, Config& config) override {
