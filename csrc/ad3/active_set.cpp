@@ -7,12 +7,8 @@ namespace detail {
 
 double ActiveSetFactor::map(const double* s, const double* a, double* y, double* u) {
   const double value = best_config(s, a, scratch_);
-  if (scratch_.sparse) {
-    std::fill(y, y + degree(), 0.0);
-    for (int i : scratch_.on) y[i] = 1.0;
-  } else {
-    for (int i = 0; i < degree(); ++i) y[i] = scratch_.y[i];
-  }
+  std::fill(y, y + degree(), 0.0);
+  for (int i : scratch_.on) y[i] = 1.0;
   std::fill(u, u + num_additional(), 0.0);
   for (int k : scratch_.extras) u[k] += 1.0;
   return value;
@@ -24,14 +20,8 @@ double ActiveSetFactor::oracle(const double* s, const double* a) {
     for (int i : candidate_.on) mark_[i] = 0;
   }
   marked_ = 0;
-  if (scratch_.sparse) {
-    candidate_.on.assign(scratch_.on.begin(), scratch_.on.end());
-  } else {
-    candidate_.on.clear();
-    for (int i = 0; i < degree(); ++i) {
-      if (scratch_.y[i]) candidate_.on.push_back(i);
-    }
-  }
+  candidate_.on.assign(scratch_.on.begin(), scratch_.on.end());
+  std::sort(candidate_.on.begin(), candidate_.on.end());
   candidate_.extras.assign(scratch_.extras.begin(), scratch_.extras.end());
   return value;
 }

@@ -41,13 +41,10 @@ namespace ccnn {
 namespace ad3 {
 namespace detail {
 
-// A configuration as an oracle writes it: its links, as 0/1 flags in y or (sparse set) as the
-// increasing list `on` of the links that are 1, and the indices of the additional scores it
-// collects.
+// A configuration as an oracle writes it: the links that are 1 (in any order) and the indices of
+// the additional scores it collects.
 struct Config {
-  std::vector<char> y;
   std::vector<int> on;
-  bool sparse = false;
   std::vector<int> extras;
 };
 

@@ -124,15 +124,17 @@ class CompressionBudgetFactor : public ActiveSetFactor {
   }
   // The links and additional scores of the kept positions `states`.
   void configuration(const int* states, Config& config) const {
-    config.y.assign(degree(), 0);
+    config.on.clear();
     config.extras.clear();
-    for (int i = 0; i < length_; ++i) config.y[i] = static_cast<char>(states[i]);
+    for (int i = 0; i < length_; ++i) {
+      if (states[i]) config.on.push_back(i);
+    }
     for (int i = 0; i <= length_; ++i) {
       const int e = edge_[i][i > 0 ? states[i - 1] : 0][i < length_ ? states[i] : 0];
       if (e >= 0) {
         config.extras.push_back(e);
       } else {
-        config.y[-1 - e] = 1;
+        config.on.push_back(-1 - e);
       }
     }
   }

@@ -200,19 +200,19 @@ class TreeCountsFactor : public ActiveSetFactor {
   }
 
   void configuration(int count, Config& config) const {
-    config.y.assign(degree(), 0);
+    config.on.clear();
     config.extras.clear();
     std::vector<int> subtree(n_, 0);
     for (int t = n_ - 1; t >= 0; --t) {
       const int i = order_[t];
-      config.y[unit_[i] + (binary_ ? 0 : labels_[i])] = binary_ ? static_cast<char>(labels_[i]) : 1;
+      if (!binary_ || labels_[i]) config.on.push_back(unit_[i] + (binary_ ? 0 : labels_[i]));
       subtree[i] += counted(i, labels_[i]) ? 1 : 0;
       if (i > 0) {
         subtree[parents_[i]] += subtree[i];
         config.extras.push_back(edge_[i] + labels_[parents_[i]] * states_[i] + labels_[i]);
       }
     }
-    if (!binary_) config.y[count_unit_ + count] = 1;
+    if (!binary_) config.on.push_back(count_unit_ + count);
     for (int i = 0; i < n_; ++i) {
       if (count_score_[i] >= 0) config.extras.push_back(count_score_[i] + subtree[i]);
     }

@@ -73,10 +73,10 @@ class DenseFactor : public ActiveSetFactor {
         state_[j] = 0;
       }
     }
-    config.y.assign(degree(), 0);
+    config.on.clear();
     int rest = best_index;
     for (int j = m - 1; j >= 0; --j) {
-      config.y[offset_[j] + rest % states_[j]] = 1;
+      config.on.push_back(offset_[j] + rest % states_[j]);
       rest /= states_[j];
     }
     config.extras.assign(1, best_index);
@@ -236,20 +236,24 @@ class XorOutFactor : public ActiveSetFactor {
 
   double best_config(const double* s, const double*, Config& config) override {
     const int n = degree();
-    config.y.assign(n, 0);
+    config.on.clear();
     config.extras.clear();
     double value = 0.0;
-    int parity = 0, cheapest = 0;
+    int cheapest = 0;
     for (int i = 0; i < n; ++i) {
       if (s[i] > 0.0) {
-        config.y[i] = 1;
+        config.on.push_back(i);
         value += s[i];
-        parity ^= 1;
       }
       if (std::fabs(s[i]) < std::fabs(s[cheapest])) cheapest = i;
     }
-    if (parity) {
-      config.y[cheapest] ^= 1;
+    if (config.on.size() % 2 == 1) {  // odd: flip the cheapest unit
+      const auto it = std::find(config.on.begin(), config.on.end(), cheapest);
+      if (it != config.on.end()) {
+        config.on.erase(it);
+      } else {
+        config.on.push_back(cheapest);
+      }
       value -= std::fabs(s[cheapest]);
     }
     return value;
@@ -269,15 +273,20 @@ class EnumeratedFactor : public ActiveSetFactor {
 
   double best_config(const double* s, const double*, Config& config) override {
     double best = kNegInf;
+    const std::vector<char>* chosen = nullptr;
     for (const auto& c : configurations_) {
       double v = 0.0;
       for (int i = 0; i < degree(); ++i) v += c[i] ? s[i] : 0.0;
       if (v > best) {
         best = v;
-        config.y = c;
+        chosen = &c;
       }
     }
+    config.on.clear();
     config.extras.clear();
+    for (int i = 0; chosen != nullptr && i < degree(); ++i) {
+      if ((*chosen)[i]) config.on.push_back(i);
+    }
     return best;
   }
 

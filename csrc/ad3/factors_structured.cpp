@@ -72,11 +72,11 @@ class SequenceFactor : public ActiveSetFactor {
         state = l;
       }
     }
-    config.y.assign(degree(), 0);
+    config.on.clear();
     config.extras.assign(length + 1, 0);
     config.extras[length] = transition(length, state, 0);
     for (int i = length - 1; i >= 0; --i) {
-      config.y[offset_[i] + state] = 1;
+      config.on.push_back(offset_[i] + state);
       const int previous = i > 0 ? back_[offset_[i] + state] : 0;
       config.extras[i] = transition(i, previous, state);
       state = previous;
@@ -148,7 +148,7 @@ class Arborescence {
     const int n = n_;
     active_.resize(n);
     std::iota(active_.begin(), active_.end(), 0);
-    for (int m = 1; m < n; ++m) head_[m] = first_argmax(row(m), n);
+    for (int m = 1; m < n; ++m) head_[m] = best_head(m);
     std::fill(contraction_.begin(), contraction_.end(), -1);
     cycle_begin_.assign(1, 0);
     cycles_.clear();
@@ -172,35 +172,6 @@ class Arborescence {
  private:
   const double* row(int m) const { return w_.data() + static_cast<std::size_t>(m) * stride_; }
   double* row(int m) { return w_.data() + static_cast<std::size_t>(m) * stride_; }
-
-  // The first index of the largest of v[0..n) (-1 when all are -inf): four interleaved running
-  // maxima (independent compare chains), merged keeping the first of ties.
-  static int first_argmax(const double* v, int n) {
-    double best[4] = {kNegInf, kNegInf, kNegInf, kNegInf};
-    int arg[4] = {-1, -1, -1, -1};
-    int h = 0;
-    for (; h + 4 <= n; h += 4) {
-      for (int j = 0; j < 4; ++j) {
-        if (v[h + j] > best[j]) {
-          best[j] = v[h + j];
-          arg[j] = h + j;
-        }
-      }
-    }
-    for (int j = 0; h < n; ++h, ++j) {
-      if (v[h] > best[j]) {
-        best[j] = v[h];
-        arg[j] = h;
-      }
-    }
-    for (int j = 1; j < 4; ++j) {
-      if (best[j] > best[0] || (best[j] == best[0] && arg[j] >= 0 && (arg[0] < 0 || arg[j] < arg[0]))) {
-        best[0] = best[j];
-        arg[0] = arg[j];
-      }
-    }
-    return arg[0];
-  }
 
   // The best head of m among the active nodes (the first of ties in node order).
   int best_head(int m) const {
@@ -326,7 +297,6 @@ class TreeFactor : public ActiveSetFactor {
     double* scores = arborescence_.scores();
     for (std::size_t k = 0; k < arcs_.size(); ++k) scores[slot_[k]] = s[k];
     const std::vector<int>& head = arborescence_.solve();
-    config.sparse = true;
     config.on.clear();
     config.extras.clear();
     double value = 0.0;
@@ -335,7 +305,6 @@ class TreeFactor : public ActiveSetFactor {
       config.on.push_back(k);
       value += s[k];
     }
-    std::sort(config.on.begin(), config.on.end());
     return value;
   }
 
@@ -483,14 +452,10 @@ class TreeChainFactor : public ActiveSetFactor {
   }
   void fill_config(Config& config) const {
     const int n = static_cast<int>(parents_.size());
-    config.y.assign(degree(), 0);
+    config.on.clear();
     config.extras.clear();
     for (int i = 0; i < n; ++i) {
-      if (binary_) {
-        config.y[offset_[i]] = static_cast<char>(state_[i]);
-      } else {
-        config.y[offset_[i] + state_[i]] = 1;
-      }
+      if (!binary_ || state_[i]) config.on.push_back(offset_[i] + (binary_ ? 0 : state_[i]));
       if (i > 0) config.extras.push_back(table_[i] + state_[parents_[i]] * states_[i] + state_[i]);
     }
   }
@@ -547,7 +512,6 @@ class HeadAutomatonFactor : public ActiveSetFactor {
         back[length_] = m;
       }
     }
-    config.sparse = true;
     config.on.clear();
     config.extras.clear();
     for (int p = length_; p > 0; p = back[p]) {
@@ -555,7 +519,6 @@ class HeadAutomatonFactor : public ActiveSetFactor {
       if (back[p] > 0) config.on.push_back(back[p] - 1);
     }
     std::reverse(config.extras.begin(), config.extras.end());
-    std::reverse(config.on.begin(), config.on.end());
     if (indicator_ && back[length_] > 0) config.on.push_back(length_ - 1);
     return value;
   }
