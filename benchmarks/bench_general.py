@@ -6,6 +6,7 @@ timed *including graph construction from Python* (the scores are drawn before th
 Families (random scores, fixed seeds):
   chain      a sequence factor over 20 positions with 5 states (PFactorSequence)
   parser     a dependency tree over 12 words (PFactorTree) with head automata on every head
+  parser20   the same over 20 words
   multilabel 20 binary labels, pair factors between neighbours, an XOR over the first 5 and
              AT-MOST-ONE groups of 3 over the rest
   grid       a 10 x 10 grid of 3-state variables with Potts dense factors (as simple_grid builds)
@@ -173,7 +174,12 @@ def build_mixed(api, ext, sc):
     return g, []
 
 
+def parser20_scores(rng):
+    return parser_scores(rng, words=20)
+
+
 FAMILIES = {"chain": (chain_scores, build_chain), "parser": (parser_scores, build_parser),
+            "parser20": (parser20_scores, build_parser),
             "multilabel": (multilabel_scores, build_multilabel), "grid": (grid_scores, build_grid),
             "mixed": (mixed_scores, build_mixed)}
 

@@ -220,7 +220,8 @@ def test_each_factor_type_against_brute_force(kind):
             assert relaxed.score == pytest.approx(optimum, abs=1e-9)
 
 
-def test_ad3_relaxation_matches_the_lp():
+@pytest.mark.parametrize("max_qp_steps", [10, 0, 2])
+def test_ad3_relaxation_matches_the_lp(max_qp_steps):
     rng = np.random.default_rng(42)
     compared = 0
     for trial in range(40):
@@ -229,7 +230,7 @@ def test_ad3_relaxation_matches_the_lp():
         if lp == -np.inf:
             continue
         optimum = model.brute_force()
-        relaxed = model.graph.solve_ad3(max_iter=20000, tol=1e-9)
+        relaxed = model.graph.solve_ad3(max_iter=20000, tol=1e-9, max_qp_steps=max_qp_steps)
         scale = max(1.0, abs(lp))
         assert lp >= optimum - 1e-7 * scale  # (the relaxation is a relaxation)
         assert relaxed.bound >= lp - 1e-6 * scale
@@ -607,3 +608,95 @@ def test_head_automaton_with_indicator_is_a_sequence_compressor():
         assert solution.score == pytest.approx(best, abs=1e-9)
         assert solution.labels[kept] == int(any(solution.labels[:3]))
     assert g.score([1, 0, 0, 0]) == -np.inf  # a word kept, the indicator off
+
+
+def small_parser(rng, words):
+    """A dependency tree over words + 1 nodes with a head automaton on each head and side, and the
+    configurations of every factor enumerated independently: (graph, arc scores, factors), each
+    factor a list of (links on, additional score) pairs."""
+    n = words + 1
+    arcs = [(h, m) for m in range(1, n) for h in range(n) if h != m]
+    arc_scores = rng.normal(size=len(arcs))
+    graph = FactorGraph()
+    literals = [graph.add_binary_variable(s) for s in arc_scores]
+    graph.add_tree(n, arcs, literals)
+    trees = []
+    for heads in itertools.product(range(n), repeat=n - 1):  # heads[m - 1]: the head of m
+        def reaches_root(m, steps=0):
+            return m == 0 or (steps < n and heads[m - 1] != m and reaches_root(heads[m - 1], steps + 1))
+        if all(reaches_root(m) for m in range(1, n)):
+            trees.append(([arcs.index((heads[m - 1], m)) for m in range(1, n)], 0.0))
+    factors = [trees]
+    for h in range(n):
+        for side in (1, -1):
+            modifiers = [m for m in (range(h + 1, n) if side > 0 else range(h - 1, 0, -1))]
+            if not modifiers:
+                continue
+            length = len(modifiers) + 1
+            siblings = [(m, s) for s in range(1, length + 1) for m in range(s)]
+            scores = 1.5 * rng.normal(size=len(siblings))
+            graph.add_head_automaton([literals[arcs.index((h, m))] for m in modifiers], scores, siblings)
+            configs = []
+            for chosen in itertools.product((0, 1), repeat=len(modifiers)):
+                positions = [0] + [p + 1 for p, c in enumerate(chosen) if c] + [length]
+                extra = sum(scores[siblings.index(pair)] for pair in zip(positions, positions[1:]))
+                configs.append(([arcs.index((h, modifiers[p - 1])) for p in positions[1:-1]], extra))
+            factors.append(configs)
+    return graph, arc_scores, factors
+
+
+def configurations_lp(num_links, link_scores, factors):
+    """max of link scores . p + each factor's expected additional score over p in [0, 1] and one
+    distribution per factor over its configurations whose link marginals are p (linprog)."""
+    sizes = [len(f) for f in factors]
+    total = num_links + sum(sizes)
+    cost = np.zeros(total)
+    cost[:num_links] = -np.asarray(link_scores)
+    a_eq, b_eq, start = [], [], num_links
+    for configs in factors:
+        cost[start:start + len(configs)] = [-extra for _, extra in configs]
+        row = np.zeros(total)
+        row[start:start + len(configs)] = 1.0
+        a_eq.append(row)
+        b_eq.append(1.0)
+        for link in sorted({k for on, _ in configs for k in on}):
+            row = np.zeros(total)
+            row[link] = -1.0
+            for c, (on, _) in enumerate(configs):
+                row[start + c] = 1.0 if link in on else 0.0
+            a_eq.append(row)
+            b_eq.append(0.0)
+        start += len(configs)
+    result = scipy_optimize.linprog(cost, A_eq=np.array(a_eq), b_eq=b_eq, bounds=[(0, 1)] * total, method="highs")
+    assert result.status == 0
+    return -result.fun
+
+
+@pytest.mark.parametrize("max_qp_steps", [10, 0, 2])
+def test_structured_factors_relaxation_matches_the_lp(max_qp_steps):
+    """Tree and head automaton factors (active set, oracles Chu-Liu-Edmonds and the automaton's
+    DP): AD3's value and bound against the LP over their enumerated configurations, with the local
+    problems solved exactly (0) or a few active-set steps per iteration (the default 10, and 2)."""
+    rng = np.random.default_rng(11)
+    fractional = 0
+    for words in (3, 4, 4, 4, 4, 4):
+        graph, arc_scores, factors = small_parser(rng, words)
+        lp = configurations_lp(len(arc_scores), arc_scores, factors)
+        s = graph.solve_ad3(max_iter=50000, tol=1e-10, max_qp_steps=max_qp_steps)
+        scale = max(1.0, abs(lp))
+        assert s.status in ("optimal", "fractional")
+        assert s.bound == pytest.approx(lp, abs=1e-5 * scale)
+        assert s.value == pytest.approx(lp, abs=1e-5 * scale)
+        fractional += s.status == "fractional"
+    assert fractional >= 1
+
+
+def test_max_qp_steps_errors():
+    graph = FactorGraph()
+    a, b = graph.add_binary_variable(1.0), graph.add_binary_variable(-1.0)
+    graph.add_logic("xor", [a, b])
+    for bad in (-1, 1, 2.5, True, None):
+        with pytest.raises(ValueError, match="max_qp_steps"):
+            graph.solve_ad3(max_qp_steps=bad)
+        with pytest.raises(ValueError, match="max_qp_steps"):
+            graph.solve_batch("ad3", np.zeros((1, 2)), max_qp_steps=bad)

@@ -51,9 +51,14 @@ struct Config {
 template <class Configs>
 class ActiveSetSolver {
  public:
-  // The exact solution of  min 1/2 ||q - x||^2 - a . u  over (q, u) in M (n = degree links);
-  // u may be null (see last_additional).
+  // The exact solution of  min 1/2 ||q - x||^2 - a . u  over (q, u) in M (n = degree links), or
+  // the iterate after the step budget, from which the next call goes on; u may be null (see
+  // last_additional).
   void solve(int n, const double* x, const double* a, double* q, double* u, int num_additional);
+  // At most `steps` active-set steps per solve (0: no limit, the exact solution); see solve.
+  void set_step_budget(int steps) { step_budget_ = steps; }
+  // Whether the last solve reached the exact solution (not stopped by the step budget).
+  bool solved_exactly() const { return solved_exactly_; }
   // u of the last solve.
   void last_additional(double* u, int num_additional) {
     std::fill(u, u + num_additional, 0.0);
@@ -77,6 +82,8 @@ class ActiveSetSolver {
   int stride_ = 0;    // row stride of gram_ and inverse_ (>= k_ + 1)
   int links_ = 0;     // room in residual_
   int updates_ = 0;   // rank-one updates since inverse_ was last recomputed
+  int step_budget_ = 0;  // (0: no limit)
+  bool solved_exactly_ = true;
   std::vector<double> buffer_;   // everything below (reserve)
   double* gram_ = nullptr;       // G (k x k)
   double* inverse_ = nullptr;    // H = K^{-1}, (k + 1) x (k + 1), index 0: the multiplier
@@ -97,6 +104,8 @@ class ActiveSetFactor : public LocalFactor, public ActiveSetSolver<ActiveSetFact
   }
   bool defers_additional() const override { return true; }
   void additional_posteriors(double* u) override { last_additional(u, num_additional()); }
+  void limit_qp_steps(int steps) override { set_step_budget(steps); }
+  bool last_qp_exact() const override { return solved_exactly(); }
 
   // Configs (see above).
   double oracle(const double* s, const double* a);
@@ -291,7 +300,11 @@ void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, do
     insert(1.0);
   }
   bool q_current = false;  // q = M w for the current active set and weights
-  for (int step = 0; step < 200; ++step) {
+  // The step budget counts as the reference's GenericFactor does: solving over the active set
+  // (and dropping a blocking configuration) is one step, an oracle call another.
+  int budget = step_budget_ > 0 ? step_budget_ : std::numeric_limits<int>::max();
+  solved_exactly_ = false;
+  for (int step = 0; step < 200 && budget > 0; ++step) {
     const int k = k_;
     // Equality-constrained minimiser over the active set: K [sigma; w] = [1; M'x + A'a].
     rhs_[0] = 1.0;
@@ -316,17 +329,22 @@ void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, do
       }
     }
     for (int c = 0; c < k; ++c) weights_[c] += step_length * (z_[c + 1] - weights_[c]);
+    --budget;
     if (blocking >= 0) {
       remove(blocking);
       continue;
     }
+    if (budget == 0) break;
+    --budget;
     // Optimal for this set; optimal overall unless a configuration scores above sigma.
     cs.link_marginals(weights_, k, q);
     for (int i = 0; i < n; ++i) residual_[i] = x[i] - q[i];
     const double best = cs.oracle(residual_, a);
     q_current = true;
-    if (best <= sigma + 1e-12 * (1.0 + std::fabs(sigma))) break;
-    if (cs.candidate_is_active(k)) break;  // numerical noise
+    if (best <= sigma + 1e-12 * (1.0 + std::fabs(sigma)) || cs.candidate_is_active(k)) {  // (the latter: noise)
+      solved_exactly_ = true;
+      break;
+    }
     q_current = false;
     add_candidate();
   }

@@ -22,6 +22,11 @@ void check_options(const Ad3Options& options) {
     throw std::invalid_argument("max_iterations: must be at least 1, got " +
                                 std::to_string(options.max_iterations));
   }
+  if (options.max_qp_steps < 0 || options.max_qp_steps == 1) {
+    throw std::invalid_argument(
+        "max_qp_steps: must be 0 (exact local solutions) or at least 2 (a solve over the active set and "
+        "an oracle call), got " + std::to_string(options.max_qp_steps));
+  }
   if (!(options.eta > 0.0) || !std::isfinite(options.eta)) {
     throw std::invalid_argument("eta: must be a positive finite number, got " + std::to_string(options.eta));
   }

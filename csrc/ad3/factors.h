@@ -30,8 +30,14 @@ class LocalFactor {
   // (-1: free); -inf when there is none. The default adds a penalty larger than the range of the
   // scores to every clamped link's wrong value (exact for polytopes with 0/1 vertices).
   virtual double map_clamped(const double* s, const double* a, const signed char* clamp, double* y, double* u);
-  // The exact solution of  min 1/2 ||q - x||^2 - a . u  over (q, u) in M  (AD3's local problem).
+  // The exact solution of  min 1/2 ||q - x||^2 - a . u  over (q, u) in M  (AD3's local problem);
+  // an iterative solver under a step budget (limit_qp_steps) may return an earlier iterate.
   virtual void solve_qp(const double* x, const double* a, double* q, double* u) = 0;
+  // Iterative local solvers (the active-set factors): at most `steps` steps per solve_qp, each
+  // solve warm-started from the last one (0: solved exactly, the default); AD3 sets this.
+  virtual void limit_qp_steps(int steps) { (void)steps; }
+  // Whether the last solve_qp reached its exact solution.
+  virtual bool last_qp_exact() const { return true; }
   // Whether solve_qp accepts u == nullptr, leaving the additional posteriors of its solution to
   // additional_posteriors() (the active-set factors: AD3 asks for them only for the iterates it
   // keeps).

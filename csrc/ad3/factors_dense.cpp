@@ -114,6 +114,8 @@ class PairDenseFactor : public LocalFactor, public ActiveSetSolver<PairDenseFact
   }
   bool defers_additional() const override { return true; }
   void additional_posteriors(double* u) override { last_additional(u, num_additional()); }
+  void limit_qp_steps(int steps) override { set_step_budget(steps); }
+  bool last_qp_exact() const override { return solved_exactly(); }
 
   double evaluate(const int* y, const double* a, double* u) const override {
     return evaluate_dense(states_, 2, y, a, u, num_additional());

@@ -63,6 +63,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   const std::vector<std::size_t>& link_begin = model.link_begin;
   const std::size_t num_links = link_unit.size();
   const std::size_t num_additional = graph.additional_size();
+  for (auto& factor : model.factors) factor->limit_qp_steps(options.max_qp_steps);
   run.lambda.assign(num_links, 0.0);
   run.q.assign(num_links, 0.0);
   run.additional.assign(num_additional, 0.0);
@@ -196,7 +197,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
         same = same && v == x[l];
         x[l] = v;
       }
-      if (!same) {  // (else q and the additional posteriors of its last solve still hold)
+      if (!same || !model.factors[f]->last_qp_exact()) {  // (else its last solution holds)
         model.factors[f]->solve_qp(x + lb, io[f].scaled, q + lb, io[f].w);
       }
       for (std::size_t l = lb; l < le; ++l) p_new[link_unit[l]] += q[l];  // average the copies

@@ -55,8 +55,10 @@ std::int64_t int_option(const py::handle& value, const char* name, std::int64_t 
 // The solver options from the bindings' arguments (max_iterations, max_nodes: Python ints,
 // checked).
 ad3::Ad3Options ad3_options_of(const py::handle& max_iterations, double eta, bool adapt_eta, double tolerance,
-                               double gap_tolerance) {
+                               double gap_tolerance, const py::handle& max_qp_steps = py::int_(10)) {
   ad3::Ad3Options options;
+  options.max_qp_steps =
+      static_cast<int>(int_option(max_qp_steps, "max_qp_steps", 0, std::numeric_limits<int>::max()));
   options.max_iterations =
       static_cast<int>(int_option(max_iterations, "max_iterations", 1, std::numeric_limits<int>::max()));
   options.eta = eta;
@@ -494,10 +496,11 @@ py::tuple solve_factor_graph(const std::string& method_name, const py::object& v
                              const DoubleArray& factor_scores, const py::object& max_iterations,
                              double eta, bool adapt_eta, double tolerance, double ad3_gap_tolerance,
                              double exact_gap_tolerance, const py::object& max_nodes, double time_limit,
-                             const py::object& num_threads) {
+                             const py::object& num_threads, const py::object& max_qp_steps) {
   const ad3::Method method = parse_method(method_name);
   constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
-  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
+  const ad3::Ad3Options ad3_options =
+      ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance, max_qp_steps);
   const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, max_nodes, time_limit);
   const int threads = static_cast<int>(int_option(num_threads, "num_threads", 0, kIntMax));
   const ad3::FactorGraph graph = make_factor_graph(variables, factors);
@@ -589,6 +592,7 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("factors"), py::arg("unit_scores"), py::arg("factor_scores"), py::arg("max_iterations"),
         py::arg("eta"), py::arg("adapt_eta"), py::arg("tolerance"), py::arg("ad3_gap_tolerance"),
         py::arg("exact_gap_tolerance"), py::arg("max_nodes"), py::arg("time_limit"), py::arg("num_threads") = 1,
+        py::arg("max_qp_steps") = 10,
         "Solves B problems sharing one general factor graph; returns (labels, posteriors, "
         "additional_posteriors, value, score, bound, status, iterations, dual_variables, local_posteriors).");
   m.def("solve_general_graph", &solve_general_graph, py::arg("method"), py::arg("variables"), py::arg("factors"),

@@ -117,6 +117,14 @@ def _int_option(value, name: str, minimum: int, maximum: int, what: str = "") ->
     return int(value)
 
 
+def _qp_steps_option(value) -> int:
+    steps = _int_option(value, "max_qp_steps", 0, _INT32_MAX, " (0: exact local solutions)")
+    if steps == 1:
+        raise ValueError("max_qp_steps: expected 0 (exact local solutions) or at least 2 (a solve over "
+                         "the active set and an oracle call), got 1")
+    return steps
+
+
 def _limit_option(value, name: str, maximum) -> float:
     """None (or inf) -> 0, the C++ core's "no limit"; otherwise a positive number up to maximum."""
     if value is None:
@@ -472,10 +480,14 @@ class FactorGraph:
                                                  [int(y) for y in labels]))
 
     def solve_ad3(self, *, max_iter: int = 1000, eta: float = 0.1, adapt_eta: bool = True,
-                  tol: float = 1e-6, gap_tol: float = 1e-9) -> FactorGraphSolution:
-        """AD3, as :func:`decode_ad3`; posteriors are AD3's variable marginals."""
+                  tol: float = 1e-6, gap_tol: float = 1e-9, max_qp_steps: int = 10) -> FactorGraphSolution:
+        """AD3, as :func:`decode_ad3`; posteriors are AD3's variable marginals. max_qp_steps:
+        the active-set factors' steps (a solve over the active set, or an oracle call) per local
+        problem and iteration, warm-started at the next, as the reference's generic factors do
+        (10); 0 solves every local problem exactly; pairwise graphs always solve their edges
+        exactly."""
         return self._solve("ad3", max_iter=max_iter, eta=eta, adapt_eta=adapt_eta, tol=tol,
-                           ad3_gap_tol=gap_tol, return_posteriors=True)
+                           ad3_gap_tol=gap_tol, max_qp_steps=max_qp_steps, return_posteriors=True)
 
     def solve_exact(self, *, gap_tol: float = 1e-9, max_nodes: Optional[int] = None,
                     time_limit: Optional[float] = DEFAULT_EXACT_TIME_LIMIT) -> FactorGraphSolution:
@@ -645,7 +657,8 @@ class FactorGraph:
     def solve_batch(self, method: str, unit_scores, factor_scores=None, *, num_threads: int = 0,
                     max_iter: int = 1000, eta: float = 0.1, adapt_eta: bool = True, tol: float = 1e-6,
                     gap_tol: float = 1e-9, max_nodes: Optional[int] = None,
-                    time_limit: Optional[float] = DEFAULT_EXACT_TIME_LIMIT) -> "FactorGraphBatch":
+                    time_limit: Optional[float] = DEFAULT_EXACT_TIME_LIMIT,
+                    max_qp_steps: int = 10) -> "FactorGraphBatch":
         """Solves B problems with this graph's structure and other scores, on num_threads threads
         (0: all cores; the results do not depend on it). method: "ad3", "exact" or "exhaustive";
         unit_scores (B, U) and factor_scores (F,) shared or (B, F) in the layout of
@@ -664,7 +677,8 @@ class FactorGraph:
             bool(adapt_eta), _float_option(tol, "tol", positive=False),
             _float_option(gap_tol, "gap_tol", positive=False), _float_option(gap_tol, "gap_tol", positive=False),
             max_nodes, float(_limit_option(time_limit, "time_limit", 1e9)),
-            _int_option(num_threads, "num_threads", 0, _INT32_MAX, " (0: all cores)"))
+            _int_option(num_threads, "num_threads", 0, _INT32_MAX, " (0: all cores)"),
+            _qp_steps_option(max_qp_steps))
         return FactorGraphBatch(labels=raw[0], posteriors=raw[1], additional_posteriors=raw[2], value=raw[3],
                                 score=raw[4], bound=raw[5], status=raw[6], iterations=raw[7])
 
@@ -803,6 +817,7 @@ class FactorGraph:
     def _solve(self, method, **options) -> FactorGraphSolution:
         if self.num_variables == 0:
             raise ValueError("FactorGraph: add at least one variable before solving")
+        max_qp_steps = _qp_steps_option(options.pop("max_qp_steps", 10))
         if self._is_pairwise():
             return self._solve_pairwise(method, **options)
         max_nodes = options.get("max_nodes")
@@ -817,7 +832,7 @@ class FactorGraph:
             _float_option(options.get("tol", 1e-6), "tol", positive=False),
             _float_option(options.get("ad3_gap_tol", 1e-9), "gap_tol", positive=False),
             _float_option(options.get("exact_gap_tol", 1e-9), "gap_tol", positive=False),
-            max_nodes, float(_limit_option(options.get("time_limit"), "time_limit", 1e9)), 1)
+            max_nodes, float(_limit_option(options.get("time_limit"), "time_limit", 1e9)), 1, max_qp_steps)
         labels, post, extra = raw[0][0], raw[1][0], raw[2][0]
         value, score, bound, status, iterations = (x[0] for x in raw[3:8])
         posteriors, start = [], 0

@@ -1032,6 +1032,11 @@ void test_errors() {
   CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0, 0}, std::vector<double>(2)); }, "factor_scores"));
   CHECK(throws_naming([&] { ad3::solve_exact(g, {0, 0, std::nan(""), 0}, std::vector<double>(3)); }, "unit_scores"));
   CHECK(throws_naming([&] { ad3::score_labelling(g, {0, 0, 0, 0}, std::vector<double>(3), {0, 3}); }, "labels"));
+  for (int steps : {-1, 1}) {
+    ad3::Ad3Options options;
+    options.max_qp_steps = steps;
+    CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0, 0}, std::vector<double>(3), options); }, "max_qp_steps"));
+  }
 }
 
 }  // namespace
