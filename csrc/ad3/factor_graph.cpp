@@ -86,7 +86,7 @@ int FactorGraph::unit(int variable, int state) const {
   return unit_begin_[variable] + state;
 }
 
-void FactorGraph::check_units(const std::vector<int>& units, const char* what, std::size_t min_count) const {
+void FactorGraph::check_units(const std::vector<int>& units, const char* what, std::size_t min_count) {
   if (units.size() < min_count) {
     throw std::invalid_argument(std::string(what) + ": expected at least " + std::to_string(min_count) +
                                 " units, got " + std::to_string(units.size()));
@@ -108,10 +108,15 @@ void FactorGraph::check_units(const std::vector<int>& units, const char* what, s
     }
     return;
   }
-  std::vector<int> sorted = units;
-  std::sort(sorted.begin(), sorted.end());
-  for (std::size_t i = 1; i < sorted.size(); ++i) {
-    if (sorted[i] == sorted[i - 1]) throw std::invalid_argument(repeated(sorted[i]));
+  unit_mark_.resize(num_units_, 0);
+  if (mark_ == std::numeric_limits<int>::max()) {
+    std::fill(unit_mark_.begin(), unit_mark_.end(), 0);
+    mark_ = 0;
+  }
+  ++mark_;
+  for (int u : units) {
+    if (unit_mark_[u] == mark_) throw std::invalid_argument(repeated(u));
+    unit_mark_[u] = mark_;
   }
 }
 
@@ -502,16 +507,21 @@ void check_general_scores(const FactorGraph& graph, const std::vector<double>& u
     throw std::invalid_argument("factor_scores: expected " + std::to_string(graph.additional_size()) +
                                 " values, got " + std::to_string(factor_scores.size()));
   }
-  check_finite(unit_scores.data(), unit_scores.size(), "unit_scores", -1);
-  check_finite(factor_scores.data(), factor_scores.size(), "factor_scores", -1);
+  check_general_scores(graph, unit_scores.data(), factor_scores.data());
+}
+
+void check_general_scores(const FactorGraph& graph, const double* unit_scores, const double* factor_scores) {
+  const std::size_t u = graph.num_units(), f = graph.additional_size();
+  // One branch-free pass each; check_finite only to name a bad value.
+  if (largest_magnitude_bits(unit_scores, u) >= kNonFiniteBits) check_finite(unit_scores, u, "unit_scores", -1);
+  if (f > 0 && largest_magnitude_bits(factor_scores, f) >= kNonFiniteBits) {
+    check_finite(factor_scores, f, "factor_scores", -1);
+  }
   double magnitude = 0.0;
-  for (double v : unit_scores) magnitude += std::fabs(v);
-  for (int f = 0; f < graph.num_factors(); ++f) {
-    double largest = 0.0;
-    for (std::size_t k = 0; k < graph.additional_count(f); ++k) {
-      largest = std::max(largest, std::fabs(factor_scores[graph.additional_offset(f) + k]));
-    }
-    magnitude += largest;
+  for (std::size_t k = 0; k < u; ++k) magnitude += std::fabs(unit_scores[k]);
+  for (int i = 0; f > 0 && i < graph.num_factors(); ++i) {
+    magnitude += magnitude_from_bits(
+        largest_magnitude_bits(factor_scores + graph.additional_offset(i), graph.additional_count(i)));
   }
   check_magnitude(magnitude, -1);
 }

@@ -235,7 +235,7 @@ class FactorGraph {
 
  private:
   int add_factor(FactorSpec spec, std::size_t num_additional);
-  void check_units(const std::vector<int>& units, const char* what, std::size_t min_count) const;
+  void check_units(const std::vector<int>& units, const char* what, std::size_t min_count);
   void check_negated(const std::vector<char>& negated, std::size_t count) const;
 
   std::vector<int> unit_begin_;     // per variable
@@ -244,6 +244,8 @@ class FactorGraph {
   std::vector<int> unit_variable_;  // per unit
   std::vector<int> unit_degree_;    // per unit
   int num_units_ = 0;
+  std::vector<int> unit_mark_;  // check_units' scratch: the mark_ of the last factor listing the unit
+  int mark_ = 0;
   std::vector<FactorSpec> factors_;
   std::vector<std::size_t> additional_offset_{0};
 };

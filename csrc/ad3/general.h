@@ -15,6 +15,8 @@ namespace detail {
 // Throws std::invalid_argument on sizes, non-finite values or a too large magnitude.
 void check_general_scores(const FactorGraph& graph, const std::vector<double>& unit_scores,
                           const std::vector<double>& factor_scores);
+// The same for num_units() and additional_size() scores (their sizes checked by the caller).
+void check_general_scores(const FactorGraph& graph, const double* unit_scores, const double* factor_scores);
 
 // A graph's factors as local solvers: the declared ones (same indices), then an XOR for each
 // multi-valued variable whose one-hot constraint no declared factor enforces (dense factors,

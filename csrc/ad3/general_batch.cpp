@@ -39,15 +39,10 @@ std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method,
     default: throw std::invalid_argument("method: unknown decoding method");
   }
   // Scores: checked here, before any thread starts, naming the problem.
-  std::vector<double> unit_scores(u), factor_scores(f);
   for (std::size_t b = 0; b < batch; ++b) {
-    std::copy(scores.unit_scores + b * u, scores.unit_scores + (b + 1) * u, unit_scores.begin());
-    if (b == 0 || !shared) {
-      const double* fs = scores.factor_scores + (shared ? 0 : b * f);
-      std::copy(fs, fs + f, factor_scores.begin());
-    }
     try {
-      detail::check_general_scores(graph, unit_scores, factor_scores);
+      detail::check_general_scores(graph, scores.unit_scores + b * u,
+                                   scores.factor_scores == nullptr ? nullptr : scores.factor_scores + (shared ? 0 : b * f));
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(std::string(e.what()) + " (problem " + std::to_string(b) + ")");
     }

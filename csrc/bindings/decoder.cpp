@@ -550,7 +550,8 @@ py::list to_list(const std::vector<double>& values) {
 // make_factor_graph, unit_scores a sequence of floats, factor_scores one sequence of floats per
 // factor (its additional scores, concatenated in factor order). Returns (value, score, bound,
 // status, iterations, posteriors (list), additional_posteriors (list), dual_variables,
-// local_posteriors), the last two as bytes of native float64s (numpy.frombuffer reads them).
+// local_posteriors, posteriors again), the last three as bytes of native float64s (numpy.frombuffer
+// reads them).
 py::tuple solve_general_graph(const std::string& method_name, const py::object& variables,
                               const py::object& factors, const py::object& unit_scores,
                               const py::object& factor_scores, const py::object& max_iterations, double eta,
@@ -568,7 +569,8 @@ py::tuple solve_general_graph(const std::string& method_name, const py::object& 
   std::vector<ad3::FactorSolution> results = run_general(graph, method, scores, ad3_options, exact_options, 1);
   const ad3::FactorSolution r = std::move(results.at(0));
   return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations, to_list(r.posteriors),
-                        to_list(r.additional_posteriors), as_bytes(r.dual_variables), as_bytes(r.local_posteriors));
+                        to_list(r.additional_posteriors), as_bytes(r.dual_variables), as_bytes(r.local_posteriors),
+                        as_bytes(r.posteriors));
 }
 
 double score_factor_graph(const py::object& variables, const py::object& factors,
@@ -599,7 +601,8 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("unit_scores"), py::arg("factor_scores"), py::arg("max_iterations"), py::arg("eta"),
         py::arg("adapt_eta"), py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
         "Solves one general factor graph (factor_scores: one sequence per factor); returns (value, score, "
-        "bound, status, iterations, posteriors, additional_posteriors, dual_variables, local_posteriors).");
+        "bound, status, iterations, posteriors, additional_posteriors, dual_variables, local_posteriors, "
+        "posteriors as bytes).");
   m.def("tree_arcs", &tree_arcs, py::arg("num_nodes"), py::arg("arcs"),
         "PFactorTree.initialize's arcs as a list of (head, modifier) tuples, checked.");
   m.def("head_automaton_pairs", &head_automaton_pairs, py::arg("length"), py::arg("siblings"),

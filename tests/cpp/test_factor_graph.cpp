@@ -1032,6 +1032,14 @@ void test_errors() {
   CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0, 0}, std::vector<double>(2)); }, "factor_scores"));
   CHECK(throws_naming([&] { ad3::solve_exact(g, {0, 0, std::nan(""), 0}, std::vector<double>(3)); }, "unit_scores"));
   CHECK(throws_naming([&] { ad3::score_labelling(g, {0, 0, 0, 0}, std::vector<double>(3), {0, 3}); }, "labels"));
+  ad3::FactorGraph wide;  // factors of more than 16 units: the repeated-unit check by marks
+  std::vector<int> all(20);
+  for (int i = 0; i < 20; ++i) all[i] = wide.add_binary_variable();
+  wide.add_logic(FactorType::kAtMostOne, all);
+  wide.add_logic(FactorType::kOr, all);  // (the same units again, in another factor: fine)
+  std::vector<int> twice = all;
+  twice[19] = 3;
+  CHECK(throws_naming([&] { wide.add_logic(FactorType::kXor, twice); }, "unit 3 appears twice"));
   for (int steps : {-1, 1}) {
     ad3::Ad3Options options;
     options.max_qp_steps = steps;

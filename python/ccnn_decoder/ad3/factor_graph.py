@@ -60,7 +60,7 @@ class PFactorGraph(_decoder.FactorGraphBase):
 
     _eta, _adapt, _max_iter, _tol = 0.1, True, 1000, 1e-6
     last_bound = float("nan")
-    _state = (b"", b"", [])
+    _state = (b"", b"", b"")
 
     def set_verbosity(self, verbosity):
         pass
@@ -141,11 +141,11 @@ class PFactorGraph(_decoder.FactorGraphBase):
     def _run(self, method):
         if self._declared:
             self._complete()
-        value, score, bound, status, _, posteriors, extra, dual, local = _decoder.solve_general_graph(
+        value, score, bound, status, _, posteriors, extra, dual, local, kept = _decoder.solve_general_graph(
             method, self._kinds, self._specs, self._scores, self._extras, self._max_iter, self._eta, self._adapt,
             self._tol, 1e-9, 1e-9)
         self.last_bound = bound
-        self._state = (dual, local, posteriors[:])
+        self._state = (dual, local, kept)
         if status == 0 or (status in (2, 3) and score > -math.inf):
             value = score  # certified, or stopped early: the best labelling's score
         return value, posteriors, extra, _STATUS[status]
@@ -183,6 +183,6 @@ class PFactorGraph(_decoder.FactorGraphBase):
 
     def get_global_primal_variables(self):
         """The unit marginals (posteriors) of the last solve."""
-        return list(self._state[2])
+        return np.frombuffer(self._state[2]).tolist()
 
     set_eta_psdd = set_max_iterations_psdd = solve_lp_map_psdd = _not_implemented
