@@ -662,7 +662,8 @@ class FactorGraph:
         """Solves B problems with this graph's structure and other scores, on num_threads threads
         (0: all cores; the results do not depend on it). method: "ad3", "exact" or "exhaustive";
         unit_scores (B, U) and factor_scores (F,) shared or (B, F) in the layout of
-        :meth:`flat_scores` (None: this graph's factor scores). Always uses the general solvers."""
+        :meth:`flat_scores` (None: this graph's factor scores). Always uses the general solvers.
+        max_qp_steps is AD3's step budget as in :meth:`solve_ad3` (method "ad3" only)."""
         if method not in ("ad3", "exact", "exhaustive"):
             raise ValueError(f"method: expected 'ad3', 'exact' or 'exhaustive', got {method!r}")
         variables, factors, _, own_factor_scores = self._general_inputs()
