@@ -131,8 +131,9 @@ struct Ad3Options {
   // General graphs: a factor solved by the active-set method (dense factors, the structured
   // factors) takes at most this many active-set steps (a solve over the active set, or an oracle
   // call) per iteration, warm-started at the next, as the reference's generic factors do (10);
-  // 0 solves every local problem exactly; 1 is refused (no oracle call). Early iterations then cost a few oracle calls instead
-  // of dozens. Pairwise graphs (solve_ad3 on a Graph) always solve their edges exactly.
+  // 0 solves every local problem exactly; 1 is refused (it would never call the oracle). Early
+  // iterations then cost a few oracle calls instead of dozens. Pairwise graphs (solve_ad3 on a
+  // Graph) always solve their edges exactly.
   int max_qp_steps = 10;
 };
 

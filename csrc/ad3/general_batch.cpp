@@ -40,9 +40,9 @@ std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method,
   }
   // Scores: checked here, before any thread starts, naming the problem.
   for (std::size_t b = 0; b < batch; ++b) {
+    const double* fs = scores.factor_scores == nullptr ? nullptr : scores.factor_scores + (shared ? 0 : b * f);
     try {
-      detail::check_general_scores(graph, scores.unit_scores + b * u,
-                                   scores.factor_scores == nullptr ? nullptr : scores.factor_scores + (shared ? 0 : b * f));
+      detail::check_general_scores(graph, scores.unit_scores + b * u, fs);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(std::string(e.what()) + " (problem " + std::to_string(b) + ")");
     }

@@ -55,7 +55,8 @@ std::int64_t int_option(const py::handle& value, const char* name, std::int64_t 
 // The solver options from the bindings' arguments (max_iterations, max_nodes: Python ints,
 // checked).
 ad3::Ad3Options ad3_options_of(const py::handle& max_iterations, double eta, bool adapt_eta, double tolerance,
-                               double gap_tolerance, const py::handle& max_qp_steps = py::int_(10)) {
+                               double gap_tolerance,
+                               const py::handle& max_qp_steps = py::int_(ad3::Ad3Options().max_qp_steps)) {
   ad3::Ad3Options options;
   options.max_qp_steps =
       static_cast<int>(int_option(max_qp_steps, "max_qp_steps", 0, std::numeric_limits<int>::max()));
@@ -594,7 +595,7 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("factors"), py::arg("unit_scores"), py::arg("factor_scores"), py::arg("max_iterations"),
         py::arg("eta"), py::arg("adapt_eta"), py::arg("tolerance"), py::arg("ad3_gap_tolerance"),
         py::arg("exact_gap_tolerance"), py::arg("max_nodes"), py::arg("time_limit"), py::arg("num_threads") = 1,
-        py::arg("max_qp_steps") = 10,
+        py::arg("max_qp_steps") = ad3::Ad3Options().max_qp_steps,
         "Solves B problems sharing one general factor graph; returns (labels, posteriors, "
         "additional_posteriors, value, score, bound, status, iterations, dual_variables, local_posteriors).");
   m.def("solve_general_graph", &solve_general_graph, py::arg("method"), py::arg("variables"), py::arg("factors"),
