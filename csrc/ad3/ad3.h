@@ -98,7 +98,8 @@ enum class Status : std::int32_t {
   // AD3 converged (primal and dual residuals below tolerance) to a fractional solution of the
   // relaxation; the labelling is a rounding (argmax + ICM) and is not certified.
   kFractional = 1,
-  // Stopped by the iteration limit (AD3: max_iterations; exact: max_nodes) before either of the above.
+  // Stopped by the iteration limit (AD3, PSDD: max_iterations; exact: max_nodes) before either of
+  // the above.
   kIterationLimit = 2,
   // The exact search ran out of ExactOptions::time_limit before it could certify its labelling:
   // the labelling is the best found so far, not certified; the bound is still valid.
@@ -178,7 +179,9 @@ double score_labelling(const Graph& graph, const std::vector<double>& unary,
 
 // ---- Batches: B problems sharing one graph ----
 
-enum class Method { kAd3, kExact, kExhaustive };
+// kPsdd (projected subgradient dual decomposition) decodes general factor graphs only
+// (factor_graph.h: solve_psdd, PsddOptions).
+enum class Method { kAd3, kExact, kExhaustive, kPsdd };
 
 // Caller-owned score arrays of a batch.
 //   unary:    batch_size * graph.unary_size() values, problem b at b * graph.unary_size().

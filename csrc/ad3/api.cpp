@@ -367,6 +367,8 @@ void solve_batch(const Graph& graph, Method method, const BatchScores& scores,
       run_batch(graph, scores, output, shared_pairwise, shared_magnitude, 0.0, num_threads, interrupt,
                 [&] { return detail::ExhaustiveSolver(graph); });
       break;
+    case Method::kPsdd:
+      throw std::invalid_argument("method: PSDD decodes general factor graphs (FactorGraph), not pairwise Graphs");
     default:
       throw std::invalid_argument("method: unknown decoding method");
   }

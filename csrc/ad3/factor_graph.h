@@ -251,7 +251,7 @@ class FactorGraph {
 };
 
 // Status::kInfeasible (code 4, "infeasible"): no labelling satisfies the hard factors (exact and
-// exhaustive solvers; AD3 does not detect infeasibility).
+// exhaustive solvers; AD3 and PSDD do not detect infeasibility).
 
 struct FactorSolution {
   std::vector<int> labels;                    // per variable
@@ -262,11 +262,26 @@ struct FactorSolution {
   double bound = 0.0;   // valid upper bound on max_y S(y) (AD3: its best dual value)
   Status status = Status::kIterationLimit;
   std::int64_t iterations = 0;  // AD3 iterations, search nodes, or labellings enumerated
-  // AD3's final state, one value per factor link (the declared factors' links in order, then
-  // those of the internal one-hot factors): Lagrange multipliers and local marginals q. Empty for
-  // solve_exhaustive and when solve_exact did not need AD3's state.
+  // AD3's (PSDD's) final state, one value per factor link (the declared factors' links in order,
+  // then those of the internal one-hot factors): Lagrange multipliers and local marginals q (PSDD:
+  // the factors' last configurations). Empty for solve_exhaustive and when solve_exact did not need
+  // AD3's state.
   std::vector<double> dual_variables;
   std::vector<double> local_posteriors;
+};
+
+// Projected subgradient dual decomposition (PSDD; Komodakis et al., ICCV 2007), the reference
+// package's other LP-MAP solver beside AD3: every iteration each factor takes its best
+// configuration under its share of the unit scores plus multipliers mu, whose sum over the
+// factors is the dual bound, and mu moves along the subgradient, mu_fi -= 2 eta / sqrt(t + 1) *
+// (y_fi - p_u), p_u the mean of unit u's copies (the reference's step rule). Roundings of p are
+// scored; the run ends certified (kOptimal) when the best one meets the best bound (always when
+// the copies agree), else after max_iterations (kIterationLimit). It never reports kFractional.
+struct PsddOptions {
+  int max_iterations = 1000;
+  double eta = 1.0;  // step size scale, > 0
+  // Certificate: the best rounded labelling within gap_tolerance * max(1, |score|) of the bound.
+  double gap_tolerance = 1e-9;
 };
 
 // unit_scores: num_units() values; factor_scores: additional_size() values. Scores must be finite
@@ -275,6 +290,10 @@ FactorSolution solve_ad3(const FactorGraph& graph, const std::vector<double>& un
                          const std::vector<double>& factor_scores, const Ad3Options& options = {});
 FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& unit_scores,
                            const std::vector<double>& factor_scores, const ExactOptions& options = {});
+// PSDD's posteriors when not certified: the mean of the factors' configurations (and their
+// additional posteriors) at the iteration whose rounding is the best labelling.
+FactorSolution solve_psdd(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                          const std::vector<double>& factor_scores, const PsddOptions& options = {});
 // Throws std::invalid_argument when the graph has more than 2^26 labellings.
 FactorSolution solve_exhaustive(const FactorGraph& graph, const std::vector<double>& unit_scores,
                                 const std::vector<double>& factor_scores);
@@ -299,7 +318,8 @@ struct FactorBatchScores {
 // stopped.
 std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method, const FactorBatchScores& scores,
                                         const Ad3Options& ad3_options = {}, const ExactOptions& exact_options = {},
-                                        int num_threads = 0, const Interrupt& interrupt = {});
+                                        const PsddOptions& psdd_options = {}, int num_threads = 0,
+                                        const Interrupt& interrupt = {});
 
 // S(labels), or -inf when a factor forbids the labelling (labels checked against the variables).
 double score_labelling(const FactorGraph& graph, const std::vector<double>& unit_scores,

@@ -53,13 +53,17 @@ struct GeneralModel {
   std::vector<double> scratch_u;
 };
 
+// Throws std::invalid_argument naming a bad option.
+void check_options(const PsddOptions& options);
+
 // One problem with `method` (scores checked by the caller). `stop` is polled every few AD3
 // iterations, 1,024 search nodes or 65,536 labellings: a time stop (exact: armed here from
 // exact_options.time_limit) ends the problem with status kTimeLimit, a cancel with a result to
 // discard.
 FactorSolution solve_general(Method method, GeneralModel& model, const double* unit_scores,
                              const double* factor_scores, const Ad3Options& ad3_options,
-                             const ExactOptions& exact_options, StopControl& stop);
+                             const ExactOptions& exact_options, const PsddOptions& psdd_options,
+                             StopControl& stop);
 FactorSolution solve_general_exhaustive(GeneralModel& model, const double* unit_scores,
                                         const double* factor_scores, StopControl& stop);
 // Throws std::invalid_argument when the graph has more than 2^26 labellings.

@@ -17,7 +17,8 @@ namespace ad3 {
 
 std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method, const FactorBatchScores& scores,
                                         const Ad3Options& ad3_options, const ExactOptions& exact_options,
-                                        int num_threads, const Interrupt& interrupt) {
+                                        const PsddOptions& psdd_options, int num_threads,
+                                        const Interrupt& interrupt) {
   const std::size_t batch = scores.batch_size, u = graph.num_units(), f = graph.additional_size();
   if (scores.unit_count != batch * u) {
     throw std::invalid_argument("unit_scores: expected batch_size * " + std::to_string(u) + " = " +
@@ -36,6 +37,7 @@ std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method,
     case Method::kAd3: detail::check_options(ad3_options); break;
     case Method::kExact: detail::check_options(exact_options); break;
     case Method::kExhaustive: detail::check_exhaustive_size(graph); break;
+    case Method::kPsdd: detail::check_options(psdd_options); break;
     default: throw std::invalid_argument("method: unknown decoding method");
   }
   // Scores: checked here, before any thread starts, naming the problem.
@@ -74,7 +76,7 @@ std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method,
         const double* fs = scores.factor_scores == nullptr ? nullptr : scores.factor_scores + (shared ? 0 : b * f);
         // A fresh model per problem: active sets must not carry over (the same result as alone).
         detail::GeneralModel model(graph);
-        results[b] = detail::solve_general(method, model, us, fs, ad3_options, exact_options, stop);
+        results[b] = detail::solve_general(method, model, us, fs, ad3_options, exact_options, psdd_options, stop);
         if (stop.reason() == detail::StopReason::kCancel) break;
         done[b] = 1;
       }

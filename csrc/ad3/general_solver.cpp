@@ -14,6 +14,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "ad3/general.h"
 
@@ -330,6 +331,102 @@ Ad3Run run_model_ad3(GeneralModel& model, const double* theta, const double* fac
                         : run_ad3(model, theta, factor_scores, options, stop);
 }
 
+// PSDD (factor_graph.h) in run_ad3's layout: multipliers mu (run.lambda, score units; their sum
+// over a unit's links stays 0, so the dual needs no correction term), the factors' last
+// configurations (run.q), and the mean p of each unit's copies.
+Ad3Run run_psdd(GeneralModel& model, const double* theta, const double* factor_scores, const PsddOptions& options,
+                StopControl& stop) {
+  model.build_factors();  // (a pairwise model makes them on demand)
+  const FactorGraph& graph = model.graph;
+  const int num_units = graph.num_units();
+  const int num_variables = graph.num_variables();
+  const int num_factors = static_cast<int>(model.factors.size());
+  const std::vector<int>& link_unit = model.link_unit;
+  const std::vector<std::size_t>& link_begin = model.link_begin;
+  const std::size_t num_links = link_unit.size();
+  Ad3Run run;
+  run.lambda.assign(num_links, 0.0);
+  run.q.assign(num_links, 0.0);
+  run.additional.assign(graph.additional_size(), 0.0);
+  run.labels.assign(num_variables, 0);
+  run.p.assign(num_units, 0.0);
+  // Per link: its unit's share of the unit score; a unit without factors takes its best value.
+  std::vector<double> link_share(num_links), s(num_links);
+  double free_max = 0.0;
+  for (int u = 0; u < num_units; ++u) {
+    if (model.degree[u] == 0) {
+      run.p[u] = theta[u] > 0.0 ? 1.0 : 0.0;
+      free_max += std::max(theta[u], 0.0);
+    }
+  }
+  for (std::size_t l = 0; l < num_links; ++l) link_share[l] = theta[link_unit[l]] / model.degree[link_unit[l]];
+  // Where each factor's map writes its additional posteriors (internal factors have none).
+  std::size_t scratch_size = 1;
+  for (const auto& factor : model.factors) scratch_size = std::max<std::size_t>(scratch_size, factor->num_additional());
+  std::vector<double> w_scratch(scratch_size);
+  static const double kNoScores = 0.0;
+  auto scores_of = [&](int f) {
+    return model.factors[f]->num_additional() > 0 ? factor_scores + model.additional[f] : &kNoScores;
+  };
+  auto additional_of = [&](int f) {
+    return model.factors[f]->num_additional() > 0 && f < graph.num_factors()
+               ? run.additional.data() + model.additional[f]
+               : w_scratch.data();
+  };
+  std::vector<int> rounded(num_variables), last_rounded(num_variables, -1);
+  std::vector<double> best_p, best_additional;
+  bool certified = false;
+  for (int t = 0; t < options.max_iterations; ++t) {
+    if ((t & 7) == 7 && stop.stop() != StopReason::kNone) break;
+    run.iterations = t + 1;
+    double dual = free_max;
+    for (std::size_t l = 0; l < num_links; ++l) s[l] = link_share[l] + run.lambda[l];
+    for (int f = 0; f < num_factors; ++f) {
+      const std::size_t lb = link_begin[f];
+      dual += model.factors[f]->map(s.data() + lb, scores_of(f), run.q.data() + lb, additional_of(f));
+    }
+    run.bound = std::min(run.bound, dual);
+    for (int u = 0; u < num_units; ++u) {
+      if (model.degree[u] > 0) run.p[u] = 0.0;
+    }
+    for (std::size_t l = 0; l < num_links; ++l) run.p[link_unit[l]] += run.q[l];
+    for (int u = 0; u < num_units; ++u) {
+      if (model.degree[u] > 0) run.p[u] /= model.degree[u];
+    }
+    // The rounding of p (scored when it changed); when the copies agree it is their labelling,
+    // which scores the dual value.
+    round_labels(graph, run.p.data(), rounded.data());
+    if (rounded != last_rounded) {
+      last_rounded = rounded;
+      const double score = model.score(theta, factor_scores, rounded.data(), nullptr);
+      if (score > run.score) {
+        run.score = score;
+        run.labels = rounded;
+        best_p = run.p;
+        best_additional = run.additional;
+      }
+    }
+    if (run.score > kNegInf && within_gap(run.score, run.bound, options.gap_tolerance)) {
+      certified = true;
+      break;
+    }
+    const double step = 2.0 * options.eta / std::sqrt(static_cast<double>(t + 1));
+    for (std::size_t l = 0; l < num_links; ++l) run.lambda[l] -= step * (run.q[l] - run.p[link_unit[l]]);
+  }
+  run.status = certified ? Status::kOptimal : Status::kIterationLimit;
+  if (!certified) {
+    if (!best_p.empty()) {  // (the iterate of the best labelling, as AD3 reports when not converged)
+      run.p.swap(best_p);
+      run.additional.swap(best_additional);
+    }
+    double value = 0.0;
+    for (int u = 0; u < num_units; ++u) value += theta[u] * run.p[u];
+    for (std::size_t k = 0; k < run.additional.size(); ++k) value += factor_scores[k] * run.additional[k];
+    run.value = value;
+  }
+  return run;
+}
+
 FactorSolution from_run(GeneralModel& model, const double* theta, const double* factor_scores, Ad3Run& run) {
   FactorSolution solution;
   solution.labels = run.labels;
@@ -549,11 +646,30 @@ void fill_integral(GeneralModel& model, const double* unit_scores, const double*
 
 namespace detail {
 
+void check_options(const PsddOptions& options) {
+  if (options.max_iterations < 1) {
+    throw std::invalid_argument("max_iterations: must be at least 1, got " +
+                                std::to_string(options.max_iterations));
+  }
+  if (!(options.eta > 0.0) || !std::isfinite(options.eta)) {
+    throw std::invalid_argument("eta: must be a positive finite number, got " + std::to_string(options.eta));
+  }
+  if (!(options.gap_tolerance >= 0.0) || !std::isfinite(options.gap_tolerance)) {
+    throw std::invalid_argument("gap_tolerance: must be a finite number >= 0, got " +
+                                std::to_string(options.gap_tolerance));
+  }
+}
+
 FactorSolution solve_general(Method method, GeneralModel& model, const double* unit_scores,
                              const double* factor_scores, const Ad3Options& ad3_options,
-                             const ExactOptions& exact_options, StopControl& stop) {
+                             const ExactOptions& exact_options, const PsddOptions& psdd_options,
+                             StopControl& stop) {
   stop.begin_problem(method == Method::kExact ? exact_options.time_limit : 0.0);
   if (method == Method::kExhaustive) return solve_general_exhaustive(model, unit_scores, factor_scores, stop);
+  if (method == Method::kPsdd) {
+    Ad3Run run = run_psdd(model, unit_scores, factor_scores, psdd_options, stop);
+    return from_run(model, unit_scores, factor_scores, run);
+  }
   if (method == Method::kAd3) {
     Ad3Run run = run_model_ad3(model, unit_scores, factor_scores, ad3_options, stop);
     return from_run(model, unit_scores, factor_scores, run);
@@ -579,7 +695,8 @@ FactorSolution solve_ad3(const FactorGraph& graph, const std::vector<double>& un
   detail::check_general_scores(graph, unit_scores, factor_scores);
   detail::GeneralModel model(graph);
   detail::StopControl never;
-  return detail::solve_general(Method::kAd3, model, unit_scores.data(), factor_scores.data(), options, {}, never);
+  return detail::solve_general(Method::kAd3, model, unit_scores.data(), factor_scores.data(), options, {}, {},
+                               never);
 }
 
 FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& unit_scores,
@@ -588,7 +705,18 @@ FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& 
   detail::check_general_scores(graph, unit_scores, factor_scores);
   detail::GeneralModel model(graph);
   detail::StopControl clock;
-  return detail::solve_general(Method::kExact, model, unit_scores.data(), factor_scores.data(), {}, options, clock);
+  return detail::solve_general(Method::kExact, model, unit_scores.data(), factor_scores.data(), {}, options, {},
+                               clock);
+}
+
+FactorSolution solve_psdd(const FactorGraph& graph, const std::vector<double>& unit_scores,
+                          const std::vector<double>& factor_scores, const PsddOptions& options) {
+  detail::check_options(options);
+  detail::check_general_scores(graph, unit_scores, factor_scores);
+  detail::GeneralModel model(graph);
+  detail::StopControl never;
+  return detail::solve_general(Method::kPsdd, model, unit_scores.data(), factor_scores.data(), {}, {}, options,
+                               never);
 }
 
 }  // namespace ad3

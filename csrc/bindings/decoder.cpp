@@ -32,7 +32,8 @@ ad3::Method parse_method(const std::string& method) {
   if (method == "ad3") return ad3::Method::kAd3;
   if (method == "exact") return ad3::Method::kExact;
   if (method == "exhaustive") return ad3::Method::kExhaustive;
-  throw std::invalid_argument("method: expected 'ad3', 'exact' or 'exhaustive', got '" + method + "'");
+  if (method == "psdd") return ad3::Method::kPsdd;
+  throw std::invalid_argument("method: expected 'ad3', 'exact', 'exhaustive' or 'psdd', got '" + method + "'");
 }
 
 // An integer option as int64 within [lo, hi]; anything else (a float, a huge int) is a ValueError
@@ -66,6 +67,15 @@ ad3::Ad3Options ad3_options_of(const py::handle& max_iterations, double eta, boo
   options.adapt_eta = adapt_eta;
   options.tolerance = tolerance;
   options.gap_tolerance = gap_tolerance;
+  return options;
+}
+
+// PSDD takes AD3's max_iterations, eta and gap tolerance arguments.
+ad3::PsddOptions psdd_options_of(const ad3::Ad3Options& ad3_options) {
+  ad3::PsddOptions options;
+  options.max_iterations = ad3_options.max_iterations;
+  options.eta = ad3_options.eta;
+  options.gap_tolerance = ad3_options.gap_tolerance;
   return options;
 }
 
@@ -484,7 +494,8 @@ std::vector<ad3::FactorSolution> run_general(const ad3::FactorGraph& graph, ad3:
                                              const ad3::Ad3Options& ad3_options,
                                              const ad3::ExactOptions& exact_options, int threads) {
   return with_signals([&](const ad3::Interrupt& interrupt) {
-    return ad3::solve_batch(graph, method, scores, ad3_options, exact_options, threads, interrupt);
+    return ad3::solve_batch(graph, method, scores, ad3_options, exact_options, psdd_options_of(ad3_options), threads,
+                            interrupt);
   });
 }
 

@@ -502,6 +502,15 @@ class FactorGraph:
         """Exact MAP by enumeration (small graphs only)."""
         return self._solve("exhaustive", return_posteriors=True)
 
+    def solve_psdd(self, *, max_iter: int = 1000, eta: float = 1.0, gap_tol: float = 1e-9) -> FactorGraphSolution:
+        """Projected subgradient dual decomposition, the reference package's other LP-MAP solver:
+        each iteration every factor takes its best configuration, their sum is the dual bound, and
+        the multipliers move along the subgradient with step 2 eta / sqrt(t + 1) (the reference's
+        rule). Status "optimal" when a rounding of the mean configurations meets the best bound
+        (certified), else "iteration_limit" after max_iter iterations, with the best labelling
+        found; never "fractional". Always uses the general solver."""
+        return self._solve("psdd", max_iter=max_iter, eta=eta, ad3_gap_tol=gap_tol)
+
     def add_head_automaton(self, literals, scores, siblings=None, indicator=None) -> int:
         """Adds a head automaton (the sibling part of a second-order dependency parser) for one
         head and one side: literals[p - 1] is the arc to the modifier at distance p = 1..L-1 (any
@@ -655,17 +664,20 @@ class FactorGraph:
         return np.array(unit_scores, dtype=np.float64), np.array(factor_scores, dtype=np.float64)
 
     def solve_batch(self, method: str, unit_scores, factor_scores=None, *, num_threads: int = 0,
-                    max_iter: int = 1000, eta: float = 0.1, adapt_eta: bool = True, tol: float = 1e-6,
+                    max_iter: int = 1000, eta: Optional[float] = None, adapt_eta: bool = True, tol: float = 1e-6,
                     gap_tol: float = 1e-9, max_nodes: Optional[int] = None,
                     time_limit: Optional[float] = DEFAULT_EXACT_TIME_LIMIT,
                     max_qp_steps: int = 10) -> "FactorGraphBatch":
         """Solves B problems with this graph's structure and other scores, on num_threads threads
-        (0: all cores; the results do not depend on it). method: "ad3", "exact" or "exhaustive";
-        unit_scores (B, U) and factor_scores (F,) shared or (B, F) in the layout of
+        (0: all cores; the results do not depend on it). method: "ad3", "exact", "exhaustive" or
+        "psdd"; unit_scores (B, U) and factor_scores (F,) shared or (B, F) in the layout of
         :meth:`flat_scores` (None: this graph's factor scores). Always uses the general solvers.
-        max_qp_steps is AD3's step budget as in :meth:`solve_ad3` (method "ad3" only)."""
-        if method not in ("ad3", "exact", "exhaustive"):
-            raise ValueError(f"method: expected 'ad3', 'exact' or 'exhaustive', got {method!r}")
+        eta: AD3's (default 0.1) or PSDD's (default 1.0); max_qp_steps is AD3's step budget as in
+        :meth:`solve_ad3` (method "ad3" only)."""
+        if method not in ("ad3", "exact", "exhaustive", "psdd"):
+            raise ValueError(f"method: expected 'ad3', 'exact', 'exhaustive' or 'psdd', got {method!r}")
+        if eta is None:
+            eta = 1.0 if method == "psdd" else 0.1
         variables, factors, _, own_factor_scores = self._general_inputs()
         unit_scores = _as_array(unit_scores, "unit_scores", np.float64, "real")
         factor_scores = (np.array(own_factor_scores, dtype=np.float64) if factor_scores is None
@@ -819,7 +831,7 @@ class FactorGraph:
         if self.num_variables == 0:
             raise ValueError("FactorGraph: add at least one variable before solving")
         max_qp_steps = _qp_steps_option(options.pop("max_qp_steps", 10))
-        if self._is_pairwise():
+        if self._is_pairwise() and method != "psdd":
             return self._solve_pairwise(method, **options)
         max_nodes = options.get("max_nodes")
         max_nodes = 0 if max_nodes is None else _int_option(max_nodes, "max_nodes", 0, _INT64_MAX,

@@ -290,6 +290,9 @@ void test_scores_that_could_overflow_are_rejected() {
   expect_invalid([&] {
     ad3::solve_batch(graph, ad3::Method::kAd3, {3, zeros_batch.data(), 18, shared.data(), 12}, out);
   }, "the scores are too large");
+  expect_invalid([&] {
+    ad3::solve_batch(graph, ad3::Method::kPsdd, {3, zeros_batch.data(), 18, zeros_p.data(), 12}, out);
+  }, "PSDD decodes general factor graphs");
 }
 
 // A fully connected Gaussian problem that branch-and-bound cannot finish for minutes.

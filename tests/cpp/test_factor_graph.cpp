@@ -560,10 +560,46 @@ Problem random_problem(std::mt19937& rng, const std::vector<FactorType>& types, 
   return p;
 }
 
+// Problems PSDD certified in check_against_exhaustive (reported by test_random_graphs).
+int psdd_certified = 0;
+
+// PSDD against the truth and against AD3's LP value: its dual bounds both; a labelling it returns
+// scores what it claims; a certified one is optimal.
+void check_psdd(const Problem& p, const ad3::FactorSolution& truth, const ad3::FactorSolution& relaxed) {
+  const ad3::FactorSolution psdd = ad3::solve_psdd(p.graph, p.units, p.extra);
+  CHECK(psdd.status == ad3::Status::kOptimal || psdd.status == ad3::Status::kIterationLimit);
+  CHECK(psdd.iterations >= 1 && psdd.iterations <= 1000);
+  if (truth.status == ad3::Status::kInfeasible) {
+    CHECK(psdd.status != ad3::Status::kOptimal);
+    CHECK(psdd.score == kNegInf);
+    return;
+  }
+  const double tol = 1e-6 * std::max(1.0, std::fabs(truth.score));
+  CHECK(psdd.bound >= truth.score - tol);
+  if (relaxed.status == ad3::Status::kFractional) CHECK(psdd.bound >= relaxed.value - 1e-4 * std::max(1.0, std::fabs(relaxed.value)));
+  if (psdd.score > kNegInf) {
+    CHECK(psdd.score <= truth.score + tol);
+    CHECK_CLOSE(ad3::score_labelling(p.graph, p.units, p.extra, psdd.labels), psdd.score, 1e-12, 1e-12);
+  }
+  CHECK(psdd.dual_variables.size() == psdd.local_posteriors.size());
+  if (psdd.status == ad3::Status::kOptimal) {
+    ++psdd_certified;
+    CHECK_CLOSE(psdd.score, truth.score, 1e-9, 1e-9);
+    CHECK_CLOSE(psdd.value, truth.score, 1e-9, 1e-9);
+    for (double v : psdd.posteriors) CHECK(v == 0.0 || v == 1.0);
+  } else {
+    double value = 0.0;  // the objective at the returned posteriors
+    for (std::size_t u = 0; u < p.units.size(); ++u) value += p.units[u] * psdd.posteriors[u];
+    for (std::size_t k = 0; k < p.extra.size(); ++k) value += p.extra[k] * psdd.additional_posteriors[k];
+    CHECK_CLOSE(psdd.value, value, 1e-12, 1e-12);
+  }
+}
+
 void check_against_exhaustive(const Problem& p, int& ad3_certified, int& infeasible) {
   const ad3::FactorSolution truth = ad3::solve_exhaustive(p.graph, p.units, p.extra);
   const ad3::FactorSolution exact = ad3::solve_exact(p.graph, p.units, p.extra);
   const ad3::FactorSolution relaxed = ad3::solve_ad3(p.graph, p.units, p.extra);
+  check_psdd(p, truth, relaxed);
   if (truth.status == ad3::Status::kInfeasible) {
     ++infeasible;
     CHECK(exact.status == ad3::Status::kInfeasible);
@@ -777,8 +813,10 @@ void test_random_graphs() {
   }
   test_structured_graphs(certified, infeasible, total);
   test_compression_graphs(certified, infeasible, total);
-  std::printf("random general graphs: %d, AD3 certified %d, infeasible %d\n", total, certified, infeasible);
+  std::printf("random general graphs: %d, AD3 certified %d, PSDD certified %d, infeasible %d\n", total, certified,
+              psdd_certified, infeasible);
   CHECK(certified > total / 3);
+  CHECK(psdd_certified > total / 4);
 }
 
 // Pairwise graphs (multi-valued variables, dense tables on distinct pairs) run AD3 through the
@@ -932,18 +970,20 @@ void test_batches() {
   std::vector<double> units(batch * u), extra(batch * f);
   for (double& v : units) v = normal(rng);
   for (double& v : extra) v = 2.0 * normal(rng);
-  for (ad3::Method method : {ad3::Method::kAd3, ad3::Method::kExact, ad3::Method::kExhaustive}) {
+  for (ad3::Method method :
+       {ad3::Method::kAd3, ad3::Method::kExact, ad3::Method::kExhaustive, ad3::Method::kPsdd}) {
     for (bool shared : {false, true}) {
       ad3::FactorBatchScores scores{batch, units.data(), units.size(), extra.data(), shared ? f : batch * f};
-      const auto one = ad3::solve_batch(p.graph, method, scores, {}, {}, 1);
-      const auto three = ad3::solve_batch(p.graph, method, scores, {}, {}, 3);
+      const auto one = ad3::solve_batch(p.graph, method, scores, {}, {}, {}, 1);
+      const auto three = ad3::solve_batch(p.graph, method, scores, {}, {}, {}, 3);
       CHECK(one.size() == batch && three.size() == batch);
       for (std::size_t b = 0; b < batch; ++b) {
         const std::vector<double> us(units.begin() + b * u, units.begin() + (b + 1) * u);
         const std::vector<double> fs(extra.begin() + (shared ? 0 : b * f), extra.begin() + (shared ? f : (b + 1) * f));
-        const ad3::FactorSolution alone = method == ad3::Method::kAd3   ? ad3::solve_ad3(p.graph, us, fs)
-                                          : method == ad3::Method::kExact ? ad3::solve_exact(p.graph, us, fs)
-                                                                          : ad3::solve_exhaustive(p.graph, us, fs);
+        const ad3::FactorSolution alone = method == ad3::Method::kAd3     ? ad3::solve_ad3(p.graph, us, fs)
+                                          : method == ad3::Method::kExact   ? ad3::solve_exact(p.graph, us, fs)
+                                          : method == ad3::Method::kPsdd    ? ad3::solve_psdd(p.graph, us, fs)
+                                                                            : ad3::solve_exhaustive(p.graph, us, fs);
         for (const auto* r : {&one[b], &three[b]}) {
           CHECK(r->labels == alone.labels);
           CHECK(r->status == alone.status);
@@ -961,7 +1001,7 @@ void test_batches() {
   ad3::FactorBatchScores scores{batch, units.data(), units.size(), extra.data(), batch * f};
   bool thrown = false;
   try {
-    ad3::solve_batch(p.graph, ad3::Method::kExact, scores, {}, {}, 2, interrupt);
+    ad3::solve_batch(p.graph, ad3::Method::kExact, scores, {}, {}, {}, 2, interrupt);
   } catch (const ad3::Cancelled&) {
     thrown = true;
   }
@@ -1045,6 +1085,23 @@ void test_errors() {
     options.max_qp_steps = steps;
     CHECK(throws_naming([&] { ad3::solve_ad3(g, {0, 0, 0, 0}, std::vector<double>(3), options); }, "max_qp_steps"));
   }
+  auto psdd_with = [&](int max_iterations, double eta, double gap) {
+    ad3::PsddOptions options;
+    options.max_iterations = max_iterations;
+    options.eta = eta;
+    options.gap_tolerance = gap;
+    return [=] { ad3::solve_psdd(g, {0, 0, 0, 0}, std::vector<double>(3), options); };
+  };
+  CHECK(throws_naming(psdd_with(0, 1.0, 0.0), "max_iterations"));
+  CHECK(throws_naming(psdd_with(10, 0.0, 0.0), "eta"));
+  CHECK(throws_naming(psdd_with(10, std::nan(""), 0.0), "eta"));
+  CHECK(throws_naming(psdd_with(10, 1.0, -1.0), "gap_tolerance"));
+  CHECK(throws_naming([&] { ad3::solve_psdd(g, {0, 0, 0}, std::vector<double>(3)); }, "unit_scores"));
+  const std::vector<double> zero_units(4), zero_extra(3);
+  const ad3::FactorBatchScores batch{1, zero_units.data(), 4, zero_extra.data(), 3};
+  ad3::PsddOptions no_steps;
+  no_steps.eta = -1.0;
+  CHECK(throws_naming([&] { ad3::solve_batch(g, ad3::Method::kPsdd, batch, {}, {}, no_steps); }, "eta"));
 }
 
 }  // namespace

@@ -11,7 +11,8 @@ Implemented: ``PFactorGraph`` with ``create_binary_variable``, ``create_multi_va
 ``create_factor_pair``, ``create_factor_budget``, ``create_factor_knapsack``,
 ``create_factor_dense``, ``fix_multi_variables_without_factors``, ``solve``, the AD3 setters
 (``set_eta_ad3``, ``adapt_eta_ad3``, ``set_max_iterations_ad3``, ``set_residual_threshold_ad3``),
-``solve_lp_map_ad3``, ``solve_exact_map_ad3``; variables (``PBinaryVariable``, ``PMultiVariable``)
+``solve_lp_map_ad3``, ``solve_exact_map_ad3``, the PSDD solver (``set_eta_psdd``,
+``set_max_iterations_psdd``, ``solve_lp_map_psdd``); variables (``PBinaryVariable``, ``PMultiVariable``)
 with ``get/set_log_potential(s)``, ``get_degree``, ``get_id``, ``get_state``, item access;
 ``simple_grid``, ``general_graph`` and ``general_constrained_graph``; ``declare_factor`` with ``extensions.PFactorSequence``
 (Viterbi), ``extensions.PFactorTree`` (dependency tree, Chu-Liu-Edmonds),
@@ -35,7 +36,11 @@ Deliberate differences (docs/decoder.md lists them too):
     is that labelling. The valid upper bound is ``PFactorGraph.last_bound``.
   * ``verbose`` prints nothing; ``owned_by_graph`` is accepted and ignored (memory is Python's).
   * Not implemented: ``PFactorBinaryTreeCounts``' truncation to ``max_num_bins`` < n + 2 bins
-    (NotImplementedError), the PSDD solver (NotImplementedError).
+    (NotImplementedError).
+  * ``solve_lp_map_psdd``: ``value`` as ``solve``'s (the MAP score when certified, else the best
+    labelling's score), the posteriors and additional posteriors of the iterate whose rounding is
+    that labelling (the reference: posteriors of its best dual iterate, additional posteriors of
+    its last); the bound is ``PFactorGraph.last_bound``.
   * ``general_constrained_graph``: a last literal of node type 0 is used (the reference ignores it).
   * ``get_dual_variables`` / ``get_local_primal_variables``: ccnn's multipliers are in score units
     (the reference's scaling may differ); empty after an exhaustive solve.

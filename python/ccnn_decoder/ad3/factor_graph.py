@@ -59,6 +59,7 @@ class PFactorGraph(_decoder.FactorGraphBase):
     create_factor_dense and declare_factor."""
 
     _eta, _adapt, _max_iter, _tol = 0.1, True, 1000, 1e-6
+    _psdd_eta, _psdd_max_iter = 1.0, 1000
     last_bound = float("nan")
     _state = (b"", b"", b"")
 
@@ -138,11 +139,18 @@ class PFactorGraph(_decoder.FactorGraphBase):
         self._complete()
         return list(self._kinds), list(self._specs), list(self._scores), [x for e in self._extras for x in e]
 
+    def set_eta_psdd(self, eta):
+        self._psdd_eta = _real(eta, "eta")
+
+    def set_max_iterations_psdd(self, max_iterations):
+        self._psdd_max_iter = max_iterations
+
     def _run(self, method):
         if self._declared:
             self._complete()
+        max_iter, eta = (self._psdd_max_iter, self._psdd_eta) if method == "psdd" else (self._max_iter, self._eta)
         value, score, bound, status, _, posteriors, extra, dual, local, kept = _decoder.solve_general_graph(
-            method, self._kinds, self._specs, self._scores, self._extras, self._max_iter, self._eta, self._adapt,
+            method, self._kinds, self._specs, self._scores, self._extras, max_iter, eta, self._adapt,
             self._tol, 1e-9, 1e-9)
         self.last_bound = bound
         self._state = (dual, local, kept)
@@ -153,6 +161,12 @@ class PFactorGraph(_decoder.FactorGraphBase):
     def solve_lp_map_ad3(self):
         value, post, extra, status = self._run("ad3")
         return value, post, extra, _STATUS_CODES[status]
+
+    def solve_lp_map_psdd(self):
+        """Projected subgradient dual decomposition (see the package docstring): returns (value,
+        posteriors, additional_posteriors), as the reference's does (no status)."""
+        value, post, extra, _ = self._run("psdd")
+        return value, post, extra
 
     def solve_exact_map_ad3(self):
         value, post, extra, status = self._run("exact")
@@ -168,9 +182,6 @@ class PFactorGraph(_decoder.FactorGraphBase):
         self._tol = tol if type(tol) is float else _real(tol, "threshold")
         return self._run("exact" if branch_and_bound else "ad3")
 
-    def _not_implemented(self, *args, **kwargs):
-        raise NotImplementedError("not implemented in ccnn_decoder.ad3 (see its docstring)")
-
     def get_dual_variables(self):
         """AD3's Lagrange multipliers of the last solve, one per factor link (the declared
         factors' links, then those of the internal one-hot factors of multi-valued variables
@@ -184,5 +195,3 @@ class PFactorGraph(_decoder.FactorGraphBase):
     def get_global_primal_variables(self):
         """The unit marginals (posteriors) of the last solve."""
         return np.frombuffer(self._state[2]).tolist()
-
-    set_eta_psdd = set_max_iterations_psdd = solve_lp_map_psdd = _not_implemented
