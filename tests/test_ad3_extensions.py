@@ -161,9 +161,12 @@ def test_general_tree_counts_against_brute_force(parents):
         assert g.solve()[0] <= g.last_bound + 1e-9 and g.last_bound >= best - 1e-9
 
 
+@pytest.mark.parametrize("max_num_bins", [None, 1, 2, 3])
 @pytest.mark.parametrize("parents", TREES)
-def test_binary_tree_counts_against_brute_force(parents):
+def test_binary_tree_counts_against_brute_force(parents, max_num_bins):
+    """max_num_bins = m: a count of m - 1 or more takes the score of count m - 1."""
     rng = np.random.default_rng(10 + len(parents))
+    last_bin = len(parents) if max_num_bins is None else max_num_bins - 1
     n = len(parents)
     counts = [i % 3 != 2 for i in range(n)]
     scored = [i == 0 or i % 2 == 1 for i in range(n)]
@@ -177,14 +180,14 @@ def test_binary_tree_counts_against_brute_force(parents):
             v.set_log_potential(sc)
         factor = PFactorBinaryTreeCounts()
         g.declare_factor(factor, nodes)
-        factor.initialize(parents, counts, scored)
+        factor.initialize(parents, counts, scored, max_num_bins)
         extra = [t.ravel() for t in tables] + [count_tables[i] for i in range(n) if scored[i]]
         factor.set_additional_log_potentials(np.concatenate(extra))
 
         def score(y):
             below = subtree_counts(parents, [int(y[i] == 1 and counts[i]) for i in range(n)])
             return (float(np.dot(node_scores, y)) + sum(tables[i - 1][y[parents[i]], y[i]] for i in range(1, n))
-                    + sum(count_tables[i][below[i]] for i in count_tables))
+                    + sum(count_tables[i][min(below[i], last_bin)] for i in count_tables))
 
         best = max(score(y) for y in itertools.product((0, 1), repeat=n))
         value, _, _, status = g.solve(branch_and_bound=True)
@@ -207,8 +210,9 @@ def test_tree_counts_argument_errors():
     g.declare_factor(factor, nodes)
     with pytest.raises(ValueError, match="counts_for_budget"):
         factor.initialize([-1, 0, 0], [True, True])
-    with pytest.raises(NotImplementedError, match="max_num_bins"):
-        factor.initialize([-1, 0, 0], [True] * 3, [True] * 3, 3)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="max_num_bins"):
+            factor.initialize([-1, 0, 0], [True] * 3, [True] * 3, bad)
     general = PFactorGeneralTreeCounts()
     g.declare_factor(general, nodes)
     with pytest.raises(ValueError, match="variables expected"):
@@ -238,6 +242,14 @@ def test_factor_graph_tree_counts_against_brute_force():
         exact = g.solve_exact()
         assert exact.status == "optimal" and exact.score == pytest.approx(best, abs=1e-9)
         assert g.solve_exhaustive().score == pytest.approx(best, abs=1e-9)
+        # Two bins: the root's counts 1..4 all take root_scores[1], node 1's count 2 takes node1_scores[1].
+        t = FactorGraph()
+        truncated = [t.add_binary_variable(s) for s in node_scores]
+        t.add_tree_counts(truncated, parents, tables, count_scores={0: root_scores, 1: node1_scores}, max_num_bins=2)
+        best = max(score(y) - root_scores[below[0]] - node1_scores[below[1]] + root_scores[min(below[0], 1)]
+                   + node1_scores[min(below[1], 1)]
+                   for y in itertools.product((0, 1), repeat=n) for below in [subtree_counts(parents, list(y))])
+        assert t.solve_exact().score == pytest.approx(best, abs=1e-9)
 
         m = FactorGraph()
         states = [2, 3]
@@ -254,3 +266,6 @@ def test_factor_graph_tree_counts_against_brute_force():
         bad.add_tree_counts([bad.add_variable(2)], [-1], [])
     with pytest.raises(ValueError, match="count_scores"):
         bad.add_tree_counts([bad.add_binary_variable()], [-1], [], count_scores={0: [1.0]})
+    for nodes, bins in (([bad.add_binary_variable()], 0), ([bad.add_variable(2)], 2)):
+        with pytest.raises(ValueError, match="max_num_bins"):
+            bad.add_tree_counts(nodes, [-1], [], count_literals=None if bins == 0 else [0, 1], max_num_bins=bins)

@@ -471,7 +471,11 @@ int FactorGraph::add_general_tree_counts(const std::vector<int>& units, const st
 
 int FactorGraph::add_binary_tree_counts(const std::vector<int>& units, const std::vector<int>& parents,
                                         const std::vector<char>& counts_for_budget,
-                                        const std::vector<char>& has_count_scores) {
+                                        const std::vector<char>& has_count_scores, int max_num_bins) {
+  if (max_num_bins < 0) {
+    throw std::invalid_argument("max_num_bins: expected >= 1 bins (or 0: no truncation), got " +
+                                std::to_string(max_num_bins));
+  }
   FactorGraph check;
   for (int u = 0; u < num_units(); ++u) check.add_binary_variable();
   check.add_binary_tree(units, parents);
@@ -489,6 +493,7 @@ int FactorGraph::add_binary_tree_counts(const std::vector<int>& units, const std
   spec.parents = parents;
   spec.counts_for_budget = counts_for_budget;
   spec.has_count_scores = has_count_scores;
+  spec.max_num_bins = max_num_bins;
   std::size_t additional = check.additional_size();
   const std::vector<std::size_t> sizes = detail::subtree_sizes(parents);
   for (std::size_t i = 0; i < parents.size(); ++i) additional += has_count_scores[i] ? sizes[i] + 1 : 0;

@@ -65,8 +65,9 @@
 //   kBinaryTreeCounts  a binary tree (kBinaryTree) counting its flagged nodes with value 1; after
 //               the edge tables, additional scores for each node with has_count_scores: one per
 //               count 0..size of its subtree, for the count in its subtree, as the reference's
-//               FactorBinaryTreeCounts (without its max_num_bins truncation). MAP oracle of both:
-//               a dynamic program over (node, state, count in its subtree).
+//               FactorBinaryTreeCounts; with max_num_bins = m > 0, counts of m - 1 or more take
+//               the score of count m - 1 (the reference's truncation to m bins). MAP oracle of
+//               both: a dynamic program over (node, state, count in its subtree).
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
 // Dense, pair, sequence, head-automaton and tree-chain factors have additional scores; factor f's
 // are at additional_offset(f) in the flat `factor_scores` array, additional_size() values in all.
@@ -159,6 +160,7 @@ struct FactorSpec {
   std::vector<char> counts_for_budget;      // kCompressionBudget: per position
   std::vector<int> positions;               // kCompressionBudget: the bigram positions
   std::vector<char> has_count_scores;       // kBinaryTreeCounts: per node
+  int max_num_bins = 0;                     // kBinaryTreeCounts: the count bins (0: no truncation)
   std::vector<std::array<int, 2>> arcs;     // kTree: (head, modifier) of each link;
                                             // kHeadAutomaton: (m, s) of each additional score
 };
@@ -203,11 +205,13 @@ class FactorGraph {
   // kCompressionBudget); budget >= 0; counts_for_budget: one flag per position.
   // Tree factors with counts: as add_general_tree / add_binary_tree, a node counting when it is in
   // state 0 (general) or 1 (binary) and flagged in counts_for_budget (one flag per node). General:
-  // units = the nodes' units then n + 1 count units; binary: has_count_scores, one flag per node.
+  // units = the nodes' units then n + 1 count units; binary: has_count_scores, one flag per node,
+  // and max_num_bins >= 0 (0: none; m: counts of m - 1 or more share the score of count m - 1).
   int add_general_tree_counts(const std::vector<int>& units, const std::vector<int>& parents,
                               const std::vector<int>& num_states, const std::vector<char>& counts_for_budget);
   int add_binary_tree_counts(const std::vector<int>& units, const std::vector<int>& parents,
-                             const std::vector<char>& counts_for_budget, const std::vector<char>& has_count_scores);
+                             const std::vector<char>& counts_for_budget, const std::vector<char>& has_count_scores,
+                             int max_num_bins = 0);
   int add_compression_budget(const std::vector<int>& units, int length, int budget,
                              const std::vector<char>& counts_for_budget, const std::vector<int>& bigram_positions);
 

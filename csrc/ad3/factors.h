@@ -89,11 +89,12 @@ std::unique_ptr<LocalFactor> make_compression_budget_factor(int length, int budg
                                                            const std::vector<char>& counts_for_budget,
                                                            const std::vector<int>& bigram_positions);
 // Tree factors with counts (kGeneralTreeCounts, kBinaryTreeCounts; parents form a tree rooted at
-// 0): links = the nodes' units then, general, n + 1 count units; has_count_scores: binary only.
+// 0): links = the nodes' units then, general, n + 1 count units; has_count_scores and
+// max_num_bins (0: none): binary only.
 std::unique_ptr<LocalFactor> make_tree_counts_factor(const std::vector<int>& parents,
                                                     const std::vector<int>& num_states, bool binary,
                                                     const std::vector<char>& counts_for_budget,
-                                                    const std::vector<char>& has_count_scores);
+                                                    const std::vector<char>& has_count_scores, int max_num_bins);
 // Number of nodes in each node's subtree (itself included) of the tree given by parents.
 std::vector<std::size_t> subtree_sizes(const std::vector<int>& parents);
 // An active-set factor over an explicit list of allowed configurations (0/1 link vectors),

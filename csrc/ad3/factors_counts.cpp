@@ -32,14 +32,17 @@ std::vector<int> top_down_order(const std::vector<int>& parents) {
 // Nodes 0..n-1 (parents[0] = -1) with K_i states; a node "counts" when it is in the counting state
 // and flagged in counts. General: links = the nodes' state units, then n + 1 count units (one-hot:
 // the number of counted nodes); binary: one link per node (state = its value), and additional
-// count scores for the flagged nodes (one per count 0..size of its subtree, for its subtree).
+// count scores for the flagged nodes (one per count 0..size of its subtree, for its subtree; with
+// max_num_bins = m > 0, a count of m - 1 or more scores as m - 1).
 // Edge scores: per non-root node, a K_parent x K_i table (parent's state first), first in the
 // additional scores.
 class TreeCountsFactor : public ActiveSetFactor {
  public:
   TreeCountsFactor(const std::vector<int>& parents, const std::vector<int>& num_states, bool binary,
-                   std::vector<char> counts, std::vector<char> has_count_scores, int degree, int num_additional)
+                   std::vector<char> counts, std::vector<char> has_count_scores, int max_num_bins, int degree,
+                   int num_additional)
       : ActiveSetFactor(degree, num_additional), n_(static_cast<int>(parents.size())), binary_(binary),
+        last_bin_(max_num_bins > 0 ? max_num_bins - 1 : std::numeric_limits<int>::max()),
         parents_(parents), states_(num_states), counts_(std::move(counts)), children_(n_), unit_(n_),
         edge_(n_), size_(n_, 1), count_score_(n_, -1) {
     int unit = 0, index = 0;
@@ -121,13 +124,14 @@ class TreeCountsFactor : public ActiveSetFactor {
     };
     for (int i = 1; i < n_; ++i) take(edge_[i] + state[parents_[i]] * states_[i] + state[i]);
     for (int i = 0; i < n_; ++i) {
-      if (count_score_[i] >= 0) take(count_score_[i] + subtree[i]);
+      if (count_score_[i] >= 0) take(count_score_[i] + bin(subtree[i]));
     }
     return total;
   }
 
  private:
   bool counted(int i, int state) const { return counts_[i] && state == (binary_ ? 1 : 0); }
+  int bin(int count) const { return std::min(count, last_bin_); }
   double node_score(int i, int k, const double* s) const {
     if (binary_) return k ? s[unit_[i]] : 0.0;
     return s[unit_[i] + k];
@@ -135,7 +139,7 @@ class TreeCountsFactor : public ActiveSetFactor {
   // The score of node i's subtree holding c counted nodes: a count score (binary) or, at the
   // root of a general tree, the count unit's score.
   double count_term(int i, int c, const double* s, const double* a) const {
-    double v = count_score_[i] >= 0 ? a[count_score_[i] + c] : 0.0;
+    double v = count_score_[i] >= 0 ? a[count_score_[i] + bin(c)] : 0.0;
     if (!binary_ && i == 0) v += s[count_unit_ + c];
     return v;
   }
@@ -214,12 +218,13 @@ class TreeCountsFactor : public ActiveSetFactor {
     }
     if (!binary_) config.on.push_back(count_unit_ + count);
     for (int i = 0; i < n_; ++i) {
-      if (count_score_[i] >= 0) config.extras.push_back(count_score_[i] + subtree[i]);
+      if (count_score_[i] >= 0) config.extras.push_back(count_score_[i] + bin(subtree[i]));
     }
   }
 
   int n_;
   bool binary_;
+  int last_bin_;  // the bin of the largest counts (max_num_bins - 1, or no limit)
   std::vector<int> parents_, states_;
   std::vector<char> counts_;
   std::vector<std::vector<int>> children_;
@@ -242,7 +247,7 @@ std::vector<std::size_t> subtree_sizes(const std::vector<int>& parents) {
 std::unique_ptr<LocalFactor> make_tree_counts_factor(const std::vector<int>& parents,
                                                     const std::vector<int>& num_states, bool binary,
                                                     const std::vector<char>& counts_for_budget,
-                                                    const std::vector<char>& has_count_scores) {
+                                                    const std::vector<char>& has_count_scores, int max_num_bins) {
   const int n = static_cast<int>(parents.size());
   const std::vector<std::size_t> size = subtree_sizes(parents);
   int degree = 0, additional = 0;
@@ -253,7 +258,7 @@ std::unique_ptr<LocalFactor> make_tree_counts_factor(const std::vector<int>& par
   }
   if (!binary) degree += n + 1;
   return std::make_unique<TreeCountsFactor>(parents, num_states, binary, counts_for_budget, has_count_scores,
-                                            degree, additional);
+                                            max_num_bins, degree, additional);
 }
 
 }  // namespace detail

@@ -343,11 +343,11 @@ std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const F
     return make_head_automaton_factor(static_cast<int>(spec.links.size()), spec.arcs);
   }
   if (spec.type == FactorType::kGeneralTreeCounts) {
-    return make_tree_counts_factor(spec.parents, spec.num_states, false, spec.counts_for_budget, {});
+    return make_tree_counts_factor(spec.parents, spec.num_states, false, spec.counts_for_budget, {}, 0);
   }
   if (spec.type == FactorType::kBinaryTreeCounts) {
     return make_tree_counts_factor(spec.parents, std::vector<int>(spec.parents.size(), 2), true,
-                                   spec.counts_for_budget, spec.has_count_scores);
+                                   spec.counts_for_budget, spec.has_count_scores, spec.max_num_bins);
   }
   if (spec.type == FactorType::kCompressionBudget) {
     return make_compression_budget_factor(spec.num_nodes, static_cast<int>(spec.budget), spec.counts_for_budget,

@@ -394,7 +394,7 @@ ad3::FactorType parse_factor_type(const py::handle& value) {
 // and general trees, num_nodes and (head, modifier) arcs for trees, (m, s) sibling pairs (in `arcs`)
 // for head automata, parents for binary and general trees; the length (in num_nodes), budget,
 // counts and bigram positions for compression budgets; parents, num_states, counts and
-// has_count_scores for the tree factors with counts. Trailing items a type does not use may be
+// has_count_scores for the tree factors with counts (a binary one's max_num_bins in budget). Trailing items a type does not use may be
 // left out.
 ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle& factors) {
   ad3::FactorGraph graph;
@@ -478,7 +478,8 @@ ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle
           read_ints(t[5], states);
           graph.add_general_tree_counts(links, ints, states, flags);
         } else {
-          graph.add_binary_tree_counts(links, ints, flags, more_flags);
+          const int bins = t[3].is_none() ? 0 : t[3].cast<int>();  // (max_num_bins, in the budget slot)
+          graph.add_binary_tree_counts(links, ints, flags, more_flags, bins);
         }
         break;
       }

@@ -581,13 +581,14 @@ class FactorGraph:
         return len(self._factors) - 1
 
     def add_tree_counts(self, nodes, parents, tables, counts_for_budget=None, count_literals=None,
-                        count_scores=None) -> int:
+                        count_scores=None, max_num_bins=None) -> int:
         """Adds a tree factor with counts (the reference's FactorGeneralTreeCounts /
         FactorBinaryTreeCounts): the tree chain of add_tree_chain, whose nodes count when flagged in
         counts_for_budget (default: all) and in state 0 (multi-valued nodes) or true (binary
         nodes). Multi-valued nodes: count_literals, n + 1 binary literals, the one of the number of
         counted nodes true. Binary nodes: count_scores, {node: scores for its subtree's count
-        0..subtree size}. Returns its index."""
+        0..subtree size}, and max_num_bins = m (None: no truncation): counts of m - 1 or more take
+        the score of count m - 1. Returns its index."""
         index = self.add_tree_chain(nodes, parents, tables)
         kind, links, flags, budget, costs, flat, states, _, _, parents = self._factors.pop()
         n = len(parents)
@@ -599,12 +600,16 @@ class FactorGraph:
             if count_literals is None or len(count_literals) != n + 1 or count_scores is not None:
                 raise ValueError(f"count_literals: multi-valued nodes need n + 1 = {n + 1} count literals "
                                  "(and no count_scores)")
+            if max_num_bins is not None:
+                raise ValueError("max_num_bins: only binary nodes' count scores are truncated")
             links = links + [self._literal(lit) or (None, None) for lit in count_literals]
             if (None, None) in links:
                 raise ValueError("count_literals: expected positive literals")
         else:
             if count_literals is not None:
                 raise ValueError("count_literals: binary nodes take count_scores instead")
+            if max_num_bins is not None:
+                budget = _int_option(max_num_bins, "max_num_bins", 1, _INT32_MAX, " or None")
             sizes = [1] * n
             for i in sorted(range(1, n), key=lambda i: -self._depth(parents, i)):
                 sizes[parents[i]] += sizes[i]

@@ -35,8 +35,9 @@ Deliberate differences (docs/decoder.md lists them too):
     also below the MAP in its tests), the posteriors being those of the AD3 iterate whose rounding
     is that labelling. The valid upper bound is ``PFactorGraph.last_bound``.
   * ``verbose`` prints nothing; ``owned_by_graph`` is accepted and ignored (memory is Python's).
-  * Not implemented: ``PFactorBinaryTreeCounts``' truncation to ``max_num_bins`` < n + 2 bins
-    (NotImplementedError).
+  * ``PFactorBinaryTreeCounts.initialize(..., max_num_bins=m)``: counts of m - 1 or more take the
+    score of count m - 1 everywhere (the reference's oracle and its scoring of configurations
+    disagree there, and its wrapper ignores max_num_bins without has_count_scores).
   * ``solve_lp_map_psdd``: ``value`` as ``solve``'s (the MAP score when certified, else the best
     labelling's score), the posteriors and additional posteriors of the iterate whose rounding is
     that labelling (the reference: posteriors of its best dual iterate, additional posteriors of

@@ -46,9 +46,9 @@ with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initia
                      flagged in counts_for_budget in its subtree, with one additional
                      log-potential per count 0..subtree size after the edge tables
                      (``initialize(parents, counts_for_budget, has_count_scores=None,
-                     max_num_bins=None)``; the reference's truncation to max_num_bins < n + 2 bins
-                     is not implemented: NotImplementedError). MAP oracle of both: a dynamic
-                     program over (node, state, count in its subtree).
+                     max_num_bins=None)``; with max_num_bins = m, counts of m - 1 or more take the
+                     score of count m - 1, in the MAP oracle and in the scores alike). MAP oracle of
+                     both: a dynamic program over (node, state, count in its subtree).
 """
 import numpy as np
 
@@ -226,9 +226,10 @@ class PFactorBinaryTreeCounts(PFactorBinaryTree):
         counts = _flags(counts_for_budget, "counts_for_budget", n)
         scored = [i == 0 for i in range(n)] if has_count_scores is None else _flags(
             has_count_scores, "has_count_scores", n)
-        if max_num_bins is not None and max_num_bins < n + 2:
-            raise NotImplementedError("max_num_bins: the reference's truncation of the counts is not implemented "
-                                      f"(pass None or at least {n + 2})")
+        bad_bins = isinstance(max_num_bins, bool) or not isinstance(max_num_bins, (int, np.integer)) or max_num_bins < 1
+        if max_num_bins is not None and bad_bins:
+            raise ValueError(f"max_num_bins: expected None or an int >= 1, got {max_num_bins!r}")
+        self._budget = 0 if max_num_bins is None else int(max_num_bins)  # (the solver's spec carries it there)
         sizes = _subtree_sizes(parents)
         self._parents, self._num_states, self._counts, self._has_count_scores = parents, [2] * n, counts, scored
         self._additional = [0.0] * (4 * (n - 1) + sum(sizes[i] + 1 for i in range(n) if scored[i]))
