@@ -375,15 +375,23 @@ Ad3Run run_psdd(GeneralModel& model, const double* theta, const double* factor_s
   };
   std::vector<int> rounded(num_variables), last_rounded(num_variables, -1);
   std::vector<double> best_p, best_additional;
+  // A factor whose multipliers did not move keeps its last configuration and value (as the
+  // reference's caching of inactive factors).
+  std::vector<double> factor_value(num_factors, 0.0);
+  std::vector<char> moved(num_factors, 1);
   bool certified = false;
   for (int t = 0; t < options.max_iterations; ++t) {
     if ((t & 7) == 7 && stop.stop() != StopReason::kNone) break;
     run.iterations = t + 1;
     double dual = free_max;
-    for (std::size_t l = 0; l < num_links; ++l) s[l] = link_share[l] + run.lambda[l];
     for (int f = 0; f < num_factors; ++f) {
-      const std::size_t lb = link_begin[f];
-      dual += model.factors[f]->map(s.data() + lb, scores_of(f), run.q.data() + lb, additional_of(f));
+      if (moved[f]) {
+        const std::size_t lb = link_begin[f], le = link_begin[f + 1];
+        for (std::size_t l = lb; l < le; ++l) s[l] = link_share[l] + run.lambda[l];
+        factor_value[f] = model.factors[f]->map(s.data() + lb, scores_of(f), run.q.data() + lb, additional_of(f));
+        moved[f] = 0;
+      }
+      dual += factor_value[f];
     }
     run.bound = std::min(run.bound, dual);
     for (int u = 0; u < num_units; ++u) {
@@ -411,7 +419,15 @@ Ad3Run run_psdd(GeneralModel& model, const double* theta, const double* factor_s
       break;
     }
     const double step = 2.0 * options.eta / std::sqrt(static_cast<double>(t + 1));
-    for (std::size_t l = 0; l < num_links; ++l) run.lambda[l] -= step * (run.q[l] - run.p[link_unit[l]]);
+    for (int f = 0; f < num_factors; ++f) {
+      for (std::size_t l = link_begin[f]; l < link_begin[f + 1]; ++l) {
+        const double d = run.q[l] - run.p[link_unit[l]];
+        if (d != 0.0) {
+          run.lambda[l] -= step * d;
+          moved[f] = 1;
+        }
+      }
+    }
   }
   run.status = certified ? Status::kOptimal : Status::kIterationLimit;
   if (!certified) {
