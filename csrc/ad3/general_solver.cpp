@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -373,7 +374,11 @@ Ad3Run run_psdd(GeneralModel& model, const double* theta, const double* factor_s
                ? run.additional.data() + model.additional[f]
                : w_scratch.data();
   };
-  std::vector<int> rounded(num_variables), last_rounded(num_variables, -1);
+  std::vector<int> rounded(num_variables);
+  constexpr int kRecent = 16;
+  std::vector<int> recent(static_cast<std::size_t>(kRecent) * num_variables, -1);
+  std::vector<std::uint64_t> recent_hash(kRecent, 0);
+  int next_slot = 0;
   std::vector<double> best_p, best_additional;
   // A factor whose multipliers did not move keeps its last configuration and value (as the
   // reference's caching of inactive factors).
@@ -401,11 +406,21 @@ Ad3Run run_psdd(GeneralModel& model, const double* theta, const double* factor_s
     for (int u = 0; u < num_units; ++u) {
       if (model.degree[u] > 0) run.p[u] /= model.degree[u];
     }
-    // The rounding of p (scored when it changed); when the copies agree it is their labelling,
-    // which scores the dual value.
+    // The rounding of p, scored unless it is one of the last kRecent ones (the subgradient steps
+    // make it oscillate); when the copies agree it is their labelling, which scores the dual value.
     round_labels(graph, run.p.data(), rounded.data());
-    if (rounded != last_rounded) {
-      last_rounded = rounded;
+    std::uint64_t hash = 14695981039346656037ull;  // FNV-1a over the labels
+    for (int label : rounded) hash = (hash ^ static_cast<std::uint64_t>(label)) * 1099511628211ull;
+    bool seen = false;
+    for (int r = 0; r < kRecent && !seen; ++r) {
+      seen = recent_hash[r] == hash &&
+             std::equal(rounded.begin(), rounded.end(), recent.begin() + static_cast<std::size_t>(r) * num_variables);
+    }
+    if (!seen) {
+      const int slot = next_slot;
+      next_slot = (next_slot + 1) % kRecent;
+      recent_hash[slot] = hash;
+      std::copy(rounded.begin(), rounded.end(), recent.begin() + static_cast<std::size_t>(slot) * num_variables);
       const double score = model.score(theta, factor_scores, rounded.data(), nullptr);
       if (score > run.score) {
         run.score = score;
