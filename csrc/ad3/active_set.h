@@ -79,7 +79,8 @@ class ActiveSetSolver {
   static constexpr int kRefreshInterval = 32;  // rank-one updates between recomputations of H
 
   int k_ = 0;
-  int stride_ = 0;    // row stride of gram_ and inverse_ (>= k_ + 1)
+  int stride_ = 0;
+  std::vector<double> scores_;  // solve's scores of the active configurations, by slot    // row stride of gram_ and inverse_ (>= k_ + 1)
   int links_ = 0;     // room in residual_
   int updates_ = 0;   // rank-one updates since inverse_ was last recomputed
   int step_budget_ = 0;  // (0: no limit)
@@ -215,6 +216,7 @@ void ActiveSetSolver<Configs>::remove(int c) {
   if (c != last) {
     configs().swap_slots(c, last);
     std::swap(weights_[c], weights_[last]);
+    if (static_cast<int>(scores_.size()) > last) std::swap(scores_[c], scores_[last]);
     for (int r = 0; r < k_; ++r) std::swap(g(r, c), g(r, last));
     for (int r = 0; r < k_; ++r) std::swap(g(c, r), g(last, r));
     for (int r = 0; r <= k_; ++r) std::swap(h(r, c + 1), h(r, last + 1));
@@ -299,6 +301,9 @@ void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, do
     cs.oracle(x, a);
     insert(1.0);
   }
+  // The active configurations' scores at (x, a), kept in their slots (remove swaps them).
+  if (static_cast<int>(scores_.size()) < stride_) scores_.resize(stride_);
+  for (int c = 0; c < k_; ++c) scores_[c] = cs.score(c, x, a);
   bool q_current = false;  // q = M w for the current active set and weights
   // The step budget counts as the reference's GenericFactor does: solving over the active set
   // (and dropping a blocking configuration) is one step, an oracle call another.
@@ -308,7 +313,7 @@ void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, do
     const int k = k_;
     // Equality-constrained minimiser over the active set: K [sigma; w] = [1; M'x + A'a].
     rhs_[0] = 1.0;
-    for (int c = 0; c < k; ++c) rhs_[c + 1] = cs.score(c, x, a);
+    for (int c = 0; c < k; ++c) rhs_[c + 1] = scores_[c];
     for (int r = 0; r <= k; ++r) {
       double v = 0.0;
       for (int c = 0; c <= k; ++c) v += h(r, c) * rhs_[c];
@@ -346,7 +351,9 @@ void ActiveSetSolver<Configs>::solve(int n, const double* x, const double* a, do
       break;
     }
     q_current = false;
-    add_candidate();
+    add_candidate();  // (the candidate goes to the last slot)
+    if (static_cast<int>(scores_.size()) < stride_) scores_.resize(stride_);
+    scores_[k_ - 1] = cs.score(k_ - 1, x, a);
   }
   if (!q_current) cs.link_marginals(weights_, k_, q);
   if (u != nullptr) last_additional(u, num_additional);

@@ -60,6 +60,7 @@ int FactorGraph::add_multi_variable(int num_states) {
   unit_begin_.push_back(num_units_);
   states_.push_back(num_states);
   binary_.push_back(0);
+  ++num_multi_;
   for (int t = 0; t < num_states; ++t) {
     unit_variable_.push_back(num_variables() - 1);
     unit_degree_.push_back(0);

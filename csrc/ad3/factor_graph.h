@@ -219,6 +219,7 @@ class FactorGraph {
   int num_units() const { return num_units_; }
   int num_factors() const { return static_cast<int>(factors_.size()); }
   bool is_binary(int variable) const { return binary_[variable] != 0; }
+  bool all_binary() const { return num_multi_ == 0; }  // (then unit v is variable v)
   // Number of states: 2 for a binary variable, K for a multi-valued one.
   int num_states(int variable) const;
   // Unit of a variable's state: a binary variable's only unit (state must be 0 or 1: both give
@@ -245,6 +246,7 @@ class FactorGraph {
   std::vector<int> unit_begin_;     // per variable
   std::vector<int> states_;         // per variable (2 for binary)
   std::vector<char> binary_;        // per variable
+  int num_multi_ = 0;               // multi-valued variables
   std::vector<int> unit_variable_;  // per unit
   std::vector<int> unit_degree_;    // per unit
   int num_units_ = 0;

@@ -44,6 +44,10 @@ struct Ad3Run {
 // Rounds p to a labelling: a binary variable is 1 when p > 1/2, a multi-valued one takes its most
 // probable state.
 void round_labels(const FactorGraph& graph, const double* p, int* labels) {
+  if (graph.all_binary()) {
+    for (int v = 0; v < graph.num_variables(); ++v) labels[v] = p[v] > 0.5 ? 1 : 0;
+    return;
+  }
   for (int v = 0; v < graph.num_variables(); ++v) {
     const int begin = graph.unit_begin(v);
     if (graph.is_binary(v)) {
@@ -145,7 +149,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   // those of its last solve keeps its solution; and the dual value (one MAP call per factor) is
   // computed every kDualInterval iterations, when the rounding finds a better labelling, and when
   // the residuals have converged, rather than every iteration.
-  constexpr int kDualInterval = 10;
+  constexpr int kDualInterval = 50;  // (as the reference's RunAD3)
   std::fill(x, x + num_links, std::numeric_limits<double>::quiet_NaN());  // (nothing solved yet)
   // The marginals (and additional posteriors) of the iterate whose rounding is the best labelling:
   // what a run stopped by the iteration limit reports (see below).
