@@ -149,7 +149,7 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   // those of its last solve keeps its solution; and the dual value (one MAP call per factor) is
   // computed every kDualInterval iterations, when the rounding finds a better labelling, and when
   // the residuals have converged, rather than every iteration.
-  constexpr int kDualInterval = 50;  // (as the reference's RunAD3)
+  constexpr int kDualInterval = 10;
   std::fill(x, x + num_links, std::numeric_limits<double>::quiet_NaN());  // (nothing solved yet)
   // The marginals (and additional posteriors) of the iterate whose rounding is the best labelling:
   // what a run stopped by the iteration limit reports (see below).
