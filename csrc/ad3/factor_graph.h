@@ -90,6 +90,7 @@
 //                     AD3's final multipliers (at the root: AD3's dual bound). Certified: kOptimal
 //                     with bound - score within the gap, kInfeasible when no labelling is allowed.
 //   solve_exhaustive  every labelling (tiny graphs; the test oracle).
+//   solve_psdd        projected subgradient dual decomposition (PsddOptions below).
 //
 // Results: labels per variable (binary: 0/1; multi-valued: its state), posteriors per unit (the
 // AD3 marginals p, of the last iterate, or, when the iteration limit stopped AD3, of the iterate

@@ -1,4 +1,4 @@
-// AD3 and the certified branch-and-bound on general factor graphs (factor_graph.h).
+// AD3, PSDD and the certified branch-and-bound on general factor graphs (factor_graph.h).
 //
 // AD3 (Martins et al., JMLR 2015, Algorithm 2) on binary units: global marginals p_u, one local
 // copy q_fi per factor link with multiplier lambda_fi (sum over the factors of a unit: 0). Each
