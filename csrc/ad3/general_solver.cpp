@@ -59,6 +59,36 @@ void round_labels(const FactorGraph& graph, const double* p, int* labels) {
   }
 }
 
+// The last kSize labellings scored, found by hash then compared: a rounding among them cannot improve
+// on the best labelling, so it is not scored again (the roundings of fractional iterates oscillate).
+class RecentLabellings {
+ public:
+  explicit RecentLabellings(int num_variables)
+      : n_(num_variables), labels_(static_cast<std::size_t>(kSize) * num_variables, -1), hash_(kSize, 0) {}
+
+  // Whether `labels` is among the last kSize recorded; if not, records it.
+  bool seen_or_record(const int* labels) {
+    std::uint64_t hash = 14695981039346656037ull;  // FNV-1a over the labels
+    for (int v = 0; v < n_; ++v) hash = (hash ^ static_cast<std::uint64_t>(labels[v])) * 1099511628211ull;
+    for (int r = 0; r < kSize; ++r) {
+      if (hash_[r] == hash && std::equal(labels, labels + n_, slot(r))) return true;
+    }
+    hash_[next_] = hash;
+    std::copy(labels, labels + n_, slot(next_));
+    next_ = (next_ + 1) % kSize;
+    return false;
+  }
+
+ private:
+  static constexpr int kSize = 16;
+  int* slot(int r) { return labels_.data() + static_cast<std::size_t>(r) * n_; }
+
+  int n_;
+  std::vector<int> labels_;
+  std::vector<std::uint64_t> hash_;
+  int next_ = 0;
+};
+
 Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_scores, const Ad3Options& options,
                StopControl& stop) {
   const FactorGraph& graph = model.graph;
@@ -136,10 +166,10 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   // Per unit: its first link (-1 without one).
   std::vector<int> first_link(num_units, -1);
   for (std::size_t l = num_links; l-- > 0;) first_link[link_unit[l]] = static_cast<int>(l);
-  // Rounded labellings: this iteration's and the last one scored.
-  std::vector<int> labellings(2 * graph.num_variables(), -1);
-  int* rounded = labellings.data();
-  int* last_rounded = rounded + graph.num_variables();
+  // This iteration's rounded labelling, and the last ones scored.
+  std::vector<int> rounding(graph.num_variables());
+  int* const rounded = rounding.data();
+  RecentLabellings recent(graph.num_variables());
   // The reference's penalty is eta ||q - p||^2, i.e. 2 eta in the form above: eta and its range
   // [1e-3, 100] are doubled so that `eta` means what it means there.
   double eta = 2.0 * options.eta;
@@ -226,15 +256,14 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     primal_residual = std::sqrt(primal_residual / total_links);
     dual_residual = std::sqrt(dual_residual / total_links);
     const bool residuals_small = primal_residual < options.tolerance && dual_residual < options.tolerance;
-    // Rounding (scored only when the labelling changed).
+    // Rounding (scored only when it is not one of the last ones scored).
     bool improved = false;
     round_labels(graph, run.p.data(), rounded);
-    if (!std::equal(rounded, rounded + graph.num_variables(), last_rounded)) {
-      std::swap(last_rounded, rounded);  // (rounded is rewritten by the next round_labels)
-      const double score = model.score(theta, factor_scores, last_rounded, nullptr);
+    if (!recent.seen_or_record(rounded)) {
+      const double score = model.score(theta, factor_scores, rounded, nullptr);
       if (score > run.score) {
         run.score = score;
-        run.labels.assign(last_rounded, last_rounded + graph.num_variables());
+        run.labels.assign(rounded, rounded + graph.num_variables());
         improved = true;
         best_p = run.p;
         collect_additional();
@@ -379,10 +408,7 @@ Ad3Run run_psdd(GeneralModel& model, const double* theta, const double* factor_s
                : w_scratch.data();
   };
   std::vector<int> rounded(num_variables);
-  constexpr int kRecent = 16;
-  std::vector<int> recent(static_cast<std::size_t>(kRecent) * num_variables, -1);
-  std::vector<std::uint64_t> recent_hash(kRecent, 0);
-  int next_slot = 0;
+  RecentLabellings recent(num_variables);
   std::vector<double> best_p, best_additional;
   // A factor whose multipliers did not move keeps its last configuration and value (as the
   // reference's caching of inactive factors).
@@ -410,21 +436,10 @@ Ad3Run run_psdd(GeneralModel& model, const double* theta, const double* factor_s
     for (int u = 0; u < num_units; ++u) {
       if (model.degree[u] > 0) run.p[u] /= model.degree[u];
     }
-    // The rounding of p, scored unless it is one of the last kRecent ones (the subgradient steps
-    // make it oscillate); when the copies agree it is their labelling, which scores the dual value.
+    // The rounding of p, scored unless recently seen; when the copies agree it is their labelling,
+    // which scores the dual value.
     round_labels(graph, run.p.data(), rounded.data());
-    std::uint64_t hash = 14695981039346656037ull;  // FNV-1a over the labels
-    for (int label : rounded) hash = (hash ^ static_cast<std::uint64_t>(label)) * 1099511628211ull;
-    bool seen = false;
-    for (int r = 0; r < kRecent && !seen; ++r) {
-      seen = recent_hash[r] == hash &&
-             std::equal(rounded.begin(), rounded.end(), recent.begin() + static_cast<std::size_t>(r) * num_variables);
-    }
-    if (!seen) {
-      const int slot = next_slot;
-      next_slot = (next_slot + 1) % kRecent;
-      recent_hash[slot] = hash;
-      std::copy(rounded.begin(), rounded.end(), recent.begin() + static_cast<std::size_t>(slot) * num_variables);
+    if (!recent.seen_or_record(rounded.data())) {
       const double score = model.score(theta, factor_scores, rounded.data(), nullptr);
       if (score > run.score) {
         run.score = score;
