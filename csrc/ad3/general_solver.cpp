@@ -68,13 +68,18 @@ class RecentLabellings {
 
   // Whether `labels` is among the last kSize recorded; if not, records it.
   bool seen_or_record(const int* labels) {
+    if (std::equal(labels, labels + n_, slot(last_))) return true;  // (the common case: unchanged)
     std::uint64_t hash = 14695981039346656037ull;  // FNV-1a over the labels
     for (int v = 0; v < n_; ++v) hash = (hash ^ static_cast<std::uint64_t>(labels[v])) * 1099511628211ull;
     for (int r = 0; r < kSize; ++r) {
-      if (hash_[r] == hash && std::equal(labels, labels + n_, slot(r))) return true;
+      if (hash_[r] == hash && std::equal(labels, labels + n_, slot(r))) {
+        last_ = r;
+        return true;
+      }
     }
     hash_[next_] = hash;
     std::copy(labels, labels + n_, slot(next_));
+    last_ = next_;
     next_ = (next_ + 1) % kSize;
     return false;
   }
@@ -86,7 +91,8 @@ class RecentLabellings {
   int n_;
   std::vector<int> labels_;
   std::vector<std::uint64_t> hash_;
-  int next_ = 0;
+  int next_ = 0;  // the slot recorded next
+  int last_ = 0;  // the slot of the last labelling seen
 };
 
 Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_scores, const Ad3Options& options,
