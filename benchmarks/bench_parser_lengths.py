@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_general import parser_arcs, parser_automata, parser_scores  # noqa: E402
+from bench_general import build_parser, parser_arcs, parser_automata, parser_scores  # noqa: E402
 from common import SCRATCH_DIR, cpu_name, load_average, markdown_table, write_results  # noqa: E402
 
 from ccnn_decoder import FactorGraph  # noqa: E402
@@ -46,27 +46,6 @@ def build_ours(sc):
     return g
 
 
-def build_reference(sc):
-    n = sc["n"]
-    arcs = parser_arcs(n)
-    g = reference.PFactorGraph()
-    variables = {}
-    for a, s in zip(arcs, sc["arcs"]):
-        variables[a] = g.create_binary_variable()
-        variables[a].set_log_potential(s)
-    tree = reference_extensions.PFactorTree()
-    g.declare_factor(tree, [variables[a] for a in arcs])
-    tree.initialize(n, arcs)
-    keep = [tree]
-    for (h, modifiers, triples), scores in zip(parser_automata(n), sc["siblings"]):
-        automaton = reference_extensions.PFactorHeadAutomaton()
-        g.declare_factor(automaton, [variables[(h, m)] for m in modifiers])
-        automaton.initialize(len(modifiers) + 1, triples)
-        automaton.set_additional_log_potentials(scores)
-        keep.append(automaton)
-    return g, keep
-
-
 def fastest(solve, repeats):
     best, out = float("inf"), None
     for _ in range(repeats):
@@ -88,7 +67,7 @@ def run(words, problems, repeats):
             rows[budget]["ms"].append(ms)
             rows[budget]["certified"] += s.status == "optimal"
             rows[budget]["objective"].append(judge.score([int(p[1] > 0.5) for p in s.posteriors]))
-        graph, keep = build_reference(sc)
+        graph, keep = build_parser(reference, reference_extensions, sc)
         ms, (_, posteriors, _, status) = fastest(graph.solve, repeats)
         ref["ms"].append(ms)
         ref["certified"] += status == "integral"

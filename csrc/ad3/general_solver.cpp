@@ -745,34 +745,37 @@ FactorSolution solve_general(Method method, GeneralModel& model, const double* u
 
 }  // namespace detail
 
+namespace {
+
+// One problem of a public solve_*: its scores checked, its own model, no stop.
+FactorSolution solve_one(Method method, const FactorGraph& graph, const std::vector<double>& unit_scores,
+                         const std::vector<double>& factor_scores, const Ad3Options& ad3_options,
+                         const ExactOptions& exact_options, const PsddOptions& psdd_options) {
+  detail::check_general_scores(graph, unit_scores, factor_scores);
+  detail::GeneralModel model(graph);
+  detail::StopControl stop;
+  return detail::solve_general(method, model, unit_scores.data(), factor_scores.data(), ad3_options, exact_options,
+                               psdd_options, stop);
+}
+
+}  // namespace
+
 FactorSolution solve_ad3(const FactorGraph& graph, const std::vector<double>& unit_scores,
                          const std::vector<double>& factor_scores, const Ad3Options& options) {
   detail::check_options(options);
-  detail::check_general_scores(graph, unit_scores, factor_scores);
-  detail::GeneralModel model(graph);
-  detail::StopControl never;
-  return detail::solve_general(Method::kAd3, model, unit_scores.data(), factor_scores.data(), options, {}, {},
-                               never);
+  return solve_one(Method::kAd3, graph, unit_scores, factor_scores, options, {}, {});
 }
 
 FactorSolution solve_exact(const FactorGraph& graph, const std::vector<double>& unit_scores,
                            const std::vector<double>& factor_scores, const ExactOptions& options) {
   detail::check_options(options);
-  detail::check_general_scores(graph, unit_scores, factor_scores);
-  detail::GeneralModel model(graph);
-  detail::StopControl clock;
-  return detail::solve_general(Method::kExact, model, unit_scores.data(), factor_scores.data(), {}, options, {},
-                               clock);
+  return solve_one(Method::kExact, graph, unit_scores, factor_scores, {}, options, {});
 }
 
 FactorSolution solve_psdd(const FactorGraph& graph, const std::vector<double>& unit_scores,
                           const std::vector<double>& factor_scores, const PsddOptions& options) {
   detail::check_options(options);
-  detail::check_general_scores(graph, unit_scores, factor_scores);
-  detail::GeneralModel model(graph);
-  detail::StopControl never;
-  return detail::solve_general(Method::kPsdd, model, unit_scores.data(), factor_scores.data(), {}, {}, options,
-                               never);
+  return solve_one(Method::kPsdd, graph, unit_scores, factor_scores, {}, {}, options);
 }
 
 }  // namespace ad3
