@@ -134,7 +134,8 @@ class SequenceFactor : public ActiveSetFactor {
 // recursion. Assumes every node is reachable from 0 (checked when the factor is made).
 class Arborescence {
  public:
-  // n nodes, every arc score -inf; write the arcs' scores at scores()[index(h, m)], then solve().
+  // n nodes, every arc score -inf. Write the arcs' scores at scores()[index(h, m)] and each
+  // node's best head (the first of ties in node order) at heads()[m], then solve().
   explicit Arborescence(int n)
       : n_(n), stride_(2 * n), w_(static_cast<std::size_t>(stride_) * stride_, kNegInf),
         enter_(static_cast<std::size_t>(n) * stride_, -1), leave_(enter_.size(), -1), head_(stride_, -1),
@@ -142,13 +143,13 @@ class Arborescence {
 
   std::size_t index(int h, int m) const { return static_cast<std::size_t>(m) * stride_ + h; }
   double* scores() { return w_.data(); }
+  int* heads() { return head_.data(); }
 
   // The head of every node (head[0] = -1; entries from n on are scratch).
   const std::vector<int>& solve() {
     const int n = n_;
     active_.resize(n);
     std::iota(active_.begin(), active_.end(), 0);
-    for (int m = 1; m < n; ++m) head_[m] = best_head(m);
     std::fill(contraction_.begin(), contraction_.end(), -1);
     cycle_begin_.assign(1, 0);
     cycles_.clear();
@@ -285,17 +286,40 @@ class TreeFactor : public ActiveSetFactor {
  public:
   TreeFactor(int num_nodes, std::vector<std::array<int, 2>> arcs)
       : ActiveSetFactor(static_cast<int>(arcs.size()), 0), n_(num_nodes), arcs_(std::move(arcs)),
-        arc_of_(static_cast<std::size_t>(num_nodes) * num_nodes, -1), slot_(arcs_.size()),
+        arc_of_(static_cast<std::size_t>(num_nodes) * num_nodes, -1), into_begin_(num_nodes + 1, 0),
         arborescence_(num_nodes) {
     for (std::size_t k = 0; k < arcs_.size(); ++k) {
       arc_of_[arcs_[k][0] * n_ + arcs_[k][1]] = static_cast<int>(k);
-      slot_[k] = arborescence_.index(arcs_[k][0], arcs_[k][1]);
+      ++into_begin_[arcs_[k][1] + 1];
+    }
+    for (int m = 0; m < n_; ++m) into_begin_[m + 1] += into_begin_[m];
+    into_.resize(arcs_.size());
+    for (int m = 0; m < n_; ++m) {  // (by head: the arcs into m in node order)
+      int i = into_begin_[m];
+      for (int h = 0; h < n_; ++h) {
+        if (arc_of_[h * n_ + m] >= 0) into_[i++] = {arc_of_[h * n_ + m], h};
+      }
     }
   }
 
   double best_config(const double* s, const double*, Config& config) override {
+    // The scores into each node, and its best head, in one pass.
     double* scores = arborescence_.scores();
-    for (std::size_t k = 0; k < arcs_.size(); ++k) scores[slot_[k]] = s[k];
+    int* heads = arborescence_.heads();
+    for (int m = 1; m < n_; ++m) {
+      double* in = scores + arborescence_.index(0, m);
+      double best = kNegInf;
+      int arg = -1;
+      for (int i = into_begin_[m]; i < into_begin_[m + 1]; ++i) {
+        const double v = s[into_[i].arc];
+        in[into_[i].head] = v;
+        if (v > best) {
+          best = v;
+          arg = into_[i].head;
+        }
+      }
+      heads[m] = arg;
+    }
     const std::vector<int>& head = arborescence_.solve();
     config.on.clear();
     config.extras.clear();
@@ -333,7 +357,11 @@ class TreeFactor : public ActiveSetFactor {
   int n_;
   std::vector<std::array<int, 2>> arcs_;
   std::vector<int> arc_of_;
-  std::vector<std::size_t> slot_;  // per arc: its place in arborescence_.scores()
+  struct Into {
+    int arc, head;
+  };
+  std::vector<Into> into_;       // the arcs into node m, by head, at into_begin_[m]..into_begin_[m + 1]
+  std::vector<int> into_begin_;
   Arborescence arborescence_;
 };
 

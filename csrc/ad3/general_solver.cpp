@@ -44,11 +44,12 @@ struct Ad3Run {
 // Rounds p to a labelling: a binary variable is 1 when p > 1/2, a multi-valued one takes its most
 // probable state.
 void round_labels(const FactorGraph& graph, const double* p, int* labels) {
+  const int n = graph.num_variables();
   if (graph.all_binary()) {
-    for (int v = 0; v < graph.num_variables(); ++v) labels[v] = p[v] > 0.5 ? 1 : 0;
+    for (int v = 0; v < n; ++v) labels[v] = p[v] > 0.5 ? 1 : 0;
     return;
   }
-  for (int v = 0; v < graph.num_variables(); ++v) {
+  for (int v = 0; v < n; ++v) {
     const int begin = graph.unit_begin(v);
     if (graph.is_binary(v)) {
       labels[v] = p[begin] > 0.5 ? 1 : 0;
@@ -186,7 +187,6 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   // computed every kDualInterval iterations, when the rounding finds a better labelling, and when
   // the residuals have converged, rather than every iteration.
   constexpr int kDualInterval = 10;
-  std::fill(x, x + num_links, std::numeric_limits<double>::quiet_NaN());  // (nothing solved yet)
   // The marginals (and additional posteriors) of the iterate whose rounding is the best labelling:
   // what a run stopped by the iteration limit reports (see below).
   std::vector<double> best_p, best_additional;
@@ -222,24 +222,26 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
     std::copy(y, y + num_links, q);  // (the local copies: the labelling)
   }
   int last_dual = -1;
+  // The factors' inputs x at the current p, multipliers and eta; changed[f]: whether factor f's
+  // differ from those of its last solve (the iteration's last loop refreshes them in passing).
+  std::vector<char> changed(num_factors, 1);
+  auto refresh_inputs = [&]() {
+    const double inv_eta = 1.0 / eta;
+    for (std::size_t l = 0; l < num_links; ++l) x[l] = run.p[link_unit[l]] + (link_share[l] + run.lambda[l]) * inv_eta;
+    std::fill(changed.begin(), changed.end(), 1);
+  };
+  refresh_inputs();
   for (int t = 0; t < options.max_iterations && !certified; ++t) {
     if ((t & 7) == 7 && stop.stop() != StopReason::kNone) break;
     run.iterations = t + 1;
     if (eta_changed) {
       for (std::size_t k = 0; k < num_additional; ++k) scaled[k] = factor_scores[k] / eta;
+      refresh_inputs();
     }
     std::fill(p_new, p_new + num_units, 0.0);
-    const double inv_eta = 1.0 / eta;
     for (int f = 0; f < num_factors; ++f) {
       const std::size_t lb = link_begin[f], le = link_begin[f + 1];
-      bool same = !eta_changed;
-      for (std::size_t l = lb; l < le; ++l) {  // (x holds the inputs of the factor's last solve)
-        const int u = link_unit[l];
-        const double v = run.p[u] + (link_share[l] + run.lambda[l]) * inv_eta;
-        same = same && v == x[l];
-        x[l] = v;
-      }
-      if (!same || !model.factors[f]->last_qp_exact()) {  // (else its last solution holds)
+      if (changed[f] || !model.factors[f]->last_qp_exact()) {  // (else its last solution holds)
         model.factors[f]->solve_qp(x + lb, io[f].scaled, q + lb, io[f].w);
       }
       for (std::size_t l = lb; l < le; ++l) p_new[link_unit[l]] += q[l];  // average the copies
@@ -253,11 +255,22 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       dual_residual += model.degree[u] * d * d;
       run.p[u] = p_new[u];
     }
+    // Move the multipliers; with them, the next iteration's inputs (at this eta: an adapted eta
+    // refreshes them all).
     double primal_residual = 0.0;
-    for (std::size_t l = 0; l < num_links; ++l) {
-      const double d = q[l] - run.p[link_unit[l]];
-      primal_residual += d * d;
-      run.lambda[l] -= eta * d;
+    const double inv_eta = 1.0 / eta;
+    for (int f = 0; f < num_factors; ++f) {
+      bool same = true;
+      for (std::size_t l = link_begin[f]; l < link_begin[f + 1]; ++l) {
+        const double pu = run.p[link_unit[l]];
+        const double d = q[l] - pu;
+        primal_residual += d * d;
+        run.lambda[l] -= eta * d;
+        const double v = pu + (link_share[l] + run.lambda[l]) * inv_eta;
+        same = same && v == x[l];
+        x[l] = v;
+      }
+      changed[f] = !same;
     }
     primal_residual = std::sqrt(primal_residual / total_links);
     dual_residual = std::sqrt(dual_residual / total_links);
