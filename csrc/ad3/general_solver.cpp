@@ -195,13 +195,23 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   // The dual value at the current multipliers, from each factor's best configuration y. When those
   // configurations agree on every unit, their labelling scores the dual value: it is optimal (the
   // certificate of dual decomposition), taken as the best labelling (it ends the run).
+  // A factor whose scores s are those of its last MAP call keeps that call's value and y.
+  std::vector<double> factor_dual(num_factors);
+  bool have_dual = false;
   auto compute_dual = [&]() {
     double dual = free_max;
-    for (std::size_t l = 0; l < num_links; ++l) s[l] = link_share[l] + run.lambda[l];
     for (int f = 0; f < num_factors; ++f) {
-      const std::size_t lb = link_begin[f];
-      dual += model.factors[f]->map(s + lb, io[f].a, y + lb, w_scratch);
+      const std::size_t lb = link_begin[f], le = link_begin[f + 1];
+      bool same = have_dual;
+      for (std::size_t l = lb; l < le; ++l) {
+        const double v = link_share[l] + run.lambda[l];
+        same = same && v == s[l];
+        s[l] = v;
+      }
+      if (!same) factor_dual[f] = model.factors[f]->map(s + lb, io[f].a, y + lb, w_scratch);
+      dual += factor_dual[f];
     }
+    have_dual = true;
     run.bound = std::min(run.bound, dual);
     for (std::size_t l = 0; l < num_links; ++l) {
       if (y[l] != y[first_link[link_unit[l]]]) return;
