@@ -182,22 +182,23 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   double eta = 2.0 * options.eta;
   const double total_links = std::max<double>(1.0, static_cast<double>(num_links));
 
-  // Two savings that leave the iterates unchanged: a factor whose inputs x (and eta) are bitwise
-  // those of its last solve keeps its solution; and the dual value (one MAP call per factor) is
-  // computed every kDualInterval iterations, when the rounding finds a better labelling, and when
-  // the residuals have converged, rather than every iteration.
+  // Savings that leave the iterates unchanged: a factor whose inputs x (and eta) are bitwise
+  // those of its last solve keeps its solution, and one whose dual scores are those of its last
+  // MAP call keeps that call's value; the dual value (one MAP call per factor) is computed every
+  // kDualInterval iterations, when the rounding finds a better labelling, and when the residuals
+  // have converged, rather than every iteration.
   constexpr int kDualInterval = 10;
   // The marginals (and additional posteriors) of the iterate whose rounding is the best labelling:
   // what a run stopped by the iteration limit reports (see below).
   std::vector<double> best_p, best_additional;
   bool eta_changed = true;
   bool converged = false, certified = false;
+  // Per factor, the value of its last MAP call (at the scores left in s, its configuration in y).
+  std::vector<double> factor_dual(num_factors);
+  bool have_dual = false;
   // The dual value at the current multipliers, from each factor's best configuration y. When those
   // configurations agree on every unit, their labelling scores the dual value: it is optimal (the
   // certificate of dual decomposition), taken as the best labelling (it ends the run).
-  // A factor whose scores s are those of its last MAP call keeps that call's value and y.
-  std::vector<double> factor_dual(num_factors);
-  bool have_dual = false;
   auto compute_dual = [&]() {
     double dual = free_max;
     for (int f = 0; f < num_factors; ++f) {
