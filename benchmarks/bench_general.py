@@ -11,7 +11,9 @@ Families (random scores, fixed seeds):
              AT-MOST-ONE groups of 3 over the rest
   grid       a 10 x 10 grid of 3-state variables with Potts dense factors (as simple_grid builds)
   mixed      a random pairwise graph over 12 variables of 2 to 5 states (dense factors)
-Modes: AD3 (``solve()``) and exact (``solve(branch_and_bound=True)``), one thread, defaults.
+Modes: AD3 (``solve()``) and exact (``solve(branch_and_bound=True)``), one thread, defaults;
+``--eta`` passes an initial step size to both packages' solve (results then go to
+``general_cpu_eta<ETA>.*``; the bars stay those of issue 12).
 Per family and mode: milliseconds per problem (the median over the problems of the fastest of
 `repeats` runs, the two packages alternating run by run so that both see the same machine load;
 total = construction + solve, and the solve alone), the fraction certified
@@ -27,6 +29,7 @@ columns are printed and nothing is written):
 
     PYTHONPATH=$HOME/.cache/ccnn/reference-ad3 python benchmarks/bench_general.py --out benchmarks/results
     python benchmarks/bench_general.py --quick      # 3 problems per family, into the scratch folder
+    PYTHONPATH=... python benchmarks/bench_general.py --eta 0.3 --out benchmarks/results
 """
 import argparse
 import itertools
@@ -52,6 +55,7 @@ except ImportError:
     reference = reference_extensions = None
 
 SPEEDUP_BAR = 5.0
+DEFAULT_ETA = 0.1  # (both packages' default initial step size)
 SCORE_RTOL = 1e-6
 
 
@@ -247,18 +251,18 @@ def rounded_score(judge, posteriors):
     return _decoder.score_factor_graph(variables, factors, unit_scores, factor_scores, labels)
 
 
-def solve_once(api, ext, build, scores, exact):
+def solve_once(api, ext, build, scores, exact, eta):
     """(total seconds, solve seconds, value, posteriors, status) of one build + solve."""
     start = time.perf_counter()
     graph, keep = build(api, ext, scores)
     built = time.perf_counter()
-    value, posteriors, _, status = graph.solve(branch_and_bound=exact)
+    value, posteriors, _, status = graph.solve(eta=eta, branch_and_bound=exact)
     end = time.perf_counter()
     del graph, keep
     return end - start, end - built, value, posteriors, status
 
 
-def run(apis, family, problems, exact, repeats):
+def run(apis, family, problems, exact, repeats, eta=DEFAULT_ETA):
     """One result dict per (api, extensions) pair. Each problem is timed `repeats` times per
     package, the packages alternating, so that both see the same load; the fastest is kept."""
     build = FAMILIES[family][1]
@@ -268,7 +272,7 @@ def run(apis, family, problems, exact, repeats):
         last = [None] * len(apis)
         for _ in range(repeats):
             for k, (api, ext) in enumerate(apis):
-                total, solve, *last[k] = solve_once(api, ext, build, scores, exact)
+                total, solve, *last[k] = solve_once(api, ext, build, scores, exact, eta)
                 best[k] = [min(best[k][0], total), min(best[k][1], solve)]
         for out, (total, solve), (value, posteriors, status) in zip(outs, best, last):
             out["total_ms"].append(1e3 * total)
@@ -334,7 +338,8 @@ def objective(summary_):
 
 def markdown(meta, rows):
     load = meta["load_average_at_start"]
-    lines = [f"# General factor graphs: ccnn_decoder.ad3 vs the reference AD3 ({meta['reference']})", "",
+    lines = [f"# General factor graphs: ccnn_decoder.ad3 vs the reference AD3 ({meta['reference']}), "
+             f"both at eta = {meta.get('eta', DEFAULT_ETA):g}", "",
              f"{meta['cpu']}, {meta['cores']} logical cores, one thread; Python {meta['python']}, numpy "
              f"{meta['numpy']}. Load average (1/5/15 min) at start {load}, at end {meta['load_average_at_end']}"
              + (" -- the machine was busy (other jobs): absolute times are inflated, ratios less so." if meta["busy"]
@@ -376,14 +381,18 @@ def main():
     parser.add_argument("--problems", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset")
+    parser.add_argument("--eta", type=float, default=None,
+                        help=f"initial AD3 step size passed to both packages' solve (default: theirs, {DEFAULT_ETA})")
     parser.add_argument("--out", default=SCRATCH_DIR, help="folder for general_cpu.json/.md (default: %(default)s)")
     args = parser.parse_args()
     count, repeats = (3, 1) if args.quick else (args.problems, args.repeats)
     families = args.families.split(",")
     unknown = [f for f in families if f not in FAMILIES]
-    if unknown or count < 1 or repeats < 1:
+    eta = DEFAULT_ETA if args.eta is None else args.eta
+    if unknown or count < 1 or repeats < 1 or not eta > 0:
         parser.error(f"--families: unknown {unknown}; expected names from {list(FAMILIES)}" if unknown
-                     else "--problems and --repeats: expected >= 1")
+                     else "--problems and --repeats: expected >= 1" if count < 1 or repeats < 1
+                     else f"--eta: expected a positive number, got {eta}")
     if reference is None:
         print("reference `ad3` not importable (benchmarks/install_reference_ad3.sh): our columns only, "
               "nothing written", file=sys.stderr)
@@ -398,8 +407,8 @@ def main():
         floors[family] = builder_floor_ms(build, problems, max(repeats, 20))
         for exact in (False, True):
             apis = [(ours, our_extensions)] + ([(reference, reference_extensions)] if reference else [])
-            run(apis, family, problems[:1], exact, 1)  # warm-up
-            results = run(apis, family, problems, exact, repeats)
+            run(apis, family, problems[:1], exact, 1, eta)  # warm-up
+            results = run(apis, family, problems, exact, repeats, eta)
             if reference is None:
                 s = summary(results[0])
                 print(f"{family:<11} {'exact' if exact else 'ad3':<6} {s['ms']:9.3f} ms  certified {s['certified']:.0%}")
@@ -416,8 +425,9 @@ def main():
             "ccnn_decoder": ccnn_decoder.__file__, "reference": f"PyPI ad3 {reference.__version__}",
             "load_average_at_start": start_load, "load_average_at_end": load_average(),
             "busy": busy(start_load, os.cpu_count()), "problems": count, "repeats": repeats,
-            "builder_floor_ms": floors, "check_failures": checks, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    paths = write_results("general_cpu", {"meta": meta, "rows": rows}, markdown(meta, rows), args.out)
+            "builder_floor_ms": floors, "check_failures": checks, "eta": eta, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    name = "general_cpu" if args.eta is None else f"general_cpu_eta{eta:g}"
+    paths = write_results(name, {"meta": meta, "rows": rows}, markdown(meta, rows), args.out)
     print("wrote", *paths)
     for c in checks:
         print("CHECK FAILED:", c)
