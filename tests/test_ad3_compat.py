@@ -804,3 +804,58 @@ def test_c_types_reject_bad_calls_clearly():
         v.get_state(3)
     with pytest.raises(TypeError):
         g.create_factor_dense(v, [0.0] * 9)  # (not a list of variables)
+
+
+def test_general_graph_and_simple_grid_name_bad_arrays():
+    unaries, weights = np.zeros((3, 2)), np.ones((1, 2, 2))
+    # A negative index would pick a node from the end (silently, in the reference).
+    for edges, message in (([[-1, 0]], r"edges: edge 0 \(-1, 0\) has a node index out of range 0\.\.2"),
+                           ([[0, 3]], r"edges: edge 0 \(0, 3\) has a node index out of range 0\.\.2"),
+                           ([[1, 1]], "edges: edge 0 joins node 1 to itself"),
+                           ([0, 1], r"edges: expected an array of shape \(n_edges, 2\)")):
+        with pytest.raises(ValueError, match=message):
+            general_graph(unaries, np.array(edges), weights)
+    with pytest.raises(TypeError, match="edges: expected integer node indices, got dtype float64"):
+        general_graph(unaries, np.array([[0.0, 1.0]]), weights)
+    with pytest.raises(ValueError, match=r"unaries: expected an array of shape \(n_nodes, n_states\), got shape \(3,\)"):
+        general_graph(np.zeros(3), np.array([[0, 1]]), weights)
+    with pytest.raises(ValueError, match=r"edge_weights: expected an array of shape \(n_edges, n_states, n_states\)"):
+        general_graph(unaries, np.array([[0, 1]]), np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"unaries: expected an array of shape \(height, width, n_states\)"):
+        simple_grid(np.zeros((3, 3)), np.eye(2))
+    with pytest.raises(ValueError, match=r"pairwise: expected an array of shape \(2, 2\), got shape \(3, 3\)"):
+        simple_grid(np.zeros((3, 3, 2)), np.eye(3))
+    # Typed form: indices are checked against the nodes of each end's type.
+    typed = [np.zeros((2, 2)), np.zeros((1, 3))]
+    none = np.zeros((0, 0))
+    with pytest.raises(ValueError, match=r"edges\[1\]: edge 0 \(2, 0\) has a node index out of range 0\.\.1"):
+        general_graph(typed, [none, np.array([[2, 0]]), none, none], [none, np.ones((1, 2, 3)), none, none])
+    with pytest.raises(ValueError, match=r"edge_weights\[1\]: expected an array of shape \(1, 2, 3\)"):
+        general_graph(typed, [none, np.array([[1, 0]]), none, none], [none, np.ones((1, 3, 3)), none, none])
+    with pytest.raises(ValueError, match=r"edges\[0\]: edge 0 joins node 1 to itself"):
+        general_graph(typed, [np.array([[1, 1]]), none, none, none], [np.ones((1, 2, 2)), none, none, none])
+
+
+def test_multi_variable_state_count_is_bounded():
+    graph = PFactorGraph()
+    # (before the bound, 10^12 states appended zeros until the process ran out of memory)
+    for bad in (0, -3, 2 ** 20 + 1, 10 ** 12):
+        with pytest.raises(ValueError, match=r"num_states: expected 1 to 2\^20 states"):
+            graph.create_multi_variable(bad)
+    assert len(graph.create_multi_variable(5)) == 5
+
+
+def test_structured_factor_sizes_are_bounded():
+    from ccnn_ext.ad3.extensions import PFactorGeneralTree, PFactorSequence, PFactorTree
+    graph = PFactorGraph()
+    variables = [graph.create_binary_variable() for _ in range(2)]
+    tree = PFactorTree()
+    graph.declare_factor(tree, variables)
+    # The oracle keeps dense n x n tables: a sparse tree of 10^5 nodes would need 500 GB.
+    for n in (1, 4097, 10**5, 2**40):
+        with pytest.raises(ValueError, match=r"n_nodes: expected 2 to 4096 nodes"):
+            tree.initialize(n, [(0, 1), (1, 2)])
+    with pytest.raises(ValueError, match=r"num_states: expected 1 to 2\^20 states per position"):
+        PFactorSequence().initialize([10**9, 10**9])
+    with pytest.raises(ValueError, match=r"num_states: expected one number of states, 1 to 2\^20"):
+        PFactorGeneralTree().initialize([-1, 0], [2, 10**9])

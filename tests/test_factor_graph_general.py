@@ -436,6 +436,8 @@ def test_tree_factor_against_brute_force():
     lits = [g.add_binary_variable() for _ in range(2)]
     with pytest.raises(ValueError, match="literals"):
         g.add_tree(3, [(0, 1), (0, 2), (1, 2)], lits)
+    with pytest.raises(ValueError, match=r"num_nodes: expected an int in \[2, 4096\]"):
+        g.add_tree(10**5, [(0, 1), (1, 2)], lits)  # (sparse arcs, but dense n x n tables)
     g.add_tree(3, [(0, 1), (2, 1)], lits)  # node 2 unreachable: reported when solving
     with pytest.raises(ValueError, match="arcs"):
         g.solve_exact()

@@ -54,7 +54,7 @@ int FactorGraph::add_binary_variable() {
 }
 
 int FactorGraph::add_multi_variable(int num_states) {
-  if (num_states < 1 || num_states > (1 << 20)) {
+  if (num_states < 1 || num_states > kMaxStates) {
     throw std::invalid_argument("num_states: expected 1 to 2^20 states, got " + std::to_string(num_states));
   }
   unit_begin_.push_back(num_units_);
@@ -139,6 +139,10 @@ void FactorGraph::reserve(std::size_t num_variables, std::size_t num_factors) {
 }
 
 int FactorGraph::add_factor(FactorSpec spec, std::size_t num_additional) {
+  if (num_additional > kMaxAdditional) {
+    throw std::invalid_argument("factor scores: a factor may have at most 2^31 - 1 additional scores; this one "
+                                "needs " + std::to_string(num_additional));
+  }
   if (spec.type == FactorType::kDense) {
     for (int v : spec.links) {
       for (int t = 0; t < unit_count(v); ++t) ++unit_degree_[unit_begin(v) + t];
@@ -307,7 +311,10 @@ int FactorGraph::add_compression_budget(const std::vector<int>& units, int lengt
 }
 
 int FactorGraph::add_tree(const std::vector<int>& units, int num_nodes, const std::vector<std::array<int, 2>>& arcs) {
-  if (num_nodes < 2) throw std::invalid_argument("num_nodes: a tree needs at least 2 nodes");
+  if (num_nodes < 2 || num_nodes > kMaxTreeNodes) {
+    throw std::invalid_argument("num_nodes: expected 2 to " + std::to_string(kMaxTreeNodes) + " nodes, got " +
+                                std::to_string(num_nodes));
+  }
   if (arcs.size() != units.size()) {
     throw std::invalid_argument("arcs: expected one arc per unit (" + std::to_string(units.size()) + "), got " +
                                 std::to_string(arcs.size()));
@@ -325,12 +332,21 @@ int FactorGraph::add_tree(const std::vector<int>& units, int num_nodes, const st
     }
   }
   // Every node reachable from the root, so that a spanning arborescence exists.
+  // (a depth-first search over the arcs sorted by head: those out of h are sorted[first[h]..first[h + 1]))
+  std::vector<int> first(num_nodes + 1, 0);
+  for (const auto& arc : sorted) ++first[arc[0] + 1];
+  for (int v = 0; v < num_nodes; ++v) first[v + 1] += first[v];
   std::vector<char> reached(num_nodes, 0);
   reached[0] = 1;
-  for (bool grew = true; grew;) {
-    grew = false;
-    for (const auto& arc : arcs) {
-      if (reached[arc[0]] && !reached[arc[1]]) reached[arc[1]] = grew = true;
+  for (std::vector<int> stack{0}; !stack.empty();) {
+    const int h = stack.back();
+    stack.pop_back();
+    for (int k = first[h]; k < first[h + 1]; ++k) {
+      const int m = sorted[k][1];
+      if (!reached[m]) {
+        reached[m] = 1;
+        stack.push_back(m);
+      }
     }
   }
   for (int v = 0; v < num_nodes; ++v) {

@@ -166,6 +166,14 @@ struct FactorSpec {
                                             // kHeadAutomaton: (m, s) of each additional score
 };
 
+// The most states a multi-valued variable may have.
+constexpr int kMaxStates = 1 << 20;
+// The most nodes of a tree factor (add_tree): its oracle keeps dense tables of about 50 n^2 bytes
+// (870 MB at this size).
+constexpr int kMaxTreeNodes = 1 << 12;
+// The most additional scores of one factor (they are indexed by int).
+constexpr std::size_t kMaxAdditional = 2147483647;
+
 // Structure of a general factor graph. Built incrementally; every add_* validates its arguments
 // and throws std::invalid_argument naming the bad one. Read-only while solving.
 class FactorGraph {
@@ -175,7 +183,7 @@ class FactorGraph {
 
   // Variables; both return the variable's index (0, 1, ... in creation order).
   int add_binary_variable();
-  int add_multi_variable(int num_states);  // num_states >= 1
+  int add_multi_variable(int num_states);  // 1 <= num_states <= kMaxStates
 
   // Factors; each returns the factor's index. Units must be distinct within a factor.
   // negated: empty (none negated) or one flag per unit.

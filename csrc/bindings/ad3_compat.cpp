@@ -16,6 +16,8 @@
 #include <iterator>
 #include <vector>
 
+#include "ad3/factor_graph.h"
+
 namespace ccnn::bindings {
 namespace {
 
@@ -1049,8 +1051,17 @@ PyObject* sequence_initialize(Factor* self, PyObject* num_states) {
   Py_DECREF(iter);
   if (PyErr_Occurred()) return nullptr;
   if (states.empty()) return PyErr_Format(PyExc_ValueError, "num_states: a sequence needs at least one position");
-  Py_ssize_t size = states.front() + states.back();
+  for (Py_ssize_t k : states) {
+    if (k > ad3::kMaxStates) {
+      return PyErr_Format(PyExc_ValueError, "num_states: expected 1 to 2^20 states per position, got %zd", k);
+    }
+  }
+  Py_ssize_t size = states.front() + states.back();  // (states <= 2^20: no overflow)
   for (std::size_t i = 1; i < states.size(); ++i) size += states[i - 1] * states[i];
+  if (static_cast<std::size_t>(size) > ad3::kMaxAdditional) {
+    return PyErr_Format(PyExc_ValueError, "num_states: %zd transition scores; a factor may have at most 2^31 - 1",
+                        size);
+  }
   PyObject* states_list = int_list(states);
   PyObject* additional = states_list ? zeros_list(size) : nullptr;
   if (additional == nullptr) {
@@ -1072,6 +1083,9 @@ PyObject* tree_initialize(Factor* self, PyObject* const* args, Py_ssize_t nargs,
   Py_ssize_t n;
   if (!bind_args("initialize", args, nargs, kwnames, names, 2, bound) || !integer_arg(bound[0], "n_nodes", n)) {
     return nullptr;
+  }
+  if (n < 2 || n > ad3::kMaxTreeNodes) {
+    return PyErr_Format(PyExc_ValueError, "n_nodes: expected 2 to %d nodes, got %S", ad3::kMaxTreeNodes, bound[0]);
   }
   PyObject* arcs = bound[1];
   if (!PyList_Check(arcs) && !PyTuple_Check(arcs)) {
@@ -1303,7 +1317,9 @@ PyObject* graph_create_binary_variable(Graph* self, PyObject*) {
 PyObject* graph_create_multi_variable(Graph* self, PyObject* num_states) {
   Py_ssize_t k;
   if (!integer_arg(num_states, "num_states", k)) return nullptr;
-  if (k < 1) return PyErr_Format(PyExc_ValueError, "num_states: expected at least 1 state, got %S", num_states);
+  if (k < 1 || k > ad3::kMaxStates) {
+    return PyErr_Format(PyExc_ValueError, "num_states: expected 1 to 2^20 states, got %S", num_states);
+  }
   PyObject* kind = PyLong_FromSsize_t(k);
   PyObject* v = kind ? new_multi_variable(self, PyList_GET_SIZE(self->scores), k, PyList_GET_SIZE(self->variables))
                      : nullptr;

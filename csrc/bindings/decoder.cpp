@@ -298,8 +298,12 @@ py::list tree_arcs(int num_nodes, const py::handle& arcs) {
   if (!PyList_Check(arcs.ptr()) && !PyTuple_Check(arcs.ptr())) {
     throw py::type_error("arcs: expected a list of (head, modifier) pairs");
   }
+  if (num_nodes < 2 || num_nodes > ad3::kMaxTreeNodes) {
+    throw std::invalid_argument("n_nodes: expected 2 to " + std::to_string(ad3::kMaxTreeNodes) + " nodes, got " +
+                                std::to_string(num_nodes));
+  }
   const auto pairs = read_tuples<2>(arcs, "arcs");
-  const std::size_t n = num_nodes > 0 ? static_cast<std::size_t>(num_nodes) : 0;
+  const std::size_t n = static_cast<std::size_t>(num_nodes);
   std::vector<char> seen(n * n, 0);
   std::vector<std::vector<int>> children(n);
   py::list out(pairs.size());
@@ -629,5 +633,8 @@ PYBIND11_MODULE(_decoder, m) {
     names.append(ad3::status_name(s));
   }
   m.attr("STATUS_NAMES") = py::tuple(names);
+  m.attr("MAX_STATES") = ad3::kMaxStates;
+  m.attr("MAX_TREE_NODES") = ad3::kMaxTreeNodes;
+  m.attr("MAX_ADDITIONAL") = ad3::kMaxAdditional;
   if (!ccnn::bindings::add_ad3_compat_types(m.ptr())) throw py::error_already_set();
 }

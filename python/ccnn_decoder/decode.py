@@ -363,13 +363,13 @@ class FactorGraph:
         states (scores 0). Returns its index."""
         if isinstance(scores_or_num_states, (int, np.integer)) and not isinstance(scores_or_num_states, bool):
             num_states = int(scores_or_num_states)
-            if num_states < 2:
-                raise ValueError(f"num_states: a variable needs at least 2 states, got {num_states}")
+            if not 2 <= num_states <= _decoder.MAX_STATES:
+                raise ValueError(f"num_states: expected 2 to 2^20 states, got {num_states}")
             scores = np.zeros(num_states)
         else:
             scores = _as_array(scores_or_num_states, "scores", np.float64, "real")
-            if scores.ndim != 1 or scores.shape[0] < 2:
-                raise ValueError(f"scores: expected a 1-d sequence of at least 2 unary scores, "
+            if scores.ndim != 1 or not 2 <= scores.shape[0] <= _decoder.MAX_STATES:
+                raise ValueError(f"scores: expected a 1-d sequence of 2 to 2^20 unary scores, "
                                  f"got shape {tuple(scores.shape)}")
         self._unary.append(scores.copy())
         self._binary.append(False)
@@ -796,7 +796,8 @@ class FactorGraph:
         the binary literal literals[k]; the true arcs must form a spanning tree directed away
         from the root 0 (every node 1..num_nodes-1 has one head, no cycle). Its MAP oracle is
         Chu-Liu-Edmonds. Returns its index."""
-        num_nodes = _int_option(num_nodes, "num_nodes", 2, _INT32_MAX)
+        num_nodes = _int_option(num_nodes, "num_nodes", 2, _decoder.MAX_TREE_NODES,
+                                " (the oracle keeps dense num_nodes^2 tables)")
         arcs = _as_array(arcs, "arcs", np.int64, "integer")
         if arcs.ndim != 2 or arcs.shape[1] != 2:
             raise ValueError(f"arcs: expected (head, modifier) pairs, got shape {tuple(arcs.shape)}")

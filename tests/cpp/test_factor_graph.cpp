@@ -1052,6 +1052,14 @@ void test_errors() {
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {1, 0}}); }, "arcs"));
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {3, 2}}); }, "arcs"));
   CHECK(throws_naming([&] { g.add_tree({0, 1}, 3, {{0, 1}, {2, 1}}); }, "reached"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1, 2}, 4, {{0, 1}, {2, 3}, {3, 2}}); }, "reached"));
+  CHECK(throws_naming([&] { g.add_tree({0, 1}, ad3::kMaxTreeNodes + 1, {{0, 1}, {0, 2}}); }, "num_nodes"));
+  CHECK(throws_naming([&] { g.add_multi_variable(ad3::kMaxStates + 1); }, "num_states"));
+  {  // a chain listed leaf first is reachable (the search follows arcs, not their order)
+    ad3::FactorGraph chain;
+    for (int i = 0; i < 3; ++i) chain.add_binary_variable();
+    CHECK(chain.add_tree({0, 1, 2}, 4, {{2, 3}, {1, 2}, {0, 1}}) == 0);
+  }
   CHECK(throws_naming([&] { g.add_head_automaton({0}, {{0, 1}, {0, 2}}); }, "siblings"));
   CHECK(throws_naming([&] { g.add_sequence_compressor({0}, {{0, 1}}); }, "units"));
   CHECK(throws_naming([&] { g.add_sequence_compressor({0, 1}, {{0, 1}}); }, "siblings"));

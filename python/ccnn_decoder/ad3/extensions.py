@@ -8,7 +8,8 @@ with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initia
                      ``set_additional_log_potentials``. MAP oracle: Viterbi.
 ``PFactorTree``      one binary variable per arc (head, modifier) over nodes 0..n-1; the arcs on
                      form a spanning tree directed away from the root 0
-                     (``initialize(n_nodes, arcs)``). MAP oracle: Chu-Liu-Edmonds.
+                     (``initialize(n_nodes, arcs)``, 2 to 4096 nodes: the oracle keeps dense
+                     n x n tables). MAP oracle: Chu-Liu-Edmonds.
 ``PFactorHeadAutomaton``  the arcs from one head to its modifiers on one side, by increasing
                      distance (``initialize(length, siblings)``, length = number of arcs + 1,
                      siblings: one (head, modifier, next modifier) triple per additional
@@ -66,6 +67,9 @@ PFactorSequence = _decoder.PFactorSequence
 PFactorTree = _decoder.PFactorTree
 PFactorHeadAutomaton = _decoder.PFactorHeadAutomaton
 
+# The solver's limits (csrc/ad3/factor_graph.h): states per node, additional scores per factor.
+_MAX_STATES, _MAX_ADDITIONAL = _decoder.MAX_STATES, _decoder.MAX_ADDITIONAL
+
 
 def _parents_list(parents):
     if parents is None or isinstance(parents, (str, bytes)) or np.ndim(parents) != 1:
@@ -108,12 +112,15 @@ class PFactorGeneralTree(PFactor):
         if num_states is None or np.ndim(num_states) != 1:
             raise TypeError(f"num_states: expected a sequence of ints, got {num_states!r}")
         states = [int(k) for k in num_states]
-        if len(states) != len(parents) or any(k < 1 for k in states):
-            raise ValueError("num_states: expected one number of states >= 1 per node")
+        if len(states) != len(parents) or any(not 1 <= k <= _MAX_STATES for k in states):
+            raise ValueError("num_states: expected one number of states, 1 to 2^20, per node")
         if any(not 0 <= p < len(parents) for p in parents[1:]):
             raise ValueError("parents: every node but the root needs a parent in [0, n)")
+        tables = sum(states[p] * states[i] for i, p in enumerate(parents) if i > 0)
+        if tables > _MAX_ADDITIONAL:
+            raise ValueError(f"num_states: {tables} edge scores; a factor may have at most 2^31 - 1")
         self._parents, self._num_states = parents, states
-        self._additional = [0.0] * sum(states[p] * states[i] for i, p in enumerate(parents) if i > 0)
+        self._additional = [0.0] * tables
         self._initialized = True
         self._check_size()
 

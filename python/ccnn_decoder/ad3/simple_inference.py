@@ -9,12 +9,46 @@ from .factor_graph import PFactorGraph
 __all__ = ["simple_grid", "general_graph"]
 
 
+def _scores(values, name, shape):
+    """values as a float64 array of the given shape (ints, or names for any size), or a
+    ValueError naming the argument."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != len(shape) or any(isinstance(s, int) and s != t for s, t in zip(shape, array.shape)):
+        expected = "(" + ", ".join(str(s) for s in shape) + ")"
+        raise ValueError(f"{name}: expected an array of shape {expected}, got shape {array.shape}")
+    return array
+
+
+def _edges(edges, num_from, num_to, name="edges", same_nodes=True):
+    """edges as an (n_edges, 2) int64 array of node indices, 0 <= a < num_from and
+    0 <= b < num_to (a != b when both index the same nodes), or an error naming the argument
+    (negative indices would silently pick nodes from the end)."""
+    array = np.asarray(edges)
+    if array.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer node indices, got dtype {array.dtype}")
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError(f"{name}: expected an array of shape (n_edges, 2), got shape {array.shape}")
+    for column, count in ((0, num_from), (1, num_to)):
+        bad = (array[:, column] < 0) | (array[:, column] >= count)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ValueError(f"{name}: edge {k} {tuple(int(x) for x in array[k])} has a node index out of "
+                             f"range 0..{count - 1}")
+    loops = array[:, 0] == array[:, 1]
+    if same_nodes and loops.any():
+        k = int(np.argmax(loops))
+        raise ValueError(f"{name}: edge {k} joins node {int(array[k, 0])} to itself")
+    return array.astype(np.int64)
+
+
 def simple_grid(unaries, pairwise, verbose=1):
     """MAP on a 4-connected grid: unaries (height, width, n_states), one shared pairwise table
     (n_states, n_states). Returns (marginals, edge_marginals, value, status)."""
-    unaries = np.asarray(unaries, dtype=np.float64)
-    pairwise = np.asarray(pairwise, dtype=np.float64)
+    unaries = _scores(unaries, "unaries", ("height", "width", "n_states"))
     height, width, n_states = unaries.shape
+    pairwise = _scores(pairwise, "pairwise", (n_states, n_states))
     graph = PFactorGraph()
     grid = [[graph.create_multi_variable(n_states) for _ in range(width)] for _ in range(height)]
     for i, j in itertools.product(range(height), range(width)):
@@ -35,9 +69,9 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
     and weights between types. Returns (marginals, edge_marginals, value, status)."""
     if isinstance(unaries, list):
         return _general_graph_typed(unaries, edges, edge_weights, verbose, n_iterations, eta, exact)
-    unaries = np.asarray(unaries, dtype=np.float64)
-    edges = np.asarray(edges)
-    edge_weights = np.asarray(edge_weights, dtype=np.float64)
+    unaries = _scores(unaries, "unaries", ("n_nodes", "n_states"))
+    edges = _edges(edges, len(unaries), len(unaries))
+    edge_weights = _scores(edge_weights, "edge_weights", ("n_edges", "n_states", "n_states"))
     if unaries.shape[1] != edge_weights.shape[1]:
         raise ValueError("incompatible shapes of unaries and edge_weights.")
     if edge_weights.shape[1] != edge_weights.shape[2]:
@@ -60,7 +94,7 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
 
 
 def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iterations, eta, exact):
-    l_unaries = [np.asarray(u, dtype=np.float64) for u in l_unaries]
+    l_unaries = [_scores(u, f"unaries[{t}]", ("n_nodes", "n_states")) for t, u in enumerate(l_unaries)]
     n_types = len(l_unaries)
     if len(l_edges) != n_types ** 2 or len(l_edge_weights) != n_types ** 2:
         raise ValueError("edges and edge_weights: expected T^2 lists for T node types")
@@ -75,8 +109,11 @@ def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iteratio
         per_type.append(row)
     for k, (edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
         ti, tj = divmod(k, n_types)
-        for (a, b), w in zip(np.asarray(edges, dtype=np.int64).reshape(-1, 2), np.asarray(weights)):
-            graph.create_factor_dense([per_type[ti][a], per_type[tj][b]], np.asarray(w, dtype=np.float64).ravel())
+        edges = _edges(edges, len(l_unaries[ti]), len(l_unaries[tj]), f"edges[{k}]", same_nodes=ti == tj)
+        shape = (len(edges), l_unaries[ti].shape[1], l_unaries[tj].shape[1])
+        weights = _scores(weights, f"edge_weights[{k}]", shape) if len(edges) else np.zeros(shape)
+        for (a, b), w in zip(edges, weights):
+            graph.create_factor_dense([per_type[ti][a], per_type[tj][b]], w.ravel())
     value, marginals, edge_marginals, status = graph.solve(
         eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
     marginals = np.asarray(marginals)
