@@ -859,3 +859,23 @@ def test_structured_factor_sizes_are_bounded():
         PFactorSequence().initialize([10**9, 10**9])
     with pytest.raises(ValueError, match=r"num_states: expected one number of states, 1 to 2\^20"):
         PFactorGeneralTree().initialize([-1, 0], [2, 10**9])
+
+
+def test_general_constrained_graph_names_bad_nodes_and_constraints():
+    from ccnn_ext.ad3 import general_constrained_graph
+    unaries, edges, weights = np.zeros((3, 2)), np.array([[0, 1]]), np.ones((1, 2, 2))
+    with pytest.raises(ValueError, match=r"constraints\[0\]: node -1 is not an index in 0\.\.2"):
+        general_constrained_graph(unaries, edges, weights, [("XOR", [0, -1], 1, False)])
+    with pytest.raises(ValueError, match=r"constraints\[0\]: expected \(operator, nodes, states, negated\)"):
+        general_constrained_graph(unaries, edges, weights, [("XOR", [0, 1])])
+    with pytest.raises(ValueError, match=r"edges: edge 0 \(0, -1\) has a node index out of range"):
+        general_constrained_graph(unaries, np.array([[0, -1]]), weights, [])
+    typed, none = [unaries, np.zeros((1, 3))], np.zeros((0, 0))
+    for last, message in (((1, 5, 2, False), r"constraints\[0\], last literal: node 5 is not an index in 0\.\.0"),
+                          ((3, 0, 2, False), r"constraints\[0\]: the last literal's type 3 is not in 0\.\.1")):
+        with pytest.raises(ValueError, match=message):
+            general_constrained_graph(typed, [edges, none, none, none], [weights, none, none, none],
+                                      [("OROUT", [[0, 1], []], [1, []], [False, []], last)])
+    with pytest.raises(ValueError, match=r"edge_weights\[1\]: expected an array of shape \(1, 2, 3\)"):
+        general_constrained_graph(typed, [edges, np.array([[0, 0]]), none, none],
+                                  [weights, np.ones((1, 2, 2)), none, none], [])

@@ -16,6 +16,7 @@ Difference: a last literal of type 0 is used (the reference skips it: ``if last_
 import numpy as np
 
 from .factor_graph import PFactorGraph
+from .simple_inference import _edges, _scores
 
 __all__ = ["general_constrained_graph", "general_constrained_graph_singletype",
            "general_constrained_graph_multitype"]
@@ -36,6 +37,22 @@ def _per_node(value, count):
     return list(value) if isinstance(value, (list, tuple)) else [value] * count
 
 
+def _parts(constraint, c, sizes):
+    """A constraint's items, checked: (operator, nodes, states, negated) or, where `sizes` allows
+    a fifth, (..., last literal)."""
+    if not isinstance(constraint, (list, tuple)) or len(constraint) not in sizes:
+        raise ValueError(f"constraints[{c}]: expected (operator, nodes, states, negated"
+                         + (", [last])" if 5 in sizes else ")") + f", got {constraint!r}")
+    return list(constraint) + [None] * (5 - len(constraint))
+
+
+def _node(nodes, i, where):
+    """nodes[i] for an int i in range (a negative one would silently count from the end)."""
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) or not 0 <= i < len(nodes):
+        raise ValueError(f"{where}: node {i!r} is not an index in 0..{len(nodes) - 1}")
+    return nodes[i]
+
+
 def _solve(graph, n_iterations, eta, exact, verbose):
     return graph.solve(eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
 
@@ -45,9 +62,9 @@ def general_constrained_graph_singletype(unaries, edges, edge_weights, constrain
     """unaries (N, L), edges (E, 2), edge_weights (E, L, L), constraints: list of
     (operator, nodes, states, negated). Returns marginals (N, L), edge marginals (E, L, L), value,
     status."""
-    unaries = np.asarray(unaries, dtype=np.float64)
-    edges = np.asarray(edges)
-    edge_weights = np.asarray(edge_weights, dtype=np.float64)
+    unaries = _scores(unaries, "unaries", ("n_nodes", "n_states"))
+    edges = _edges(edges, len(unaries), len(unaries))
+    edge_weights = _scores(edge_weights, "edge_weights", ("n_edges", "n_states", "n_states"))
     if unaries.shape[1] != edge_weights.shape[1]:
         raise ValueError("incompatible shapes of unaries and edge_weights.")
     if edge_weights.shape[1] != edge_weights.shape[2]:
@@ -62,7 +79,8 @@ def general_constrained_graph_singletype(unaries, edges, edge_weights, constrain
         v.set_log_potentials(u)
         nodes.append(v)
     if constraints and constraints is not True:
-        for operator, node_list, states, negated in constraints:
+        for c, constraint in enumerate(constraints):
+            operator, node_list, states, negated, _ = _parts(constraint, c, (4,))
             states = _per_node(states, len(node_list))
             negated = _per_node(negated, len(node_list))
             if len(states) != len(node_list):
@@ -71,8 +89,9 @@ def general_constrained_graph_singletype(unaries, edges, edge_weights, constrain
                 raise ValueError("Number of negated differs from unary index number.")
             if max(states) >= n_states or min(states) < 0:
                 raise ValueError("State should in [%d, %d]" % (0, n_states - 1))
-            graph.create_factor_logic(operator, [nodes[i].get_state(k) for i, k in zip(node_list, states)],
-                                      [bool(x) for x in negated])
+            graph.create_factor_logic(
+                operator, [_node(nodes, i, f"constraints[{c}]").get_state(k) for i, k in zip(node_list, states)],
+                [bool(x) for x in negated])
     for (a, b), w in zip(edges, edge_weights):
         graph.create_factor_dense([nodes[a], nodes[b]], w.ravel())
     value, marginals, edge_marginals, status = _solve(graph, n_iterations, eta, exact, verbose)
@@ -86,7 +105,7 @@ def general_constrained_graph_multitype(l_unaries, l_edges, l_edge_weights, cons
     constraints (operator, nodes per type, states per type, negated per type[, (type, node,
     state, negated)]). Returns per-type marginals, per-type-pair edge marginals (E, L_i L_j),
     value, status."""
-    l_unaries = [np.asarray(u, dtype=np.float64) for u in l_unaries]
+    l_unaries = [_scores(u, f"unaries[{t}]", ("n_nodes", "n_states")) for t, u in enumerate(l_unaries)]
     n_types = len(l_unaries)
     if len(l_edges) != n_types ** 2 or len(l_edge_weights) != n_types ** 2:
         raise ValueError("edges and edge_weights: expected T^2 lists for T node types")
@@ -100,12 +119,8 @@ def general_constrained_graph_multitype(l_unaries, l_edges, l_edge_weights, cons
             v.set_log_potentials(u)
             row.append(v)
         nodes.append(row)
-    for constraint in constraints or []:
-        if len(constraint) == 4:
-            operator, l_nodes, l_states, l_negated = constraint
-            last = None
-        else:
-            operator, l_nodes, l_states, l_negated, last = constraint
+    for c, constraint in enumerate(constraints or []):
+        operator, l_nodes, l_states, l_negated, last = _parts(constraint, c, (4, 5))
         literals, flags = [], []
         for typ, (node_list, states, negated) in enumerate(zip(l_nodes, l_states, l_negated)):
             if not node_list:
@@ -118,21 +133,23 @@ def general_constrained_graph_multitype(l_unaries, l_edges, l_edge_weights, cons
                 raise ValueError("type %d: Number of negated differs from unary index number." % typ)
             if max(states) >= n_states[typ] or min(states) < 0:
                 raise ValueError("Type %d: State should in [%d, %d]" % (typ, 0, n_states[typ] - 1))
-            literals.extend(nodes[typ][i].get_state(k) for i, k in zip(node_list, states))
+            literals.extend(_node(nodes[typ], i, f"constraints[{c}], type {typ}").get_state(k)
+                            for i, k in zip(node_list, states))
             flags.extend(bool(x) for x in negated)
         if last is not None:
             typ, node, state, negated = last
+            if not (isinstance(typ, (int, np.integer)) and 0 <= typ < n_types):
+                raise ValueError(f"constraints[{c}]: the last literal's type {typ!r} is not in 0..{n_types - 1}")
             if not 0 <= state < n_states[typ]:
                 raise ValueError("(last) Type %d: State should in [%d, %d]" % (typ, 0, n_states[typ] - 1))
-            literals.append(nodes[typ][node].get_state(state))
+            literals.append(_node(nodes[typ], node, f"constraints[{c}], last literal").get_state(state))
             flags.append(bool(negated))
         graph.create_factor_logic(operator, literals, flags)
     for k, (edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
         ti, tj = divmod(k, n_types)
-        edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2) if np.size(edges) else np.zeros((0, 2), int)
-        weights = np.asarray(weights, dtype=np.float64)
-        if len(edges):
-            assert weights.shape[1:] == (n_states[ti], n_states[tj])
+        edges = _edges(edges, len(l_unaries[ti]), len(l_unaries[tj]), f"edges[{k}]", same_nodes=ti == tj)
+        shape = (len(edges), n_states[ti], n_states[tj])
+        weights = _scores(weights, f"edge_weights[{k}]", shape) if len(edges) else np.zeros(shape)
         for (a, b), w in zip(edges, weights):
             graph.create_factor_dense([nodes[ti][a], nodes[tj][b]], w.ravel())
     value, marginals, edge_marginals, status = _solve(graph, n_iterations, eta, exact, verbose)
