@@ -112,6 +112,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "ad3/ad3.h"
@@ -172,7 +173,7 @@ constexpr int kMaxStates = 1 << 20;
 // (870 MB at this size).
 constexpr int kMaxTreeNodes = 1 << 12;
 // The most additional scores of one factor (they are indexed by int).
-constexpr std::size_t kMaxAdditional = 2147483647;
+constexpr std::size_t kMaxAdditional = std::numeric_limits<int>::max();
 
 // Structure of a general factor graph. Built incrementally; every add_* validates its arguments
 // and throws std::invalid_argument naming the bad one. Read-only while solving.
