@@ -94,6 +94,42 @@ def test_two_levels_and_non_contiguous_input():
     assert torch.equal(ccnn_ext.ordinal_logprob(zn), ccnn_ext.ordinal_logprob(zn.contiguous()))
 
 
+@pytest.mark.parametrize("link", LINKS)
+@pytest.mark.parametrize("rows, levels", [(1, 2), (5, 3), (17, 6), (33, 7), (70, 12)])
+def test_float32_rows_in_lanes_match_float64(link, rows, levels):
+    """The float32 kernel runs 4 to 16 threshold rows side by side (one per SIMD lane), level after
+    level: row counts that leave a partial block and any number of levels give float64's values and
+    gradients to float32 accuracy."""
+    z = random_thresholds(rows, 1, levels, spread=3.0, seed=rows).float()
+    z = z[:, (z.diff(dim=-1) > 0).all(-1).all(0)] if levels > 2 else z
+    grad = torch.randn(z.shape[0], z.shape[1], levels, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    got, want = {}, {}
+    for dtype, out in ((torch.float32, got), (torch.float64, want)):
+        zz = z.to(dtype).detach().clone().requires_grad_()
+        lp = ccnn_ext.ordinal_logprob(zz, link)
+        lp.backward(grad.to(dtype))
+        out["lp"], out["grad"] = lp.double(), zz.grad.double()
+    scored = want["lp"] >= -30
+    assert (got["lp"] - want["lp"])[scored].abs().max() <= 1e-5
+    assert ((got["grad"] - want["grad"]).abs() <= 1e-4 * want["grad"].abs().max()).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bad_value_far_into_a_large_input_is_found(dtype):
+    """The float32 kernel checks the thresholds inside its parallel tasks: an offender in the last
+    row of a large input is reported with its index, while a row starting below the previous row's
+    end (legal: rows are independent) is not."""
+    z = random_thresholds(4096, 12, 6, seed=8).to(dtype)
+    z[1, 3] -= 100.0  # below the row before it: fine
+    ccnn_ext.ordinal_logprob(z)
+    for index, value, match in (((4095, 11, 4), float("nan"), r"z\[4095, 11, 4\] is not"),
+                                ((4095, 11, 2), -50.0, r"z\[4095, 11\] is not")):
+        bad = z.clone()
+        bad[index] = value
+        with pytest.raises(ValueError, match=match):
+            ccnn_ext.ordinal_logprob(bad)
+
+
 @pytest.mark.parametrize(
     "z, link, error, match",
     [

@@ -55,18 +55,27 @@ ErrorIndices validate_indices(const int64_t* edges, const int64_t* labels, const
   return first;
 }
 
+// Whether `rows` rows of K thresholds are all finite and strictly increasing: branch-free
+// (vectorisable) counts; every descent of the flat array must be at a row boundary.
+template <typename T>
+bool thresholds_ok(const T* z, int64_t rows, int64_t K) {
+  const int64_t count = rows * K;
+  int64_t bad = 0, descents = 0, boundary_descents = 0;
+  for (int64_t i = 0; i < count; ++i) bad += !is_finite(z[i]);
+  for (int64_t i = 1; i < count; ++i) descents += !(z[i] > z[i - 1]);
+  for (int64_t i = K; K > 0 && i < count; i += K) boundary_descents += !(z[i] > z[i - 1]);
+  return bad == 0 && descents == boundary_descents;
+}
+
 // The value rules (finite, increasing z; finite theta), added to `first`.
 template <typename T>
 void validate_values(const T* z, const T* theta, int64_t theta_numel, const PairwiseSizes& n,
                      ErrorIndices& first) {
   const int64_t K = n.L - 1, count = n.B * n.Q * K;
-  // one branch-free (vectorisable) pass decides; the first offender is searched only on failure
-  bool all_good = true;
-  for (int64_t i = 0; i < count; ++i) all_good &= is_finite(z[i]);
-  for (int64_t row = 0; row < n.B * n.Q; ++row)
-    for (int64_t k = 1; k < K; ++k) all_good &= z[row * K + k] > z[row * K + k - 1];
-  for (int64_t i = 0; i < theta_numel; ++i) all_good &= is_finite(theta[i]);
-  if (all_good) return;
+  // the counts decide; the first offender is searched only on failure
+  int64_t bad_theta = 0;
+  for (int64_t i = 0; i < theta_numel; ++i) bad_theta += !is_finite(theta[i]);
+  if (bad_theta == 0 && thresholds_ok(z, n.B * n.Q, K)) return;
   first[kZNotFinite] = first_bad(count, [&](int64_t i) { return !is_finite(z[i]); });
   if (first[kZNotFinite] == kNoError) {
     first[kZNotIncreasing] = first_bad(n.B * n.Q, [&](int64_t row) {
@@ -145,26 +154,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> frank_copula_backward_cpu(
 
 void float_levels(const float* z, int L, const int64_t* rows, const int* levels, int64_t count,
                   Link link, bool with_weights, Level<float>* out);
-
-// Runs body(first, count, levels) over every level of a (B, Q, L-1) float z in blocks of whole
-// rows: levels[i] is flat level first + i (row (first + i) / L, level (first + i) % L), computed
-// in SIMD lanes. Each row is handled by one thread.
-template <typename Body>
-void for_each_float_level_block(const at::Tensor& z, int64_t L, Link link, bool with_weights,
-                                Body body) {
-  const int64_t rows = z.size(0) * z.size(1);
-  const float* pz = z.data_ptr<float>();
-  at::parallel_for(0, rows, std::max<int64_t>(1, 8192 / L), [&](int64_t begin, int64_t end) {
-    const int64_t count = (end - begin) * L;
-    std::vector<int64_t> row_of(count);
-    std::vector<int> level_of_row(count);
-    for (int64_t i = 0; i < count; ++i) row_of[i] = begin + i / L, level_of_row[i] = int(i % L);
-    std::vector<Level<float>> levels(count);
-    float_levels(pz, int(L), row_of.data(), level_of_row.data(), count, link, with_weights,
-                 levels.data());
-    body(begin * L, count, levels.data());
-  });
-}
+// ordinal_logprob of a contiguous (B, Q, L-1) float z into logp (grad null) or its backward
+// into grad_z (grad: (B, Q, L)), rows in SIMD lanes. With check_data, also whether every row of z
+// is finite and strictly increasing (else false, and the output is to be discarded).
+bool float_ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* grad, at::Tensor& out,
+                        bool check_data);
 
 // ---- ordinal_logprob --------------------------------------------------------------------------
 
@@ -184,8 +178,8 @@ at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_nam
   check_thresholds(z_in);
   const at::Tensor z = z_in.contiguous();
   const int64_t B = z.size(0), Q = z.size(1), L = z.size(2) + 1;
-  if (data_checks_enabled()) {
-    // the pairwise validation without theta, edges or labels checks exactly z
+  // the pairwise validation without theta, edges or labels checks exactly z
+  auto check_data = [&] {
     const PairwiseSizes n{B, Q, L, 0, false};
     AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_check_ordinal", [&] {
       ErrorIndices first;
@@ -193,17 +187,14 @@ at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_nam
       validate_values<scalar_t>(z.data_ptr<scalar_t>(), nullptr, 0, n, first);
       raise_data_errors(first, n);
     });
-  }
+  };
   at::Tensor out = at::empty({B, Q, L}, z.options());
   if (z.scalar_type() == at::kFloat) {
-    for_each_float_level_block(z, L, link, false, [&](int64_t first, int64_t count,
-                                                      const Level<float>* levels) {
-      float* po = out.data_ptr<float>() + first;
-      for (int64_t i = 0; i < count; ++i)
-        po[i] = std::max(levels[i].log_mass, float(kLogProbFloor));  // NaN -> floor, as CUDA
-    });
+    // the rules are checked beside the kernel, each task on its rows; only a failure rescans
+    if (!float_ordinal_rows(z, L, link, nullptr, out, data_checks_enabled())) check_data();
     return out;
   }
+  if (data_checks_enabled()) check_data();
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob", [&] {
     const scalar_t* pz = z.data_ptr<scalar_t>();
     scalar_t* po = out.data_ptr<scalar_t>();
@@ -230,20 +221,7 @@ at::Tensor ordinal_logprob_backward_cpu(const at::Tensor& grad_in, const at::Ten
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor grad_z = at::zeros_like(z);
   if (z.scalar_type() == at::kFloat) {
-    const float* pg = grad.data_ptr<float>();
-    float* pgz = grad_z.data_ptr<float>();
-    for_each_float_level_block(z, L, link, true, [&](int64_t first, int64_t count,
-                                                     const Level<float>* levels) {
-      for (int64_t i = 0; i < count; ++i) {  // level l of row `row` is flat index row * L + l
-        const Level<float>& lev = levels[i];
-        if (!(lev.log_mass > float(kLogProbFloor))) continue;  // floored: no gradient
-        const int64_t row = (first + i) / L, l = (first + i) % L;
-        const float up = pg[first + i];
-        float* g = pgz + row * (L - 1);
-        if (lev.has_lo) g[l - 1] -= up * lev.w_lo;
-        if (lev.has_hi) g[l] += up * lev.w_hi;
-      }
-    });
+    float_ordinal_rows(z, L, link, &grad, grad_z, false);
     return grad_z;
   }
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob_backward", [&] {
@@ -382,6 +360,25 @@ const LevelLanesFn kLevelLanes = pick_simd(&level_lanes_avx512, &level_lanes_avx
                                              &level_lanes_base);
 const TableLanesFn kTableLanes = pick_simd(&table_lanes_avx512, &table_lanes_avx2, &table_lanes_avx,
                                              &table_lanes_base);
+using OrdinalLanesFn = void (*)(const float*, int64_t, int, bool, const float*, float*);
+const OrdinalLanesFn kOrdinalLanes =
+    pick_simd(&ordinal_lanes_avx512, &ordinal_lanes_avx2, &ordinal_lanes_avx, &ordinal_lanes_base);
+
+bool float_ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* grad, at::Tensor& out,
+                        bool check_data) {
+  const int64_t rows = z.size(0) * z.size(1);
+  const float* pz = z.data_ptr<float>();
+  const float* pg = grad == nullptr ? nullptr : grad->data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  const int64_t out_width = grad == nullptr ? L : L - 1;
+  std::atomic<bool> ok{true};
+  at::parallel_for(0, rows, std::max<int64_t>(16, 8192 / L), [&](int64_t begin, int64_t end) {
+    if (check_data && !thresholds_ok(pz + begin * (L - 1), end - begin, L - 1)) ok.store(false);
+    kOrdinalLanes(pz + begin * (L - 1), end - begin, int(L), link == Link::Probit,
+                  pg == nullptr ? nullptr : pg + begin * L, po + begin * out_width);
+  });
+  return ok.load();
+}
 
 // out[i] = level levels[i] of the threshold row rows[i] (z holds rows of L-1 float thresholds),
 // computed in SIMD lanes; the same fields as level_of.

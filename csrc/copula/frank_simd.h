@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "copula/frank_math.h"
 #include "copula/pair_batch.h"
@@ -136,9 +137,10 @@ CCNN_SIMD vf verfc_nonneg(vf x) {
   p = p * t + 0.37409196f;
   p = p * t + 1.00002368f;
   // e^{-x^2} as e^{-h^2} e^{(h - x)(h + x)} with h = x rounded to 12 bits (h^2 exact): rounding
-  // -x^2 + p to float would cost ~|x^2| ulp of relative accuracy
+  // -x^2 + p to float would cost ~|x^2| ulp of relative accuracy; the small (h - x)(h + x) joins
+  // the fit's exponent
   const vf h = as_float(as_int(x) & int32_t(0xfffff000));
-  const vf out = t * vexp(-h * h) * vexp((h - x) * (h + x)) * vexp(-1.26551223f + t * p);
+  const vf out = t * vexp(-h * h) * vexp((h - x) * (h + x) + (-1.26551223f + t * p));
   return select(x > 10.5f, splat(0.0f), out);  // erfc(10.5) < 1e-49: 0 in float (also for inf)
 }
 
@@ -260,6 +262,135 @@ CCNN_SIMD void make_levels(LevelBatch& b, int first, bool probit, bool with_weig
   const float cap = Tuning<float>::max_log_weight;
   store(b.w_lo + first, select(live & (z_lo != -inf), vexp(vmin(lo.log_pdf - log_mass, splat(cap))), zero));
   store(b.w_hi + first, select(live & (z_hi != inf), vexp(vmin(hi.log_pdf - log_mass, splat(cap))), zero));
+}
+
+// ---- ordinal_logprob: whole threshold rows, lane = row ------------------------------------------
+
+// A threshold's cut point with its log CDF and log complement.
+struct OrdinalCut {
+  Cut c;
+  vf log_cdf, log_ccdf;
+};
+
+CCNN_SIMD OrdinalCut with_logs(const Cut& c, bool probit) {
+  return {c, cut_log_cdf(c, probit), cut_log_ccdf(c, probit)};
+}
+
+// level_log_mass of a level between two thresholds, each case computed only where some lane needs
+// it (every lane's value is level_log_mass's).
+CCNN_SIMD vf interior_log_mass(const OrdinalCut& lo, const OrdinalCut& hi, bool probit) {
+  const float inf = __builtin_inff();
+  const vi lo_open = lo.c.z == -inf, hi_open = hi.c.z == inf;
+  vf inner;
+  if (!probit) {
+    inner = hi.log_cdf + lo.log_ccdf + log1mexp(hi.c.z - lo.c.z);
+  } else {
+    const vi lower = hi.c.z <= 0.0f, upper = ~lower & (lo.c.z >= 0.0f), middle = ~lower & ~upper;
+    inner = splat(0.0f);
+    if (any(lower)) inner = select(lower, hi.log_cdf + log1mexp(hi.log_cdf - lo.log_cdf), inner);
+    if (any(upper)) inner = select(upper, lo.log_ccdf + log1mexp(lo.log_ccdf - hi.log_ccdf), inner);
+    if (any(middle)) inner = select(middle, vlog1p(-(lo.c.cdf + hi.c.ccdf)), inner);
+    const vf h = 0.5f * (hi.c.z - lo.c.z), mid = 0.5f * lo.c.z + 0.5f * hi.c.z;
+    const vi narrow = (h * vmax(vabs(mid), splat(1.0f)) < float(kNarrowInterval)) & ~lo_open & ~hi_open;
+    if (any(narrow)) {
+      const vf h2 = h * h, m2 = mid * mid;
+      const vf he2 = m2 - 1.0f;
+      const vf he4 = (m2 - 6.0f) * m2 + 3.0f;
+      const vf he6 = ((m2 - 15.0f) * m2 + 45.0f) * m2 - 15.0f;
+      const vf he8 = (((m2 - 28.0f) * m2 + 210.0f) * m2 - 420.0f) * m2 + 105.0f;
+      const vf series =
+          h2 * (he2 / 6.0f + h2 * (he4 / 120.0f + h2 * (he6 / 5040.0f + h2 * (he8 / 362880.0f))));
+      const vf narrow_mass =
+          vlog(hi.c.z - lo.c.z) + (-0.5f * mid * mid - float(kLogSqrt2Pi)) + vlog1p(series);
+      inner = select(narrow, narrow_mass, inner);
+    }
+  }
+  return select(lo_open, hi.log_cdf, select(hi_open, lo.log_ccdf, inner));
+}
+
+// The probit log mass of a level between two thresholds as the log of one difference of the
+// small tails (both below 0: CDFs; both above: complements; else 1 minus both tails): as accurate
+// as the log-space forms (a difference of logs carries the same relative error of the tails)
+// while the tails are normal floats to full precision, |z| <= 10 (Tuning<float>::tail), and the
+// level is not narrow; the other lanes take interior_log_mass.
+CCNN_SIMD vf probit_interior_log_mass(const Cut& lo, const Cut& hi) {
+  const float tail = -Tuning<float>::tail;  // 10
+  const vi lower = hi.z <= 0.0f, upper = ~lower & (lo.z >= 0.0f);
+  const vf mass = select(lower, hi.cdf - lo.cdf, select(upper, lo.ccdf - hi.ccdf, 1.0f - (lo.cdf + hi.ccdf)));
+  const vf h = 0.5f * (hi.z - lo.z), mid = 0.5f * lo.z + 0.5f * hi.z;
+  const vi exact_form = (lower & (hi.z < -tail)) | (upper & (lo.z > tail)) |
+                        (h * vmax(vabs(mid), splat(1.0f)) < float(kNarrowInterval)) | ~(mass > 0.0f);
+  const vf direct = vlog(mass);
+  if (!any(exact_form)) return direct;
+  return select(exact_form, interior_log_mass(with_logs(lo, true), with_logs(hi, true), true), direct);
+}
+
+// Rows [first, first + n) of a (rows, width) array into tile[k * kLanes + j] = row first + j,
+// column k (lanes j >= n repeat the first row), and back.
+CCNN_SIMD void rows_to_tile(const float* base, int64_t first, int n, int width, float* tile) {
+  for (int j = 0; j < kLanes; ++j) {
+    const float* row = base + (first + (j < n ? j : 0)) * width;
+    for (int k = 0; k < width; ++k) tile[k * kLanes + j] = row[k];
+  }
+}
+CCNN_SIMD void tile_to_rows(const float* tile, int64_t first, int n, int width, float* base) {
+  for (int j = 0; j < n; ++j) {
+    float* row = base + (first + j) * width;
+    for (int k = 0; k < width; ++k) row[k] = tile[k * kLanes + j];
+  }
+}
+
+// ordinal_logprob (grad null: logp, rows x L) or its backward (grad: rows x L; out: grad_z,
+// rows x (L-1)) of `rows` rows of L-1 float thresholds, kLanes rows at a time (transposed into
+// tiles, lane = row), level after level, each threshold's cut point computed once; `tiles` has
+// room for 3 L kLanes floats. Gradient sums in the plain kernel's order:
+// g[k] = (0 + up_k w_hi) - up_{k+1} w_lo.
+CCNN_SIMD void ordinal_rows(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out,
+                            float* tiles) {
+  const float floor = float(kLogProbFloor), inf = __builtin_inff(), cap = Tuning<float>::max_log_weight;
+  const int T = L - 1;  // thresholds per row
+  const vf zero = splat(0.0f);
+  float* const z_tile = tiles;                // T x kLanes
+  float* const up_tile = tiles + L * kLanes;  // L x kLanes (backward)
+  float* const out_tile = up_tile + L * kLanes;
+  for (int64_t first = 0; first < rows; first += kLanes) {
+    const int n = int(rows - first < kLanes ? rows - first : kLanes);
+    rows_to_tile(z, first, n, T, z_tile);
+    if (grad != nullptr) rows_to_tile(grad, first, n, L, up_tile);
+    const Cut c0 = probit ? probit_cut(load(z_tile)) : logit_cut(load(z_tile));
+    Cut lo = c0, hi = c0;
+    vf pending = zero;  // grad_z of the last threshold so far: 0 + up w_hi of the level below it
+    for (int l = 0; l < L; ++l) {
+      vf log_mass;
+      if (l == 0) {
+        log_mass = cut_log_cdf(hi, probit);
+      } else if (l == L - 1) {
+        log_mass = cut_log_ccdf(lo, probit);
+      } else {
+        const vf zl = load(z_tile + l * kLanes);
+        hi = probit ? probit_cut(zl) : logit_cut(zl);
+        log_mass = probit ? probit_interior_log_mass(lo, hi)
+                          : interior_log_mass(with_logs(lo, false), with_logs(hi, false), false);
+      }
+      log_mass = select(log_mass > -inf, log_mass, splat(-inf));  // NaN -> -inf, as make_levels
+      if (grad == nullptr) {
+        store(out_tile + l * kLanes, vmax(log_mass, splat(floor)));
+      } else {
+        const vi live = log_mass > floor;  // (a floored level passes no gradient)
+        const vf up = load(up_tile + l * kLanes);
+        if (l > 0) {
+          const vf w_lo = select(lo.z != -inf, vexp(vmin(lo.log_pdf - log_mass, splat(cap))), zero);
+          store(out_tile + (l - 1) * kLanes, pending - select(live, up * w_lo, zero));
+        }
+        if (l < L - 1) {
+          const vf w_hi = select(hi.z != inf, vexp(vmin(hi.log_pdf - log_mass, splat(cap))), zero);
+          pending = 0.0f + select(live, up * w_hi, zero);
+        }
+      }
+      if (l > 0) lo = hi;
+    }
+    tile_to_rows(out_tile, first, n, grad == nullptr ? L : T, out);
+  }
 }
 
 // ---- label pairs (frank_math.h section 4) -------------------------------------------------------
@@ -498,6 +629,11 @@ void CCNN_SIMD_CONCAT(frank_pair_lanes_, CCNN_SIMD_NAMESPACE)(PairBatch& batch, 
 void CCNN_SIMD_CONCAT(table_lanes_, CCNN_SIMD_NAMESPACE)(TableBatch& batch, int L) {
   for (int first = 0; first < TableBatch::kLanes; first += CCNN_SIMD_NAMESPACE::kLanes)
     CCNN_SIMD_NAMESPACE::table_cells(batch, first, L);
+}
+void CCNN_SIMD_CONCAT(ordinal_lanes_, CCNN_SIMD_NAMESPACE)(const float* z, int64_t rows, int L, bool probit,
+                                                          const float* grad, float* out) {
+  std::vector<float> tiles(3 * static_cast<std::size_t>(L) * CCNN_SIMD_NAMESPACE::kLanes);
+  CCNN_SIMD_NAMESPACE::ordinal_rows(z, rows, L, probit, grad, out, tiles.data());
 }
 void CCNN_SIMD_CONCAT(level_lanes_, CCNN_SIMD_NAMESPACE)(LevelBatch& batch, int count, bool probit,
                                                         bool with_weights) {

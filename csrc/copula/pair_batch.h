@@ -3,6 +3,8 @@
 // (frank_simd.h, compiled once per instruction set in pair_lanes_*_cpu.cpp).
 #pragma once
 
+#include <cstdint>
+
 namespace ccnn {
 namespace copula {
 
@@ -73,6 +75,12 @@ void level_lanes_avx512(LevelBatch& batch, int count, bool probit, bool with_wei
 void level_lanes_avx2(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_avx(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_base(LevelBatch& batch, int count, bool probit, bool with_weights);
+// ordinal_logprob (grad null: out = logp, rows x L) or its backward (out = grad_z, rows x (L-1))
+// of `rows` rows of L-1 float thresholds (frank_simd.h, ordinal_rows).
+void ordinal_lanes_avx512(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out);
+void ordinal_lanes_avx2(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out);
+void ordinal_lanes_avx(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out);
+void ordinal_lanes_base(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out);
 void table_lanes_avx512(TableBatch& batch, int L);
 void table_lanes_avx2(TableBatch& batch, int L);
 void table_lanes_avx(TableBatch& batch, int L);
