@@ -218,20 +218,21 @@ def _ordinal_logprob_fake(z, link):
 
 
 @torch.library.register_fake("ccnn::ordinal_logprob_backward")
-def _ordinal_logprob_backward_fake(grad, z, link):
+def _ordinal_logprob_backward_fake(grad, z, logp, link):
     _check_devices("the forward input", z, grad=grad)
+    _check_devices("z", z, logp=logp)
     return torch.empty_like(z)
 
 
 def _ordinal_logprob_setup(ctx, inputs, output):
     z, link = inputs
-    ctx.save_for_backward(z)
+    ctx.save_for_backward(z, output)
     ctx.link = link
 
 
 def _ordinal_logprob_backward(ctx, grad):
-    (z,) = ctx.saved_tensors
-    return _ops.ordinal_logprob_backward(grad, z, ctx.link), None
+    z, logp = ctx.saved_tensors
+    return _ops.ordinal_logprob_backward(grad, z, logp, ctx.link), None
 
 
 torch.library.register_autograd(

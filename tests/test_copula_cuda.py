@@ -318,7 +318,7 @@ def test_opcheck_cuda():
     gt = torch.randn(3, ec.shape[0], 5, 5, dtype=torch.float64, device="cuda")
     torch.library.opcheck(ops.pairwise_logtable_backward, (gt, zc.detach(), tc.detach(), ec, "logit"))
     gl = torch.randn(3, 4, 5, dtype=torch.float64, device="cuda")
-    torch.library.opcheck(ops.ordinal_logprob_backward, (gl, zc.detach(), "probit"))
+    torch.library.opcheck(ops.ordinal_logprob_backward, (gl, zc.detach(), ops.ordinal_logprob(zc.detach(), "probit"), "probit"))
     u = torch.rand(7, dtype=torch.float64, device="cuda", requires_grad=True)
     v = torch.rand(7, dtype=torch.float64, device="cuda", requires_grad=True)
     t = torch.tensor(3.0, dtype=torch.float64, device="cuda", requires_grad=True)

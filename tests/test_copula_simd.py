@@ -65,6 +65,12 @@ def test_every_compiled_simd_version_agrees(simd, tmp_path):
         "for a, b in zip(out, ref):\n"
         "    keep = b >= -30\n"
         "    assert (a.double() - b)[keep].abs().max() < 1e-5, (a.double() - b)[keep].abs().max()\n"
+        "w = torch.randn(B, Q, L, generator=g, dtype=torch.float64)\n"
+        "grads = []\n"
+        "for zz in (z.clone().requires_grad_(), z.double().requires_grad_()):\n"
+        "    (ccnn_ext.ordinal_logprob(zz) * w.to(zz.dtype)).sum().backward()\n"
+        "    grads.append(zz.grad.double())\n"
+        "assert ((grads[0] - grads[1]).abs() <= 1e-4 * grads[1].abs().max()).all()\n"
         "print('ok', ccnn_ext.simd_level())\n")
     import os
     import subprocess

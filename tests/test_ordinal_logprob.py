@@ -153,7 +153,8 @@ def test_opcheck():
     for link in LINKS:
         torch.library.opcheck(torch.ops.ccnn.ordinal_logprob, (z, link))
         grad = torch.randn(3, 2, 5, dtype=torch.float64)
-        torch.library.opcheck(torch.ops.ccnn.ordinal_logprob_backward, (grad, z.detach(), link))
+        logp = torch.ops.ccnn.ordinal_logprob(z.detach(), link)
+        torch.library.opcheck(torch.ops.ccnn.ordinal_logprob_backward, (grad, z.detach(), logp, link))
 
 
 @needs_cuda

@@ -22,7 +22,7 @@ TORCH_LIBRARY(ccnn, m) {
   m.def("frank_copula(Tensor u, Tensor v, Tensor theta) -> Tensor");
   m.def("frank_copula_backward(Tensor grad, Tensor u, Tensor v, Tensor theta) -> (Tensor, Tensor, Tensor)");
   m.def("ordinal_logprob(Tensor z, str link) -> Tensor");
-  m.def("ordinal_logprob_backward(Tensor grad, Tensor z, str link) -> Tensor");
+  m.def("ordinal_logprob_backward(Tensor grad, Tensor z, Tensor logp, str link) -> Tensor");
   m.def("pairwise_loglik(Tensor z, Tensor theta, Tensor edges, Tensor labels, str link) -> Tensor");
   m.def("pairwise_loglik_fwd(Tensor z, Tensor theta, Tensor edges, Tensor labels, str link) -> (Tensor, Tensor)");
   m.def("pairwise_loglik_bwd(Tensor grad, Tensor partials, Tensor z, Tensor edges, Tensor labels) -> (Tensor, Tensor)");

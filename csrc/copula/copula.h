@@ -21,7 +21,9 @@
 //       link          "probit" (standard normal CDF) or "logit" (logistic CDF)
 //       logp          (B, Q, L) log P(y_q = l) = log(F(z_l) - F(z_{l-1})), F(z_{-1}) = 0,
 //                     F(z_{L-1}) = 1, clamped below at log(1e-300)
-//   ordinal_logprob_backward(grad, z, link) -> grad_z (B, Q, L-1)
+//   ordinal_logprob_backward(grad, z, logp, link) -> grad_z (B, Q, L-1)
+//       logp          (B, Q, L) the forward's output for z: the CPU kernels take the level masses
+//                     from it (d logp_l / d z = F'(z) / e^logp_l); the CUDA kernel recomputes them
 //
 //   pairwise_loglik(z, theta, edges, labels, link) -> loglik
 //       z             (B, Q, L-1) as above
@@ -190,6 +192,14 @@ inline void check_grad(const at::Tensor& grad, const at::Tensor& ref, at::IntArr
   check_same_dtype(grad, "grad", ref, "the forward input");
   check_same_device(grad, "grad", ref, "the forward input");
   TORCH_CHECK_VALUE(grad.sizes() == sizes, "grad must have shape ", sizes, ", got ", grad.sizes());
+}
+
+// The forward's output handed to a backward (named `name`): dtype and device of z, shape `sizes`.
+inline void check_forward_output(const at::Tensor& out, const char* name, const at::Tensor& z,
+                                 at::IntArrayRef sizes) {
+  check_same_dtype(out, name, z, "z");
+  check_same_device(out, name, z, "z");
+  TORCH_CHECK_VALUE(out.sizes() == sizes, name, " must have shape ", sizes, ", got ", out.sizes());
 }
 
 // Raises a ValueError for the first kind of bad data found (sizes describe z for the messages).

@@ -288,6 +288,14 @@ CCNN_HD CutPoint<T> cut_point(T z, Link link) {
   return link == Link::Probit ? probit_cut(z) : logit_cut(z);
 }
 
+// log F'(z) at a cut point: CutPoint::log_pdf without the CDFs (the same operations).
+template <typename T>
+CCNN_HD T cut_log_pdf(T z, Link link) {
+  if (link == Link::Probit) return normal_log_pdf(z);
+  const T lse = fn::log1p(fn::exp(-fn::abs(z)));
+  return -fn::abs(z) - T(2) * lse;
+}
+
 // log F(z) and log(1 - F(z)) at a finite cut point, to full relative precision.
 template <typename T>
 CCNN_HD T cut_log_cdf(const CutPoint<T>& c, Link link) {

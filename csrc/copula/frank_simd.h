@@ -11,7 +11,9 @@
 
 #include <cstdint>
 #include <cstring>
-#include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "copula/frank_math.h"
 #include "copula/pair_batch.h"
@@ -325,41 +327,43 @@ CCNN_SIMD vf probit_interior_log_mass(const Cut& lo, const Cut& hi) {
   return select(exact_form, interior_log_mass(with_logs(lo, true), with_logs(hi, true), true), direct);
 }
 
-// Rows [first, first + n) of a (rows, width) array into tile[k * kLanes + j] = row first + j,
-// column k (lanes j >= n repeat the first row), and back.
-CCNN_SIMD void rows_to_tile(const float* base, int64_t first, int n, int width, float* tile) {
-  for (int j = 0; j < kLanes; ++j) {
-    const float* row = base + (first + (j < n ? j : 0)) * width;
-    for (int k = 0; k < width; ++k) tile[k * kLanes + j] = row[k];
-  }
+// Lane j of a block of rows of `stride` floats reads and writes row j: offsets j * stride (lanes
+// j >= n, past the last row, repeat row 0 and are not written).
+CCNN_SIMD vi row_offsets(int n, int stride) {
+  vi offsets;
+  for (int j = 0; j < kLanes; ++j) offsets[j] = (j < n ? j : 0) * stride;
+  return offsets;
 }
-CCNN_SIMD void tile_to_rows(const float* tile, int64_t first, int n, int width, float* base) {
-  for (int j = 0; j < n; ++j) {
-    float* row = base + (first + j) * width;
-    for (int k = 0; k < width; ++k) row[k] = tile[k * kLanes + j];
-  }
+CCNN_SIMD vf gather(const float* base, vi offsets) {
+#if CCNN_SIMD_LANES == 16 && defined(__x86_64__)
+  return (vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(0xffff), (__m512i)offsets, base, 4);
+#elif defined(CCNN_SIMD_HAS_GATHER) && defined(__x86_64__)
+  return (vf)_mm256_i32gather_ps(base, (__m256i)offsets, 4);
+#else
+  vf v;
+  for (int j = 0; j < kLanes; ++j) v[j] = base[offsets[j]];
+  return v;
+#endif
+}
+CCNN_SIMD void scatter(float* base, vi offsets, int n, vf v) {
+#if CCNN_SIMD_LANES == 16 && defined(__x86_64__)
+  _mm512_mask_i32scatter_ps(base, __mmask16((1u << n) - 1), (__m512i)offsets, (__m512)v, 4);
+#else
+  for (int j = 0; j < n; ++j) base[offsets[j]] = v[j];
+#endif
 }
 
-// ordinal_logprob (grad null: logp, rows x L) or its backward (grad: rows x L; out: grad_z,
-// rows x (L-1)) of `rows` rows of L-1 float thresholds, kLanes rows at a time (transposed into
-// tiles, lane = row), level after level, each threshold's cut point computed once; `tiles` has
-// room for 3 L kLanes floats. Gradient sums in the plain kernel's order:
-// g[k] = (0 + up_k w_hi) - up_{k+1} w_lo.
-CCNN_SIMD void ordinal_rows(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out,
-                            float* tiles) {
-  const float floor = float(kLogProbFloor), inf = __builtin_inff(), cap = Tuning<float>::max_log_weight;
+// ordinal_logprob of `rows` rows of L-1 float thresholds into logp (rows x L), kLanes rows at a
+// time (lane = row), level after level, each threshold's cut point computed once.
+CCNN_SIMD void ordinal_rows(const float* z, int64_t rows, int L, bool probit, float* logp) {
+  const float floor = float(kLogProbFloor), inf = __builtin_inff();
   const int T = L - 1;  // thresholds per row
-  const vf zero = splat(0.0f);
-  float* const z_tile = tiles;                // T x kLanes
-  float* const up_tile = tiles + L * kLanes;  // L x kLanes (backward)
-  float* const out_tile = up_tile + L * kLanes;
   for (int64_t first = 0; first < rows; first += kLanes) {
     const int n = int(rows - first < kLanes ? rows - first : kLanes);
-    rows_to_tile(z, first, n, T, z_tile);
-    if (grad != nullptr) rows_to_tile(grad, first, n, L, up_tile);
-    const Cut c0 = probit ? probit_cut(load(z_tile)) : logit_cut(load(z_tile));
-    Cut lo = c0, hi = c0;
-    vf pending = zero;  // grad_z of the last threshold so far: 0 + up w_hi of the level below it
+    const vi z_at = row_offsets(n, T), out_at = row_offsets(n, L);
+    const float* zb = z + first * T;
+    float* out = logp + first * L;
+    Cut lo = probit ? probit_cut(gather(zb, z_at)) : logit_cut(gather(zb, z_at)), hi = lo;
     for (int l = 0; l < L; ++l) {
       vf log_mass;
       if (l == 0) {
@@ -367,29 +371,53 @@ CCNN_SIMD void ordinal_rows(const float* z, int64_t rows, int L, bool probit, co
       } else if (l == L - 1) {
         log_mass = cut_log_ccdf(lo, probit);
       } else {
-        const vf zl = load(z_tile + l * kLanes);
+        const vf zl = gather(zb + l, z_at);
         hi = probit ? probit_cut(zl) : logit_cut(zl);
         log_mass = probit ? probit_interior_log_mass(lo, hi)
                           : interior_log_mass(with_logs(lo, false), with_logs(hi, false), false);
+        lo = hi;
       }
       log_mass = select(log_mass > -inf, log_mass, splat(-inf));  // NaN -> -inf, as make_levels
-      if (grad == nullptr) {
-        store(out_tile + l * kLanes, vmax(log_mass, splat(floor)));
-      } else {
-        const vi live = log_mass > floor;  // (a floored level passes no gradient)
-        const vf up = load(up_tile + l * kLanes);
-        if (l > 0) {
-          const vf w_lo = select(lo.z != -inf, vexp(vmin(lo.log_pdf - log_mass, splat(cap))), zero);
-          store(out_tile + (l - 1) * kLanes, pending - select(live, up * w_lo, zero));
-        }
-        if (l < L - 1) {
-          const vf w_hi = select(hi.z != inf, vexp(vmin(hi.log_pdf - log_mass, splat(cap))), zero);
-          pending = 0.0f + select(live, up * w_hi, zero);
-        }
-      }
-      if (l > 0) lo = hi;
+      scatter(out + l, out_at, n, vmax(log_mass, splat(floor)));
     }
-    tile_to_rows(out_tile, first, n, grad == nullptr ? L : T, out);
+  }
+}
+
+// cut_log_pdf in lanes (logit_cut's and probit_cut's log_pdf).
+CCNN_SIMD vf lanes_log_pdf(vf z, bool probit) {
+  if (probit) return -0.5f * z * z - float(kLogSqrt2Pi);
+  return -vabs(z) - 2.0f * vlog1p(vexp(-vabs(z)));
+}
+
+// ordinal_logprob's backward from the forward's logp: grad_z (rows x (L-1)) from grad and logp
+// (rows x L), d logp_l / d z = F'(z) / e^logp_l for the level's two thresholds (weights saturate
+// at e^max_log_weight; a level at the floor passes no gradient); sums in the order
+// g[k] = (0 + up_k w_hi) - up_{k+1} w_lo.
+CCNN_SIMD void ordinal_rows_backward(const float* z, const float* logp, const float* grad, int64_t rows, int L,
+                                     bool probit, float* grad_z) {
+  const float floor = float(kLogProbFloor), cap = Tuning<float>::max_log_weight;
+  const int T = L - 1;
+  const vf zero = splat(0.0f);
+  for (int64_t first = 0; first < rows; first += kLanes) {
+    const int n = int(rows - first < kLanes ? rows - first : kLanes);
+    const vi z_at = row_offsets(n, T), level_at = row_offsets(n, L);
+    const float *zb = z + first * T, *lpb = logp + first * L, *upb = grad + first * L;
+    float* out = grad_z + first * T;
+    vf pending = zero, pdf_lo = zero;  // pending: 0 + up w_hi of the level below threshold l - 1
+    for (int l = 0; l < L; ++l) {
+      const vf lp = gather(lpb + l, level_at), up = gather(upb + l, level_at);
+      const vi live = lp > floor;
+      if (l > 0) {
+        const vf w_lo = vexp(vmin(pdf_lo - lp, splat(cap)));
+        scatter(out + (l - 1), z_at, n, pending - select(live, up * w_lo, zero));
+      }
+      if (l < L - 1) {
+        const vf pdf_hi = lanes_log_pdf(gather(zb + l, z_at), probit);
+        const vf w_hi = vexp(vmin(pdf_hi - lp, splat(cap)));
+        pending = 0.0f + select(live, up * w_hi, zero);
+        pdf_lo = pdf_hi;
+      }
+    }
   }
 }
 
@@ -630,10 +658,13 @@ void CCNN_SIMD_CONCAT(table_lanes_, CCNN_SIMD_NAMESPACE)(TableBatch& batch, int 
   for (int first = 0; first < TableBatch::kLanes; first += CCNN_SIMD_NAMESPACE::kLanes)
     CCNN_SIMD_NAMESPACE::table_cells(batch, first, L);
 }
-void CCNN_SIMD_CONCAT(ordinal_lanes_, CCNN_SIMD_NAMESPACE)(const float* z, int64_t rows, int L, bool probit,
-                                                          const float* grad, float* out) {
-  std::vector<float> tiles(3 * static_cast<std::size_t>(L) * CCNN_SIMD_NAMESPACE::kLanes);
-  CCNN_SIMD_NAMESPACE::ordinal_rows(z, rows, L, probit, grad, out, tiles.data());
+void CCNN_SIMD_CONCAT(ordinal_lanes_, CCNN_SIMD_NAMESPACE)(const float* z, const float* logp, const float* grad,
+                                                          int64_t rows, int L, bool probit, float* out) {
+  if (grad == nullptr) {
+    CCNN_SIMD_NAMESPACE::ordinal_rows(z, rows, L, probit, out);
+  } else {
+    CCNN_SIMD_NAMESPACE::ordinal_rows_backward(z, logp, grad, rows, L, probit, out);
+  }
 }
 void CCNN_SIMD_CONCAT(level_lanes_, CCNN_SIMD_NAMESPACE)(LevelBatch& batch, int count, bool probit,
                                                         bool with_weights) {

@@ -75,12 +75,17 @@ void level_lanes_avx512(LevelBatch& batch, int count, bool probit, bool with_wei
 void level_lanes_avx2(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_avx(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_base(LevelBatch& batch, int count, bool probit, bool with_weights);
-// ordinal_logprob (grad null: out = logp, rows x L) or its backward (out = grad_z, rows x (L-1))
-// of `rows` rows of L-1 float thresholds (frank_simd.h, ordinal_rows).
-void ordinal_lanes_avx512(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out);
-void ordinal_lanes_avx2(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out);
-void ordinal_lanes_avx(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out);
-void ordinal_lanes_base(const float* z, int64_t rows, int L, bool probit, const float* grad, float* out);
+// ordinal_logprob of `rows` rows of L-1 float thresholds (grad null: out = logp, rows x L; logp
+// unused) or its backward from the forward's logp (out = grad_z, rows x (L-1)); frank_simd.h,
+// ordinal_rows and ordinal_rows_backward.
+void ordinal_lanes_avx512(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+                          float* out);
+void ordinal_lanes_avx2(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+                        float* out);
+void ordinal_lanes_avx(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+                       float* out);
+void ordinal_lanes_base(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+                        float* out);
 void table_lanes_avx512(TableBatch& batch, int L);
 void table_lanes_avx2(TableBatch& batch, int L);
 void table_lanes_avx(TableBatch& batch, int L);

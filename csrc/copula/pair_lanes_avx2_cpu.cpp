@@ -9,5 +9,6 @@
 #pragma GCC target("avx2,fma")
 #endif
 #define CCNN_SIMD_LANES 8
+#define CCNN_SIMD_HAS_GATHER 1
 #define CCNN_SIMD_NAMESPACE avx2
 #include "copula/frank_simd.h"
