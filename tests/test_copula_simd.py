@@ -71,6 +71,26 @@ def test_float_lanes_on_near_narrow_tail_levels(link):
         assert (a - b)[keep].abs().max() <= 1e-5, (theta, labels)
 
 
+def test_float_tables_at_large_theta():
+    """Rounding the cut-point CDFs to float costs about |theta| * 3e-7 in log P: float32 tables stay
+    within 1e-5 of float64 up to |theta| = 35 (docs/copula.md), and edges beyond
+    kFloatThetaLimit = 50 are evaluated in double (only the output's rounding is left)."""
+    g = torch.Generator().manual_seed(9)
+    B, Q, L = 150, 6, 7
+    edges = torch.tensor(list(itertools.combinations(range(Q), 2)))
+    for scale in (0.003, 0.03, 0.3, 1.0):
+        steps = torch.rand(B, Q, L - 1, generator=g, dtype=torch.float64) * scale + scale * 0.05
+        z = (torch.cumsum(steps, -1) + torch.randn(B, Q, 1, generator=g, dtype=torch.float64) * 1.5).float()
+        assert (z.diff(dim=-1) > 0).all()
+        for low, high, bar in ((20.0, 35.0, 1e-5), (50.5, 80.0, 2e-6)):
+            sign = torch.where(torch.rand(len(edges), generator=g) < 0.5, -1.0, 1.0)
+            theta = (low + (high - low) * torch.rand(len(edges), generator=g)) * sign
+            a = ccnn_ext.pairwise_logtable(z, theta, edges).double()
+            b = ccnn_ext.pairwise_logtable(z.double(), theta.double(), edges)
+            scored = b >= -30
+            assert (a - b)[scored].abs().max() <= bar, (scale, low, (a - b)[scored].abs().max())
+
+
 @pytest.mark.parametrize("simd", ["avx512", "avx2", "avx", "base"])
 def test_every_compiled_simd_version_agrees(simd, tmp_path):
     """The library picks the widest SIMD version the processor runs when it loads; CCNN_SIMD caps it,

@@ -18,8 +18,8 @@
 //   * Accuracy over theta in [-50, 50] and u, v down to 1e-8 from either boundary: C to ~1e-14
 //     relative in double (at worst ~|log C| ulp) and ~|log C| * 6e-8 in float, derivatives to
 //     ~1e-12 absolute in double; exact at u, v in {0, 1}. Level and pair log-probabilities: ~1e-12
-//     relative in double; float within ~1e-5 of double whatever the size of P (dominated by
-//     |theta| * 6e-8 from rounding the cut-point CDFs to float).
+//     relative in double; float within ~1e-5 of double whatever the size of P up to |theta| ~ 35
+//     (dominated by about |theta| * 3e-7 from rounding the cut-point CDFs to float: 1.6e-5 at 50).
 //   * Rectangle probabilities are evaluated for |theta| <= kThetaMaxDouble; float computations
 //     with |theta| > kFloatThetaLimit should be promoted to double by the caller (the kernels do).
 #pragma once
