@@ -413,7 +413,7 @@ CCNN_HD Level<T> level_of(const T* z, int num_levels, int level, Link link, bool
 
 // Level `level` of one AU whose thresholds (of type T) start at z, computed in type C: float
 // thresholds of an edge evaluated in double (|theta| > kFloatThetaLimit) get their cut-point CDFs
-// in double too, whose float rounding would otherwise cost ~|theta| * 6e-8 in log P.
+// in double too, whose float rounding would otherwise cost ~|theta| * 3e-7 in log P.
 template <typename C, typename T>
 CCNN_HD Level<C> level_of_as(const T* z, int num_levels, int level, Link link, bool with_weights) {
   const CutPoint<C> lo = level <= 0 ? cut_at_minus_inf<C>() : cut_point(C(z[level - 1]), link);
