@@ -503,6 +503,9 @@ ORDINAL_ROWS = {
     "upper-tail": lambda dtype: _round((5.0, 8.0, 8.5, 20.0, 30.0), dtype),
     "nearly-equal": _nearly_equal,
     "narrow": lambda dtype: _round((-6.0, -6.0 + 1e-4, 2.0, 2.0 + 3e-6, 7.0), dtype),
+    # tail levels just wider than float64's series switch (h |m| = 0.054 and 0.12): float32's
+    # series reaches 0.5 (frank_math.h, narrow_interval)
+    "near-narrow-tails": lambda dtype: _round((-6.0, -5.982, 2.0, 6.9, 6.935), dtype),
 }
 
 

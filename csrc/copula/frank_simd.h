@@ -276,41 +276,11 @@ CCNN_SIMD void make_levels(LevelBatch& b, int first, bool probit, bool with_weig
 
 // ---- ordinal_logprob: whole threshold rows, lane = row ------------------------------------------
 
-// A threshold's cut point with its log CDF and log complement.
-struct OrdinalCut {
-  Cut c;
-  vf log_cdf, log_ccdf;
-};
-
-CCNN_SIMD OrdinalCut with_logs(const Cut& c, bool probit) {
-  return {c, cut_log_cdf(c, probit), cut_log_ccdf(c, probit)};
-}
-
-// level_log_mass of a level between two thresholds, each case computed only where some lane needs
-// it (every lane's value is level_log_mass's).
-CCNN_SIMD vf interior_log_mass(const OrdinalCut& lo, const OrdinalCut& hi, bool probit) {
-  const float inf = __builtin_inff();
-  const vi lo_open = lo.c.z == -inf, hi_open = hi.c.z == inf;
-  vf inner;
-  if (!probit) {
-    inner = hi.log_cdf + lo.log_ccdf + log1mexp(hi.c.z - lo.c.z);
-  } else {
-    const vi lower = hi.c.z <= 0.0f, upper = ~lower & (lo.c.z >= 0.0f), middle = ~lower & ~upper;
-    inner = splat(0.0f);
-    if (any(lower)) inner = select(lower, hi.log_cdf + log1mexp(hi.log_cdf - lo.log_cdf), inner);
-    if (any(upper)) inner = select(upper, lo.log_ccdf + log1mexp(lo.log_ccdf - hi.log_ccdf), inner);
-    if (any(middle)) inner = select(middle, vlog1p(-(lo.c.cdf + hi.c.ccdf)), inner);
-    const vi narrow = is_narrow(lo.c.z, hi.c.z) & ~lo_open & ~hi_open;
-    if (any(narrow)) inner = select(narrow, narrow_log_mass(lo.c.z, hi.c.z), inner);
-  }
-  return select(lo_open, hi.log_cdf, select(hi_open, lo.log_ccdf, inner));
-}
-
 // The probit log mass of a level between two thresholds as the log of one mass: a difference of
 // the small tails (both ends below 0: CDFs; both above: complements; else 1 minus both tails), as
 // exact as the log-space forms (a difference of logs carries the same relative error of the
 // tails), or for a narrow level the Hermite series (2 h phi(m) ...). Lanes beyond the normal range
-// of the tails (|z| > 10, Tuning<float>::tail) or of the series' product take interior_log_mass.
+// of the tails (|z| > 10, Tuning<float>::tail) or of the series' product take level_log_mass.
 CCNN_SIMD vf probit_interior_log_mass(const Cut& lo, const Cut& hi) {
   const float tail = -Tuning<float>::tail;  // 10
   const vi lower = hi.z <= 0.0f, upper = ~lower & (lo.z >= 0.0f), narrow = is_narrow(lo.z, hi.z);
@@ -325,7 +295,7 @@ CCNN_SIMD vf probit_interior_log_mass(const Cut& lo, const Cut& hi) {
                  (~narrow & ((lower & (hi.z < -tail)) | (upper & (lo.z > tail)))) | ~(mass > 0.0f);
   const vf direct = vlog(mass);
   if (!any(far)) return direct;
-  return select(far, interior_log_mass(with_logs(lo, true), with_logs(hi, true), true), direct);
+  return select(far, level_log_mass(lo, hi, true), direct);
 }
 
 // Lane j of a block of rows of `stride` floats reads and writes row j: offsets j * stride (lanes
@@ -374,8 +344,7 @@ CCNN_SIMD void ordinal_rows(const float* z, int64_t rows, int L, bool probit, fl
       } else {
         const vf zl = gather(zb + l, z_at);
         hi = probit ? probit_cut(zl) : logit_cut(zl);
-        log_mass = probit ? probit_interior_log_mass(lo, hi)
-                          : interior_log_mass(with_logs(lo, false), with_logs(hi, false), false);
+        log_mass = probit ? probit_interior_log_mass(lo, hi) : level_log_mass(lo, hi, false);
         lo = hi;
       }
       log_mass = select(log_mass > -inf, log_mass, splat(-inf));  // NaN -> -inf, as make_levels
