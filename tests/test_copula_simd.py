@@ -1,12 +1,17 @@
 """The float32 pairwise kernels evaluate label pairs in SIMD lanes (csrc/copula/frank_simd.h), a
 vectorised twin of the scalar rectangle math that the float64 kernels use. Same inputs (float64
-copies of the float32 thresholds and thetas), so any difference is the float path's own error."""
+copies of the float32 thresholds and thetas), so any difference is the float path's own error.
+The ordinal op runs float64 in SIMD lanes too (each compiled version is checked against the
+careful PyTorch reference below; its accuracy against mpmath is in test_ordinal_logprob.py)."""
 import itertools
+import pathlib
 
 import pytest
 import torch
 
 import ccnn_ext
+
+TESTS = pathlib.Path(__file__).resolve().parent
 
 
 def _problem(per_sample, seed):
@@ -95,7 +100,8 @@ def test_float_tables_at_large_theta():
 def test_every_compiled_simd_version_agrees(simd, tmp_path):
     """The library picks the widest SIMD version the processor runs when it loads; CCNN_SIMD caps it,
     so every version this processor can run is checked, each in a subprocess that reports the
-    version it ran; a version the processor lacks is skipped."""
+    version it ran; a version the processor lacks is skipped. float32 against float64; the float64
+    ordinal op (double lanes) against the careful PyTorch reference."""
     script = tmp_path / "check.py"
     script.write_text(
         "import torch, itertools, ccnn_ext\n"
@@ -118,6 +124,16 @@ def test_every_compiled_simd_version_agrees(simd, tmp_path):
         "    (ccnn_ext.ordinal_logprob(zz) * w.to(zz.dtype)).sum().backward()\n"
         "    grads.append(zz.grad.double())\n"
         "assert ((grads[0] - grads[1]).abs() <= 1e-4 * grads[1].abs().max()).all()\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
+        "from copula_reference import ordinal_logprob as careful\n"
+        "z64 = z.double().requires_grad_()\n"
+        "z_ref = z.double().requires_grad_()\n"
+        "lp, ref = ccnn_ext.ordinal_logprob(z64), careful(z_ref)\n"
+        "assert ((lp - ref).abs() <= 1e-12 * ref.abs().clamp_min(1)).all(), (lp - ref).abs().max()\n"
+        "(lp * w).sum().backward()\n"
+        "(ref * w).sum().backward()\n"
+        "assert ((z64.grad - z_ref.grad).abs() <= 1e-10 * z_ref.grad.abs().max()).all()\n"
         "print('ok', ccnn_ext.simd_level())\n")
     import os
     import subprocess

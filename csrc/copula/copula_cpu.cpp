@@ -154,14 +154,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> frank_copula_backward_cpu(
 
 void float_levels(const float* z, int L, const int64_t* rows, const int* levels, int64_t count,
                   Link link, bool with_weights, Level<float>* out);
-// ordinal_logprob of a contiguous (B, Q, L-1) float z into out = logp (grad null), or its
-// backward from the forward's logp and grad ((B, Q, L) each) into out = grad_z; rows in SIMD
-// lanes. With check_data, also whether every row of z is finite and strictly increasing (else
-// false, and the output is to be discarded).
-bool float_ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* logp, const at::Tensor* grad,
-                        at::Tensor& out, bool check_data);
-
-// ---- ordinal_logprob --------------------------------------------------------------------------
+// ordinal_logprob of a contiguous (B, Q, L-1) float or double z into out = logp (grad null), or
+// its backward from the forward's logp and grad ((B, Q, L) each) into out = grad_z; rows in SIMD
+// lanes. The forward also returns whether every row of z is finite and strictly increasing (the
+// checks run in the kernel; false: the output is to be discarded).
+template <typename T>
+bool ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* logp, const at::Tensor* grad,
+                  at::Tensor& out);
 
 // The L levels of one AU (thresholds z[0..L-2]) into levels[0..L-1], computing each cut once.
 template <typename T>
@@ -173,6 +172,8 @@ void levels_of_row(const T* z, int L, Link link, bool with_weights, CutPoint<T>*
   for (int l = 0; l < L; ++l)
     levels[l] = make_level(cuts[l], cuts[l + 1], l > 0, l < L - 1, link, with_weights);
 }
+
+// ---- ordinal_logprob --------------------------------------------------------------------------
 
 at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_name) {
   const Link link = parse_link(std::string(link_name));
@@ -190,25 +191,12 @@ at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_nam
     });
   };
   at::Tensor out = at::empty({B, Q, L}, z.options());
-  if (z.scalar_type() == at::kFloat) {
-    // the rules are checked beside the kernel, each task on its rows; only a failure rescans
-    if (!float_ordinal_rows(z, L, link, nullptr, nullptr, out, data_checks_enabled())) check_data();
-    return out;
-  }
-  if (data_checks_enabled()) check_data();
+  // the rules are checked in the kernel, each task on its rows; only a failure rescans
+  bool ok = true;
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob", [&] {
-    const scalar_t* pz = z.data_ptr<scalar_t>();
-    scalar_t* po = out.data_ptr<scalar_t>();
-    at::parallel_for(0, B * Q, std::max<int64_t>(1, 2048 / L), [&](int64_t begin, int64_t end) {
-      std::vector<CutPoint<scalar_t>> cuts(L + 1);
-      std::vector<Level<scalar_t>> levels(L);
-      for (int64_t row = begin; row < end; ++row) {
-        levels_of_row(pz + row * (L - 1), int(L), link, false, cuts.data(), levels.data());
-        for (int64_t l = 0; l < L; ++l)
-          po[row * L + l] = fn::max(levels[l].log_mass, scalar_t(kLogProbFloor));  // NaN -> floor, as CUDA
-      }
-    });
+    ok = ordinal_rows<scalar_t>(z, L, link, nullptr, nullptr, out);
   });
+  if (!ok && data_checks_enabled()) check_data();
   return out;
 }
 
@@ -221,33 +209,9 @@ at::Tensor ordinal_logprob_backward_cpu(const at::Tensor& grad_in, const at::Ten
   check_grad(grad_in, z, {B, Q, L});
   check_forward_output(logp_in, "logp", z, {B, Q, L});
   const at::Tensor grad = grad_in.contiguous(), logp = logp_in.contiguous();
-  if (z.scalar_type() == at::kFloat) {
-    at::Tensor grad_z = at::empty_like(z);
-    float_ordinal_rows(z, L, link, &logp, &grad, grad_z, false);
-    return grad_z;
-  }
-  // d logp_l / d z = F'(z) / e^logp_l at the level's two thresholds, from logp: make_level's
-  // weights, with a floored level passing no gradient
-  at::Tensor grad_z = at::zeros_like(z);
+  at::Tensor grad_z = at::empty_like(z);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob_backward", [&] {
-    const scalar_t *pz = z.data_ptr<scalar_t>(), *pg = grad.data_ptr<scalar_t>(), *plp = logp.data_ptr<scalar_t>();
-    scalar_t* pgz = grad_z.data_ptr<scalar_t>();
-    const scalar_t floor = scalar_t(kLogProbFloor), cap = Tuning<scalar_t>::max_log_weight;
-    at::parallel_for(0, B * Q, std::max<int64_t>(1, 2048 / L), [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const scalar_t *zr = pz + row * (L - 1), *lp = plp + row * L, *up = pg + row * L;
-        scalar_t* g = pgz + row * (L - 1);
-        scalar_t pdf_lo = 0;
-        for (int64_t l = 0; l < L; ++l) {
-          const scalar_t pdf_hi = l < L - 1 ? cut_log_pdf(zr[l], link) : scalar_t(0);
-          if (lp[l] > floor) {
-            if (l > 0) g[l - 1] -= up[l] * fn::exp(fn::min(pdf_lo - lp[l], cap));
-            if (l < L - 1) g[l] += up[l] * fn::exp(fn::min(pdf_hi - lp[l], cap));
-          }
-          pdf_lo = pdf_hi;
-        }
-      }
-    });
+    ordinal_rows<scalar_t>(z, L, link, &logp, &grad, grad_z);
   });
   return grad_z;
 }
@@ -366,24 +330,27 @@ const LevelLanesFn kLevelLanes = pick_simd(&level_lanes_avx512, &level_lanes_avx
                                              &level_lanes_base);
 const TableLanesFn kTableLanes = pick_simd(&table_lanes_avx512, &table_lanes_avx2, &table_lanes_avx,
                                              &table_lanes_base);
-using OrdinalLanesFn = void (*)(const float*, const float*, const float*, int64_t, int, bool, float*);
-const OrdinalLanesFn kOrdinalLanes =
-    pick_simd(&ordinal_lanes_avx512, &ordinal_lanes_avx2, &ordinal_lanes_avx, &ordinal_lanes_base);
+template <typename T>
+using OrdinalLanesFn = bool (*)(const T*, const T*, const T*, int64_t, int, bool, T*);
+template <typename T>
+const OrdinalLanesFn<T> kOrdinalLanes =
+    pick_simd<OrdinalLanesFn<T>>(&ordinal_lanes_avx512, &ordinal_lanes_avx2, &ordinal_lanes_avx, &ordinal_lanes_base);
 
-bool float_ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* logp, const at::Tensor* grad,
-                        at::Tensor& out, bool check_data) {
+template <typename T>
+bool ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* logp, const at::Tensor* grad,
+                  at::Tensor& out) {
   const int64_t rows = z.size(0) * z.size(1);
-  const float* pz = z.data_ptr<float>();
-  const float* plp = logp == nullptr ? nullptr : logp->data_ptr<float>();
-  const float* pg = grad == nullptr ? nullptr : grad->data_ptr<float>();
-  float* po = out.data_ptr<float>();
+  const T* pz = z.data_ptr<T>();
+  const T* plp = logp == nullptr ? nullptr : logp->data_ptr<T>();
+  const T* pg = grad == nullptr ? nullptr : grad->data_ptr<T>();
+  T* po = out.data_ptr<T>();
   const int64_t out_width = grad == nullptr ? L : L - 1;
   std::atomic<bool> ok{true};
   at::parallel_for(0, rows, std::max<int64_t>(16, 8192 / L), [&](int64_t begin, int64_t end) {
-    if (check_data && !thresholds_ok(pz + begin * (L - 1), end - begin, L - 1)) ok.store(false);
-    kOrdinalLanes(pz + begin * (L - 1), plp == nullptr ? nullptr : plp + begin * L,
-                  pg == nullptr ? nullptr : pg + begin * L, end - begin, int(L), link == Link::Probit,
-                  po + begin * out_width);
+    const bool rows_ok = kOrdinalLanes<T>(pz + begin * (L - 1), plp == nullptr ? nullptr : plp + begin * L,
+                                          pg == nullptr ? nullptr : pg + begin * L, end - begin, int(L),
+                                          link == Link::Probit, po + begin * out_width);
+    if (!rows_ok) ok.store(false);
   });
   return ok.load();
 }

@@ -75,17 +75,26 @@ void level_lanes_avx512(LevelBatch& batch, int count, bool probit, bool with_wei
 void level_lanes_avx2(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_avx(LevelBatch& batch, int count, bool probit, bool with_weights);
 void level_lanes_base(LevelBatch& batch, int count, bool probit, bool with_weights);
-// ordinal_logprob of `rows` rows of L-1 float thresholds (grad null: out = logp, rows x L; logp
-// unused) or its backward from the forward's logp (out = grad_z, rows x (L-1)); frank_simd.h,
-// ordinal_rows and ordinal_rows_backward.
-void ordinal_lanes_avx512(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+// ordinal_logprob of `rows` rows of L-1 thresholds (grad null: out = logp, rows x L; logp
+// unused) or its backward from the forward's logp (out = grad_z, rows x (L-1)), in float or
+// double lanes; frank_simd.h, ordinal_rows and ordinal_rows_backward. False if the forward met a
+// threshold that is not finite or not above the previous one of its row.
+bool ordinal_lanes_avx512(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
                           float* out);
-void ordinal_lanes_avx2(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+bool ordinal_lanes_avx2(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
                         float* out);
-void ordinal_lanes_avx(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+bool ordinal_lanes_avx(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
                        float* out);
-void ordinal_lanes_base(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+bool ordinal_lanes_base(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
                         float* out);
+bool ordinal_lanes_avx512(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
+                          double* out);
+bool ordinal_lanes_avx2(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
+                        double* out);
+bool ordinal_lanes_avx(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
+                       double* out);
+bool ordinal_lanes_base(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
+                        double* out);
 void table_lanes_avx512(TableBatch& batch, int L);
 void table_lanes_avx2(TableBatch& batch, int L);
 void table_lanes_avx(TableBatch& batch, int L);
