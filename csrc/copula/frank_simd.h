@@ -451,18 +451,19 @@ CCNN_SIMD void make_levels(LevelBatch& b, int first, bool probit, bool with_weig
 // ---- ordinal_logprob: whole threshold rows, lane = row ------------------------------------------
 
 // The probit log mass of a level between two thresholds as the log of one mass: a difference of
-// the small tails (both ends below 0: CDFs; both above: complements; else 1 minus both tails), as
-// exact as the log-space forms (a difference of logs carries the same relative error of the
-// tails), or for a narrow level the Hermite series (2 h phi(m) ...). Lanes beyond the normal range
-// of the tails (|z| > -Tuning::tail: 10 in float, 30 in double) or whose mass leaves the normal
-// range (a subnormal width) take level_log_mass.
+// the small tails (both ends below 0: CDFs; both above: complements), as exact as the log-space
+// forms (a difference of logs carries the same relative error of the tails); log1p of minus both
+// tails (across 0); or for a narrow level the Hermite series (2 h phi(m) ...). Lanes beyond the
+// normal range of the tails (|z| > -Tuning::tail: 10 in float, 30 in double) or whose mass leaves
+// the normal range (a subnormal width) take level_log_mass.
 template <typename V>
 CCNN_SIMD V probit_interior_log_mass(const Cut<V>& lo, const Cut<V>& hi) {
   using R = RealOf<V>;
   const R tail = -Tuning<R>::tail;
   const IntOf<V> lower = hi.z <= R(0), upper = ~lower & (lo.z >= R(0)), narrow = is_narrow(lo.z, hi.z);
   const V mid = R(0.5) * lo.z + R(0.5) * hi.z;
-  V mass = select(lower, hi.cdf - lo.cdf, select(upper, lo.ccdf - hi.ccdf, R(1) - (lo.cdf + hi.ccdf)));
+  const V tails = lo.cdf + hi.ccdf;
+  V mass = select(lower, hi.cdf - lo.cdf, select(upper, lo.ccdf - hi.ccdf, R(1) - tails));
   // (float: every lane, with about half the levels of AU data narrow a branch on them
   // mispredicts; double's narrow levels, 10 times narrower, are rare)
   if (std::is_same<R, float>::value || any(narrow)) {
@@ -473,7 +474,8 @@ CCNN_SIMD V probit_interior_log_mass(const Cut<V>& lo, const Cut<V>& hi) {
   const IntOf<V> far = (narrow & (vabs(mid) > tail)) |
                        (~narrow & ((lower & (hi.z < -tail)) | (upper & (lo.z > tail)))) |
                        ~(mass >= std::numeric_limits<R>::min());
-  const V direct = vlog(mass);
+  // (a wide level across 0 as log1p(-tails), by Goldberg's form: one log still)
+  const V direct = log_or_log1m(lower | upper | narrow, mass, tails);
   if (!any(far)) return direct;
   return select(far, level_log_mass(lo, hi, true), direct);
 }
