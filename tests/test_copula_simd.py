@@ -1,8 +1,8 @@
-"""The float32 pairwise kernels evaluate label pairs in SIMD lanes (csrc/copula/frank_simd.h), a
-vectorised twin of the scalar rectangle math that the float64 kernels use. Same inputs (float64
-copies of the float32 thresholds and thetas), so any difference is the float path's own error.
-The ordinal op runs float64 in SIMD lanes too (each compiled version is checked against the
-careful PyTorch reference below; its accuracy against mpmath is in test_ordinal_logprob.py)."""
+"""The copula kernels evaluate label pairs, levels and threshold rows in SIMD lanes
+(csrc/copula/frank_simd.h), float32 and float64 alike. float32 against float64 on the same inputs
+(float64 copies of the float32 thresholds and thetas), so any difference is the float path's own
+error; each compiled version's float64 against the careful PyTorch reference (both dtypes against
+mpmath: test_copula_accuracy.py, test_ordinal_logprob.py)."""
 import itertools
 import pathlib
 
@@ -100,8 +100,8 @@ def test_float_tables_at_large_theta():
 def test_every_compiled_simd_version_agrees(simd, tmp_path):
     """The library picks the widest SIMD version the processor runs when it loads; CCNN_SIMD caps it,
     so every version this processor can run is checked, each in a subprocess that reports the
-    version it ran; a version the processor lacks is skipped. float32 against float64; the float64
-    ordinal op (double lanes) against the careful PyTorch reference."""
+    version it ran; a version the processor lacks is skipped. float32 against float64; float64
+    (double lanes) against the careful PyTorch reference."""
     script = tmp_path / "check.py"
     script.write_text(
         "import torch, itertools, ccnn_ext\n"
@@ -134,6 +134,20 @@ def test_every_compiled_simd_version_agrees(simd, tmp_path):
         "(lp * w).sum().backward()\n"
         "(ref * w).sum().backward()\n"
         "assert ((z64.grad - z_ref.grad).abs() <= 1e-10 * z_ref.grad.abs().max()).all()\n"
+        "from copula_reference import pairwise_loglik as careful_loglik, pairwise_logtable as careful_table\n"
+        "zd, td = z.double(), theta.double()\n"
+        "for got, ref in ((ccnn_ext.pairwise_loglik(zd, td, edges, labels), careful_loglik(zd, td, edges, labels)),\n"
+        "                 (ccnn_ext.pairwise_logtable(zd, td, edges), careful_table(zd, td, edges))):\n"
+        "    keep = ref > -9  # (the reference's four-term difference cancels for small P)\n"
+        "    assert ((got - ref)[keep].abs() <= 1e-9 * ref[keep].abs().clamp_min(1)).all(), (got - ref)[keep].abs().max()\n"
+        "grads = []\n"
+        "for op in (ccnn_ext.pairwise_loglik, careful_loglik):\n"
+        "    a, t = zd.clone().requires_grad_(), td.clone().requires_grad_()\n"
+        "    lp = op(a, t, edges, labels)\n"
+        "    (lp * (lp > -9)).sum().backward()\n"
+        "    grads.append((a.grad, t.grad))\n"
+        "for g, r in zip(*grads):\n"
+        "    assert ((g - r).abs() <= 1e-7 * r.abs().max()).all(), (g - r).abs().max()\n"
         "print('ok', ccnn_ext.simd_level())\n")
     import os
     import subprocess

@@ -152,8 +152,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> frank_copula_backward_cpu(
   return {gu, gv, gt};
 }
 
-void float_levels(const float* z, int L, const int64_t* rows, const int* levels, int64_t count,
-                  Link link, bool with_weights, Level<float>* out);
 // ordinal_logprob of a contiguous (B, Q, L-1) float or double z into out = logp (grad null), or
 // its backward from the forward's logp and grad ((B, Q, L) each) into out = grad_z; rows in SIMD
 // lanes. The forward also returns whether every row of z is finite and strictly increasing (the
@@ -237,50 +235,7 @@ T theta_of(const T* theta, const PairwiseSizes& n, int64_t b, int64_t e) {
   return theta[n.theta_per_sample ? b * n.E + e : e];
 }
 
-// Evaluates label pairs, reusing one frame per edge when theta is shared by the batch.
-template <typename T>
-class PairEvaluator {
- public:
-  PairEvaluator(const T* theta, const PairwiseSizes& n) : theta_(theta), n_(n) {
-    if (!n.theta_per_sample) {
-      frames_.reserve(n.E);
-      for (int64_t e = 0; e < n.E; ++e) frames_.push_back(make_frank_frame(theta[e]));
-    }
-  }
-  PairGrad<T> operator()(int64_t b, int64_t e, const Level<T>& r, const Level<T>& s,
-                         bool with_grad) const {
-    const T t = theta_of(theta_, n_, b, e);
-    if (n_.theta_per_sample || needs_double(t)) return frank_pair_at(t, r, s, with_grad);
-    return frank_pair(frames_[e], r, s, with_grad);
-  }
-
- private:
-  const T* theta_;
-  PairwiseSizes n_;
-  std::vector<FrankFrame<T>> frames_;
-};
-
-// Runs body(b, levels) for every sample b, where levels[q] is AU q's level at its label (unset
-// for a missing label).
-template <typename T, typename Body>
-void for_each_labelled_sample(const PairwiseInputs& in, Link link, bool with_weights, Body body) {
-  const PairwiseSizes& n = in.n;
-  const T* z = in.z.data_ptr<T>();
-  const int64_t* labels = in.labels.data_ptr<int64_t>();
-  at::parallel_for(0, n.B, samples_per_task(n.E), [&](int64_t begin, int64_t end) {
-    std::vector<Level<T>> levels(n.Q);
-    for (int64_t b = begin; b < end; ++b) {
-      for (int64_t q = 0; q < n.Q; ++q) {
-        const int64_t label = labels[b * n.Q + q];
-        if (label >= 0)
-          levels[q] = level_of(z + (b * n.Q + q) * (n.L - 1), int(n.L), int(label), link, with_weights);
-      }
-      body(b, levels.data());
-    }
-  });
-}
-
-// ---- float label pairs in SIMD lanes ----------------------------------------------------------
+// ---- label pairs in SIMD lanes ----------------------------------------------------------------
 
 // The widest compiled version of the SIMD math (frank_simd.h) this processor runs.
 enum class SimdLevel { kBase, kAvx, kAvx2, kAvx512 };
@@ -320,16 +275,21 @@ Fn pick_simd(Fn avx512, Fn avx2, Fn avx, Fn base) {
   }
 }
 
-using PairLanesFn = void (*)(PairBatch&, int, int, bool);
-using LevelLanesFn = void (*)(LevelBatch&, int, bool, bool);
-using TableLanesFn = void (*)(TableBatch&, int);
-const PairLanesFn kPairLanes =
-    pick_simd(&frank_pair_lanes_avx512, &frank_pair_lanes_avx2, &frank_pair_lanes_avx,
-              &frank_pair_lanes_base);
-const LevelLanesFn kLevelLanes = pick_simd(&level_lanes_avx512, &level_lanes_avx2, &level_lanes_avx,
-                                             &level_lanes_base);
-const TableLanesFn kTableLanes = pick_simd(&table_lanes_avx512, &table_lanes_avx2, &table_lanes_avx,
-                                             &table_lanes_base);
+template <typename T>
+using PairLanesFn = void (*)(PairBatch<T>&, int, int, bool);
+template <typename T>
+using LevelLanesFn = void (*)(LevelBatch<T>&, int, bool, bool);
+template <typename T>
+using TableLanesFn = void (*)(TableBatch<T>&, int);
+template <typename T>
+const PairLanesFn<T> kPairLanes = pick_simd<PairLanesFn<T>>(&frank_pair_lanes_avx512, &frank_pair_lanes_avx2,
+                                                            &frank_pair_lanes_avx, &frank_pair_lanes_base);
+template <typename T>
+const LevelLanesFn<T> kLevelLanes =
+    pick_simd<LevelLanesFn<T>>(&level_lanes_avx512, &level_lanes_avx2, &level_lanes_avx, &level_lanes_base);
+template <typename T>
+const TableLanesFn<T> kTableLanes =
+    pick_simd<TableLanesFn<T>>(&table_lanes_avx512, &table_lanes_avx2, &table_lanes_avx, &table_lanes_base);
 template <typename T>
 using OrdinalLanesFn = bool (*)(const T*, const T*, const T*, int64_t, int, bool, T*);
 template <typename T>
@@ -355,25 +315,26 @@ bool ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* l
   return ok.load();
 }
 
-// out[i] = level levels[i] of the threshold row rows[i] (z holds rows of L-1 float thresholds),
+// out[i] = level levels[i] of the threshold row rows[i] (z holds rows of L-1 thresholds),
 // computed in SIMD lanes; the same fields as level_of.
-void float_levels(const float* z, int L, const int64_t* rows, const int* levels, int64_t count,
-                  Link link, bool with_weights, Level<float>* out) {
-  constexpr float kInf = std::numeric_limits<float>::infinity();
-  LevelBatch batch;
-  for (int64_t start = 0; start < count; start += LevelBatch::kCapacity) {
-    const int n = int(std::min<int64_t>(LevelBatch::kCapacity, count - start));
+template <typename T>
+void lane_levels(const T* z, int L, const int64_t* rows, const int* levels, int64_t count, Link link,
+                 bool with_weights, Level<T>* out) {
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  LevelBatch<T> batch;
+  for (int64_t start = 0; start < count; start += LevelBatch<T>::kCapacity) {
+    const int n = int(std::min<int64_t>(LevelBatch<T>::kCapacity, count - start));
     for (int k = 0; k < n; ++k) {
-      const float* row = z + rows[start + k] * (L - 1);
+      const T* row = z + rows[start + k] * (L - 1);
       const int l = levels[start + k];
       batch.z_lo[k] = l > 0 ? row[l - 1] : -kInf;
       batch.z_hi[k] = l < L - 1 ? row[l] : kInf;
     }
     const int padded = (n + 15) / 16 * 16;
     for (int k = n; k < padded; ++k) batch.z_lo[k] = -kInf, batch.z_hi[k] = kInf;
-    kLevelLanes(batch, padded, link == Link::Probit, with_weights);
+    kLevelLanes<T>(batch, padded, link == Link::Probit, with_weights);
     for (int k = 0; k < n; ++k) {
-      Level<float>& lev = out[start + k];
+      Level<T>& lev = out[start + k];
       const int l = levels[start + k];
       lev.cdf_lo = batch.cdf_lo[k], lev.ccdf_lo = batch.ccdf_lo[k];
       lev.cdf_hi = batch.cdf_hi[k], lev.ccdf_hi = batch.ccdf_hi[k];
@@ -384,29 +345,29 @@ void float_levels(const float* z, int L, const int64_t* rows, const int* levels,
   }
 }
 
-// float inputs: one edge for 16 samples at a time in SIMD lanes. Each AU's labelled levels of the
-// 16 samples are computed side by side (LevelBatch), so an edge's lanes are filled by contiguous
-// copies; pairs whose |theta| is beyond kFloatThetaLimit run in double, one at a time.
-void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
-                           at::Tensor* partials) {
-  constexpr int W = 16, kSlots = PairBatch::kCapacity / W;
-  constexpr float kInf = std::numeric_limits<float>::infinity();
+// One edge for 16 samples at a time in SIMD lanes. Each AU's labelled levels of the 16 samples are
+// computed side by side (LevelBatch<T>), so an edge's lanes are filled by contiguous copies; T
+// pairs whose |theta| is beyond kFloatThetaLimit run in double, one at a time.
+template <typename T>
+void pairwise_loglik_lanes(const PairwiseInputs& in, Link link, at::Tensor& out, at::Tensor* partials) {
+  constexpr int W = 16, kSlots = PairBatch<T>::kCapacity / W;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
   const PairwiseSizes& n = in.n;
   const int L = int(n.L);
   const bool with_grad = partials != nullptr;
-  const float *theta = in.theta.data_ptr<float>(), *z = in.z.data_ptr<float>();
+  const T *theta = in.theta.data_ptr<T>(), *z = in.z.data_ptr<T>();
   const int64_t *edges = in.edges.data_ptr<int64_t>(), *labels = in.labels.data_ptr<int64_t>();
-  float* po = out.data_ptr<float>();
-  float* pp = with_grad ? partials->data_ptr<float>() : nullptr;
-  std::vector<FrankFrame<float>> shared_frames;
+  T* po = out.data_ptr<T>();
+  T* pp = with_grad ? partials->data_ptr<T>() : nullptr;
+  std::vector<FrankFrame<T>> shared_frames;
   if (!n.theta_per_sample)
     for (int64_t e = 0; e < n.E; ++e) shared_frames.push_back(make_frank_frame(theta[e]));
   const int64_t blocks = (n.B + W - 1) / W;
   const int64_t grain = std::max<int64_t>(1, samples_per_task(n.E) / W);
   at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
-    std::vector<LevelBatch> aus(n.Q);  // AU q's labelled level of the block's samples, lane = sample
+    std::vector<LevelBatch<T>> aus(n.Q);  // AU q's labelled level of the block's samples, lane = sample
     std::vector<uint32_t> labelled(n.Q);  // bit k: sample k of the block has a label for AU q
-    auto batch = std::make_unique<PairBatch>();
+    auto batch = std::make_unique<PairBatch<T>>();
     // An edge's 16 lanes in the batch. Bit k of `scored`: the pair of sample k is evaluated in the
     // lanes; of `written`: the lanes' result is stored for sample k (0 where not scored: a missing
     // label). Lanes outside both were done elsewhere (double pairs) or lie past the batch's end.
@@ -422,26 +383,26 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
       static_assert(W < 32, "lane masks are 32-bit");
       const uint32_t in_batch = (1u << lanes) - 1;
       for (int64_t q = 0; q < n.Q; ++q) {
-        LevelBatch& lb = aus[q];
+        LevelBatch<T>& lb = aus[q];
         uint32_t bits = 0;
         for (int k = 0; k < W; ++k) {
           const int64_t b = b0 + std::min(k, lanes - 1);
           const int64_t raw = labels[b * n.Q + q];
           bits |= uint32_t(raw >= 0) << k;
           const int label = int(std::max<int64_t>(raw, 0));  // -1: not used
-          const float* row = z + (b * n.Q + q) * (L - 1);
+          const T* row = z + (b * n.Q + q) * (L - 1);
           lb.z_lo[k] = label > 0 ? row[label - 1] : -kInf;
           lb.z_hi[k] = label < L - 1 ? row[label] : kInf;
         }
         labelled[q] = bits & in_batch;
-        kLevelLanes(lb, W, link == Link::Probit, with_grad);
+        kLevelLanes<T>(lb, W, link == Link::Probit, with_grad);
       }
       int used = 0;
       // Stores the lanes' results, then 0 and no gradient where a pair is not scored (a missing
       // label): the few such lanes are visited by their bits, since a per-lane test of labels
       // scattered at random would defeat branch prediction.
-      const auto store = [&](const PairBatch& g, const Slot& sl, int slot) {
-        const LevelBatch &lr = aus[sl.r], &ls = aus[sl.s];
+      const auto store = [&](const PairBatch<T>& g, const Slot& sl, int slot) {
+        const LevelBatch<T> &lr = aus[sl.r], &ls = aus[sl.s];
         for (int k = 0; k < lanes; ++k) {
           if (!(sl.written >> k & 1)) continue;
           const int j = slot * W + k;
@@ -449,21 +410,21 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
           po[i] = g.log_prob[j];
           if (!with_grad) continue;
           const bool reflect = sl.reflect[k];
-          float* d = pp + 5 * i;
+          T* d = pp + 5 * i;
           d[0] = lr.w_lo[k] * g.s_u0[j];
           d[1] = lr.w_hi[k] * g.s_u1[j];
           d[2] = ls.w_lo[k] * (reflect ? -g.s_v1[j] : g.s_v0[j]);
           d[3] = ls.w_hi[k] * (reflect ? -g.s_v0[j] : g.s_v1[j]);
-          d[4] = sl.capped[k] ? 0.0f : (reflect ? -g.dtheta[j] : g.dtheta[j]);
+          d[4] = sl.capped[k] ? T(0) : (reflect ? -g.dtheta[j] : g.dtheta[j]);
         }
         for (uint32_t unscored = sl.written & ~sl.scored; unscored != 0; unscored &= unscored - 1) {
           const int64_t i = (b0 + __builtin_ctz(unscored)) * n.E + sl.e;
-          po[i] = 0.0f;
-          if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, 0.0f);
+          po[i] = T(0);
+          if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, T(0));
         }
       };
       const auto evaluate = [&]() {
-        kPairLanes(*batch, 0, used * W, with_grad);
+        kPairLanes<T>(*batch, 0, used * W, with_grad);
         for (int slot = 0; slot < used; ++slot) store(*batch, slots[slot], slot);
         used = 0;
       };
@@ -472,10 +433,10 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
         Slot& sl = slots[used];
         sl.e = e, sl.r = r, sl.s = s;
         const int base = used * W;
-        PairBatch& g = *batch;
+        PairBatch<T>& g = *batch;
         if (!n.theta_per_sample && !needs_double(theta[e])) {
           // one frame for every lane: broadcast it, copy the column levels as they lie
-          const FrankFrame<float>& f = shared_frames[e];
+          const FrankFrame<T>& f = shared_frames[e];
           sl.scored = labelled[r] & labelled[s];
           sl.written = in_batch;
           std::fill_n(sl.reflect, W, f.reflect), std::fill_n(sl.capped, W, f.capped);
@@ -486,8 +447,8 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
           std::fill_n(g.theta + base, W, f.theta), std::fill_n(g.x1 + base, W, f.x1);
           std::fill_n(g.m1 + base, W, f.m1), std::fill_n(g.inv_mraw + base, W, f.inv_mraw);
           std::fill_n(g.inv_m1 + base, W, f.inv_m1), std::fill_n(g.lambda1 + base, W, f.lambda1);
-          const LevelBatch& ls = aus[s];
-          const size_t bytes = W * sizeof(float);
+          const LevelBatch<T>& ls = aus[s];
+          const size_t bytes = W * sizeof(T);
           std::memcpy(g.v0 + base, f.reflect ? ls.ccdf_hi : ls.cdf_lo, bytes);
           std::memcpy(g.v0b + base, f.reflect ? ls.cdf_hi : ls.ccdf_lo, bytes);
           std::memcpy(g.v1 + base, f.reflect ? ls.ccdf_lo : ls.cdf_hi, bytes);
@@ -498,12 +459,12 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
             const int64_t b = b0 + std::min(k, lanes - 1);
             const int64_t i = b * n.E + e;
             const int64_t a = labels[b * n.Q + r], c = labels[b * n.Q + s];
-            const float t = theta_of(theta, n, b, e);
+            const T t = theta_of(theta, n, b, e);
             if (k < lanes && (a < 0 || c < 0)) {  // a missing label: 0, no gradient
-              po[i] = 0.0f;
-              if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, 0.0f);
+              po[i] = T(0);
+              if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, T(0));
             } else if (k < lanes && needs_double(t)) {
-              const PairGrad<float> pg = pair_cell_from_thresholds(
+              const PairGrad<T> pg = pair_cell_from_thresholds(
                   t, z + (b * n.Q + r) * (L - 1), z + (b * n.Q + s) * (L - 1), L, int(a), int(c),
                   link, with_grad);
               po[i] = pg.log_prob;
@@ -515,14 +476,14 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
               sl.scored |= 1u << k;
             }
             // every lane gets a valid frame (unused lanes compute and are ignored)
-            const FrankFrame<float> f = n.theta_per_sample
-                                            ? make_frank_frame(needs_double(t) ? 0.0f : t)
+            const FrankFrame<T> f = n.theta_per_sample
+                                            ? make_frank_frame(needs_double(t) ? T(0) : t)
                                             : shared_frames[e];
             const int j = base + k;
             g.theta[j] = f.theta, g.x1[j] = f.x1, g.m1[j] = f.m1, g.inv_mraw[j] = f.inv_mraw;
             g.inv_m1[j] = f.inv_m1, g.lambda1[j] = f.lambda1;
             sl.reflect[k] = f.reflect, sl.capped[k] = f.capped;
-            const LevelBatch& ls = aus[s];
+            const LevelBatch<T>& ls = aus[s];
             g.v0[j] = f.reflect ? ls.ccdf_hi[k] : ls.cdf_lo[k];
             g.v0b[j] = f.reflect ? ls.cdf_hi[k] : ls.ccdf_lo[k];
             g.v1[j] = f.reflect ? ls.ccdf_lo[k] : ls.cdf_hi[k];
@@ -531,8 +492,8 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
           sl.written = sl.scored;
           if (sl.scored == 0) continue;
         }
-        const LevelBatch &lr = aus[r], &ls = aus[s];
-        const size_t bytes = W * sizeof(float);
+        const LevelBatch<T> &lr = aus[r], &ls = aus[s];
+        const size_t bytes = W * sizeof(T);
         std::memcpy(g.u0 + base, lr.cdf_lo, bytes), std::memcpy(g.u0b + base, lr.ccdf_lo, bytes);
         std::memcpy(g.u1 + base, lr.cdf_hi, bytes), std::memcpy(g.u1b + base, lr.ccdf_hi, bytes);
         std::memcpy(g.du + base, lr.mass, bytes), std::memcpy(g.log_du + base, lr.log_mass, bytes);
@@ -548,35 +509,8 @@ void pairwise_loglik_float(const PairwiseInputs& in, Link link, at::Tensor& out,
 // partials[b, e] = d loglik[b, e] / d (z_r_lo, z_r_hi, z_s_lo, z_s_hi, theta).
 void pairwise_loglik_kernel(const PairwiseInputs& in, Link link, at::Tensor& out,
                             at::Tensor* partials) {
-  const PairwiseSizes& n = in.n;
-  const bool with_grad = partials != nullptr;
-  if (in.z.scalar_type() == at::kFloat) {
-    pairwise_loglik_float(in, link, out, partials);
-    return;
-  }
-  AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_loglik", [&] {
-    const PairEvaluator<scalar_t> pair(in.theta.data_ptr<scalar_t>(), n);
-    const int64_t *edges = in.edges.data_ptr<int64_t>(), *labels = in.labels.data_ptr<int64_t>();
-    scalar_t* po = out.data_ptr<scalar_t>();
-    scalar_t* pp = with_grad ? partials->data_ptr<scalar_t>() : nullptr;
-    for_each_labelled_sample<scalar_t>(in, link, with_grad, [&](int64_t b, const Level<scalar_t>* levels) {
-      for (int64_t e = 0; e < n.E; ++e) {
-        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
-        const int64_t i = b * n.E + e;
-        if (labels[b * n.Q + r] < 0 || labels[b * n.Q + s] < 0) {
-          po[i] = scalar_t(0);
-          if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, scalar_t(0));
-          continue;
-        }
-        const PairGrad<scalar_t> g = pair(b, e, levels[r], levels[s], with_grad);
-        po[i] = g.log_prob;
-        if (with_grad) {
-          pp[5 * i] = g.dz_r_lo, pp[5 * i + 1] = g.dz_r_hi, pp[5 * i + 2] = g.dz_s_lo;
-          pp[5 * i + 3] = g.dz_s_hi, pp[5 * i + 4] = g.dtheta;
-        }
-      }
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_loglik",
+                             [&] { pairwise_loglik_lanes<scalar_t>(in, link, out, partials); });
 }
 
 at::Tensor pairwise_loglik_cpu(const at::Tensor& z, const at::Tensor& theta,
@@ -723,13 +657,14 @@ void for_each_sample_levels(const PairwiseInputs& in, Link link, bool with_weigh
 
 
 // Lane k of a TableBatch: sample's frame f and the row / column AU's L levels.
-void fill_table_lane(TableBatch& t, int k, const FrankFrame<float>& f, const Level<float>* rows,
-                     const Level<float>* cols, int L) {
+template <typename T>
+void fill_table_lane(TableBatch<T>& t, int k, const FrankFrame<T>& f, const Level<T>* rows, const Level<T>* cols,
+                     int L) {
   t.theta[k] = f.theta, t.x1[k] = f.x1, t.m1[k] = f.m1, t.inv_mraw[k] = f.inv_mraw;
   t.inv_m1[k] = f.inv_m1, t.lambda1[k] = f.lambda1;
   for (int l = 0; l < L; ++l) {
-    const Level<float>& r = rows[l];
-    const Level<float>& c = cols[l];
+    const Level<T>& r = rows[l];
+    const Level<T>& c = cols[l];
     t.r_lo[l][k] = r.cdf_lo, t.r_lob[l][k] = r.ccdf_lo, t.r_hi[l][k] = r.cdf_hi;
     t.r_hib[l][k] = r.ccdf_hi, t.r_mass[l][k] = r.mass, t.r_log_mass[l][k] = r.log_mass;
     t.c_lo[l][k] = column_lo(f, c), t.c_lob[l][k] = column_hi_complement(f, c, false);
@@ -738,43 +673,45 @@ void fill_table_lane(TableBatch& t, int k, const FrankFrame<float>& f, const Lev
   }
 }
 
-// float tables: each edge for TableBatch::kLanes samples at a time in SIMD lanes (levels in lanes
-// too); edges beyond kFloatThetaLimit in double, one sample at a time.
-void pairwise_logtable_float(const PairwiseInputs& in, Link link, at::Tensor& out) {
+// Tables of up to TableBatch::kMaxLevels levels: each edge for TableBatch::kLanes samples at a
+// time in SIMD lanes (levels in lanes too); float edges beyond kFloatThetaLimit in double, one
+// sample at a time.
+template <typename T>
+void pairwise_logtable_lanes(const PairwiseInputs& in, Link link, at::Tensor& out) {
   const PairwiseSizes& n = in.n;
   const int L = int(n.L);
-  constexpr int W = TableBatch::kLanes;
-  const float *theta = in.theta.data_ptr<float>(), *z = in.z.data_ptr<float>();
+  constexpr int W = TableBatch<T>::kLanes;
+  const T *theta = in.theta.data_ptr<T>(), *z = in.z.data_ptr<T>();
   const int64_t* edges = in.edges.data_ptr<int64_t>();
-  float* po = out.data_ptr<float>();
-  std::vector<FrankFrame<float>> shared_frames;
+  T* po = out.data_ptr<T>();
+  std::vector<FrankFrame<T>> shared_frames;
   if (!n.theta_per_sample)
     for (int64_t e = 0; e < n.E; ++e) shared_frames.push_back(make_frank_frame(theta[e]));
   const int64_t blocks = (n.B + W - 1) / W;
   at::parallel_for(0, blocks, 1, [&](int64_t block_begin, int64_t block_end) {
-    auto batch = std::make_unique<TableBatch>();
-    TableWork<float> work;
+    auto batch = std::make_unique<TableBatch<T>>();
+    TableWork<T> work;
     const int64_t per_block = W * n.Q * L;
     std::vector<int64_t> rows(per_block);
     std::vector<int> level_index(per_block);
-    std::vector<Level<float>> levels(per_block);
+    std::vector<Level<T>> levels(per_block);
     for (int64_t block = block_begin; block < block_end; ++block) {
       const int64_t b0 = block * W;
       const int lanes = int(std::min<int64_t>(W, n.B - b0));
       const int64_t count = lanes * n.Q * L;
       for (int64_t i = 0; i < count; ++i) rows[i] = b0 * n.Q + i / L, level_index[i] = int(i % L);
-      float_levels(z, L, rows.data(), level_index.data(), count, link, false, levels.data());
+      lane_levels(z, L, rows.data(), level_index.data(), count, link, false, levels.data());
       for (int64_t e = 0; e < n.E; ++e) {
         const int64_t r = edges[2 * e], s = edges[2 * e + 1];
         int first_lane = -1;
         bool in_lanes[W] = {};
         for (int k = 0; k < lanes; ++k) {
           const int64_t b = b0 + k;
-          const float t = theta_of(theta, n, b, e);
-          const Level<float>* lr = levels.data() + (k * n.Q + r) * L;
-          const Level<float>* ls = levels.data() + (k * n.Q + s) * L;
+          const T t = theta_of(theta, n, b, e);
+          const Level<T>* lr = levels.data() + (k * n.Q + r) * L;
+          const Level<T>* ls = levels.data() + (k * n.Q + s) * L;
           if (needs_double(t)) {
-            table_edge_in_range<float>(t, z + (b * n.Q + r) * (L - 1), z + (b * n.Q + s) * (L - 1),
+            table_edge_in_range<T>(t, z + (b * n.Q + r) * (L - 1), z + (b * n.Q + s) * (L - 1),
                                        lr, ls, L, link, po + (b * n.E + e) * L * L, nullptr,
                                        nullptr, nullptr, work);
             continue;
@@ -794,10 +731,10 @@ void pairwise_logtable_float(const PairwiseInputs& in, Link link, at::Tensor& ou
                           levels.data() + (first_lane * n.Q + r) * L,
                           levels.data() + (first_lane * n.Q + s) * L, L);
         }
-        kTableLanes(*batch, L);
+        kTableLanes<T>(*batch, L);
         for (int k = 0; k < lanes; ++k) {
           if (!in_lanes[k]) continue;
-          float* cell = po + ((b0 + k) * n.E + e) * L * L;
+          T* cell = po + ((b0 + k) * n.E + e) * L * L;
           for (int j = 0; j < L * L; ++j) cell[j] = batch->log_prob[j][k];
         }
       }
@@ -812,8 +749,9 @@ at::Tensor pairwise_logtable_cpu(const at::Tensor& z_in, const at::Tensor& theta
   const PairwiseSizes& n = in.n;
   check_pairwise_data(in.z, in.theta, in.edges, nullptr, n);
   at::Tensor out = at::empty({n.B, n.E, n.L, n.L}, in.z.options());
-  if (in.z.scalar_type() == at::kFloat && n.L <= TableBatch::kMaxLevels) {
-    pairwise_logtable_float(in, link, out);
+  if (n.L <= TableBatch<float>::kMaxLevels) {
+    AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable",
+                               [&] { pairwise_logtable_lanes<scalar_t>(in, link, out); });
     return out;
   }
   AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable", [&] {

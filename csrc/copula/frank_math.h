@@ -133,24 +133,79 @@ CCNN_HD T sigmoid(T x) {
 // cancel); the series are truncated below each type's ulp there.
 constexpr double kSmallExponent = 0.1;
 
-// (1 - e^{-y}) / y = sum_k (-y)^k / (k+1)! for 0 <= y < kSmallExponent.
-CCNN_HD float one_minus_exp_neg_ratio_series(float y) {
-  const float s = -y;
-  return 1.0f + s * (1.0f / 2 + s * (1.0f / 6 + s * (1.0f / 24 + s * (1.0f / 120 + s * (1.0f / 720)))));
-}
-CCNN_HD double one_minus_exp_neg_ratio_series(double y) {
-  const double s = -y;
-  return 1.0 + s * (1.0 / 2 + s * (1.0 / 6 + s * (1.0 / 24 + s * (1.0 / 120 + s * (1.0 / 720 +
-         s * (1.0 / 5040 + s * (1.0 / 40320 + s * (1.0 / 362880 + s * (1.0 / 3628800 +
-         s * (1.0 / 39916800))))))))));
-}
+// The series of this section, each truncated below its type's ulp where it is used, written once
+// for scalars and for the SIMD vectors of frank_simd.h (V: Real or a vector of Real):
+//   ratio(y)     = (1 - e^{-y}) / y = sum_k (-y)^k / (k+1)!, for 0 <= y < kSmallExponent;
+//   lambda(y)    = lambda(-y) = 1/2 - y/12 + y^3/720 - ... (Bernoulli numbers), y < ratio_series;
+//   excess(y)    = phi1(y) = (expm1(y) - y) / y^2 = sum_k y^k / (k + 2)!, y < ratio_series;
+//   log1p_ratio(d) = psi(d) = log1p(d) / d = sum_k (-d)^k / (k+1), |d| < 0.05.
+// (Always inlined, so a vector instantiation takes its caller's instruction set and never passes
+// vectors in a call: GCC's -Wpsabi note about that ABI does not apply.)
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+template <typename Real>
+struct Series;
+template <>
+struct Series<float> {
+  template <typename V>
+  static CCNN_HD V ratio(V y) {
+    const V s = -y;
+    return 1.0f + s * (1.0f / 2 + s * (1.0f / 6 + s * (1.0f / 24 + s * (1.0f / 120 + s * (1.0f / 720)))));
+  }
+  template <typename V>
+  static CCNN_HD V lambda(V y) {
+    const V s = -y, s2 = s * s;
+    return 0.5f + s * (1.0f / 12 + s2 * (-1.0f / 720 + s2 * (1.0f / 30240)));
+  }
+  template <typename V>
+  static CCNN_HD V excess(V y) {
+    return 1.0f / 2 + y * (1.0f / 6 + y * (1.0f / 24 + y * (1.0f / 120 + y * (1.0f / 720))));
+  }
+  template <typename V>
+  static CCNN_HD V log1p_ratio(V d) {
+    const V s = -d;
+    return 1.0f + s * (1.0f / 2 + s * (1.0f / 3 + s * (1.0f / 4 + s * (1.0f / 5 + s * (1.0f / 6 + s * (1.0f / 7))))));
+  }
+};
+template <>
+struct Series<double> {
+  template <typename V>
+  static CCNN_HD V ratio(V y) {
+    const V s = -y;
+    return 1.0 + s * (1.0 / 2 + s * (1.0 / 6 + s * (1.0 / 24 + s * (1.0 / 120 + s * (1.0 / 720 +
+           s * (1.0 / 5040 + s * (1.0 / 40320 + s * (1.0 / 362880 + s * (1.0 / 3628800 +
+           s * (1.0 / 39916800))))))))));
+  }
+  template <typename V>
+  static CCNN_HD V lambda(V y) {
+    const V s = -y, s2 = s * s;
+    return 0.5 + s * (1.0 / 12 + s2 * (-1.0 / 720 + s2 * (1.0 / 30240 + s2 * (-1.0 / 1209600 +
+           s2 * (1.0 / 47900160)))));
+  }
+  template <typename V>
+  static CCNN_HD V excess(V y) {
+    return 1.0 / 2 + y * (1.0 / 6 + y * (1.0 / 24 + y * (1.0 / 120 + y * (1.0 / 720 + y * (1.0 / 5040 +
+           y * (1.0 / 40320 + y * (1.0 / 362880 + y * (1.0 / 3628800 + y * (1.0 / 39916800)))))))));
+  }
+  template <typename V>
+  static CCNN_HD V log1p_ratio(V d) {
+    const V s = -d;
+    return 1.0 + s * (1.0 / 2 + s * (1.0 / 3 + s * (1.0 / 4 + s * (1.0 / 5 + s * (1.0 / 6 + s * (1.0 / 7 +
+           s * (1.0 / 8 + s * (1.0 / 9 + s * (1.0 / 10 + s * (1.0 / 11 + s * (1.0 / 12 + s * (1.0 / 13))))))))))));
+  }
+};
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#pragma GCC diagnostic pop
+#endif
 
 // x = e^{-y} and m = 1 - e^{-y} for y >= 0, with one exp at most: m by its Taylor series for
 // y < kSmallExponent (full relative precision), else 1 - x (relative error below 10 ulp).
 template <typename T>
 CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
   if (y < T(kSmallExponent)) {
-    *m = y * one_minus_exp_neg_ratio_series(y);
+    *m = y * Series<T>::ratio(y);
     *x = T(1) - *m;
   } else {
     *x = fn::exp(-y);
@@ -158,59 +213,26 @@ CCNN_HD void exp_neg_and_complement(T y, T* x, T* m) {
   }
 }
 
-// lambda(-y) near y = 0: 1/2 - y/12 + y^3/720 - ... (Bernoulli numbers), truncated below the
-// type's ulp for y < Tuning<T>::ratio_series.
-CCNN_HD float expm1_ratio_dlog_neg_series(float y) {
-  const float s = -y, s2 = s * s;
-  return 0.5f + s * (1.0f / 12 + s2 * (-1.0f / 720 + s2 * (1.0f / 30240)));
-}
-CCNN_HD double expm1_ratio_dlog_neg_series(double y) {
-  const double s = -y, s2 = s * s;
-  return 0.5 + s * (1.0 / 12 + s2 * (-1.0 / 720 + s2 * (1.0 / 30240 + s2 * (-1.0 / 1209600 +
-         s2 * (1.0 / 47900160)))));
-}
-
 // lambda(-y) = d log phi(s) / ds at s = -y, for y >= 0, given x = e^{-y}, m = 1 - e^{-y} and
 // inv_y = 1/y: lambda(-y) = 1/y - x/m, or its series for small y.
 template <typename T>
 CCNN_HD T expm1_ratio_dlog_neg(T y, T x, T m, T inv_y) {
-  if (y < Tuning<T>::ratio_series) return expm1_ratio_dlog_neg_series(y);
+  if (y < Tuning<T>::ratio_series) return Series<T>::lambda(y);
   return inv_y - x / m;
-}
-
-// phi1(y) = (expm1(y) - y) / y^2 = sum_k y^k / (k + 2)! near 0, truncated below the type's ulp
-// for y < Tuning<T>::ratio_series.
-CCNN_HD float expm1_ratio_excess_series(float y) {
-  return 1.0f / 2 + y * (1.0f / 6 + y * (1.0f / 24 + y * (1.0f / 120 + y * (1.0f / 720))));
-}
-CCNN_HD double expm1_ratio_excess_series(double y) {
-  return 1.0 / 2 + y * (1.0 / 6 + y * (1.0 / 24 + y * (1.0 / 120 + y * (1.0 / 720 + y * (1.0 / 5040 +
-         y * (1.0 / 40320 + y * (1.0 / 362880 + y * (1.0 / 3628800 + y * (1.0 / 39916800)))))))));
 }
 
 // phi1(y) = (expm1(y) - y) / y^2 = (phi(y) - 1) / y for y >= 0, given phi = phi(y).
 template <typename T>
 CCNN_HD T expm1_ratio_excess(T y, T phi) {
-  if (y < Tuning<T>::ratio_series) return expm1_ratio_excess_series(y);
+  if (y < Tuning<T>::ratio_series) return Series<T>::excess(y);
   return (phi - T(1)) / y;
-}
-
-// psi(d) = log1p(d) / d = sum_k (-d)^k / (k+1) for |d| < 0.05, truncated below the type's ulp.
-CCNN_HD float log1p_ratio_series(float d) {
-  const float s = -d;
-  return 1.0f + s * (1.0f / 2 + s * (1.0f / 3 + s * (1.0f / 4 + s * (1.0f / 5 + s * (1.0f / 6 + s * (1.0f / 7))))));
-}
-CCNN_HD double log1p_ratio_series(double d) {
-  const double s = -d;
-  return 1.0 + s * (1.0 / 2 + s * (1.0 / 3 + s * (1.0 / 4 + s * (1.0 / 5 + s * (1.0 / 6 + s * (1.0 / 7 +
-         s * (1.0 / 8 + s * (1.0 / 9 + s * (1.0 / 10 + s * (1.0 / 11 + s * (1.0 / 12 + s * (1.0 / 13))))))))))));
 }
 
 // psi(d) = log1p(d) / d for d > -1, psi(0) = 1: the series near 0, else log(w) / (w - 1) with
 // w = 1 + d rounded (Goldberg's trick: the rounding errors of w cancel; a few ulp).
 template <typename T>
 CCNN_HD T log1p_ratio(T d) {
-  if (fn::abs(d) < T(0.05)) return log1p_ratio_series(d);
+  if (fn::abs(d) < T(0.05)) return Series<T>::log1p_ratio(d);
   const T w = T(1) + d;
   return fn::log(w) / (w - T(1));
 }
@@ -477,7 +499,7 @@ CCNN_HD T frank_series_dtheta(T u, T v, T t) {
 // m = 1 - e^{-y} as exp_neg_and_complement gives them.
 template <typename T>
 CCNN_HD T exprel_recip(T y, T x, T m) {
-  return y < T(kSmallExponent) ? x / one_minus_exp_neg_ratio_series(y) : y * x / m;
+  return y < T(kSmallExponent) ? x / Series<T>::ratio(y) : y * x / m;
 }
 
 // The Frank copula for theta > 0 near the upper Frechet bound, in a form with no subtraction:
@@ -709,9 +731,9 @@ CCNN_HD FrankLevel<T> make_frank_level(const FrankFrame<T>& f, T mass, T log_mas
   l.mass = mass, l.log_mass = log_mass;
   const T y = f.theta * mass;
   if (y < T(kSmallExponent)) {  // phi and lambda by their series
-    l.phi = one_minus_exp_neg_ratio_series(y);
+    l.phi = Series<T>::ratio(y);
     l.expo = T(1) - y * l.phi;
-    l.lambda = with_grad ? expm1_ratio_dlog_neg_series(y) : T(0);
+    l.lambda = with_grad ? Series<T>::lambda(y) : T(0);
   } else if (with_grad) {
     l.expo = fn::exp(-y);
     const T m = T(1) - l.expo, inv_ym = T(1) / (y * m);  // one division gives 1/y and 1/m

@@ -1,15 +1,16 @@
-// frank_simd.h: the float rectangle math of frank_math.h (section 4), and the ordinal level math
-// (section 2) in float and double, over a few lanes at a time, for the CPU kernels. Host only,
+// frank_simd.h: the rectangle math (section 4) and the ordinal level math (section 2) of
+// frank_math.h in float and double, over a few lanes at a time, for the CPU kernels. Host only,
 // GCC/Clang vector extensions. It is compiled once per x86 level (pair_lanes_*_cpu.cpp: AVX-512
 // with 16 float / 8 double lanes, AVX2 and AVX with 8 / 4, baseline with 4 / 2) and picked at run
 // time; an includer defines CCNN_SIMD_LANES and CCNN_SIMD_NAMESPACE first, and CCNN_SIMD_SLEEF
 // where PyTorch's SLEEF functions exist for its level.
 //
-// Each lane follows frank_cell exactly, with both sides of every branch evaluated and blended:
-// same forms, same switch points, so the scalar functions stay the reference (the tests compare
-// the two). The elementary functions below are branch-free float versions of exp, log and log1p
-// (a few ulp), accurate to well below the rectangle forms' own error; the double ones are SLEEF's
-// (1 ulp) and an erfc of about 1e-15.
+// Each pair lane follows frank_cell exactly, with both sides of every branch evaluated and
+// blended: same forms, same switch points, same series lengths per type (the ordinal rows take a
+// level's log mass as the log of one mass where that is as exact); the scalar functions stay the
+// reference, and the tests hold both to the same mpmath truth. The elementary functions below are branch-free float
+// versions of exp, log and log1p (a few ulp), accurate to well below the rectangle forms' own
+// error; the double ones are SLEEF's (1 ulp) and an erfc of about 1e-15.
 #pragma once
 
 #include <cmath>
@@ -243,24 +244,13 @@ CCNN_SIMD vd verfc_nonneg(vd x) {
 #endif
 }
 
-// exp_neg_and_complement: x = e^{-y}, m = 1 - e^{-y} for y >= 0 (series for small y, with each
-// type's terms: one_minus_exp_neg_ratio_series).
-CCNN_SIMD vf ratio_series(vf y) {  // (1 - e^{-y}) / y
-  const vf s = -y;
-  return 1.0f + s * (1.0f / 2 + s * (1.0f / 6 + s * (1.0f / 24 + s * (1.0f / 120 + s * (1.0f / 720)))));
-}
-CCNN_SIMD vd ratio_series(vd y) {
-  const vd s = -y;
-  return 1.0 + s * (1.0 / 2 + s * (1.0 / 6 + s * (1.0 / 24 + s * (1.0 / 120 + s * (1.0 / 720 +
-         s * (1.0 / 5040 + s * (1.0 / 40320 + s * (1.0 / 362880 + s * (1.0 / 3628800 +
-         s * (1.0 / 39916800))))))))));
-}
+// exp_neg_and_complement: x = e^{-y}, m = 1 - e^{-y} for y >= 0 (series for small y).
 template <typename V>
 CCNN_SIMD void exp_neg_and_complement(V y, V* x, V* m) {
   using R = RealOf<V>;
   const IntOf<V> small = y < R(kSmallExponent);
   const V e = vexp(-y);
-  const V ms = y * ratio_series(y);
+  const V ms = y * Series<R>::ratio(y);
   *m = select(small, ms, R(1) - e);
   *x = select(small, R(1) - ms, e);
 }
@@ -270,7 +260,13 @@ CCNN_SIMD vf load(const float* p) {
   std::memcpy(&v, p, sizeof(vf));
   return v;
 }
+CCNN_SIMD vd load(const double* p) {
+  vd v;
+  std::memcpy(&v, p, sizeof(vd));
+  return v;
+}
 CCNN_SIMD void store(float* p, vf v) { std::memcpy(p, &v, sizeof(vf)); }
+CCNN_SIMD void store(double* p, vd v) { std::memcpy(p, &v, sizeof(vd)); }
 
 // ---- ordinal levels (frank_math.h section 2), float and double lanes ----------------------------
 
@@ -423,29 +419,31 @@ CCNN_SIMD V level_log_mass(const Cut<V>& lo, const Cut<V>& hi, bool probit) {
   return select(lo_open, lcdf_hi, select(hi_open, lccdf_lo, inner));
 }
 
-// make_level for the lanes [first, first + kLanes) of a LevelBatch.
-CCNN_SIMD void make_levels(LevelBatch& b, int first, bool probit, bool with_weights) {
-  const vf z_lo = load(b.z_lo + first), z_hi = load(b.z_hi + first);
-  const float inf = __builtin_inff();
-  const Cut<vf> lo = make_cut(z_lo, probit), hi = make_cut(z_hi, probit);
-  vf log_mass = level_log_mass(lo, hi, probit);
-  log_mass = select(log_mass > -inf, log_mass, splat(-inf));  // NaN -> -inf, as make_level
+// make_level for the lanes [first, first + lanes) of a LevelBatch.
+template <typename V>
+CCNN_SIMD void make_levels(LevelBatch<RealOf<V>>& b, int first, bool probit, bool with_weights) {
+  using R = RealOf<V>;
+  const V z_lo = load(b.z_lo + first), z_hi = load(b.z_hi + first);
+  const R inf = std::numeric_limits<R>::infinity();
+  const Cut<V> lo = make_cut(z_lo, probit), hi = make_cut(z_hi, probit);
+  V log_mass = level_log_mass(lo, hi, probit);
+  log_mass = select(log_mass > -inf, log_mass, splat<V>(-inf));  // NaN -> -inf, as make_level
   store(b.cdf_lo + first, lo.cdf);
   store(b.ccdf_lo + first, lo.ccdf);
   store(b.cdf_hi + first, hi.cdf);
   store(b.ccdf_hi + first, hi.ccdf);
   store(b.log_mass + first, log_mass);
   store(b.mass + first, vexp(log_mass));
-  const vf zero = splat(0.0f);
+  const V zero = splat<V>(0);
   if (!with_weights) {
     store(b.w_lo + first, zero);
     store(b.w_hi + first, zero);
     return;
   }
-  const vi live = log_mass > float(kLogProbFloor);
-  const float cap = Tuning<float>::max_log_weight;
-  store(b.w_lo + first, select(live & (z_lo != -inf), vexp(vmin(lo.log_pdf - log_mass, splat(cap))), zero));
-  store(b.w_hi + first, select(live & (z_hi != inf), vexp(vmin(hi.log_pdf - log_mass, splat(cap))), zero));
+  const IntOf<V> live = log_mass > R(kLogProbFloor);
+  const R cap = Tuning<R>::max_log_weight;
+  store(b.w_lo + first, select(live & (z_lo != -inf), vexp(vmin(lo.log_pdf - log_mass, splat<V>(cap))), zero));
+  store(b.w_hi + first, select(live & (z_hi != inf), vexp(vmin(hi.log_pdf - log_mass, splat<V>(cap))), zero));
 }
 
 // ---- ordinal_logprob: whole threshold rows, lane = row ------------------------------------------
@@ -617,198 +615,201 @@ bool ordinal_lanes(const RealOf<V>* z, const RealOf<V>* logp, const RealOf<V>* g
   return true;
 }
 
-// ---- label pairs (frank_math.h section 4) -------------------------------------------------------
+// ---- label pairs (frank_math.h section 4), float and double lanes -------------------------------
 
+template <typename V>
 struct Frame {
-  vf theta, x1, m1, inv_mraw, inv_m1, lambda1;
+  V theta, x1, m1, inv_mraw, inv_m1, lambda1;
 };
+template <typename V>
 struct Coord {
-  vf c, cbar, x, r;
+  V c, cbar, x, r;
 };
+template <typename V>
 struct Lvl {
-  vf mass, phi, expo, lambda;
+  V mass, phi, expo, lambda;
 };
 
-CCNN_SIMD Lvl make_level(const Frame& f, vf mass, bool with_grad) {
-  Lvl l;
+template <typename V>
+CCNN_SIMD Lvl<V> make_level(const Frame<V>& f, V mass, bool with_grad) {
+  using R = RealOf<V>;
+  Lvl<V> l;
   l.mass = mass;
-  const vf y = f.theta * mass;
-  const vi small = y < float(kSmallExponent);
-  const vf series = ratio_series(y);
-  const vf e = vexp(-y);
-  const vf m = 1.0f - e;
+  const V y = f.theta * mass;
+  const IntOf<V> small = y < R(kSmallExponent);
+  const V series = Series<R>::ratio(y);
+  const V e = vexp(-y);
+  const V m = R(1) - e;
   l.phi = select(small, series, m / y);
-  l.expo = select(small, 1.0f - y * series, e);
-  if (with_grad) {
-    const vf s = -y, s2 = s * s;  // expm1_ratio_dlog_neg_series
-    const vf lam_series = 0.5f + s * (1.0f / 12 + s2 * (-1.0f / 720 + s2 * (1.0f / 30240)));
-    l.lambda = select(small, lam_series, (m - e * y) / (y * m));
-  }
+  l.expo = select(small, R(1) - y * series, e);
+  if (with_grad) l.lambda = select(small, Series<R>::lambda(y), (m - e * y) / (y * m));
   return l;
 }
 
-CCNN_SIMD Coord make_coord(const Frame& f, vf c, vf cbar) {
-  Coord k;
+template <typename V>
+CCNN_SIMD Coord<V> make_coord(const Frame<V>& f, V c, V cbar) {
+  using R = RealOf<V>;
+  Coord<V> k;
   k.c = c, k.cbar = cbar;
-  vf x = splat(1.0f), m = splat(0.0f);
+  V x = splat<V>(1), m = splat<V>(0);
   // (the exp only where some lane has an interior coordinate: pairs of labels 0 have none)
-  if (any((c > 0.0f) & (c < 1.0f))) exp_neg_and_complement(f.theta * c, &x, &m);
-  const vi zero_theta = f.theta == 0.0f;
-  x = select(zero_theta, splat(1.0f), x);
-  vf r = select(zero_theta, c, m * f.inv_mraw);
-  x = select(c <= 0.0f, splat(1.0f), x);
-  r = select(c <= 0.0f, splat(0.0f), r);
-  x = select(c >= 1.0f, f.x1, x);
-  r = select(c >= 1.0f, splat(1.0f), r);
+  if (any((c > R(0)) & (c < R(1)))) exp_neg_and_complement(f.theta * c, &x, &m);
+  const IntOf<V> zero_theta = f.theta == R(0);
+  x = select(zero_theta, splat<V>(1), x);
+  V r = select(zero_theta, c, m * f.inv_mraw);
+  x = select(c <= R(0), splat<V>(1), x);
+  r = select(c <= R(0), splat<V>(0), r);
+  x = select(c >= R(1), f.x1, x);
+  r = select(c >= R(1), splat<V>(1), r);
   k.x = x, k.r = r;
   return k;
 }
 
-CCNN_SIMD Coord make_coord_above(const Frame& f, const Coord& bottom, const Lvl& level, vf c,
-                              vf cbar) {
-  const vi use_direct = (c >= 1.0f) | (f.theta * c < float(kSmallExponent));
-  Coord k;
+template <typename V>
+CCNN_SIMD Coord<V> make_coord_above(const Frame<V>& f, const Coord<V>& bottom, const Lvl<V>& level, V c, V cbar) {
+  using R = RealOf<V>;
+  const IntOf<V> use_direct = (c >= R(1)) | (f.theta * c < R(kSmallExponent));
+  Coord<V> k;
   k.c = c, k.cbar = cbar;
-  const vf x = bottom.x * level.expo;
-  k.x = x, k.r = (1.0f - x) * f.inv_mraw;
+  const V x = bottom.x * level.expo;
+  k.x = x, k.r = (R(1) - x) * f.inv_mraw;
   if (any(use_direct)) {
-    const Coord direct = make_coord(f, c, cbar);
+    const Coord<V> direct = make_coord(f, c, cbar);
     k.x = select(use_direct, direct.x, k.x);
     k.r = select(use_direct, direct.r, k.r);
   }
   return k;
 }
 
-CCNN_SIMD vf frank_k(const Frame& f, const Coord& u, const Coord& v) {
+template <typename V>
+CCNN_SIMD V frank_k(const Frame<V>& f, const Coord<V>& u, const Coord<V>& v) {
   return v.x + (u.x - f.x1) * v.r;
 }
 
-CCNN_SIMD vf theta_c_dtheta_times_k(const Frame& f, const Coord& u, const Coord& v) {
+template <typename V>
+CCNN_SIMD V theta_c_dtheta_times_k(const Frame<V>& f, const Coord<V>& u, const Coord<V>& v) {
   return u.c * u.x * v.r + v.c * v.x * u.r - f.x1 * u.r * v.r;
 }
 
 // q(y) = y / expm1(y) given x = e^{-y}, m = 1 - e^{-y}
-CCNN_SIMD vf exprel_recip(vf y, vf x, vf m) {
-  return select(y < float(kSmallExponent), x / ratio_series(y), y * x / m);
+template <typename V>
+CCNN_SIMD V exprel_recip(V y, V x, V m) {
+  return select(y < RealOf<V>(kSmallExponent), x / Series<RealOf<V>>::ratio(y), y * x / m);
 }
 
 // frank_corner_dtheta (theta > log 2 in the lanes that use it; others give finite garbage that
 // the caller discards).
-CCNN_SIMD vf corner_dtheta(const Frame& f, const Coord& u, const Coord& v, vf q_theta,
-                           vf inv_theta2) {
-  const vi interior = (u.c > 0.0f) & (v.c > 0.0f) & (u.c < 1.0f) & (v.c < 1.0f);
-  if (!any(interior)) return splat(0.0f);
-  const vi u_lo = u.c <= v.c;
-  const vf lo_c = select(u_lo, u.c, v.c), lo_cb = select(u_lo, u.cbar, v.cbar);
-  const vf lo_x = select(u_lo, u.x, v.x), lo_r = select(u_lo, u.r, v.r);
-  const vf hi_c = select(u_lo, v.c, u.c), hi_cb = select(u_lo, v.cbar, u.cbar);
-  const vf theta = vmax(f.theta, splat(1e-30f));
-  const vf alpha = theta * select(lo_c + hi_c > 1.0f, lo_cb - hi_cb, hi_c - lo_c);
-  vf hi_xbar, hi_mbar;
+template <typename V>
+CCNN_SIMD V corner_dtheta(const Frame<V>& f, const Coord<V>& u, const Coord<V>& v, V q_theta, V inv_theta2) {
+  using R = RealOf<V>;
+  const IntOf<V> interior = (u.c > R(0)) & (v.c > R(0)) & (u.c < R(1)) & (v.c < R(1));
+  if (!any(interior)) return splat<V>(0);
+  const IntOf<V> u_lo = u.c <= v.c;
+  const V lo_c = select(u_lo, u.c, v.c), lo_cb = select(u_lo, u.cbar, v.cbar);
+  const V lo_x = select(u_lo, u.x, v.x), lo_r = select(u_lo, u.r, v.r);
+  const V hi_c = select(u_lo, v.c, u.c), hi_cb = select(u_lo, v.cbar, u.cbar);
+  const V theta = vmax(f.theta, splat<V>(R(1e-30)));
+  const V alpha = theta * select(lo_c + hi_c > R(1), lo_cb - hi_cb, hi_c - lo_c);
+  V hi_xbar, hi_mbar;
   exp_neg_and_complement(theta * hi_cb, &hi_xbar, &hi_mbar);
-  const vf lo_m = lo_r * f.m1;
-  const vf delta = vexp(-alpha) * hi_mbar * lo_r;  // lo_m / m1 = lo_r
-  const vf q_beta = exprel_recip(theta * hi_cb, hi_xbar, hi_mbar);
-  const vf q_gamma = exprel_recip(theta * lo_c, lo_x, lo_m);
-  const vf out =
-      (vlog1p(delta) + delta / (1.0f + delta) * (alpha - q_beta - q_gamma + q_theta)) * inv_theta2;
-  return select(interior, out, splat(0.0f));
+  const V lo_m = lo_r * f.m1;
+  const V delta = vexp(-alpha) * hi_mbar * lo_r;  // lo_m / m1 = lo_r
+  const V q_beta = exprel_recip(theta * hi_cb, hi_xbar, hi_mbar);
+  const V q_gamma = exprel_recip(theta * lo_c, lo_x, lo_m);
+  const V out = (vlog1p(delta) + delta / (R(1) + delta) * (alpha - q_beta - q_gamma + q_theta)) * inv_theta2;
+  return select(interior, out, splat<V>(0));
 }
 
-// frank_cell for the kLanes pairs of `batch` from `first` (inputs -> outputs); with_grad also
-// fills the gradients.
 // The value part of frank_cell, kept for the gradient.
+template <typename V>
 struct CellCore {
-  vf k00, k01, k10, k11, inv_k01, inv_k10, ratio, d, w, psi, lp, prob, prob_far, log_prob;
-  vi near, live;
+  V k00, k01, k10, k11, inv_k01, inv_k10, ratio, d, w, psi, lp, prob, prob_far, log_prob;
+  IntOf<V> near, live;
 };
 
-CCNN_SIMD CellCore cell_core(const Frame& f, const Coord& u0, const Coord& u1, const Coord& v0,
-                             const Coord& v1, const Lvl& lu, const Lvl& lv, vf log_du, vf log_dv) {
-  CellCore c;
+template <typename V>
+CCNN_SIMD CellCore<V> cell_core(const Frame<V>& f, const Coord<V>& u0, const Coord<V>& u1, const Coord<V>& v0,
+                                const Coord<V>& v1, const Lvl<V>& lu, const Lvl<V>& lv, V log_du, V log_dv) {
+  using R = RealOf<V>;
+  CellCore<V> c;
   c.k01 = frank_k(f, u0, v1), c.k10 = frank_k(f, u1, v0);
   c.k00 = frank_k(f, u0, v0), c.k11 = frank_k(f, u1, v1);
-  c.inv_k01 = 1.0f / c.k01, c.inv_k10 = 1.0f / c.k10;
+  c.inv_k01 = R(1) / c.k01, c.inv_k10 = R(1) / c.k10;
   c.ratio = (u0.x * c.inv_k01) * (v0.x * c.inv_k10) * (lu.phi * lv.phi * f.inv_m1);
   c.d = -f.theta * lu.mass * lv.mass * c.ratio;
-  c.near = c.d >= -0.5f;
+  c.near = c.d >= R(-0.5);
   // near: psi = log1p(d) / d (series for |d| < 0.05); far: log of 1 + D = K00 K11 / (K01 K10)
-  const vf one_plus_d_far = (c.k00 * c.inv_k01) * (c.k11 * c.inv_k10);
-  c.w = select(c.near, c.d + 1.0f, one_plus_d_far);  // 1 + D
-  const vf log_first = vlog(c.w);
-  const vf sd = -c.d;
-  const vf psi_series =
-      1.0f + sd * (1.0f / 2 + sd * (1.0f / 3 + sd * (1.0f / 4 + sd * (1.0f / 5 + sd * (1.0f / 6 + sd * (1.0f / 7))))));
-  const vf psi_near = select(vabs(c.d) < 0.05f, psi_series, log_first / (c.w - 1.0f));
+  const V one_plus_d_far = (c.k00 * c.inv_k01) * (c.k11 * c.inv_k10);
+  c.w = select(c.near, c.d + R(1), one_plus_d_far);  // 1 + D
+  const V log_first = vlog(c.w);
+  const V psi_near = select(vabs(c.d) < R(0.05), Series<R>::log1p_ratio(c.d), log_first / (c.w - R(1)));
   c.lp = select(c.near, c.d * psi_near, log_first);  // log1p(D)
   c.psi = select(c.near, psi_near, log_first / c.d);
-  const vf theta_safe = select(f.theta == 0.0f, splat(1.0f), f.theta);
+  const V theta_safe = select(f.theta == R(0), splat<V>(1), f.theta);
   c.prob_far = -c.lp / theta_safe;
   c.prob = select(c.near, lu.mass * lv.mass * c.ratio * c.psi, c.prob_far);
-  const vf log_second = vlog(select(c.near, c.ratio * c.psi, c.prob_far));
-  const vf log_prob = select(c.near, log_du + log_dv + log_second, log_second);
-  c.live = log_prob > float(kLogProbFloor);
-  c.log_prob = select(c.live, log_prob, splat(float(kLogProbFloor)));
+  const V log_second = vlog(select(c.near, c.ratio * c.psi, c.prob_far));
+  const V log_prob = select(c.near, log_du + log_dv + log_second, log_second);
+  c.live = log_prob > R(kLogProbFloor);
+  c.log_prob = select(c.live, log_prob, splat<V>(R(kLogProbFloor)));
   return c;
 }
 
-CCNN_SIMD void frank_cells(PairBatch& batch, int first, bool with_grad) {
-  PairBatch::Lanes p = batch.at(first);
-  Frame f{load(p.theta), load(p.x1), load(p.m1), load(p.inv_mraw), load(p.inv_m1), load(p.lambda1)};
-  const Lvl lu = make_level(f, load(p.du), with_grad), lv = make_level(f, load(p.dv), with_grad);
-  const Coord u0 = make_coord(f, load(p.u0), load(p.u0b));
-  const Coord u1 = make_coord_above(f, u0, lu, load(p.u1), load(p.u1b));
-  const Coord v0 = make_coord(f, load(p.v0), load(p.v0b));
-  const Coord v1 = make_coord_above(f, v0, lv, load(p.v1), load(p.v1b));
-  const CellCore c = cell_core(f, u0, u1, v0, v1, lu, lv, load(p.log_du), load(p.log_dv));
+// frank_cell for the lanes of `batch` from `first` (inputs -> outputs); with_grad also fills the
+// gradients.
+template <typename V>
+CCNN_SIMD void frank_cells(PairBatch<RealOf<V>>& batch, int first, bool with_grad) {
+  using R = RealOf<V>;
+  typename PairBatch<R>::Lanes p = batch.at(first);
+  Frame<V> f{load(p.theta), load(p.x1), load(p.m1), load(p.inv_mraw), load(p.inv_m1), load(p.lambda1)};
+  const Lvl<V> lu = make_level(f, load(p.du), with_grad), lv = make_level(f, load(p.dv), with_grad);
+  const Coord<V> u0 = make_coord(f, load(p.u0), load(p.u0b));
+  const Coord<V> u1 = make_coord_above(f, u0, lu, load(p.u1), load(p.u1b));
+  const Coord<V> v0 = make_coord(f, load(p.v0), load(p.v0b));
+  const Coord<V> v1 = make_coord_above(f, v0, lv, load(p.v1), load(p.v1b));
+  const CellCore<V> c = cell_core(f, u0, u1, v0, v1, lu, lv, load(p.log_du), load(p.log_dv));
   store(p.log_prob, c.log_prob);
-  const vf k00 = c.k00, k01 = c.k01, k10 = c.k10, k11 = c.k11, inv_k01 = c.inv_k01,
-           inv_k10 = c.inv_k10, psi = c.psi, lp = c.lp, prob = c.prob, prob_far = c.prob_far;
-  const vi near = c.near, live = c.live;
-  const vf one_plus_d = c.w;
   if (!with_grad) return;
-  const vf scale = psi * lu.phi * lv.phi;
-  const vf inv1 = 1.0f / (k11 * scale), inv0 = 1.0f / (k00 * scale);
-  const vf zero = splat(0.0f);
-  store(p.s_u1, select(live, lu.expo * k01 * lv.phi * inv1, zero));
-  store(p.s_v1, select(live, lv.expo * k10 * lu.phi * inv1, zero));
-  store(p.s_u0, select(live, -k10 * lv.phi * inv0, zero));
-  store(p.s_v0, select(live, -k01 * lu.phi * inv0, zero));
+  const V scale = c.psi * lu.phi * lv.phi;
+  const V inv1 = R(1) / (c.k11 * scale), inv0 = R(1) / (c.k00 * scale);
+  const V zero = splat<V>(0);
+  store(p.s_u1, select(c.live, lu.expo * c.k01 * lv.phi * inv1, zero));
+  store(p.s_v1, select(c.live, lv.expo * c.k10 * lu.phi * inv1, zero));
+  store(p.s_u0, select(c.live, -c.k10 * lv.phi * inv0, zero));
+  store(p.s_v0, select(c.live, -c.k01 * lu.phi * inv0, zero));
   // near branch
-  const vf dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
-                    theta_c_dtheta_times_k(f, u0, v1) * inv_k01 +
-                    theta_c_dtheta_times_k(f, u1, v0) * inv_k10;
-  const vf y = -lp;
-  const vf phi = 1.0f / (one_plus_d * psi);
-  const vf excess_series = 1.0f / 2 + y * (1.0f / 6 + y * (1.0f / 24 + y * (1.0f / 120 + y * (1.0f / 720))));
-  const vf excess = select(y < float(Tuning<float>::ratio_series), excess_series, (phi - 1.0f) / y);
-  const vf dtheta_near = phi * dlog_m + prob * excess;
+  const V dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
+                   theta_c_dtheta_times_k(f, u0, v1) * c.inv_k01 + theta_c_dtheta_times_k(f, u1, v0) * c.inv_k10;
+  const V y = -c.lp;
+  const V phi = R(1) / (c.w * c.psi);
+  const V excess = select(y < Tuning<R>::ratio_series, Series<R>::excess(y), (phi - R(1)) / y);
+  const V dtheta_near = phi * dlog_m + c.prob * excess;
   // far branch: corners
-  vf dtheta = dtheta_near;
-  if (any(~near & live)) {
-    const vf q_theta = exprel_recip(f.theta, f.x1, f.m1);
-    const vf theta = vmax(f.theta, splat(1e-30f));
-    const vf inv_theta2 = 1.0f / (theta * theta);
-    const vf corners = corner_dtheta(f, u1, v1, q_theta, inv_theta2) -
-                       corner_dtheta(f, u0, v1, q_theta, inv_theta2) -
-                       corner_dtheta(f, u1, v0, q_theta, inv_theta2) +
-                       corner_dtheta(f, u0, v0, q_theta, inv_theta2);
-    dtheta = select(near, dtheta_near, corners / prob_far);
+  V dtheta = dtheta_near;
+  if (any(~c.near & c.live)) {
+    const V q_theta = exprel_recip(f.theta, f.x1, f.m1);
+    const V theta = vmax(f.theta, splat<V>(R(1e-30)));
+    const V inv_theta2 = R(1) / (theta * theta);
+    const V corners = corner_dtheta(f, u1, v1, q_theta, inv_theta2) - corner_dtheta(f, u0, v1, q_theta, inv_theta2) -
+                      corner_dtheta(f, u1, v0, q_theta, inv_theta2) + corner_dtheta(f, u0, v0, q_theta, inv_theta2);
+    dtheta = select(c.near, dtheta_near, corners / c.prob_far);
   }
-  store(p.dtheta, select(live, dtheta, zero));
+  store(p.dtheta, select(c.live, dtheta, zero));
 }
 
-// The log tables of one edge for the lanes [first, first + kLanes) of a TableBatch: each level's
+// The log tables of one edge for the lanes [first, first + lanes) of a TableBatch: each level's
 // frame quantities once (table_assembly.h's sides), then every cell.
+template <typename V>
 struct Side {
-  Lvl level;
-  Coord lo, hi;
-  vf log_mass;
+  Lvl<V> level;
+  Coord<V> lo, hi;
+  V log_mass;
 };
 
-CCNN_SIMD Side make_side(const Frame& f, const float* lo, const float* lob, const float* hi,
-                         const float* hib, const float* mass, const float* log_mass) {
-  Side side;
+template <typename V>
+CCNN_SIMD Side<V> make_side(const Frame<V>& f, const RealOf<V>* lo, const RealOf<V>* lob, const RealOf<V>* hi,
+                            const RealOf<V>* hib, const RealOf<V>* mass, const RealOf<V>* log_mass) {
+  Side<V> side;
   side.level = make_level(f, load(mass), false);
   side.lo = make_coord(f, load(lo), load(lob));
   side.hi = make_coord_above(f, side.lo, side.level, load(hi), load(hib));
@@ -816,20 +817,22 @@ CCNN_SIMD Side make_side(const Frame& f, const float* lo, const float* lob, cons
   return side;
 }
 
-CCNN_SIMD void table_cells(TableBatch& b, int first, int L) {
-  Frame f{load(b.theta + first), load(b.x1 + first), load(b.m1 + first),
-          load(b.inv_mraw + first), load(b.inv_m1 + first), load(b.lambda1 + first)};
-  Side cols[TableBatch::kMaxLevels];
+template <typename V>
+CCNN_SIMD void table_cells(TableBatch<RealOf<V>>& b, int first, int L) {
+  using Batch = TableBatch<RealOf<V>>;
+  Frame<V> f{load(b.theta + first), load(b.x1 + first), load(b.m1 + first),
+             load(b.inv_mraw + first), load(b.inv_m1 + first), load(b.lambda1 + first)};
+  Side<V> cols[Batch::kMaxLevels];
   for (int c = 0; c < L; ++c)
-    cols[c] = make_side(f, b.c_lo[c] + first, b.c_lob[c] + first, b.c_hi[c] + first,
-                        b.c_hib[c] + first, b.c_mass[c] + first, b.c_log_mass[c] + first);
+    cols[c] = make_side(f, b.c_lo[c] + first, b.c_lob[c] + first, b.c_hi[c] + first, b.c_hib[c] + first,
+                        b.c_mass[c] + first, b.c_log_mass[c] + first);
   for (int a = 0; a < L; ++a) {
-    const Side row = make_side(f, b.r_lo[a] + first, b.r_lob[a] + first, b.r_hi[a] + first,
-                               b.r_hib[a] + first, b.r_mass[a] + first, b.r_log_mass[a] + first);
+    const Side<V> row = make_side(f, b.r_lo[a] + first, b.r_lob[a] + first, b.r_hi[a] + first, b.r_hib[a] + first,
+                                  b.r_mass[a] + first, b.r_log_mass[a] + first);
     for (int c = 0; c < L; ++c) {
-      const Side& col = cols[c];
-      const CellCore cell = cell_core(f, row.lo, row.hi, col.lo, col.hi, row.level, col.level,
-                                      row.log_mass, col.log_mass);
+      const Side<V>& col = cols[c];
+      const CellCore<V> cell =
+          cell_core(f, row.lo, row.hi, col.lo, col.hi, row.level, col.level, row.log_mass, col.log_mass);
       store(b.log_prob[a * L + c] + first, cell.log_prob);
     }
   }
@@ -839,33 +842,44 @@ CCNN_SIMD void table_cells(TableBatch& b, int first, int L) {
 }  // namespace copula
 }  // namespace ccnn
 
-// The entry point of one compiled version: every pair of the batch, kLanes at a time (count is
-// padded up to a multiple of kLanes by the caller).
+// The entry points of one compiled version (pair_batch.h), for float and double batches.
 #define CCNN_SIMD_CONCAT2(a, b) a##b
 #define CCNN_SIMD_CONCAT(a, b) CCNN_SIMD_CONCAT2(a, b)
 namespace ccnn {
 namespace copula {
-void CCNN_SIMD_CONCAT(frank_pair_lanes_, CCNN_SIMD_NAMESPACE)(PairBatch& batch, int begin, int end,
-                                                             bool with_grad) {
-  for (int first = begin; first < end; first += CCNN_SIMD_NAMESPACE::kLanes)
-    CCNN_SIMD_NAMESPACE::frank_cells(batch, first, with_grad);
+namespace CCNN_SIMD_NAMESPACE {
+template <typename V>
+void pair_lanes(PairBatch<RealOf<V>>& batch, int begin, int end, bool with_grad) {
+  for (int first = begin; first < end; first += kLanesOf<V>) frank_cells<V>(batch, first, with_grad);
 }
-void CCNN_SIMD_CONCAT(table_lanes_, CCNN_SIMD_NAMESPACE)(TableBatch& batch, int L) {
-  for (int first = 0; first < TableBatch::kLanes; first += CCNN_SIMD_NAMESPACE::kLanes)
-    CCNN_SIMD_NAMESPACE::table_cells(batch, first, L);
+template <typename V>
+void table_lanes(TableBatch<RealOf<V>>& batch, int L) {
+  for (int first = 0; first < TableBatch<RealOf<V>>::kLanes; first += kLanesOf<V>) table_cells<V>(batch, first, L);
 }
-bool CCNN_SIMD_CONCAT(ordinal_lanes_, CCNN_SIMD_NAMESPACE)(const float* z, const float* logp, const float* grad,
-                                                          int64_t rows, int L, bool probit, float* out) {
-  return CCNN_SIMD_NAMESPACE::ordinal_lanes<CCNN_SIMD_NAMESPACE::vf>(z, logp, grad, rows, L, probit, out);
+template <typename V>
+void level_lanes(LevelBatch<RealOf<V>>& batch, int count, bool probit, bool with_weights) {
+  for (int first = 0; first < count; first += kLanesOf<V>) make_levels<V>(batch, first, probit, with_weights);
 }
-bool CCNN_SIMD_CONCAT(ordinal_lanes_, CCNN_SIMD_NAMESPACE)(const double* z, const double* logp, const double* grad,
-                                                          int64_t rows, int L, bool probit, double* out) {
-  return CCNN_SIMD_NAMESPACE::ordinal_lanes<CCNN_SIMD_NAMESPACE::vd>(z, logp, grad, rows, L, probit, out);
-}
-void CCNN_SIMD_CONCAT(level_lanes_, CCNN_SIMD_NAMESPACE)(LevelBatch& batch, int count, bool probit,
-                                                        bool with_weights) {
-  for (int first = 0; first < count; first += CCNN_SIMD_NAMESPACE::kLanes)
-    CCNN_SIMD_NAMESPACE::make_levels(batch, first, probit, with_weights);
-}
+}  // namespace CCNN_SIMD_NAMESPACE
+
+#define CCNN_SIMD_ENTRY_POINTS(T, V)                                                                        \
+  void CCNN_SIMD_CONCAT(frank_pair_lanes_, CCNN_SIMD_NAMESPACE)(PairBatch<T> & batch, int begin, int end,   \
+                                                               bool with_grad) {                            \
+    CCNN_SIMD_NAMESPACE::pair_lanes<CCNN_SIMD_NAMESPACE::V>(batch, begin, end, with_grad);                  \
+  }                                                                                                         \
+  void CCNN_SIMD_CONCAT(table_lanes_, CCNN_SIMD_NAMESPACE)(TableBatch<T> & batch, int L) {                 \
+    CCNN_SIMD_NAMESPACE::table_lanes<CCNN_SIMD_NAMESPACE::V>(batch, L);                                     \
+  }                                                                                                         \
+  void CCNN_SIMD_CONCAT(level_lanes_, CCNN_SIMD_NAMESPACE)(LevelBatch<T> & batch, int count, bool probit,   \
+                                                          bool with_weights) {                              \
+    CCNN_SIMD_NAMESPACE::level_lanes<CCNN_SIMD_NAMESPACE::V>(batch, count, probit, with_weights);           \
+  }                                                                                                         \
+  bool CCNN_SIMD_CONCAT(ordinal_lanes_, CCNN_SIMD_NAMESPACE)(const T* z, const T* logp, const T* grad,     \
+                                                            int64_t rows, int L, bool probit, T* out) {     \
+    return CCNN_SIMD_NAMESPACE::ordinal_lanes<CCNN_SIMD_NAMESPACE::V>(z, logp, grad, rows, L, probit, out); \
+  }
+CCNN_SIMD_ENTRY_POINTS(float, vf)
+CCNN_SIMD_ENTRY_POINTS(double, vd)
+#undef CCNN_SIMD_ENTRY_POINTS
 }  // namespace copula
 }  // namespace ccnn

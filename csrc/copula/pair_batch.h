@@ -1,4 +1,4 @@
-// pair_batch.h: a batch of float label pairs in their Frank frames, stored field by field: the
+// pair_batch.h: a batch of float or double label pairs in their Frank frames, stored field by field: the
 // interface between the CPU kernels (copula_cpu.cpp) and the SIMD versions of the rectangle math
 // (frank_simd.h, compiled once per instruction set in pair_lanes_*_cpu.cpp).
 #pragma once
@@ -16,16 +16,17 @@ namespace copula {
   X(v0) X(v0b) X(v1) X(v1b) X(dv) X(log_dv)
 #define CCNN_PAIR_BATCH_OUTPUTS(X) X(log_prob) X(s_u0) X(s_u1) X(s_v0) X(s_v1) X(dtheta)
 
+template <typename T>
 struct PairBatch {
   static constexpr int kCapacity = 128;  // a multiple of every lane count
-#define CCNN_DECLARE_ARRAY(name) float name[kCapacity];
+#define CCNN_DECLARE_ARRAY(name) T name[kCapacity];
   CCNN_PAIR_BATCH_INPUTS(CCNN_DECLARE_ARRAY)
   CCNN_PAIR_BATCH_OUTPUTS(CCNN_DECLARE_ARRAY)
 #undef CCNN_DECLARE_ARRAY
 
   // Pointers to every field from one pair on.
   struct Lanes {
-#define CCNN_DECLARE_POINTER(name) float* name;
+#define CCNN_DECLARE_POINTER(name) T* name;
     CCNN_PAIR_BATCH_INPUTS(CCNN_DECLARE_POINTER)
     CCNN_PAIR_BATCH_OUTPUTS(CCNN_DECLARE_POINTER)
 #undef CCNN_DECLARE_POINTER
@@ -40,13 +41,14 @@ struct PairBatch {
   }
 };
 
-// A batch of ordinal levels of float thresholds: inputs the level's lower and upper threshold
-// (-inf / +inf at the ends of the scale); outputs the fields of Level<float> (make_level).
+// A batch of ordinal levels of thresholds of type T: inputs the level's lower and upper threshold
+// (-inf / +inf at the ends of the scale); outputs the fields of Level<T> (make_level).
+template <typename T>
 struct LevelBatch {
   static constexpr int kCapacity = 128;
-  float z_lo[kCapacity], z_hi[kCapacity];
-  float cdf_lo[kCapacity], ccdf_lo[kCapacity], cdf_hi[kCapacity], ccdf_hi[kCapacity];
-  float mass[kCapacity], log_mass[kCapacity], w_lo[kCapacity], w_hi[kCapacity];
+  T z_lo[kCapacity], z_hi[kCapacity];
+  T cdf_lo[kCapacity], ccdf_lo[kCapacity], cdf_hi[kCapacity], ccdf_hi[kCapacity];
+  T mass[kCapacity], log_mass[kCapacity], w_lo[kCapacity], w_hi[kCapacity];
 };
 
 // One edge's log tables for up to kLanes samples (pairwise_logtable, forward): per sample (lane)
@@ -54,51 +56,63 @@ struct LevelBatch {
 // of its two cut points with their complements (column levels already placed in the frame by
 // column_lo / column_hi: reflected for theta < 0), its mass and log mass. Output: the log table,
 // cell (a, c) of lane k at log_prob[a * L + c][k], in the original orientation.
+template <typename T>
 struct TableBatch {
   static constexpr int kLanes = 16, kMaxLevels = 12;
-  float theta[kLanes], x1[kLanes], m1[kLanes], inv_mraw[kLanes], inv_m1[kLanes], lambda1[kLanes];
-  float r_lo[kMaxLevels][kLanes], r_lob[kMaxLevels][kLanes], r_hi[kMaxLevels][kLanes],
+  T theta[kLanes], x1[kLanes], m1[kLanes], inv_mraw[kLanes], inv_m1[kLanes], lambda1[kLanes];
+  T r_lo[kMaxLevels][kLanes], r_lob[kMaxLevels][kLanes], r_hi[kMaxLevels][kLanes],
       r_hib[kMaxLevels][kLanes], r_mass[kMaxLevels][kLanes], r_log_mass[kMaxLevels][kLanes];
-  float c_lo[kMaxLevels][kLanes], c_lob[kMaxLevels][kLanes], c_hi[kMaxLevels][kLanes],
+  T c_lo[kMaxLevels][kLanes], c_lob[kMaxLevels][kLanes], c_hi[kMaxLevels][kLanes],
       c_hib[kMaxLevels][kLanes], c_mass[kMaxLevels][kLanes], c_log_mass[kMaxLevels][kLanes];
-  float log_prob[kMaxLevels * kMaxLevels][kLanes];
+  T log_prob[kMaxLevels * kMaxLevels][kLanes];
 };
 
-// frank_cell for pairs [begin, end) of the batch and make_level for levels [0, count) (begin, end
-// and count multiples of 16), one function per compiled instruction set; copula_cpu.cpp picks the
-// best the processor has.
-void frank_pair_lanes_avx512(PairBatch& batch, int begin, int end, bool with_grad);
-void frank_pair_lanes_avx2(PairBatch& batch, int begin, int end, bool with_grad);
-void frank_pair_lanes_avx(PairBatch& batch, int begin, int end, bool with_grad);
-void frank_pair_lanes_base(PairBatch& batch, int begin, int end, bool with_grad);
-void level_lanes_avx512(LevelBatch& batch, int count, bool probit, bool with_weights);
-void level_lanes_avx2(LevelBatch& batch, int count, bool probit, bool with_weights);
-void level_lanes_avx(LevelBatch& batch, int count, bool probit, bool with_weights);
-void level_lanes_base(LevelBatch& batch, int count, bool probit, bool with_weights);
-// ordinal_logprob of `rows` rows of L-1 thresholds (grad null: out = logp, rows x L; logp
-// unused) or its backward from the forward's logp (out = grad_z, rows x (L-1)), in float or
-// double lanes; frank_simd.h, ordinal_rows and ordinal_rows_backward. False if the forward met a
-// threshold that is not finite or not above the previous one of its row.
+// frank_cell for pairs [begin, end) of the batch, make_level for levels [0, count) (begin, end
+// and count multiples of 16), the tables of a TableBatch, and ordinal_logprob of `rows` rows of
+// L-1 thresholds (grad null: out = logp, rows x L; logp unused) or its backward from the forward's
+// logp (out = grad_z, rows x (L-1)), false if the forward met a threshold that is not finite or
+// not above the previous one of its row: one function per compiled instruction set and type
+// (frank_simd.h); copula_cpu.cpp picks the best the processor has.
+void frank_pair_lanes_avx512(PairBatch<float>& batch, int begin, int end, bool with_grad);
+void level_lanes_avx512(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
+void table_lanes_avx512(TableBatch<float>& batch, int L);
 bool ordinal_lanes_avx512(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
                           float* out);
-bool ordinal_lanes_avx2(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
-                        float* out);
-bool ordinal_lanes_avx(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
-                       float* out);
-bool ordinal_lanes_base(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
-                        float* out);
+void frank_pair_lanes_avx512(PairBatch<double>& batch, int begin, int end, bool with_grad);
+void level_lanes_avx512(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
+void table_lanes_avx512(TableBatch<double>& batch, int L);
 bool ordinal_lanes_avx512(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
                           double* out);
+void frank_pair_lanes_avx2(PairBatch<float>& batch, int begin, int end, bool with_grad);
+void level_lanes_avx2(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
+void table_lanes_avx2(TableBatch<float>& batch, int L);
+bool ordinal_lanes_avx2(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+                        float* out);
+void frank_pair_lanes_avx2(PairBatch<double>& batch, int begin, int end, bool with_grad);
+void level_lanes_avx2(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
+void table_lanes_avx2(TableBatch<double>& batch, int L);
 bool ordinal_lanes_avx2(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
                         double* out);
+void frank_pair_lanes_avx(PairBatch<float>& batch, int begin, int end, bool with_grad);
+void level_lanes_avx(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
+void table_lanes_avx(TableBatch<float>& batch, int L);
+bool ordinal_lanes_avx(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+                       float* out);
+void frank_pair_lanes_avx(PairBatch<double>& batch, int begin, int end, bool with_grad);
+void level_lanes_avx(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
+void table_lanes_avx(TableBatch<double>& batch, int L);
 bool ordinal_lanes_avx(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
                        double* out);
+void frank_pair_lanes_base(PairBatch<float>& batch, int begin, int end, bool with_grad);
+void level_lanes_base(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
+void table_lanes_base(TableBatch<float>& batch, int L);
+bool ordinal_lanes_base(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
+                        float* out);
+void frank_pair_lanes_base(PairBatch<double>& batch, int begin, int end, bool with_grad);
+void level_lanes_base(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
+void table_lanes_base(TableBatch<double>& batch, int L);
 bool ordinal_lanes_base(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
                         double* out);
-void table_lanes_avx512(TableBatch& batch, int L);
-void table_lanes_avx2(TableBatch& batch, int L);
-void table_lanes_avx(TableBatch& batch, int L);
-void table_lanes_base(TableBatch& batch, int L);
 
 }  // namespace copula
 }  // namespace ccnn
