@@ -280,7 +280,7 @@ using PairLanesFn = void (*)(PairBatch<T>&, int, int, bool);
 template <typename T>
 using LevelLanesFn = void (*)(LevelBatch<T>&, int, bool, bool);
 template <typename T>
-using TableLanesFn = void (*)(TableBatch<T>&, int);
+using TableLanesFn = void (*)(TableBatch<T>&, int, bool);
 template <typename T>
 const PairLanesFn<T> kPairLanes = pick_simd<PairLanesFn<T>>(&frank_pair_lanes_avx512, &frank_pair_lanes_avx2,
                                                             &frank_pair_lanes_avx, &frank_pair_lanes_base);
@@ -656,10 +656,11 @@ void for_each_sample_levels(const PairwiseInputs& in, Link link, bool with_weigh
 }
 
 
-// Lane k of a TableBatch: sample's frame f and the row / column AU's L levels.
+// Lane k of a TableBatch: sample's frame f and the row / column AU's L levels; for the backward
+// (up not null) also the cells' upstream gradients (L x L, row-major) and the levels' weights.
 template <typename T>
 void fill_table_lane(TableBatch<T>& t, int k, const FrankFrame<T>& f, const Level<T>* rows, const Level<T>* cols,
-                     int L) {
+                     int L, const T* up) {
   t.theta[k] = f.theta, t.x1[k] = f.x1, t.m1[k] = f.m1, t.inv_mraw[k] = f.inv_mraw;
   t.inv_m1[k] = f.inv_m1, t.lambda1[k] = f.lambda1;
   for (int l = 0; l < L; ++l) {
@@ -671,22 +672,33 @@ void fill_table_lane(TableBatch<T>& t, int k, const FrankFrame<T>& f, const Leve
     t.c_hi[l][k] = column_hi(f, c), t.c_hib[l][k] = column_hi_complement(f, c, true);
     t.c_mass[l][k] = c.mass, t.c_log_mass[l][k] = c.log_mass;
   }
+  if (up == nullptr) return;
+  t.sign[k] = f.reflect ? T(-1) : T(1);
+  t.theta_sign[k] = f.capped ? T(0) : t.sign[k];
+  for (int l = 0; l < L; ++l) {
+    t.r_w_lo[l][k] = rows[l].w_lo, t.r_w_hi[l][k] = rows[l].w_hi;
+    t.c_w_lo[l][k] = cols[l].w_lo, t.c_w_hi[l][k] = cols[l].w_hi;
+  }
+  for (int j = 0; j < L * L; ++j) t.up[j][k] = up[j];
 }
 
-// Tables of up to TableBatch::kMaxLevels levels: each edge for TableBatch::kLanes samples at a
-// time in SIMD lanes (levels in lanes too); float edges beyond kFloatThetaLimit in double, one
-// sample at a time.
+// Tables of up to TableBatch::kMaxLevels levels into out (grad null), or their backward from the
+// upstream gradient grad (out's shape; grad_z accumulated, grad_theta written): each edge for
+// TableBatch::kLanes samples at a time in SIMD lanes (levels in lanes too); float edges beyond
+// kFloatThetaLimit in double, one sample at a time. Each sample's gradients are summed edge after
+// edge.
 template <typename T>
-void pairwise_logtable_lanes(const PairwiseInputs& in, Link link, at::Tensor& out) {
+void pairwise_logtable_lanes(const PairwiseInputs& in, Link link, T* out, const T* grad, T* grad_z, T* grad_theta) {
   const PairwiseSizes& n = in.n;
-  const int L = int(n.L);
+  const int L = int(n.L), K = L - 1;
+  const bool backward = grad != nullptr;
   constexpr int W = TableBatch<T>::kLanes;
   const T *theta = in.theta.data_ptr<T>(), *z = in.z.data_ptr<T>();
   const int64_t* edges = in.edges.data_ptr<int64_t>();
-  T* po = out.data_ptr<T>();
   std::vector<FrankFrame<T>> shared_frames;
   if (!n.theta_per_sample)
     for (int64_t e = 0; e < n.E; ++e) shared_frames.push_back(make_frank_frame(theta[e]));
+  const std::vector<T> no_grad(backward ? L * L : 0, T(0));  // (padding lanes add nothing)
   const int64_t blocks = (n.B + W - 1) / W;
   at::parallel_for(0, blocks, 1, [&](int64_t block_begin, int64_t block_end) {
     auto batch = std::make_unique<TableBatch<T>>();
@@ -700,24 +712,27 @@ void pairwise_logtable_lanes(const PairwiseInputs& in, Link link, at::Tensor& ou
       const int lanes = int(std::min<int64_t>(W, n.B - b0));
       const int64_t count = lanes * n.Q * L;
       for (int64_t i = 0; i < count; ++i) rows[i] = b0 * n.Q + i / L, level_index[i] = int(i % L);
-      lane_levels(z, L, rows.data(), level_index.data(), count, link, false, levels.data());
+      lane_levels(z, L, rows.data(), level_index.data(), count, link, backward, levels.data());
       for (int64_t e = 0; e < n.E; ++e) {
         const int64_t r = edges[2 * e], s = edges[2 * e + 1];
         int first_lane = -1;
         bool in_lanes[W] = {};
         for (int k = 0; k < lanes; ++k) {
-          const int64_t b = b0 + k;
+          const int64_t b = b0 + k, i = b * n.E + e;
           const T t = theta_of(theta, n, b, e);
           const Level<T>* lr = levels.data() + (k * n.Q + r) * L;
           const Level<T>* ls = levels.data() + (k * n.Q + s) * L;
           if (needs_double(t)) {
-            table_edge_in_range<T>(t, z + (b * n.Q + r) * (L - 1), z + (b * n.Q + s) * (L - 1),
-                                       lr, ls, L, link, po + (b * n.E + e) * L * L, nullptr,
-                                       nullptr, nullptr, work);
+            const T dtheta = table_edge_in_range<T>(
+                t, z + (b * n.Q + r) * K, z + (b * n.Q + s) * K, lr, ls, L, link,
+                backward ? nullptr : out + i * L * L, backward ? grad + i * L * L : nullptr,
+                backward ? grad_z + (b * n.Q + r) * K : nullptr, backward ? grad_z + (b * n.Q + s) * K : nullptr,
+                work);
+            if (backward) grad_theta[i] = dtheta;
             continue;
           }
-          fill_table_lane(*batch, k, n.theta_per_sample ? make_frank_frame(t) : shared_frames[e],
-                          lr, ls, L);
+          fill_table_lane(*batch, k, n.theta_per_sample ? make_frank_frame(t) : shared_frames[e], lr, ls, L,
+                          backward ? grad + i * L * L : nullptr);
           in_lanes[k] = true;
           if (first_lane < 0) first_lane = k;
         }
@@ -726,16 +741,21 @@ void pairwise_logtable_lanes(const PairwiseInputs& in, Link link, at::Tensor& ou
           if (in_lanes[k]) continue;
           const int64_t b = b0 + first_lane;
           fill_table_lane(*batch, k,
-                          n.theta_per_sample ? make_frank_frame(theta_of(theta, n, b, e))
-                                             : shared_frames[e],
-                          levels.data() + (first_lane * n.Q + r) * L,
-                          levels.data() + (first_lane * n.Q + s) * L, L);
+                          n.theta_per_sample ? make_frank_frame(theta_of(theta, n, b, e)) : shared_frames[e],
+                          levels.data() + (first_lane * n.Q + r) * L, levels.data() + (first_lane * n.Q + s) * L,
+                          L, backward ? no_grad.data() : nullptr);
         }
-        kTableLanes<T>(*batch, L);
+        kTableLanes<T>(*batch, L, backward);
         for (int k = 0; k < lanes; ++k) {
           if (!in_lanes[k]) continue;
-          T* cell = po + ((b0 + k) * n.E + e) * L * L;
-          for (int j = 0; j < L * L; ++j) cell[j] = batch->log_prob[j][k];
+          const int64_t b = b0 + k, i = b * n.E + e;
+          if (!backward) {
+            for (int j = 0; j < L * L; ++j) out[i * L * L + j] = batch->log_prob[j][k];
+            continue;
+          }
+          T *gz_r = grad_z + (b * n.Q + r) * K, *gz_s = grad_z + (b * n.Q + s) * K;
+          for (int j = 0; j < K; ++j) gz_r[j] += batch->gz_r[j][k], gz_s[j] += batch->gz_s[j][k];
+          grad_theta[i] = batch->dtheta[k];
         }
       }
     }
@@ -750,8 +770,9 @@ at::Tensor pairwise_logtable_cpu(const at::Tensor& z_in, const at::Tensor& theta
   check_pairwise_data(in.z, in.theta, in.edges, nullptr, n);
   at::Tensor out = at::empty({n.B, n.E, n.L, n.L}, in.z.options());
   if (n.L <= TableBatch<float>::kMaxLevels) {
-    AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable",
-                               [&] { pairwise_logtable_lanes<scalar_t>(in, link, out); });
+    AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable", [&] {
+      pairwise_logtable_lanes<scalar_t>(in, link, out.data_ptr<scalar_t>(), nullptr, nullptr, nullptr);
+    });
     return out;
   }
   AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable", [&] {
@@ -784,6 +805,13 @@ std::tuple<at::Tensor, at::Tensor> pairwise_logtable_backward_cpu(
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor grad_z = at::zeros_like(in.z);
   at::Tensor grad_theta = at::zeros({n.B, n.E}, in.z.options());
+  if (n.L <= TableBatch<float>::kMaxLevels) {
+    AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable_backward", [&] {
+      pairwise_logtable_lanes<scalar_t>(in, link, nullptr, grad.data_ptr<scalar_t>(), grad_z.data_ptr<scalar_t>(),
+                                        grad_theta.data_ptr<scalar_t>());
+    });
+    return {grad_z, grad_theta};
+  }
   AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable_backward", [&] {
     const scalar_t *theta = in.theta.data_ptr<scalar_t>(), *pg = grad.data_ptr<scalar_t>();
     const scalar_t* z = in.z.data_ptr<scalar_t>();

@@ -755,28 +755,25 @@ CCNN_SIMD CellCore<V> cell_core(const Frame<V>& f, const Coord<V>& u0, const Coo
   return c;
 }
 
-// frank_cell for the lanes of `batch` from `first` (inputs -> outputs); with_grad also fills the
-// gradients.
+// The gradient part of frank_cell: mass-scaled d log P / d coordinate and d log P / d theta in
+// the frame, 0 where the cell is floored.
 template <typename V>
-CCNN_SIMD void frank_cells(PairBatch<RealOf<V>>& batch, int first, bool with_grad) {
+struct CellGrad {
+  V s_u0, s_u1, s_v0, s_v1, dtheta;
+};
+
+template <typename V>
+CCNN_SIMD CellGrad<V> cell_grad(const Frame<V>& f, const Coord<V>& u0, const Coord<V>& u1, const Coord<V>& v0,
+                                const Coord<V>& v1, const Lvl<V>& lu, const Lvl<V>& lv, const CellCore<V>& c) {
   using R = RealOf<V>;
-  typename PairBatch<R>::Lanes p = batch.at(first);
-  Frame<V> f{load(p.theta), load(p.x1), load(p.m1), load(p.inv_mraw), load(p.inv_m1), load(p.lambda1)};
-  const Lvl<V> lu = make_level(f, load(p.du), with_grad), lv = make_level(f, load(p.dv), with_grad);
-  const Coord<V> u0 = make_coord(f, load(p.u0), load(p.u0b));
-  const Coord<V> u1 = make_coord_above(f, u0, lu, load(p.u1), load(p.u1b));
-  const Coord<V> v0 = make_coord(f, load(p.v0), load(p.v0b));
-  const Coord<V> v1 = make_coord_above(f, v0, lv, load(p.v1), load(p.v1b));
-  const CellCore<V> c = cell_core(f, u0, u1, v0, v1, lu, lv, load(p.log_du), load(p.log_dv));
-  store(p.log_prob, c.log_prob);
-  if (!with_grad) return;
+  CellGrad<V> g;
   const V scale = c.psi * lu.phi * lv.phi;
   const V inv1 = R(1) / (c.k11 * scale), inv0 = R(1) / (c.k00 * scale);
   const V zero = splat<V>(0);
-  store(p.s_u1, select(c.live, lu.expo * c.k01 * lv.phi * inv1, zero));
-  store(p.s_v1, select(c.live, lv.expo * c.k10 * lu.phi * inv1, zero));
-  store(p.s_u0, select(c.live, -c.k10 * lv.phi * inv0, zero));
-  store(p.s_v0, select(c.live, -c.k01 * lu.phi * inv0, zero));
+  g.s_u1 = select(c.live, lu.expo * c.k01 * lv.phi * inv1, zero);
+  g.s_v1 = select(c.live, lv.expo * c.k10 * lu.phi * inv1, zero);
+  g.s_u0 = select(c.live, -c.k10 * lv.phi * inv0, zero);
+  g.s_v0 = select(c.live, -c.k01 * lu.phi * inv0, zero);
   // near branch
   const V dlog_m = f.lambda1 - lu.mass * lu.lambda - lv.mass * lv.lambda - u0.c - v0.c +
                    theta_c_dtheta_times_k(f, u0, v1) * c.inv_k01 + theta_c_dtheta_times_k(f, u1, v0) * c.inv_k10;
@@ -794,7 +791,27 @@ CCNN_SIMD void frank_cells(PairBatch<RealOf<V>>& batch, int first, bool with_gra
                       corner_dtheta(f, u1, v0, q_theta, inv_theta2) + corner_dtheta(f, u0, v0, q_theta, inv_theta2);
     dtheta = select(c.near, dtheta_near, corners / c.prob_far);
   }
-  store(p.dtheta, select(c.live, dtheta, zero));
+  g.dtheta = select(c.live, dtheta, zero);
+  return g;
+}
+
+// frank_cell for the lanes of `batch` from `first` (inputs -> outputs); with_grad also fills the
+// gradients.
+template <typename V>
+CCNN_SIMD void frank_cells(PairBatch<RealOf<V>>& batch, int first, bool with_grad) {
+  typename PairBatch<RealOf<V>>::Lanes p = batch.at(first);
+  Frame<V> f{load(p.theta), load(p.x1), load(p.m1), load(p.inv_mraw), load(p.inv_m1), load(p.lambda1)};
+  const Lvl<V> lu = make_level(f, load(p.du), with_grad), lv = make_level(f, load(p.dv), with_grad);
+  const Coord<V> u0 = make_coord(f, load(p.u0), load(p.u0b));
+  const Coord<V> u1 = make_coord_above(f, u0, lu, load(p.u1), load(p.u1b));
+  const Coord<V> v0 = make_coord(f, load(p.v0), load(p.v0b));
+  const Coord<V> v1 = make_coord_above(f, v0, lv, load(p.v1), load(p.v1b));
+  const CellCore<V> c = cell_core(f, u0, u1, v0, v1, lu, lv, load(p.log_du), load(p.log_dv));
+  store(p.log_prob, c.log_prob);
+  if (!with_grad) return;
+  const CellGrad<V> g = cell_grad(f, u0, u1, v0, v1, lu, lv, c);
+  store(p.s_u0, g.s_u0), store(p.s_u1, g.s_u1), store(p.s_v0, g.s_v0), store(p.s_v1, g.s_v1);
+  store(p.dtheta, g.dtheta);
 }
 
 // The log tables of one edge for the lanes [first, first + lanes) of a TableBatch: each level's
@@ -808,9 +825,9 @@ struct Side {
 
 template <typename V>
 CCNN_SIMD Side<V> make_side(const Frame<V>& f, const RealOf<V>* lo, const RealOf<V>* lob, const RealOf<V>* hi,
-                            const RealOf<V>* hib, const RealOf<V>* mass, const RealOf<V>* log_mass) {
+                            const RealOf<V>* hib, const RealOf<V>* mass, const RealOf<V>* log_mass, bool with_grad) {
   Side<V> side;
-  side.level = make_level(f, load(mass), false);
+  side.level = make_level(f, load(mass), with_grad);
   side.lo = make_coord(f, load(lo), load(lob));
   side.hi = make_coord_above(f, side.lo, side.level, load(hi), load(hib));
   side.log_mass = load(log_mass);
@@ -818,17 +835,29 @@ CCNN_SIMD Side<V> make_side(const Frame<V>& f, const RealOf<V>* lo, const RealOf
 }
 
 template <typename V>
+CCNN_SIMD Frame<V> table_frame(const TableBatch<RealOf<V>>& b, int first) {
+  return {load(b.theta + first), load(b.x1 + first),     load(b.m1 + first),
+          load(b.inv_mraw + first), load(b.inv_m1 + first), load(b.lambda1 + first)};
+}
+template <typename V>
+CCNN_SIMD Side<V> table_row(const TableBatch<RealOf<V>>& b, const Frame<V>& f, int first, int a, bool with_grad) {
+  return make_side(f, b.r_lo[a] + first, b.r_lob[a] + first, b.r_hi[a] + first, b.r_hib[a] + first,
+                   b.r_mass[a] + first, b.r_log_mass[a] + first, with_grad);
+}
+template <typename V>
+CCNN_SIMD Side<V> table_column(const TableBatch<RealOf<V>>& b, const Frame<V>& f, int first, int c, bool with_grad) {
+  return make_side(f, b.c_lo[c] + first, b.c_lob[c] + first, b.c_hi[c] + first, b.c_hib[c] + first,
+                   b.c_mass[c] + first, b.c_log_mass[c] + first, with_grad);
+}
+
+template <typename V>
 CCNN_SIMD void table_cells(TableBatch<RealOf<V>>& b, int first, int L) {
   using Batch = TableBatch<RealOf<V>>;
-  Frame<V> f{load(b.theta + first), load(b.x1 + first), load(b.m1 + first),
-             load(b.inv_mraw + first), load(b.inv_m1 + first), load(b.lambda1 + first)};
+  const Frame<V> f = table_frame<V>(b, first);
   Side<V> cols[Batch::kMaxLevels];
-  for (int c = 0; c < L; ++c)
-    cols[c] = make_side(f, b.c_lo[c] + first, b.c_lob[c] + first, b.c_hi[c] + first, b.c_hib[c] + first,
-                        b.c_mass[c] + first, b.c_log_mass[c] + first);
+  for (int c = 0; c < L; ++c) cols[c] = table_column(b, f, first, c, false);
   for (int a = 0; a < L; ++a) {
-    const Side<V> row = make_side(f, b.r_lo[a] + first, b.r_lob[a] + first, b.r_hi[a] + first, b.r_hib[a] + first,
-                                  b.r_mass[a] + first, b.r_log_mass[a] + first);
+    const Side<V> row = table_row(b, f, first, a, false);
     for (int c = 0; c < L; ++c) {
       const Side<V>& col = cols[c];
       const CellCore<V> cell =
@@ -836,6 +865,44 @@ CCNN_SIMD void table_cells(TableBatch<RealOf<V>>& b, int first, int L) {
       store(b.log_prob[a * L + c] + first, cell.log_prob);
     }
   }
+}
+
+// The backward of table_cells: from the upstream gradients `up` of the L x L cells, each lane's
+// d/dz of the row AU's and the column AU's L-1 thresholds and d/dtheta (pair_from_cell's mapping
+// back to the original orientation, summed over the cells in row-major order; a cell with up = 0
+// adds nothing).
+template <typename V>
+CCNN_SIMD void table_cells_backward(TableBatch<RealOf<V>>& b, int first, int L) {
+  using R = RealOf<V>;
+  using Batch = TableBatch<R>;
+  const Frame<V> f = table_frame<V>(b, first);
+  const V zero = splat<V>(0);
+  const IntOf<V> reflect = load(b.sign + first) < R(0);
+  const V theta_sign = load(b.theta_sign + first);
+  Side<V> cols[Batch::kMaxLevels];
+  V gz_r[Batch::kMaxLevels], gz_s[Batch::kMaxLevels], dtheta = zero;
+  for (int c = 0; c < L; ++c) cols[c] = table_column(b, f, first, c, true), gz_r[c] = gz_s[c] = zero;
+  for (int a = 0; a < L; ++a) {
+    const Side<V> row = table_row(b, f, first, a, true);
+    const V row_w_lo = load(b.r_w_lo[a] + first), row_w_hi = load(b.r_w_hi[a] + first);
+    for (int c = 0; c < L; ++c) {
+      const V up = load(b.up[a * L + c] + first);
+      const IntOf<V> used = up != R(0);
+      if (!any(used)) continue;
+      const Side<V>& col = cols[c];
+      const CellCore<V> cell =
+          cell_core(f, row.lo, row.hi, col.lo, col.hi, row.level, col.level, row.log_mass, col.log_mass);
+      const CellGrad<V> g = cell_grad(f, row.lo, row.hi, col.lo, col.hi, row.level, col.level, cell);
+      const auto add = [&](V* sum, V d) { *sum += select(used, up * d, zero); };
+      if (a > 0) add(&gz_r[a - 1], row_w_lo * g.s_u0);
+      if (a < L - 1) add(&gz_r[a], row_w_hi * g.s_u1);
+      if (c > 0) add(&gz_s[c - 1], load(b.c_w_lo[c] + first) * select(reflect, -g.s_v1, g.s_v0));
+      if (c < L - 1) add(&gz_s[c], load(b.c_w_hi[c] + first) * select(reflect, -g.s_v0, g.s_v1));
+      add(&dtheta, theta_sign * g.dtheta);
+    }
+  }
+  for (int k = 0; k < L - 1; ++k) store(b.gz_r[k] + first, gz_r[k]), store(b.gz_s[k] + first, gz_s[k]);
+  store(b.dtheta + first, dtheta);
 }
 
 }  // namespace CCNN_SIMD_NAMESPACE
@@ -853,8 +920,14 @@ void pair_lanes(PairBatch<RealOf<V>>& batch, int begin, int end, bool with_grad)
   for (int first = begin; first < end; first += kLanesOf<V>) frank_cells<V>(batch, first, with_grad);
 }
 template <typename V>
-void table_lanes(TableBatch<RealOf<V>>& batch, int L) {
-  for (int first = 0; first < TableBatch<RealOf<V>>::kLanes; first += kLanesOf<V>) table_cells<V>(batch, first, L);
+void table_lanes(TableBatch<RealOf<V>>& batch, int L, bool backward) {
+  for (int first = 0; first < TableBatch<RealOf<V>>::kLanes; first += kLanesOf<V>) {
+    if (backward) {
+      table_cells_backward<V>(batch, first, L);
+    } else {
+      table_cells<V>(batch, first, L);
+    }
+  }
 }
 template <typename V>
 void level_lanes(LevelBatch<RealOf<V>>& batch, int count, bool probit, bool with_weights) {
@@ -867,8 +940,8 @@ void level_lanes(LevelBatch<RealOf<V>>& batch, int count, bool probit, bool with
                                                                bool with_grad) {                            \
     CCNN_SIMD_NAMESPACE::pair_lanes<CCNN_SIMD_NAMESPACE::V>(batch, begin, end, with_grad);                  \
   }                                                                                                         \
-  void CCNN_SIMD_CONCAT(table_lanes_, CCNN_SIMD_NAMESPACE)(TableBatch<T> & batch, int L) {                 \
-    CCNN_SIMD_NAMESPACE::table_lanes<CCNN_SIMD_NAMESPACE::V>(batch, L);                                     \
+  void CCNN_SIMD_CONCAT(table_lanes_, CCNN_SIMD_NAMESPACE)(TableBatch<T> & batch, int L, bool backward) {  \
+    CCNN_SIMD_NAMESPACE::table_lanes<CCNN_SIMD_NAMESPACE::V>(batch, L, backward);                           \
   }                                                                                                         \
   void CCNN_SIMD_CONCAT(level_lanes_, CCNN_SIMD_NAMESPACE)(LevelBatch<T> & batch, int count, bool probit,   \
                                                           bool with_weights) {                              \

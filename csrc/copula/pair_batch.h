@@ -51,11 +51,16 @@ struct LevelBatch {
   T mass[kCapacity], log_mass[kCapacity], w_lo[kCapacity], w_hi[kCapacity];
 };
 
-// One edge's log tables for up to kLanes samples (pairwise_logtable, forward): per sample (lane)
-// the frame constants, and per level l of the row AU and of the column AU the frame coordinates
-// of its two cut points with their complements (column levels already placed in the frame by
-// column_lo / column_hi: reflected for theta < 0), its mass and log mass. Output: the log table,
-// cell (a, c) of lane k at log_prob[a * L + c][k], in the original orientation.
+// One edge's log tables for up to kLanes samples (pairwise_logtable): per sample (lane) the frame
+// constants, and per level l of the row AU and of the column AU the frame coordinates of its two
+// cut points with their complements (column levels already placed in the frame by column_lo /
+// column_hi: reflected for theta < 0), its mass and log mass. Forward output: the log table, cell
+// (a, c) of lane k at log_prob[a * L + c][k], in the original orientation. Backward inputs besides:
+// the upstream gradient of each cell (up, laid out as log_prob), the levels' threshold weights
+// (Level::w_lo, w_hi; the column AU's in its original orientation), sign = -1 where theta < 0
+// (reflected), else 1, and theta_sign = sign, or 0 where |theta| reached the cap; outputs d/dz of
+// the row AU's and the column AU's thresholds (gz_r[k][lane], gz_s[k][lane], k < L-1) and
+// d/dtheta.
 template <typename T>
 struct TableBatch {
   static constexpr int kLanes = 16, kMaxLevels = 12;
@@ -65,52 +70,57 @@ struct TableBatch {
   T c_lo[kMaxLevels][kLanes], c_lob[kMaxLevels][kLanes], c_hi[kMaxLevels][kLanes],
       c_hib[kMaxLevels][kLanes], c_mass[kMaxLevels][kLanes], c_log_mass[kMaxLevels][kLanes];
   T log_prob[kMaxLevels * kMaxLevels][kLanes];
+  // backward
+  T up[kMaxLevels * kMaxLevels][kLanes];
+  T r_w_lo[kMaxLevels][kLanes], r_w_hi[kMaxLevels][kLanes], c_w_lo[kMaxLevels][kLanes], c_w_hi[kMaxLevels][kLanes];
+  T sign[kLanes], theta_sign[kLanes];
+  T gz_r[kMaxLevels][kLanes], gz_s[kMaxLevels][kLanes], dtheta[kLanes];
 };
 
 // frank_cell for pairs [begin, end) of the batch, make_level for levels [0, count) (begin, end
-// and count multiples of 16), the tables of a TableBatch, and ordinal_logprob of `rows` rows of
+// and count multiples of 16), the tables of a TableBatch or their backward, and ordinal_logprob of `rows` rows of
 // L-1 thresholds (grad null: out = logp, rows x L; logp unused) or its backward from the forward's
 // logp (out = grad_z, rows x (L-1)), false if the forward met a threshold that is not finite or
 // not above the previous one of its row: one function per compiled instruction set and type
 // (frank_simd.h); copula_cpu.cpp picks the best the processor has.
 void frank_pair_lanes_avx512(PairBatch<float>& batch, int begin, int end, bool with_grad);
 void level_lanes_avx512(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx512(TableBatch<float>& batch, int L);
+void table_lanes_avx512(TableBatch<float>& batch, int L, bool backward);
 bool ordinal_lanes_avx512(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
                           float* out);
 void frank_pair_lanes_avx512(PairBatch<double>& batch, int begin, int end, bool with_grad);
 void level_lanes_avx512(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx512(TableBatch<double>& batch, int L);
+void table_lanes_avx512(TableBatch<double>& batch, int L, bool backward);
 bool ordinal_lanes_avx512(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
                           double* out);
 void frank_pair_lanes_avx2(PairBatch<float>& batch, int begin, int end, bool with_grad);
 void level_lanes_avx2(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx2(TableBatch<float>& batch, int L);
+void table_lanes_avx2(TableBatch<float>& batch, int L, bool backward);
 bool ordinal_lanes_avx2(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
                         float* out);
 void frank_pair_lanes_avx2(PairBatch<double>& batch, int begin, int end, bool with_grad);
 void level_lanes_avx2(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx2(TableBatch<double>& batch, int L);
+void table_lanes_avx2(TableBatch<double>& batch, int L, bool backward);
 bool ordinal_lanes_avx2(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
                         double* out);
 void frank_pair_lanes_avx(PairBatch<float>& batch, int begin, int end, bool with_grad);
 void level_lanes_avx(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx(TableBatch<float>& batch, int L);
+void table_lanes_avx(TableBatch<float>& batch, int L, bool backward);
 bool ordinal_lanes_avx(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
                        float* out);
 void frank_pair_lanes_avx(PairBatch<double>& batch, int begin, int end, bool with_grad);
 void level_lanes_avx(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx(TableBatch<double>& batch, int L);
+void table_lanes_avx(TableBatch<double>& batch, int L, bool backward);
 bool ordinal_lanes_avx(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
                        double* out);
 void frank_pair_lanes_base(PairBatch<float>& batch, int begin, int end, bool with_grad);
 void level_lanes_base(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
-void table_lanes_base(TableBatch<float>& batch, int L);
+void table_lanes_base(TableBatch<float>& batch, int L, bool backward);
 bool ordinal_lanes_base(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
                         float* out);
 void frank_pair_lanes_base(PairBatch<double>& batch, int begin, int end, bool with_grad);
 void level_lanes_base(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
-void table_lanes_base(TableBatch<double>& batch, int L);
+void table_lanes_base(TableBatch<double>& batch, int L, bool backward);
 bool ordinal_lanes_base(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
                         double* out);
 
