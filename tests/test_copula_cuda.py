@@ -140,7 +140,7 @@ def test_pairwise_logtable_parity(dtype, link, per_sample, L):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_float_edges_beyond_float_range_run_in_double(dtype):
-    # |theta| > 50: float inputs are promoted to double per cell, on both devices (values only)
+    # |theta| > 30: float inputs are promoted to double per cell, on both devices (values only)
     z, theta, edges, labels = problem(B=16, Q=4, L=6, seed=7, per_sample=True)
     theta[:, 0], theta[:, 1] = 60.0, -75.0
     for fn in (lambda z, t, e: ops.pairwise_logtable(z, t, e, "probit"),

@@ -23,7 +23,7 @@ def _problem(per_sample, seed):
     labels[torch.rand(B, Q, generator=g) < 0.6] = 0  # AU data: mostly intensity 0
     labels[torch.rand(B, Q, generator=g) < 0.05] = -1
     shape = (B, len(edges)) if per_sample else (len(edges),)
-    theta = torch.randn(shape, generator=g) * 15  # includes |theta| > 50: the double fallback
+    theta = torch.randn(shape, generator=g) * 15  # includes |theta| > 30: the double fallback
     return z, theta, edges, labels
 
 
@@ -76,10 +76,11 @@ def test_float_lanes_on_near_narrow_tail_levels(link):
         assert (a - b)[keep].abs().max() <= 1e-5, (theta, labels)
 
 
-def test_float_tables_at_large_theta():
-    """Rounding the cut-point CDFs to float costs about |theta| * 3e-7 in log P: float32 tables stay
-    within 1e-5 of float64 up to |theta| = 35 (docs/copula.md), and edges beyond
-    kFloatThetaLimit = 50 are evaluated in double (only the output's rounding is left)."""
+@pytest.mark.parametrize("op", ["logtable", "loglik"])
+def test_float_pairs_at_large_theta(op):
+    """Rounding the cut-point CDFs to float costs about |theta| * 2.6e-7 in log P: float32 stays
+    within 1e-5 of float64 up to kFloatThetaLimit = 30, beyond which edges are evaluated in double
+    from double levels (only the output's rounding is left: 2e-6), shared or per-sample theta."""
     g = torch.Generator().manual_seed(9)
     B, Q, L = 150, 6, 7
     edges = torch.tensor(list(itertools.combinations(range(Q), 2)))
@@ -87,13 +88,19 @@ def test_float_tables_at_large_theta():
         steps = torch.rand(B, Q, L - 1, generator=g, dtype=torch.float64) * scale + scale * 0.05
         z = (torch.cumsum(steps, -1) + torch.randn(B, Q, 1, generator=g, dtype=torch.float64) * 1.5).float()
         assert (z.diff(dim=-1) > 0).all()
-        for low, high, bar in ((20.0, 35.0, 1e-5), (50.5, 80.0, 2e-6)):
-            sign = torch.where(torch.rand(len(edges), generator=g) < 0.5, -1.0, 1.0)
-            theta = (low + (high - low) * torch.rand(len(edges), generator=g)) * sign
-            a = ccnn_ext.pairwise_logtable(z, theta, edges).double()
-            b = ccnn_ext.pairwise_logtable(z.double(), theta.double(), edges)
-            scored = b >= -30
-            assert (a - b)[scored].abs().max() <= bar, (scale, low, (a - b)[scored].abs().max())
+        labels = torch.randint(0, L, (B, Q), generator=g)
+        for low, high, bar in ((15.0, 30.0, 1e-5), (30.0, 80.0, 2e-6)):
+            for shape in ((len(edges),), (B, len(edges))):
+                sign = torch.where(torch.rand(shape, generator=g) < 0.5, -1.0, 1.0)
+                theta = ((low + (high - low) * torch.rand(shape, generator=g)) * sign).float()
+                if op == "logtable":
+                    a = ccnn_ext.pairwise_logtable(z, theta, edges).double()
+                    b = ccnn_ext.pairwise_logtable(z.double(), theta.double(), edges)
+                else:
+                    a = ccnn_ext.pairwise_loglik(z, theta, edges, labels).double()
+                    b = ccnn_ext.pairwise_loglik(z.double(), theta.double(), edges, labels)
+                scored = b >= -30
+                assert (a - b)[scored].abs().max() <= bar, (scale, low, shape, (a - b)[scored].abs().max())
 
 
 @pytest.mark.parametrize("simd", ["avx512", "avx2", "avx", "base"])

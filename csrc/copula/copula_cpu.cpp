@@ -315,26 +315,27 @@ bool ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* l
   return ok.load();
 }
 
-// out[i] = level levels[i] of the threshold row rows[i] (z holds rows of L-1 thresholds),
-// computed in SIMD lanes; the same fields as level_of.
-template <typename T>
+// out[i] = level levels[i] of the threshold row rows[i] (z holds rows of L-1 thresholds of type
+// T), computed in SIMD lanes of type C; the same fields as level_of.
+template <typename C, typename T>
 void lane_levels(const T* z, int L, const int64_t* rows, const int* levels, int64_t count, Link link,
-                 bool with_weights, Level<T>* out) {
-  constexpr T kInf = std::numeric_limits<T>::infinity();
-  LevelBatch<T> batch;
-  for (int64_t start = 0; start < count; start += LevelBatch<T>::kCapacity) {
-    const int n = int(std::min<int64_t>(LevelBatch<T>::kCapacity, count - start));
+                 bool with_weights, Level<C>* out) {
+  constexpr C kInf = std::numeric_limits<C>::infinity();
+  LevelBatch<C> batch;
+  batch.max_log_weight = C(Tuning<T>::max_log_weight);
+  for (int64_t start = 0; start < count; start += LevelBatch<C>::kCapacity) {
+    const int n = int(std::min<int64_t>(LevelBatch<C>::kCapacity, count - start));
     for (int k = 0; k < n; ++k) {
       const T* row = z + rows[start + k] * (L - 1);
       const int l = levels[start + k];
-      batch.z_lo[k] = l > 0 ? row[l - 1] : -kInf;
-      batch.z_hi[k] = l < L - 1 ? row[l] : kInf;
+      batch.z_lo[k] = l > 0 ? C(row[l - 1]) : -kInf;
+      batch.z_hi[k] = l < L - 1 ? C(row[l]) : kInf;
     }
     const int padded = (n + 15) / 16 * 16;
     for (int k = n; k < padded; ++k) batch.z_lo[k] = -kInf, batch.z_hi[k] = kInf;
-    kLevelLanes<T>(batch, padded, link == Link::Probit, with_weights);
+    kLevelLanes<C>(batch, padded, link == Link::Probit, with_weights);
     for (int k = 0; k < n; ++k) {
-      Level<T>& lev = out[start + k];
+      Level<C>& lev = out[start + k];
       const int l = levels[start + k];
       lev.cdf_lo = batch.cdf_lo[k], lev.ccdf_lo = batch.ccdf_lo[k];
       lev.cdf_hi = batch.cdf_hi[k], lev.ccdf_hi = batch.ccdf_hi[k];
@@ -345,162 +346,231 @@ void lane_levels(const T* z, int L, const int64_t* rows, const int* levels, int6
   }
 }
 
+// The labelled levels of one block of W samples, per AU side by side (LevelBatch, lane = sample)
+// in type C, computed from the thresholds (of type T) when first asked for.
+template <typename T, typename C>
+class BlockLevels {
+ public:
+  static constexpr int W = 16;
+  BlockLevels(const PairwiseInputs& in, Link link, bool with_weights)
+      : in_(in), link_(link), with_weights_(with_weights), aus_(in.n.Q), ready_(in.n.Q) {}
+  void start_block(int64_t b0, int lanes) {
+    b0_ = b0, lanes_ = lanes;
+    std::fill(ready_.begin(), ready_.end(), false);
+  }
+  const LevelBatch<C>& operator[](int64_t q) {
+    if (!ready_[q]) compute(q);
+    return aus_[q];
+  }
+
+ private:
+  void compute(int64_t q) {
+    constexpr C kInf = std::numeric_limits<C>::infinity();
+    const PairwiseSizes& n = in_.n;
+    const int L = int(n.L);
+    const T* z = in_.z.data_ptr<T>();
+    const int64_t* labels = in_.labels.data_ptr<int64_t>();
+    LevelBatch<C>& lb = aus_[q];
+    lb.max_log_weight = C(Tuning<T>::max_log_weight);
+    for (int k = 0; k < W; ++k) {
+      const int64_t b = b0_ + std::min(k, lanes_ - 1);
+      const int label = int(std::max<int64_t>(labels[b * n.Q + q], 0));  // -1: not used
+      const T* row = z + (b * n.Q + q) * (L - 1);
+      lb.z_lo[k] = label > 0 ? C(row[label - 1]) : -kInf;
+      lb.z_hi[k] = label < L - 1 ? C(row[label]) : kInf;
+    }
+    kLevelLanes<C>(lb, W, link_ == Link::Probit, with_weights_);
+    ready_[q] = true;
+  }
+  const PairwiseInputs& in_;
+  Link link_;
+  bool with_weights_;
+  int64_t b0_ = 0;
+  int lanes_ = 0;
+  std::vector<LevelBatch<C>> aus_;
+  std::vector<char> ready_;
+};
+
+// Label pairs of one block evaluated in lanes of type C (the inputs' type T, or double for float
+// edges with |theta| > kFloatThetaLimit): each edge takes W lanes (one per sample) of the batch,
+// evaluated kSlots edges at a time; the results go to out and partials in T.
+template <typename T, typename C>
+class PairSlots {
+ public:
+  static constexpr int W = 16, kSlots = PairBatch<C>::kCapacity / W;
+  PairSlots(const PairwiseSizes& n, bool with_grad, T* out, T* partials)
+      : n_(n), with_grad_(with_grad), out_(out), partials_(partials), batch_(std::make_unique<PairBatch<C>>()) {}
+  void start_block(int64_t b0, int lanes) { b0_ = b0, lanes_ = lanes; }
+
+  // Edge e between AUs r and s for the lanes in `scored` (their pairs are labelled), with lane k's
+  // frame frames[k] (one frame for all when `shared`); results are written for the lanes in
+  // `written` (0 and no gradient where not scored).
+  void add(int64_t e, const LevelBatch<C>& lr, const LevelBatch<C>& ls, uint32_t scored, uint32_t written,
+           const FrankFrame<C>* frames, bool shared) {
+    Slot& sl = slots_[used_];
+    sl.e = e, sl.lr = &lr, sl.ls = &ls, sl.scored = scored, sl.written = written;
+    const int base = used_ * W;
+    PairBatch<C>& g = *batch_;
+    if (shared) {
+      const FrankFrame<C>& f = frames[0];
+      std::fill_n(sl.reflect, W, f.reflect), std::fill_n(sl.capped, W, f.capped);
+      if (scored == 0) {  // no lane to evaluate: every pair has a missing label
+        store(sl, used_);
+        return;
+      }
+      std::fill_n(g.theta + base, W, f.theta), std::fill_n(g.x1 + base, W, f.x1);
+      std::fill_n(g.m1 + base, W, f.m1), std::fill_n(g.inv_mraw + base, W, f.inv_mraw);
+      std::fill_n(g.inv_m1 + base, W, f.inv_m1), std::fill_n(g.lambda1 + base, W, f.lambda1);
+      const size_t bytes = W * sizeof(C);
+      std::memcpy(g.v0 + base, f.reflect ? ls.ccdf_hi : ls.cdf_lo, bytes);
+      std::memcpy(g.v0b + base, f.reflect ? ls.cdf_hi : ls.ccdf_lo, bytes);
+      std::memcpy(g.v1 + base, f.reflect ? ls.ccdf_lo : ls.cdf_hi, bytes);
+      std::memcpy(g.v1b + base, f.reflect ? ls.cdf_lo : ls.ccdf_hi, bytes);
+    } else {
+      if (scored == 0) return;
+      for (int k = 0; k < W; ++k) {
+        const FrankFrame<C>& f = frames[k];
+        const int j = base + k;
+        g.theta[j] = f.theta, g.x1[j] = f.x1, g.m1[j] = f.m1, g.inv_mraw[j] = f.inv_mraw;
+        g.inv_m1[j] = f.inv_m1, g.lambda1[j] = f.lambda1;
+        sl.reflect[k] = f.reflect, sl.capped[k] = f.capped;
+        g.v0[j] = f.reflect ? ls.ccdf_hi[k] : ls.cdf_lo[k];
+        g.v0b[j] = f.reflect ? ls.cdf_hi[k] : ls.ccdf_lo[k];
+        g.v1[j] = f.reflect ? ls.ccdf_lo[k] : ls.cdf_hi[k];
+        g.v1b[j] = f.reflect ? ls.cdf_lo[k] : ls.ccdf_hi[k];
+      }
+    }
+    const size_t bytes = W * sizeof(C);
+    std::memcpy(g.u0 + base, lr.cdf_lo, bytes), std::memcpy(g.u0b + base, lr.ccdf_lo, bytes);
+    std::memcpy(g.u1 + base, lr.cdf_hi, bytes), std::memcpy(g.u1b + base, lr.ccdf_hi, bytes);
+    std::memcpy(g.du + base, lr.mass, bytes), std::memcpy(g.log_du + base, lr.log_mass, bytes);
+    std::memcpy(g.dv + base, ls.mass, bytes), std::memcpy(g.log_dv + base, ls.log_mass, bytes);
+    if (++used_ == kSlots) flush();
+  }
+
+  // Evaluates the queued edges (before their levels change: at the end of each block).
+  void flush() {
+    if (used_ == 0) return;
+    kPairLanes<C>(*batch_, 0, used_ * W, with_grad_);
+    for (int slot = 0; slot < used_; ++slot) store(slots_[slot], slot);
+    used_ = 0;
+  }
+
+ private:
+  struct Slot {
+    int64_t e;
+    const LevelBatch<C>*lr, *ls;
+    uint32_t scored, written;
+    bool reflect[W], capped[W];
+  };
+  // Stores a slot's results, then 0 and no gradient where a pair is not scored (a missing label):
+  // the few such lanes are visited by their bits, since a per-lane test of labels scattered at
+  // random would defeat branch prediction.
+  void store(const Slot& sl, int slot) {
+    const PairBatch<C>& g = *batch_;
+    const LevelBatch<C>&lr = *sl.lr, &ls = *sl.ls;
+    for (int k = 0; k < lanes_; ++k) {
+      if (!(sl.scored >> k & 1)) continue;
+      const int j = slot * W + k;
+      const int64_t i = (b0_ + k) * n_.E + sl.e;
+      out_[i] = T(g.log_prob[j]);
+      if (!with_grad_) continue;
+      const bool reflect = sl.reflect[k];
+      T* d = partials_ + 5 * i;
+      d[0] = T(lr.w_lo[k] * g.s_u0[j]);
+      d[1] = T(lr.w_hi[k] * g.s_u1[j]);
+      d[2] = T(ls.w_lo[k] * (reflect ? -g.s_v1[j] : g.s_v0[j]));
+      d[3] = T(ls.w_hi[k] * (reflect ? -g.s_v0[j] : g.s_v1[j]));
+      d[4] = sl.capped[k] ? T(0) : T(reflect ? -g.dtheta[j] : g.dtheta[j]);
+    }
+    for (uint32_t unscored = sl.written & ~sl.scored; unscored != 0; unscored &= unscored - 1) {
+      const int64_t i = (b0_ + __builtin_ctz(unscored)) * n_.E + sl.e;
+      out_[i] = T(0);
+      if (with_grad_) std::fill(partials_ + 5 * i, partials_ + 5 * i + 5, T(0));
+    }
+  }
+  const PairwiseSizes& n_;
+  bool with_grad_;
+  T *out_, *partials_;
+  std::unique_ptr<PairBatch<C>> batch_;
+  Slot slots_[kSlots];
+  int used_ = 0;
+  int64_t b0_ = 0;
+  int lanes_ = 0;
+};
+
 // One edge for 16 samples at a time in SIMD lanes. Each AU's labelled levels of the 16 samples are
-// computed side by side (LevelBatch<T>), so an edge's lanes are filled by contiguous copies; T
-// pairs whose |theta| is beyond kFloatThetaLimit run in double, one at a time.
+// computed side by side (LevelBatch), so an edge's lanes are filled by contiguous copies; float
+// edges with |theta| > kFloatThetaLimit are evaluated in double lanes from double levels.
 template <typename T>
 void pairwise_loglik_lanes(const PairwiseInputs& in, Link link, at::Tensor& out, at::Tensor* partials) {
-  constexpr int W = 16, kSlots = PairBatch<T>::kCapacity / W;
-  constexpr T kInf = std::numeric_limits<T>::infinity();
+  constexpr int W = 16;
   const PairwiseSizes& n = in.n;
-  const int L = int(n.L);
   const bool with_grad = partials != nullptr;
-  const T *theta = in.theta.data_ptr<T>(), *z = in.z.data_ptr<T>();
+  const T* theta = in.theta.data_ptr<T>();
   const int64_t *edges = in.edges.data_ptr<int64_t>(), *labels = in.labels.data_ptr<int64_t>();
   T* po = out.data_ptr<T>();
   T* pp = with_grad ? partials->data_ptr<T>() : nullptr;
   std::vector<FrankFrame<T>> shared_frames;
-  if (!n.theta_per_sample)
-    for (int64_t e = 0; e < n.E; ++e) shared_frames.push_back(make_frank_frame(theta[e]));
+  std::vector<FrankFrame<double>> shared_wide_frames;
+  if (!n.theta_per_sample) {
+    for (int64_t e = 0; e < n.E; ++e) {
+      shared_frames.push_back(make_frank_frame(theta[e]));
+      shared_wide_frames.push_back(make_frank_frame(double(theta[e])));
+    }
+  }
   const int64_t blocks = (n.B + W - 1) / W;
   const int64_t grain = std::max<int64_t>(1, samples_per_task(n.E) / W);
   at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
-    std::vector<LevelBatch<T>> aus(n.Q);  // AU q's labelled level of the block's samples, lane = sample
+    BlockLevels<T, T> levels(in, link, with_grad);
+    BlockLevels<T, double> wide_levels(in, link, with_grad);
+    PairSlots<T, T> slots(n, with_grad, po, pp);
+    PairSlots<T, double> wide_slots(n, with_grad, po, pp);
     std::vector<uint32_t> labelled(n.Q);  // bit k: sample k of the block has a label for AU q
-    auto batch = std::make_unique<PairBatch<T>>();
-    // An edge's 16 lanes in the batch. Bit k of `scored`: the pair of sample k is evaluated in the
-    // lanes; of `written`: the lanes' result is stored for sample k (0 where not scored: a missing
-    // label). Lanes outside both were done elsewhere (double pairs) or lie past the batch's end.
-    struct Slot {
-      int64_t e, r, s;
-      uint32_t scored, written;
-      bool reflect[W], capped[W];
-    };
-    Slot slots[kSlots];
+    FrankFrame<T> frames[W];
+    FrankFrame<double> wide_frames[W];
     for (int64_t block = block_begin; block < block_end; ++block) {
       const int64_t b0 = block * W;
       const int lanes = int(std::min<int64_t>(W, n.B - b0));
       static_assert(W < 32, "lane masks are 32-bit");
       const uint32_t in_batch = (1u << lanes) - 1;
+      levels.start_block(b0, lanes), wide_levels.start_block(b0, lanes);
+      slots.start_block(b0, lanes), wide_slots.start_block(b0, lanes);
       for (int64_t q = 0; q < n.Q; ++q) {
-        LevelBatch<T>& lb = aus[q];
         uint32_t bits = 0;
-        for (int k = 0; k < W; ++k) {
-          const int64_t b = b0 + std::min(k, lanes - 1);
-          const int64_t raw = labels[b * n.Q + q];
-          bits |= uint32_t(raw >= 0) << k;
-          const int label = int(std::max<int64_t>(raw, 0));  // -1: not used
-          const T* row = z + (b * n.Q + q) * (L - 1);
-          lb.z_lo[k] = label > 0 ? row[label - 1] : -kInf;
-          lb.z_hi[k] = label < L - 1 ? row[label] : kInf;
-        }
-        labelled[q] = bits & in_batch;
-        kLevelLanes<T>(lb, W, link == Link::Probit, with_grad);
+        for (int k = 0; k < lanes; ++k) bits |= uint32_t(labels[(b0 + k) * n.Q + q] >= 0) << k;
+        labelled[q] = bits;
       }
-      int used = 0;
-      // Stores the lanes' results, then 0 and no gradient where a pair is not scored (a missing
-      // label): the few such lanes are visited by their bits, since a per-lane test of labels
-      // scattered at random would defeat branch prediction.
-      const auto store = [&](const PairBatch<T>& g, const Slot& sl, int slot) {
-        const LevelBatch<T> &lr = aus[sl.r], &ls = aus[sl.s];
-        for (int k = 0; k < lanes; ++k) {
-          if (!(sl.written >> k & 1)) continue;
-          const int j = slot * W + k;
-          const int64_t i = (b0 + k) * n.E + sl.e;
-          po[i] = g.log_prob[j];
-          if (!with_grad) continue;
-          const bool reflect = sl.reflect[k];
-          T* d = pp + 5 * i;
-          d[0] = lr.w_lo[k] * g.s_u0[j];
-          d[1] = lr.w_hi[k] * g.s_u1[j];
-          d[2] = ls.w_lo[k] * (reflect ? -g.s_v1[j] : g.s_v0[j]);
-          d[3] = ls.w_hi[k] * (reflect ? -g.s_v0[j] : g.s_v1[j]);
-          d[4] = sl.capped[k] ? T(0) : (reflect ? -g.dtheta[j] : g.dtheta[j]);
+      for (int64_t e = 0; e < n.E; ++e) {
+        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
+        const uint32_t both = labelled[r] & labelled[s];
+        if (!n.theta_per_sample) {  // one frame for every lane
+          if (!needs_double(theta[e])) {
+            slots.add(e, levels[r], levels[s], both, in_batch, &shared_frames[e], true);
+          } else {
+            wide_slots.add(e, wide_levels[r], wide_levels[s], both, in_batch, &shared_wide_frames[e], true);
+          }
+          continue;
         }
-        for (uint32_t unscored = sl.written & ~sl.scored; unscored != 0; unscored &= unscored - 1) {
-          const int64_t i = (b0 + __builtin_ctz(unscored)) * n.E + sl.e;
+        uint32_t wide = 0;
+        for (int k = 0; k < W; ++k) {
+          // every lane gets a valid frame in both types (unused lanes compute and are ignored)
+          const T t = theta_of(theta, n, b0 + std::min(k, lanes - 1), e);
+          wide |= uint32_t(needs_double(t)) << k;
+          frames[k] = make_frank_frame(needs_double(t) ? T(0) : t);
+          wide_frames[k] = make_frank_frame(needs_double(t) ? double(t) : 0.0);
+        }
+        for (uint32_t missing = in_batch & ~both; missing != 0; missing &= missing - 1) {
+          const int64_t i = (b0 + __builtin_ctz(missing)) * n.E + e;  // a missing label: 0, no gradient
           po[i] = T(0);
           if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, T(0));
         }
-      };
-      const auto evaluate = [&]() {
-        kPairLanes<T>(*batch, 0, used * W, with_grad);
-        for (int slot = 0; slot < used; ++slot) store(*batch, slots[slot], slot);
-        used = 0;
-      };
-      for (int64_t e = 0; e < n.E; ++e) {
-        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
-        Slot& sl = slots[used];
-        sl.e = e, sl.r = r, sl.s = s;
-        const int base = used * W;
-        PairBatch<T>& g = *batch;
-        if (!n.theta_per_sample && !needs_double(theta[e])) {
-          // one frame for every lane: broadcast it, copy the column levels as they lie
-          const FrankFrame<T>& f = shared_frames[e];
-          sl.scored = labelled[r] & labelled[s];
-          sl.written = in_batch;
-          std::fill_n(sl.reflect, W, f.reflect), std::fill_n(sl.capped, W, f.capped);
-          if (sl.scored == 0) {  // no lane to evaluate: every pair has a missing label
-            store(g, sl, used);
-            continue;
-          }
-          std::fill_n(g.theta + base, W, f.theta), std::fill_n(g.x1 + base, W, f.x1);
-          std::fill_n(g.m1 + base, W, f.m1), std::fill_n(g.inv_mraw + base, W, f.inv_mraw);
-          std::fill_n(g.inv_m1 + base, W, f.inv_m1), std::fill_n(g.lambda1 + base, W, f.lambda1);
-          const LevelBatch<T>& ls = aus[s];
-          const size_t bytes = W * sizeof(T);
-          std::memcpy(g.v0 + base, f.reflect ? ls.ccdf_hi : ls.cdf_lo, bytes);
-          std::memcpy(g.v0b + base, f.reflect ? ls.cdf_hi : ls.ccdf_lo, bytes);
-          std::memcpy(g.v1 + base, f.reflect ? ls.ccdf_lo : ls.cdf_hi, bytes);
-          std::memcpy(g.v1b + base, f.reflect ? ls.cdf_lo : ls.ccdf_hi, bytes);
-        } else {
-          sl.scored = sl.written = 0;
-          for (int k = 0; k < W; ++k) {
-            const int64_t b = b0 + std::min(k, lanes - 1);
-            const int64_t i = b * n.E + e;
-            const int64_t a = labels[b * n.Q + r], c = labels[b * n.Q + s];
-            const T t = theta_of(theta, n, b, e);
-            if (k < lanes && (a < 0 || c < 0)) {  // a missing label: 0, no gradient
-              po[i] = T(0);
-              if (with_grad) std::fill(pp + 5 * i, pp + 5 * i + 5, T(0));
-            } else if (k < lanes && needs_double(t)) {
-              const PairGrad<T> pg = pair_cell_from_thresholds(
-                  t, z + (b * n.Q + r) * (L - 1), z + (b * n.Q + s) * (L - 1), L, int(a), int(c),
-                  link, with_grad);
-              po[i] = pg.log_prob;
-              if (with_grad) {
-                pp[5 * i] = pg.dz_r_lo, pp[5 * i + 1] = pg.dz_r_hi, pp[5 * i + 2] = pg.dz_s_lo;
-                pp[5 * i + 3] = pg.dz_s_hi, pp[5 * i + 4] = pg.dtheta;
-              }
-            } else if (k < lanes) {
-              sl.scored |= 1u << k;
-            }
-            // every lane gets a valid frame (unused lanes compute and are ignored)
-            const FrankFrame<T> f = n.theta_per_sample
-                                            ? make_frank_frame(needs_double(t) ? T(0) : t)
-                                            : shared_frames[e];
-            const int j = base + k;
-            g.theta[j] = f.theta, g.x1[j] = f.x1, g.m1[j] = f.m1, g.inv_mraw[j] = f.inv_mraw;
-            g.inv_m1[j] = f.inv_m1, g.lambda1[j] = f.lambda1;
-            sl.reflect[k] = f.reflect, sl.capped[k] = f.capped;
-            const LevelBatch<T>& ls = aus[s];
-            g.v0[j] = f.reflect ? ls.ccdf_hi[k] : ls.cdf_lo[k];
-            g.v0b[j] = f.reflect ? ls.cdf_hi[k] : ls.ccdf_lo[k];
-            g.v1[j] = f.reflect ? ls.ccdf_lo[k] : ls.cdf_hi[k];
-            g.v1b[j] = f.reflect ? ls.cdf_lo[k] : ls.ccdf_hi[k];
-          }
-          sl.written = sl.scored;
-          if (sl.scored == 0) continue;
-        }
-        const LevelBatch<T> &lr = aus[r], &ls = aus[s];
-        const size_t bytes = W * sizeof(T);
-        std::memcpy(g.u0 + base, lr.cdf_lo, bytes), std::memcpy(g.u0b + base, lr.ccdf_lo, bytes);
-        std::memcpy(g.u1 + base, lr.cdf_hi, bytes), std::memcpy(g.u1b + base, lr.ccdf_hi, bytes);
-        std::memcpy(g.du + base, lr.mass, bytes), std::memcpy(g.log_du + base, lr.log_mass, bytes);
-        std::memcpy(g.dv + base, ls.mass, bytes), std::memcpy(g.log_dv + base, ls.log_mass, bytes);
-        if (++used == kSlots) evaluate();
+        const uint32_t narrow_lanes = both & ~wide & in_batch, wide_lanes = both & wide & in_batch;
+        if (narrow_lanes != 0) slots.add(e, levels[r], levels[s], narrow_lanes, narrow_lanes, frames, false);
+        if (wide_lanes != 0)
+          wide_slots.add(e, wide_levels[r], wide_levels[s], wide_lanes, wide_lanes, wide_frames, false);
       }
-      if (used > 0) evaluate();
+      slots.flush(), wide_slots.flush();
     }
   });
 }
@@ -658,14 +728,14 @@ void for_each_sample_levels(const PairwiseInputs& in, Link link, bool with_weigh
 
 // Lane k of a TableBatch: sample's frame f and the row / column AU's L levels; for the backward
 // (up not null) also the cells' upstream gradients (L x L, row-major) and the levels' weights.
-template <typename T>
-void fill_table_lane(TableBatch<T>& t, int k, const FrankFrame<T>& f, const Level<T>* rows, const Level<T>* cols,
-                     int L, const T* up) {
+template <typename C, typename U>
+void fill_table_lane(TableBatch<C>& t, int k, const FrankFrame<C>& f, const Level<C>* rows, const Level<C>* cols,
+                     int L, const U* up) {
   t.theta[k] = f.theta, t.x1[k] = f.x1, t.m1[k] = f.m1, t.inv_mraw[k] = f.inv_mraw;
   t.inv_m1[k] = f.inv_m1, t.lambda1[k] = f.lambda1;
   for (int l = 0; l < L; ++l) {
-    const Level<T>& r = rows[l];
-    const Level<T>& c = cols[l];
+    const Level<C>& r = rows[l];
+    const Level<C>& c = cols[l];
     t.r_lo[l][k] = r.cdf_lo, t.r_lob[l][k] = r.ccdf_lo, t.r_hi[l][k] = r.cdf_hi;
     t.r_hib[l][k] = r.ccdf_hi, t.r_mass[l][k] = r.mass, t.r_log_mass[l][k] = r.log_mass;
     t.c_lo[l][k] = column_lo(f, c), t.c_lob[l][k] = column_hi_complement(f, c, false);
@@ -673,90 +743,119 @@ void fill_table_lane(TableBatch<T>& t, int k, const FrankFrame<T>& f, const Leve
     t.c_mass[l][k] = c.mass, t.c_log_mass[l][k] = c.log_mass;
   }
   if (up == nullptr) return;
-  t.sign[k] = f.reflect ? T(-1) : T(1);
-  t.theta_sign[k] = f.capped ? T(0) : t.sign[k];
+  t.sign[k] = f.reflect ? C(-1) : C(1);
+  t.theta_sign[k] = f.capped ? C(0) : t.sign[k];
   for (int l = 0; l < L; ++l) {
     t.r_w_lo[l][k] = rows[l].w_lo, t.r_w_hi[l][k] = rows[l].w_hi;
     t.c_w_lo[l][k] = cols[l].w_lo, t.c_w_hi[l][k] = cols[l].w_hi;
   }
-  for (int j = 0; j < L * L; ++j) t.up[j][k] = up[j];
+  for (int j = 0; j < L * L; ++j) t.up[j][k] = C(up[j]);
 }
+
+// The tables of one block of W samples evaluated in lanes of type C (the inputs' type T, or double
+// for float edges with |theta| > kFloatThetaLimit), from the block's levels in C (levels[(k * Q +
+// q) * L + l]: sample k, AU q, level l): forward into out, or backward from grad into grad_z (added)
+// and grad_theta.
+template <typename T, typename C>
+class TableLanes {
+ public:
+  static constexpr int W = TableBatch<C>::kLanes;
+  TableLanes(const PairwiseSizes& n, T* out, const T* grad, T* grad_z, T* grad_theta)
+      : n_(n), L_(int(n.L)), out_(out), grad_(grad), grad_z_(grad_z), grad_theta_(grad_theta),
+        no_grad_(grad != nullptr ? L_ * L_ : 0, T(0)), batch_(std::make_unique<TableBatch<C>>()) {}
+
+  // Edge e between AUs r and s for the samples b0 + k of `mask`, sample k with frame frames[k].
+  void run(int64_t b0, int64_t e, int64_t r, int64_t s, uint32_t mask, const FrankFrame<C>* frames,
+           const Level<C>* levels) {
+    if (mask == 0) return;
+    const int L = L_, K = L - 1, first_lane = __builtin_ctz(mask);
+    const bool backward = grad_ != nullptr;
+    for (int k = 0; k < W; ++k) {
+      const int lane = mask >> k & 1 ? k : first_lane;  // pad with a real sample
+      const int64_t i = (b0 + lane) * n_.E + e;
+      const T* up = !backward ? nullptr : lane == k ? grad_ + i * L * L : no_grad_.data();
+      fill_table_lane(*batch_, k, frames[lane], levels + (lane * n_.Q + r) * L, levels + (lane * n_.Q + s) * L, L,
+                      up);
+    }
+    kTableLanes<C>(*batch_, L, backward);
+    for (uint32_t lanes = mask; lanes != 0; lanes &= lanes - 1) {
+      const int k = __builtin_ctz(lanes);
+      const int64_t b = b0 + k, i = b * n_.E + e;
+      if (!backward) {
+        for (int j = 0; j < L * L; ++j) out_[i * L * L + j] = T(batch_->log_prob[j][k]);
+        continue;
+      }
+      T *gz_r = grad_z_ + (b * n_.Q + r) * K, *gz_s = grad_z_ + (b * n_.Q + s) * K;
+      for (int j = 0; j < K; ++j) gz_r[j] += T(batch_->gz_r[j][k]), gz_s[j] += T(batch_->gz_s[j][k]);
+      grad_theta_[i] = T(batch_->dtheta[k]);
+    }
+  }
+
+ private:
+  const PairwiseSizes& n_;
+  int L_;
+  T* out_;
+  const T* grad_;
+  T *grad_z_, *grad_theta_;
+  std::vector<T> no_grad_;  // (padding lanes add nothing)
+  std::unique_ptr<TableBatch<C>> batch_;
+};
 
 // Tables of up to TableBatch::kMaxLevels levels into out (grad null), or their backward from the
 // upstream gradient grad (out's shape; grad_z accumulated, grad_theta written): each edge for
-// TableBatch::kLanes samples at a time in SIMD lanes (levels in lanes too); float edges beyond
-// kFloatThetaLimit in double, one sample at a time. Each sample's gradients are summed edge after
-// edge.
+// TableBatch::kLanes samples at a time in SIMD lanes (levels in lanes too); float edges with
+// |theta| > kFloatThetaLimit in double lanes from double levels. Each sample's gradients are
+// summed edge after edge.
 template <typename T>
 void pairwise_logtable_lanes(const PairwiseInputs& in, Link link, T* out, const T* grad, T* grad_z, T* grad_theta) {
   const PairwiseSizes& n = in.n;
-  const int L = int(n.L), K = L - 1;
+  const int L = int(n.L);
   const bool backward = grad != nullptr;
   constexpr int W = TableBatch<T>::kLanes;
   const T *theta = in.theta.data_ptr<T>(), *z = in.z.data_ptr<T>();
   const int64_t* edges = in.edges.data_ptr<int64_t>();
-  std::vector<FrankFrame<T>> shared_frames;
-  if (!n.theta_per_sample)
-    for (int64_t e = 0; e < n.E; ++e) shared_frames.push_back(make_frank_frame(theta[e]));
-  const std::vector<T> no_grad(backward ? L * L : 0, T(0));  // (padding lanes add nothing)
   const int64_t blocks = (n.B + W - 1) / W;
   at::parallel_for(0, blocks, 1, [&](int64_t block_begin, int64_t block_end) {
-    auto batch = std::make_unique<TableBatch<T>>();
-    TableWork<T> work;
+    TableLanes<T, T> tables(n, out, grad, grad_z, grad_theta);
+    TableLanes<T, double> wide_tables(n, out, grad, grad_z, grad_theta);
     const int64_t per_block = W * n.Q * L;
     std::vector<int64_t> rows(per_block);
     std::vector<int> level_index(per_block);
     std::vector<Level<T>> levels(per_block);
+    std::vector<Level<double>> wide_levels(per_block), au_levels(W * L);
+    std::vector<char> wide_ready(n.Q);
+    std::vector<int64_t> au_rows(W * L);
+    // AU q's levels of the block's samples in double, computed when a wide edge first needs them
+    const auto need_wide = [&](int64_t b0, int lanes, int64_t q) {
+      if (wide_ready[q]) return;
+      for (int i = 0; i < lanes * L; ++i) au_rows[i] = (b0 + i / L) * n.Q + q;
+      lane_levels(z, L, au_rows.data(), level_index.data(), lanes * L, link, backward, au_levels.data());
+      for (int i = 0; i < lanes * L; ++i) wide_levels[((i / L) * n.Q + q) * L + i % L] = au_levels[i];
+      wide_ready[q] = true;
+    };
+    FrankFrame<T> frames[W];
+    FrankFrame<double> wide_frames[W];
     for (int64_t block = block_begin; block < block_end; ++block) {
       const int64_t b0 = block * W;
       const int lanes = int(std::min<int64_t>(W, n.B - b0));
       const int64_t count = lanes * n.Q * L;
       for (int64_t i = 0; i < count; ++i) rows[i] = b0 * n.Q + i / L, level_index[i] = int(i % L);
       lane_levels(z, L, rows.data(), level_index.data(), count, link, backward, levels.data());
+      std::fill(wide_ready.begin(), wide_ready.end(), false);
       for (int64_t e = 0; e < n.E; ++e) {
         const int64_t r = edges[2 * e], s = edges[2 * e + 1];
-        int first_lane = -1;
-        bool in_lanes[W] = {};
+        uint32_t wide = 0;
         for (int k = 0; k < lanes; ++k) {
-          const int64_t b = b0 + k, i = b * n.E + e;
-          const T t = theta_of(theta, n, b, e);
-          const Level<T>* lr = levels.data() + (k * n.Q + r) * L;
-          const Level<T>* ls = levels.data() + (k * n.Q + s) * L;
-          if (needs_double(t)) {
-            const T dtheta = table_edge_in_range<T>(
-                t, z + (b * n.Q + r) * K, z + (b * n.Q + s) * K, lr, ls, L, link,
-                backward ? nullptr : out + i * L * L, backward ? grad + i * L * L : nullptr,
-                backward ? grad_z + (b * n.Q + r) * K : nullptr, backward ? grad_z + (b * n.Q + s) * K : nullptr,
-                work);
-            if (backward) grad_theta[i] = dtheta;
-            continue;
-          }
-          fill_table_lane(*batch, k, n.theta_per_sample ? make_frank_frame(t) : shared_frames[e], lr, ls, L,
-                          backward ? grad + i * L * L : nullptr);
-          in_lanes[k] = true;
-          if (first_lane < 0) first_lane = k;
+          const T t = theta_of(theta, n, b0 + k, e);
+          wide |= uint32_t(needs_double(t)) << k;
+          frames[k] = make_frank_frame(needs_double(t) ? T(0) : t);
+          wide_frames[k] = make_frank_frame(double(t));
         }
-        if (first_lane < 0) continue;
-        for (int k = 0; k < W; ++k) {  // pad with a real sample
-          if (in_lanes[k]) continue;
-          const int64_t b = b0 + first_lane;
-          fill_table_lane(*batch, k,
-                          n.theta_per_sample ? make_frank_frame(theta_of(theta, n, b, e)) : shared_frames[e],
-                          levels.data() + (first_lane * n.Q + r) * L, levels.data() + (first_lane * n.Q + s) * L,
-                          L, backward ? no_grad.data() : nullptr);
-        }
-        kTableLanes<T>(*batch, L, backward);
-        for (int k = 0; k < lanes; ++k) {
-          if (!in_lanes[k]) continue;
-          const int64_t b = b0 + k, i = b * n.E + e;
-          if (!backward) {
-            for (int j = 0; j < L * L; ++j) out[i * L * L + j] = batch->log_prob[j][k];
-            continue;
-          }
-          T *gz_r = grad_z + (b * n.Q + r) * K, *gz_s = grad_z + (b * n.Q + s) * K;
-          for (int j = 0; j < K; ++j) gz_r[j] += batch->gz_r[j][k], gz_s[j] += batch->gz_s[j][k];
-          grad_theta[i] = batch->dtheta[k];
-        }
+        const uint32_t in_batch = (1u << lanes) - 1;
+        tables.run(b0, e, r, s, in_batch & ~wide, frames, levels.data());
+        if (wide == 0) continue;
+        need_wide(b0, lanes, r), need_wide(b0, lanes, s);
+        wide_tables.run(b0, e, r, s, wide, wide_frames, wide_levels.data());
       }
     }
   });

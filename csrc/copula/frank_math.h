@@ -19,7 +19,8 @@
 //     relative in double (at worst ~|log C| ulp) and ~|log C| * 6e-8 in float, derivatives to
 //     ~1e-12 absolute in double; exact at u, v in {0, 1}. Level and pair log-probabilities: ~1e-12
 //     relative in double; float within ~1e-5 of double whatever the size of P up to |theta| ~ 35
-//     (dominated by about |theta| * 3e-7 from rounding the cut-point CDFs to float: 1.6e-5 at 50).
+//     (dominated by about |theta| * 2.6e-7 from rounding the cut-point CDFs to float), hence
+//     kFloatThetaLimit = 30.
 //   * Rectangle probabilities are evaluated for |theta| <= kThetaMaxDouble; float computations
 //     with |theta| > kFloatThetaLimit should be promoted to double by the caller (the kernels do).
 #pragma once
@@ -65,10 +66,11 @@ CCNN_HD T inf() { return T(HUGE_VAL); }
 
 // log(1e-300): log-probabilities are clamped below at this value (gradient zero there).
 constexpr double kLogProbFloor = -690.77552789821368;
-// |theta| above which float rectangle computations lose range (their factors reach e^{-theta}
-// and products of two, so float would underflow near |theta| = 44 to 87): callers evaluate such
-// edges in double.
-constexpr double kFloatThetaLimit = 50.0;
+// |theta| above which callers evaluate a float edge in double, levels included: float rectangle
+// computations lose range beyond about 44 (factors reach e^{-theta}, products of two underflow),
+// and the float rounding of the cut-point CDFs costs about |theta| * 2.6e-7 in log P, so 30 keeps
+// every float32 log P within 1e-5 (tests/test_copula_simd.py).
+constexpr double kFloatThetaLimit = 30.0;
 // Rectangle computations cap |theta| here (the Frank copula is then within 2e-3 of the
 // Frechet bounds); the gradient with respect to theta is zero beyond it.
 constexpr double kThetaMaxDouble = 500.0;

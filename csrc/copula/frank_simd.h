@@ -419,33 +419,6 @@ CCNN_SIMD V level_log_mass(const Cut<V>& lo, const Cut<V>& hi, bool probit) {
   return select(lo_open, lcdf_hi, select(hi_open, lccdf_lo, inner));
 }
 
-// make_level for the lanes [first, first + lanes) of a LevelBatch.
-template <typename V>
-CCNN_SIMD void make_levels(LevelBatch<RealOf<V>>& b, int first, bool probit, bool with_weights) {
-  using R = RealOf<V>;
-  const V z_lo = load(b.z_lo + first), z_hi = load(b.z_hi + first);
-  const R inf = std::numeric_limits<R>::infinity();
-  const Cut<V> lo = make_cut(z_lo, probit), hi = make_cut(z_hi, probit);
-  V log_mass = level_log_mass(lo, hi, probit);
-  log_mass = select(log_mass > -inf, log_mass, splat<V>(-inf));  // NaN -> -inf, as make_level
-  store(b.cdf_lo + first, lo.cdf);
-  store(b.ccdf_lo + first, lo.ccdf);
-  store(b.cdf_hi + first, hi.cdf);
-  store(b.ccdf_hi + first, hi.ccdf);
-  store(b.log_mass + first, log_mass);
-  store(b.mass + first, vexp(log_mass));
-  const V zero = splat<V>(0);
-  if (!with_weights) {
-    store(b.w_lo + first, zero);
-    store(b.w_hi + first, zero);
-    return;
-  }
-  const IntOf<V> live = log_mass > R(kLogProbFloor);
-  const R cap = Tuning<R>::max_log_weight;
-  store(b.w_lo + first, select(live & (z_lo != -inf), vexp(vmin(lo.log_pdf - log_mass, splat<V>(cap))), zero));
-  store(b.w_hi + first, select(live & (z_hi != inf), vexp(vmin(hi.log_pdf - log_mass, splat<V>(cap))), zero));
-}
-
 // ---- ordinal_logprob: whole threshold rows, lane = row ------------------------------------------
 
 // The probit log mass of a level between two thresholds as the log of one mass: a difference of
@@ -476,6 +449,46 @@ CCNN_SIMD V probit_interior_log_mass(const Cut<V>& lo, const Cut<V>& hi) {
   const V direct = log_or_log1m(lower | upper | narrow, mass, tails);
   if (!any(far)) return direct;
   return select(far, level_log_mass(lo, hi, true), direct);
+}
+
+// level_log_mass with probit_interior_log_mass for the levels between two thresholds (the first
+// and last levels take their one tail).
+template <typename V>
+CCNN_SIMD V lanes_level_log_mass(const Cut<V>& lo, const Cut<V>& hi, bool probit) {
+  if (!probit) return level_log_mass(lo, hi, false);
+  using R = RealOf<V>;
+  const R inf = std::numeric_limits<R>::infinity();
+  const IntOf<V> lo_open = lo.z == -inf, hi_open = hi.z == inf;
+  const V tail = select(lo_open, cut_log_cdf(hi, true), cut_log_ccdf(lo, true));
+  const IntOf<V> interior = ~lo_open & ~hi_open;
+  return any(interior) ? select(interior, probit_interior_log_mass(lo, hi), tail) : tail;
+}
+
+// make_level for the lanes [first, first + lanes) of a LevelBatch.
+template <typename V>
+CCNN_SIMD void make_levels(LevelBatch<RealOf<V>>& b, int first, bool probit, bool with_weights) {
+  using R = RealOf<V>;
+  const V z_lo = load(b.z_lo + first), z_hi = load(b.z_hi + first);
+  const R inf = std::numeric_limits<R>::infinity();
+  const Cut<V> lo = make_cut(z_lo, probit), hi = make_cut(z_hi, probit);
+  V log_mass = lanes_level_log_mass(lo, hi, probit);
+  log_mass = select(log_mass > -inf, log_mass, splat<V>(-inf));  // NaN -> -inf, as make_level
+  store(b.cdf_lo + first, lo.cdf);
+  store(b.ccdf_lo + first, lo.ccdf);
+  store(b.cdf_hi + first, hi.cdf);
+  store(b.ccdf_hi + first, hi.ccdf);
+  store(b.log_mass + first, log_mass);
+  store(b.mass + first, vexp(log_mass));
+  const V zero = splat<V>(0);
+  if (!with_weights) {
+    store(b.w_lo + first, zero);
+    store(b.w_hi + first, zero);
+    return;
+  }
+  const IntOf<V> live = log_mass > R(kLogProbFloor);
+  const R cap = b.max_log_weight;
+  store(b.w_lo + first, select(live & (z_lo != -inf), vexp(vmin(lo.log_pdf - log_mass, splat<V>(cap))), zero));
+  store(b.w_hi + first, select(live & (z_hi != inf), vexp(vmin(hi.log_pdf - log_mass, splat<V>(cap))), zero));
 }
 
 // Lane j of a block of rows of `stride` values reads and writes row j: offsets j * stride (lanes

@@ -41,11 +41,14 @@ struct PairBatch {
   }
 };
 
-// A batch of ordinal levels of thresholds of type T: inputs the level's lower and upper threshold
-// (-inf / +inf at the ends of the scale); outputs the fields of Level<T> (make_level).
+// A batch of ordinal levels computed in type T: inputs the level's lower and upper threshold
+// (-inf / +inf at the ends of the scale) and the cap of the weights' log, the inputs' type's
+// Tuning::max_log_weight (float thresholds evaluated in double keep float's, as level_of_as);
+// outputs the fields of Level<T> (make_level).
 template <typename T>
 struct LevelBatch {
   static constexpr int kCapacity = 128;
+  T max_log_weight;
   T z_lo[kCapacity], z_hi[kCapacity];
   T cdf_lo[kCapacity], ccdf_lo[kCapacity], cdf_hi[kCapacity], ccdf_hi[kCapacity];
   T mass[kCapacity], log_mass[kCapacity], w_lo[kCapacity], w_hi[kCapacity];
