@@ -459,7 +459,12 @@ CCNN_SIMD V lanes_level_log_mass(const Cut<V>& lo, const Cut<V>& hi, bool probit
   using R = RealOf<V>;
   const R inf = std::numeric_limits<R>::infinity();
   const IntOf<V> lo_open = lo.z == -inf, hi_open = hi.z == inf;
-  const V tail = select(lo_open, cut_log_cdf(hi, true), cut_log_ccdf(lo, true));
+  // the open levels' one tail as log F of one cut: hi's, or lo's mirrored (z -> -z: F <-> 1 - F)
+  Cut<V> end;
+  end.z = select(lo_open, hi.z, -lo.z);
+  end.cdf = select(lo_open, hi.cdf, lo.ccdf), end.ccdf = select(lo_open, hi.ccdf, lo.cdf);
+  end.lse = end.log_pdf = splat<V>(0);  // (unused by the probit forms)
+  const V tail = cut_log_cdf(end, true);
   const IntOf<V> interior = ~lo_open & ~hi_open;
   return any(interior) ? select(interior, probit_interior_log_mass(lo, hi), tail) : tail;
 }
