@@ -83,19 +83,21 @@ __global__ void ordinal_logprob_kernel(const T* z, T* out, I rows, I L, Link lin
   }
 }
 
-// One thread per (row, threshold k): threshold k is the top of level k and the bottom of k + 1.
+// One thread per (row, threshold k): threshold k is the top of level k and the bottom of k + 1,
+// d logp_l / d z_k = +-F'(z_k) / e^{logp_l} from the forward's logp (make_level's weights, capped
+// at e^max_log_weight; a level at the floor passes no gradient), as the CPU kernel.
 template <typename T, typename I>
-__global__ void ordinal_logprob_backward_kernel(const T* grad, const T* z, T* grad_z, I rows,
-                                                I L, Link link) {
+__global__ void ordinal_logprob_backward_kernel(const T* grad, const T* z, const T* logp, T* grad_z,
+                                                I rows, I L, Link link) {
   const I K = L - 1;
+  const T floor = T(kLogProbFloor), cap = Tuning<T>::max_log_weight;
   CCNN_GRID_STRIDE(I, i, rows * K) {
     const I row = i / K, k = i - row * K;
-    const T* zr = z + row * K;
-    const Level<T> below = level_of(zr, int(L), int(k), link, true);
-    const Level<T> above = level_of(zr, int(L), int(k + 1), link, true);
+    const T log_pdf = cut_log_pdf(z[i], link);
+    const T below = logp[row * L + k], above = logp[row * L + k + 1];
     T g = T(0);
-    if (below.log_mass > T(kLogProbFloor)) g += grad[row * L + k] * below.w_hi;
-    if (above.log_mass > T(kLogProbFloor)) g -= grad[row * L + k + 1] * above.w_lo;
+    if (below > floor) g += grad[row * L + k] * fn::exp(fn::min(log_pdf - below, cap));
+    if (above > floor) g -= grad[row * L + k + 1] * fn::exp(fn::min(log_pdf - above, cap));
     grad_z[i] = g;
   }
 }
@@ -393,17 +395,17 @@ cudaError_t ordinal_logprob(const T* z, T* out, int64_t rows, int64_t L, Link li
 }
 
 template <typename T>
-cudaError_t ordinal_logprob_backward(const T* grad, const T* z, T* grad_z, int64_t rows,
+cudaError_t ordinal_logprob_backward(const T* grad, const T* z, const T* logp, T* grad_z, int64_t rows,
                                      int64_t L, Link link, cudaStream_t stream) {
-  const int64_t count = rows * L;  // the largest index read (grad)
+  const int64_t count = rows * L;  // the largest index read (grad, logp)
   if (rows * (L - 1) == 0) return cudaSuccess;
   if (count_fits_int32(count))
     ordinal_logprob_backward_kernel<T, int32_t>
-        <<<blocks_for(rows * (L - 1)), kThreads, 0, stream>>>(grad, z, grad_z, int32_t(rows),
+        <<<blocks_for(rows * (L - 1)), kThreads, 0, stream>>>(grad, z, logp, grad_z, int32_t(rows),
                                                               int32_t(L), link);
   else
     ordinal_logprob_backward_kernel<T, int64_t>
-        <<<blocks_for(rows * (L - 1)), kThreads, 0, stream>>>(grad, z, grad_z, rows, L, link);
+        <<<blocks_for(rows * (L - 1)), kThreads, 0, stream>>>(grad, z, logp, grad_z, rows, L, link);
   return cudaGetLastError();
 }
 
@@ -467,8 +469,8 @@ cudaError_t pairwise_loglik_bwd(const T* grad, const T* partials, const int64_t*
   template cudaError_t frank_copula_backward<T>(const T*, const T*, const T*, const T*, T*, T*,  \
                                                 T*, int64_t, cudaStream_t);                      \
   template cudaError_t ordinal_logprob<T>(const T*, T*, int64_t, int64_t, Link, cudaStream_t);   \
-  template cudaError_t ordinal_logprob_backward<T>(const T*, const T*, T*, int64_t, int64_t,     \
-                                                   Link, cudaStream_t);                          \
+  template cudaError_t ordinal_logprob_backward<T>(const T*, const T*, const T*, T*, int64_t,    \
+                                                   int64_t, Link, cudaStream_t);                 \
   template cudaError_t pairwise_loglik<T>(const T*, const T*, const int64_t*, const int64_t*,    \
                                           T*, T*, Sizes, Link, cudaStream_t);                    \
   template cudaError_t pairwise_loglik_bwd<T>(const T*, const T*, const int64_t*,                \

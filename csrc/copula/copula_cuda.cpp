@@ -183,22 +183,21 @@ at::Tensor ordinal_logprob_cuda(const at::Tensor& z_in, c10::string_view link_na
   return out;
 }
 
-// (the level masses are recomputed from z: logp is checked, not read)
 at::Tensor ordinal_logprob_backward_cuda(const at::Tensor& grad_in, const at::Tensor& z_in,
-                                         const at::Tensor& logp, c10::string_view link_name) {
+                                         const at::Tensor& logp_in, c10::string_view link_name) {
   const Link link = parse_link(std::string(link_name));
   const c10::cuda::CUDAGuard guard(cuda_device_of(z_in, "z"));
   check_thresholds(z_in);
   const at::Tensor z = z_in.contiguous();
   const int64_t B = z.size(0), Q = z.size(1), L = z.size(2) + 1;
   check_grad(grad_in, z, {B, Q, L});
-  check_forward_output(logp, "logp", z, {B, Q, L});
-  const at::Tensor grad = grad_in.contiguous();
+  check_forward_output(logp_in, "logp", z, {B, Q, L});
+  const at::Tensor grad = grad_in.contiguous(), logp = logp_in.contiguous();
   at::Tensor grad_z = at::empty_like(z);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ccnn_ordinal_logprob_backward_cuda", [&] {
     check_launch(cuda::ordinal_logprob_backward(grad.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(),
-                                                grad_z.data_ptr<scalar_t>(), B * Q, L, link,
-                                                current_stream()),
+                                                logp.data_ptr<scalar_t>(), grad_z.data_ptr<scalar_t>(),
+                                                B * Q, L, link, current_stream()),
                  "ordinal_logprob_backward");
   });
   return grad_z;

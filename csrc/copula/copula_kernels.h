@@ -51,7 +51,7 @@ template <typename T>
 cudaError_t ordinal_logprob(const T* z, T* out, int64_t rows, int64_t L, Link link,
                             cudaStream_t stream);
 template <typename T>
-cudaError_t ordinal_logprob_backward(const T* grad, const T* z, T* grad_z, int64_t rows,
+cudaError_t ordinal_logprob_backward(const T* grad, const T* z, const T* logp, T* grad_z, int64_t rows,
                                      int64_t L, Link link, cudaStream_t stream);
 
 // Bytes of device workspace the backward launchers need for the per-AU incidence lists (CSR:
