@@ -56,9 +56,10 @@ def built_with_cuda() -> bool:
 
 
 def simd_level() -> str:
-    """The SIMD version the CPU float32 copula kernels run: "avx512" (16 lanes), "avx2" (8),
-    "avx" (8, AVX with FMA but no AVX2) or "base" (4). The widest the processor supports is picked
-    when the library loads; CCNN_SIMD=base|avx|avx2 in the environment caps it."""
+    """The SIMD version the CPU copula kernels run: "avx512" (16 float32 / 8 float64 lanes),
+    "avx2" (8 / 4), "avx" (8 / 4, AVX with FMA but no AVX2) or "base" (4 / 2). The widest the
+    processor supports is picked when the library loads; CCNN_SIMD=base|avx|avx2 in the
+    environment caps it."""
     return _C.simd_level()
 
 
