@@ -76,7 +76,7 @@ FD2_STEP = mpmath.mpf("1e-12")
 # binary fractions (exact in float32, so both dtypes share one truth); 2^-13 ~ 1e-4, 2^-7 ~ 1e-2
 MAGNITUDES = [2.0**-13, 2.0**-7, 0.5, 2.0, 8.0, 20.0, 30.0, 49.0, 100.0, 200.0, 450.0, 499.0]  # 499: at the cap
 THETAS = [s * m for m in MAGNITUDES for s in (1, -1)]
-TABLE_THETAS = [2.0**-13, 2.0, -2.0, 30.0, -30.0, 100.0, -100.0, 450.0]
+TABLE_THETAS = [2.0**-13, 2.0, -2.0, 30.0, -30.0, -40.0, 100.0, -100.0, 450.0]  # -40: float32 in double lanes
 LINKS = ["probit", "logit"]
 DTYPES = [torch.float64, torch.float32]
 

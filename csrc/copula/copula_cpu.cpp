@@ -238,7 +238,6 @@ T theta_of(const T* theta, const PairwiseSizes& n, int64_t b, int64_t e) {
 // ---- label pairs in SIMD lanes ----------------------------------------------------------------
 
 // The widest compiled version of the SIMD math (frank_simd.h) this processor runs.
-enum class SimdLevel { kBase, kAvx, kAvx2, kAvx512 };
 
 // CCNN_SIMD=base|avx|avx2 in the environment caps the level (to test every version on one machine).
 SimdLevel best_simd_level() {
@@ -275,26 +274,18 @@ Fn pick_simd(Fn avx512, Fn avx2, Fn avx, Fn base) {
   }
 }
 
+// The best compiled version of an entry point of pair_batch.h for type T.
+#define CCNN_PICK_SIMD(fn, T) \
+  pick_simd(&fn<SimdLevel::kAvx512, T>, &fn<SimdLevel::kAvx2, T>, &fn<SimdLevel::kAvx, T>, &fn<SimdLevel::kBase, T>)
 template <typename T>
-using PairLanesFn = void (*)(PairBatch<T>&, int, int, bool);
+const auto kPairLanes = CCNN_PICK_SIMD(frank_pair_lanes, T);
 template <typename T>
-using LevelLanesFn = void (*)(LevelBatch<T>&, int, bool, bool);
+const auto kLevelLanes = CCNN_PICK_SIMD(level_lanes, T);
 template <typename T>
-using TableLanesFn = void (*)(TableBatch<T>&, int, bool);
+const auto kTableLanes = CCNN_PICK_SIMD(table_lanes, T);
 template <typename T>
-const PairLanesFn<T> kPairLanes = pick_simd<PairLanesFn<T>>(&frank_pair_lanes_avx512, &frank_pair_lanes_avx2,
-                                                            &frank_pair_lanes_avx, &frank_pair_lanes_base);
-template <typename T>
-const LevelLanesFn<T> kLevelLanes =
-    pick_simd<LevelLanesFn<T>>(&level_lanes_avx512, &level_lanes_avx2, &level_lanes_avx, &level_lanes_base);
-template <typename T>
-const TableLanesFn<T> kTableLanes =
-    pick_simd<TableLanesFn<T>>(&table_lanes_avx512, &table_lanes_avx2, &table_lanes_avx, &table_lanes_base);
-template <typename T>
-using OrdinalLanesFn = bool (*)(const T*, const T*, const T*, int64_t, int, bool, T*);
-template <typename T>
-const OrdinalLanesFn<T> kOrdinalLanes =
-    pick_simd<OrdinalLanesFn<T>>(&ordinal_lanes_avx512, &ordinal_lanes_avx2, &ordinal_lanes_avx, &ordinal_lanes_base);
+const auto kOrdinalLanes = CCNN_PICK_SIMD(ordinal_lanes, T);
+#undef CCNN_PICK_SIMD
 
 template <typename T>
 bool ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* logp, const at::Tensor* grad,
@@ -345,6 +336,20 @@ void lane_levels(const T* z, int L, const int64_t* rows, const int* levels, int6
     }
   }
 }
+
+// Each edge's frame, in T and in double, when theta is shared by the batch (empty otherwise).
+template <typename T>
+struct SharedFrames {
+  std::vector<FrankFrame<T>> narrow;
+  std::vector<FrankFrame<double>> wide;
+  SharedFrames(const T* theta, const PairwiseSizes& n) {
+    if (n.theta_per_sample) return;
+    for (int64_t e = 0; e < n.E; ++e) {
+      narrow.push_back(make_frank_frame(theta[e]));
+      wide.push_back(make_frank_frame(double(theta[e])));
+    }
+  }
+};
 
 // The labelled levels of one block of W samples, per AU side by side (LevelBatch, lane = sample)
 // in type C, computed from the thresholds (of type T) when first asked for.
@@ -511,14 +516,7 @@ void pairwise_loglik_lanes(const PairwiseInputs& in, Link link, at::Tensor& out,
   const int64_t *edges = in.edges.data_ptr<int64_t>(), *labels = in.labels.data_ptr<int64_t>();
   T* po = out.data_ptr<T>();
   T* pp = with_grad ? partials->data_ptr<T>() : nullptr;
-  std::vector<FrankFrame<T>> shared_frames;
-  std::vector<FrankFrame<double>> shared_wide_frames;
-  if (!n.theta_per_sample) {
-    for (int64_t e = 0; e < n.E; ++e) {
-      shared_frames.push_back(make_frank_frame(theta[e]));
-      shared_wide_frames.push_back(make_frank_frame(double(theta[e])));
-    }
-  }
+  const SharedFrames<T> shared_frames(theta, n);
   const int64_t blocks = (n.B + W - 1) / W;
   const int64_t grain = std::max<int64_t>(1, samples_per_task(n.E) / W);
   at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
@@ -529,6 +527,8 @@ void pairwise_loglik_lanes(const PairwiseInputs& in, Link link, at::Tensor& out,
     std::vector<uint32_t> labelled(n.Q);  // bit k: sample k of the block has a label for AU q
     FrankFrame<T> frames[W];
     FrankFrame<double> wide_frames[W];
+    const FrankFrame<T> independence = make_frank_frame(T(0));  // (for lanes the other type evaluates)
+    const FrankFrame<double> wide_independence = make_frank_frame(0.0);
     for (int64_t block = block_begin; block < block_end; ++block) {
       const int64_t b0 = block * W;
       const int lanes = int(std::min<int64_t>(W, n.B - b0));
@@ -546,9 +546,9 @@ void pairwise_loglik_lanes(const PairwiseInputs& in, Link link, at::Tensor& out,
         const uint32_t both = labelled[r] & labelled[s];
         if (!n.theta_per_sample) {  // one frame for every lane
           if (!needs_double(theta[e])) {
-            slots.add(e, levels[r], levels[s], both, in_batch, &shared_frames[e], true);
+            slots.add(e, levels[r], levels[s], both, in_batch, &shared_frames.narrow[e], true);
           } else {
-            wide_slots.add(e, wide_levels[r], wide_levels[s], both, in_batch, &shared_wide_frames[e], true);
+            wide_slots.add(e, wide_levels[r], wide_levels[s], both, in_batch, &shared_frames.wide[e], true);
           }
           continue;
         }
@@ -557,8 +557,8 @@ void pairwise_loglik_lanes(const PairwiseInputs& in, Link link, at::Tensor& out,
           // every lane gets a valid frame in both types (unused lanes compute and are ignored)
           const T t = theta_of(theta, n, b0 + std::min(k, lanes - 1), e);
           wide |= uint32_t(needs_double(t)) << k;
-          frames[k] = make_frank_frame(needs_double(t) ? T(0) : t);
-          wide_frames[k] = make_frank_frame(needs_double(t) ? double(t) : 0.0);
+          frames[k] = needs_double(t) ? independence : make_frank_frame(t);
+          wide_frames[k] = needs_double(t) ? make_frank_frame(double(t)) : wide_independence;
         }
         for (uint32_t missing = in_batch & ~both; missing != 0; missing &= missing - 1) {
           const int64_t i = (b0 + __builtin_ctz(missing)) * n.E + e;  // a missing label: 0, no gradient
@@ -764,8 +764,9 @@ class TableLanes {
       : n_(n), L_(int(n.L)), out_(out), grad_(grad), grad_z_(grad_z), grad_theta_(grad_theta),
         no_grad_(grad != nullptr ? L_ * L_ : 0, T(0)), batch_(std::make_unique<TableBatch<C>>()) {}
 
-  // Edge e between AUs r and s for the samples b0 + k of `mask`, sample k with frame frames[k].
-  void run(int64_t b0, int64_t e, int64_t r, int64_t s, uint32_t mask, const FrankFrame<C>* frames,
+  // Edge e between AUs r and s for the samples b0 + k of `mask`, sample k with frame frames[k]
+  // (frames[0] for all when `shared`).
+  void run(int64_t b0, int64_t e, int64_t r, int64_t s, uint32_t mask, const FrankFrame<C>* frames, bool shared,
            const Level<C>* levels) {
     if (mask == 0) return;
     const int L = L_, K = L - 1, first_lane = __builtin_ctz(mask);
@@ -774,8 +775,8 @@ class TableLanes {
       const int lane = mask >> k & 1 ? k : first_lane;  // pad with a real sample
       const int64_t i = (b0 + lane) * n_.E + e;
       const T* up = !backward ? nullptr : lane == k ? grad_ + i * L * L : no_grad_.data();
-      fill_table_lane(*batch_, k, frames[lane], levels + (lane * n_.Q + r) * L, levels + (lane * n_.Q + s) * L, L,
-                      up);
+      fill_table_lane(*batch_, k, frames[shared ? 0 : lane], levels + (lane * n_.Q + r) * L,
+                      levels + (lane * n_.Q + s) * L, L, up);
     }
     kTableLanes<C>(*batch_, L, backward);
     for (uint32_t lanes = mask; lanes != 0; lanes &= lanes - 1) {
@@ -814,6 +815,7 @@ void pairwise_logtable_lanes(const PairwiseInputs& in, Link link, T* out, const 
   constexpr int W = TableBatch<T>::kLanes;
   const T *theta = in.theta.data_ptr<T>(), *z = in.z.data_ptr<T>();
   const int64_t* edges = in.edges.data_ptr<int64_t>();
+  const SharedFrames<T> shared_frames(theta, n);
   const int64_t blocks = (n.B + W - 1) / W;
   at::parallel_for(0, blocks, 1, [&](int64_t block_begin, int64_t block_end) {
     TableLanes<T, T> tables(n, out, grad, grad_z, grad_theta);
@@ -842,20 +844,28 @@ void pairwise_logtable_lanes(const PairwiseInputs& in, Link link, T* out, const 
       for (int64_t i = 0; i < count; ++i) rows[i] = b0 * n.Q + i / L, level_index[i] = int(i % L);
       lane_levels(z, L, rows.data(), level_index.data(), count, link, backward, levels.data());
       std::fill(wide_ready.begin(), wide_ready.end(), false);
+      const uint32_t in_batch = (1u << lanes) - 1;
       for (int64_t e = 0; e < n.E; ++e) {
         const int64_t r = edges[2 * e], s = edges[2 * e + 1];
+        const bool shared = !n.theta_per_sample;
         uint32_t wide = 0;
-        for (int k = 0; k < lanes; ++k) {
-          const T t = theta_of(theta, n, b0 + k, e);
-          wide |= uint32_t(needs_double(t)) << k;
-          frames[k] = make_frank_frame(needs_double(t) ? T(0) : t);
-          wide_frames[k] = make_frank_frame(double(t));
+        if (shared) {
+          wide = needs_double(theta[e]) ? in_batch : 0;
+        } else {  // (each lane's frame in the type that evaluates it)
+          for (int k = 0; k < lanes; ++k) {
+            const T t = theta_of(theta, n, b0 + k, e);
+            wide |= uint32_t(needs_double(t)) << k;
+            if (needs_double(t)) {
+              wide_frames[k] = make_frank_frame(double(t));
+            } else {
+              frames[k] = make_frank_frame(t);
+            }
+          }
         }
-        const uint32_t in_batch = (1u << lanes) - 1;
-        tables.run(b0, e, r, s, in_batch & ~wide, frames, levels.data());
+        tables.run(b0, e, r, s, in_batch & ~wide, shared ? &shared_frames.narrow[e] : frames, shared, levels.data());
         if (wide == 0) continue;
         need_wide(b0, lanes, r), need_wide(b0, lanes, s);
-        wide_tables.run(b0, e, r, s, wide, wide_frames, wide_levels.data());
+        wide_tables.run(b0, e, r, s, wide, shared ? &shared_frames.wide[e] : wide_frames, shared, wide_levels.data());
       }
     }
   });

@@ -2,7 +2,7 @@
 // frank_math.h in float and double, over a few lanes at a time, for the CPU kernels. Host only,
 // GCC/Clang vector extensions. It is compiled once per x86 level (pair_lanes_*_cpu.cpp: AVX-512
 // with 16 float / 8 double lanes, AVX2 and AVX with 8 / 4, baseline with 4 / 2) and picked at run
-// time; an includer defines CCNN_SIMD_LANES and CCNN_SIMD_NAMESPACE first, and CCNN_SIMD_SLEEF
+// time; an includer defines CCNN_SIMD_LANES, CCNN_SIMD_NAMESPACE and CCNN_SIMD_LEVEL first, and CCNN_SIMD_SLEEF
 // where PyTorch's SLEEF functions exist for its level.
 //
 // Each pair lane follows frank_cell exactly, with both sides of every branch evaluated and
@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -177,6 +178,14 @@ CCNN_SIMD vd vlog(vd x) {
 CCNN_SIMD vd vlog1p(vd x) {
   return vector_or_lanes(CCNN_SIMD_SLEEF_OR_NULL(log1p, u10), x, [](double v) { return std::log1p(v); });
 }
+// Horner's scheme for c[0] x^(N-1) + ... + c[N-1], or with `monic` for x^N + c[0] x^(N-1) + ...
+template <typename V, std::size_t N>
+CCNN_SIMD V polynomial(V x, const RealOf<V> (&c)[N], bool monic = false) {
+  V p = monic ? x + c[0] : splat<V>(c[0]);
+  for (std::size_t i = 1; i < N; ++i) p = p * x + c[i];
+  return p;
+}
+
 // erfc(x) for x >= 0 in double lanes, by Cephes' rational approximations (x < 1: 1 - x T(x^2) /
 // U(x^2); 1 <= x < 8: e^{-x^2} P(x) / Q(x); beyond: e^{-x^2} R(x) / S(x)) with one division for
 // the three, and e^{-x^2} as e^{-s} (1 - r) from the exact x^2 = s + r (FMA): no loss to the
@@ -191,50 +200,28 @@ CCNN_SIMD vd verfc_nonneg(vd x) {
 #else
   const vd z_error = (vd)_mm256_fmsub_pd((__m256d)x, (__m256d)x, (__m256d)z);
 #endif
-  vd t = splat<vd>(9.60497373987051638749e0);
-  t = t * z + 9.00260197203842689217e1;
-  t = t * z + 2.23200534594684319226e3;
-  t = t * z + 7.00332514112805075473e3;
-  t = t * z + 5.55923013010394962768e4;
-  vd u = z + 3.35617141647503099647e1;
-  u = u * z + 5.21357949780152679795e2;
-  u = u * z + 4.59432382970980127987e3;
-  u = u * z + 2.26290000613890934246e4;
-  u = u * z + 4.92673942608635921086e4;
-  vd p = splat<vd>(2.46196981473530512524e-10);
-  p = p * x + 5.64189564831068821977e-1;
-  p = p * x + 7.46321056442269912687e0;
-  p = p * x + 4.86371970985681366614e1;
-  p = p * x + 1.96520832956077098242e2;
-  p = p * x + 5.26445194995477358631e2;
-  p = p * x + 9.34528527171957607540e2;
-  p = p * x + 1.02755188689515710272e3;
-  p = p * x + 5.57535335369399327526e2;
-  vd q = x + 1.32281951154744992508e1;
-  q = q * x + 8.67072140885989742329e1;
-  q = q * x + 3.54937778887819891062e2;
-  q = q * x + 9.75708501743205489753e2;
-  q = q * x + 1.82390916687909736289e3;
-  q = q * x + 2.24633760818710981792e3;
-  q = q * x + 1.65666309194161350182e3;
-  q = q * x + 5.57535340817727675546e2;
+  // Cephes' coefficients, highest power first; the denominators are monic (leading 1 omitted)
+  static constexpr double kT[] = {9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3,
+                                  7.00332514112805075473e3, 5.55923013010394962768e4};
+  static constexpr double kU[] = {3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
+                                  2.26290000613890934246e4, 4.92673942608635921086e4};
+  static constexpr double kP[] = {2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0,
+                                  4.86371970985681366614e1,   1.96520832956077098242e2,  5.26445194995477358631e2,
+                                  9.34528527171957607540e2,   1.02755188689515710272e3,  5.57535335369399327526e2};
+  static constexpr double kQ[] = {1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2,
+                                  9.75708501743205489753e2, 1.82390916687909736289e3, 2.24633760818710981792e3,
+                                  1.65666309194161350182e3, 5.57535340817727675546e2};
+  static constexpr double kR[] = {5.64189583547755073984e-1, 1.27536670759978104416e0, 5.01905042251180477414e0,
+                                  6.16021097993053585195e0,  7.40974269950448939160e0, 2.97886665372100240670e0};
+  static constexpr double kS[] = {2.26052863220117276590e0, 9.39603524938001434673e0, 1.20489539808096656605e1,
+                                  1.70814450747565897222e1, 9.60896809063285878198e0, 3.36907645100081516050e0};
+  const vd u = polynomial(z, kU, true);
   const vl small = x < 1.0, beyond = x >= 8.0;
-  vd num = select(small, u - x * t, p), den = select(small, u, q);
+  vd num = select(small, u - x * polynomial(z, kT), polynomial(x, kP));
+  vd den = select(small, u, polynomial(x, kQ, true));
   if (any(beyond)) {  // (|z| > 11.3: rare)
-    vd r = splat<vd>(5.64189583547755073984e-1);
-    r = r * x + 1.27536670759978104416e0;
-    r = r * x + 5.01905042251180477414e0;
-    r = r * x + 6.16021097993053585195e0;
-    r = r * x + 7.40974269950448939160e0;
-    r = r * x + 2.97886665372100240670e0;
-    vd s = x + 2.26052863220117276590e0;
-    s = s * x + 9.39603524938001434673e0;
-    s = s * x + 1.20489539808096656605e1;
-    s = s * x + 1.70814450747565897222e1;
-    s = s * x + 9.60896809063285878198e0;
-    s = s * x + 3.36907645100081516050e0;
-    num = select(beyond, r, num);
-    den = select(beyond, s, den);
+    num = select(beyond, polynomial(x, kR), num);
+    den = select(beyond, polynomial(x, kS, true), den);
   }
   const vd scale = select(small, splat<vd>(1), vexp(-z) * (1.0 - z_error));
   return select(x > 27.0, splat<vd>(0), scale * num / den);  // erfc(27) < 1e-318 (also inf)
@@ -273,16 +260,10 @@ CCNN_SIMD void store(double* p, vd v) { std::memcpy(p, &v, sizeof(vd)); }
 // erfc(x) for x >= 0 (Numerical Recipes' Chebyshev fit of erfc(x) e^{x^2}: relative error below
 // 2.2e-7, a few float ulp, over the whole range; 0 beyond 10.5, where it leaves float's range).
 CCNN_SIMD vf verfc_nonneg(vf x) {
+  static constexpr float kFit[] = {0.17087277f,  -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
+                                   -0.18628806f, 0.09678418f,  0.37409196f, 1.00002368f};
   const vf t = 1.0f / (1.0f + 0.5f * x);
-  vf p = splat(0.17087277f);
-  p = p * t - 0.82215223f;
-  p = p * t + 1.48851587f;
-  p = p * t - 1.13520398f;
-  p = p * t + 0.27886807f;
-  p = p * t - 0.18628806f;
-  p = p * t + 0.09678418f;
-  p = p * t + 0.37409196f;
-  p = p * t + 1.00002368f;
+  const vf p = polynomial(t, kFit);
   // e^{-x^2} as e^{-h^2} e^{(h - x)(h + x)} with h = x rounded to 12 bits (h^2 exact): rounding
   // -x^2 + p to float would cost ~|x^2| ulp of relative accuracy; the small (h - x)(h + x) joins
   // the fit's exponent
@@ -626,7 +607,7 @@ CCNN_SIMD void ordinal_rows_backward(const RealOf<V>* z, const RealOf<V>* logp, 
 // The ordinal op (forward without grad, else backward) over `rows` rows in lanes of type V; false
 // if the forward met a threshold that is not finite or not increasing.
 template <typename V>
-bool ordinal_lanes(const RealOf<V>* z, const RealOf<V>* logp, const RealOf<V>* grad, int64_t rows, int L,
+bool evaluate_ordinal(const RealOf<V>* z, const RealOf<V>* logp, const RealOf<V>* grad, int64_t rows, int L,
                    bool probit, RealOf<V>* out) {
   if (grad == nullptr) return ordinal_rows<V>(z, rows, L, probit, out);
   ordinal_rows_backward<V>(z, logp, grad, rows, L, probit, out);
@@ -934,11 +915,11 @@ namespace ccnn {
 namespace copula {
 namespace CCNN_SIMD_NAMESPACE {
 template <typename V>
-void pair_lanes(PairBatch<RealOf<V>>& batch, int begin, int end, bool with_grad) {
+void evaluate_pairs(PairBatch<RealOf<V>>& batch, int begin, int end, bool with_grad) {
   for (int first = begin; first < end; first += kLanesOf<V>) frank_cells<V>(batch, first, with_grad);
 }
 template <typename V>
-void table_lanes(TableBatch<RealOf<V>>& batch, int L, bool backward) {
+void evaluate_tables(TableBatch<RealOf<V>>& batch, int L, bool backward) {
   for (int first = 0; first < TableBatch<RealOf<V>>::kLanes; first += kLanesOf<V>) {
     if (backward) {
       table_cells_backward<V>(batch, first, L);
@@ -948,26 +929,29 @@ void table_lanes(TableBatch<RealOf<V>>& batch, int L, bool backward) {
   }
 }
 template <typename V>
-void level_lanes(LevelBatch<RealOf<V>>& batch, int count, bool probit, bool with_weights) {
+void evaluate_levels(LevelBatch<RealOf<V>>& batch, int count, bool probit, bool with_weights) {
   for (int first = 0; first < count; first += kLanesOf<V>) make_levels<V>(batch, first, probit, with_weights);
 }
 }  // namespace CCNN_SIMD_NAMESPACE
 
-#define CCNN_SIMD_ENTRY_POINTS(T, V)                                                                        \
-  void CCNN_SIMD_CONCAT(frank_pair_lanes_, CCNN_SIMD_NAMESPACE)(PairBatch<T> & batch, int begin, int end,   \
-                                                               bool with_grad) {                            \
-    CCNN_SIMD_NAMESPACE::pair_lanes<CCNN_SIMD_NAMESPACE::V>(batch, begin, end, with_grad);                  \
-  }                                                                                                         \
-  void CCNN_SIMD_CONCAT(table_lanes_, CCNN_SIMD_NAMESPACE)(TableBatch<T> & batch, int L, bool backward) {  \
-    CCNN_SIMD_NAMESPACE::table_lanes<CCNN_SIMD_NAMESPACE::V>(batch, L, backward);                           \
-  }                                                                                                         \
-  void CCNN_SIMD_CONCAT(level_lanes_, CCNN_SIMD_NAMESPACE)(LevelBatch<T> & batch, int count, bool probit,   \
-                                                          bool with_weights) {                              \
-    CCNN_SIMD_NAMESPACE::level_lanes<CCNN_SIMD_NAMESPACE::V>(batch, count, probit, with_weights);           \
-  }                                                                                                         \
-  bool CCNN_SIMD_CONCAT(ordinal_lanes_, CCNN_SIMD_NAMESPACE)(const T* z, const T* logp, const T* grad,     \
-                                                            int64_t rows, int L, bool probit, T* out) {     \
-    return CCNN_SIMD_NAMESPACE::ordinal_lanes<CCNN_SIMD_NAMESPACE::V>(z, logp, grad, rows, L, probit, out); \
+#define CCNN_SIMD_ENTRY_POINTS(T, V)                                                                     \
+  template <>                                                                                            \
+  void frank_pair_lanes<CCNN_SIMD_LEVEL, T>(PairBatch<T> & batch, int begin, int end, bool with_grad) {  \
+    CCNN_SIMD_NAMESPACE::evaluate_pairs<CCNN_SIMD_NAMESPACE::V>(batch, begin, end, with_grad);           \
+  }                                                                                                      \
+  template <>                                                                                            \
+  void table_lanes<CCNN_SIMD_LEVEL, T>(TableBatch<T> & batch, int L, bool backward) {                    \
+    CCNN_SIMD_NAMESPACE::evaluate_tables<CCNN_SIMD_NAMESPACE::V>(batch, L, backward);                    \
+  }                                                                                                      \
+  template <>                                                                                            \
+  void level_lanes<CCNN_SIMD_LEVEL, T>(LevelBatch<T> & batch, int count, bool probit, bool with_weights) { \
+    CCNN_SIMD_NAMESPACE::evaluate_levels<CCNN_SIMD_NAMESPACE::V>(batch, count, probit, with_weights);    \
+  }                                                                                                      \
+  template <>                                                                                            \
+  bool ordinal_lanes<CCNN_SIMD_LEVEL, T>(const T* z, const T* logp, const T* grad, int64_t rows, int L,  \
+                                         bool probit, T* out) {                                          \
+    return CCNN_SIMD_NAMESPACE::evaluate_ordinal<CCNN_SIMD_NAMESPACE::V>(z, logp, grad, rows, L, probit, \
+                                                                          out);                          \
   }
 CCNN_SIMD_ENTRY_POINTS(float, vf)
 CCNN_SIMD_ENTRY_POINTS(double, vd)

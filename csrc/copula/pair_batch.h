@@ -80,52 +80,23 @@ struct TableBatch {
   T gz_r[kMaxLevels][kLanes], gz_s[kMaxLevels][kLanes], dtheta[kLanes];
 };
 
+// The instruction sets the SIMD math is compiled for (pair_lanes_*_cpu.cpp), narrowest first.
+enum class SimdLevel { kBase, kAvx, kAvx2, kAvx512 };
+
 // frank_cell for pairs [begin, end) of the batch, make_level for levels [0, count) (begin, end
-// and count multiples of 16), the tables of a TableBatch or their backward, and ordinal_logprob of `rows` rows of
-// L-1 thresholds (grad null: out = logp, rows x L; logp unused) or its backward from the forward's
-// logp (out = grad_z, rows x (L-1)), false if the forward met a threshold that is not finite or
-// not above the previous one of its row: one function per compiled instruction set and type
-// (frank_simd.h); copula_cpu.cpp picks the best the processor has.
-void frank_pair_lanes_avx512(PairBatch<float>& batch, int begin, int end, bool with_grad);
-void level_lanes_avx512(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx512(TableBatch<float>& batch, int L, bool backward);
-bool ordinal_lanes_avx512(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
-                          float* out);
-void frank_pair_lanes_avx512(PairBatch<double>& batch, int begin, int end, bool with_grad);
-void level_lanes_avx512(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx512(TableBatch<double>& batch, int L, bool backward);
-bool ordinal_lanes_avx512(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
-                          double* out);
-void frank_pair_lanes_avx2(PairBatch<float>& batch, int begin, int end, bool with_grad);
-void level_lanes_avx2(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx2(TableBatch<float>& batch, int L, bool backward);
-bool ordinal_lanes_avx2(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
-                        float* out);
-void frank_pair_lanes_avx2(PairBatch<double>& batch, int begin, int end, bool with_grad);
-void level_lanes_avx2(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx2(TableBatch<double>& batch, int L, bool backward);
-bool ordinal_lanes_avx2(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
-                        double* out);
-void frank_pair_lanes_avx(PairBatch<float>& batch, int begin, int end, bool with_grad);
-void level_lanes_avx(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx(TableBatch<float>& batch, int L, bool backward);
-bool ordinal_lanes_avx(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
-                       float* out);
-void frank_pair_lanes_avx(PairBatch<double>& batch, int begin, int end, bool with_grad);
-void level_lanes_avx(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
-void table_lanes_avx(TableBatch<double>& batch, int L, bool backward);
-bool ordinal_lanes_avx(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
-                       double* out);
-void frank_pair_lanes_base(PairBatch<float>& batch, int begin, int end, bool with_grad);
-void level_lanes_base(LevelBatch<float>& batch, int count, bool probit, bool with_weights);
-void table_lanes_base(TableBatch<float>& batch, int L, bool backward);
-bool ordinal_lanes_base(const float* z, const float* logp, const float* grad, int64_t rows, int L, bool probit,
-                        float* out);
-void frank_pair_lanes_base(PairBatch<double>& batch, int begin, int end, bool with_grad);
-void level_lanes_base(LevelBatch<double>& batch, int count, bool probit, bool with_weights);
-void table_lanes_base(TableBatch<double>& batch, int L, bool backward);
-bool ordinal_lanes_base(const double* z, const double* logp, const double* grad, int64_t rows, int L, bool probit,
-                        double* out);
+// and count multiples of 16), the tables of a TableBatch or their backward, and ordinal_logprob
+// of `rows` rows of L-1 thresholds (grad null: out = logp, rows x L; logp unused) or its backward
+// from the forward's logp (out = grad_z, rows x (L-1)), false if the forward met a threshold that
+// is not finite or not above the previous one of its row. Specialised for each compiled
+// instruction set and type (frank_simd.h); copula_cpu.cpp picks the best the processor has.
+template <SimdLevel level, typename T>
+void frank_pair_lanes(PairBatch<T>& batch, int begin, int end, bool with_grad);
+template <SimdLevel level, typename T>
+void level_lanes(LevelBatch<T>& batch, int count, bool probit, bool with_weights);
+template <SimdLevel level, typename T>
+void table_lanes(TableBatch<T>& batch, int L, bool backward);
+template <SimdLevel level, typename T>
+bool ordinal_lanes(const T* z, const T* logp, const T* grad, int64_t rows, int L, bool probit, T* out);
 
 }  // namespace copula
 }  // namespace ccnn

@@ -11,5 +11,6 @@
 #define CCNN_SIMD_LANES 8
 #define CCNN_SIMD_HAS_GATHER 1
 #define CCNN_SIMD_NAMESPACE avx2
+#define CCNN_SIMD_LEVEL SimdLevel::kAvx2
 #define CCNN_SIMD_SLEEF(fn, ulp) Sleef_##fn##d4_##ulp##avx2  // PyTorch's SLEEF, 4 double lanes
 #include "copula/frank_simd.h"

@@ -10,5 +10,6 @@
 #endif
 #define CCNN_SIMD_LANES 16
 #define CCNN_SIMD_NAMESPACE avx512
+#define CCNN_SIMD_LEVEL SimdLevel::kAvx512
 #define CCNN_SIMD_SLEEF(fn, ulp) Sleef_##fn##d8_##ulp##avx512f  // PyTorch's SLEEF, 8 double lanes
 #include "copula/frank_simd.h"

@@ -13,5 +13,6 @@
 #endif
 #define CCNN_SIMD_LANES 8
 #define CCNN_SIMD_NAMESPACE avx
+#define CCNN_SIMD_LEVEL SimdLevel::kAvx
 #define CCNN_SIMD_SLEEF(fn, ulp) Sleef_##fn##d4_##ulp##avx  // PyTorch's SLEEF, 4 double lanes
 #include "copula/frank_simd.h"

@@ -8,4 +8,5 @@
 
 #define CCNN_SIMD_LANES 4
 #define CCNN_SIMD_NAMESPACE base
+#define CCNN_SIMD_LEVEL SimdLevel::kBase
 #include "copula/frank_simd.h"
