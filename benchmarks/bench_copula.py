@@ -13,7 +13,8 @@ Implementations, timed in one run on the same inputs:
   completeness (float32 only, skipped when it would not fit in memory).
 
 Forward is timed under ``no_grad``; forward+backward takes gradients with respect to z and theta
-(z only for ordinal_logprob). Median of repeats after warm-up.
+(z only for ordinal_logprob). Median of repeats after warm-up; fused, eager and compiled alternate
+in each round of repeats.
 
 Accuracy, per implementation and dtype, on two input sets of the same shape: "main" (the timed
 inputs: thresholds and skewed labels like AU data, most labels 0, theta of mixed magnitude, some
@@ -57,7 +58,7 @@ import torch  # noqa: E402
 import ccnn_ext  # noqa: E402
 import copula_reference as careful  # noqa: E402
 import naive_copula as naive  # noqa: E402
-from common import environment, markdown_table, time_call, write_results  # noqa: E402
+from common import environment, markdown_table, time_call, time_calls_interleaved, write_results  # noqa: E402
 
 Q, L = 12, 6
 EDGES = careful.all_pairs(Q)
@@ -298,20 +299,17 @@ def run_device(device, args):
         for op in OPS:
             for mode in MODES:
                 row = {"op": op, "mode": mode, "B": B, "dtype": dname, "compiled": None}
-                for name, impl in impls.items():
-                    if name == "careful" and (dname != "float32" or not careful_fits(op, B, dev, dt)):
-                        row[name] = None
-                        continue
-                    fn = make_call(impl, op, mode, inputs)
-                    if name == "compiled":
-                        first = timed_first_call(fn, dev)
-                        compile_times.append({"op": op, "mode": mode, "dtype": dname,
-                                              "first_call_s": first})
-                    max_s = 5.0 if args.quick else 20.0
-                    if name == "careful":  # slow and only for completeness: fewer runs
-                        row[name] = time_call(fn, dev, warmup=1, repeats=3, max_seconds=max_s)
-                    else:
-                        row[name] = time_call(fn, dev, warmup=warmup, repeats=repeats, max_seconds=max_s)
+                fns = {name: make_call(impl, op, mode, inputs) for name, impl in impls.items() if name != "careful"}
+                if "compiled" in fns:
+                    first = timed_first_call(fns["compiled"], dev)
+                    compile_times.append({"op": op, "mode": mode, "dtype": dname, "first_call_s": first})
+                max_s = 5.0 if args.quick else 20.0
+                # fused, eager and compiled in alternation (the same load for each)
+                row.update(time_calls_interleaved(fns, dev, warmup=warmup, repeats=repeats, max_seconds=max_s))
+                row["careful"] = None
+                if dname == "float32" and careful_fits(op, B, dev, dt):  # slow, for completeness: fewer runs
+                    careful_fn = make_call(impls["careful"], op, mode, inputs)
+                    row["careful"] = time_call(careful_fn, dev, warmup=1, repeats=3, max_seconds=max_s)
                 for other in ("compiled", "eager", "careful"):
                     row[f"speedup_vs_{other}"] = (row[other]["median_ms"] / row["fused"]["median_ms"]
                                                   if row.get(other) else None)
@@ -371,7 +369,7 @@ def run_device(device, args):
         "environment": env,
         "sizes": {"B": B, "Q": Q, "E": E, "L": L, "quick": bool(args.quick)},
         "baseline": BASELINE,
-        "timing": {"warmup": warmup, "repeats": repeats, "statistic": "median_ms"},
+        "timing": {"warmup": warmup, "repeats": repeats, "statistic": "median_ms", "order": "interleaved rounds"},
         "results": results,
         "compile_times": compile_times,
         "accuracy": accuracy,
@@ -405,7 +403,8 @@ def render_markdown(p, dev):
         "difference); compiled = torch.compile of it (default mode); careful reference = "
         "tests/copula_reference.py (the test suite's accuracy reference, not a user's code). "
         f"Times in ms: median of up to {p['timing']['repeats']} runs after "
-        f"{p['timing']['warmup']} warm-up calls; compile time excluded (table below).\n\n"
+        f"{p['timing']['warmup']} warm-up calls, fused, eager and compiled called in turn in each round "
+        f"(the same load for each); compile time excluded (table below).\n\n"
     )
     rows = []
     for r in p["results"]:

@@ -64,6 +64,29 @@ def time_call(fn, device, warmup=2, repeats=7, max_seconds=20.0):
     return {"median_ms": statistics.median(times), "min_ms": min(times), "repeats": len(times)}
 
 
+def time_calls_interleaved(fns, device, warmup=2, repeats=7, max_seconds=20.0):
+    """time_call for several functions {name: fn} in rounds, each round calling every function once
+    in turn, so that a change of the machine's load falls on all of them alike; stops early (keeping
+    at least 3 rounds) once `max_seconds` have been spent timing. {name: time_call's dict}."""
+    sync = synchronizer(device)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times = {name: [] for name in fns}
+    start = time.perf_counter()
+    for i in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+        if i >= 2 and time.perf_counter() - start > max_seconds:
+            break
+    return {name: {"median_ms": statistics.median(t), "min_ms": min(t), "repeats": len(t)}
+            for name, t in times.items()}
+
+
 def device_name(device):
     import torch
 
