@@ -65,6 +65,45 @@ def test_agrees_with_loglik_and_reference(link):
     assert bool(((table[trusted] - want[trusted]).abs() <= tol).all())
 
 
+@pytest.mark.parametrize("L", [13, 16, 24])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_many_levels(L, dtype):
+    """Tables of more levels than the usual 6 (the SIMD kernels size their buffers for each L):
+    float64 cells agree with the careful reference, every cell equals pairwise_loglik of its label
+    pair, and the gradients equal those of pairwise_loglik summed over the cells (an independent
+    kernel: the pair kernel's partials, not the table's backward)."""
+    link = "probit"
+    B, Q = 3, 3
+    z, theta, edges = problem(B=B, Q=Q, L=L, seed=11, theta_scale=40.0, per_sample=True, dtype=dtype)
+    E = edges.shape[0]
+    weights = torch.rand(B, E, L, L, generator=torch.Generator().manual_seed(L), dtype=torch.float64).to(dtype)
+    z_t, theta_t = z.clone().requires_grad_(), theta.clone().requires_grad_()
+    table = ccnn_ext.pairwise_logtable(z_t, theta_t, edges, link)
+    (table * weights).sum().backward()
+    if dtype == torch.float64:
+        want = ref_logtable(z, theta, edges, link)
+        trusted = want >= math.log(1e-6)
+        tol = 1e-15 * torch.exp(-want[trusted]) + 1e-12
+        assert bool(((table.detach()[trusted] - want[trusted]).abs() <= tol).all())
+    # every cell (a, c) of edge e as the label pair (a, c) of AUs (r, s)
+    a, c = (x.reshape(-1) for x in torch.meshgrid(torch.arange(L), torch.arange(L), indexing="ij"))
+    z_p, theta_p = z.clone().requires_grad_(), theta.clone().requires_grad_()
+    total = 0
+    for e in range(E):
+        r, s = edges[e].tolist()
+        labels = torch.zeros(B, L * L, Q, dtype=torch.int64)
+        labels[:, :, r], labels[:, :, s] = a, c
+        loglik = ccnn_ext.pairwise_loglik(z_p.repeat_interleave(L * L, 0), theta_p[:, e:e + 1].repeat_interleave(L * L, 0),
+                                          edges[e:e + 1], labels.reshape(-1, Q), link).reshape(B, L, L)
+        atol = 1e-13 if dtype == torch.float64 else 2e-6
+        torch.testing.assert_close(table.detach()[:, e], loglik.detach(), rtol=0, atol=atol)
+        total = total + (loglik * weights[:, e]).sum()
+    total.backward()
+    rtol = 1e-10 if dtype == torch.float64 else 2e-4
+    torch.testing.assert_close(z_t.grad, z_p.grad, rtol=rtol, atol=rtol * z_p.grad.abs().max().item())
+    torch.testing.assert_close(theta_t.grad, theta_p.grad, rtol=rtol, atol=rtol * theta_p.grad.abs().max().item())
+
+
 def test_float64_matches_mpmath_at_the_extremes():
     zr = [-5.612001244174789, -0.3, 2e-5, 3e-5, 5.612001244174789]  # CDFs at 1e-8 from 0 and 1
     zs = [-7.0, -2.0, 0.5, 0.5 + 1e-6, 7.0]

@@ -160,17 +160,6 @@ template <typename T>
 bool ordinal_rows(const at::Tensor& z, int64_t L, Link link, const at::Tensor* logp, const at::Tensor* grad,
                   at::Tensor& out);
 
-// The L levels of one AU (thresholds z[0..L-2]) into levels[0..L-1], computing each cut once.
-template <typename T>
-void levels_of_row(const T* z, int L, Link link, bool with_weights, CutPoint<T>* cuts,
-                   Level<T>* levels) {
-  cuts[0] = cut_at_minus_inf<T>();
-  cuts[L] = cut_at_plus_inf<T>();
-  for (int k = 1; k < L; ++k) cuts[k] = cut_point(z[k - 1], link);
-  for (int l = 0; l < L; ++l)
-    levels[l] = make_level(cuts[l], cuts[l + 1], l > 0, l < L - 1, link, with_weights);
-}
-
 // ---- ordinal_logprob --------------------------------------------------------------------------
 
 at::Tensor ordinal_logprob_cpu(const at::Tensor& z_in, c10::string_view link_name) {
@@ -647,85 +636,6 @@ std::tuple<at::Tensor, at::Tensor> pairwise_loglik_bwd_cpu(const at::Tensor& gra
 
 // ---- pairwise_logtable ------------------------------------------------------------------------
 
-// One edge's L x L table for one sample (table_assembly.h: the same sides and cells as CUDA),
-// computed in type C from levels of type W. With grad == nullptr, writes the log table to out
-// (row-major). Otherwise accumulates grad * d/dz into gz_r / gz_s (the AUs' L-1 thresholds) and
-// returns the theta gradient.
-template <typename C, typename W, typename T>
-T table_edge(T signed_theta, const Level<W>* rows, const Level<W>* cols, int L, T* out,
-             const T* grad, T* gz_r, T* gz_s, std::vector<FrankSide<C>>& sides) {
-  const FrankFrame<C> f = make_frank_frame(C(signed_theta));
-  const bool with_grad = grad != nullptr;
-  sides.resize(2 * L);
-  FrankSide<C>* row_sides = sides.data();
-  FrankSide<C>* col_sides = sides.data() + L;
-  frank_edge_sides(f, rows, cols, L, with_grad, row_sides, col_sides);
-  T dtheta = T(0);
-  for (int a = 0; a < L; ++a) {
-    for (int c = 0; c < L; ++c) {
-      if (!with_grad) {
-        out[a * L + c] = T(table_cell(f, row_sides[a], col_sides[c], rows[a], cols[c], false).log_prob);
-        continue;
-      }
-      const T up = grad[a * L + c];
-      if (up == T(0)) continue;
-      const PairGrad<C> g = table_cell(f, row_sides[a], col_sides[c], rows[a], cols[c], true);
-      if (a > 0) gz_r[a - 1] += up * T(g.dz_r_lo);
-      if (a < L - 1) gz_r[a] += up * T(g.dz_r_hi);
-      if (c > 0) gz_s[c - 1] += up * T(g.dz_s_lo);
-      if (c < L - 1) gz_s[c] += up * T(g.dz_s_hi);
-      dtheta += up * T(g.dtheta);
-    }
-  }
-  return dtheta;
-}
-
-// Scratch of table_edge for inputs of type T: sides in T and in double, and double levels (float
-// edges beyond kFloatThetaLimit are evaluated in double from double levels).
-template <typename T>
-struct TableWork {
-  std::vector<FrankSide<T>> sides;
-  std::vector<FrankSide<double>> wide_sides;
-  std::vector<Level<double>> wide_levels;
-};
-
-// table_edge for inputs of type T: in double, levels included, when T is float and |theta| is
-// beyond float's range. zr, zs: the two AUs' thresholds; rows, cols: their levels in T.
-template <typename T>
-T table_edge_in_range(T signed_theta, const T* zr, const T* zs, const Level<T>* rows,
-                      const Level<T>* cols, int L, Link link, T* out, const T* grad, T* gz_r,
-                      T* gz_s, TableWork<T>& work) {
-  if (!needs_double(signed_theta))
-    return table_edge<T>(signed_theta, rows, cols, L, out, grad, gz_r, gz_s, work.sides);
-  const bool with_grad = grad != nullptr;
-  work.wide_levels.resize(2 * L);
-  for (int l = 0; l < L; ++l) {
-    work.wide_levels[l] = level_of_as<double>(zr, L, l, link, with_grad);
-    work.wide_levels[L + l] = level_of_as<double>(zs, L, l, link, with_grad);
-  }
-  return table_edge<double>(signed_theta, work.wide_levels.data(), work.wide_levels.data() + L, L,
-                            out, grad, gz_r, gz_s, work.wide_sides);
-}
-
-// Runs body(b, levels, work) for every sample b, where levels[q * L + l] is AU q's level l.
-template <typename T, typename Body>
-void for_each_sample_levels(const PairwiseInputs& in, Link link, bool with_weights, Body body) {
-  const PairwiseSizes& n = in.n;
-  const T* z = in.z.data_ptr<T>();
-  at::parallel_for(0, n.B, samples_per_task(n.E * n.L), [&](int64_t begin, int64_t end) {
-    std::vector<CutPoint<T>> cuts(n.L + 1);
-    std::vector<Level<T>> levels(n.Q * n.L);
-    TableWork<T> work;
-    for (int64_t b = begin; b < end; ++b) {
-      for (int64_t q = 0; q < n.Q; ++q)
-        levels_of_row(z + (b * n.Q + q) * (n.L - 1), int(n.L), link, with_weights, cuts.data(),
-                      levels.data() + q * n.L);
-      body(b, levels.data(), work);
-    }
-  });
-}
-
-
 // Lane k of a TableBatch: sample's frame f and the row / column AU's L levels; for the backward
 // (up not null) also the cells' upstream gradients (L x L, row-major) and the levels' weights.
 template <typename C, typename U>
@@ -736,18 +646,20 @@ void fill_table_lane(TableBatch<C>& t, int k, const FrankFrame<C>& f, const Leve
   for (int l = 0; l < L; ++l) {
     const Level<C>& r = rows[l];
     const Level<C>& c = cols[l];
-    t.r_lo[l][k] = r.cdf_lo, t.r_lob[l][k] = r.ccdf_lo, t.r_hi[l][k] = r.cdf_hi;
-    t.r_hib[l][k] = r.ccdf_hi, t.r_mass[l][k] = r.mass, t.r_log_mass[l][k] = r.log_mass;
-    t.c_lo[l][k] = column_lo(f, c), t.c_lob[l][k] = column_hi_complement(f, c, false);
-    t.c_hi[l][k] = column_hi(f, c), t.c_hib[l][k] = column_hi_complement(f, c, true);
-    t.c_mass[l][k] = c.mass, t.c_log_mass[l][k] = c.log_mass;
+    TableLevel<C>& lanes = t.level[l];
+    lanes.r_lo[k] = r.cdf_lo, lanes.r_lob[k] = r.ccdf_lo, lanes.r_hi[k] = r.cdf_hi;
+    lanes.r_hib[k] = r.ccdf_hi, lanes.r_mass[k] = r.mass, lanes.r_log_mass[k] = r.log_mass;
+    lanes.c_lo[k] = column_lo(f, c), lanes.c_lob[k] = column_hi_complement(f, c, false);
+    lanes.c_hi[k] = column_hi(f, c), lanes.c_hib[k] = column_hi_complement(f, c, true);
+    lanes.c_mass[k] = c.mass, lanes.c_log_mass[k] = c.log_mass;
   }
   if (up == nullptr) return;
   t.sign[k] = f.reflect ? C(-1) : C(1);
   t.theta_sign[k] = f.capped ? C(0) : t.sign[k];
   for (int l = 0; l < L; ++l) {
-    t.r_w_lo[l][k] = rows[l].w_lo, t.r_w_hi[l][k] = rows[l].w_hi;
-    t.c_w_lo[l][k] = cols[l].w_lo, t.c_w_hi[l][k] = cols[l].w_hi;
+    TableLevel<C>& lanes = t.level[l];
+    lanes.r_w_lo[k] = rows[l].w_lo, lanes.r_w_hi[k] = rows[l].w_hi;
+    lanes.c_w_lo[k] = cols[l].w_lo, lanes.c_w_hi[k] = cols[l].w_hi;
   }
   for (int j = 0; j < L * L; ++j) t.up[j][k] = C(up[j]);
 }
@@ -762,7 +674,7 @@ class TableLanes {
   static constexpr int W = TableBatch<C>::kLanes;
   TableLanes(const PairwiseSizes& n, T* out, const T* grad, T* grad_z, T* grad_theta)
       : n_(n), L_(int(n.L)), out_(out), grad_(grad), grad_z_(grad_z), grad_theta_(grad_theta),
-        no_grad_(grad != nullptr ? L_ * L_ : 0, T(0)), batch_(std::make_unique<TableBatch<C>>()) {}
+        no_grad_(grad != nullptr ? L_ * L_ : 0, T(0)), batch_(std::make_unique<TableBatch<C>>(L_)) {}
 
   // Edge e between AUs r and s for the samples b0 + k of `mask`, sample k with frame frames[k]
   // (frames[0] for all when `shared`).
@@ -787,7 +699,7 @@ class TableLanes {
         continue;
       }
       T *gz_r = grad_z_ + (b * n_.Q + r) * K, *gz_s = grad_z_ + (b * n_.Q + s) * K;
-      for (int j = 0; j < K; ++j) gz_r[j] += T(batch_->gz_r[j][k]), gz_s[j] += T(batch_->gz_s[j][k]);
+      for (int j = 0; j < K; ++j) gz_r[j] += T(batch_->level[j].gz_r[k]), gz_s[j] += T(batch_->level[j].gz_s[k]);
       grad_theta_[i] = T(batch_->dtheta[k]);
     }
   }
@@ -802,7 +714,7 @@ class TableLanes {
   std::unique_ptr<TableBatch<C>> batch_;
 };
 
-// Tables of up to TableBatch::kMaxLevels levels into out (grad null), or their backward from the
+// Tables of any number of levels into out (grad null), or their backward from the
 // upstream gradient grad (out's shape; grad_z accumulated, grad_theta written): each edge for
 // TableBatch::kLanes samples at a time in SIMD lanes (levels in lanes too); float edges with
 // |theta| > kFloatThetaLimit in double lanes from double levels. Each sample's gradients are
@@ -878,27 +790,8 @@ at::Tensor pairwise_logtable_cpu(const at::Tensor& z_in, const at::Tensor& theta
   const PairwiseSizes& n = in.n;
   check_pairwise_data(in.z, in.theta, in.edges, nullptr, n);
   at::Tensor out = at::empty({n.B, n.E, n.L, n.L}, in.z.options());
-  if (n.L <= TableBatch<float>::kMaxLevels) {
-    AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable", [&] {
-      pairwise_logtable_lanes<scalar_t>(in, link, out.data_ptr<scalar_t>(), nullptr, nullptr, nullptr);
-    });
-    return out;
-  }
   AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable", [&] {
-    const scalar_t *theta = in.theta.data_ptr<scalar_t>(), *z = in.z.data_ptr<scalar_t>();
-    const int64_t* edges = in.edges.data_ptr<int64_t>();
-    scalar_t* po = out.data_ptr<scalar_t>();
-    const int64_t L = n.L, K = n.L - 1;
-    for_each_sample_levels<scalar_t>(in, link, false, [&](int64_t b, const Level<scalar_t>* levels,
-                                                         TableWork<scalar_t>& work) {
-      for (int64_t e = 0; e < n.E; ++e) {
-        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
-        table_edge_in_range<scalar_t>(theta_of(theta, n, b, e), z + (b * n.Q + r) * K,
-                                      z + (b * n.Q + s) * K, levels + r * L, levels + s * L,
-                                      int(L), link, po + (b * n.E + e) * L * L, nullptr, nullptr,
-                                      nullptr, work);
-      }
-    });
+    pairwise_logtable_lanes<scalar_t>(in, link, out.data_ptr<scalar_t>(), nullptr, nullptr, nullptr);
   });
   return out;
 }
@@ -914,30 +807,9 @@ std::tuple<at::Tensor, at::Tensor> pairwise_logtable_backward_cpu(
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor grad_z = at::zeros_like(in.z);
   at::Tensor grad_theta = at::zeros({n.B, n.E}, in.z.options());
-  if (n.L <= TableBatch<float>::kMaxLevels) {
-    AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable_backward", [&] {
-      pairwise_logtable_lanes<scalar_t>(in, link, nullptr, grad.data_ptr<scalar_t>(), grad_z.data_ptr<scalar_t>(),
-                                        grad_theta.data_ptr<scalar_t>());
-    });
-    return {grad_z, grad_theta};
-  }
   AT_DISPATCH_FLOATING_TYPES(in.z.scalar_type(), "ccnn_pairwise_logtable_backward", [&] {
-    const scalar_t *theta = in.theta.data_ptr<scalar_t>(), *pg = grad.data_ptr<scalar_t>();
-    const scalar_t* z = in.z.data_ptr<scalar_t>();
-    const int64_t* edges = in.edges.data_ptr<int64_t>();
-    scalar_t *pgz = grad_z.data_ptr<scalar_t>(), *pgt = grad_theta.data_ptr<scalar_t>();
-    const int64_t L = n.L, K = n.L - 1;
-    for_each_sample_levels<scalar_t>(in, link, true, [&](int64_t b, const Level<scalar_t>* levels,
-                                                        TableWork<scalar_t>& work) {
-      scalar_t* gz = pgz + b * n.Q * K;
-      for (int64_t e = 0; e < n.E; ++e) {
-        const int64_t r = edges[2 * e], s = edges[2 * e + 1];
-        pgt[b * n.E + e] = table_edge_in_range<scalar_t>(
-            theta_of(theta, n, b, e), z + (b * n.Q + r) * K, z + (b * n.Q + s) * K,
-            levels + r * L, levels + s * L, int(L), link, nullptr, pg + (b * n.E + e) * L * L,
-            gz + r * K, gz + s * K, work);
-      }
-    });
+    pairwise_logtable_lanes<scalar_t>(in, link, nullptr, grad.data_ptr<scalar_t>(), grad_z.data_ptr<scalar_t>(),
+                                      grad_theta.data_ptr<scalar_t>());
   });
   return {grad_z, grad_theta};
 }

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <type_traits>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -840,28 +841,32 @@ CCNN_SIMD Frame<V> table_frame(const TableBatch<RealOf<V>>& b, int first) {
 }
 template <typename V>
 CCNN_SIMD Side<V> table_row(const TableBatch<RealOf<V>>& b, const Frame<V>& f, int first, int a, bool with_grad) {
-  return make_side(f, b.r_lo[a] + first, b.r_lob[a] + first, b.r_hi[a] + first, b.r_hib[a] + first,
-                   b.r_mass[a] + first, b.r_log_mass[a] + first, with_grad);
+  const TableLevel<RealOf<V>>& l = b.level[a];
+  return make_side(f, l.r_lo + first, l.r_lob + first, l.r_hi + first, l.r_hib + first, l.r_mass + first,
+                   l.r_log_mass + first, with_grad);
 }
 template <typename V>
 CCNN_SIMD Side<V> table_column(const TableBatch<RealOf<V>>& b, const Frame<V>& f, int first, int c, bool with_grad) {
-  return make_side(f, b.c_lo[c] + first, b.c_lob[c] + first, b.c_hi[c] + first, b.c_hib[c] + first,
-                   b.c_mass[c] + first, b.c_log_mass[c] + first, with_grad);
+  const TableLevel<RealOf<V>>& l = b.level[c];
+  return make_side(f, l.c_lo + first, l.c_lob + first, l.c_hi + first, l.c_hib + first, l.c_mass + first,
+                   l.c_log_mass + first, with_grad);
 }
 
 template <typename V>
 CCNN_SIMD void table_cells(TableBatch<RealOf<V>>& b, int first, int L) {
   using Batch = TableBatch<RealOf<V>>;
   const Frame<V> f = table_frame<V>(b, first);
-  Side<V> cols[Batch::kMaxLevels];
-  for (int c = 0; c < L; ++c) cols[c] = table_column(b, f, first, c, false);
+  static_assert(sizeof(Side<V>) <= Batch::kScratchPerLevel, "a level's side must fit the batch's scratch");
+  Side<V>* const cols = static_cast<Side<V>*>(b.scratch);
+  RealOf<V>(*const log_prob)[Batch::kLanes] = b.log_prob;  // (in a local: stores may alias b's members)
+  for (int c = 0; c < L; ++c) new (cols + c) Side<V>(table_column(b, f, first, c, false));
   for (int a = 0; a < L; ++a) {
     const Side<V> row = table_row(b, f, first, a, false);
     for (int c = 0; c < L; ++c) {
       const Side<V>& col = cols[c];
       const CellCore<V> cell =
           cell_core(f, row.lo, row.hi, col.lo, col.hi, row.level, col.level, row.log_mass, col.log_mass);
-      store(b.log_prob[a * L + c] + first, cell.log_prob);
+      store(log_prob[a * L + c] + first, cell.log_prob);
     }
   }
 }
@@ -878,14 +883,23 @@ CCNN_SIMD void table_cells_backward(TableBatch<RealOf<V>>& b, int first, int L) 
   const V zero = splat<V>(0);
   const IntOf<V> reflect = load(b.sign + first) < R(0);
   const V theta_sign = load(b.theta_sign + first);
-  Side<V> cols[Batch::kMaxLevels];
-  V gz_r[Batch::kMaxLevels], gz_s[Batch::kMaxLevels], dtheta = zero;
-  for (int c = 0; c < L; ++c) cols[c] = table_column(b, f, first, c, true), gz_r[c] = gz_s[c] = zero;
+  static_assert(sizeof(Side<V>) + 2 * sizeof(V) <= Batch::kScratchPerLevel, "a level's side and sums must fit");
+  Side<V>* const cols = static_cast<Side<V>*>(b.scratch);
+  V* const gz_r = reinterpret_cast<V*>(cols + L);
+  V* const gz_s = gz_r + L;
+  const R(*const cell_up)[Batch::kLanes] = b.up;  // (in locals: stores may alias b's members)
+  const TableLevel<R>* const level = b.level;
+  V dtheta = zero;
+  for (int c = 0; c < L; ++c) {
+    new (cols + c) Side<V>(table_column(b, f, first, c, true));
+    new (gz_r + c) V(zero);
+    new (gz_s + c) V(zero);
+  }
   for (int a = 0; a < L; ++a) {
     const Side<V> row = table_row(b, f, first, a, true);
-    const V row_w_lo = load(b.r_w_lo[a] + first), row_w_hi = load(b.r_w_hi[a] + first);
+    const V row_w_lo = load(level[a].r_w_lo + first), row_w_hi = load(level[a].r_w_hi + first);
     for (int c = 0; c < L; ++c) {
-      const V up = load(b.up[a * L + c] + first);
+      const V up = load(cell_up[a * L + c] + first);
       const IntOf<V> used = up != R(0);
       if (!any(used)) continue;
       const Side<V>& col = cols[c];
@@ -895,12 +909,12 @@ CCNN_SIMD void table_cells_backward(TableBatch<RealOf<V>>& b, int first, int L) 
       const auto add = [&](V* sum, V d) { *sum += select(used, up * d, zero); };
       if (a > 0) add(&gz_r[a - 1], row_w_lo * g.s_u0);
       if (a < L - 1) add(&gz_r[a], row_w_hi * g.s_u1);
-      if (c > 0) add(&gz_s[c - 1], load(b.c_w_lo[c] + first) * select(reflect, -g.s_v1, g.s_v0));
-      if (c < L - 1) add(&gz_s[c], load(b.c_w_hi[c] + first) * select(reflect, -g.s_v0, g.s_v1));
+      if (c > 0) add(&gz_s[c - 1], load(level[c].c_w_lo + first) * select(reflect, -g.s_v1, g.s_v0));
+      if (c < L - 1) add(&gz_s[c], load(level[c].c_w_hi + first) * select(reflect, -g.s_v0, g.s_v1));
       add(&dtheta, theta_sign * g.dtheta);
     }
   }
-  for (int k = 0; k < L - 1; ++k) store(b.gz_r[k] + first, gz_r[k]), store(b.gz_s[k] + first, gz_s[k]);
+  for (int k = 0; k < L - 1; ++k) store(b.level[k].gz_r + first, gz_r[k]), store(b.level[k].gz_s + first, gz_s[k]);
   store(b.dtheta + first, dtheta);
 }
 

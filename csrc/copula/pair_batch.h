@@ -3,7 +3,9 @@
 // (frank_simd.h, compiled once per instruction set in pair_lanes_*_cpu.cpp).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace ccnn {
 namespace copula {
@@ -54,30 +56,53 @@ struct LevelBatch {
   T mass[kCapacity], log_mass[kCapacity], w_lo[kCapacity], w_hi[kCapacity];
 };
 
-// One edge's log tables for up to kLanes samples (pairwise_logtable): per sample (lane) the frame
-// constants, and per level l of the row AU and of the column AU the frame coordinates of its two
-// cut points with their complements (column levels already placed in the frame by column_lo /
-// column_hi: reflected for theta < 0), its mass and log mass. Forward output: the log table, cell
-// (a, c) of lane k at log_prob[a * L + c][k], in the original orientation. Backward inputs besides:
-// the upstream gradient of each cell (up, laid out as log_prob), the levels' threshold weights
-// (Level::w_lo, w_hi; the column AU's in its original orientation), sign = -1 where theta < 0
-// (reflected), else 1, and theta_sign = sign, or 0 where |theta| reached the cap; outputs d/dz of
-// the row AU's and the column AU's thresholds (gz_r[k][lane], gz_s[k][lane], k < L-1) and
-// d/dtheta.
+// One level l of a TableBatch: each field 16 values, one per lane (the fields of TableBatch below).
+template <typename T>
+struct TableLevel {
+  T r_lo[16], r_lob[16], r_hi[16], r_hib[16], r_mass[16], r_log_mass[16];
+  T c_lo[16], c_lob[16], c_hi[16], c_hib[16], c_mass[16], c_log_mass[16];
+  T r_w_lo[16], r_w_hi[16], c_w_lo[16], c_w_hi[16];  // backward
+  T gz_r[16], gz_s[16];                              // backward
+};
+
+// One edge's log tables for up to kLanes samples (pairwise_logtable), made for one number of
+// levels L (any): per sample (lane) the frame constants, and per level l (level[l]) of the row AU
+// (r_*) and of the column AU (c_*) the frame coordinates of its two cut points with their
+// complements (column levels already placed in the frame by column_lo / column_hi: reflected for
+// theta < 0), its mass and log mass. Forward output: the log table, cell (a, c) of lane k at
+// log_prob[a * L + c][k], in the original orientation. Backward inputs besides: the upstream
+// gradient of each cell (up, laid out as log_prob), the levels' threshold weights (Level::w_lo,
+// w_hi; the column AU's in its original orientation), sign = -1 where theta < 0 (reflected), else
+// 1, and theta_sign = sign, or 0 where |theta| reached the cap; outputs d/dz of the row AU's and
+// the column AU's thresholds (level[k].gz_r[lane], level[k].gz_s[lane], k < L-1) and d/dtheta.
+// scratch: kScratchPerLevel bytes per level, 64-byte aligned, for the kernels' per-level vectors.
 template <typename T>
 struct TableBatch {
-  static constexpr int kLanes = 16, kMaxLevels = 12;
+  static constexpr int kLanes = 16;
+  static constexpr std::size_t kScratchPerLevel = 1024;
   T theta[kLanes], x1[kLanes], m1[kLanes], inv_mraw[kLanes], inv_m1[kLanes], lambda1[kLanes];
-  T r_lo[kMaxLevels][kLanes], r_lob[kMaxLevels][kLanes], r_hi[kMaxLevels][kLanes],
-      r_hib[kMaxLevels][kLanes], r_mass[kMaxLevels][kLanes], r_log_mass[kMaxLevels][kLanes];
-  T c_lo[kMaxLevels][kLanes], c_lob[kMaxLevels][kLanes], c_hi[kMaxLevels][kLanes],
-      c_hib[kMaxLevels][kLanes], c_mass[kMaxLevels][kLanes], c_log_mass[kMaxLevels][kLanes];
-  T log_prob[kMaxLevels * kMaxLevels][kLanes];
-  // backward
-  T up[kMaxLevels * kMaxLevels][kLanes];
-  T r_w_lo[kMaxLevels][kLanes], r_w_hi[kMaxLevels][kLanes], c_w_lo[kMaxLevels][kLanes], c_w_hi[kMaxLevels][kLanes];
-  T sign[kLanes], theta_sign[kLanes];
-  T gz_r[kMaxLevels][kLanes], gz_s[kMaxLevels][kLanes], dtheta[kLanes];
+  T sign[kLanes], theta_sign[kLanes], dtheta[kLanes];
+  TableLevel<T>* level;   // L
+  T (*log_prob)[kLanes];  // L * L
+  T (*up)[kLanes];        // L * L
+  void* scratch;
+
+  explicit TableBatch(int L)
+      : levels_(L), cells_(2 * std::size_t(L) * L * kLanes), scratch_(L * kScratchPerLevel + kAlign) {
+    level = levels_.data();
+    log_prob = reinterpret_cast<T(*)[kLanes]>(cells_.data());
+    up = log_prob + std::size_t(L) * L;
+    const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(scratch_.data());
+    scratch = scratch_.data() + ((at + kAlign - 1) / kAlign * kAlign - at);
+  }
+  TableBatch(const TableBatch&) = delete;
+  TableBatch& operator=(const TableBatch&) = delete;
+
+ private:
+  static constexpr std::size_t kAlign = 64;
+  std::vector<TableLevel<T>> levels_;
+  std::vector<T> cells_;
+  std::vector<unsigned char> scratch_;
 };
 
 // The instruction sets the SIMD math is compiled for (pair_lanes_*_cpu.cpp), narrowest first.
