@@ -85,6 +85,7 @@ demo: build
 
 bench: build
 	$(PYTHON) benchmarks/bench_copula.py --out benchmarks/results
+	$(PYTHON) benchmarks/bench_logtable_levels.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_decode.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_data.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_heads.py

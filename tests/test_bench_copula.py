@@ -111,3 +111,20 @@ def test_a_failed_bar_exits_1(tmp_path, monkeypatch):
     with open(tmp_path / "copula_cpu.json") as f:
         bars = json.load(f)["bars"]
     assert [b["met"] for b in bars if b["applies"]] == [False]
+
+
+def test_levels_benchmark_quick_run_writes_results(tmp_path):
+    """benchmarks/bench_logtable_levels.py --quick: every (dtype, L, mode) timed for ccnn and eager."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "python"), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "bench_logtable_levels.py"), "--quick",
+           "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(tmp_path / "logtable_levels_cpu.json") as f:
+        payload = json.load(f)
+    got = {(r["dtype"], r["L"], r["mode"]) for r in payload["results"]}
+    assert got == {(d, L, m) for d in ("float32", "float64") for L in (6, 13)
+                   for m in ("forward", "forward+backward")}
+    assert all(r["ccnn_ms"] > 0 and r["eager_ms"] > 0 for r in payload["results"])
+    assert "| float32 | 13 | forward |" in (tmp_path / "logtable_levels_cpu.md").read_text()
