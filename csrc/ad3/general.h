@@ -45,8 +45,8 @@ struct GeneralModel {
   std::vector<char> has_dense;             // per variable
   std::vector<char> one_hot;               // per variable: a factor enforces its one-hot constraint
   // At least one factor, every variable multi-valued, every factor a dense table over two of
-  // them, no two on the same pair, and no internal factor: AD3 runs the pairwise solver
-  // (Ad3Solver) on it.
+  // them, no two on the same pair, and internal factors only over variables in no declared
+  // factor: AD3 runs the pairwise solver (Ad3Solver) on it.
   bool pairwise = false;
   // scratch
   std::vector<int> unit_values, link_values;

@@ -408,6 +408,10 @@ Ad3Run run_pairwise_ad3(GeneralModel& model, const double* theta, const double* 
     std::copy(q.begin() + edge.link_a, q.begin() + edge.link_a + edge.ka, run.q.begin() + first);
     std::copy(q.begin() + edge.link_b, q.begin() + edge.link_b + edge.kb, run.q.begin() + second);
   }
+  // internal XORs over isolated variables: their one link per unit copies p (lambda stays 0)
+  for (std::size_t l = model.link_begin[graph.num_factors()]; l < model.link_unit.size(); ++l) {
+    run.q[l] = run.p[model.link_unit[l]];
+  }
   if (run.status != Status::kOptimal) {
     double value = 0.0;
     for (int u = 0; u < graph.num_units(); ++u) value += theta[u] * run.p[u];
