@@ -7,12 +7,15 @@ validation kernels' first offending indices, and bitwise repeatability under thr
 
 This runs the kernels' logic (indexing, work split, grid-stride loops, shared-memory reductions,
 warp-collective code) on machines without a GPU; tests/test_copula_cuda.py runs the same
-comparisons on a real device. Checked to fail on three planted bugs: an off-by-one in the
-incidence scan's warp shuffle, a dropped cell in the table backward's theta sum, and a missing
-barrier between its passes. Not covered here: the GPU memory model (a race shows only when the
-threads happen to be scheduled so), libdevice's rounding (glibc's here), the 64-bit index kernels
-(sizes above 2^30 elements), launch limits beyond the block and grid sizes. The library is built
-with the host compiler into build/cuda-emulation/ (about 15 s, once per change of its sources).
+comparisons on a real device. Checked to fail on four planted bugs: an off-by-one in the
+incidence scan's warp shuffle, a dropped cell in the table backward's theta sum, a missing
+barrier between its passes, and a wrong level count on the 64-bit index path (a crash: the
+emulated kernels run in this process, so an out-of-bounds write can take pytest down). Not covered here: the GPU memory model (a race shows only when the
+threads happen to be scheduled so), libdevice's rounding (glibc's here), launch limits beyond the block and
+grid sizes. Every test runs twice: with the kernels a call picks (32-bit indices, tables
+specialised on L) and with the 64-bit index kernels that calls above 2^30 elements take (built
+with CCNN_CUDA_INDEX64). The two libraries are built with the host compiler into
+build/cuda-emulation/ (about 15 s each, once per change of their sources).
 """
 import ctypes
 import hashlib
@@ -37,14 +40,15 @@ DTYPES = [torch.float32, torch.float64]
 NO_ERROR = 2**63 - 1
 
 
-def build_library():
-    """The emulated kernels as a shared library, rebuilt when a source changes."""
+def build_library(index64):
+    """The emulated kernels as a shared library, rebuilt when a source changes; index64: built
+    with CCNN_CUDA_INDEX64 (every call takes the 64-bit index kernels)."""
     compiler = shutil.which("c++") or shutil.which("g++")
     if compiler is None:
         pytest.skip("no C++ compiler")
-    sources = KERNELS + sorted((ROOT / "csrc" / "copula").glob("*.h")) + sorted(EMULATION.iterdir())
+    sources = sorted((ROOT / "csrc" / "copula").iterdir()) + sorted(EMULATION.iterdir())
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources if p.is_file())).hexdigest()[:16]
-    folder = ROOT / "build" / "cuda-emulation"
+    folder = ROOT / "build" / "cuda-emulation" / ("index64" if index64 else "index32")
     library = folder / f"libcopula_emulated_{digest}.so"
     if library.exists():
         return library
@@ -58,16 +62,17 @@ def build_library():
         rewritten.append(str(out))
     partial = library.with_suffix(".partial")
     command = [compiler, "-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-pthread",
-               f"-I{EMULATION}", f"-I{ROOT / 'csrc'}", *rewritten, str(EMULATION / "entry.cpp"), "-o", str(partial)]
+               *(["-DCCNN_CUDA_INDEX64"] if index64 else []), f"-I{EMULATION}", f"-I{ROOT / 'csrc'}",
+               *rewritten, str(EMULATION / "entry.cpp"), "-o", str(partial)]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, f"building the emulated kernels failed:\n{result.stderr[-4000:]}"
     partial.rename(library)
     return library
 
 
-@pytest.fixture(scope="module")
-def emu():
-    return ctypes.CDLL(str(build_library()))
+@pytest.fixture(scope="module", params=["index32", "index64"])
+def emu(request):
+    return ctypes.CDLL(str(build_library(request.param == "index64")))
 
 
 def call(lib, name, dtype, *args):

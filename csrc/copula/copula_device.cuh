@@ -30,7 +30,11 @@ inline int blocks_for(int64_t count, int threads = kThreads) {
 }
 
 // Whether every flat index formed by the pairwise kernels of a call fits 32-bit indexing.
+// (CCNN_CUDA_INDEX64: never, so that tests run the 64-bit index kernels at small sizes.)
 inline bool fits_int32(const Sizes& n) {
+#ifdef CCNN_CUDA_INDEX64
+  return false;
+#endif
   const double B = double(n.B), Q = double(n.Q), L = double(n.L), E = double(n.E);
   const double largest = std::max({B * E * L * L,          // table cells
                                    B * Q * L,              // levels
