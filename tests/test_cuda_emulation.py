@@ -1,6 +1,7 @@
 """The CUDA kernels of the copula ops (csrc/copula/*.cu) run on the CPU, through the emulation of
-tests/cuda_emulation/cuda_runtime.h (every CUDA thread an OS thread, real barriers for
-__syncthreads and the warp shuffles and ballots), against the CPU kernels: every launcher, both
+tests/cuda_emulation/cuda_runtime.h (in kernels that synchronise, every CUDA thread an OS thread
+and real barriers for __syncthreads and the warp shuffles and ballots), against the CPU kernels
+(tests/cpp/test_cuda_emulation.cpp runs them under the sanitizers): every launcher, both
 dtypes, both links, shared and per-sample theta, L = 2 and 6 (specialised kernels), 9 (generic)
 and 17 (the table backward's multi-pass path), missing labels, NaN for out-of-range indices, the
 validation kernels' first offending indices, and bitwise repeatability under thread scheduling.

@@ -1,8 +1,10 @@
 // A CPU stand-in for the parts of the CUDA runtime and device language that csrc/copula's .cu
-// files use, so that their kernels run on the host (tests/test_cuda_emulation.py): every CUDA
-// thread of a block is an OS thread, blocks run one after another, __syncthreads() is a barrier
-// over the block, warp shuffles and ballots exchange values through a barrier over the warp, and
-// __shared__ variables are function statics (one block at a time, so one copy suffices). Launches
+// files use, so that their kernels run on the host (tests/test_cuda_emulation.py,
+// tests/cpp/test_cuda_emulation.cpp): in kernels that synchronise, every CUDA thread of a block
+// is an OS thread, blocks run one after another, __syncthreads() is a barrier over the block,
+// warp shuffles and ballots exchange values through a barrier over the warp, and __shared__
+// variables are function statics (one block at a time, so one copy suffices); the threads of
+// other kernels run one after another. Launches
 // (rewritten from <<<...>>> by rewrite_launches.py) run to completion before they return.
 //
 // What it checks: indexing, the work split over blocks, threads and grid-stride loops, barriers
@@ -20,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -111,37 +114,66 @@ inline cudaError_t& last_error() {
   return error;
 }
 
-// Runs body() as every thread of a grid x block launch.
+// Runs body() as every thread of a grid x block launch. Collective kernels (they call
+// __syncthreads or warp shuffles or ballots): block.x OS threads, which run the blocks one after
+// another (a barrier between blocks, so that a block's __shared__ statics are its own). Others:
+// their threads one after another on the calling thread (any order is a valid schedule for
+// threads that never wait for each other), which is much faster.
 template <typename Body>
-void launch(dim3 grid, dim3 block, const Body& body) {
+void launch(dim3 grid, dim3 block, bool collective, const Body& body) {
   static std::mutex one_launch_at_a_time;
   std::lock_guard<std::mutex> lock(one_launch_at_a_time);
   if (block.x < 1 || block.x > 1024 || grid.x < 1 || grid.x > 2147483647u) {
     last_error() = cudaErrorInvalidConfiguration;
     return;
   }
-  for (unsigned b = 0; b < grid.x; ++b) {
-    Block shared(static_cast<int>(block.x));
-    std::vector<std::thread> threads;
-    threads.reserve(block.x);
-    for (unsigned t = 0; t < block.x; ++t) {
-      threads.emplace_back([&, t] {
-        ThreadState& s = state();
-        s.thread_idx = dim3(t);
-        s.block_idx = dim3(b);
-        s.block_dim = block;
-        s.grid_dim = grid;
-        s.block = &shared;
+  ThreadState& caller = state();
+  if (!collective) {
+    caller.block_dim = block;
+    caller.grid_dim = grid;
+    caller.block = nullptr;  // (a barrier here is a misclassified kernel: see my_block)
+    for (unsigned b = 0; b < grid.x; ++b) {
+      caller.block_idx = dim3(b);
+      for (unsigned t = 0; t < block.x; ++t) {
+        caller.thread_idx = dim3(t);
         body();
-        shared.warps[t / 32]->barrier.leave();
-        shared.barrier.leave();
-      });
+      }
     }
-    for (std::thread& thread : threads) thread.join();
+    return;
   }
+  std::vector<std::unique_ptr<Block>> blocks(grid.x);
+  for (std::unique_ptr<Block>& b : blocks) b.reset(new Block(static_cast<int>(block.x)));
+  Barrier block_done(static_cast<int>(block.x));
+  std::vector<std::thread> threads;
+  threads.reserve(block.x);
+  for (unsigned t = 0; t < block.x; ++t) {
+    threads.emplace_back([&, t] {
+      ThreadState& s = state();
+      s.thread_idx = dim3(t);
+      s.block_dim = block;
+      s.grid_dim = grid;
+      for (unsigned b = 0; b < grid.x; ++b) {
+        s.block_idx = dim3(b);
+        s.block = blocks[b].get();
+        body();
+        s.block->warps[t / 32]->barrier.leave();
+        s.block->barrier.leave();
+        block_done.wait("the end of a block");
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
 }
 
-inline Warp& my_warp() { return *state().block->warps[state().thread_idx.x / 32]; }
+inline Block& my_block() {
+  if (state().block == nullptr) {
+    std::fprintf(stderr, "cuda emulation: a barrier or warp collective in a kernel launched as independent threads\n");
+    std::abort();
+  }
+  return *state().block;
+}
+
+inline Warp& my_warp() { return *my_block().warps[state().thread_idx.x / 32]; }
 
 // Every lane of the warp publishes `value`; returns what lane `source` published (its own value
 // when source is outside the warp).
@@ -165,7 +197,7 @@ T exchange(T value, int source, const char* what) {
 #define blockDim (::ccnn_emu::state().block_dim)
 #define gridDim (::ccnn_emu::state().grid_dim)
 
-inline void __syncthreads() { ::ccnn_emu::state().block->barrier.wait("__syncthreads"); }
+inline void __syncthreads() { ::ccnn_emu::my_block().barrier.wait("__syncthreads"); }
 
 template <typename T>
 T __shfl_down_sync(unsigned, T value, int delta) {

@@ -1,6 +1,9 @@
 """Rewrites the kernel launches of a CUDA source, ``kernel<...><<<grid, block, shared, stream>>>(args);``,
-into ``::ccnn_emu::launch(grid, block, [&] { kernel<...>(args); });`` (cuda_runtime.h), so that a
-host C++ compiler builds it. Usage: python rewrite_launches.py IN.cu OUT.cpp"""
+into ``::ccnn_emu::launch(grid, block, collective, [&] { kernel<...>(args); });`` (cuda_runtime.h),
+so that a host C++ compiler builds it; `collective` is whether the kernel's body calls
+__syncthreads or a warp shuffle or ballot (its threads then run concurrently; the others run one
+after another). Usage: python rewrite_launches.py IN.cu OUT.cpp"""
+import os
 import re
 import sys
 
@@ -8,7 +11,7 @@ import sys
 def _match(text, index, step):
     """Index of the bracket matching the one at text[index], scanning forward (step 1) from an
     opening one or backward (step -1) from a closing one."""
-    pairs = {"(": ")", "<": ">", ")": "(", ">": "<"}
+    pairs = {"(": ")", "<": ">", "{": "}", ")": "(", ">": "<", "}": "{"}
     opening, closing = text[index], pairs[text[index]]
     depth, i = 0, index
     while 0 <= i < len(text):
@@ -38,7 +41,19 @@ def _split_top_level(text):
     return parts
 
 
+def collective_kernels(source):
+    """Names of the __global__ functions whose body synchronises threads."""
+    names = set()
+    for match in re.finditer(r"__global__\s+(?:void\s+)?(?:__launch_bounds__\([^)]*\)\s+)?(?:void\s+)?(\w+)\s*\(", source):
+        body_open = source.index("{", _match(source, match.end() - 1, 1))
+        body = source[body_open:_match(source, body_open, 1)]
+        if re.search(r"__syncthreads|__shfl\w*_sync|__ballot_sync", body):
+            names.add(match.group(1))
+    return names
+
+
 def rewrite(source):
+    collective = collective_kernels(source)
     out, position = [], 0
     while True:
         start = source.find("<<<", position)
@@ -66,7 +81,11 @@ def rewrite(source):
         args_close = _match(source, args_open, 1)
         args = source[args_open:args_close + 1]
         out.append(source[position:kernel_begin])
-        out.append(f"::ccnn_emu::launch(dim3({config[0]}), dim3({config[1]}), [&] {{ {kernel}{args}; }})")
+        name = kernel.split("<")[0].strip().split("::")[-1]
+        launch = (f"::ccnn_emu::launch(dim3({config[0]}), dim3({config[1]}), {str(name in collective).lower()}, "
+                  f"[&] {{ {kernel}{args}; }})")
+        lost_lines = source.count("\n", kernel_begin, args_close + 1) - launch.count("\n")
+        out.append(launch + "\n" * lost_lines)  # (the lines after keep their numbers)
         position = args_close + 1
 
 
@@ -74,4 +93,4 @@ if __name__ == "__main__":
     with open(sys.argv[1]) as f:
         text = f.read()
     with open(sys.argv[2], "w") as f:
-        f.write(rewrite(text))
+        f.write(f'#line 1 "{os.path.abspath(sys.argv[1])}"\n' + rewrite(text))  # (diagnostics name the .cu)
