@@ -331,13 +331,8 @@ template cudaError_t build_incidence<int64_t>(const int64_t*, const Sizes&, void
 
 namespace {
 
-// 32-bit indexing for an elementwise kernel over `count` items (see fits_int32).
-bool count_fits_int32(int64_t count) {
-#ifdef CCNN_CUDA_INDEX64
-  return false;
-#endif
-  return count < detail::kInt32Limit;
-}
+// 32-bit indexing for an elementwise kernel over `count` items.
+bool count_fits_int32(int64_t count) { return !detail::kAlways64BitIndex && count < detail::kInt32Limit; }
 
 }  // namespace
 

@@ -29,12 +29,17 @@ inline int blocks_for(int64_t count, int threads = kThreads) {
   return int(std::max<int64_t>(1, std::min<int64_t>(blocks, kMaxBlocks)));
 }
 
-// Whether every flat index formed by the pairwise kernels of a call fits 32-bit indexing.
-// (CCNN_CUDA_INDEX64: never, so that tests run the 64-bit index kernels at small sizes.)
-inline bool fits_int32(const Sizes& n) {
+// Built with CCNN_CUDA_INDEX64, every call takes the 64-bit index kernels (so that tests run them
+// at small sizes).
 #ifdef CCNN_CUDA_INDEX64
-  return false;
+constexpr bool kAlways64BitIndex = true;
+#else
+constexpr bool kAlways64BitIndex = false;
 #endif
+
+// Whether every flat index formed by the pairwise kernels of a call fits 32-bit indexing.
+inline bool fits_int32(const Sizes& n) {
+  if (kAlways64BitIndex) return false;
   const double B = double(n.B), Q = double(n.Q), L = double(n.L), E = double(n.E);
   const double largest = std::max({B * E * L * L,          // table cells
                                    B * Q * L,              // levels

@@ -15,27 +15,9 @@
 #include <vector>
 
 #include "check.h"
+#include "entry.h"
 #include "copula/input_checks.h"
 
-#define CCNN_EMU_DECLARE(T, suffix)                                                                              \
-  extern "C" int frank_copula_##suffix(const T*, const T*, const T*, T*, int64_t);                              \
-  extern "C" int frank_copula_backward_##suffix(const T*, const T*, const T*, const T*, T*, T*, T*, int64_t);   \
-  extern "C" int ordinal_logprob_##suffix(const T*, T*, int64_t, int64_t, int);                                 \
-  extern "C" int ordinal_logprob_backward_##suffix(const T*, const T*, const T*, T*, int64_t, int64_t, int);    \
-  extern "C" int pairwise_loglik_##suffix(const T*, const T*, const int64_t*, const int64_t*, T*, T*, int64_t,  \
-                                          int64_t, int64_t, int64_t, int, int);                                 \
-  extern "C" int pairwise_loglik_bwd_##suffix(const T*, const T*, const int64_t*, const int64_t*, T*, T*,       \
-                                              int64_t, int64_t, int64_t, int64_t, int);                         \
-  extern "C" int pairwise_logtable_##suffix(const T*, const T*, const int64_t*, T*, int64_t, int64_t, int64_t,  \
-                                            int64_t, int, int);                                                 \
-  extern "C" int pairwise_logtable_backward_##suffix(const T*, const T*, const T*, const int64_t*, T*, T*,      \
-                                                     int64_t, int64_t, int64_t, int64_t, int, int);             \
-  extern "C" int validate_pairwise_##suffix(const T*, const T*, int64_t, const int64_t*, const int64_t*,        \
-                                            int64_t, int64_t, int64_t, int64_t, int, int64_t*);                 \
-  extern "C" int validate_frank_##suffix(const T*, const T*, const T*, int64_t, int64_t*);
-
-CCNN_EMU_DECLARE(float, f32)
-CCNN_EMU_DECLARE(double, f64)
 
 namespace {
 

@@ -15,7 +15,6 @@
 // bits), register and occupancy limits, and launch checks beyond the block and grid sizes.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -92,11 +91,8 @@ struct Block {
       warps.emplace_back(new Warp(threads - first < 32 ? threads - first : 32));
     }
   }
-  ~Block() {
-    for (Warp* w : warps) delete w;
-  }
   Barrier barrier;
-  std::vector<Warp*> warps;
+  std::vector<std::unique_ptr<Warp>> warps;
 };
 
 struct ThreadState {

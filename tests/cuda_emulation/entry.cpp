@@ -7,6 +7,7 @@
 
 #include "copula/copula_kernels.h"
 #include "copula/input_checks.h"
+#include "entry.h"
 
 namespace {
 
