@@ -24,9 +24,10 @@
 //   void additional_marginals(const double* w, int k, double* u)  u = A w
 // and the LocalFactor's degree() and num_additional().
 //
-// ActiveSetFactor: the configurations as sparse 0/1 link vectors, the oracle a virtual best_config
-// of subclasses (dense factors of any arity, structured factors); factors_dense.cpp has a
-// specialised one for the two-variable dense factor.
+// ActiveSetLocalFactor<Configs>: a LocalFactor solved by the method. ActiveSetFactor: one with the
+// configurations as sparse 0/1 link vectors, the oracle a virtual best_config of subclasses (dense
+// factors of any arity, structured factors); factors_dense.cpp has a specialised one for the
+// two-variable dense factor.
 #pragma once
 
 #include <algorithm>
@@ -92,21 +93,30 @@ class ActiveSetSolver {
          *overlap_ = nullptr, *residual_ = nullptr;
 };
 
-class ActiveSetFactor : public LocalFactor, public ActiveSetSolver<ActiveSetFactor> {
+// A LocalFactor whose local problem the active-set method solves over Configs, which derives
+// from it (CRTP) and provides what ActiveSetSolver asks of it.
+template <class Configs>
+class ActiveSetLocalFactor : public LocalFactor, public ActiveSetSolver<Configs> {
  public:
   using LocalFactor::LocalFactor;
+
+  void solve_qp(const double* x, const double* a, double* q, double* u) override {
+    this->solve(degree(), x, a, q, u, num_additional());
+  }
+  bool defers_additional() const override { return true; }
+  void additional_posteriors(double* u) override { this->last_additional(u, num_additional()); }
+  void limit_qp_steps(int steps) override { this->set_step_budget(steps); }
+  bool last_qp_exact() const override { return this->solved_exactly(); }
+};
+
+class ActiveSetFactor : public ActiveSetLocalFactor<ActiveSetFactor> {
+ public:
+  using ActiveSetLocalFactor::ActiveSetLocalFactor;
 
   // The best configuration for link scores s and additional scores a; returns its value.
   virtual double best_config(const double* s, const double* a, Config& config) = 0;
 
   double map(const double* s, const double* a, double* y, double* u) override;
-  void solve_qp(const double* x, const double* a, double* q, double* u) override {
-    solve(degree(), x, a, q, u, num_additional());
-  }
-  bool defers_additional() const override { return true; }
-  void additional_posteriors(double* u) override { last_additional(u, num_additional()); }
-  void limit_qp_steps(int steps) override { set_step_budget(steps); }
-  bool last_qp_exact() const override { return solved_exactly(); }
 
   // Configs (see above).
   double oracle(const double* s, const double* a);

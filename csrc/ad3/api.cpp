@@ -1,12 +1,8 @@
 // The public entry points of ad3.h: argument checks, single problems and parallel batches.
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
-#include <condition_variable>
-#include <exception>
 #include <limits>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -247,23 +243,10 @@ void run_batch(const Graph& graph, const BatchScores& scores, const BatchOutput&
   std::atomic<bool> failed{false};
   std::vector<std::string> errors(threads);
   std::vector<std::size_t> error_problems(threads, batch);
-  // Cancellation: the caller's flag, the batch's own flag (set by a poll that cancels), the poll
-  // (on this thread only) and the exception it threw, if any.
-  std::atomic<bool> cancelled{false};
-  std::exception_ptr poll_error;
-  const std::function<bool()>* poll = interrupt.poll ? &interrupt.poll : nullptr;
-  const double poll_interval = interrupt.poll_interval > 0.0 && interrupt.poll_interval < 1e6
-                                   ? interrupt.poll_interval : 0.05;
-  auto control = [&](std::size_t t) {
-    return detail::StopControl(interrupt.cancel, &cancelled, t == 0 ? poll : nullptr, poll_interval,
-                               &poll_error);
-  };
-  std::mutex mutex;
-  std::condition_variable all_done;
-  std::size_t finished = 0;  // helper threads done (under mutex)
-  auto work = [&](std::size_t t) {
+  detail::BatchCancel cancel(interrupt);
+  detail::run_on_threads(threads, cancel, [&](std::size_t t) {
     BatchWorker<decltype(make_solver())> worker(graph, make_solver(), scores, output, shared_pairwise,
-                                                shared_magnitude, time_limit, control(t));
+                                                shared_magnitude, time_limit, cancel.control(t));
     while (!failed.load()) {
       const std::size_t begin = next.fetch_add(chunk);
       if (begin >= batch) break;
@@ -272,35 +255,9 @@ void run_batch(const Graph& graph, const BatchScores& scores, const BatchOutput&
         break;
       }
     }
-  };
-  if (threads == 1) {
-    work(0);
-  } else {
-    std::vector<std::thread> pool;
-    pool.reserve(threads - 1);
-    for (std::size_t t = 1; t < threads; ++t) {
-      pool.emplace_back([&, t] {
-        work(t);
-        std::lock_guard<std::mutex> lock(mutex);
-        ++finished;
-        all_done.notify_one();
-      });
-    }
-    work(0);
-    if (poll != nullptr) {  // keep polling while the other threads finish
-      detail::StopControl waiting = control(0);
-      std::unique_lock<std::mutex> lock(mutex);
-      const auto interval = std::chrono::duration<double>(poll_interval);
-      while (!all_done.wait_for(lock, interval, [&] { return finished == threads - 1; })) {
-        lock.unlock();
-        waiting.cancelled();
-        lock.lock();
-      }
-    }
-    for (std::thread& thread : pool) thread.join();
-  }
-  if (poll_error) std::rethrow_exception(poll_error);
-  if (cancelled.load() || (interrupt.cancel != nullptr && interrupt.cancel->load())) {
+  });
+  cancel.rethrow_poll_error();
+  if (cancel.cancelled()) {
     // Cancelled, unless every problem was solved before anyone noticed.
     bool all_solved = !failed.load();
     if (all_solved) return;

@@ -94,10 +94,10 @@ class DenseFactor : public ActiveSetFactor {
 // Dense factor over two variables (K1 x K2 states), as DenseFactor but with the configurations as
 // (state 1, state 2) pairs and the oracle a K1 x K2 scan: the same local solutions, several
 // times faster (pairwise graphs: grids, general pairwise models).
-class PairDenseFactor : public LocalFactor, public ActiveSetSolver<PairDenseFactor> {
+class PairDenseFactor : public ActiveSetLocalFactor<PairDenseFactor> {
  public:
   PairDenseFactor(int k1, int k2)
-      : LocalFactor(k1 + k2, k1 * k2), k1_(k1), k2_(k2), states_{k1, k2}, slots_(2 * (k1 + k2)) {}
+      : ActiveSetLocalFactor(k1 + k2, k1 * k2), k1_(k1), k2_(k2), states_{k1, k2}, slots_(2 * (k1 + k2)) {}
 
   double map(const double* s, const double* a, double* y, double* u) override {
     const double value = oracle(s, a);
@@ -108,14 +108,6 @@ class PairDenseFactor : public LocalFactor, public ActiveSetSolver<PairDenseFact
     u[ci_ * k2_ + cj_] = 1.0;
     return value;
   }
-
-  void solve_qp(const double* x, const double* a, double* q, double* u) override {
-    solve(degree(), x, a, q, u, num_additional());
-  }
-  bool defers_additional() const override { return true; }
-  void additional_posteriors(double* u) override { last_additional(u, num_additional()); }
-  void limit_qp_steps(int steps) override { set_step_budget(steps); }
-  bool last_qp_exact() const override { return solved_exactly(); }
 
   double evaluate(const int* y, const double* a, double* u) const override {
     return evaluate_dense(states_, 2, y, a, u, num_additional());

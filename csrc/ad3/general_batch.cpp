@@ -2,10 +2,6 @@
 // std::threads, each with its own GeneralModel (the local solvers keep state) and StopControl.
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <exception>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -56,66 +52,24 @@ std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method,
   threads = std::min(threads, batch);
   std::atomic<std::size_t> next{0};
   std::vector<char> done(batch, 0);  // solved, not cut short by a cancel
-  std::atomic<bool> cancelled{false};
-  std::exception_ptr poll_error, worker_error;
-  std::mutex mutex;
-  const std::function<bool()>* poll = interrupt.poll ? &interrupt.poll : nullptr;
-  const double poll_interval =
-      interrupt.poll_interval > 0.0 && interrupt.poll_interval < 1e6 ? interrupt.poll_interval : 0.05;
-  auto control = [&](std::size_t t) {
-    return detail::StopControl(interrupt.cancel, &cancelled, t == 0 ? poll : nullptr, poll_interval, &poll_error);
-  };
-  auto work = [&](std::size_t t) {
-    try {
-      detail::StopControl stop = control(t);
-      for (;;) {
-        if (stop.cancelled()) break;
-        const std::size_t b = next.fetch_add(1);
-        if (b >= batch) break;
-        const double* us = scores.unit_scores + b * u;
-        const double* fs = scores.factor_scores == nullptr ? nullptr : scores.factor_scores + (shared ? 0 : b * f);
-        // A fresh model per problem: active sets must not carry over (the same result as alone).
-        detail::GeneralModel model(graph);
-        results[b] = detail::solve_general(method, model, us, fs, ad3_options, exact_options, psdd_options, stop);
-        if (stop.reason() == detail::StopReason::kCancel) break;
-        done[b] = 1;
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (!worker_error) worker_error = std::current_exception();
-      cancelled.store(true);
+  detail::BatchCancel cancel(interrupt);
+  detail::run_on_threads(threads, cancel, [&](std::size_t t) {
+    detail::StopControl stop = cancel.control(t);
+    for (;;) {
+      if (stop.cancelled()) break;
+      const std::size_t b = next.fetch_add(1);
+      if (b >= batch) break;
+      const double* us = scores.unit_scores + b * u;
+      const double* fs = scores.factor_scores == nullptr ? nullptr : scores.factor_scores + (shared ? 0 : b * f);
+      // A fresh model per problem: active sets must not carry over (the same result as alone).
+      detail::GeneralModel model(graph);
+      results[b] = detail::solve_general(method, model, us, fs, ad3_options, exact_options, psdd_options, stop);
+      if (stop.reason() == detail::StopReason::kCancel) break;
+      done[b] = 1;
     }
-  };
-  if (threads == 1) {
-    work(0);
-  } else {
-    std::condition_variable all_done;
-    std::size_t finished = 0;
-    std::vector<std::thread> pool;
-    for (std::size_t t = 1; t < threads; ++t) {
-      pool.emplace_back([&, t] {
-        work(t);
-        std::lock_guard<std::mutex> lock(mutex);
-        ++finished;
-        all_done.notify_one();
-      });
-    }
-    work(0);
-    if (poll != nullptr) {  // keep polling while the other threads finish
-      detail::StopControl waiting = control(0);
-      std::unique_lock<std::mutex> lock(mutex);
-      const auto interval = std::chrono::duration<double>(poll_interval);
-      while (!all_done.wait_for(lock, interval, [&] { return finished == threads - 1; })) {
-        lock.unlock();
-        waiting.cancelled();
-        lock.lock();
-      }
-    }
-    for (std::thread& thread : pool) thread.join();
-  }
-  if (worker_error) std::rethrow_exception(worker_error);
+  });
   if (std::find(done.begin(), done.end(), 0) != done.end()) {  // cancelled before the end
-    if (poll_error) std::rethrow_exception(poll_error);
+    cancel.rethrow_poll_error();
     throw Cancelled();
   }
   return results;  // (a cancel that came after the last problem changes nothing)

@@ -5,9 +5,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "ad3/ad3.h"
@@ -109,6 +113,90 @@ class StopControl {
   Clock::time_point deadline_{};
   StopReason reason_ = StopReason::kNone;
 };
+
+// The cancellation state of one batch, shared by its worker threads: the caller's Interrupt, the
+// batch's own flag (set when a poll cancels) and the exception a poll threw, if any.
+class BatchCancel {
+ public:
+  explicit BatchCancel(const Interrupt& interrupt)
+      : external_(interrupt.cancel), poll_(interrupt.poll ? &interrupt.poll : nullptr),
+        poll_interval_(interrupt.poll_interval > 0.0 && interrupt.poll_interval < 1e6 ? interrupt.poll_interval
+                                                                                        : 0.05) {}
+  BatchCancel(const BatchCancel&) = delete;
+  BatchCancel& operator=(const BatchCancel&) = delete;
+
+  // Worker thread t's control; only thread 0 (the calling thread) polls.
+  StopControl control(std::size_t t) {
+    return StopControl(external_, &cancelled_, t == 0 ? poll_ : nullptr, poll_interval_, &poll_error_);
+  }
+  bool polls() const { return poll_ != nullptr; }
+  double poll_interval() const { return poll_interval_; }
+  // Whether the batch was cancelled, by its poll or by the caller's flag.
+  bool cancelled() const {
+    return cancelled_.load() || (external_ != nullptr && external_->load());
+  }
+  // Cancels the batch (a worker that failed stops the others).
+  void cancel() { cancelled_.store(true); }
+  // Rethrows the exception the poll threw, if it threw.
+  void rethrow_poll_error() const {
+    if (poll_error_) std::rethrow_exception(poll_error_);
+  }
+
+ private:
+  const std::atomic<bool>* external_;
+  std::atomic<bool> cancelled_{false};
+  const std::function<bool()>* poll_;
+  double poll_interval_;
+  std::exception_ptr poll_error_;
+};
+
+// Runs work(t) for t = 0..threads-1: work(0) on the calling thread, the others on std::threads
+// (fewer when the system refuses to start more: work must share its items dynamically). While the
+// others finish, the calling thread goes on polling. The first exception a work(t) throws cancels
+// the batch and is rethrown once every thread has stopped.
+template <class Work>
+void run_on_threads(std::size_t threads, BatchCancel& cancel, Work work) {
+  std::mutex mutex;
+  std::condition_variable all_done;
+  std::size_t finished = 0;
+  std::exception_ptr error;
+  auto guarded = [&](std::size_t t) {
+    try {
+      work(t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!error) error = std::current_exception();
+      cancel.cancel();
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(threads > 1 ? threads - 1 : 0);
+  for (std::size_t t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back([&, t] {
+        guarded(t);
+        std::lock_guard<std::mutex> lock(mutex);
+        ++finished;
+        all_done.notify_one();
+      });
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
+  guarded(0);
+  if (cancel.polls() && !pool.empty()) {
+    StopControl waiting = cancel.control(0);
+    const auto interval = std::chrono::duration<double>(cancel.poll_interval());
+    std::unique_lock<std::mutex> lock(mutex);
+    while (!all_done.wait_for(lock, interval, [&] { return finished == pool.size(); })) {
+      lock.unlock();
+      waiting.cancelled();  // (polls when its interval has passed)
+      lock.lock();
+    }
+  }
+  for (std::thread& thread : pool) thread.join();
+  if (error) std::rethrow_exception(error);
+}
 
 // S(labels) of one problem.
 double labelling_score(const Graph& graph, const double* unary, const double* pairwise,

@@ -16,7 +16,7 @@ Difference: a last literal of type 0 is used (the reference skips it: ``if last_
 import numpy as np
 
 from .factor_graph import PFactorGraph
-from .simple_inference import _edges, _scores
+from .simple_inference import _multi_variables, _pairwise_inputs, _typed_edges, _typed_outputs, _typed_unaries
 
 __all__ = ["general_constrained_graph", "general_constrained_graph_singletype",
            "general_constrained_graph_multitype"]
@@ -62,22 +62,10 @@ def general_constrained_graph_singletype(unaries, edges, edge_weights, constrain
     """unaries (N, L), edges (E, 2), edge_weights (E, L, L), constraints: list of
     (operator, nodes, states, negated). Returns marginals (N, L), edge marginals (E, L, L), value,
     status."""
-    unaries = _scores(unaries, "unaries", ("n_nodes", "n_states"))
-    edges = _edges(edges, len(unaries), len(unaries))
-    edge_weights = _scores(edge_weights, "edge_weights", ("n_edges", "n_states", "n_states"))
-    if unaries.shape[1] != edge_weights.shape[1]:
-        raise ValueError("incompatible shapes of unaries and edge_weights.")
-    if edge_weights.shape[1] != edge_weights.shape[2]:
-        raise ValueError("Edge weights need to be of shape (n_edges, n_states, n_states)!")
-    if edge_weights.shape[0] != edges.shape[0]:
-        raise ValueError("Number of edge weights different from number of edges")
+    unaries, edges, edge_weights = _pairwise_inputs(unaries, edges, edge_weights)
     n_states = unaries.shape[1]
     graph = PFactorGraph()
-    nodes = []
-    for u in unaries:
-        v = graph.create_multi_variable(n_states)
-        v.set_log_potentials(u)
-        nodes.append(v)
+    nodes = _multi_variables(graph, unaries)
     if constraints and constraints is not True:
         for c, constraint in enumerate(constraints):
             operator, node_list, states, negated, _ = _parts(constraint, c, (4,))
@@ -105,20 +93,11 @@ def general_constrained_graph_multitype(l_unaries, l_edges, l_edge_weights, cons
     constraints (operator, nodes per type, states per type, negated per type[, (type, node,
     state, negated)]). Returns per-type marginals, per-type-pair edge marginals (E, L_i L_j),
     value, status."""
-    l_unaries = [_scores(u, f"unaries[{t}]", ("n_nodes", "n_states")) for t, u in enumerate(l_unaries)]
+    l_unaries = _typed_unaries(l_unaries, l_edges, l_edge_weights)
     n_types = len(l_unaries)
-    if len(l_edges) != n_types ** 2 or len(l_edge_weights) != n_types ** 2:
-        raise ValueError("edges and edge_weights: expected T^2 lists for T node types")
     n_states = [u.shape[1] for u in l_unaries]
     graph = PFactorGraph()
-    nodes = []
-    for unaries in l_unaries:
-        row = []
-        for u in unaries:
-            v = graph.create_multi_variable(unaries.shape[1])
-            v.set_log_potentials(u)
-            row.append(v)
-        nodes.append(row)
+    nodes = [_multi_variables(graph, unaries) for unaries in l_unaries]
     for c, constraint in enumerate(constraints or []):
         operator, l_nodes, l_states, l_negated, last = _parts(constraint, c, (4, 5))
         literals, flags = [], []
@@ -145,25 +124,7 @@ def general_constrained_graph_multitype(l_unaries, l_edges, l_edge_weights, cons
             literals.append(_node(nodes[typ], node, f"constraints[{c}], last literal").get_state(state))
             flags.append(bool(negated))
         graph.create_factor_logic(operator, literals, flags)
-    for k, (edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
-        ti, tj = divmod(k, n_types)
-        edges = _edges(edges, len(l_unaries[ti]), len(l_unaries[tj]), f"edges[{k}]", same_nodes=ti == tj)
-        shape = (len(edges), n_states[ti], n_states[tj])
-        weights = _scores(weights, f"edge_weights[{k}]", shape) if len(edges) else np.zeros(shape)
-        for (a, b), w in zip(edges, weights):
-            graph.create_factor_dense([nodes[ti][a], nodes[tj][b]], w.ravel())
+    edges = _typed_edges(graph, nodes, l_unaries, l_edges, l_edge_weights)
     value, marginals, edge_marginals, status = _solve(graph, n_iterations, eta, exact, verbose)
-    marginals = np.asarray(marginals)
-    node_out, start = [], 0
-    for u in l_unaries:
-        node_out.append(marginals[start:start + u.size].reshape(u.shape))
-        start += u.size
-    edge_marginals = np.asarray(edge_marginals)
-    edge_out, start = [], 0
-    for k, edges in enumerate(l_edges):
-        ti, tj = divmod(k, n_types)
-        size = n_states[ti] * n_states[tj]
-        count = len(np.asarray(edges).reshape(-1, 2)) if np.size(edges) else 0
-        edge_out.append(edge_marginals[start:start + count * size].reshape(count, size))
-        start += count * size
+    node_out, edge_out = _typed_outputs(l_unaries, edges, marginals, edge_marginals)
     return node_out, edge_out, value, status

@@ -43,6 +43,71 @@ def _edges(edges, num_from, num_to, name="edges", same_nodes=True):
     return array.astype(np.int64)
 
 
+def _pairwise_inputs(unaries, edges, edge_weights):
+    """The single-type form's arrays, checked: unaries (N, L), edges (E, 2), edge_weights (E, L, L)."""
+    unaries = _scores(unaries, "unaries", ("n_nodes", "n_states"))
+    edges = _edges(edges, len(unaries), len(unaries))
+    edge_weights = _scores(edge_weights, "edge_weights", ("n_edges", "n_states", "n_states"))
+    if unaries.shape[1] != edge_weights.shape[1]:
+        raise ValueError("incompatible shapes of unaries and edge_weights.")
+    if edge_weights.shape[1] != edge_weights.shape[2]:
+        raise ValueError("Edge weights need to be of shape (n_edges, n_states, n_states)!")
+    if edge_weights.shape[0] != edges.shape[0]:
+        raise ValueError("Number of edge weights different from number of edges")
+    return unaries, edges, edge_weights
+
+
+def _typed_unaries(l_unaries, l_edges, l_edge_weights):
+    """The typed form's per-type unaries (N_t, L_t) as arrays, with T^2 lists of edges and weights."""
+    l_unaries = [_scores(u, f"unaries[{t}]", ("n_nodes", "n_states")) for t, u in enumerate(l_unaries)]
+    if len(l_edges) != len(l_unaries) ** 2 or len(l_edge_weights) != len(l_unaries) ** 2:
+        raise ValueError("edges and edge_weights: expected T^2 lists for T node types")
+    return l_unaries
+
+
+def _multi_variables(graph, unaries):
+    """One multi-valued variable of `graph` per row of unaries (N, L), scored by its row."""
+    variables = []
+    for u in unaries:
+        v = graph.create_multi_variable(unaries.shape[1])
+        v.set_log_potentials(u)
+        variables.append(v)
+    return variables
+
+
+def _typed_edges(graph, per_type, l_unaries, l_edges, l_edge_weights):
+    """Dense factors of `graph` for the typed form's T^2 edge lists (list k: types divmod(k, T)),
+    checked; returns the edges as (E_k, 2) arrays."""
+    n_types = len(l_unaries)
+    checked = []
+    for k, (edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
+        ti, tj = divmod(k, n_types)
+        edges = _edges(edges, len(l_unaries[ti]), len(l_unaries[tj]), f"edges[{k}]", same_nodes=ti == tj)
+        shape = (len(edges), l_unaries[ti].shape[1], l_unaries[tj].shape[1])
+        weights = _scores(weights, f"edge_weights[{k}]", shape) if len(edges) else np.zeros(shape)
+        for (a, b), w in zip(edges, weights):
+            graph.create_factor_dense([per_type[ti][a], per_type[tj][b]], w.ravel())
+        checked.append(edges)
+    return checked
+
+
+def _typed_outputs(l_unaries, l_edges, marginals, edge_marginals):
+    """The typed form's marginals split per type (N_t, L_t) and per edge list (E_k, L_i L_j)."""
+    n_types = len(l_unaries)
+    marginals, edge_marginals = np.asarray(marginals), np.asarray(edge_marginals)
+    node_out, start = [], 0
+    for u in l_unaries:
+        node_out.append(marginals[start:start + u.size].reshape(u.shape))
+        start += u.size
+    edge_out, start = [], 0
+    for k, edges in enumerate(l_edges):
+        ti, tj = divmod(k, n_types)
+        size = l_unaries[ti].shape[1] * l_unaries[tj].shape[1]
+        edge_out.append(edge_marginals[start:start + len(edges) * size].reshape(len(edges), size))
+        start += len(edges) * size
+    return node_out, edge_out
+
+
 def simple_grid(unaries, pairwise, verbose=1):
     """MAP on a 4-connected grid: unaries (height, width, n_states), one shared pairwise table
     (n_states, n_states). Returns (marginals, edge_marginals, value, status)."""
@@ -69,22 +134,10 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
     and weights between types. Returns (marginals, edge_marginals, value, status)."""
     if isinstance(unaries, list):
         return _general_graph_typed(unaries, edges, edge_weights, verbose, n_iterations, eta, exact)
-    unaries = _scores(unaries, "unaries", ("n_nodes", "n_states"))
-    edges = _edges(edges, len(unaries), len(unaries))
-    edge_weights = _scores(edge_weights, "edge_weights", ("n_edges", "n_states", "n_states"))
-    if unaries.shape[1] != edge_weights.shape[1]:
-        raise ValueError("incompatible shapes of unaries and edge_weights.")
-    if edge_weights.shape[1] != edge_weights.shape[2]:
-        raise ValueError("Edge weights need to be of shape (n_edges, n_states, n_states)!")
-    if edge_weights.shape[0] != edges.shape[0]:
-        raise ValueError("Number of edge weights different from number of edges")
+    unaries, edges, edge_weights = _pairwise_inputs(unaries, edges, edge_weights)
     graph = PFactorGraph()
     n_states = unaries.shape[1]
-    variables = []
-    for u in unaries:
-        v = graph.create_multi_variable(n_states)
-        v.set_log_potentials(u)
-        variables.append(v)
+    variables = _multi_variables(graph, unaries)
     for (a, b), w in zip(edges, edge_weights):
         graph.create_factor_dense([variables[a], variables[b]], w.ravel())
     value, marginals, edge_marginals, status = graph.solve(
@@ -94,39 +147,11 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
 
 
 def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iterations, eta, exact):
-    l_unaries = [_scores(u, f"unaries[{t}]", ("n_nodes", "n_states")) for t, u in enumerate(l_unaries)]
-    n_types = len(l_unaries)
-    if len(l_edges) != n_types ** 2 or len(l_edge_weights) != n_types ** 2:
-        raise ValueError("edges and edge_weights: expected T^2 lists for T node types")
+    l_unaries = _typed_unaries(l_unaries, l_edges, l_edge_weights)
     graph = PFactorGraph()
-    per_type = []
-    for unaries in l_unaries:
-        row = []
-        for u in unaries:
-            v = graph.create_multi_variable(unaries.shape[1])
-            v.set_log_potentials(u)
-            row.append(v)
-        per_type.append(row)
-    for k, (edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
-        ti, tj = divmod(k, n_types)
-        edges = _edges(edges, len(l_unaries[ti]), len(l_unaries[tj]), f"edges[{k}]", same_nodes=ti == tj)
-        shape = (len(edges), l_unaries[ti].shape[1], l_unaries[tj].shape[1])
-        weights = _scores(weights, f"edge_weights[{k}]", shape) if len(edges) else np.zeros(shape)
-        for (a, b), w in zip(edges, weights):
-            graph.create_factor_dense([per_type[ti][a], per_type[tj][b]], w.ravel())
+    per_type = [_multi_variables(graph, unaries) for unaries in l_unaries]
+    edges = _typed_edges(graph, per_type, l_unaries, l_edges, l_edge_weights)
     value, marginals, edge_marginals, status = graph.solve(
         eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
-    marginals = np.asarray(marginals)
-    node_out, start = [], 0
-    for u in l_unaries:
-        node_out.append(marginals[start:start + u.size].reshape(u.shape))
-        start += u.size
-    edge_marginals = np.asarray(edge_marginals)
-    edge_out, start = [], 0
-    for k, edges in enumerate(l_edges):
-        ti, tj = divmod(k, n_types)
-        size = l_unaries[ti].shape[1] * l_unaries[tj].shape[1]
-        count = len(np.asarray(edges).reshape(-1, 2)) if np.asarray(edges).size else 0
-        edge_out.append(edge_marginals[start:start + count * size].reshape(count, size))
-        start += count * size
+    node_out, edge_out = _typed_outputs(l_unaries, edges, marginals, edge_marginals)
     return node_out, edge_out, value, status
