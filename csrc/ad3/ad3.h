@@ -229,10 +229,11 @@ class Cancelled : public std::runtime_error {
 };
 
 // Solves every problem of the batch with `method` on num_threads std::threads (0: all hardware
-// threads; never more threads than problems). Each problem's result is the same as its solve_*
-// call alone, whatever the number of threads (unless a time_limit stops it). Throws
-// std::invalid_argument on bad input (for a non-finite or too large score, naming the first
-// offending problem), Cancelled when cancelled through `interrupt`.
+// threads; never more threads than problems, fewer when the system refuses to start one). Each
+// problem's result is the same as its solve_* call alone, whatever the number of threads (unless a
+// time_limit stops it). Throws std::invalid_argument on bad input (for a non-finite or too large
+// score, naming the first offending problem), Cancelled when cancelled through `interrupt`, and
+// any other exception of a worker thread (std::bad_alloc) once every thread has stopped.
 void solve_batch(const Graph& graph, Method method, const BatchScores& scores,
                  const BatchOutput& output, const Ad3Options& ad3_options = {},
                  const ExactOptions& exact_options = {}, int num_threads = 0,

@@ -328,10 +328,11 @@ struct FactorBatchScores {
 };
 
 // Solves every problem with `method` on num_threads std::threads (0: all hardware threads; never
-// more than problems); each result is the same as its solve_* call alone (unless a time_limit
-// stops it). Bad input throws std::invalid_argument naming the first offending problem; a cancel
-// through `interrupt` (see ad3.h) throws Cancelled (or the poll's exception) once every thread has
-// stopped.
+// more than problems, fewer when the system refuses to start one); each result is the same as its
+// solve_* call alone (unless a time_limit stops it). Bad input throws std::invalid_argument naming
+// the first offending problem; a cancel through `interrupt` (see ad3.h) throws Cancelled (or the
+// poll's exception), and a worker's own exception (std::bad_alloc) is rethrown, once every thread
+// has stopped.
 std::vector<FactorSolution> solve_batch(const FactorGraph& graph, Method method, const FactorBatchScores& scores,
                                         const Ad3Options& ad3_options = {}, const ExactOptions& exact_options = {},
                                         const PsddOptions& psdd_options = {}, int num_threads = 0,
