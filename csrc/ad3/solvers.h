@@ -114,8 +114,8 @@ class StopControl {
   StopReason reason_ = StopReason::kNone;
 };
 
-// The cancellation state of one batch, shared by its worker threads: the caller's Interrupt, the
-// batch's own flag (set when a poll cancels) and the exception a poll threw, if any.
+// The cancellation state of one batch, shared by its worker threads: the caller's Interrupt (which
+// must outlive it), the batch's own flag (set when a poll cancels) and the exception a poll threw.
 class BatchCancel {
  public:
   explicit BatchCancel(const Interrupt& interrupt)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ad3/ad3.h"
+#include "ad3/solvers.h"  // (internal: detail::run_on_threads)
 #include "check.h"
 
 namespace ad3 = ccnn::ad3;
@@ -449,6 +450,33 @@ void test_cancel() {
   CHECK(easy_score == ad3::solve_exact(easy.graph, easy.unary, easy.pairwise).score);
 }
 
+// The batches' thread runner: a worker's exception cancels the batch (the other workers see it)
+// and comes back once every thread has stopped; every worker runs.
+void test_worker_exception_is_rethrown() {
+  namespace detail = ccnn::ad3::detail;
+  const ad3::Interrupt none;
+  detail::BatchCancel cancel(none);
+  std::atomic<int> stopped_by_cancel{0};
+  std::vector<char> ran(4, 0);
+  const auto start = std::chrono::steady_clock::now();
+  std::string message;
+  try {
+    detail::run_on_threads(4, cancel, [&](std::size_t t) {
+      ran[t] = 1;
+      if (t == 2) throw std::runtime_error("worker 2");
+      detail::StopControl stop = cancel.control(t);
+      while (!stop.cancelled() && seconds_since(start) < 10.0) std::this_thread::yield();
+      if (stop.cancelled()) ++stopped_by_cancel;
+    });
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  CHECK(message == "worker 2");
+  CHECK(stopped_by_cancel.load() == 3);
+  CHECK(std::count(ran.begin(), ran.end(), 1) == 4);
+  CHECK(cancel.cancelled());
+}
+
 // Expects std::invalid_argument whose message contains `needle`.
 void expect_invalid(const std::function<void()>& f, const std::string& needle) {
   try {
@@ -533,5 +561,6 @@ int main() {
   test_scores_that_could_overflow_are_rejected();
   test_time_limit();
   test_cancel();
+  test_worker_exception_is_rethrown();
   return TEST_MAIN_RETURN();
 }
