@@ -7,6 +7,7 @@ import pytest
 
 import ccnn_ext
 from decode_problems import KINDS, complete_edges, exhaustive_map, frank_copula, make_problems, score_labels
+from scripts import interrupt_script
 
 
 def tolerance(optimum):
@@ -353,32 +354,11 @@ print("finished", flush=True)
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_ctrl_c_stops_a_long_exact_decode(tmp_path, threads):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(ccnn_ext.__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     script = tmp_path / "child.py"
     script.write_text(CTRL_C_CHILD)
-    child = subprocess.Popen([sys.executable, str(script), str(threads)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(1.0)
-        assert child.poll() is None, "the decode finished before the signal"
-        child.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = child.communicate(timeout=10)
-        elapsed = time.monotonic() - sent
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
+    out, err, returncode, elapsed = interrupt_script(script, [threads], wait=1.0, timeout=10)
     assert "interrupted" in out and "KeyboardInterrupt" in err, (out, err)
-    assert child.returncode != 0
+    assert returncode != 0
     assert elapsed < 2.0, f"exited {elapsed:.2f} s after SIGINT"
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from ccnn_ext import FactorGraph
 from ccnn_ext.ad3 import PFactorGraph
+from scripts import interrupt_script
 
 scipy_optimize = pytest.importorskip("scipy.optimize")
 
@@ -467,33 +468,11 @@ print("finished", flush=True)
 
 
 def test_ctrl_c_stops_a_long_general_exact_solve(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import ccnn_ext
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(ccnn_ext.__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     script = tmp_path / "child.py"
     script.write_text(CTRL_C_CHILD)
-    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(1.5)
-        assert child.poll() is None, "the solve finished before the signal"
-        child.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = child.communicate(timeout=20)
-        elapsed = time.monotonic() - sent
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
+    out, err, returncode, elapsed = interrupt_script(script, wait=1.5, timeout=20)
     assert "interrupted" in out and "KeyboardInterrupt" in err, (out, err)
+    assert returncode != 0
     assert elapsed < 2.0, f"exited {elapsed:.2f} s after SIGINT"
 
 
