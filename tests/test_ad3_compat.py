@@ -101,7 +101,7 @@ def test_each_logic_factor_against_brute_force(kind):
         "XOR": lambda y: sum(y) == 1,
         "OR": lambda y: sum(y) >= 1,
         "ATMOSTONE": lambda y: sum(y) <= 1,
-        "XOROUT": lambda y: y[-1] == sum(y[:-1]) % 2,
+        "XOROUT": lambda y: sum(y[:-1]) + (1 - y[-1]) == 1,  # (the reference's: XOR, last negated)
         "OROUT": lambda y: y[-1] == int(any(y[:-1])),
         "ANDOUT": lambda y: y[-1] == int(all(y[:-1])),
         "IMPLY": lambda y: not all(y[:-1]) or y[-1] == 1,
@@ -123,6 +123,66 @@ def test_each_logic_factor_against_brute_force(kind):
         assert status == "integral"
         assert value == pytest.approx(optimum, abs=1e-9)
         assert float(np.dot(unaries, posteriors)) == pytest.approx(optimum, abs=1e-9)
+
+
+def test_xorout_is_the_references_xor_with_negated_output():
+    """The reference's XOROUT (AD3's CreateFactorXOROUT) is an XOR whose last variable is negated:
+    the output is on exactly when one input is, and two inputs on are forbidden (its docstring's
+    "c = a ^ b" would allow a = b = 1, c = 0). The native API's "xorout" stays the parity factor."""
+    g = PFactorGraph()
+    a, b, c = (g.create_binary_variable() for _ in range(3))
+    for v in (a, b):
+        v.set_log_potential(5.0)
+    c.set_log_potential(-1.0)
+    g.create_factor_logic("XOROUT", [a, b, c])
+    value, posteriors, _, status = g.solve(branch_and_bound=True)
+    assert status == "integral" and value == pytest.approx(4.0)  # one input and the output
+    assert sorted(posteriors[:2]) == [0.0, 1.0] and posteriors[2] == 1.0
+    from ccnn_ext import FactorGraph
+
+    native = FactorGraph()
+    literals = [native.add_binary_variable(score) for score in (5.0, 5.0, -1.0)]
+    native.add_logic("xorout", literals)
+    assert native.solve_exact().labels.tolist() == [1, 1, 0]  # parity: 1 xor 1 = 0
+
+
+def test_xorout_matches_the_reference_package():
+    """Random graphs of XOROUT (with negations), pair and XOR factors: both packages' AD3 end with
+    the same status and value; runs only where the reference package is installed."""
+    reference = pytest.importorskip("ad3", reason="the reference package (PyPI ad3 2.2.1) is not installed")
+    if reference.PFactorGraph is PFactorGraph:
+        pytest.skip("ad3 resolves to this package")
+    rng = np.random.RandomState(11)
+    compared = 0
+    for _ in range(60):
+        n = rng.randint(3, 7)
+        unaries = rng.randn(n)
+        factors = []
+        for _ in range(rng.randint(1, 4)):
+            k = rng.randint(2, n + 1)
+            kind = ["XOROUT", "XOROUT", "XOR", "pair"][rng.randint(4)]
+            chosen = [int(i) for i in rng.permutation(n)[:2 if kind == "pair" else k]]
+            factors.append((kind, chosen, [bool(x) for x in rng.randint(0, 2, size=len(chosen))], 2 * rng.randn()))
+        results, keep = [], []
+        for api in (reference, fg):
+            g = api.PFactorGraph()
+            variables = [g.create_binary_variable() for _ in range(n)]
+            for v, u in zip(variables, unaries):
+                v.set_log_potential(float(u))
+            for kind, chosen, negated, weight in factors:
+                if kind == "pair":
+                    g.create_factor_pair([variables[i] for i in chosen], float(weight))
+                else:
+                    g.create_factor_logic(kind, [variables[i] for i in chosen], negated)
+            keep.append((g, variables))
+            value, _, _, status = g.solve()
+            results.append((status, value))
+        (ref_status, ref_value), (status, value) = results
+        if ref_status in ("integral", "fractional"):
+            assert status == ref_status
+            assert value == pytest.approx(ref_value, abs=1e-3 * max(1.0, abs(ref_value)))
+            compared += 1
+    assert compared >= 40
 
 
 def test_logic_factor_with_zero_scores_is_feasible():

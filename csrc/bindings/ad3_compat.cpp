@@ -42,9 +42,13 @@ constexpr int kDense = 0, kPair = 10, kSequence = 11, kTree = 12, kHeadAutomaton
 constexpr int kFirstDeclared = kSequence;  // the kinds from here on are bound by declare_factor
 PyObject* g_kind_names[kNumKinds];   // interned
 
-// create_factor_logic's names and their kinds.
+// create_factor_logic's names and their kinds. XOROUT is the reference's (AD3's
+// CreateFactorXOROUT): an XOR (exactly one literal true) whose last literal is negated, so the
+// output is 1 exactly when one input is, and at most one input may be; it is not the parity
+// factor "xorout" of the native API.
+constexpr int kXor = 1, kXorOutName = -2;
 constexpr struct { const char* name; int kind; } kLogic[] = {
-    {"XOR", 1}, {"XOROUT", 4}, {"ATMOSTONE", 2}, {"OR", 3}, {"OROUT", 5}, {"ANDOUT", 6}, {"IMPLY", 7}};
+    {"XOR", kXor}, {"XOROUT", kXorOutName}, {"ATMOSTONE", 2}, {"OR", 3}, {"OROUT", 5}, {"ANDOUT", 6}, {"IMPLY", 7}};
 
 // A factor kind's code, or -1 (no error set) for anything else.
 int kind_code(PyObject* kind) {
@@ -1340,6 +1344,8 @@ PyObject* graph_create_factor_logic(Graph* self, PyObject* const* args, Py_ssize
   for (int i = 0; PyUnicode_CheckExact(factor_type) && i < static_cast<int>(std::size(kLogic)); ++i) {
     if (PyUnicode_CompareWithASCIIString(factor_type, kLogic[i].name) == 0) kind = kLogic[i].kind;
   }
+  const bool xor_out = kind == kXorOutName;
+  if (xor_out) kind = kXor;
   if (kind < 0) {
     if (!PyUnicode_Check(factor_type)) {
       return PyErr_Format(PyExc_TypeError, "factor_type: expected a str, got %R", factor_type);
@@ -1370,10 +1376,21 @@ PyObject* graph_create_factor_logic(Graph* self, PyObject* const* args, Py_ssize
       if (flags == nullptr) return nullptr;
     }
   }
-  const Py_ssize_t least = kind < 4 ? 1 : 2;  // (xor, atmostone, or: 1)
+  const Py_ssize_t least = kind < 4 && !xor_out ? 1 : 2;  // (xor, atmostone, or: 1)
   if (static_cast<Py_ssize_t>(units.size()) < least || has_duplicates(units)) {
     Py_XDECREF(flags);
     return PyErr_Format(PyExc_ValueError, "p_variables: %S needs at least %zd distinct variables", factor_type, least);
+  }
+  if (xor_out) {  // the XOR's flags: the given ones (or none negated), the last one flipped
+    const Py_ssize_t n = static_cast<Py_ssize_t>(units.size());
+    if (flags == nullptr) {
+      flags = PyList_New(n);
+      for (Py_ssize_t i = 0; flags && i < n; ++i) PyList_SET_ITEM(flags, i, Py_NewRef(Py_False));
+      if (flags == nullptr) return nullptr;
+    }
+    PyObject* last = PyList_GET_ITEM(flags, n - 1);
+    PyList_SET_ITEM(flags, n - 1, PyBool_FromLong(last != Py_True));
+    Py_DECREF(last);
   }
   PyObject* links = PyList_GetSlice(variables, 0, PyList_GET_SIZE(variables));
   PyObject* factor = links ? created_factor(self, kind, links, Py_NewRef(g_no_scores)) : nullptr;

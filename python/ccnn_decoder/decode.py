@@ -434,8 +434,9 @@ class FactorGraph:
     def add_logic(self, kind: str, literals, negated=None) -> int:
         """Adds a hard-logic factor: kind one of :data:`LOGIC_FACTORS` ("xor": exactly one literal
         true; "atmostone"; "or": at least one; "xorout" / "orout" / "andout": the last literal is
-        the XOR / OR / AND of the others; "imply": all but the last true implies the last).
-        Returns its index."""
+        the XOR (parity) / OR / AND of the others; "imply": all but the last true implies the
+        last). The reference API's XOROUT (``ccnn_decoder.ad3``) is not "xorout" but an "xor"
+        with its last literal negated. Returns its index."""
         if not isinstance(kind, str) or kind.lower() not in LOGIC_FACTORS:
             raise ValueError(f"kind: expected one of {LOGIC_FACTORS}, got {kind!r}")
         return self._add_literal_factor(kind.lower(), literals, negated)

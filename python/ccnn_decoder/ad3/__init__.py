@@ -7,7 +7,9 @@ reference's. The solvers are ccnn's (``csrc/ad3``, see
 docs/decoder.md, "General factor graphs").
 
 Implemented: ``PFactorGraph`` with ``create_binary_variable``, ``create_multi_variable``,
-``create_factor_logic`` (XOR, XOROUT, ATMOSTONE, OR, OROUT, ANDOUT, IMPLY, with ``negated``),
+``create_factor_logic`` (XOR, XOROUT, ATMOSTONE, OR, OROUT, ANDOUT, IMPLY, with ``negated``;
+XOROUT as the reference builds it: an XOR whose last literal is negated, so the output is true
+exactly when one input is and two true inputs are forbidden),
 ``create_factor_pair``, ``create_factor_budget``, ``create_factor_knapsack``,
 ``create_factor_dense``, ``fix_multi_variables_without_factors``, ``solve``, the AD3 setters
 (``set_eta_ad3``, ``adapt_eta_ad3``, ``set_max_iterations_ad3``, ``set_residual_threshold_ad3``),
