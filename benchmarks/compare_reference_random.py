@@ -4,7 +4,8 @@ random small factor graphs, with brute force and an LP solver as the judges.
 Each graph (fixed seeds) has 2 to 7 binary variables, up to 2 multi-valued ones and 1 to 6
 factors drawn from the reference API's: the seven logic factors (XOR, XOROUT, ATMOSTONE, OR,
 OROUT, ANDOUT, IMPLY, random negations), pair, budget, knapsack (real costs and budget) and dense
-factors over the multi-valued variables. Both packages build it with the same calls and solve it
+factors, and the extensions' sequence, general tree (over the multi-valued variables), dependency
+tree (3 nodes), head automaton and binary tree (over binary ones) with random scores. Both packages build it with the same calls and solve it
 twice: ``solve()`` (AD3) and ``solve(branch_and_bound=True)`` (exact). The reference runs in a
 forked child, so that its crashes are counted rather than fatal. Judges:
   * the MAP by enumeration (every labelling scored by ccnn's scorer, which the tests check
@@ -37,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import SCRATCH_DIR, write_results  # noqa: E402
 
 import ccnn_decoder.ad3 as ours  # noqa: E402
+import ccnn_decoder.ad3.extensions  # noqa: E402,F401  (ours.extensions)
 from ccnn_decoder import _decoder  # noqa: E402
 
 LOGIC = ("XOR", "XOROUT", "ATMOSTONE", "OR", "OROUT", "ANDOUT", "IMPLY")
@@ -50,9 +52,13 @@ def random_graph(rng):
     graph = {"binary": [round(float(x), 3) for x in rng.normal(size=num_binary)],
              "multi": [[round(float(x), 3) for x in rng.normal(size=int(rng.integers(2, 4)))] for _ in range(num_multi)],
              "factors": []}
-    kinds = ["pair", "logic", "budget", "knapsack"] + (["dense"] if num_multi else [])
+    kinds = ["pair", "logic", "budget", "knapsack", "headautomaton", "binarytree"] + (["tree"] if num_binary >= 4 else [])
+    kinds += (["dense", "sequence"] if num_multi else []) + (["generaltree"] if num_multi == 2 else [])
     for _ in range(int(rng.integers(1, 7))):
         kind = kinds[int(rng.integers(len(kinds)))]
+        if kind in STRUCTURED:
+            graph["factors"].append(structured_factor(kind, graph, rng))
+            continue
         if kind == "dense":
             chosen = [int(v) for v in rng.permutation(num_multi)[:int(rng.integers(1, min(num_multi, 2) + 1))]]
             size = int(np.prod([len(graph["multi"][v]) for v in chosen]))
@@ -73,6 +79,52 @@ def random_graph(rng):
     return graph
 
 
+# The extension factors drawn (declare_factor): name, over binary (True) or multi-valued variables.
+STRUCTURED = {"sequence": False, "generaltree": False, "tree": True, "headautomaton": True, "binarytree": True}
+
+
+def structured_factor(kind, graph, rng):
+    """(kind, variables, initialize's arguments, additional log-potentials)."""
+    def scores(count):
+        return [round(float(x), 3) for x in rng.normal(size=count)]
+
+    if kind == "sequence":  # every multi-valued variable, in a random order
+        chosen = [int(v) for v in rng.permutation(len(graph["multi"]))]
+        states = [len(graph["multi"][v]) for v in chosen]
+        count = states[0] + sum(a * b for a, b in zip(states, states[1:])) + states[-1]
+        return ("sequence", chosen, (states,), scores(count))
+    if kind == "generaltree":  # node 0 the root, node 1 its child
+        chosen = [int(v) for v in rng.permutation(2)]
+        states = [len(graph["multi"][v]) for v in chosen]
+        return ("generaltree", chosen, ([-1, 0], states), scores(states[0] * states[1]))
+    if kind == "tree":  # every arc over 3 nodes, on 4 binary variables
+        chosen = [int(v) for v in rng.permutation(len(graph["binary"]))[:4]]
+        return ("tree", chosen, (3, [(0, 1), (2, 1), (0, 2), (1, 2)]), [])
+    count = int(rng.integers(1, min(len(graph["binary"]), 4) + 1))
+    chosen = [int(v) for v in rng.permutation(len(graph["binary"]))[:count]]
+    if kind == "headautomaton":  # positions 1..count; sibling (0, m, s) for 0 <= m < s <= count + 1
+        length = count + 1
+        siblings = [(0, m, s) for s in range(1, length + 1) for m in range(s)]
+        return ("headautomaton", chosen, (length, siblings), scores(len(siblings)))
+    parents = [-1] + [int(rng.integers(0, i)) for i in range(1, count)]  # binary tree
+    return ("binarytree", chosen, (parents,), scores(4 * (count - 1)))
+
+
+def declare(api, g, factor, binary, multi, keep):
+    kind, chosen, arguments, additional = factor
+    extension = {"sequence": "PFactorSequence", "generaltree": "PFactorGeneralTree", "tree": "PFactorTree",
+                 "headautomaton": "PFactorHeadAutomaton", "binarytree": "PFactorBinaryTree"}[kind]
+    made = getattr(api.extensions, extension)()
+    if STRUCTURED[kind]:
+        g.declare_factor(made, [binary[i] for i in chosen])
+    else:
+        g.declare_factor(made, [multi[i].get_state(k) for i in chosen for k in range(len(multi[i]))])
+    made.initialize(*arguments)
+    if additional:
+        made.set_additional_log_potentials(additional)
+    keep.append(made)
+
+
 def build(api, graph, keep):
     """The graph through `api`'s PFactorGraph (the same calls for both packages); the Python
     objects go to `keep` (the reference frees a variable with its Python object)."""
@@ -85,7 +137,9 @@ def build(api, graph, keep):
         v.set_log_potentials(np.asarray(scores, dtype=np.float64))
     for factor in graph["factors"]:
         kind, chosen = factor[0], factor[1]
-        if kind == "dense":
+        if kind in STRUCTURED:
+            declare(api, g, factor, binary, multi, keep)
+        elif kind == "dense":
             g.create_factor_dense([multi[i] for i in chosen], np.asarray(factor[2], dtype=np.float64))
         elif kind == "pair":
             g.create_factor_pair([binary[i] for i in chosen], factor[2])
@@ -110,7 +164,8 @@ def map_value(graph):
 
 
 def factor_variables(graph, factor):
-    return [len(graph["binary"]) + v for v in factor[1]] if factor[0] == "dense" else factor[1]
+    over_multi = factor[0] == "dense" or STRUCTURED.get(factor[0]) is False
+    return [len(graph["binary"]) + v for v in factor[1]] if over_multi else factor[1]
 
 
 def lp_value(graph):
@@ -212,6 +267,7 @@ def main():
     args = parser.parse_args()
     try:
         import ad3 as reference
+        import ad3.extensions  # noqa: F401
     except ImportError:
         print("the reference package (PyPI ad3 2.2.1) is not importable: bash benchmarks/install_reference_ad3.sh, "
               "then put its folder on PYTHONPATH", file=sys.stderr)
