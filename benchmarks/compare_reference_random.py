@@ -52,7 +52,8 @@ def random_graph(rng):
     graph = {"binary": [round(float(x), 3) for x in rng.normal(size=num_binary)],
              "multi": [[round(float(x), 3) for x in rng.normal(size=int(rng.integers(2, 4)))] for _ in range(num_multi)],
              "factors": []}
-    kinds = ["pair", "logic", "budget", "knapsack", "headautomaton", "binarytree"] + (["tree"] if num_binary >= 4 else [])
+    kinds = ["pair", "logic", "budget", "knapsack", "headautomaton", "binarytree", "sequencecompressor",
+             "compressionbudget"] + (["tree"] if num_binary >= 4 else [])
     kinds += (["dense", "sequence"] if num_multi else []) + (["generaltree"] if num_multi == 2 else [])
     for _ in range(int(rng.integers(1, 7))):
         kind = kinds[int(rng.integers(len(kinds)))]
@@ -80,7 +81,8 @@ def random_graph(rng):
 
 
 # The extension factors drawn (declare_factor): name, over binary (True) or multi-valued variables.
-STRUCTURED = {"sequence": False, "generaltree": False, "tree": True, "headautomaton": True, "binarytree": True}
+STRUCTURED = {"sequence": False, "generaltree": False, "tree": True, "headautomaton": True, "binarytree": True,
+              "sequencecompressor": True, "compressionbudget": True}
 
 
 def structured_factor(kind, graph, rng):
@@ -100,6 +102,19 @@ def structured_factor(kind, graph, rng):
     if kind == "tree":  # every arc over 3 nodes, on 4 binary variables
         chosen = [int(v) for v in rng.permutation(len(graph["binary"]))[:4]]
         return ("tree", chosen, (3, [(0, 1), (2, 1), (0, 2), (1, 2)]), [])
+    if kind == "sequencecompressor":  # L - 1 positions and the indicator; a score per (m, s), 0 <= m < s <= L
+        length = int(rng.integers(2, min(len(graph["binary"]), 4) + 1))
+        chosen = [int(v) for v in rng.permutation(len(graph["binary"]))[:length]]
+        pairs = [(m, e) for e in range(1, length + 1) for m in range(e)]
+        return (kind, chosen, (length, [m for m, _ in pairs], [e for _, e in pairs]), scores(len(pairs)))
+    if kind == "compressionbudget":  # L positions, then one literal per bigram position in -1..L-1
+        length = int(rng.integers(1, min(len(graph["binary"]), 3) + 1))
+        room = len(graph["binary"]) - length
+        bigrams = sorted(int(p) - 1 for p in rng.permutation(length + 1)[:int(rng.integers(0, min(room, length + 1) + 1))])
+        chosen = [int(v) for v in rng.permutation(len(graph["binary"]))[:length + len(bigrams)]]
+        counts = [bool(x) for x in rng.random(length) < 0.7]
+        return (kind, chosen, (length, int(rng.integers(0, length + 1)), counts, bigrams),
+                scores(4 * length - len(bigrams)))
     count = int(rng.integers(1, min(len(graph["binary"]), 4) + 1))
     chosen = [int(v) for v in rng.permutation(len(graph["binary"]))[:count]]
     if kind == "headautomaton":  # positions 1..count; sibling (0, m, s) for 0 <= m < s <= count + 1
@@ -113,7 +128,8 @@ def structured_factor(kind, graph, rng):
 def declare(api, g, factor, binary, multi, keep):
     kind, chosen, arguments, additional = factor
     extension = {"sequence": "PFactorSequence", "generaltree": "PFactorGeneralTree", "tree": "PFactorTree",
-                 "headautomaton": "PFactorHeadAutomaton", "binarytree": "PFactorBinaryTree"}[kind]
+                 "headautomaton": "PFactorHeadAutomaton", "binarytree": "PFactorBinaryTree",
+                 "sequencecompressor": "PFactorSequenceCompressor", "compressionbudget": "PFactorCompressionBudget"}[kind]
     made = getattr(api.extensions, extension)()
     if STRUCTURED[kind]:
         g.declare_factor(made, [binary[i] for i in chosen])
