@@ -4,8 +4,10 @@ random small factor graphs, with brute force and an LP solver as the judges.
 Each graph (fixed seeds) has 2 to 7 binary variables, up to 2 multi-valued ones and 1 to 6
 factors drawn from the reference API's: the seven logic factors (XOR, XOROUT, ATMOSTONE, OR,
 OROUT, ANDOUT, IMPLY, random negations), pair, budget, knapsack (real costs and budget) and dense
-factors, and the extensions' sequence, general tree (over the multi-valued variables), dependency
-tree (3 nodes), head automaton and binary tree (over binary ones) with random scores. Both packages build it with the same calls and solve it
+factors, and every extension with random scores: sequence, general tree and general tree with
+counts (over the multi-valued variables), dependency tree (3 nodes), head automaton, binary tree,
+binary tree with counts (``has_count_scores`` given, no ``max_num_bins``), sequence compressor and
+compression budget (over binary ones). Both packages build it with the same calls and solve it
 twice: ``solve()`` (AD3) and ``solve(branch_and_bound=True)`` (exact). The reference runs in a
 forked child, so that its crashes are counted rather than fatal. Judges:
   * the MAP by enumeration (every labelling scored by ccnn's scorer, which the tests check
@@ -54,7 +56,8 @@ def random_graph(rng):
              "factors": []}
     kinds = ["pair", "logic", "budget", "knapsack", "headautomaton", "binarytree", "sequencecompressor",
              "compressionbudget"] + (["tree"] if num_binary >= 4 else [])
-    kinds += (["dense", "sequence"] if num_multi else []) + (["generaltree"] if num_multi == 2 else [])
+    kinds += ["binarytreecounts"] + (["dense", "sequence"] if num_multi else [])
+    kinds += ["generaltree"] + (["generaltreecounts"] if num_binary >= 3 else []) if num_multi == 2 else []
     for _ in range(int(rng.integers(1, 7))):
         kind = kinds[int(rng.integers(len(kinds)))]
         if kind in STRUCTURED:
@@ -82,7 +85,12 @@ def random_graph(rng):
 
 # The extension factors drawn (declare_factor): name, over binary (True) or multi-valued variables.
 STRUCTURED = {"sequence": False, "generaltree": False, "tree": True, "headautomaton": True, "binarytree": True,
-              "sequencecompressor": True, "compressionbudget": True}
+              "sequencecompressor": True, "compressionbudget": True, "binarytreecounts": True,
+              "generaltreecounts": None}  # (None: the multi-valued nodes, then binary count literals)
+EXTENSIONS = {"sequence": "PFactorSequence", "generaltree": "PFactorGeneralTree", "tree": "PFactorTree",
+              "headautomaton": "PFactorHeadAutomaton", "binarytree": "PFactorBinaryTree",
+              "sequencecompressor": "PFactorSequenceCompressor", "compressionbudget": "PFactorCompressionBudget",
+              "binarytreecounts": "PFactorBinaryTreeCounts", "generaltreecounts": "PFactorGeneralTreeCounts"}
 
 
 def structured_factor(kind, graph, rng):
@@ -95,10 +103,12 @@ def structured_factor(kind, graph, rng):
         states = [len(graph["multi"][v]) for v in chosen]
         count = states[0] + sum(a * b for a, b in zip(states, states[1:])) + states[-1]
         return ("sequence", chosen, (states,), scores(count))
-    if kind == "generaltree":  # node 0 the root, node 1 its child
+    if kind in ("generaltree", "generaltreecounts"):  # node 0 the root, node 1 its child
         chosen = [int(v) for v in rng.permutation(2)]
         states = [len(graph["multi"][v]) for v in chosen]
-        return ("generaltree", chosen, ([-1, 0], states), scores(states[0] * states[1]))
+        if kind == "generaltreecounts":  # and the literals "k nodes in state 0", k = 0..2
+            chosen = (chosen, [int(v) for v in rng.permutation(len(graph["binary"]))[:3]])
+        return (kind, chosen, ([-1, 0], states), scores(states[0] * states[1]))
     if kind == "tree":  # every arc over 3 nodes, on 4 binary variables
         chosen = [int(v) for v in rng.permutation(len(graph["binary"]))[:4]]
         return ("tree", chosen, (3, [(0, 1), (2, 1), (0, 2), (1, 2)]), [])
@@ -121,18 +131,27 @@ def structured_factor(kind, graph, rng):
         length = count + 1
         siblings = [(0, m, s) for s in range(1, length + 1) for m in range(s)]
         return ("headautomaton", chosen, (length, siblings), scores(len(siblings)))
-    parents = [-1] + [int(rng.integers(0, i)) for i in range(1, count)]  # binary tree
-    return ("binarytree", chosen, (parents,), scores(4 * (count - 1)))
+    parents = [-1] + [int(rng.integers(0, i)) for i in range(1, count)]
+    if kind == "binarytree":
+        return (kind, chosen, (parents,), scores(4 * (count - 1)))
+    counted = [bool(x) for x in rng.random(count) < 0.7]  # binary tree with counts, scores per subtree count
+    scored = [bool(x) for x in rng.random(count) < 0.5]
+    subtree = [1] * count
+    for i in range(count - 1, 0, -1):
+        subtree[parents[i]] += subtree[i]
+    extra = sum(subtree[i] + 1 for i in range(count) if scored[i])
+    return (kind, chosen, (parents, counted, scored), scores(4 * (count - 1) + extra))
 
 
 def declare(api, g, factor, binary, multi, keep):
     kind, chosen, arguments, additional = factor
-    extension = {"sequence": "PFactorSequence", "generaltree": "PFactorGeneralTree", "tree": "PFactorTree",
-                 "headautomaton": "PFactorHeadAutomaton", "binarytree": "PFactorBinaryTree",
-                 "sequencecompressor": "PFactorSequenceCompressor", "compressionbudget": "PFactorCompressionBudget"}[kind]
-    made = getattr(api.extensions, extension)()
+    made = getattr(api.extensions, EXTENSIONS[kind])()
     if STRUCTURED[kind]:
         g.declare_factor(made, [binary[i] for i in chosen])
+    elif STRUCTURED[kind] is None:
+        nodes, counts = chosen
+        g.declare_factor(made, [multi[i].get_state(k) for i in nodes for k in range(len(multi[i]))] +
+                         [binary[i] for i in counts])
     else:
         g.declare_factor(made, [multi[i].get_state(k) for i in chosen for k in range(len(multi[i]))])
     made.initialize(*arguments)
@@ -180,8 +199,13 @@ def map_value(graph):
 
 
 def factor_variables(graph, factor):
+    """The factor's variables, numbered binary first, then multi-valued."""
+    first_multi = len(graph["binary"])
+    if STRUCTURED.get(factor[0], True) is None:
+        nodes, counts = factor[1]
+        return [first_multi + v for v in nodes] + counts
     over_multi = factor[0] == "dense" or STRUCTURED.get(factor[0]) is False
-    return [len(graph["binary"]) + v for v in factor[1]] if over_multi else factor[1]
+    return [first_multi + v for v in factor[1]] if over_multi else factor[1]
 
 
 def lp_value(graph):
