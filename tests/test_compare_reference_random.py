@@ -17,9 +17,10 @@ import ccnn_decoder.ad3 as ours  # noqa: E402
 
 
 def test_ccnn_passes_the_judges_on_the_random_graphs():
-    statuses = set()
+    statuses, kinds = set(), set()
     for seed in range(80):
         graph = check.random_graph(np.random.default_rng(seed))
+        kinds |= {factor[0] for factor in graph["factors"]}
         truth, lp = check.map_value(graph), check.lp_value(graph)
         assert lp is None or truth == -math.inf or lp >= truth - 1e-7 * max(1.0, abs(truth))  # (a relaxation)
         for exact in (False, True):
@@ -27,6 +28,7 @@ def test_ccnn_passes_the_judges_on_the_random_graphs():
             assert check.judge((status, value), truth, lp) is None, (seed, exact, status, value, truth, lp)
             statuses.add(status)
     assert {"integral", "fractional", "infeasible"} <= statuses
+    assert kinds == set(check.LOGIC) | {"pair", "budget", "knapsack", "dense"} | set(check.STRUCTURED)
 
 
 def test_the_judges_reject_wrong_answers():
