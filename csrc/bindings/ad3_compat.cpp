@@ -46,9 +46,10 @@ PyObject* g_kind_names[kNumKinds];   // interned
 // CreateFactorXOROUT): an XOR (exactly one literal true) whose last literal is negated, so the
 // output is 1 exactly when one input is, and at most one input may be; it is not the parity
 // factor "xorout" of the native API.
-constexpr int kXor = 1, kXorOutName = -2;
-constexpr struct { const char* name; int kind; } kLogic[] = {
-    {"XOR", kXor}, {"XOROUT", kXorOutName}, {"ATMOSTONE", 2}, {"OR", 3}, {"OROUT", 5}, {"ANDOUT", 6}, {"IMPLY", 7}};
+// negate_last: the last literal's negation flag is flipped; least: the fewest variables.
+constexpr struct { const char* name; int kind; bool negate_last; int least; } kLogic[] = {
+    {"XOR", 1, false, 1},  {"XOROUT", 1, true, 2}, {"ATMOSTONE", 2, false, 1}, {"OR", 3, false, 1},
+    {"OROUT", 5, false, 2}, {"ANDOUT", 6, false, 2}, {"IMPLY", 7, false, 2}};
 
 // A factor kind's code, or -1 (no error set) for anything else.
 int kind_code(PyObject* kind) {
@@ -1340,13 +1341,11 @@ PyObject* graph_create_factor_logic(Graph* self, PyObject* const* args, Py_ssize
   PyObject* bound[4];
   if (!bind_args("create_factor_logic", args, nargs, kwnames, names, 2, bound)) return nullptr;
   PyObject *factor_type = bound[0], *variables = bound[1], *negated = bound[2];
-  int kind = -1;
+  int logic = -1;
   for (int i = 0; PyUnicode_CheckExact(factor_type) && i < static_cast<int>(std::size(kLogic)); ++i) {
-    if (PyUnicode_CompareWithASCIIString(factor_type, kLogic[i].name) == 0) kind = kLogic[i].kind;
+    if (PyUnicode_CompareWithASCIIString(factor_type, kLogic[i].name) == 0) logic = i;
   }
-  const bool xor_out = kind == kXorOutName;
-  if (xor_out) kind = kXor;
-  if (kind < 0) {
+  if (logic < 0) {
     if (!PyUnicode_Check(factor_type)) {
       return PyErr_Format(PyExc_TypeError, "factor_type: expected a str, got %R", factor_type);
     }
@@ -1376,12 +1375,13 @@ PyObject* graph_create_factor_logic(Graph* self, PyObject* const* args, Py_ssize
       if (flags == nullptr) return nullptr;
     }
   }
-  const Py_ssize_t least = kind < 4 && !xor_out ? 1 : 2;  // (xor, atmostone, or: 1)
+  const int kind = kLogic[logic].kind;
+  const Py_ssize_t least = kLogic[logic].least;
   if (static_cast<Py_ssize_t>(units.size()) < least || has_duplicates(units)) {
     Py_XDECREF(flags);
     return PyErr_Format(PyExc_ValueError, "p_variables: %S needs at least %zd distinct variables", factor_type, least);
   }
-  if (xor_out) {  // the XOR's flags: the given ones (or none negated), the last one flipped
+  if (kLogic[logic].negate_last) {  // the XOR's flags: the given ones (or none negated), the last one flipped
     const Py_ssize_t n = static_cast<Py_ssize_t>(units.size());
     if (flags == nullptr) {
       flags = PyList_New(n);
