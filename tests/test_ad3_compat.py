@@ -921,6 +921,61 @@ def test_structured_factor_sizes_are_bounded():
         PFactorGeneralTree().initialize([-1, 0], [2, 10**9])
 
 
+def test_budgets_beyond_what_can_count_constrain_nothing():
+    """A budget of a factor's size or more (2^31, 10^20: past a C int) solves as that size; before,
+    creating it worked and solve() failed with pybind11's "Unable to cast" message."""
+    from ccnn_ext.ad3.extensions import PFactorBinaryTreeCounts, PFactorCompressionBudget
+    rng = np.random.default_rng(5)
+    unary, extras = rng.normal(size=5), None
+
+    def solve(make):
+        graph = PFactorGraph()
+        variables = [graph.create_binary_variable() for _ in range(5)]
+        for v, score in zip(variables, unary):
+            v.set_log_potential(score)
+        make(graph, variables)
+        return graph.solve(branch_and_bound=True)
+
+    def binary_tree_counts(bins):
+        def make(graph, variables):
+            factor = PFactorBinaryTreeCounts()
+            graph.declare_factor(factor, variables)
+            factor.initialize([-1, 0, 0, 1, 1], [True] * 5, None, bins)
+            factor.set_additional_log_potentials(extras[:len(factor.get_additional_log_potentials())])
+        return make
+
+    def compression_budget(budget):
+        def make(graph, variables):
+            factor = PFactorCompressionBudget()
+            graph.declare_factor(factor, variables)
+            factor.initialize(4, budget, [True] * 4, [1])
+            factor.set_additional_log_potentials(extras[:len(factor.get_additional_log_potentials())])
+        return make
+
+    extras = list(rng.normal(size=40))
+    for huge in (2 ** 31, 10 ** 20):
+        assert solve(lambda g, v: g.create_factor_budget(v, huge)) == solve(lambda g, v: g.create_factor_budget(v, 5))
+        assert solve(binary_tree_counts(huge)) == solve(binary_tree_counts(None))
+        assert solve(compression_budget(huge)) == solve(compression_budget(4))
+    # (and the bounds bind below the size: a budget of 2 keeps 2 of the 5)
+    value, posteriors, _, status = solve(lambda g, v: g.create_factor_budget(v, 2))
+    assert status == "integral" and sum(posteriors) == min(2, int((unary > 0).sum()))
+
+
+def test_spec_integers_out_of_range_are_named():
+    from ccnn_decoder import _decoder
+    from ccnn_ext.ad3.extensions import PFactorHeadAutomaton, PFactorTree
+    with pytest.raises(OverflowError, match=r"n_nodes: 100000000000000000000 is out of range"):
+        PFactorTree().initialize(10 ** 20, [(0, 1)])
+    with pytest.raises(OverflowError, match=r"length: -100000000000000000000 is out of range"):
+        PFactorHeadAutomaton().initialize(-10 ** 20, [])
+    # The solver's own reader (what the compatibility layer hands it) names the field too.
+    for budget in (2 ** 31, -1):
+        with pytest.raises(ValueError, match=r"budget: expected an int in \[0, 2147483647\]"):
+            _decoder.solve_general_graph("ad3", [0, 0], [("budget", [0, 1], None, budget)], [0.0, 0.0], [[]],
+                                         100, 0.1, True, 1e-6, 1e-9, 1e-9)
+
+
 def test_general_constrained_graph_names_bad_nodes_and_constraints():
     from ccnn_ext.ad3 import general_constrained_graph
     unaries, edges, weights = np.zeros((3, 2)), np.array([[0, 1]]), np.ones((1, 2, 2))

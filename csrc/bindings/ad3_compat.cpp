@@ -108,7 +108,14 @@ bool integer_arg(PyObject* value, const char* name, Py_ssize_t& out, const char*
   if (index == nullptr) return false;
   out = PyLong_AsSsize_t(index);
   Py_DECREF(index);
-  return !(out == -1 && PyErr_Occurred());
+  if (out == -1 && PyErr_Occurred()) {
+    if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_OverflowError, "%s: %R is out of range", name, value);
+    }
+    return false;
+  }
+  return true;
 }
 
 // float(value) as a new reference (a float itself when exact); TypeError "{name}: expected a real

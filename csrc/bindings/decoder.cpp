@@ -400,6 +400,11 @@ ad3::FactorType parse_factor_type(const py::handle& value) {
 // counts and bigram positions for compression budgets; parents, num_states, counts and
 // has_count_scores for the tree factors with counts (a binary one's max_num_bins in budget). Trailing items a type does not use may be
 // left out.
+// A factor's int parameter: a Python int in [0, INT_MAX] (the factor checks its own range).
+int spec_int(const py::handle& value, const char* name) {
+  return static_cast<int>(int_option(value, name, 0, std::numeric_limits<int>::max()));
+}
+
 ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle& factors) {
   ad3::FactorGraph graph;
   std::vector<int> kinds, links, ints;
@@ -429,7 +434,7 @@ ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle
         break;
       case ad3::FactorType::kBudget:
         need(t, 4, "budget: a budget factor needs its budget");
-        graph.add_budget(links, t[3].cast<int>(), negated);
+        graph.add_budget(links, spec_int(t[3], "budget"), negated);
         break;
       case ad3::FactorType::kKnapsack:
         need(t, 5, "costs: a knapsack factor needs its budget and costs");
@@ -442,7 +447,7 @@ ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle
         break;
       case ad3::FactorType::kTree:
         need(t, 8, "arcs: a tree factor needs num_nodes and its arcs");
-        graph.add_tree(links, t[6].cast<int>(), read_pairs(t[7]));
+        graph.add_tree(links, spec_int(t[6], "num_nodes"), read_pairs(t[7]));
         break;
       case ad3::FactorType::kHeadAutomaton:
         need(t, 8, "siblings: a head automaton needs its sibling pairs");
@@ -469,7 +474,7 @@ ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle
         need(t, 11, "counts_for_budget: a compression budget needs its counts and bigrams");
         read_flags(t[9], flags);
         read_ints(t[10], ints);
-        graph.add_compression_budget(links, t[6].cast<int>(), t[3].cast<int>(), flags, ints);
+        graph.add_compression_budget(links, spec_int(t[6], "length"), spec_int(t[3], "budget"), flags, ints);
         break;
       case ad3::FactorType::kGeneralTreeCounts:
       case ad3::FactorType::kBinaryTreeCounts: {
@@ -482,7 +487,7 @@ ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle
           read_ints(t[5], states);
           graph.add_general_tree_counts(links, ints, states, flags);
         } else {
-          const int bins = t[3].is_none() ? 0 : t[3].cast<int>();  // (max_num_bins, in the budget slot)
+          const int bins = t[3].is_none() ? 0 : spec_int(t[3], "max_num_bins");  // (in the budget slot)
           graph.add_binary_tree_counts(links, ints, flags, more_flags, bins);
         }
         break;

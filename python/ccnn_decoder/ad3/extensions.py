@@ -183,7 +183,7 @@ class PFactorCompressionBudget(PFactor):
             raise ValueError(f"counts_for_budget: expected one flag per position ({length}), got {len(counts)}")
         if len(set(positions)) != len(positions) or any(not -1 <= p < length for p in positions):
             raise ValueError(f"bigram_positions: expected distinct positions in [-1, {length - 1}]")
-        self._num_nodes, self._budget = int(length), int(budget)
+        self._num_nodes, self._budget = int(length), min(int(budget), int(length))  # (more constrains nothing)
         self._counts, self._positions = counts, positions
         self._additional = [0.0] * (4 * length - len(positions))
         self._initialized = True
@@ -236,7 +236,8 @@ class PFactorBinaryTreeCounts(PFactorBinaryTree):
         bad_bins = isinstance(max_num_bins, bool) or not isinstance(max_num_bins, (int, np.integer)) or max_num_bins < 1
         if max_num_bins is not None and bad_bins:
             raise ValueError(f"max_num_bins: expected None or an int >= 1, got {max_num_bins!r}")
-        self._budget = 0 if max_num_bins is None else int(max_num_bins)  # (the solver's spec carries it there)
+        # (the solver's spec carries it in the budget slot; n + 1 bins or more merge no count)
+        self._budget = 0 if max_num_bins is None else min(int(max_num_bins), n + 1)
         sizes = _subtree_sizes(parents)
         self._parents, self._num_states, self._counts, self._has_count_scores = parents, [2] * n, counts, scored
         self._additional = [0.0] * (4 * (n - 1) + sum(sizes[i] + 1 for i in range(n) if scored[i]))

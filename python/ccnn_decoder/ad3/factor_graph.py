@@ -91,7 +91,8 @@ class PFactorGraph(_decoder.FactorGraphBase):
             raise ValueError(f"budget: expected >= 0, got {budget}")
         factor = _new_factor(self, "budget", p_variables[:])
         factor._negated, factor._budget = flags or [], int(budget)
-        return self._add(factor, (_BUDGET, units, flags, int(budget)))
+        # (a budget of len(units) or more constrains nothing: the solver gets len(units))
+        return self._add(factor, (_BUDGET, units, flags, min(int(budget), len(units))))
 
     def create_factor_knapsack(self, p_variables, costs, budget, negated=None, owned_by_graph=True):
         if costs is None or np.ndim(costs) != 1 or isinstance(costs, (str, bytes)):
