@@ -673,6 +673,32 @@ def test_structured_factors_relaxation_matches_the_lp(max_qp_steps):
     assert fractional >= 1
 
 
+def test_sequence_arguments_are_named_when_malformed():
+    """Flags, parents and sibling pairs that are not sequences (a number, a 0-d array, ragged or
+    float pairs) name the argument; they used to raise numpy's or Python's own messages."""
+    g = FactorGraph()
+    x, y, z = (g.add_binary_variable(0.1 * i) for i in range(3))
+    for negated in (1.5, np.array(True), "ab"):
+        with pytest.raises(TypeError, match="negated: expected a sequence of bools"):
+            g.add_logic("or", [x, y], negated=negated)
+    for siblings in (3, [(0, 1, 2)], [(0.0, 1.0)], [(0, 1), (1,)]):
+        with pytest.raises(TypeError, match="siblings"):
+            g.add_head_automaton([x, y], np.zeros(6), siblings)
+    for parents in (0, "ab", [[-1], [0]], [-1.0, 0.0, 0.0]):
+        with pytest.raises(TypeError, match="parents"):
+            g.add_tree_chain([x, y, z], parents, np.zeros((2, 2, 2)))
+    with pytest.raises(TypeError, match="counts_for_budget: expected a sequence of bools"):
+        g.add_tree_counts([x, y, z], [-1, 0, 0], np.zeros((2, 2, 2)), counts_for_budget=1)
+    with pytest.raises(TypeError, match="counts_for_budget: expected a sequence of bools"):
+        g.add_compression_budget([x, y], 1, np.zeros(8), counts_for_budget=np.array(1))
+    # the well-formed calls still work, and the head automaton's default pairs are the explicit ones
+    default = g.add_head_automaton([x, y], np.arange(6.0))
+    explicit = g.add_head_automaton([x, y], np.arange(6.0), np.array([(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]))
+    assert g._factors[default][8] == g._factors[explicit][8]
+    g.add_tree_chain([x, y, z], np.array([-1, 0, 1]), np.zeros((2, 2, 2)))
+    assert g.solve_exact().status == "optimal"
+
+
 def test_max_qp_steps_errors():
     graph = FactorGraph()
     a, b = graph.add_binary_variable(1.0), graph.add_binary_variable(-1.0)
