@@ -77,7 +77,9 @@ def _check_link(link):
 
 
 def _as_tensor(x, like):
-    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=like.dtype, device=like.device)
+    # (a number next to an integer tensor becomes float64, so that the op names the tensor's dtype)
+    dtype = like.dtype if like.is_floating_point() else torch.float64
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=dtype, device=like.device)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -150,6 +150,8 @@ def test_non_contiguous_inputs():
         ((torch.tensor([0.5]), torch.tensor([0.5]), torch.tensor([float("inf")])), ValueError, "theta must be finite"),
         ((torch.tensor([0.5]), torch.tensor([0.5], dtype=torch.float64), torch.tensor([1.0])), TypeError, "v must have the dtype of u"),
         ((torch.tensor([1, 0]), torch.tensor([0, 1]), torch.tensor([1, 1])), TypeError, "u must be float32 or float64"),
+        # numbers beside an integer tensor: the tensor's dtype is named (not an int64 overflow of nan)
+        ((torch.tensor([1, 0]), 0.5, float("nan")), TypeError, "u must be float32 or float64"),
         ((torch.rand(3), torch.rand(4), torch.tensor(1.0)), ValueError, "broadcastable"),
     ],
 )
