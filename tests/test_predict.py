@@ -3,6 +3,7 @@ pandas API, annotated copies and load_csv reading predict's own CSV (seconds eac
 import csv
 import math
 import tracemalloc
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -104,6 +105,43 @@ def test_dataframe_api_and_load_csv_round_trip(setup, tmp_path):
     assert ds.image_paths[1:] == [f"{video}#{k}" for k in range(5)]
     np.testing.assert_array_equal(ds.labels, np.rint(df[[f"AU{a:02d}_r" for a in AUS]].to_numpy()))
     assert sorted(set(ds.subjects)) == sorted({str(image), str(video)})
+
+
+def test_unreadable_files_get_failed_rows_and_the_rest_is_kept(setup, tmp_path, capsys):
+    """A corrupt image, one too small to hold a face and a broken video, anywhere among the inputs,
+    get rows with success 0; every other frame is predicted and written, then the command names them
+    and exits 2. Before, the first of them stopped the run, its CSV empty."""
+    faces = setup["faces"]
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for k in range(3):
+        cv2.imwrite(str(folder / f"img{k}.png"), scene(faces[k]))
+    (folder / "img1b.png").write_text("not an image")
+    cv2.imwrite(str(folder / "img1c.png"), np.zeros((4, 4), np.uint8))
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"\0" * 64)
+    video = write_video(tmp_path / "clip.avi", [scene(faces[k % 6], k) for k in range(5)])
+    out = tmp_path / "au.csv"
+    assert main(["predict", "--checkpoint", str(setup["model"]), str(folder), str(broken), str(video),
+                 "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "3 input file(s) could not be read" in err and "img1b.png': not an image OpenCV can read" in err
+    assert "img1c.png': 4x4 pixels" in err and "broken.avi': no frame OpenCV can read" in err
+    rows = list(csv.DictReader(out.open()))
+    assert [(Path(r["file"]).name, r["frame"], r["success"]) for r in rows] == [
+        ("img0.png", "1", "1"), ("img1.png", "2", "1"), ("img1b.png", "3", "0"), ("img1c.png", "4", "0"),
+        ("img2.png", "5", "1"), ("broken.avi", "1", "0"), *[("clip.avi", str(k), "1") for k in range(1, 6)]]
+    assert all(r["AU12_r"] == "" for r in rows if r["success"] == "0")
+    # the same rows from the Python API, with a warning per unreadable file
+    with pytest.warns(UserWarning, match="its row has success 0") as caught:
+        df = predict_dataframe(setup["model"], [folder, broken, video], device="cpu")
+    assert len(caught) == 3 and df["success"].tolist() == [int(r["success"]) for r in rows]
+    # missing inputs and empty folders still stop everything before the first frame
+    (tmp_path / "empty").mkdir()
+    for bad, message in ((tmp_path / "nope.png", "does not exist"), (tmp_path / "empty", "holds no images")):
+        assert main(["predict", "--checkpoint", str(setup["model"]), str(folder), str(bad),
+                     "--out", str(tmp_path / "x.csv"), "--device", "cpu"]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
 
 
 def _peak_bytes(model, video, tmp_path):

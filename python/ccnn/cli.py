@@ -251,13 +251,19 @@ def cmd_eval(args) -> int:
 
 def cmd_predict(args) -> int:
     options = DecodeOptions(method=args.method, time_limit=args.time_limit)
+    unreadable = []
     out, frames, found, written = predict_to_csv(
         args.checkpoint, args.inputs, args.out, options, args.context, args.device, args.annotate,
-        args.batch_size, args.redetect_every)
+        args.batch_size, args.redetect_every, unreadable)
     _note(uncertified_report(options))
     print(f"{frames} frames -> {out} ({found} with a face, {frames - found} without: success 0, no values)")
     if written:
         print(f"annotated: {', '.join(str(p) for p in written)}")
+    if unreadable:  # (the CSV holds every other frame: exit 2 after writing it)
+        listed = "; ".join(f"{file!r}: {reason}" for file, reason in unreadable[:3])
+        more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        raise ValueError(f"{len(unreadable)} input file(s) could not be read ({listed}{more}); their rows in "
+                         f"{out} have success 0")
     return 0
 
 

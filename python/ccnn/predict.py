@@ -14,15 +14,20 @@ frames and two chunks are ever held.
 Rows follow OpenFace's conventions: frame (1-based per video, and per folder in sorted order; 1
 for a single image), face_id, timestamp (s), confidence (0..1), success (a face was found), file,
 AUxx_r (intensity 0..5) and AUxx_c (presence: intensity >= 1). Where success is 0 the AU values
-are NaN (empty in the CSV). `write_csv` writes them (`ccnn predict --out`), `AnnotationWriter`
-draws them onto copies of the input (`--annotate`).
+are NaN (empty in the CSV). A file that cannot be read as an image or video (or a frame too small
+to hold a face) gets such a row too and is reported (`unreadable`), so one bad file in a folder
+does not stop the rest; a missing input or an empty folder stops everything before the first
+frame. `write_csv` writes the rows (`ccnn predict --out`), `AnnotationWriter` draws them onto
+copies of the input (`--annotate`).
 """
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import queue
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +56,10 @@ class Frame:
     file: str          # the image, or the video the frame belongs to
     number: int        # 1-based frame number within its video or folder (1 for a single image)
     timestamp: float   # seconds from the start of the video (0 for images)
-    image: np.ndarray  # BGR or gray uint8
+    image: np.ndarray | None  # BGR or gray uint8; None when unreadable
     is_video: bool = False
     fps: float = 0.0
+    error: str | None = None  # why the file gives no image (then image is None)
 
 
 def input_files(inputs) -> list[Path]:
@@ -70,60 +76,59 @@ def input_files(inputs) -> list[Path]:
 
 def iter_frames(inputs):
     """Yield a Frame for every image, every image of a folder (sorted) and every video frame, reading
-    videos one frame at a time."""
-    for item in inputs:
-        path = Path(item)
+    videos one frame at a time. A file that gives no usable image yields one Frame with `error` set.
+    Missing inputs and folders without images raise ValueError before the first frame."""
+    inputs = [Path(item) for item in inputs]
+    for path in inputs:
+        if not path.exists():
+            raise ValueError(f"input {str(path)!r} does not exist")
+        if path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+            raise ValueError(f"input folder {str(path)!r} holds no images")
+    for path in inputs:
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise ValueError(f"input folder {str(path)!r} holds no images")
             for k, file in enumerate(files, start=1):
-                yield Frame(str(file), k, 0.0, _read_image(file))
-        elif path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+                yield _image_frame(file, k)
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
             yield from _video_frames(path)
-        elif path.is_file():
-            yield Frame(str(path), 1, 0.0, _read_image(path))
         else:
-            raise ValueError(f"input {str(path)!r} does not exist")
+            yield _image_frame(path, 1)
 
 
-def _read_image(path) -> np.ndarray:
+def _image_frame(path: Path, number: int) -> Frame:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read image {str(path)!r}")
-    check_frame(image, path)
-    return image
+    error = "not an image OpenCV can read" if image is None else frame_problem(image)
+    return Frame(str(path), number, 0.0, None if error else image, error=error)
 
 
-def check_frame(image, source) -> None:
-    """ValueError naming `source` for a frame too small or too thin to hold a face (the alignment
-    needs a few pixels a side and a sane aspect ratio)."""
+def frame_problem(image) -> str | None:
+    """Why a frame cannot hold a face (too small or too thin for the alignment), or None."""
     h, w = image.shape[:2]
     if min(h, w) < MIN_FRAME_SIDE or max(h, w) > MAX_FRAME_ASPECT * min(h, w):
-        raise ValueError(f"image {str(source)!r} is {w}x{h} pixels: a face image needs at least "
-                         f"{MIN_FRAME_SIDE} pixels a side and at most {MAX_FRAME_ASPECT}:1 sides; "
-                         f"give a face image or crop it")
+        return (f"{w}x{h} pixels: a face image needs at least {MIN_FRAME_SIDE} pixels a side and at most "
+                f"{MAX_FRAME_ASPECT}:1 sides")
+    return None
 
 
 def _video_frames(path: Path):
     cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ValueError(f"cannot open video {str(path)!r}")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    fps = (cap.get(cv2.CAP_PROP_FPS) or 0.0) if cap.isOpened() else 0.0
     k = 0
     try:
-        while True:
+        while cap.isOpened():
             ok, image = cap.read()
             if not ok:
                 break
             k += 1
-            if k == 1:
-                check_frame(image, path)
+            problem = frame_problem(image) if k == 1 else None
+            if problem:
+                yield Frame(str(path), 1, 0.0, None, True, fps, error=problem)
+                return
             yield Frame(str(path), k, (k - 1) / fps if fps > 0 else 0.0, image, True, fps)
     finally:
         cap.release()
     if k == 0:
-        raise ValueError(f"video {str(path)!r} has no readable frames")
+        yield Frame(str(path), 1, 0.0, None, True, fps, error="no frame OpenCV can read")
 
 
 @dataclass
@@ -141,6 +146,9 @@ def iter_faces(inputs, size: int, redetect_every: int = 15, keep_images: bool = 
     detections every `redetect_every` frames); frame images are dropped unless `keep_images`."""
     tracker, source = None, None
     for frame in iter_frames(inputs):
+        if frame.error:
+            yield Found(frame, None, None, None, NO_FACE, 0.0)
+            continue
         if frame.file != source or not frame.is_video:
             tracker, source = FaceTracker(redetect_every if frame.is_video else 1), frame.file
         gray = frame.image if frame.image.ndim == 2 else cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
@@ -186,10 +194,13 @@ def _threaded(iterable, maxsize: int):
 
 
 def predict_stream(model, inputs, crop: float = 0.85, method: str = "auto", context=None, device="cpu",
-                   batch_size: int = 64, redetect_every: int = 15, annotate=None, overlap: bool = True):
+                   batch_size: int = 64, redetect_every: int = 15, annotate=None, overlap: bool = True,
+                   unreadable: list | None = None):
     """Yield one row per frame of `inputs` (dict, the CSV's columns) in input order. `annotate`: an
     AnnotationWriter that receives every frame as it is read out. With `overlap`, a chunk is decoded
-    in a thread while the network runs on the next one (the rows are the same without it)."""
+    in a thread while the network runs on the next one (the rows are the same without it). A file
+    that gives no usable image has a row with success 0 and goes, as (file, reason), into
+    `unreadable` (without that list: a warning each)."""
     name = context or model.dataset_names[0]
     aus = list(model.aus)
     options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)
@@ -201,11 +212,11 @@ def predict_stream(model, inputs, crop: float = 0.85, method: str = "auto", cont
             solve = _network_pass(model, chunk, crop, options, context, name, aus, device)
             decoded = decoder.submit(solve) if overlap else _Done(solve())
             if pending is not None:
-                yield from _rows(*pending, aus, annotate)
+                yield from _rows(*pending, aus, annotate, unreadable)
             pending = chunk, decoded
         if pending is None:
             raise ValueError("no input frames")
-        yield from _rows(*pending, aus, annotate)
+        yield from _rows(*pending, aus, annotate, unreadable)
 
 
 def _chunks(items, size: int):
@@ -247,10 +258,15 @@ class _Done:
         return self.value
 
 
-def _rows(chunk, decoded, aus, annotate):
+def _rows(chunk, decoded, aus, annotate, unreadable):
     for item, v in zip(chunk, decoded.result()):
         row = make_row(item, aus, v)
-        if annotate is not None:
+        if item.frame.error:
+            if unreadable is None:
+                warnings.warn(f"{item.frame.file!r}: {item.frame.error}; its row has success 0")
+            else:
+                unreadable.append((item.frame.file, item.frame.error))
+        elif annotate is not None:
             f = item.frame
             annotate.add(row, f.image, f.is_video, f.fps, item.eyes, item.box, item.status)
         yield row
@@ -302,16 +318,18 @@ def rows_to_table(rows) -> np.ndarray:
 
 
 def write_csv(rows, path) -> tuple[Path, int, int]:
-    """Write rows (any iterable, consumed as it comes) to a CSV; NaN is written as an empty cell.
-    Returns (path, rows written, rows with success)."""
+    """Write rows (any iterable, consumed as it comes) to a CSV; NaN is written as an empty cell. The
+    file is created with the first row (an error before it leaves none). Returns (path, rows
+    written, rows with success)."""
     path = Path(path)
+    rows = iter(rows)
+    first = next(rows, None)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = found = 0
     with open(path, "w", newline="") as f:
-        writer = None
-        for row in rows:
-            if writer is None:
-                writer = csv.writer(f)
+        writer = csv.writer(f)
+        for row in itertools.chain([first], rows) if first is not None else ():
+            if count == 0:
                 writer.writerow(list(row))
             writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in row.values()])
             count, found = count + 1, found + row["success"]
@@ -319,8 +337,9 @@ def write_csv(rows, path) -> tuple[Path, int, int]:
 
 
 def predict_to_csv(checkpoint, inputs, out, method="auto", context=None, device="auto", annotate_dir=None,
-                   batch_size: int = 64, redetect_every: int = 15):
-    """What `ccnn predict` does: stream the rows into `out` (and annotated copies into annotate_dir).
+                   batch_size: int = 64, redetect_every: int = 15, unreadable: list | None = None):
+    """What `ccnn predict` does: stream the rows into `out` (and annotated copies into annotate_dir);
+    files that give no image go into `unreadable` as (file, reason) (without it: a warning each).
     Returns (csv path, frames, frames with a face, annotated files)."""
     model, crop = load_predictor(checkpoint, device)
     writer = None
@@ -329,7 +348,7 @@ def predict_to_csv(checkpoint, inputs, out, method="auto", context=None, device=
         writer = AnnotationWriter(annotate_dir, model.aus, names)
     try:
         rows = predict_stream(model, inputs, crop, method, context, next(model.parameters()).device,
-                              batch_size, redetect_every, writer)
+                              batch_size, redetect_every, writer, unreadable=unreadable)
         path, count, found = write_csv(rows, out)
     finally:
         written = writer.close() if writer is not None else []
