@@ -94,9 +94,12 @@ def test_disfa_bad_input_is_counted_and_reported(tmp_path, rng):
     write_disfa(tmp_path, {"SN001": 6, "SN002": 5, "SN004": 4, "SN005": 4}, rng,
                 video_frames={"SN002": 3})  # SN002: labels for 5 frames, video has 3
     (tmp_path / "ActionUnit_Labels" / "SN001" / "SN001_au9.txt").unlink()   # missing label file
-    # SN001 AU4: 7 is out of range, "#," and "3,junk" are malformed, frame 9999 is beyond the video
+    # SN001 AU4: 7 is out of range, "#,", "3,junk" and "inf,2" are malformed, frame 9999 is beyond
+    # the video; SN001 AU12: inf is out of range (both raised OverflowError before)
     au4 = tmp_path / "ActionUnit_Labels" / "SN001" / "SN001_au4.txt"
-    au4.write_text(au4.read_text().replace("\n2,", "\n2,7\n#,").replace("\n3,", "\n3,junk\n9999,"))
+    au4.write_text(au4.read_text().replace("\n2,", "\n2,7\n#,").replace("\n3,", "\n3,junk\ninf,2\n9999,"))
+    au12 = tmp_path / "ActionUnit_Labels" / "SN001" / "SN001_au12.txt"
+    au12.write_text(au12.read_text().replace("\n4,", "\n4,inf\n4,"))
     (tmp_path / "Video_LeftCamera" / "LeftVideoSN004_comp.avi").write_bytes(b"RIFF garbage")  # corrupt
     (tmp_path / "Video_LeftCamera" / "LeftVideoSN005_comp.avi").unlink()                     # missing
     with pytest.warns(UserWarning):
@@ -213,7 +216,8 @@ def write_unbc(root):
         "042-ll042/ll042t1aaaff/ll042t1aaaff001": [],
         "042-ll042/ll042t1aaaff/ll042t1aaaff002": [facs_row(4, 2), facs_row(43, 0), facs_row(50, 3)],
         "042-ll042/ll042t1aaaff/ll042t1aaaff003": [facs_row(6, 3), facs_row(12, 7)],
-        "043-jh043/jh043t2aeaff/jh043t2aeaff001": [facs_row(25, 1), facs_row(26, 4)],
+        "043-jh043/jh043t2aeaff/jh043t2aeaff001": [facs_row(25, 1), facs_row(26, 4),  # and non-finite cells:
+                                                   facs_row(float("inf"), 2), facs_row(9, float("inf"))],
         "043-jh043/jh043t2aeaff/jh043t2aeaff002": None,
     }
     for rel, lines in rows.items():
@@ -238,9 +242,10 @@ def test_unbc_reads_facs_files(tmp_path):
     np.testing.assert_array_equal(ds.labels[0], np.zeros(10))            # empty file = all zero
     assert ds.labels[1, col[4]] == 2 and ds.labels[1, col[43]] == 1      # AU43 coded without intensity
     assert ds.labels[2, col[6]] == 3 and ds.labels[2, col[12]] == -1     # 7 is out of range
-    assert ds.labels[3, col[26]] == 4
+    assert ds.labels[3, col[26]] == 4 and ds.labels[3, col[9]] == -1
     text = "\n".join(ds.issues)
-    assert "1 images without a Frame_Labels" in text and "1 FACS intensities outside" in text
+    assert "1 images without a Frame_Labels" in text and "2 FACS intensities outside" in text
+    assert "1 malformed" in text, text
     np.testing.assert_allclose(ds.eyes[1], [[20, 20], [44, 22]], atol=1e-5)
     assert np.isnan(ds.eyes[0]).all()
     with pytest.warns(UserWarning):
@@ -283,6 +288,22 @@ def test_generic_csv(tmp_path):
     assert "1 labels outside 0..5" in ds.issues[0] and "1 rows skipped" in ds.issues[1]
     with pytest.warns(UserWarning):
         assert load_dataset(path).aus == [1, 12]
+
+
+def test_non_finite_levels_are_invalid_not_a_crash(tmp_path):
+    """inf, 1e400 and +nan cells (and predicted intensities) are invalid levels, counted and missing;
+    they used to raise OverflowError (round(inf)) or a ValueError about converting NaN."""
+    cv2.imwrite(str(tmp_path / "a.png"), frame_image(0))
+    path = write_csv(tmp_path / "odd.csv", ["a.png,s,x,inf,2,10,12,30,12", "a.png,s,x,1e400,+nan,10,12,inf,12",
+                                             "a.png,s,x,-inf,3,10,12,30,12"])
+    with pytest.warns(UserWarning, match="4 labels outside 0..5"):
+        ds = load_csv(path)
+    np.testing.assert_array_equal(ds.labels, [[-1, 2], [-1, -1], [-1, 3]])
+    assert np.isfinite(ds.eyes[[0, 2]]).all() and np.isnan(ds.eyes[1, 1, 0])  # an infinite eye coordinate: missing
+    predicted = write_csv(tmp_path / "predicted.csv", ["1,0,0.0,0.9,1,a.png,inf,1.0", "1,0,0.0,0.9,1,a.png,2.2,1.0"],
+                          header="frame,face_id,timestamp,confidence,success,file,AU12_r,AU12_c")
+    with pytest.warns(UserWarning, match="1 labels outside 0..5"):
+        assert load_csv(predicted).labels.tolist() == [[-1], [2]]
 
 
 def test_generic_csv_with_several_datasets(tmp_path):

@@ -3,6 +3,7 @@ video frames, and subject-independent splits."""
 from __future__ import annotations
 
 import csv
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -211,7 +212,7 @@ def parse_level(text: str) -> int | None:
         return None
     if value == UNLABELLED_CODE:
         return MISSING
-    if abs(value - round(value)) > 1e-6 or not 0 <= round(value) <= MAX_LEVEL:
+    if not math.isfinite(value) or abs(value - round(value)) > 1e-6 or not 0 <= round(value) <= MAX_LEVEL:
         return None
     return int(round(value))
 
@@ -306,14 +307,16 @@ def _round_intensity(text: str) -> str:
         value = float(text)
     except ValueError:
         return text
-    return text if value != value else str(int(min(max(round(value), 0), MAX_LEVEL)))
+    return str(int(min(max(round(value), 0), MAX_LEVEL))) if math.isfinite(value) else text
 
 
 def _float_or_nan(text: str) -> float:
+    """A finite float, else NaN (a missing eye coordinate)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         return float("nan")
+    return value if math.isfinite(value) else float("nan")
 
 
 # --- subject-independent splits ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ counted, recorded in `ds.issues` and warned about; a layout with nothing usable 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def _level(value: float) -> int | None:
     """0..5 from a coded intensity, MISSING for 9 (unlabelled), None when invalid."""
     if value == UNLABELLED_CODE:
         return MISSING
-    if abs(value - round(value)) > 1e-6 or not 0 <= round(value) <= MAX_LEVEL:
+    if not math.isfinite(value) or abs(value - round(value)) > 1e-6 or not 0 <= round(value) <= MAX_LEVEL:
         return None
     return int(round(value))
 
@@ -91,7 +92,7 @@ def read_frame_intensity_file(path: Path, counts: _Counter) -> dict[int, int]:
                 continue
             try:
                 frame, value = int(float(parts[0])), float(parts[1])
-            except (ValueError, IndexError):
+            except (ValueError, IndexError, OverflowError):  # (OverflowError: an infinite frame number)
                 if number > 0:
                     counts.add("malformed")
                 continue
@@ -305,7 +306,7 @@ def read_unbc_facs(path: Path, counts: _Counter) -> list[int]:
             continue
         try:
             au, value = int(round(float(parts[0]))), float(parts[1])
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, OverflowError):  # (OverflowError: an infinite AU number)
             counts.add("malformed")
             continue
         if au not in levels:
