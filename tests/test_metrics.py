@@ -85,3 +85,18 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="same shape"):
         metrics.icc31(np.ones(5), np.ones(4))
     assert math.isnan(metrics.icc(np.ones((4, 2))))
+
+
+def test_non_finite_predictions_are_refused_where_labels_are_annotated():
+    """ICC refused NaN predictions while MAE returned NaN (or inf) silently; both name the entry now,
+    and a prediction beside a missing label (-1) is not read."""
+    truth = np.array([[0, 1], [2, -1], [3, 4]])
+    for bad in (np.nan, np.inf):
+        pred = np.array([[0.0, 1.0], [2.0, 0.0], [3.0, bad]])
+        for f in (metrics.mae, metrics.icc31):
+            with pytest.raises(ValueError, match=r"y_pred must be finite where y_true is annotated; y_pred\[2, 1\]"):
+                f(truth, pred)
+        with pytest.raises(ValueError, match="evaluate: y_pred must be finite"):
+            metrics.evaluate(truth, pred, [1, 2])
+    pred = np.array([[0.0, 1.0], [2.0, np.nan], [3.0, 4.0]])  # NaN only where the label is missing
+    np.testing.assert_array_equal(metrics.mae(truth, pred), [0.0, 0.0])

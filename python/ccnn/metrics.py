@@ -67,6 +67,11 @@ def _paired(y_true, y_pred, name):
         raise ValueError(f"{name}: y_true and y_pred must have the same shape, got {t.shape} and {p.shape}")
     if t.ndim not in (1, 2):
         raise ValueError(f"{name}: expected (N,) or (N, Q) arrays, got shape {t.shape}")
+    bad = np.argwhere(_observed(t) & ~np.isfinite(p))
+    if bad.size:
+        index = tuple(int(i) for i in bad[0])
+        raise ValueError(f"{name}: y_pred must be finite where y_true is annotated; "
+                         f"y_pred[{', '.join(map(str, index))}] is {p[index]}")
     return t, p
 
 
