@@ -83,7 +83,7 @@ def decoder_extension():
     return Extension(
         "ccnn_decoder._decoder", sources, language="c++",
         include_dirs=[os.path.join(ROOT, "csrc"), pybind11.get_include()],
-        extra_compile_args=["-O3", "-std=c++17", "-fvisibility=hidden"],  # (as pybind11 advises; lets calls inline)
+        extra_compile_args=["-O3", "-std=c++17", "-fvisibility=hidden"],  # (as pybind11 advises; calls within a file inline)
     )
 
 

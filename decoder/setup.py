@@ -38,7 +38,7 @@ setup(
             "ccnn_decoder._decoder", SOURCES, language="c++",
             depends=HEADERS,  # a changed header rebuilds the in-tree build (decoder/build)
             include_dirs=["../csrc", pybind11.get_include()],
-            extra_compile_args=["-O3", "-std=c++17", "-fvisibility=hidden"],  # (as pybind11 advises; lets calls inline)
+            extra_compile_args=["-O3", "-std=c++17", "-fvisibility=hidden"],  # (as pybind11 advises; calls within a file inline)
         )
     ],
     cmdclass={"build_ext": BuildExt},
