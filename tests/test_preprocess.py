@@ -256,6 +256,21 @@ def test_corrupt_and_missing_frames_are_counted_not_fatal(synthetic, tmp_path):
     np.testing.assert_array_equal(faces.labels, np.delete(ds.labels, [3, 7], axis=0))
 
 
+def test_a_frame_too_small_to_hold_a_face_is_dropped_even_with_eyes_given(synthetic, tmp_path):
+    """A 3x3 image (a truncated file, say) with the data set's eye coordinates was 'aligned' into a
+    black face; it is dropped as without a face now, as ccnn predict treats it."""
+    ds = load_dataset(synthetic)
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.full((3, 3), 200, np.uint8))
+    paths = list(ds.image_paths)
+    paths[5] = str(tiny)
+    bad = AUDataset(ds.name, ds.aus, paths, ds.subjects, ds.labels, eyes=ds.eyes)
+    assert np.isfinite(ds.eyes[5]).all()
+    with pytest.warns(UserWarning, match="no face 1"):
+        faces = preprocess(bad, size=32, cache_dir=tmp_path / "c", workers=1, progress=False)
+    assert faces.unreadable == 0 and len(faces) == len(ds) - 1 and 5 not in faces.source_index
+
+
 def test_frames_without_eyes_use_detection_then_fallback_or_skip(tmp_path):
     rgb = _astronaut()
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

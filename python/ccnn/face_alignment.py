@@ -126,6 +126,18 @@ STATUS_NAMES = ("eyes given", "eyes detected", "face-box fallback", "dropped: no
 STATUS_CONFIDENCE = {GIVEN: 1.0, DETECTED: 0.95, FACE_BOX: 0.5, NO_FACE: 0.0, UNREADABLE: 0.0}
 
 
+MIN_FRAME_SIDE, MAX_FRAME_ASPECT = 8, 20  # smaller or thinner frames cannot hold a face
+
+
+def frame_problem(image) -> str | None:
+    """Why a frame cannot hold a face (too small or too thin for the alignment), or None."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_FRAME_SIDE or max(h, w) > MAX_FRAME_ASPECT * min(h, w):
+        return (f"{w}x{h} pixels: a face image needs at least {MIN_FRAME_SIDE} pixels a side and at most "
+                f"{MAX_FRAME_ASPECT}:1 sides")
+    return None
+
+
 def find_face(image, on_missing: str = "face-box"):
     """(eyes (2, 2) or None, face box or None, status): the face-finding rule of training and
     prediction alike. Eyes from the Haar cascades (DETECTED); when they are not found but a face is,

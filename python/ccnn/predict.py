@@ -37,7 +37,7 @@ import numpy as np
 
 from .annotate import AnnotationWriter, annotation_names
 from .checkpoint import load_model
-from .face_alignment import NO_FACE, align_face
+from .face_alignment import NO_FACE, align_face, frame_problem
 from .face_tracking import FaceTracker
 from .inference import DecodeOptions, forward_faces
 from .metrics import au_name
@@ -46,7 +46,6 @@ from .preprocess import FaceArrays
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
-MIN_FRAME_SIDE, MAX_FRAME_ASPECT = 8, 20  # smaller or thinner frames cannot hold a face
 META_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success", "file")
 PRESENCE_LEVEL = 1  # AUxx_c = 1 where the intensity is at least this (FACS A or more)
 
@@ -99,15 +98,6 @@ def _image_frame(path: Path, number: int) -> Frame:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     error = "not an image OpenCV can read" if image is None else frame_problem(image)
     return Frame(str(path), number, 0.0, None if error else image, error=error)
-
-
-def frame_problem(image) -> str | None:
-    """Why a frame cannot hold a face (too small or too thin for the alignment), or None."""
-    h, w = image.shape[:2]
-    if min(h, w) < MIN_FRAME_SIDE or max(h, w) > MAX_FRAME_ASPECT * min(h, w):
-        return (f"{w}x{h} pixels: a face image needs at least {MIN_FRAME_SIDE} pixels a side and at most "
-                f"{MAX_FRAME_ASPECT}:1 sides")
-    return None
 
 
 def _video_frames(path: Path):

@@ -29,7 +29,7 @@ from .console import LOG
 from .data.dataset import AUDataset, read_image, read_video_frames, split_video_path
 from .data.parallel import run_tasks
 from .face_alignment import (DETECTED, FACE_BOX, FACE_BOX_EYES, GIVEN, NO_FACE, REFERENCE_EYES, STATUS_NAMES,
-                             UNREADABLE, align_face, alignment_matrix, find_face)
+                             UNREADABLE, align_face, alignment_matrix, find_face, frame_problem)
 
 CACHE_VERSION = 2  # 2: labels left out of the key
 CHUNK_IMAGES = 256
@@ -117,6 +117,9 @@ def _preprocess_chunk(task: dict) -> dict:
     errors = []
     for k, image in _chunk_images(task, errors):
         if image is None:
+            continue
+        if frame_problem(image):  # (a frame too small to hold a face, as in ccnn predict)
+            status[k] = NO_FACE
             continue
         try:
             eyes = task["eyes"][k]
