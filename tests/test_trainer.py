@@ -230,6 +230,13 @@ def test_bad_config_is_rejected():
         _config(mode="sgd").validate()
     with pytest.raises(ValueError, match="batch_size"):
         _config(batch_size=0).validate()
+    # the command line's ranges hold for TrainConfig built in Python too (they were unchecked there)
+    for bad, name in ((dict(momentum=1.5), "momentum"), (dict(lr=float("inf")), "lr"), (dict(epochs=2.5), "epochs"),
+                      (dict(grad_clip=0.0), "grad_clip"), (dict(l2=[0.1, -1.0]), "l2"),
+                      (dict(pairwise_weight=float("nan")), "pairwise_weight"), (dict(samples_per_epoch=0), "samples_per_epoch"),
+                      (dict(seed=-1), "seed"), (dict(prune_threshold=-0.1), "prune_threshold")):
+        with pytest.raises(ValueError, match=f"^{name} must be"):
+            _config(**bad).validate()
     train, val = _data()
     with pytest.raises(ValueError, match="l2"):
         Trainer(build_model("ordinal", train), train, val, _config(l2=[0.1, 0.2]))

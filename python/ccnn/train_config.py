@@ -1,6 +1,8 @@
 """The training settings (`TrainConfig`), shared by the trainer, the experiments and the CLI."""
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 from .device_pipeline import PIPELINES
@@ -56,21 +58,45 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
+        """ValueError naming the first setting out of its range (the command line's ranges)."""
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("epochs", "batch_size", "ibb_unary_batches", "ibb_pairwise_batches", "patience",
-                     "eval_batch_size", "min_epochs"):
-            if int(getattr(self, name)) < (0 if name.startswith("ibb") or name == "min_epochs" else 1):
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        for name, minimum in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("eval_batch_size", 1),
+                              ("ibb_unary_batches", 0), ("ibb_pairwise_batches", 0), ("min_epochs", 0),
+                              ("train_eval_samples", 0), ("num_workers", 0), ("seed", 0)):
+            _check_int(name, getattr(self, name), minimum)
+        if self.samples_per_epoch is not None:
+            _check_int("samples_per_epoch", self.samples_per_epoch, 1)
+        if not _real(self.lr) > 0 or not math.isfinite(self.lr):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not 0 <= _real(self.momentum) < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.grad_clip is not None and not (_real(self.grad_clip) > 0 and math.isfinite(self.grad_clip)):
+            raise ValueError(f"grad_clip must be a finite number > 0 or None (off), got {self.grad_clip!r}")
+        l2 = self.l2 if isinstance(self.l2, (list, tuple)) else [self.l2]
+        for name, values in (("pairwise_lr_scale", [self.pairwise_lr_scale]), ("pairwise_weight", [self.pairwise_weight]),
+                             ("prune_threshold", [self.prune_threshold]), ("l2", l2)):
+            if not all(math.isfinite(_real(v)) and v >= 0 for v in values):
+                raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if not 0 < self.crop <= 1:
-            raise ValueError(f"crop must be in (0, 1], got {self.crop}")
+        if not 0 < _real(self.crop) <= 1:
+            raise ValueError(f"crop must be in (0, 1], got {self.crop!r}")
         if self.pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be one of {PIPELINES}, got {self.pipeline!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _real(value) -> float:
+    """float(value) for a real number; nan (which fails every range check) for anything else."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return math.nan
+    return float(value)
