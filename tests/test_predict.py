@@ -144,6 +144,20 @@ def test_unreadable_files_get_failed_rows_and_the_rest_is_kept(setup, tmp_path, 
         assert message in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
 
 
+def test_chunk_and_tracking_sizes_are_checked(setup, tmp_path):
+    """batch_size=0 made the reader's queue unbounded and one chunk of the whole input (the memory
+    bound gone); both sizes are refused before the first frame."""
+    from ccnn.checkpoint import load_model
+    from ccnn.predict import predict_stream
+    model, _ = load_model(setup["model"])
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), scene(setup["faces"][0]))
+    for bad in (dict(batch_size=0), dict(batch_size=-1), dict(batch_size=2.0), dict(redetect_every=0)):
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=f"{name} must be an int >= 1"):
+            next(predict_stream(model, [image], **bad))
+
+
 def _peak_bytes(model, video, tmp_path):
     tracemalloc.start()
     try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import numbers
 import queue
 import threading
 import warnings
@@ -191,6 +192,9 @@ def predict_stream(model, inputs, crop: float = 0.85, method: str = "auto", cont
     in a thread while the network runs on the next one (the rows are the same without it). A file
     that gives no usable image has a row with success 0 and goes, as (file, reason), into
     `unreadable` (without that list: a warning each)."""
+    for option, value in (("batch_size", batch_size), ("redetect_every", redetect_every)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:  # (0: the whole input at once)
+            raise ValueError(f"{option} must be an int >= 1, got {value!r}")
     name = context or model.dataset_names[0]
     aus = list(model.aus)
     options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)
