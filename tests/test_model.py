@@ -208,6 +208,17 @@ def test_argmax_and_expected_read_outs():
         decode(model, out, DecodeOptions(method="viterbi"))
 
 
+def test_decode_options_are_checked_when_made():
+    """A bad method, decomposition or time limit is refused by DecodeOptions itself (the time limit
+    used to reach the exact decoder only, the method only the first decode)."""
+    for bad, match in ((dict(method="viterbi"), "decode method"), (dict(decomposition="npmi"), "decomposition"),
+                       (dict(time_limit=0), "time_limit"), (dict(time_limit=float("nan")), "time_limit"),
+                       (dict(time_limit="1"), "time_limit")):
+        with pytest.raises(ValueError, match=match):
+            DecodeOptions(**bad)
+    assert DecodeOptions(method="exact", time_limit=None).time_limit is None
+
+
 @pytest.mark.parametrize("head", ["softmax", "ordinal", "loglinear", "copula"])
 def test_gradients_are_bit_reproducible(head):
     from ccnn.losses import composite_nll

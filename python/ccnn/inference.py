@@ -52,15 +52,19 @@ class DecodeOptions:
     # the decoder's status of every frame decoded with these options ("optimal", "time_limit", ...)
     status_counts: Counter = field(default_factory=Counter, repr=False, compare=False)
 
-    def resolve(self, model: CCNN) -> str:
-        method = self.method
-        if method == "auto":
-            method = "ad3" if model.has_pairwise and model.edges.shape[0] > 0 else "argmax"
-        if method not in METHODS:
+    def __post_init__(self):
+        if self.method != "auto" and self.method not in METHODS:
             raise ValueError(f"decode method must be one of {METHODS} or 'auto', got {self.method!r}")
         if self.decomposition not in DECOMPOSITIONS:
             raise ValueError(f"decomposition must be one of {DECOMPOSITIONS}, got {self.decomposition!r}")
-        return method
+        limit = self.time_limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
+            raise ValueError(f"time_limit must be a number > 0 (seconds per frame) or None, got {limit!r}")
+
+    def resolve(self, model: CCNN) -> str:
+        if self.method == "auto":
+            return "ad3" if model.has_pairwise and model.edges.shape[0] > 0 else "argmax"
+        return self.method
 
 
 def crf_scores(model: CCNN, out: Outputs, options: DecodeOptions):
