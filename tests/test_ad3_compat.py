@@ -962,6 +962,25 @@ def test_budgets_beyond_what_can_count_constrain_nothing():
     assert status == "integral" and sum(posteriors) == min(2, int((unary > 0).sum()))
 
 
+def test_scores_must_be_numbers():
+    """numpy turns None into NaN and "1.5" into 1.5; score arguments refuse both, naming the argument
+    (None reached the solver as a NaN score, strings were read as numbers or raised numpy's message)."""
+    from ccnn_ext.ad3.extensions import PFactorSequenceCompressor
+    graph = PFactorGraph()
+    multi, other = graph.create_multi_variable(3), graph.create_multi_variable(2)
+    for bad in ([None, 1.0, 2.0], ["1.5", 2, 3], ["x", 1, 2], [1 + 2j, 0, 0]):
+        with pytest.raises(TypeError, match=r"log_potentials: expected real numbers, got an array of dtype"):
+            multi.set_log_potentials(bad)
+    with pytest.raises(TypeError, match="additional_log_potentials: expected real numbers"):
+        graph.create_factor_dense([multi, other], [1, None, 2, 3, 4, 5])
+    with pytest.raises(TypeError, match="unaries: expected real numbers"):
+        simple_grid([[[1, "a"]]], np.eye(2))
+    with pytest.raises(TypeError, match="left_positions: expected ints, got 0.5"):
+        PFactorSequenceCompressor().initialize(2, [0.5, 0, 1], [1, 2, 2])
+    multi.set_log_potentials([1, True, np.float32(2)])  # (numbers of any kind are fine)
+    assert [multi.get_log_potential(i) for i in range(3)] == [1.0, 1.0, 2.0]
+
+
 def test_spec_integers_out_of_range_are_named():
     from ccnn_decoder import _decoder
     from ccnn_ext.ad3.extensions import PFactorHeadAutomaton, PFactorTree

@@ -177,26 +177,57 @@ int read_plain_floats(PyObject* obj, bool flatten, std::vector<double>& out) {
 }
 
 // np.asarray(obj, dtype=np.float64) (numpy's errors as they are); nullptr with an error set.
-PyObject* as_float64_array(PyObject* obj) {
+// np.asarray(obj, np.float64) for numbers only: TypeError naming `name` for None, strings, ragged
+// nesting and arrays of other kinds than bool, int and float (numpy itself would turn None into NaN
+// and "1.5" into 1.5). nullptr with an error set.
+PyObject* as_real_array(PyObject* obj, const char* name) {
   const Numpy* np = numpy();
   if (np == nullptr) return nullptr;
-  PyObject* args[] = {obj, np->float64};
-  return PyObject_Vectorcall(np->asarray, args, 2, nullptr);
+  if (obj == Py_None || is_str_or_bytes(obj)) {
+    return PyErr_Format(PyExc_TypeError, "%s: expected a sequence of real numbers, got %R", name, obj);
+  }
+  PyObject* array = PyObject_CallOneArg(np->asarray, obj);
+  if (array == nullptr) {
+    if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError, "%s: expected a sequence of real numbers", name);
+    }
+    return nullptr;
+  }
+  // (an empty array of any kind is an empty sequence of numbers)
+  PyObject* dtype = PyObject_GetAttrString(array, "dtype");
+  PyObject* kind = dtype ? PyObject_GetAttrString(dtype, "kind") : nullptr;
+  PyObject* size = kind ? PyObject_GetAttrString(array, "size") : nullptr;
+  const char* code = size ? PyUnicode_AsUTF8(kind) : nullptr;
+  const bool refused = code != nullptr && (code[0] == '\0' || std::strchr("biuf", code[0]) == nullptr) &&
+                       PyObject_IsTrue(size) == 1;
+  if (refused) PyErr_Format(PyExc_TypeError, "%s: expected real numbers, got an array of dtype %S", name, dtype);
+  Py_XDECREF(size);
+  Py_XDECREF(kind);
+  Py_XDECREF(dtype);
+  if (code == nullptr || refused) {
+    Py_DECREF(array);
+    return nullptr;
+  }
+  PyObject* args[] = {array, np->float64};
+  PyObject* floats = PyObject_Vectorcall(np->asarray, args, 2, nullptr);
+  Py_DECREF(array);
+  return floats;
 }
 
-// The values of np.asarray(obj, dtype=np.float64).reshape(-1), read without numpy when `obj` is a
-// float64 array or a list of floats. false with an error set.
-bool read_flat_floats(PyObject* obj, std::vector<double>& out) {
+// The values of np.asarray(obj, dtype=np.float64).reshape(-1) for numbers only (as_real_array),
+// read without numpy when `obj` is a float64 array or a list of floats. false with an error set.
+bool read_flat_floats(PyObject* obj, const char* name, std::vector<double>& out) {
   const int plain = read_plain_floats(obj, true, out);
   if (plain != 0) return plain > 0;
-  PyObject* array = as_float64_array(obj);
+  PyObject* array = as_real_array(obj, name);
   if (array == nullptr) return false;
   PyObject* flat = PyObject_CallMethod(array, "reshape", "i", -1);
   Py_DECREF(array);
   if (flat == nullptr) return false;
   const int read = read_plain_floats(flat, true, out);
   Py_DECREF(flat);
-  if (read == 0) PyErr_SetString(PyExc_TypeError, "expected a sequence of real numbers");
+  if (read == 0) PyErr_Format(PyExc_TypeError, "%s: expected a sequence of real numbers", name);
   return read > 0;
 }
 
@@ -251,18 +282,8 @@ PyObject* real_list(PyObject* values, const char* name) {
   std::vector<double> out;
   const int plain = read_plain_floats(values, false, out);
   if (plain != 0) return plain > 0 ? float_list(out) : nullptr;
-  if (values == Py_None || is_str_or_bytes(values)) {
-    PyErr_Format(PyExc_TypeError, "%s: expected a sequence of real numbers, got %R", name, values);
-    return nullptr;
-  }
-  PyObject* array = as_float64_array(values);
-  if (array == nullptr) {
-    if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
-      PyErr_Clear();
-      PyErr_Format(PyExc_TypeError, "%s: expected a sequence of real numbers", name);
-    }
-    return nullptr;
-  }
+  PyObject* array = as_real_array(values, name);
+  if (array == nullptr) return nullptr;
   const int read = read_plain_floats(array, false, out);
   if (read == 0) {
     PyObject* shape = PyObject_GetAttrString(array, "shape");
@@ -643,7 +664,7 @@ PyObject* multi_set_log_potentials(MultiVariable* self, PyObject* const* args, P
   PyObject* bound[2];
   std::vector<double> values;
   if (!bind_args("set_log_potentials", args, nargs, kwnames, names, 1, bound) ||
-      !read_flat_floats(bound[0], values)) {
+      !read_flat_floats(bound[0], "log_potentials", values)) {
     return nullptr;
   }
   if (static_cast<Py_ssize_t>(values.size()) != self->k) {
@@ -1457,12 +1478,7 @@ PyObject* graph_create_factor_dense(Graph* self, PyObject* const* args, Py_ssize
   std::vector<double> values;
   const int plain = read_plain_floats(potentials, true, values);
   if (plain < 0) return nullptr;
-  if (plain == 0) {
-    if (potentials == Py_None || is_str_or_bytes(potentials)) {
-      return PyErr_Format(PyExc_TypeError, "additional_log_potentials: expected a sequence of numbers");
-    }
-    if (!read_flat_floats(potentials, values)) return nullptr;
-  }
+  if (plain == 0 && !read_flat_floats(potentials, "additional_log_potentials", values)) return nullptr;
   if (static_cast<Py_ssize_t>(values.size()) != expected) {
     return PyErr_Format(PyExc_ValueError,
                         "Must provide one log-potential per joint state assignment of all the variables.");

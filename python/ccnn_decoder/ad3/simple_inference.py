@@ -11,8 +11,14 @@ __all__ = ["simple_grid", "general_graph"]
 
 def _scores(values, name, shape):
     """values as a float64 array of the given shape (ints, or names for any size), or a
-    ValueError naming the argument."""
-    array = np.asarray(values, dtype=np.float64)
+    TypeError (not numbers) / ValueError (shape) naming the argument."""
+    try:
+        array = np.asarray(values)
+    except ValueError:  # (ragged nesting)
+        raise TypeError(f"{name}: expected an array of real numbers") from None
+    if array.dtype.kind not in "biuf" and array.size:
+        raise TypeError(f"{name}: expected real numbers, got an array of dtype {array.dtype}")
+    array = array.astype(np.float64)
     if array.ndim != len(shape) or any(isinstance(s, int) and s != t for s, t in zip(shape, array.shape)):
         expected = "(" + ", ".join(str(s) for s in shape) + ")"
         raise ValueError(f"{name}: expected an array of shape {expected}, got shape {array.shape}")
