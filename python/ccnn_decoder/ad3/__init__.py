@@ -45,6 +45,8 @@ Deliberate differences (docs/decoder.md lists them too):
     that labelling (the reference: posteriors of its best dual iterate, additional posteriors of
     its last); the bound is ``PFactorGraph.last_bound``.
   * ``general_constrained_graph``: a last literal of node type 0 is used (the reference ignores it).
+  * A budget of a factor's size or more (and ``max_num_bins`` past n + 1) constrains nothing and is
+    accepted at any size (the reference's C ints refuse one past 2^31 - 1).
   * ``get_dual_variables`` / ``get_local_primal_variables``: ccnn's multipliers are in score units
     (the reference's scaling may differ); empty after an exhaustive solve.
 """
