@@ -73,6 +73,15 @@ def test_bad_option_values_fail_at_parse_time_naming_the_flag(argv, flag, expect
     assert f"ccnn {argv[0]}: error: argument {flag}" in err and expected in err, err
 
 
+@pytest.mark.parametrize("variants, expected", [("", "expected one or more model names"),
+                                                  ("CNN,cnn", "'cnn' names a model already in the list")])
+def test_compare_variants_must_name_distinct_models(variants, expected, tmp_path, capsys):
+    """--variants "" trained nothing and printed an empty table (exit 0); a model named twice was
+    trained twice into one folder and one table row."""
+    assert main(["compare", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--variants", variants]) == 2
+    assert expected in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
 def test_ranges_show_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])

@@ -56,10 +56,17 @@ def parse_variant(name: str):
 
 
 def parse_variants(text: str) -> list[str]:
-    """'CNN, CCNN-IT(*)' -> ['CNN', 'CCNN-IT(*)'], every name checked (ValueError names a bad one)."""
+    """'CNN, CCNN-IT(*)' -> ['CNN', 'CCNN-IT(*)'], every name checked (ValueError names a bad one,
+    an empty list or one model named twice: they share a run folder and a table row)."""
     variants = [v.strip() for v in text.split(",") if v.strip()]
+    if not variants:
+        raise ValueError(f"--variants: expected one or more model names such as CNN,CCNN-IT, got {text!r}")
+    seen = set()
     for name in variants:
-        parse_variant(name)
+        key = parse_variant(name)
+        if key in seen:
+            raise ValueError(f"--variants: {name!r} names a model already in the list {text!r}")
+        seen.add(key)
     return variants
 
 
