@@ -394,3 +394,14 @@ def test_bad_split_schemes(scheme):
 def test_split_needs_two_subjects():
     with pytest.raises(ValueError, match="at least 2 subjects"):
         split_subjects(make_ds(["a", "a"]), "disfa-18/9")
+
+
+@pytest.mark.parametrize("text", ["fraction:abc", "fraction:1.5", "fractionx", "fraction:"])
+def test_split_option_errors_name_the_option(text):
+    """'fraction:abc' raised float()'s own message and 'fractionx' passed as the default fraction."""
+    from ccnn.experiment import parse_split
+    if text == "fraction:":
+        assert parse_split(text, 3) == ("fraction", 2 / 3, 3)
+        return
+    with pytest.raises(ValueError, match="split"):
+        split_subjects(make_ds(["a", "b", "c", "d"]), parse_split(text, 0))

@@ -77,11 +77,14 @@ def variant_name(head: str, mode: str, multi: bool = False) -> str:
 
 def parse_split(text: str, seed: int):
     """'fraction:0.67' -> ('fraction', 0.67, seed); named schemes ('disfa-18/9', 'fera-official') pass."""
-    if text.startswith("fraction"):
+    if text == "fraction" or text.startswith("fraction:"):
         _, _, value = text.partition(":")
-        fraction = float(value) if value else 2 / 3
+        try:
+            fraction = float(value) if value else 2 / 3
+        except ValueError:
+            fraction = math.nan
         if not 0 < fraction < 1:
-            raise ValueError(f"--split fraction must be in (0, 1), got {fraction}")
+            raise ValueError(f"--split fraction must be in (0, 1), got {value!r} in {text!r}")
         return ("fraction", fraction, seed)
     return text
 
