@@ -213,6 +213,7 @@ def test_decode_options_are_checked_when_made():
     used to reach the exact decoder only, the method only the first decode)."""
     for bad, match in ((dict(method="viterbi"), "decode method"), (dict(decomposition="npmi"), "decomposition"),
                        (dict(time_limit=0), "time_limit"), (dict(time_limit=float("nan")), "time_limit"),
+                       (dict(time_limit=float("inf")), "time_limit"),
                        (dict(time_limit="1"), "time_limit")):
         with pytest.raises(ValueError, match=match):
             DecodeOptions(**bad)

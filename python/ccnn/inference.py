@@ -58,8 +58,9 @@ class DecodeOptions:
         if self.decomposition not in DECOMPOSITIONS:
             raise ValueError(f"decomposition must be one of {DECOMPOSITIONS}, got {self.decomposition!r}")
         limit = self.time_limit
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
-            raise ValueError(f"time_limit must be a number > 0 (seconds per frame) or None, got {limit!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                                  or not 0 < limit <= 1e9):  # (the decoder's range)
+            raise ValueError(f"time_limit must be a number in (0, 1e9] (seconds per frame) or None, got {limit!r}")
 
     def resolve(self, model: CCNN) -> str:
         if self.method == "auto":
