@@ -405,3 +405,17 @@ def test_split_option_errors_name_the_option(text):
         return
     with pytest.raises(ValueError, match="split"):
         split_subjects(make_ds(["a", "b", "c", "d"]), parse_split(text, 0))
+
+
+@pytest.mark.parametrize("meta, message", [("{", "is not valid JSON"), ("[]", "expected a JSON object"),
+                                           ('{"name": 5}', "expected a JSON object"), ("null", "expected a JSON object")])
+def test_meta_json_of_the_wrong_shape_is_a_named_error(tmp_path, meta, message):
+    """Valid JSON that is not an object (or whose name is not a string) raised AttributeError or
+    TypeError out of load_dataset, a traceback on the command line."""
+    cv2.imwrite(str(tmp_path / "a.png"), frame_image(0))
+    write_csv(tmp_path / "labels.csv", ["a.png,s1,x,1,2,10,12,30,12"])
+    (tmp_path / "meta.json").write_text(meta)
+    with pytest.raises(ValueError, match=message):
+        load_dataset(tmp_path)
+    (tmp_path / "meta.json").write_text('{"name": "mine", "other": [1]}')
+    assert load_dataset(tmp_path).name == "mine"

@@ -39,9 +39,13 @@ def load_dataset(path) -> AUDataset:
         name = None
         if (path / "meta.json").is_file():
             try:
-                name = json.loads((path / "meta.json").read_text()).get("name")
+                meta = json.loads((path / "meta.json").read_text())
             except ValueError as error:
                 raise ValueError(f"{path / 'meta.json'} is not valid JSON: {error}") from None
+            name = meta.get("name") if isinstance(meta, dict) else None
+            if not (isinstance(meta, dict) and (name is None or isinstance(name, str) and name)):
+                raise ValueError(f"{path / 'meta.json'}: expected a JSON object whose 'name' (if any) is a "
+                                 f"non-empty string, got {str(meta)[:80]}")
         return load_csv(path / "labels.csv", name=name)
     if (path / "ActionUnit_Labels").is_dir():
         return load_disfa(path)
