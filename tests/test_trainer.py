@@ -113,6 +113,10 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, monkeypatch, mode):
     calls["die_at"] = None
     done = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["epoch"]
     assert done == 1, "the interruption should hit the last epoch"
+    # a log line that is JSON but not an object (an edit) and one cut short are dropped on resume
+    # (the first raised AttributeError before)
+    with open(tmp_path / "cut" / "log.jsonl", "a") as log_file:
+        log_file.write('[1, 2]\n{"event": "step", "epo')
 
     # ... and resumed from its last checkpoint by a fresh process-like start (new model object)
     torch.manual_seed(12345)  # whatever the global RNG holds now must not matter

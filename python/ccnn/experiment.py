@@ -10,7 +10,6 @@ name to its metrics, the input of `ccnn.report.markdown_table` and `write_report
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, replace
@@ -34,7 +33,7 @@ from .preprocess import preprocess
 from .report import write_report
 from .run_folder import run_lock
 from .train_config import TrainConfig
-from .trainer import Trainer, TrainResult
+from .trainer import Trainer, TrainResult, log_records
 
 HEAD_NAMES = {"softmax": "CNN", "ordinal": "OCNN", "loglinear": "SCNN", "copula": "CCNN"}
 # Table 1's models: (head, training mode); a "(*)" suffix adds the extra datasets to the training set.
@@ -241,10 +240,7 @@ def _write_run_outputs(results, result, out: Path, name: str, data: PreparedData
 
 
 def _steps(log_path: Path):
-    if not log_path.exists():
-        return []
-    records = (json.loads(line) for line in log_path.read_text().splitlines() if line.strip())
-    return [r for r in records if r.get("event") == "step"]
+    return [r for r in log_records(log_path) if r.get("event") == "step"]
 
 
 def compare_variants(variants, data: PreparedData, config: TrainConfig, out_dir, resume=True, log=print,

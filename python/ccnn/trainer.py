@@ -429,17 +429,29 @@ class Trainer:
         path = self._path("log.jsonl")
         if not path.exists():
             return
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by an interruption
-            if record.get("event") in ("step", "epoch", "settings_changed") and record.get("epoch", 0) < self.epoch:
-                kept.append(line)
+        kept = [line for line, record in _log_lines(path)
+                if record.get("event") in ("step", "epoch", "settings_changed")
+                and isinstance(record.get("epoch", 0), (int, float)) and record.get("epoch", 0) < self.epoch]
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(k + "\n" for k in kept))
         tmp.replace(path)
+
+
+def _log_lines(path: Path):
+    """(line, record) for each line of a log.jsonl that holds a JSON object; a line cut by an
+    interruption, or edited into something else, is skipped."""
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            yield line, record
+
+
+def log_records(path: Path) -> list[dict]:
+    """The records of a log.jsonl (see _log_lines); [] when there is none."""
+    return [record for _, record in _log_lines(path)] if path.exists() else []
 
 
 def _summary(metrics: dict) -> dict:
