@@ -229,6 +229,13 @@ def test_preprocess_cache_is_reused_and_invalidated(synthetic, tmp_path, monkeyp
     np.testing.assert_array_equal(np.asarray(second.images), np.asarray(first.images))
     monkeypatch.undo()
 
+    # a manifest edited into JSON that is not an object is a damaged entry: rebuilt, not a crash
+    manifest_path = tmp_path / os.path.basename(first.cache_path) / "manifest.json"
+    manifest_path.write_text("[]")
+    rebuilt = preprocess(ds, size=32, cache_dir=tmp_path, workers=1, progress=False)
+    np.testing.assert_array_equal(np.asarray(rebuilt.images), np.asarray(first.images))
+    assert json.loads(manifest_path.read_text())["faces"] == 60
+
     single = preprocess(ds, size=32, cache_dir=False, workers=1, progress=False)
     assert single.cache_path is None
     np.testing.assert_array_equal(single.images, np.asarray(first.images))  # workers do not matter

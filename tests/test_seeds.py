@@ -169,3 +169,17 @@ def test_the_committed_benchmark_run_follows_from_its_files(tmp_path):
         assert ours["verdict"] == theirs["verdict"]
     for name, variant in committed["variants"].items():
         assert again["variants"][name]["icc_avg"] == pytest.approx(variant["icc_avg"], nan_ok=True)
+
+
+def test_a_damaged_seed_json_means_the_seed_runs_again(tmp_path):
+    """A seed.json cut short (an interruption used to leave one: it was written in place) or edited
+    ended the resumed benchmark with json's own message; it now counts as not finished."""
+    from ccnn.seeds import _finished
+    folder = tmp_path / "seed0"
+    folder.mkdir()
+    assert not _finished(folder, ["OCNN"])
+    for text in ('{"seed": 0, "resu', "[]", '{"results": 5}'):
+        (folder / "seed.json").write_text(text)
+        assert not _finished(folder, ["OCNN"])
+    (folder / "seed.json").write_text('{"results": {"OCNN": {}, "CCNN": {}}}')
+    assert _finished(folder, ["OCNN"]) and not _finished(folder, ["OCNN", "SCNN"])

@@ -93,9 +93,10 @@ def cache_report(folder, entries: list[CacheEntry], removed: bool = False) -> st
 
 def _manifest(path: Path) -> dict | None:
     try:
-        return json.loads((path / "manifest.json").read_text())
+        manifest = json.loads((path / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def _megabytes(n: int) -> str:

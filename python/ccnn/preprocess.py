@@ -326,7 +326,7 @@ def _load_cached(folder: Path, key: str, ds: AUDataset) -> FaceArrays | None:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
-    if manifest.get("key") != key:
+    if not isinstance(manifest, dict) or manifest.get("key") != key:
         return None
     try:
         load = lambda name, **kw: np.load(folder / name, **kw)  # noqa: E731

@@ -96,8 +96,12 @@ def _add_argmax_readouts(results: dict, runs: dict, data, config: TrainConfig, p
 
 
 def _finished(folder: Path, variants) -> bool:
-    path = folder / "seed.json"
-    return path.exists() and set(variants) <= set(json.loads(path.read_text())["results"])
+    """Whether folder holds a seed.json with every variant's results (a damaged one: not finished,
+    the seed runs again)."""
+    try:
+        return set(variants) <= set(json.loads((folder / "seed.json").read_text())["results"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _save_seed(folder: Path, seed: int, data, results: dict, runs: dict, predictions: dict) -> None:
@@ -115,7 +119,9 @@ def _save_seed(folder: Path, seed: int, data, results: dict, runs: dict, predict
             "epochs": metrics["epochs"], "best_epoch": metrics["best_epoch"],
             "train_seconds": metrics["train_seconds"],
             "association": [[a, b, v] for (a, b), v in association.items()]}
-    (folder / "seed.json").write_text(json.dumps(record, indent=1, allow_nan=True) + "\n")
+    tmp = folder / "seed.json.tmp"  # (replaced in one step: an interruption leaves no half file)
+    tmp.write_text(json.dumps(record, indent=1, allow_nan=True) + "\n")
+    tmp.replace(folder / "seed.json")
 
 
 def load_seed(folder) -> tuple[dict, dict]:
