@@ -176,7 +176,6 @@ int read_plain_floats(PyObject* obj, bool flatten, std::vector<double>& out) {
   return read;
 }
 
-// np.asarray(obj, dtype=np.float64) (numpy's errors as they are); nullptr with an error set.
 // np.asarray(obj, np.float64) for numbers only: TypeError naming `name` for None, strings, ragged
 // nesting and arrays of other kinds than bool, int and float (numpy itself would turn None into NaN
 // and "1.5" into 1.5). nullptr with an error set.

@@ -391,6 +391,11 @@ ad3::FactorType parse_factor_type(const py::handle& value) {
   throw std::invalid_argument("factor type: unknown type '" + name + "'");
 }
 
+// A factor's int parameter: a Python int in [0, INT_MAX] (the factor checks its own range).
+int spec_int(const py::handle& value, const char* name) {
+  return static_cast<int>(int_option(value, name, 0, std::numeric_limits<int>::max()));
+}
+
 // variables: one int per variable, 0 for a binary variable, K >= 1 for a multi-valued one.
 // factors: (type, links[, negated, budget, costs, num_states, num_nodes, arcs, parents,
 // counts_for_budget, bigram_positions, has_count_scores]) tuples; type: its name or its FactorType
@@ -400,11 +405,6 @@ ad3::FactorType parse_factor_type(const py::handle& value) {
 // counts and bigram positions for compression budgets; parents, num_states, counts and
 // has_count_scores for the tree factors with counts (a binary one's max_num_bins in budget). Trailing items a type does not use may be
 // left out.
-// A factor's int parameter: a Python int in [0, INT_MAX] (the factor checks its own range).
-int spec_int(const py::handle& value, const char* name) {
-  return static_cast<int>(int_option(value, name, 0, std::numeric_limits<int>::max()));
-}
-
 ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle& factors) {
   ad3::FactorGraph graph;
   std::vector<int> kinds, links, ints;
