@@ -67,26 +67,28 @@ def input_files(inputs) -> list[Path]:
     files = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            files.append(path)
+        files += _folder_images(path) if path.is_dir() else [path]
     return files
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def iter_frames(inputs):
     """Yield a Frame for every image, every image of a folder (sorted) and every video frame, reading
     videos one frame at a time. A file that gives no usable image yields one Frame with `error` set.
     Missing inputs and folders without images raise ValueError before the first frame."""
-    inputs = [Path(item) for item in inputs]
-    for path in inputs:
+    sources = []  # (path, its folder's images or None)
+    for path in map(Path, inputs):
         if not path.exists():
             raise ValueError(f"input {str(path)!r} does not exist")
-        if path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+        files = _folder_images(path) if path.is_dir() else None
+        if files == []:
             raise ValueError(f"input folder {str(path)!r} holds no images")
-    for path in inputs:
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        sources.append((path, files))
+    for path, files in sources:
+        if files is not None:
             for k, file in enumerate(files, start=1):
                 yield _image_frame(file, k)
         elif path.suffix.lower() in VIDEO_SUFFIXES:

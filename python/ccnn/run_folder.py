@@ -152,9 +152,14 @@ def read_manifest(folder) -> dict | None:
 
 
 def write_manifest(folder, manifest: dict) -> None:
-    path = Path(folder) / MANIFEST_NAME
-    tmp = path.with_name(f"{MANIFEST_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    write_text_atomically(Path(folder) / MANIFEST_NAME, json.dumps(manifest, indent=1, default=str) + "\n")
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """`text` into `path` through `<name>.<pid>.tmp` beside it, replaced in one step: an interruption
+    leaves the old file or the new one, never half of it."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

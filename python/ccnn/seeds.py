@@ -27,6 +27,7 @@ from .inference import DecodeOptions, infer_faces
 from .metrics import evaluate
 from .experiment import _slug, compare_variants, parse_variants
 from .plots import plot_seed_comparison
+from .run_folder import write_text_atomically
 from .seeds_report import claim_verdict, write_seed_report
 from .train_config import TrainConfig
 
@@ -119,9 +120,7 @@ def _save_seed(folder: Path, seed: int, data, results: dict, runs: dict, predict
             "epochs": metrics["epochs"], "best_epoch": metrics["best_epoch"],
             "train_seconds": metrics["train_seconds"],
             "association": [[a, b, v] for (a, b), v in association.items()]}
-    tmp = folder / "seed.json.tmp"  # (replaced in one step: an interruption leaves no half file)
-    tmp.write_text(json.dumps(record, indent=1, allow_nan=True) + "\n")
-    tmp.replace(folder / "seed.json")
+    write_text_atomically(folder / "seed.json", json.dumps(record, indent=1, allow_nan=True) + "\n")
 
 
 def load_seed(folder) -> tuple[dict, dict]:

@@ -37,6 +37,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from . import _decoder
+from ._arguments import flag_list, int_list
 
 #: Status names by code: ``status == 0`` is "optimal" (the labelling is certified optimal by a
 #: matching upper bound; for AD3 this means its relaxation was tight), 1 "fractional" (AD3
@@ -108,34 +109,6 @@ def _as_array(x, name: str, dtype, kind: str) -> np.ndarray:
         expected = "real numbers" if kind == "real" else "integers"
         raise TypeError(f"{name}: expected {expected}, got an array of dtype {a.dtype}")
     return np.ascontiguousarray(a, dtype=dtype)
-
-
-def _ndim(values) -> int:
-    """numpy's ndim of `values`; -1 for ragged nesting."""
-    try:
-        return np.ndim(values)
-    except ValueError:
-        return -1
-
-
-def _flag_list(values, name: str) -> List[bool]:
-    """A list of bools from a 1-d sequence or array, else a TypeError naming the argument."""
-    if values is None or isinstance(values, (str, bytes)) or _ndim(values) != 1:
-        raise TypeError(f"{name}: expected a sequence of bools, got {values!r}")
-    return [bool(x) for x in values]
-
-
-def _int_list(values, name: str, width: int = 0) -> list:
-    """ints from a 1-d sequence (width 0) or tuples of `width` ints from a sequence of such, else a
-    TypeError naming the argument."""
-    bad = values is None or isinstance(values, (str, bytes)) or _ndim(values) not in ((1, 2) if width else (1,))
-    array = None if bad else _as_array(values, name, np.int64, "integer")
-    if array is not None and array.size == 0:
-        return []
-    if array is None or array.ndim != (2 if width else 1) or (width and array.shape[1] != width):
-        expected = f"{width}-tuples of ints" if width else "ints"
-        raise TypeError(f"{name}: expected a sequence of {expected}, got {values!r}")
-    return [tuple(int(x) for x in row) for row in array] if width else [int(x) for x in array]
 
 
 def _int_option(value, name: str, minimum: int, maximum: int, what: str = "") -> int:
@@ -553,7 +526,7 @@ class FactorGraph:
         length = len(literals) + 1
         if siblings is None:
             siblings = [(m, s) for s in range(1, length + 1) for m in range(s)]
-        siblings = _int_list(siblings, "siblings", 2)
+        siblings = int_list(siblings, "siblings", 2)
         scores = _as_array(scores, "scores", np.float64, "real").reshape(-1)
         if scores.shape[0] != len(siblings) or len(siblings) != length * (length + 1) // 2:
             raise ValueError(f"scores: expected one score per sibling pair ({length * (length + 1) // 2}), "
@@ -582,7 +555,7 @@ class FactorGraph:
         binary = [self._binary[v] for v in nodes]
         if any(binary) and not all(binary):
             raise ValueError("nodes: expected all binary or all multi-valued variables")
-        parents = _int_list(parents, "parents")
+        parents = int_list(parents, "parents")
         if len(parents) != len(nodes):
             raise ValueError(f"parents: expected one per node ({len(nodes)}), got {len(parents)}")
         states = [2 if b else self._unary[v].shape[0] for v, b in zip(nodes, binary)]
@@ -621,7 +594,7 @@ class FactorGraph:
         index = self.add_tree_chain(nodes, parents, tables)
         kind, links, flags, budget, costs, flat, states, _, _, parents = self._factors.pop()
         n = len(parents)
-        counts = [True] * n if counts_for_budget is None else _flag_list(counts_for_budget, "counts_for_budget")
+        counts = [True] * n if counts_for_budget is None else flag_list(counts_for_budget, "counts_for_budget")
         if len(counts) != n:
             raise ValueError(f"counts_for_budget: expected one flag per node ({n}), got {len(counts)}")
         scored, extra = [False] * n, []
@@ -673,7 +646,7 @@ class FactorGraph:
             raise TypeError(f"positions: expected a sequence of literals, got {positions!r}")
         length = len(positions)
         budget = _int_option(budget, "budget", 0, _INT32_MAX)
-        counts = [True] * length if counts_for_budget is None else _flag_list(counts_for_budget, "counts_for_budget")
+        counts = [True] * length if counts_for_budget is None else flag_list(counts_for_budget, "counts_for_budget")
         if len(counts) != length:
             raise ValueError(f"counts_for_budget: expected one flag per position ({length}), got {len(counts)}")
         pairs = [(int(p), literal) for p, literal in bigrams]
@@ -767,7 +740,7 @@ class FactorGraph:
         if isinstance(literals, (int, np.integer, str)) or literals is None:
             raise TypeError(f"literals: expected a sequence of literals, got {literals!r}")
         links = []
-        flags = [] if negated is None else _flag_list(negated, "negated")
+        flags = [] if negated is None else flag_list(negated, "negated")
         if flags and len(flags) != len(literals):
             raise ValueError(f"negated: expected one flag per literal ({len(literals)}) or None, got {len(flags)}")
         for i, literal in enumerate(literals):

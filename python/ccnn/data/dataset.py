@@ -207,9 +207,14 @@ def parse_level(text: str) -> int | None:
     if text.lower() in ("", "nan", "na", "none", "-1", "-1.0"):
         return MISSING
     try:
-        value = float(text)
+        return level_of(float(text))
     except ValueError:
         return None
+
+
+def level_of(value: float) -> int | None:
+    """0..5 from a coded intensity, MISSING for 9 (unlabelled), None when invalid (not a whole
+    number in 0..5, or not finite)."""
     if value == UNLABELLED_CODE:
         return MISSING
     if not math.isfinite(value) or abs(value - round(value)) > 1e-6 or not 0 <= round(value) <= MAX_LEVEL:

@@ -8,14 +8,13 @@ counted, recorded in `ds.issues` and warned about; a layout with nothing usable 
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
 import numpy as np
 
-from .dataset import (MAX_LEVEL, MISSING, UNLABELLED_CODE, AUDataset, load_csv, report,
-                      video_frame_count, video_frame_path)
+from .dataset import (MISSING, AUDataset, level_of, load_csv, report, video_frame_count,
+                      video_frame_path)
 
 DISFA_AUS = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
 FERA2015_AUS = [6, 10, 12, 14, 17]
@@ -76,15 +75,6 @@ def _dataset_with_eyes(name: str, aus, paths, subjects, labels, eyes, root) -> A
                      eyes=np.array(eyes, np.float32) if has_eyes else None, root=str(root))
 
 
-def _level(value: float) -> int | None:
-    """0..5 from a coded intensity, MISSING for 9 (unlabelled), None when invalid."""
-    if value == UNLABELLED_CODE:
-        return MISSING
-    if not math.isfinite(value) or abs(value - round(value)) > 1e-6 or not 0 <= round(value) <= MAX_LEVEL:
-        return None
-    return int(round(value))
-
-
 def read_frame_intensity_file(path: Path, counts: _Counter) -> dict[int, int]:
     """{frame: level} of a "frame,intensity" text file (DISFA .txt, FERA2015 .csv). A header line,
     blank lines and malformed lines are skipped (malformed ones counted); invalid levels -> -1."""
@@ -100,7 +90,7 @@ def read_frame_intensity_file(path: Path, counts: _Counter) -> dict[int, int]:
                 if number > 0:
                     counts.add("malformed")
                 continue
-            level = _level(value)
+            level = level_of(value)
             if level is None:
                 counts.add("out_of_range")
                 level = MISSING
@@ -317,7 +307,7 @@ def read_unbc_facs(path: Path, counts: _Counter) -> list[int]:
             continue
         if au == 43 and value == 0:
             value = 1.0
-        level = _level(value)
+        level = level_of(value)
         if level is None or level == MISSING:
             counts.add("out_of_range")
             level = MISSING

@@ -54,6 +54,7 @@ with ``PFactorGraph.declare_factor(factor, binary_variables)`` and then ``initia
 import numpy as np
 
 from .. import _decoder
+from .._arguments import flag_list, int_list
 from .factor_graph import PFactor
 
 __all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton", "PFactorBinaryTree", "PFactorGeneralTree",
@@ -71,31 +72,8 @@ PFactorHeadAutomaton = _decoder.PFactorHeadAutomaton
 _MAX_STATES, _MAX_ADDITIONAL = _decoder.MAX_STATES, _decoder.MAX_ADDITIONAL
 
 
-def _is_sequence(values) -> bool:
-    """A flat sequence or 1-d array (not a string, a number or ragged nesting)."""
-    if values is None or isinstance(values, (str, bytes)):
-        return False
-    try:
-        return np.ndim(values) == 1
-    except ValueError:  # (ragged)
-        return False
-
-
-def _ints(values, name):
-    """A list of ints from a sequence of ints or numpy integers; TypeError naming `name` otherwise
-    (floats included, as the reference's int vectors refuse them)."""
-    if not _is_sequence(values):
-        raise TypeError(f"{name}: expected a sequence of ints, got {values!r}")
-    out = []
-    for v in values:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name}: expected ints, got {v!r}")
-        out.append(int(v))
-    return out
-
-
 def _parents_list(parents):
-    out = _ints(parents, "parents")
+    out = int_list(parents, "parents")
     if not out or out[0] >= 0:
         raise ValueError("parents: expected parents[0] < 0 (node 0 is the root)")
     out[0] = -1
@@ -130,7 +108,7 @@ class PFactorGeneralTree(PFactor):
 
     def initialize(self, parents, num_states):
         parents = _parents_list(parents)
-        states = _ints(num_states, "num_states")
+        states = int_list(num_states, "num_states")
         if len(states) != len(parents) or any(not 1 <= k <= _MAX_STATES for k in states):
             raise ValueError("num_states: expected one number of states, 1 to 2^20, per node")
         if any(not 0 <= p < len(parents) for p in parents[1:]):
@@ -159,7 +137,7 @@ class PFactorSequenceCompressor(PFactor):
     def initialize(self, length, left_positions, right_positions):
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
             raise TypeError(f"length: expected an int, got {length!r}")
-        left, right = _ints(left_positions, "left_positions"), _ints(right_positions, "right_positions")
+        left, right = int_list(left_positions, "left_positions"), int_list(right_positions, "right_positions")
         pairs = list(zip(left, right))
         if len(left) != len(right):
             raise ValueError("left_positions, right_positions: expected the same length")
@@ -189,10 +167,8 @@ class PFactorCompressionBudget(PFactor):
         for name, value in (("length", length), ("budget", budget)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{name}: expected an int, got {value!r}")
-        if not _is_sequence(counts_for_budget):
-            raise TypeError(f"counts_for_budget: expected a sequence, got {counts_for_budget!r}")
-        counts = [bool(x) for x in counts_for_budget]
-        positions = _ints(bigram_positions, "bigram_positions")
+        counts = flag_list(counts_for_budget, "counts_for_budget")
+        positions = int_list(bigram_positions, "bigram_positions")
         if length < 1 or budget < 0:
             raise ValueError(f"length, budget: expected length >= 1 and budget >= 0, got {length} and {budget}")
         if len(counts) != length:
@@ -226,9 +202,7 @@ def _subtree_sizes(parents):
 
 
 def _flags(values, name, count):
-    if not _is_sequence(values):
-        raise TypeError(f"{name}: expected a sequence of bools, got {values!r}")
-    flags = [bool(x) for x in values]
+    flags = flag_list(values, name)
     if len(flags) != count:
         raise ValueError(f"{name}: expected one flag per node ({count}), got {len(flags)}")
     return flags
