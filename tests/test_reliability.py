@@ -19,7 +19,7 @@ import torch
 from ccnn.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
 from ccnn.cli import main
 from ccnn.model_setup import build_model
-from ccnn.run_folder import RunFolderError
+from ccnn.run_folder import RunFolderError, open_run
 from ccnn.trainer import TrainConfig, Trainer, fit
 from train_toy_data import toy_faces
 
@@ -279,6 +279,21 @@ def test_resume_with_changed_settings_is_refused_unless_allowed(tmp_path, change
     assert manifest["settings"][name] == value and name in manifest["changes"][0]["changes"]
     events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [e["changes"] for e in events if e["event"] == "settings_changed"][0][name][1] == value
+
+
+@pytest.mark.parametrize("damage", ["{not json", "settings", "changes", "run_id", "model_hash"])
+def test_a_damaged_run_json_blocks_resuming_by_name_but_not_a_fresh_start(tmp_path, damage):
+    manifest, _, _ = open_run(tmp_path, {"head": "copula"}, TrainConfig(), "data")
+    (tmp_path / "checkpoint.pt").write_bytes(b"a checkpoint")
+    text = damage if damage.startswith("{") else json.dumps({**manifest, damage: None})
+    (tmp_path / "run.json").write_text(text)
+    needle = "damaged" if damage.startswith("{") else f"damaged .*'{damage}' is None, expected"
+    with pytest.raises(RunFolderError, match=needle + ".*--no-resume"):
+        open_run(tmp_path, {"head": "copula"}, TrainConfig(), "data", allow_changed_settings=True)
+    fresh, changes, resuming = open_run(tmp_path, {"head": "copula"}, TrainConfig(), "data", resume=False)
+    assert not resuming and not changes and fresh["run_id"] != manifest["run_id"]
+    assert json.loads((tmp_path / "run.json").read_text())["run_id"] == fresh["run_id"]
+    assert not (tmp_path / "checkpoint.pt").exists()  # (the earlier run's model files go)
 
 
 def test_a_model_file_of_another_run_is_refused(model_file, tmp_path):

@@ -138,17 +138,28 @@ def new_manifest(model_config: dict, config, data: str) -> dict:
 
 
 def read_manifest(folder) -> dict | None:
+    """The run.json of `folder` (None without one); RunFolderError when it is not one ccnn wrote whole."""
     path = Path(folder) / MANIFEST_NAME
     if not path.exists():
         return None
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunFolderError(f"{str(path)!r} is damaged ({exc}); start the run afresh (--no-resume) "
-                             f"or choose another --out") from None
+        raise RunFolderError(_damaged(path, exc)) from None
     if not isinstance(manifest, dict) or manifest.get("format") != "ccnn-run":
         raise RunFolderError(f"{str(path)!r} is not a ccnn run manifest; choose another --out")
+    expected = {"run_id": str, "model_hash": str, "settings": dict, "changes": list}
+    for key, kind in expected.items():
+        if not isinstance(manifest.get(key), kind) or (kind is str and not manifest[key]):
+            raise RunFolderError(_damaged(path, f"its {key!r} is {manifest.get(key)!r}, expected a "
+                                                f"{'non-empty string' if kind is str else kind.__name__}"))
     return manifest
+
+
+def _damaged(path: Path, why) -> str:
+    return (f"{str(path)!r} is damaged ({why}); to train in that folder start afresh (--no-resume), "
+            f"to use its model files remove {MANIFEST_NAME} (their run is then not checked), or choose "
+            f"another folder")
 
 
 def write_manifest(folder, manifest: dict) -> None:
@@ -196,8 +207,9 @@ def open_run(folder, model_config: dict, config, data: str, resume: bool = True,
     earlier run and writes a new run.json; resuming needs the run.json of the checkpoint's run, the
     same model and the same settings, unless `allow_changed_settings` (then the change is recorded)."""
     folder = Path(folder)
-    new, old = new_manifest(model_config, config, data), read_manifest(folder)
+    new = new_manifest(model_config, config, data)
     if resume and (folder / "checkpoint.pt").exists():
+        old = read_manifest(folder)  # (a fresh start replaces it, damaged or not)
         if old is None:
             raise RunFolderError(f"{str(folder)!r} holds a checkpoint.pt but no {MANIFEST_NAME} (written by "
                                  f"an older ccnn or another tool), so its settings cannot be checked; "
