@@ -88,3 +88,20 @@ def test_the_timed_steps_cannot_break_the_model_copy(faces):
     here)."""
     step, total = estimate_duration(_trainer(faces, mode="ibb", lr=1e4))
     assert 0 < step < total < float("inf")
+
+
+@pytest.mark.parametrize("mode", ["joint", "ibb"])
+def test_an_infinite_loss_leaves_the_estimate_and_the_error_to_the_run(faces, mode):
+    """With an L2 weight whose term overflows, every gradient is infinite and 0 x inf = NaN: the timed
+    steps put the weights back after each step, so the estimate is made, and the run itself stops
+    with the divergence named (it once failed inside the estimate, 'z must be finite')."""
+    from ccnn.trainer import TrainingDiverged
+    trainer = _trainer(faces, mode=mode, l2=1e300)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    step, total = estimate_duration(trainer)
+    assert 0 < step < total < float("inf")
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    where = "an IBB step of AU \\d+'s unary parameters" if mode == "ibb" else ""
+    with pytest.raises(TrainingDiverged, match=f"the loss{' of ' if where else ''}{where} is inf \\(its "
+                                               f"regularisation term is inf\\); lower the L2 weight"):
+        trainer.fit()

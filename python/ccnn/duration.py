@@ -63,9 +63,11 @@ def estimate_duration(trainer, steps: int = 2) -> tuple[float, float]:
     model whose weights the steps leave unchanged, with the torch RNG restored afterwards."""
     cfg, device = trainer.config, trainer.device
     model = copy.deepcopy(trainer.model).train()
-    # learning rate 0: every timed step does the whole update's work but leaves the weights as they
-    # are, so each step times the same computation and none can move the copy out of its domain
+    # every timed step does the whole update's work, and the weights are put back after it (outside the
+    # clock): each step times the same computation and none can move the copy out of its domain (a
+    # learning rate of 0 alone would not: 0 times an infinite gradient is NaN)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=cfg.momentum)
+    weights = [p.detach().clone() for p in model.parameters()]
     rng = torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     trainer.train_set.set_epoch(0)  # the trainer sets each epoch's crops again before using them
     per_process = cfg.batch_size // distributed.world_size()  # each process steps on its part of the batch
@@ -85,6 +87,8 @@ def estimate_duration(trainer, steps: int = 2) -> tuple[float, float]:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
+            with torch.no_grad():
+                torch._foreach_copy_(list(model.parameters()), weights)
         return float(np.mean(times[1:])) * per_process / len(pick)  # a smaller training set: a full batch
 
     schedule = training_schedule(trainer)

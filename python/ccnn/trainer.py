@@ -183,8 +183,16 @@ class Trainer:
         except ValueError as err:
             raise self._diverged(str(err)) from err
 
-    def _diverged(self, reason: str) -> "TrainingDiverged":
-        advice = "lower the learning rate" + ("" if self.config.grad_clip else " or clip the gradients")
+    def _check_loss(self, values: dict, step: str = "") -> None:
+        """Raise TrainingDiverged when a step's loss (its terms by name) is not finite."""
+        if not math.isfinite(values["total"]):
+            term = next((k for k in ("unary", "pairwise", "regularisation") if not math.isfinite(values[k])), None)
+            raise self._diverged(f"the loss{step} is {values['total']}" +
+                                 (f" (its {term} term is {values[term]})" if term else ""), term)
+
+    def _diverged(self, reason: str, term: str | None = None) -> "TrainingDiverged":
+        advice = ("lower the L2 weight (l2)" if term == "regularisation" else
+                  "lower the learning rate" + ("" if self.config.grad_clip else " or clip the gradients"))
         kept = "; the last checkpoint is kept" if self.out_dir is not None else ""
         return TrainingDiverged(f"training diverged in epoch {self.epoch + 1} (step {self.global_step}): "
                                 f"{reason}; {advice}{kept}")
@@ -213,8 +221,7 @@ class Trainer:
             self.global_step += 1
             seen += size
             total += values["total"] * size
-            if not math.isfinite(values["total"]):
-                raise self._diverged(f"the loss is {values['total']}")
+            self._check_loss(values)
             bar.set_postfix(loss=f"{values['total']:.3f}")
             log({"event": "step", "epoch": epoch, "iteration": self.global_step, "phase": phase, **values})
         self.train_loss = total / max(seen, 1)  # the epoch's mean training loss (IBB: of step 1)
@@ -236,7 +243,7 @@ class Trainer:
         index = self.train_remap[torch.from_numpy(self.train_set.dataset_index)].to(self.device)
         return feats, labels, index
 
-    def _train_head_batches(self, sampler, epoch, params, cache, weights=None):
+    def _train_head_batches(self, sampler, epoch, params, cache, weights=None, phase="an IBB step"):
         feats, labels, index = cache
         sampler.set_epoch(epoch)
         order = torch.tensor(list(iter(sampler)), dtype=torch.int64, device=feats.device)
@@ -245,12 +252,23 @@ class Trainer:
         else:
             weights = None
         part = rank_part(self.config.batch_size, self.rank, self.world)
-        for batch in order.split(self.config.batch_size):
-            idx, loss = batch[part], None  # this rank's part of the batch
-            if len(idx):
-                out = self.model.head_forward(feats[idx], index[idx])
-                loss = self._loss(out, labels[idx], None if weights is None else weights[idx])
-            self._step(loss, params, len(idx) / len(batch))
+        steps = []  # each step's loss terms, checked at the end (one synchronisation)
+
+        def check_steps():
+            for values in torch.stack(steps).tolist() if steps else []:
+                self._check_loss(dict(zip(("total", "unary", "pairwise", "regularisation"), values)), f" of {phase}")
+
+        try:
+            for batch in order.split(self.config.batch_size):
+                idx, loss = batch[part], None  # this rank's part of the batch
+                if len(idx):
+                    out = self.model.head_forward(feats[idx], index[idx])
+                    loss = self._loss(out, labels[idx], None if weights is None else weights[idx])
+                steps.append(self._step(loss, params, len(idx) / len(batch)))
+        except TrainingDiverged:
+            check_steps()  # (the cause: an earlier step whose loss was not finite)
+            raise
+        check_steps()
 
     def _train_heads(self, draw):
         """IBB steps 2 (each AU's unary parameters) and 3 (each edge's pairwise parameter) on the
@@ -259,12 +277,14 @@ class Trainer:
         cache = self._cache_features()
         for q, sampler in enumerate(self.unary_samplers):
             if sampler is not None:
-                self._train_head_batches(sampler, draw, model.unary_parameters(q), cache,
-                                         self.unary_weights[q])
+                self._train_head_batches(sampler, draw, model.unary_parameters(q), cache, self.unary_weights[q],
+                                         f"an IBB step of AU {model.aus[q]}'s unary parameters")
         for k, sampler in enumerate(self.pairwise_samplers):
             if sampler is not None:
-                self._train_head_batches(sampler, draw, model.pairwise_parameters(k), cache,
-                                         self.pairwise_weights[k])
+                d, r, s = model.pairwise_slots()[k]
+                self._train_head_batches(sampler, draw, model.pairwise_parameters(k), cache, self.pairwise_weights[k],
+                                         f"an IBB step of the pairwise parameter of AUs {model.aus[r]} and "
+                                         f"{model.aus[s]} in {model.dataset_names[d]}")
 
     def _train_epoch(self, epoch, log):
         model = self.model
