@@ -141,6 +141,26 @@ def test_bad_model_arguments():
         _model().regularisation([0.1])
 
 
+@pytest.mark.parametrize("arguments, expected", [
+    (dict(num_levels=1), r"num_levels must be a whole number in \[2, 256\], got 1"),
+    (dict(num_levels=2.5), r"num_levels .* got 2.5"),
+    (dict(image_size=31.5), r"image_size must be a whole number in \[1, 1024\], got 31.5"),
+    (dict(image_size=10 ** 6), r"image_size .* got 1000000"),  # (it tried to allocate a petabyte)
+    (dict(num_features=-1), r"num_features must be a whole number in \[1, 65536\], got -1"),
+    (dict(aus=[1.5, 2]), r"each AU in aus must be a whole number >= 0, got 1.5"),  # (was cut to 1)
+    (dict(aus=[True, 2]), r"each AU in aus .* got True"),
+    (dict(aus=None), r"aus must be a non-empty list"),
+    (dict(aus="12"), r"aus must be a non-empty list"),
+    (dict(dataset_aus=[1, 2]), r"dataset_aus must be a dict keyed by dataset name, got list"),
+    (dict(edges={"other": [(1, 2)]}), r"edges names datasets \['other'\] that are not among the model's \['default'\]"),
+])
+def test_model_sizes_and_aus_are_checked_by_name(arguments, expected):
+    """Each was a raw torch error, a silent cast or a silently ignored entry before it was checked."""
+    with pytest.raises(ValueError, match=expected):
+        CCNN(**{"aus": [1, 2], "image_size": 16, **arguments})
+    assert CCNN(np.array([1, 2]), image_size=np.int64(16), num_features=4).aus == [1, 2]  # numpy ints pass
+
+
 def _tree_model():
     torch.manual_seed(1)
     model = CCNN([1, 2, 4], head="copula", image_size=8, num_features=4,
