@@ -158,6 +158,29 @@ def test_chunk_and_tracking_sizes_are_checked(setup, tmp_path):
             next(predict_stream(model, [image], **bad))
 
 
+def test_inputs_devices_and_crop_are_checked_by_name(setup, tmp_path):
+    """A single path string was read character by character ('/nonexistent' -> "input folder '/' holds
+    no images"); other inputs, an unknown device and a non-number crop were raw Python or torch errors."""
+    from ccnn.checkpoint import load_model
+    from ccnn.predict import predict_frames
+    model, _ = load_model(setup["model"])
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), scene(setup["faces"][0]))
+    assert [r["frame"] for r in predict_frames(model, str(image))] == [1]  # one path, not a list
+    assert len(predict_frames(model, (p for p in [image, image]))) == 2    # any iterable of paths
+    with pytest.raises(ValueError, match="input '/nonexistent' does not exist"):
+        predict_frames(model, "/nonexistent")
+    for bad in (None, 123, [str(image), 5]):
+        with pytest.raises(ValueError, match="inputs must be a path or a list of paths"):
+            predict_frames(model, bad)
+    for device, expected in (("tpu", "device 'tpu': expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+                             ("meta", "device 'meta': expected")):
+        with pytest.raises(ValueError, match=expected):
+            predict_frames(model, [image], device=device)
+    with pytest.raises(ValueError, match=r"crop must be a number in \(0, 1\], got 'x'"):
+        predict_frames(model, [image], crop="x")
+
+
 def _peak_bytes(model, video, tmp_path):
     tracemalloc.start()
     try:

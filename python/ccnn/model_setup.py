@@ -9,12 +9,21 @@ from .data.torch_data import FaceDataset
 from .model import CCNN
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
+def resolve_device(name="auto") -> torch.device:
+    """`name` ('auto', 'cpu', 'cuda', 'cuda:N' or a torch.device) as a torch.device that this machine
+    has; a ValueError naming it otherwise."""
+    if isinstance(name, str) and name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):  # (an unknown name)
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):  # (the ops have CPU and CUDA kernels)
+        raise ValueError(f"device {name!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 

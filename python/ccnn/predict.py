@@ -26,6 +26,7 @@ import csv
 import itertools
 import math
 import numbers
+import os
 import queue
 import threading
 import warnings
@@ -62,11 +63,21 @@ class Frame:
     error: str | None = None  # why the file gives no image (then image is None)
 
 
+def input_paths(inputs) -> list[Path]:
+    """`inputs` (one path, or a list of them: str or os.PathLike) as a list of Paths."""
+    if isinstance(inputs, (str, os.PathLike)):
+        return [Path(inputs)]
+    items = list(inputs) if hasattr(inputs, "__iter__") and not isinstance(inputs, (bytes, dict)) else None
+    if items is None or not all(isinstance(item, (str, os.PathLike)) for item in items):
+        raise ValueError(f"inputs must be a path or a list of paths (images, folders of images, videos), "
+                         f"got {inputs!r}"[:300])
+    return [Path(item) for item in items]
+
+
 def input_files(inputs) -> list[Path]:
     """The files `inputs` stand for: images and videos as given, a folder's images in sorted order."""
     files = []
-    for item in inputs:
-        path = Path(item)
+    for path in input_paths(inputs):
         files += _folder_images(path) if path.is_dir() else [path]
     return files
 
@@ -80,7 +91,7 @@ def iter_frames(inputs):
     videos one frame at a time. A file that gives no usable image yields one Frame with `error` set.
     Missing inputs and folders without images raise ValueError before the first frame."""
     sources = []  # (path, its folder's images or None)
-    for path in map(Path, inputs):
+    for path in input_paths(inputs):
         if not path.exists():
             raise ValueError(f"input {str(path)!r} does not exist")
         files = _folder_images(path) if path.is_dir() else None
@@ -197,6 +208,7 @@ def predict_stream(model, inputs, crop: float = 0.85, method: str = "auto", cont
     for option, value in (("batch_size", batch_size), ("redetect_every", redetect_every)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:  # (0: the whole input at once)
             raise ValueError(f"{option} must be an int >= 1, got {value!r}")
+    device = None if device is None else resolve_device(device)
     name = context or model.dataset_names[0]
     aus = list(model.aus)
     options = method if isinstance(method, DecodeOptions) else DecodeOptions(method=method)

@@ -1,6 +1,8 @@
 """torch Dataset over pre-processed faces (one or several data sets), with the 85% crop."""
 from __future__ import annotations
 
+import numbers
+
 import cv2
 import numpy as np
 import torch
@@ -29,8 +31,8 @@ class FaceDataset(torch.utils.data.Dataset):
         sizes = {p.size for p in parts}
         if len(sizes) != 1:
             raise ValueError(f"all FaceArrays must have the same image size, got {sorted(sizes)}")
-        if not 0.0 < float(crop) <= 1.0:
-            raise ValueError(f"crop must be in (0, 1], got {crop}")
+        if isinstance(crop, bool) or not isinstance(crop, numbers.Real) or not 0.0 < float(crop) <= 1.0:
+            raise ValueError(f"crop must be a number in (0, 1], got {crop!r}")
         self.aus = sorted({au for p in parts for au in p.aus}) if aus is None else [int(a) for a in aus]
         if len(set(self.aus)) != len(self.aus) or not self.aus:
             raise ValueError(f"aus must be a non-empty list of distinct AU numbers, got {aus}")
