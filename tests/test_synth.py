@@ -136,7 +136,8 @@ def test_existing_set_is_kept_or_refused(small_set):
 
 
 @pytest.mark.parametrize("kwargs", [{"context": "ck+"}, {"subjects": 0}, {"frames": -1},
-                                    {"seed": 1.5}, {"image_size": 8}, {"workers": 0}])
+                                    {"seed": 1.5}, {"image_size": 8}, {"workers": 0},
+                                    {"image_size": 100000}])  # (tried a 37 GiB array)
 def test_bad_arguments_are_rejected(tmp_path, kwargs):
     with pytest.raises(ValueError):
         generate_synthetic(tmp_path / "x", **kwargs)

@@ -85,9 +85,11 @@ def parameters(context, subjects, frames, seed, image_size) -> dict:
             "image_size": image_size, "format_version": FORMAT_VERSION}
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+def _check_positive_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
+            or (maximum is not None and value > maximum)):
+        span = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"{name} must be an int {span}, got {value!r}")
     return int(value)
 
 
@@ -104,7 +106,7 @@ def generate_synthetic(out_dir, context: str = "disfa", subjects: int = 27, fram
     subjects = _check_positive_int("subjects", subjects)
     frames = _check_positive_int("frames", frames)
     seed = _check_positive_int("seed", seed, 0)
-    image_size = _check_positive_int("image_size", image_size, 32)
+    image_size = _check_positive_int("image_size", image_size, 32, 1024)  # (the CLI's --size range)
     workers = resolve_workers(workers)
     out = Path(out_dir)
     params = parameters(context, subjects, frames, seed, image_size)
