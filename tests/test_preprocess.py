@@ -185,6 +185,12 @@ def test_align_face_rejects_bad_eyes(eyes):
         align_face(np.zeros((50, 50), np.uint8), eyes)
 
 
+def test_align_face_refuses_sizes_outside_the_cli_range():
+    for size in (4, 1025, 32.0):
+        with pytest.raises(ValueError, match=r"size must be an int in \[8, 1024\]"):
+            align_face(np.zeros((50, 50), np.uint8), [[15, 20], [35, 20]], size=size)
+
+
 def test_align_face_handles_a_blank_image():
     out = align_face(np.full((50, 50), 7, np.uint8), [[10, 20], [30, 20]], size=32)
     assert np.all(out == 0)
@@ -310,6 +316,7 @@ def test_preprocess_float16_and_subset(synthetic, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, error", [({"size": 4}, ValueError), ({"size": 32.0}, ValueError),
+                                           ({"size": 100000}, ValueError),
                                            ({"on_missing": "guess"}, ValueError),
                                            ({"dtype": "int8"}, ValueError), ({"workers": 0}, ValueError)])
 def test_preprocess_rejects_bad_arguments(synthetic, kwargs, error):

@@ -191,8 +191,8 @@ def align_face(image, eyes, size: int = 96) -> np.ndarray:
     """(size, size) float32 face: the similarity transform of `eyes` to the reference eye positions,
     bilinear resampling (area-averaged first when shrinking by more than 2x), borders replicated,
     then per-image contrast normalisation."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 8 <= size <= 1024:
+        raise ValueError(f"size must be an int in [8, 1024], got {size!r}")
     gray = _as_gray_uint8(image)
     M = alignment_matrix(eyes, size)
     scale = float(np.hypot(M[0, 0], M[1, 0]))

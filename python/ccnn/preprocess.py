@@ -227,8 +227,8 @@ def preprocess(ds: AUDataset, size: int = 96, cache_dir=None, workers: int | Non
         raise TypeError(f"ds must be an AUDataset, got {type(ds).__name__}")
     if len(ds) == 0:
         raise ValueError(f"{ds.name} has no samples to preprocess")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 8 <= size <= 1024:
+        raise ValueError(f"size must be an int in [8, 1024], got {size!r}")  # (the CLI's --size range)
     if on_missing not in ("face-box", "skip"):
         raise ValueError(f"on_missing must be 'face-box' or 'skip', got {on_missing!r}")
     if dtype not in ("float32", "float16"):
