@@ -76,10 +76,24 @@ def _check_link(link):
     return link
 
 
-def _as_tensor(x, like):
-    # (a number next to an integer tensor becomes float64, so that the op names the tensor's dtype)
+def _tensor(name, x):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def _as_tensor(name, x, like):
+    """A tensor or numbers as a tensor beside `like` (a number next to an integer tensor becomes
+    float64, so that the op names the tensor's dtype)."""
+    if isinstance(x, torch.Tensor):
+        return x
     dtype = like.dtype if like.is_floating_point() else torch.float64
-    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=dtype, device=like.device)
+    try:
+        if x is None or isinstance(x, (str, bytes)):
+            raise TypeError
+        return torch.as_tensor(x, dtype=dtype, device=like.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a tensor or numbers, got {type(x).__name__}") from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -105,7 +119,7 @@ def frank_copula(u, v, theta):
     ref = next((t for t in (u, v, theta) if isinstance(t, torch.Tensor)), None)
     if ref is None:
         ref = torch.tensor(0.0)
-    return _ops.frank_copula(_as_tensor(u, ref), _as_tensor(v, ref), _as_tensor(theta, ref))
+    return _ops.frank_copula(_as_tensor("u", u, ref), _as_tensor("v", v, ref), _as_tensor("theta", theta, ref))
 
 
 def ordinal_logprob(z, link="probit"):
@@ -124,7 +138,7 @@ def ordinal_logprob(z, link="probit"):
     >>> ccnn_ext.ordinal_logprob(torch.tensor([[[-1.0, 0.0, 1.0]]])).exp()
     tensor([[[0.1587, 0.3413, 0.3413, 0.1587]]])
     """
-    return _ops.ordinal_logprob(z, _check_link(link))
+    return _ops.ordinal_logprob(_tensor("z", z), _check_link(link))
 
 
 def pairwise_loglik(z, theta, edges, labels, link="probit"):
@@ -146,7 +160,8 @@ def pairwise_loglik(z, theta, edges, labels, link="probit"):
     ...                          torch.tensor([[0, 0]])).exp()
     tensor([[0.2448]])
     """
-    theta = _as_tensor(theta, z)
+    z, edges, labels = _tensor("z", z), _tensor("edges", edges), _tensor("labels", labels)
+    theta = _as_tensor("theta", theta, z)
     link = _check_link(link)
     if torch.is_grad_enabled() and (z.requires_grad or theta.requires_grad):
         # training: one pass computes the values and their local derivatives for the backward
@@ -169,7 +184,8 @@ def pairwise_logtable(z, theta, edges, link="probit"):
     tensor([[[[0.2500, 0.2500],
               [0.2500, 0.2500]]]])
     """
-    return _ops.pairwise_logtable(z, _as_tensor(theta, z), edges, _check_link(link))
+    z, edges = _tensor("z", z), _tensor("edges", edges)
+    return _ops.pairwise_logtable(z, _as_tensor("theta", theta, z), edges, _check_link(link))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -216,6 +216,28 @@ def test_bad_link():
         ccnn_ext.pairwise_loglik(z, theta, edges, labels, link="tanh")
 
 
+def test_arguments_that_are_not_tensors_are_named():
+    """Lists and None reached the dispatcher ('Expected a value of type Tensor', 'no fallback function
+    is registered') or Python ('must be real number, not NoneType')."""
+    z, theta, edges, labels = problem(B=2, Q=3, seed=9)
+    table_args = dict(z=z, theta=theta, edges=edges)
+    for op, args in ((ccnn_ext.pairwise_loglik, dict(table_args, labels=labels)),
+                     (ccnn_ext.pairwise_logtable, table_args), (ccnn_ext.ordinal_logprob, dict(z=z))):
+        for name in args:
+            for bad in (None, [[0.0, 1.0]]):
+                if name == "theta" and bad is not None:
+                    continue  # (numbers are fine for theta)
+                expected = (f"{name} must be a tensor or numbers, got NoneType" if name == "theta"
+                            else f"{name} must be a torch.Tensor, got {type(bad).__name__}")
+                with pytest.raises(TypeError, match=expected):
+                    op(**{**args, name: bad})
+    for name in ("u", "v", "theta"):
+        with pytest.raises(TypeError, match=f"{name} must be a tensor or numbers, got str"):
+            ccnn_ext.frank_copula(**{"u": 0.3, "v": 0.4, "theta": 2.0, name: "x"})
+    assert torch.equal(ccnn_ext.pairwise_loglik(z, theta.tolist(), edges, labels),
+                       ccnn_ext.pairwise_loglik(z, theta, edges, labels))
+
+
 def test_data_checks_can_be_turned_off():
     z, theta, edges, labels = problem(B=2, Q=3, seed=10)
     labels[0, 0] = 7
