@@ -261,3 +261,13 @@ def test_gradients_are_bit_reproducible(head):
     reference = grads()
     for _ in range(10):
         assert all(torch.equal(a, b) for a, b in zip(reference, grads()))
+
+
+def test_an_unknown_context_is_refused_even_where_no_dataset_needs_it():
+    """`ccnn eval --context 0` on a model's own dataset was accepted without a word."""
+    from ccnn.model_setup import dataset_remap
+    model = CCNN([1, 2], dataset_aus={"a": [1, 2], "b": [1]}, image_size=8, num_features=4)
+    assert dataset_remap(["b", "a"], model).tolist() == [1, 0]
+    assert dataset_remap(["a", "new"], model, context="b").tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"context '0' is not one of the model's datasets \['a', 'b'\]"):
+        dataset_remap(["a"], model, context="0")

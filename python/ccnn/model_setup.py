@@ -47,14 +47,13 @@ def build_model(head: str, train_faces, image_size: int | None = None, seed: int
 def dataset_remap(dataset_names, model: CCNN, context: str | None = None) -> torch.Tensor:
     """Model dataset index of each dataset of a FaceDataset (by name). Unknown names use `context`
     (a model dataset name) or, for a single-dataset model, its only dataset."""
+    if context is not None and context not in model.dataset_names:  # (checked even where unused)
+        raise ValueError(f"context {context!r} is not one of the model's datasets {model.dataset_names}")
     out = []
     for name in dataset_names:
         if name in model.dataset_names:
             out.append(model.dataset_names.index(name))
         elif context is not None:
-            if context not in model.dataset_names:
-                raise ValueError(f"context {context!r} is not one of the model's datasets "
-                                 f"{model.dataset_names}")
             out.append(model.dataset_names.index(context))
         elif len(model.dataset_names) == 1:
             out.append(0)
