@@ -17,8 +17,6 @@ bit-for-bit unchanged (see `unary_parameters`, `pairwise_parameters`).
 from __future__ import annotations
 
 import itertools
-import numbers
-import operator
 from dataclasses import dataclass
 
 import torch
@@ -27,21 +25,11 @@ from torch import nn
 
 import ccnn_ext
 
+from .arguments import au_list, whole_number
+
 HEADS = ("softmax", "ordinal", "loglinear", "copula")
 NUM_LEVELS = 6  # FACS intensities 0..5
 MAX_LEVELS, MAX_IMAGE_SIZE, MAX_FEATURES = 256, 1024, 65536
-
-
-def _whole_number(value, name: str, low: int, high: int | None = None) -> int:
-    """`value` as an int, or a ValueError naming `name` (bools and fractions are refused, not cast)."""
-    try:
-        whole = operator.index(value)  # (ints, numpy and 0-d torch integers)
-    except TypeError:
-        whole = int(value) if isinstance(value, numbers.Real) and float(value).is_integer() else None
-    if isinstance(value, bool) or whole is None or whole < low or (high is not None and whole > high):
-        span = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be a whole number {span}, got {value!r}")
-    return whole
 PADDINGS = ("same", "valid")  # conv padding of FeatureNet
 
 
@@ -161,8 +149,7 @@ class CCNN(nn.Module):
         image_size, num_levels, num_features: network sizes, whole numbers in [1, 1024], [2, 256] and
             [1, 65536]; padding: "same" or "valid" (FeatureNet).
         edges: optional {dataset name: [(au_r, au_s), ...]} to start from a given edge set (names
-            among dataset_aus's).
-    A bad argument is a ValueError naming it.
+            among dataset_aus's). A bad argument is a ValueError naming it.
     """
 
     def __init__(self, aus, head: str = "copula", dataset_aus: dict | None = None, image_size: int = 96,
@@ -171,17 +158,13 @@ class CCNN(nn.Module):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        if isinstance(aus, (str, bytes)) or not hasattr(aus, "__iter__"):
-            raise ValueError(f"aus must be a non-empty list of distinct AU numbers, got {aus!r}")
-        self.aus = [_whole_number(a, "each AU in aus", 0) for a in aus]
-        if len(set(self.aus)) != len(self.aus) or not self.aus:
-            raise ValueError(f"aus must be a non-empty list of distinct AU numbers, got {aus}")
+        self.aus = au_list(aus, "aus")
         dataset_aus = dataset_aus or {"default": self.aus}
         for name, value in (("dataset_aus", dataset_aus), ("edges", edges)):
             if value is not None and not isinstance(value, dict):
                 raise ValueError(f"{name} must be a dict keyed by dataset name, got {type(value).__name__}")
         self.dataset_names = list(dataset_aus)
-        self.dataset_aus = {d: [_whole_number(a, f"each AU of dataset {d!r}", 0) for a in v]
+        self.dataset_aus = {d: [whole_number(a, f"each AU of dataset {d!r}", 0) for a in v]
                             for d, v in dataset_aus.items()}
         for d, v in self.dataset_aus.items():
             unknown = set(v) - set(self.aus)
@@ -191,9 +174,9 @@ class CCNN(nn.Module):
             raise ValueError(f"edges names datasets {sorted(set(edges) - set(self.dataset_names))} that are not "
                              f"among the model's {self.dataset_names}")
         self.head = head
-        self.num_levels = _whole_number(num_levels, "num_levels", 2, MAX_LEVELS)
-        self.image_size = image_size = _whole_number(image_size, "image_size", 1, MAX_IMAGE_SIZE)
-        self.num_features = num_features = _whole_number(num_features, "num_features", 1, MAX_FEATURES)
+        self.num_levels = whole_number(num_levels, "num_levels", 2, MAX_LEVELS)
+        self.image_size = image_size = whole_number(image_size, "image_size", 1, MAX_IMAGE_SIZE)
+        self.num_features = num_features = whole_number(num_features, "num_features", 1, MAX_FEATURES)
         self.features = FeatureNet(image_size, num_features=num_features, padding=padding)
         unit = SoftmaxUnary if head == "softmax" else OrdinalUnary
         self.unary = nn.ModuleList([unit(num_features, num_levels) for _ in self.aus])
