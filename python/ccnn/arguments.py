@@ -13,9 +13,20 @@ def whole_number(value, name: str, low: int, high: int | None = None) -> int:
     except TypeError:
         whole = int(value) if isinstance(value, numbers.Real) and float(value).is_integer() else None
     if isinstance(value, bool) or whole is None or whole < low or (high is not None and whole > high):
-        span = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be a whole number {span}, got {value!r}")
+        raise ValueError(f"{name} must be a whole number {_span(low, high)}, got {value!r}")
     return whole
+
+
+def int_argument(value, name: str, low: int, high: int | None = None) -> int:
+    """`value` if it is an int (numpy's too) in [low, high], else a ValueError naming `name`."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
+            or (high is not None and value > high)):
+        raise ValueError(f"{name} must be an int {_span(low, high)}, got {value!r}")
+    return int(value)
+
+
+def _span(low: int, high: int | None) -> str:
+    return f"in [{low}, {high}]" if high is not None else f">= {low}"
 
 
 def au_list(values, name: str) -> list[int]:

@@ -88,7 +88,8 @@ def estimate_duration(trainer, steps: int = 2) -> tuple[float, float]:
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
             with torch.no_grad():
-                torch._foreach_copy_(list(model.parameters()), weights)
+                for p, w in zip(model.parameters(), weights):
+                    p.copy_(w)
         return float(np.mean(times[1:])) * per_process / len(pick)  # a smaller training set: a full batch
 
     schedule = training_schedule(trainer)

@@ -10,6 +10,7 @@ import os
 import cv2
 import numpy as np
 
+from .arguments import int_argument
 from .data.dataset import to_gray
 
 REFERENCE_EYES = ((0.33, 0.35), (0.67, 0.35))  # eye centres in the output, fractions of its side
@@ -191,8 +192,7 @@ def align_face(image, eyes, size: int = 96) -> np.ndarray:
     """(size, size) float32 face: the similarity transform of `eyes` to the reference eye positions,
     bilinear resampling (area-averaged first when shrinking by more than 2x), borders replicated,
     then per-image contrast normalisation."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 8 <= size <= 1024:
-        raise ValueError(f"size must be an int in [8, 1024], got {size!r}")
+    size = int_argument(size, "size", 8, 1024)
     gray = _as_gray_uint8(image)
     M = alignment_matrix(eyes, size)
     scale = float(np.hypot(M[0, 0], M[1, 0]))

@@ -17,6 +17,9 @@ import torch
 from .model import CCNN, Outputs
 
 
+LOSS_TERM_NAMES = ("total", "unary", "pairwise", "regularisation")  # (LossTerms' fields, in order)
+
+
 @dataclass
 class LossTerms:
     total: torch.Tensor         # scalar, what is minimised
@@ -25,7 +28,7 @@ class LossTerms:
     regularisation: torch.Tensor  # scalar, sum_q lambda_q ||phi_q||^2
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k).item() for k in ("total", "unary", "pairwise", "regularisation")}
+        return {k: getattr(self, k).item() for k in LOSS_TERM_NAMES}
 
 
 def check_labels(labels: torch.Tensor, num_aus: int, num_levels: int, values: bool = True) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-import numbers
 import os
 import queue
 import threading
@@ -38,6 +37,7 @@ import cv2
 import numpy as np
 
 from .annotate import AnnotationWriter, annotation_names
+from .arguments import int_argument
 from .checkpoint import load_model
 from .face_alignment import NO_FACE, align_face, frame_problem
 from .face_tracking import FaceTracker
@@ -205,9 +205,8 @@ def predict_stream(model, inputs, crop: float = 0.85, method: str = "auto", cont
     in a thread while the network runs on the next one (the rows are the same without it). A file
     that gives no usable image has a row with success 0 and goes, as (file, reason), into
     `unreadable` (without that list: a warning each)."""
-    for option, value in (("batch_size", batch_size), ("redetect_every", redetect_every)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:  # (0: the whole input at once)
-            raise ValueError(f"{option} must be an int >= 1, got {value!r}")
+    int_argument(batch_size, "batch_size", 1)  # (0 made one chunk of the whole input)
+    int_argument(redetect_every, "redetect_every", 1)
     device = None if device is None else resolve_device(device)
     name = context or model.dataset_names[0]
     aus = list(model.aus)

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .arguments import int_argument
 from .cache import global_cache_dir
 from .console import LOG
 from .data.dataset import AUDataset, read_image, read_video_frames, split_video_path
@@ -227,13 +228,11 @@ def preprocess(ds: AUDataset, size: int = 96, cache_dir=None, workers: int | Non
         raise TypeError(f"ds must be an AUDataset, got {type(ds).__name__}")
     if len(ds) == 0:
         raise ValueError(f"{ds.name} has no samples to preprocess")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 8 <= size <= 1024:
-        raise ValueError(f"size must be an int in [8, 1024], got {size!r}")  # (the CLI's --size range)
+    size = int_argument(size, "size", 8, 1024)  # (the CLI's --size range)
     if on_missing not in ("face-box", "skip"):
         raise ValueError(f"on_missing must be 'face-box' or 'skip', got {on_missing!r}")
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
-    size = int(size)
     key = cache_key(ds, size, dtype, on_missing)
     desc = f"preprocess {ds.name} ({part + ', ' if part else ''}{len(ds)} frames)"
     if cache_dir is False:

@@ -47,7 +47,7 @@ from .data.samplers import EpochShuffleSampler, RankShare, dataset_blocks, ibb_s
 from .data.torch_data import FaceDataset
 from .device_pipeline import batch_source, batches_per_call
 from .inference import DecodeOptions, run_inference
-from .losses import check_labels, composite_nll, require_labels
+from .losses import LOSS_TERM_NAMES, check_labels, composite_nll, require_labels
 from .metrics import evaluate
 from .model import CCNN
 from .model_setup import dataset_remap, resolve_device
@@ -160,7 +160,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if loss is not None:
             self.network.backward(loss.total, params)
-            values = torch.stack([loss.total, loss.unary, loss.pairwise, loss.regularisation]).detach()
+            values = torch.stack([getattr(loss, k) for k in LOSS_TERM_NAMES]).detach()
         else:
             values = torch.zeros(4, device=self.device)
         values = distributed.sync_step(params, share, values)
@@ -186,7 +186,7 @@ class Trainer:
     def _check_loss(self, values: dict, step: str = "") -> None:
         """Raise TrainingDiverged when a step's loss (its terms by name) is not finite."""
         if not math.isfinite(values["total"]):
-            term = next((k for k in ("unary", "pairwise", "regularisation") if not math.isfinite(values[k])), None)
+            term = next((k for k in LOSS_TERM_NAMES[1:] if not math.isfinite(values[k])), None)
             raise self._diverged(f"the loss{step} is {values['total']}" +
                                  (f" (its {term} term is {values[term]})" if term else ""), term)
 
@@ -217,7 +217,7 @@ class Trainer:
                 loss = self._loss(self.model.head_forward(self.network.features(images), d), labels)
                 mine = images.shape[0]
             values = self._step(loss, params, mine / size).tolist()  # the step's one synchronisation
-            values = dict(zip(("total", "unary", "pairwise", "regularisation"), values))
+            values = dict(zip(LOSS_TERM_NAMES, values))
             self.global_step += 1
             seen += size
             total += values["total"] * size
@@ -256,7 +256,7 @@ class Trainer:
 
         def check_steps():
             for values in torch.stack(steps).tolist() if steps else []:
-                self._check_loss(dict(zip(("total", "unary", "pairwise", "regularisation"), values)), f" of {phase}")
+                self._check_loss(dict(zip(LOSS_TERM_NAMES, values)), f" of {phase}")
 
         try:
             for batch in order.split(self.config.batch_size):

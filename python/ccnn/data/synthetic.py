@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .. import __version__
+from ..arguments import int_argument
 from .parallel import resolve_workers, run_tasks
 from .synth_labels import (AU_NAMES, CONTEXT_AUS, context_aus, context_id, dependency_structure,
                            sample_subject_labels, smooth_gaussian_noise)
@@ -85,14 +86,6 @@ def parameters(context, subjects, frames, seed, image_size) -> dict:
             "image_size": image_size, "format_version": FORMAT_VERSION}
 
 
-def _check_positive_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
-    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
-            or (maximum is not None and value > maximum)):
-        span = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
-        raise ValueError(f"{name} must be an int {span}, got {value!r}")
-    return int(value)
-
-
 def generate_synthetic(out_dir, context: str = "disfa", subjects: int = 27, frames: int = 200,
                        seed: int = 0, image_size: int = 128, workers: int | None = None,
                        progress: bool = False, overwrite: bool = False) -> Path:
@@ -103,10 +96,10 @@ def generate_synthetic(out_dir, context: str = "disfa", subjects: int = 27, fram
     """
     if context not in CONTEXT_AUS:
         raise ValueError(f"context must be one of {sorted(CONTEXT_AUS)}, got {context!r}")
-    subjects = _check_positive_int("subjects", subjects)
-    frames = _check_positive_int("frames", frames)
-    seed = _check_positive_int("seed", seed, 0)
-    image_size = _check_positive_int("image_size", image_size, 32, 1024)  # (the CLI's --size range)
+    subjects = int_argument(subjects, "subjects", 1)
+    frames = int_argument(frames, "frames", 1)
+    seed = int_argument(seed, "seed", 0)
+    image_size = int_argument(image_size, "image_size", 32, 1024)  # (the CLI's --size range)
     workers = resolve_workers(workers)
     out = Path(out_dir)
     params = parameters(context, subjects, frames, seed, image_size)
