@@ -16,7 +16,8 @@ Difference: a last literal of type 0 is used (the reference skips it: ``if last_
 import numpy as np
 
 from .factor_graph import PFactorGraph
-from .simple_inference import _multi_variables, _pairwise_inputs, _typed_edges, _typed_outputs, _typed_unaries
+from .simple_inference import (_dense_factors, _multi_variables, _pairwise_inputs, _typed_edges, _typed_outputs,
+                               _typed_unaries)
 
 __all__ = ["general_constrained_graph", "general_constrained_graph_singletype",
            "general_constrained_graph_multitype"]
@@ -80,8 +81,7 @@ def general_constrained_graph_singletype(unaries, edges, edge_weights, constrain
             graph.create_factor_logic(
                 operator, [_node(nodes, i, f"constraints[{c}]").get_state(k) for i, k in zip(node_list, states)],
                 [bool(x) for x in negated])
-    for (a, b), w in zip(edges, edge_weights):
-        graph.create_factor_dense([nodes[a], nodes[b]], w.ravel())
+    _dense_factors(graph, nodes, nodes, edges, edge_weights)
     value, marginals, edge_marginals, status = _solve(graph, n_iterations, eta, exact, verbose)
     return (np.array(marginals).reshape(unaries.shape), np.array(edge_marginals).reshape(edge_weights.shape),
             value, status)

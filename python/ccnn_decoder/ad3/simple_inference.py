@@ -18,7 +18,7 @@ def _scores(values, name, shape):
         raise TypeError(f"{name}: expected an array of real numbers") from None
     if array.dtype.kind not in "biuf" and array.size:
         raise TypeError(f"{name}: expected real numbers, got an array of dtype {array.dtype}")
-    array = array.astype(np.float64)
+    array = array.astype(np.float64, copy=False)  # (only read: the graph copies what it keeps)
     if array.ndim != len(shape) or any(isinstance(s, int) and s != t for s, t in zip(shape, array.shape)):
         expected = "(" + ", ".join(str(s) for s in shape) + ")"
         raise ValueError(f"{name}: expected an array of shape {expected}, got shape {array.shape}")
@@ -26,31 +26,30 @@ def _scores(values, name, shape):
 
 
 def _edges(edges, num_from, num_to, name="edges", same_nodes=True):
-    """edges as an (n_edges, 2) int64 array of node indices, 0 <= a < num_from and
-    0 <= b < num_to (a != b when both index the same nodes), or an error naming the argument
-    (negative indices would silently pick nodes from the end)."""
+    """edges as a list of [a, b] node index pairs, 0 <= a < num_from and 0 <= b < num_to (a != b
+    when both index the same nodes), or an error naming the argument (negative indices would
+    silently pick nodes from the end). Checked in Python on the list: for the graphs these
+    functions build, faster than numpy's per-call cost."""
     array = np.asarray(edges)
     if array.size == 0:
-        return np.zeros((0, 2), dtype=np.int64)
+        return []
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer node indices, got dtype {array.dtype}")
     if array.ndim != 2 or array.shape[1] != 2:
         raise ValueError(f"{name}: expected an array of shape (n_edges, 2), got shape {array.shape}")
-    for column, count in ((0, num_from), (1, num_to)):
-        bad = (array[:, column] < 0) | (array[:, column] >= count)
-        if bad.any():
-            k = int(np.argmax(bad))
-            raise ValueError(f"{name}: edge {k} {tuple(int(x) for x in array[k])} has a node index out of "
-                             f"range 0..{count - 1}")
-    loops = array[:, 0] == array[:, 1]
-    if same_nodes and loops.any():
-        k = int(np.argmax(loops))
-        raise ValueError(f"{name}: edge {k} joins node {int(array[k, 0])} to itself")
-    return array.astype(np.int64)
+    pairs = array.tolist()
+    for k, (a, b) in enumerate(pairs):
+        if not (0 <= a < num_from and 0 <= b < num_to):
+            count = num_from if not 0 <= a < num_from else num_to
+            raise ValueError(f"{name}: edge {k} {(a, b)} has a node index out of range 0..{count - 1}")
+        if same_nodes and a == b:
+            raise ValueError(f"{name}: edge {k} joins node {a} to itself")
+    return pairs
 
 
 def _pairwise_inputs(unaries, edges, edge_weights):
-    """The single-type form's arrays, checked: unaries (N, L), edges (E, 2), edge_weights (E, L, L)."""
+    """The single-type form's inputs, checked: unaries (N, L) and edge_weights (E, L, L) as
+    arrays, edges as a list of E pairs."""
     unaries = _scores(unaries, "unaries", ("n_nodes", "n_states"))
     edges = _edges(edges, len(unaries), len(unaries))
     edge_weights = _scores(edge_weights, "edge_weights", ("n_edges", "n_states", "n_states"))
@@ -58,7 +57,7 @@ def _pairwise_inputs(unaries, edges, edge_weights):
         raise ValueError("incompatible shapes of unaries and edge_weights.")
     if edge_weights.shape[1] != edge_weights.shape[2]:
         raise ValueError("Edge weights need to be of shape (n_edges, n_states, n_states)!")
-    if edge_weights.shape[0] != edges.shape[0]:
+    if edge_weights.shape[0] != len(edges):
         raise ValueError("Number of edge weights different from number of edges")
     return unaries, edges, edge_weights
 
@@ -74,25 +73,32 @@ def _typed_unaries(l_unaries, l_edges, l_edge_weights):
 def _multi_variables(graph, unaries):
     """One multi-valued variable of `graph` per row of unaries (N, L), scored by its row."""
     variables = []
-    for u in unaries:
-        v = graph.create_multi_variable(unaries.shape[1])
-        v.set_log_potentials(u)
+    n_states = unaries.shape[1]
+    for row in unaries.tolist():
+        v = graph.create_multi_variable(n_states)
+        v.set_log_potentials(row)
         variables.append(v)
     return variables
 
 
+def _dense_factors(graph, from_nodes, to_nodes, pairs, weights):
+    """A dense factor of `graph` per edge (a, b) of pairs, from_nodes[a] to to_nodes[b], with
+    the edge's row of weights (E, ...)."""
+    for (a, b), table in zip(pairs, weights.reshape(len(pairs), -1).tolist()):
+        graph.create_factor_dense([from_nodes[a], to_nodes[b]], table)
+
+
 def _typed_edges(graph, per_type, l_unaries, l_edges, l_edge_weights):
     """Dense factors of `graph` for the typed form's T^2 edge lists (list k: types divmod(k, T)),
-    checked; returns the edges as (E_k, 2) arrays."""
+    checked; returns the edges as lists of pairs."""
     n_types = len(l_unaries)
     checked = []
     for k, (edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
         ti, tj = divmod(k, n_types)
         edges = _edges(edges, len(l_unaries[ti]), len(l_unaries[tj]), f"edges[{k}]", same_nodes=ti == tj)
         shape = (len(edges), l_unaries[ti].shape[1], l_unaries[tj].shape[1])
-        weights = _scores(weights, f"edge_weights[{k}]", shape) if len(edges) else np.zeros(shape)
-        for (a, b), w in zip(edges, weights):
-            graph.create_factor_dense([per_type[ti][a], per_type[tj][b]], w.ravel())
+        if edges:
+            _dense_factors(graph, per_type[ti], per_type[tj], edges, _scores(weights, f"edge_weights[{k}]", shape))
         checked.append(edges)
     return checked
 
@@ -121,14 +127,14 @@ def simple_grid(unaries, pairwise, verbose=1):
     height, width, n_states = unaries.shape
     pairwise = _scores(pairwise, "pairwise", (n_states, n_states))
     graph = PFactorGraph()
-    grid = [[graph.create_multi_variable(n_states) for _ in range(width)] for _ in range(height)]
+    cells = _multi_variables(graph, unaries.reshape(height * width, n_states))  # (row-major)
+    table = pairwise.ravel().tolist()
     for i, j in itertools.product(range(height), range(width)):
-        grid[i][j].set_log_potentials(unaries[i, j])
-    for i, j in itertools.product(range(height), range(width)):
+        cell = cells[i * width + j]
         if j > 0:
-            graph.create_factor_dense([grid[i][j - 1], grid[i][j]], pairwise.ravel())
+            graph.create_factor_dense([cells[i * width + j - 1], cell], table)
         if i > 0:
-            graph.create_factor_dense([grid[i - 1][j], grid[i][j]], pairwise.ravel())
+            graph.create_factor_dense([cells[(i - 1) * width + j], cell], table)
     value, marginals, edge_marginals, status = graph.solve(verbose=verbose)
     return (np.array(marginals).reshape(unaries.shape),
             np.array(edge_marginals).reshape(-1, n_states ** 2), value, status)
@@ -144,8 +150,7 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
     graph = PFactorGraph()
     n_states = unaries.shape[1]
     variables = _multi_variables(graph, unaries)
-    for (a, b), w in zip(edges, edge_weights):
-        graph.create_factor_dense([variables[a], variables[b]], w.ravel())
+    _dense_factors(graph, variables, variables, edges, edge_weights)
     value, marginals, edge_marginals, status = graph.solve(
         eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
     return (np.array(marginals).reshape(unaries.shape),
