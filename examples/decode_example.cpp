@@ -1,13 +1,16 @@
 // Decodes a small pairwise factor graph with ccnn::ad3 three ways (AD3, certified exact
 // branch-and-bound, exhaustive enumeration), a general factor graph (a dense factor over three
-// variables with logic and budget constraints), then a batch of problems that share one graph.
+// variables with logic and budget constraints and a factor given by its own MAP oracle), then a
+// batch of problems that share one graph.
 // Exits with status 1 if the exact and exhaustive optima disagree.
 //
 // Build: part of the ccnn CMake project (target decode_example), or on its own:
 //   cmake -S examples -B build-examples && cmake --build build-examples && build-examples/decode_example
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -24,6 +27,29 @@ void print(const char* name, const ad3::Solution& s) {
   std::printf("]  score = %.6f  bound = %.6f  status = %s  iterations = %lld\n", s.score, s.bound,
               ad3::status_name(s.status), static_cast<long long>(s.iterations));
 }
+
+// A factor of your own, given by its MAP oracle (as the reference's GenericFactor subclasses): at
+// most one of its n units is on, and one that is collects its additional score 0.
+class AtMostOneScored : public ad3::MapOracle {
+ public:
+  explicit AtMostOneScored(int n) : n_(n) {}
+  void maximize(const double* s, const double* a, std::vector<int>& on, std::vector<int>& extras) const override {
+    const int best = static_cast<int>(std::max_element(s, s + n_) - s);
+    if (s[best] + a[0] > 0.0) {  // (else: all off, value 0)
+      on.push_back(best);
+      extras.push_back(0);
+    }
+  }
+  bool evaluate(const int* y, std::vector<int>& extras) const override {
+    int count = 0;
+    for (int i = 0; i < n_; ++i) count += y[i];
+    if (count == 1) extras.push_back(0);
+    return count <= 1;
+  }
+
+ private:
+  int n_;
+};
 
 }  // namespace
 
@@ -57,7 +83,8 @@ int main() {
 
   // A general factor graph: three 3-state tags with a dense factor over all three, four binary
   // labels of which exactly one is on (XOR), "tag 0 in state 2 implies label 1" (IMPLY on
-  // units), and at most two of tags 1, 2 in state 0 and label 3 (BUDGET).
+  // units), at most two of tags 1, 2 in state 0 and label 3 (BUDGET), and at most one of tags 1, 2
+  // in state 1 and label 2, scored when one is (our own oracle).
   ad3::FactorGraph general;
   const int t0 = general.add_multi_variable(3), t1 = general.add_multi_variable(3), t2 = general.add_multi_variable(3);
   std::vector<int> label_units;
@@ -66,6 +93,7 @@ int main() {
   general.add_logic(ad3::FactorType::kXor, label_units);
   general.add_logic(ad3::FactorType::kImply, {general.unit(t0, 2), label_units[1]});
   general.add_budget({general.unit(t1, 0), general.unit(t2, 0), label_units[3]}, 2);
+  general.add_oracle({general.unit(t1, 1), general.unit(t2, 1), label_units[2]}, 1, std::make_shared<AtMostOneScored>(3));
   std::vector<double> unit_scores(general.num_units()), factor_scores(general.additional_size());
   for (double& v : unit_scores) v = normal(rng);
   for (double& v : factor_scores) v = normal(rng);

@@ -39,6 +39,7 @@ const char* factor_type_name(FactorType type) {
     case FactorType::kCompressionBudget: return "compressionbudget";
     case FactorType::kGeneralTreeCounts: return "generaltreecounts";
     case FactorType::kBinaryTreeCounts: return "binarytreecounts";
+    case FactorType::kOracle: return "oracle";
   }
   return "unknown";
 }
@@ -515,6 +516,18 @@ int FactorGraph::add_binary_tree_counts(const std::vector<int>& units, const std
   const std::vector<std::size_t> sizes = detail::subtree_sizes(parents);
   for (std::size_t i = 0; i < parents.size(); ++i) additional += has_count_scores[i] ? sizes[i] + 1 : 0;
   return add_factor(std::move(spec), additional);
+}
+
+int FactorGraph::add_oracle(const std::vector<int>& units, std::size_t num_additional,
+                            std::shared_ptr<const MapOracle> oracle) {
+  if (oracle == nullptr) throw std::invalid_argument("oracle: expected a MapOracle, got null");
+  check_units(units, "units", 1);
+  FactorSpec spec;
+  spec.type = FactorType::kOracle;
+  spec.links = units;
+  spec.oracle = std::move(oracle);
+  spec.num_additional = num_additional;
+  return add_factor(std::move(spec), num_additional);
 }
 
 namespace detail {

@@ -68,6 +68,9 @@
 //               FactorBinaryTreeCounts; with max_num_bins = m > 0, counts of m - 1 or more take
 //               the score of count m - 1 (the reference's truncation to m bins). MAP oracle of
 //               both: a dynamic program over (node, state, count in its subtree).
+//   kOracle     any factor given by the caller's MAP oracle (MapOracle below, the reference's
+//               GenericFactor): its allowed 0/1 configurations of the n links, each collecting
+//               some of the factor's num_additional additional scores (add_oracle).
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
 // Dense, pair, sequence, head-automaton and tree-chain factors have additional scores; factor f's
 // are at additional_offset(f) in the flat `factor_scores` array, additional_size() values in all.
@@ -113,6 +116,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "ad3/ad3.h"
@@ -141,6 +145,7 @@ enum class FactorType : std::int32_t {
   kCompressionBudget,
   kGeneralTreeCounts,
   kBinaryTreeCounts,
+  kOracle,
 };
 
 // "dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply", "budget", "knapsack",
@@ -150,6 +155,26 @@ const char* factor_type_name(FactorType type);
 
 // One factor as declared: its type, its links (units; for dense factors, variables), per-link
 // negation flags (empty: none), budget and costs (budget / knapsack).
+// A factor given by its MAP oracle (FactorGraph::add_oracle; the reference's GenericFactor): its
+// allowed configurations are any nonempty set of 0/1 vectors y over its n links, each collecting a
+// set of the factor's m additional scores (indices 0..m-1; its score a . u is their sum). AD3 solves
+// its local problems by the active-set method, calling maximize; the exact search calls maximize
+// with clamped links' scores moved by a large finite penalty; scores of labellings (the rounding,
+// solve_exhaustive, score_labelling) call evaluate. The solver checks every answer (indices in
+// range, none repeated) and computes the values itself. solve_batch with several threads calls
+// one oracle object from all of them: keep both methods free of shared mutable state.
+class MapOracle {
+ public:
+  virtual ~MapOracle() = default;
+  // The best allowed configuration for link scores s (n values) and additional scores a (m
+  // values), maximising s . y + a . u: the links that are 1 into `on` and the additional scores it
+  // collects into `extras` (both empty on entry; any order).
+  virtual void maximize(const double* s, const double* a, std::vector<int>& on, std::vector<int>& extras) const = 0;
+  // Whether configuration y (n values, 0 or 1) is allowed; if so, the additional scores it
+  // collects into `extras` (empty on entry).
+  virtual bool evaluate(const int* y, std::vector<int>& extras) const = 0;
+};
+
 struct FactorSpec {
   FactorType type = FactorType::kXor;
   std::vector<int> links;
@@ -165,6 +190,8 @@ struct FactorSpec {
   int max_num_bins = 0;                     // kBinaryTreeCounts: the count bins (0: no truncation)
   std::vector<std::array<int, 2>> arcs;     // kTree: (head, modifier) of each link;
                                             // kHeadAutomaton: (m, s) of each additional score
+  std::shared_ptr<const MapOracle> oracle;  // kOracle
+  std::size_t num_additional = 0;           // kOracle: its additional scores
 };
 
 // The most states a multi-valued variable may have.
@@ -213,6 +240,8 @@ class FactorGraph {
   int add_binary_tree(const std::vector<int>& units, const std::vector<int>& parents);
   // Compression budget: units = `length` positions then one unit per bigram position (see
   // kCompressionBudget); budget >= 0; counts_for_budget: one flag per position.
+  int add_compression_budget(const std::vector<int>& units, int length, int budget,
+                             const std::vector<char>& counts_for_budget, const std::vector<int>& bigram_positions);
   // Tree factors with counts: as add_general_tree / add_binary_tree, a node counting when it is in
   // state 0 (general) or 1 (binary) and flagged in counts_for_budget (one flag per node). General:
   // units = the nodes' units then n + 1 count units; binary: has_count_scores, one flag per node,
@@ -222,8 +251,9 @@ class FactorGraph {
   int add_binary_tree_counts(const std::vector<int>& units, const std::vector<int>& parents,
                              const std::vector<char>& counts_for_budget, const std::vector<char>& has_count_scores,
                              int max_num_bins = 0);
-  int add_compression_budget(const std::vector<int>& units, int length, int budget,
-                             const std::vector<char>& counts_for_budget, const std::vector<int>& bigram_positions);
+  // A factor given by the caller's MAP oracle (MapOracle above, not null) over units (distinct, at
+  // least one), with num_additional additional scores; the graph shares the oracle's ownership.
+  int add_oracle(const std::vector<int>& units, std::size_t num_additional, std::shared_ptr<const MapOracle> oracle);
 
   int num_variables() const { return static_cast<int>(unit_begin_.size()); }
   int num_units() const { return num_units_; }

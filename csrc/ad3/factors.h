@@ -95,6 +95,8 @@ std::unique_ptr<LocalFactor> make_tree_counts_factor(const std::vector<int>& par
                                                     const std::vector<int>& num_states, bool binary,
                                                     const std::vector<char>& counts_for_budget,
                                                     const std::vector<char>& has_count_scores, int max_num_bins);
+// A factor given by the caller's MAP oracle (kOracle): spec.oracle over spec.links.
+std::unique_ptr<LocalFactor> make_oracle_factor(const FactorSpec& spec);
 // Number of nodes in each node's subtree (itself included) of the tree given by parents.
 std::vector<std::size_t> subtree_sizes(const std::vector<int>& parents);
 // An active-set factor over an explicit list of allowed configurations (0/1 link vectors),

@@ -348,6 +348,7 @@ std::unique_ptr<LocalFactor> make_local_factor(const FactorGraph& graph, const F
   if (spec.type == FactorType::kSequenceCompressor) {
     return make_head_automaton_factor(static_cast<int>(spec.links.size()) - 1, spec.arcs, true);
   }
+  if (spec.type == FactorType::kOracle) return make_oracle_factor(spec);
   return make_logic_factor(spec);
 }
 

@@ -279,6 +279,54 @@ std::vector<std::array<int, N>> read_tuples(const py::handle& obj, const char* w
 std::vector<std::array<int, 2>> read_pairs(const py::handle& obj) { return read_tuples<2>(obj, "pairs"); }
 
 
+// A factor's MAP oracle written in Python (FactorGraph.add_oracle): maximize(s, a) -> (on, extras)
+// and evaluate(y) -> extras, or None when y is not allowed, on numpy copies of the solver's
+// arrays. The solvers run without the GIL: each call takes it.
+class PythonOracle : public ad3::MapOracle {
+ public:
+  PythonOracle(py::object maximize, py::object evaluate, int degree, int num_additional)
+      : maximize_(std::move(maximize)), evaluate_(std::move(evaluate)), n_(degree), m_(num_additional) {}
+  ~PythonOracle() override {
+    py::gil_scoped_acquire gil;  // (the last owner may be a solver thread)
+    maximize_ = py::object();
+    evaluate_ = py::object();
+  }
+
+  void maximize(const double* s, const double* a, std::vector<int>& on, std::vector<int>& extras) const override {
+    py::gil_scoped_acquire gil;
+    const py::object result = maximize_(DoubleArray(n_, s), DoubleArray(m_, a));
+    if (fast_size(result) != 2) {
+      throw py::type_error("oracle factor: maximize must return (on, extras), two sequences of indices, got " +
+                           py::repr(result).cast<std::string>());
+    }
+    read_indices(py::reinterpret_borrow<py::sequence>(result)[0], on, "maximize's on");
+    read_indices(py::reinterpret_borrow<py::sequence>(result)[1], extras, "maximize's extras");
+  }
+
+  bool evaluate(const int* y, std::vector<int>& extras) const override {
+    py::gil_scoped_acquire gil;
+    py::array_t<std::int64_t> labels(n_);
+    std::copy(y, y + n_, labels.mutable_data());
+    const py::object result = evaluate_(labels);
+    if (result.is_none()) return false;
+    read_indices(result, extras, "evaluate's extras");
+    return true;
+  }
+
+ private:
+  static void read_indices(const py::handle& obj, std::vector<int>& out, const char* what) {
+    try {
+      read_ints(obj, out);
+    } catch (const py::cast_error&) {
+      throw py::type_error(std::string("oracle factor: ") + what + ": expected a sequence of ints, got " +
+                           py::repr(obj).cast<std::string>());
+    }
+  }
+
+  py::object maximize_, evaluate_;
+  int n_, m_;
+};
+
 // The tuple (a, b) of two ints; pairs of small non-negative ints (tree arcs, head automaton
 // distances) are immutable and made once, then shared.
 py::object int_pair(int a, int b) {
@@ -369,14 +417,14 @@ py::list head_automaton_pairs(int length, const py::handle& siblings) {
 }
 
 ad3::FactorType parse_factor_type(const py::handle& value) {
-  static const std::array<ad3::FactorType, 20> kTypes = {
+  static const std::array<ad3::FactorType, 21> kTypes = {
       ad3::FactorType::kDense, ad3::FactorType::kXor, ad3::FactorType::kAtMostOne, ad3::FactorType::kOr,
       ad3::FactorType::kXorOut, ad3::FactorType::kOrOut, ad3::FactorType::kAndOut,
       ad3::FactorType::kImply, ad3::FactorType::kBudget, ad3::FactorType::kKnapsack,
       ad3::FactorType::kPair, ad3::FactorType::kSequence, ad3::FactorType::kTree,
       ad3::FactorType::kHeadAutomaton, ad3::FactorType::kBinaryTree, ad3::FactorType::kGeneralTree,
       ad3::FactorType::kSequenceCompressor, ad3::FactorType::kCompressionBudget,
-      ad3::FactorType::kGeneralTreeCounts, ad3::FactorType::kBinaryTreeCounts};
+      ad3::FactorType::kGeneralTreeCounts, ad3::FactorType::kBinaryTreeCounts, ad3::FactorType::kOracle};
   int code = -1;
   if (fast_int(value.ptr(), code)) {  // the enum's value (factor_graph.h)
     for (auto t : kTypes) {
@@ -398,13 +446,14 @@ int spec_int(const py::handle& value, const char* name) {
 
 // variables: one int per variable, 0 for a binary variable, K >= 1 for a multi-valued one.
 // factors: (type, links[, negated, budget, costs, num_states, num_nodes, arcs, parents,
-// counts_for_budget, bigram_positions, has_count_scores]) tuples; type: its name or its FactorType
+// counts_for_budget, bigram_positions, has_count_scores, oracle]) tuples; type: its name or its FactorType
 // value; links are units (variables for dense); negated: flags or None; num_states for sequences
 // and general trees, num_nodes and (head, modifier) arcs for trees, (m, s) sibling pairs (in `arcs`)
 // for head automata, parents for binary and general trees; the length (in num_nodes), budget,
 // counts and bigram positions for compression budgets; parents, num_states, counts and
-// has_count_scores for the tree factors with counts (a binary one's max_num_bins in budget). Trailing items a type does not use may be
-// left out.
+// has_count_scores for the tree factors with counts (a binary one's max_num_bins in budget); for
+// an oracle factor, its number of additional scores (in budget) and the pair (maximize, evaluate)
+// of PythonOracle. Trailing items a type does not use may be left out.
 ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle& factors) {
   ad3::FactorGraph graph;
   std::vector<int> kinds, links, ints;
@@ -490,6 +539,18 @@ ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle
           const int bins = t[3].is_none() ? 0 : spec_int(t[3], "max_num_bins");  // (in the budget slot)
           graph.add_binary_tree_counts(links, ints, flags, more_flags, bins);
         }
+        break;
+      }
+      case ad3::FactorType::kOracle: {
+        need(t, 13, "oracle: an oracle factor needs its number of additional scores and (maximize, evaluate)");
+        const int num_additional = spec_int(t[3], "num_additional");  // (in the budget slot)
+        const auto callables = py::reinterpret_borrow<py::tuple>(t[12]);
+        if (!PyTuple_Check(callables.ptr()) || callables.size() != 2) {
+          throw std::invalid_argument("oracle: expected the pair (maximize, evaluate)");
+        }
+        graph.add_oracle(links, static_cast<std::size_t>(num_additional),
+                         std::make_shared<PythonOracle>(callables[0], callables[1], static_cast<int>(links.size()),
+                                                        num_additional));
         break;
       }
       default: graph.add_logic(type, links, negated);

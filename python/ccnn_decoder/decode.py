@@ -338,7 +338,8 @@ class FactorGraph:
 
     General factors (``add_binary_variable``, ``add_dense``, ``add_logic``, ``add_budget``,
     ``add_knapsack``, ``add_pair``, ``add_sequence``, ``add_tree``, ``add_head_automaton``,
-    ``add_tree_chain``) take
+    ``add_tree_chain``, ``add_tree_counts``, ``add_compression_budget``, and ``add_oracle`` for a
+    factor given by your own MAP oracle) take
     *literals*: a binary variable's index (its value), or a
     pair ``(variable, state)`` for "the multi-valued variable is in this state"; ``negated``
     flips literals (one bool per literal).
@@ -662,6 +663,37 @@ class FactorGraph:
                                                            [p for p, _ in pairs])
         return index
 
+    def add_oracle(self, literals, maximize, evaluate, scores=()) -> int:
+        """Adds a factor given by your own MAP oracle (the reference AD3's generic factor): any
+        nonempty set of allowed configurations y of its n literals, each collecting some of its m
+        additional `scores` (1-d, default none), to be added to the labelling's score.
+
+        ``maximize(s, a) -> (on, extras)``: s (n,) and a (m,) float64 arrays of literal and
+        additional scores (as the solver passes them: AD3 divides ``a`` by its step size, the exact
+        search moves clamped literals' scores by large penalties); returns the indices (into
+        `literals`) of the true literals of the allowed configuration maximising
+        ``s[on].sum() + a[extras].sum()``, and the indices of the additional scores it collects.
+        ``evaluate(y) -> extras or None``: y (n,) int64 of 0/1; None when y is not allowed, else
+        the indices of the additional scores it collects (scores of labellings: AD3's rounding,
+        :meth:`score`, ``solve_exhaustive``). Both are called many times per solve, with the GIL
+        held (threads of :meth:`solve_batch` take turns); the solver checks their answers
+        (indices in range, none repeated) and computes the values itself, and an exception they
+        raise ends the solve. AD3 solves the factor's local problems by the active-set method,
+        so its quality and speed are those of the factors above. Literals are positive (a binary
+        variable, or (variable, state)). Returns its index."""
+        if not callable(maximize) or not callable(evaluate):
+            raise TypeError(f"maximize, evaluate: expected two callables, got {maximize!r} and {evaluate!r}")
+        flat = _as_array(scores, "scores", np.float64, "real").reshape(-1)
+        if flat.shape[0] > _INT32_MAX:
+            raise ValueError(f"scores: a factor may have at most 2^31 - 1 additional scores, got {flat.shape[0]}")
+        index = self._add_literal_factor("oracle", literals, None)
+        if any(self._factors[index][2]):
+            self._factors.pop()
+            raise ValueError("literals: expected positive literals (a variable, or (variable, state))")
+        self._factors[index] = self._factors[index][:3] + (flat.shape[0], [], flat.copy(), [], 0, [], [], [], [], [],
+                                                           (maximize, evaluate))
+        return index
+
     def flat_scores(self):
         """The graph's scores in the flat layout of :meth:`solve_batch`: ``(unit_scores (U,),
         factor_scores (F,))``. Units: one per binary variable (the score of label 1 minus that of
@@ -826,12 +858,13 @@ class FactorGraph:
                 start += scores.shape[0]
         factors, extra = [], []
         for kind, links, flags, budget, costs, scores, states, nodes, arcs, *rest in self._factors:
-            parents, counts, bigrams, scored = (list(rest) + [[], [], [], []])[:4]
+            parents, counts, bigrams, scored, oracle = (list(rest) + [[], [], [], [], None])[:5]
             if kind == "dense":
                 units = list(links)
             else:
                 units = [begin[v] + (0 if self._binary[v] else state) for v, state in links]
-            factors.append((kind, units, flags, budget, costs, states, nodes, arcs, parents, counts, bigrams, scored))
+            factors.append((kind, units, flags, budget, costs, states, nodes, arcs, parents, counts, bigrams, scored,
+                            oracle))
             extra.extend(float(x) for x in np.asarray(scores).reshape(-1))
         return variables, factors, unit_scores, extra
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -1122,6 +1123,174 @@ void test_errors() {
 
 }  // namespace
 
+// A caller's oracle (MapOracle): at most `cap` of the n links on, one additional score per count
+// 0..cap. Its answers list the links by decreasing score (not in index order), and the count's
+// score index once.
+class CountOracle : public ad3::MapOracle {
+ public:
+  explicit CountOracle(int n, int cap) : n_(n), cap_(cap) {}
+  void maximize(const double* s, const double* a, std::vector<int>& on, std::vector<int>& extras) const override {
+    std::vector<int> order(n_);
+    for (int i = 0; i < n_; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](int i, int j) { return s[i] > s[j]; });
+    double best = a[0], sum = 0.0;
+    int count = 0;
+    for (int k = 1; k <= cap_; ++k) {
+      sum += s[order[k - 1]];
+      if (sum + a[k] > best) {
+        best = sum + a[k];
+        count = k;
+      }
+    }
+    on.assign(order.begin(), order.begin() + count);
+    extras.push_back(count);
+  }
+  bool evaluate(const int* y, std::vector<int>& extras) const override {
+    int count = 0;
+    for (int i = 0; i < n_; ++i) count += y[i];
+    if (count > cap_) return false;
+    extras.push_back(count);
+    return true;
+  }
+
+ private:
+  int n_, cap_;
+};
+
+// XOR over n links, as a caller would write it (no additional scores).
+class XorOracle : public ad3::MapOracle {
+ public:
+  explicit XorOracle(int n) : n_(n) {}
+  void maximize(const double* s, const double*, std::vector<int>& on, std::vector<int>&) const override {
+    on.push_back(static_cast<int>(std::max_element(s, s + n_) - s));
+  }
+  bool evaluate(const int* y, std::vector<int>&) const override {
+    int count = 0;
+    for (int i = 0; i < n_; ++i) count += y[i];
+    return count == 1;
+  }
+
+ private:
+  int n_;
+};
+
+// An oracle whose answers break the contract, to check the solver's checks.
+class BadOracle : public ad3::MapOracle {
+ public:
+  explicit BadOracle(int mode) : mode_(mode) {}
+  void maximize(const double*, const double*, std::vector<int>& on, std::vector<int>& extras) const override {
+    if (mode_ == 0) on = {0, 5};      // link out of range (2 links)
+    if (mode_ == 1) on = {1, 1};      // repeated link
+    if (mode_ == 2) extras = {3};     // additional score out of range (1 score)
+  }
+  bool evaluate(const int*, std::vector<int>& extras) const override {
+    if (mode_ == 3) extras = {-1};
+    return true;
+  }
+
+ private:
+  int mode_;
+};
+
+// Factors given by a caller's MAP oracle: the local solver against brute force, graphs with them
+// against exhaustive enumeration, a caller's XOR against the built-in one, threads, and the checks
+// of the oracle's answers.
+void test_oracle_factors() {
+  std::mt19937 rng(37);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (int n = 1; n <= 6; ++n) {
+    for (int cap = 0; cap <= n; cap += 2) {
+      ad3::FactorSpec spec;
+      spec.type = FactorType::kOracle;
+      spec.links.resize(n);
+      spec.oracle = std::make_shared<CountOracle>(n, cap);
+      spec.num_additional = cap + 1;
+      auto factor = ad3::detail::make_oracle_factor(spec);
+      check_oracle_factor(*factor, rng, "count oracle");
+    }
+  }
+  int certified = 0, infeasible = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    Problem p = random_problem(rng, {FactorType::kDense, FactorType::kXor, FactorType::kImply, FactorType::kPair},
+                               1 + trial % 3, trial % 2 ? 0.5 : 2.0);
+    std::vector<int> units;
+    for (int u = 0; u < p.graph.num_units(); ++u) {
+      if (rng() % 2 == 0 || units.empty()) units.push_back(u);
+    }
+    const int cap = static_cast<int>(rng() % (units.size() + 1));
+    p.graph.add_oracle(units, cap + 1, std::make_shared<CountOracle>(static_cast<int>(units.size()), cap));
+    p.units.resize(p.graph.num_units());
+    for (double& v : p.units) v = normal(rng);
+    p.extra.resize(p.graph.additional_size());
+    for (double& v : p.extra) v = normal(rng);
+    check_against_exhaustive(p, certified, infeasible);
+  }
+  std::printf("graphs with an oracle factor: 40, AD3 certified %d, infeasible %d\n", certified, infeasible);
+  CHECK(certified > 10);
+  // A caller's XOR and the built-in one: the same relaxation.
+  for (int trial = 0; trial < 20; ++trial) {
+    ad3::FactorGraph builtin, own;
+    std::vector<int> units;
+    for (int v = 0; v < 6; ++v) units.push_back(builtin.unit(builtin.add_binary_variable()));
+    for (int v = 0; v < 6; ++v) own.add_binary_variable();
+    builtin.add_logic(FactorType::kXor, {units[0], units[1], units[2], units[3]});
+    own.add_oracle({units[0], units[1], units[2], units[3]}, 0, std::make_shared<XorOracle>(4));
+    for (ad3::FactorGraph* g : {&builtin, &own}) {
+      g->add_logic(FactorType::kXor, {units[2], units[4], units[5]});
+      g->add_pair(units[0], units[5]);
+      g->add_pair(units[1], units[4]);
+    }
+    std::vector<double> scores(6), extra(2);
+    for (double& v : scores) v = normal(rng);
+    for (double& v : extra) v = 2.0 * normal(rng);
+    const ad3::FactorSolution a = ad3::solve_ad3(builtin, scores, extra), b = ad3::solve_ad3(own, scores, extra);
+    CHECK(a.status == b.status);
+    CHECK_CLOSE(b.bound, a.bound, 1e-5, 1e-5);
+    CHECK_CLOSE(b.value, a.value, 1e-5, 1e-5);
+    CHECK(ad3::solve_exact(own, scores, extra).labels == ad3::solve_exhaustive(builtin, scores, extra).labels);
+  }
+  // Threads share the oracle object: the same results as one thread.
+  Problem p = random_problem(rng, {FactorType::kDense, FactorType::kPair}, 3, 1.0);
+  std::vector<int> all(p.graph.num_units());
+  for (int u = 0; u < p.graph.num_units(); ++u) all[u] = u;
+  p.graph.add_oracle(all, 3, std::make_shared<CountOracle>(p.graph.num_units(), 2));
+  const std::size_t batch = 16, u = p.graph.num_units(), f = p.graph.additional_size();
+  std::vector<double> units(batch * u), extra(batch * f);
+  for (double& v : units) v = normal(rng);
+  for (double& v : extra) v = normal(rng);
+  const ad3::FactorBatchScores scores{batch, units.data(), units.size(), extra.data(), extra.size()};
+  for (ad3::Method method : {ad3::Method::kAd3, ad3::Method::kExact}) {
+    const auto one = ad3::solve_batch(p.graph, method, scores, {}, {}, {}, 1);
+    const auto four = ad3::solve_batch(p.graph, method, scores, {}, {}, {}, 4);
+    for (std::size_t b = 0; b < batch; ++b) {
+      CHECK(one[b].labels == four[b].labels && one[b].posteriors == four[b].posteriors);
+      CHECK(one[b].bound == four[b].bound);
+    }
+  }
+  // The checks of the oracle's answers.
+  ad3::FactorGraph g;
+  const int x = g.add_binary_variable(), y = g.add_binary_variable();
+  CHECK(throws_naming([&] { g.add_oracle({x, y}, 0, nullptr); }, "oracle"));
+  CHECK(throws_naming([&] { g.add_oracle({x, x}, 0, std::make_shared<XorOracle>(2)); }, "units"));
+  const char* expected[] = {"gave link 5, expected indices in [0, 2)", "gave link 1 twice",
+                            "gave additional score 3, expected indices in [0, 1)",
+                            "evaluate gave additional score -1"};
+  for (int mode = 0; mode < 4; ++mode) {
+    ad3::FactorGraph bad;
+    bad.add_binary_variable();
+    bad.add_binary_variable();
+    bad.add_oracle({0, 1}, 1, std::make_shared<BadOracle>(mode));
+    const std::vector<double> us = {0.5, -0.2}, fs = {0.1};
+    CHECK(throws_naming([&] {
+      if (mode == 3) {
+        ad3::score_labelling(bad, us, fs, {1, 0});
+      } else {
+        ad3::solve_ad3(bad, us, fs);
+      }
+    }, expected[mode]));
+  }
+}
+
 int main() {
   test_logic_factors();
   test_active_set_factors();
@@ -1131,5 +1300,6 @@ int main() {
   test_pairwise_graphs();
   test_errors();
   test_batches();
+  test_oracle_factors();
   return TEST_MAIN_RETURN();
 }
