@@ -93,6 +93,7 @@ bench: build
 	$(PYTHON) benchmarks/bench_parser_lengths.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_psdd.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_simple_inference.py --out benchmarks/results
+	$(PYTHON) benchmarks/bench_oracle.py --out benchmarks/results
 	$(PYTHON) benchmarks/bench_general.py --out benchmarks/results  # exits 1 while a bar of issue 12 fails
 
 clean:

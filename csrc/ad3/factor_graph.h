@@ -168,7 +168,7 @@ class MapOracle {
   virtual ~MapOracle() = default;
   // The best allowed configuration for link scores s (n values) and additional scores a (m
   // values), maximising s . y + a . u: the links that are 1 into `on` and the additional scores it
-  // collects into `extras` (both empty on entry; any order).
+  // collects into `extras` (both empty on entry; any order), as evaluate would give them.
   virtual void maximize(const double* s, const double* a, std::vector<int>& on, std::vector<int>& extras) const = 0;
   // Whether configuration y (n values, 0 or 1) is allowed; if so, the additional scores it
   // collects into `extras` (empty on entry).

@@ -672,15 +672,16 @@ class FactorGraph:
         additional scores (as the solver passes them: AD3 divides ``a`` by its step size, the exact
         search moves clamped literals' scores by large penalties); returns the indices (into
         `literals`) of the true literals of the allowed configuration maximising
-        ``s[on].sum() + a[extras].sum()``, and the indices of the additional scores it collects.
+        ``s[on].sum() + a[extras].sum()``, and the indices of the additional scores it collects
+        (as evaluate gives them for that configuration).
         ``evaluate(y) -> extras or None``: y (n,) int64 of 0/1; None when y is not allowed, else
-        the indices of the additional scores it collects (scores of labellings: AD3's rounding,
-        :meth:`score`, ``solve_exhaustive``). Both are called many times per solve, with the GIL
-        held (threads of :meth:`solve_batch` take turns); the solver checks their answers
-        (indices in range, none repeated) and computes the values itself, and an exception they
-        raise ends the solve. AD3 solves the factor's local problems by the active-set method,
-        so its quality and speed are those of the factors above. Literals are positive (a binary
-        variable, or (variable, state)). Returns its index."""
+        the indices of the additional scores it collects (for scores of labellings: AD3's
+        rounding, :meth:`score`, ``solve_exhaustive``).
+        Both are called many times per solve, with the GIL held (threads of :meth:`solve_batch`
+        take turns); the solver checks their answers (indices in range, none repeated) and
+        computes the values itself, and an exception they raise ends the solve. AD3 solves the
+        factor's local problems by the active-set method, as for the built-in structured factors.
+        Literals are positive (a binary variable, or (variable, state)). Returns its index."""
         if not callable(maximize) or not callable(evaluate):
             raise TypeError(f"maximize, evaluate: expected two callables, got {maximize!r} and {evaluate!r}")
         flat = _as_array(scores, "scores", np.float64, "real").reshape(-1)
