@@ -258,3 +258,38 @@ def test_oracle_contract_errors():
         raise ZeroDivisionError("inside the oracle")
     with pytest.raises(ZeroDivisionError, match="inside the oracle"):
         solve_with(failing)
+
+
+def test_the_compatibility_module_declares_oracle_factors():
+    """ccnn_decoder.ad3's PFactorOracle (beyond the reference API) with the head automaton's
+    dynamic program follows PFactorHeadAutomaton's AD3 iterates on the same graph."""
+    from ccnn_decoder.ad3 import factor_graph as fg
+    from ccnn_decoder.ad3.extensions import PFactorHeadAutomaton, PFactorOracle
+
+    rng = np.random.default_rng(45)
+    length = 6
+    unary, siblings = rng.normal(size=length - 1), rng.normal(size=length * (length + 1) // 2)
+    for max_iter in (3, 1000):
+        results = []
+        for own in (False, True):
+            g = fg.PFactorGraph()
+            variables = [g.create_binary_variable() for _ in unary]
+            for variable, score in zip(variables, unary):
+                variable.set_log_potential(float(score))
+            factor = PFactorOracle() if own else PFactorHeadAutomaton()
+            g.declare_factor(factor, variables)
+            if own:
+                factor.initialize(*head_automaton_oracle(length), num_additional=len(siblings))
+            else:
+                factor.initialize(length, [(0, m, s) for s in range(1, length + 1) for m in range(s)])
+            factor.set_additional_log_potentials(siblings.tolist())
+            g.create_factor_pair([variables[0], variables[1]], 0.7)
+            results.append(g.solve(max_iter=max_iter))
+        (value, posteriors, additional, status), theirs = results
+        assert status == theirs[3] and value == pytest.approx(theirs[0], abs=1e-9)
+        assert np.allclose(posteriors, theirs[1], rtol=0, atol=1e-9)
+        assert np.allclose(additional, theirs[2], rtol=0, atol=1e-9)
+    with pytest.raises(TypeError, match="maximize, evaluate"):
+        PFactorOracle().initialize(None, len)
+    with pytest.raises(ValueError, match="num_additional"):
+        PFactorOracle().initialize(len, len, num_additional=-1)

@@ -36,7 +36,7 @@ PyObject* g_copy;                    // "copy"
 constexpr const char* kKinds[] = {"dense", "xor", "atmostone", "or", "xorout", "orout", "andout", "imply",
                                   "budget", "knapsack", "pair", "sequence", "tree", "headautomaton",
                                   "binarytree", "generaltree", "sequencecompressor", "compressionbudget",
-                                  "generaltreecounts", "binarytreecounts"};
+                                  "generaltreecounts", "binarytreecounts", "oracle"};
 constexpr int kNumKinds = sizeof(kKinds) / sizeof(kKinds[0]);
 constexpr int kDense = 0, kPair = 10, kSequence = 11, kTree = 12, kHeadAutomaton = 13;
 constexpr int kFirstDeclared = kSequence;  // the kinds from here on are bound by declare_factor

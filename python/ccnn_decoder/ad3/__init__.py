@@ -21,7 +21,8 @@ with ``get/set_log_potential(s)``, ``get_degree``, ``get_id``, ``get_state``, it
 ``extensions.PFactorHeadAutomaton``, ``extensions.PFactorBinaryTree``,
 ``extensions.PFactorGeneralTree``, ``extensions.PFactorSequenceCompressor``,
 ``extensions.PFactorCompressionBudget``, ``extensions.PFactorGeneralTreeCounts`` and
-``extensions.PFactorBinaryTreeCounts``.
+``extensions.PFactorBinaryTreeCounts``; beyond the reference, ``extensions.PFactorOracle``: a factor
+given by your own MAP oracle in Python.
 
 Deliberate differences (docs/decoder.md lists them too):
   * Multi-valued variables are always one-hot: the one-of-K constraint is enforced for every

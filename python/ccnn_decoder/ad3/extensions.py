@@ -59,7 +59,7 @@ from .factor_graph import PFactor
 
 __all__ = ["PFactorSequence", "PFactorTree", "PFactorHeadAutomaton", "PFactorBinaryTree", "PFactorGeneralTree",
            "PFactorSequenceCompressor", "PFactorCompressionBudget", "PFactorBinaryTreeCounts",
-           "PFactorGeneralTreeCounts"]
+           "PFactorGeneralTreeCounts", "PFactorOracle"]
 
 
 # The sequence, tree and head automaton (hot in parsers and taggers) are C types
@@ -252,3 +252,32 @@ class PFactorGeneralTreeCounts(PFactorGeneralTree):
         if self._initialized and self._graph is not None and len(self._links) != expected:
             raise ValueError(f"num_states: {expected} variables expected (the nodes' states, then n + 1 counts), "
                              f"{len(self._links)} are bound")
+
+
+class PFactorOracle(PFactor):
+    """A factor given by your own MAP oracle: ccnn's extension of the reference API (whose Python
+    package takes no factor written in Python; its C++ GenericFactor subclasses are the same
+    idea). Declared over binary variables (or states of multi-valued ones) with
+    ``declare_factor``, then ``initialize(maximize, evaluate, num_additional=0)`` and, with
+    additional scores, ``set_additional_log_potentials``. maximize(s, a) -> (on, extras) and
+    evaluate(y) -> extras or None are those of ``ccnn_decoder.FactorGraph.add_oracle``: indices
+    into the declared variables and into the additional scores."""
+
+    def __init__(self, allocate=True):
+        super().__init__("oracle")
+        self._initialized = False
+
+    def initialize(self, maximize, evaluate, num_additional=0):
+        if not callable(maximize) or not callable(evaluate):
+            raise TypeError(f"maximize, evaluate: expected two callables, got {maximize!r} and {evaluate!r}")
+        if isinstance(num_additional, bool) or not isinstance(num_additional, (int, np.integer)):
+            raise TypeError(f"num_additional: expected an int, got {num_additional!r}")
+        if not 0 <= num_additional <= _MAX_ADDITIONAL:
+            raise ValueError(f"num_additional: expected 0 to 2^31 - 1, got {num_additional}")
+        self._oracle = (maximize, evaluate)
+        self._additional = [0.0] * int(num_additional)
+        self._initialized = True
+
+    def _spec(self):
+        spec = super()._spec()  # (code, links, negated, budget, ...): the budget slot carries m
+        return spec[:3] + (len(self._additional),) + spec[4:] + (self._oracle,)
