@@ -1,7 +1,7 @@
 """The decoder installs and runs without PyTorch: `pip install ./decoder` (the distribution
 `ccnn-decoder`, import package `ccnn_decoder`) into a fresh virtual environment that holds numpy and
 the build tools only, then a small problem solved with decode_exact and with the reference-API
-PFactorGraph, checked against brute force.
+PFactorGraph, checked against brute force, and a factor given by a Python MAP oracle.
 
 Needs the network for the venv's numpy / pybind11 / setuptools; skipped (with pip's words) when pip
 cannot fetch them. About a minute: most of it is compiling csrc/ad3 (`make decoder-check` runs it).
@@ -63,6 +63,13 @@ SCRIPT = textwrap.dedent("""
     labels = tuple(int(np.argmax(posteriors[q * L:(q + 1) * L])) for q in range(Q))
     assert labels == best, (labels, best)
     assert abs(value - best_score) < 1e-9, (value, best_score)
+
+    # a factor given by a Python MAP oracle: exactly one of three binary variables (an XOR)
+    f = ccnn_decoder.FactorGraph()
+    x = [f.add_binary_variable(score) for score in (0.2, 0.9, 0.4)]
+    f.add_oracle(x, lambda s, a: ([int(np.argmax(s))], []), lambda y: [] if y.sum() == 1 else None)
+    one_hot = f.solve_exact()
+    assert list(one_hot.labels) == [0, 1, 0] and abs(one_hot.score - 0.9) < 1e-12, one_hot
     print("ok", ccnn_decoder.__file__)
 """)
 
