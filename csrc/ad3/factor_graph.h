@@ -72,8 +72,9 @@
 //               GenericFactor): its allowed 0/1 configurations of the n links, each collecting
 //               some of the factor's num_additional additional scores (add_oracle).
 // Logic, budget and knapsack factors take per-link `negated` flags: a negated link uses 1 - y_u.
-// Dense, pair, sequence, head-automaton and tree-chain factors have additional scores; factor f's
-// are at additional_offset(f) in the flat `factor_scores` array, additional_size() values in all.
+// Dense, pair, sequence, head-automaton, tree-chain and oracle factors have additional scores;
+// factor f's are at additional_offset(f) in the flat `factor_scores` array, additional_size()
+// values in all.
 //
 // Solvers (same Status contract as ad3.h, plus kInfeasible):
 //   solve_ad3         AD3 on the LP relaxation, each factor's local quadratic problem solved

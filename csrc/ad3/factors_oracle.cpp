@@ -1,7 +1,6 @@
 // The factor given by the caller's MAP oracle (factor_graph.h, kOracle / MapOracle): an
 // active-set factor whose best_config asks the oracle, checks its answer and computes its value.
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
