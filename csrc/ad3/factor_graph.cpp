@@ -519,12 +519,14 @@ int FactorGraph::add_binary_tree_counts(const std::vector<int>& units, const std
 }
 
 int FactorGraph::add_oracle(const std::vector<int>& units, std::size_t num_additional,
-                            std::shared_ptr<const MapOracle> oracle) {
+                            std::shared_ptr<const MapOracle> oracle, const std::vector<char>& negated) {
   if (oracle == nullptr) throw std::invalid_argument("oracle: expected a MapOracle, got null");
   check_units(units, "units", 1);
+  check_negated(negated, units.size());
   FactorSpec spec;
   spec.type = FactorType::kOracle;
   spec.links = units;
+  spec.negated = negated;
   spec.oracle = std::move(oracle);
   spec.num_additional = num_additional;
   return add_factor(std::move(spec), num_additional);

@@ -254,7 +254,10 @@ class FactorGraph {
                              int max_num_bins = 0);
   // A factor given by the caller's MAP oracle (MapOracle above, not null) over units (distinct, at
   // least one), with num_additional additional scores; the graph shares the oracle's ownership.
-  int add_oracle(const std::vector<int>& units, std::size_t num_additional, std::shared_ptr<const MapOracle> oracle);
+  // negated: as for add_logic; the oracle then sees link i as 1 - unit (scores and configurations
+  // of the literals).
+  int add_oracle(const std::vector<int>& units, std::size_t num_additional, std::shared_ptr<const MapOracle> oracle,
+                 const std::vector<char>& negated = {});
 
   int num_variables() const { return static_cast<int>(unit_begin_.size()); }
   int num_units() const { return num_units_; }

@@ -376,6 +376,12 @@ class NegatedFactor : public LocalFactor {
     return inner_->evaluate(labels_.data(), a, u);
   }
 
+  // (an iterative inner solver: an oracle factor with negated links)
+  void limit_qp_steps(int steps) override { inner_->limit_qp_steps(steps); }
+  bool last_qp_exact() const override { return inner_->last_qp_exact(); }
+  bool defers_additional() const override { return inner_->defers_additional(); }
+  void additional_posteriors(double* u) override { inner_->additional_posteriors(u); }
+
  private:
   std::unique_ptr<LocalFactor> inner_;
   std::vector<char> negated_;

@@ -78,8 +78,11 @@ class OracleFactor : public ActiveSetFactor {
 
 std::unique_ptr<LocalFactor> make_oracle_factor(const FactorSpec& spec) {
   // (add_factor keeps num_additional within kMaxAdditional, an int)
-  return std::make_unique<OracleFactor>(static_cast<int>(spec.links.size()), static_cast<int>(spec.num_additional),
-                                        spec.oracle);
+  const int degree = static_cast<int>(spec.links.size());
+  std::vector<char> negated = spec.negated;
+  negated.resize(degree, 0);
+  return make_negated(std::make_unique<OracleFactor>(degree, static_cast<int>(spec.num_additional), spec.oracle),
+                      std::move(negated));
 }
 
 }  // namespace detail

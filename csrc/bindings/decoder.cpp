@@ -550,7 +550,8 @@ ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle
         }
         graph.add_oracle(links, static_cast<std::size_t>(num_additional),
                          std::make_shared<PythonOracle>(callables[0], callables[1], static_cast<int>(links.size()),
-                                                        num_additional));
+                                                        num_additional),
+                         negated);
         break;
       }
       default: graph.add_logic(type, links, negated);

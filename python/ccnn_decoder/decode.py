@@ -663,7 +663,7 @@ class FactorGraph:
                                                            [p for p, _ in pairs])
         return index
 
-    def add_oracle(self, literals, maximize, evaluate, scores=()) -> int:
+    def add_oracle(self, literals, maximize, evaluate, scores=(), negated=None) -> int:
         """Adds a factor given by your own MAP oracle (the reference AD3's generic factor): any
         nonempty set of allowed configurations y of its n literals, each collecting some of its m
         additional `scores` (1-d, default none), to be added to the labelling's score.
@@ -681,16 +681,14 @@ class FactorGraph:
         take turns); the solver checks their answers (indices in range, none repeated) and
         computes the values itself, and an exception they raise ends the solve. AD3 solves the
         factor's local problems by the active-set method, as for the built-in structured factors.
-        Literals are positive (a binary variable, or (variable, state)). Returns its index."""
+        The oracle sees the literals, negated ones included: ``s[i]`` is literal i's score and
+        ``y[i]`` its value. Returns its index."""
         if not callable(maximize) or not callable(evaluate):
             raise TypeError(f"maximize, evaluate: expected two callables, got {maximize!r} and {evaluate!r}")
         flat = _as_array(scores, "scores", np.float64, "real").reshape(-1)
         if flat.shape[0] > _INT32_MAX:
             raise ValueError(f"scores: a factor may have at most 2^31 - 1 additional scores, got {flat.shape[0]}")
-        index = self._add_literal_factor("oracle", literals, None)
-        if any(self._factors[index][2]):
-            self._factors.pop()
-            raise ValueError("literals: expected positive literals (a variable, or (variable, state))")
+        index = self._add_literal_factor("oracle", literals, negated)
         self._factors[index] = self._factors[index][:3] + (flat.shape[0], [], flat.copy(), [], 0, [], [], [], [], [],
                                                            (maximize, evaluate))
         return index

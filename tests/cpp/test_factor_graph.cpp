@@ -1218,7 +1218,9 @@ void test_oracle_factors() {
       if (rng() % 2 == 0 || units.empty()) units.push_back(u);
     }
     const int cap = static_cast<int>(rng() % (units.size() + 1));
-    p.graph.add_oracle(units, cap + 1, std::make_shared<CountOracle>(static_cast<int>(units.size()), cap));
+    std::vector<char> negated;  // (odd trials: literals negated at random)
+    for (std::size_t i = 0; trial % 2 && i < units.size(); ++i) negated.push_back(static_cast<char>(rng() % 2));
+    p.graph.add_oracle(units, cap + 1, std::make_shared<CountOracle>(static_cast<int>(units.size()), cap), negated);
     p.units.resize(p.graph.num_units());
     for (double& v : p.units) v = normal(rng);
     p.extra.resize(p.graph.additional_size());
@@ -1227,14 +1229,15 @@ void test_oracle_factors() {
   }
   std::printf("graphs with an oracle factor: 40, AD3 certified %d, infeasible %d\n", certified, infeasible);
   CHECK(certified > 10);
-  // A caller's XOR and the built-in one: the same relaxation.
+  // A caller's XOR and the built-in one: the same relaxation (odd trials: two literals negated).
   for (int trial = 0; trial < 20; ++trial) {
     ad3::FactorGraph builtin, own;
     std::vector<int> units;
     for (int v = 0; v < 6; ++v) units.push_back(builtin.unit(builtin.add_binary_variable()));
     for (int v = 0; v < 6; ++v) own.add_binary_variable();
-    builtin.add_logic(FactorType::kXor, {units[0], units[1], units[2], units[3]});
-    own.add_oracle({units[0], units[1], units[2], units[3]}, 0, std::make_shared<XorOracle>(4));
+    const std::vector<char> negated = trial % 2 ? std::vector<char>{1, 0, 0, 1} : std::vector<char>{};
+    builtin.add_logic(FactorType::kXor, {units[0], units[1], units[2], units[3]}, negated);
+    own.add_oracle({units[0], units[1], units[2], units[3]}, 0, std::make_shared<XorOracle>(4), negated);
     for (ad3::FactorGraph* g : {&builtin, &own}) {
       g->add_logic(FactorType::kXor, {units[2], units[4], units[5]});
       g->add_pair(units[0], units[5]);
@@ -1272,6 +1275,7 @@ void test_oracle_factors() {
   const int x = g.add_binary_variable(), y = g.add_binary_variable();
   CHECK(throws_naming([&] { g.add_oracle({x, y}, 0, nullptr); }, "oracle"));
   CHECK(throws_naming([&] { g.add_oracle({x, x}, 0, std::make_shared<XorOracle>(2)); }, "units"));
+  CHECK(throws_naming([&] { g.add_oracle({x, y}, 0, std::make_shared<XorOracle>(2), {1}); }, "negated"));
   const char* expected[] = {"gave link 5, expected indices in [0, 2)", "gave link 1 twice",
                             "gave additional score 3, expected indices in [0, 1)",
                             "evaluate gave additional score -1"};
