@@ -307,6 +307,18 @@ def test_oracle_contract_errors():
         solve_with(lambda s, a: ("x", [0]))
     with pytest.raises(ValueError, match="evaluate gave additional score 7"):
         solve_with(m, lambda y: [7])
+    with pytest.raises(TypeError, match=r"evaluate's extras: expected a sequence of ints, got False \(None: not"):
+        solve_with(m, lambda y: False)
+    # A 0/1 mask instead of indices: bools would read as the indices 0 and 1.
+    for mask in ([True, False], np.array([True, False]), [np.True_, np.False_]):
+        with pytest.raises(TypeError, match="maximize's on: expected indices \\(ints\\), got booleans"):
+            solve_with(lambda s, a: (mask, [0]))
+    with pytest.raises(TypeError, match="evaluate's extras: expected indices \\(ints\\), got booleans"):
+        solve_with(m, lambda y: np.array([True]))
+    # Indices as numpy arrays and other iterables read as lists do.
+    as_arrays = solve_with(lambda s, a: (np.flatnonzero(s > 0), range(1)), lambda y: np.array([0], dtype=np.int32))
+    as_lists = solve_with(lambda s, a: (np.flatnonzero(s > 0).tolist(), [0]), lambda y: [0])
+    assert np.array_equal(as_arrays.posteriors, as_lists.posteriors) and as_arrays.bound == as_lists.bound
 
     def failing(s, a):
         raise ZeroDivisionError("inside the oracle")

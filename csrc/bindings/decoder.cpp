@@ -8,8 +8,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -314,13 +316,31 @@ class PythonOracle : public ad3::MapOracle {
   }
 
  private:
+  // Indices, not a 0/1 mask: bools (Python's, numpy's) would pass as the indices 0 and 1.
   static void read_indices(const py::handle& obj, std::vector<int>& out, const char* what) {
+    if (holds_bools(obj)) {
+      throw py::type_error(std::string("oracle factor: ") + what + ": expected indices (ints), got booleans " +
+                           py::repr(obj).cast<std::string>() + "; for a mask, return np.flatnonzero(mask)");
+    }
     try {
       read_ints(obj, out);
     } catch (const py::cast_error&) {
       throw py::type_error(std::string("oracle factor: ") + what + ": expected a sequence of ints, got " +
-                           py::repr(obj).cast<std::string>());
+                           py::repr(obj).cast<std::string>() +
+                           (std::strcmp(what, "evaluate's extras") == 0 ? " (None: not allowed)" : ""));
     }
+  }
+
+  static bool is_bool(PyObject* x) {
+    return PyBool_Check(x) || std::strcmp(Py_TYPE(x)->tp_name, "numpy.bool") == 0 ||
+           std::strcmp(Py_TYPE(x)->tp_name, "numpy.bool_") == 0;
+  }
+
+  static bool holds_bools(const py::handle& obj) {
+    if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj).dtype().kind() == 'b';
+    if (fast_size(obj) < 0) return false;  // (other iterables: pybind11's caster reads them)
+    PyObject** items = PySequence_Fast_ITEMS(obj.ptr());
+    return std::any_of(items, items + fast_size(obj), is_bool);
   }
 
   py::object maximize_, evaluate_;

@@ -673,7 +673,7 @@ class FactorGraph:
         search moves clamped literals' scores by large penalties); returns the indices (into
         `literals`) of the true literals of the allowed configuration maximising
         ``s[on].sum() + a[extras].sum()``, and the indices of the additional scores it collects
-        (as evaluate gives them for that configuration).
+        (as evaluate gives them for that configuration); indices, not masks (booleans are refused).
         ``evaluate(y) -> extras or None``: y (n,) int64 of 0/1; None when y is not allowed, else
         the indices of the additional scores it collects (for scores of labellings: AD3's
         rounding, :meth:`score`, ``solve_exhaustive``).
