@@ -264,6 +264,30 @@ def test_solve_statuses():
     assert len(g.get_dual_variables()) == len(g.get_local_primal_variables()) == 3 * 6
 
 
+def test_verbose_above_one_prints_a_summary(capsys):
+    """As the reference: verbose 0 or 1 prints nothing, above 1 each solve reports (here one line
+    with the status, iterations or search nodes, value and bound)."""
+    g = fg.PFactorGraph()
+    a, b = g.create_binary_variable(), g.create_binary_variable()
+    a.set_log_potential(1.0)
+    b.set_log_potential(-0.5)
+    g.create_factor_pair([a, b], 2.0)
+    for verbose in (0, 1, True):
+        g.solve(verbose=verbose)
+        assert capsys.readouterr().out == ""
+    simple_grid(np.zeros((2, 2, 2)), np.eye(2))  # (verbose=1 by default, as the reference's)
+    assert capsys.readouterr().out == ""
+    value, _, _, status = g.solve(verbose=2)
+    line = capsys.readouterr().out
+    assert line.startswith("ccnn_decoder.ad3 ad3: integral after ") and f"value {value:.9g}" in line
+    assert f"bound {g.last_bound:.9g}" in line and line.count("\n") == 1
+    g.solve(verbose=2, branch_and_bound=True)
+    assert "ccnn_decoder.ad3 exact: integral after" in capsys.readouterr().out
+    g.set_verbosity(3)
+    g.solve_lp_map_psdd()
+    assert capsys.readouterr().out.startswith("ccnn_decoder.ad3 psdd: ")
+
+
 def test_infeasible_status():
     g = fg.PFactorGraph()
     a, b = g.create_binary_variable(), g.create_binary_variable()

@@ -37,7 +37,9 @@ Deliberate differences (docs/decoder.md lists them too):
     labelling found (a lower bound on the MAP; the reference reports an internal quantity there,
     also below the MAP in its tests), the posteriors being those of the AD3 iterate whose rounding
     is that labelling. The valid upper bound is ``PFactorGraph.last_bound``.
-  * ``verbose`` prints nothing; ``owned_by_graph`` is accepted and ignored (memory is Python's).
+  * ``verbose`` (and ``set_verbosity``) above 1 prints one line per solve (status, iterations or
+    search nodes, value, bound), not the reference's per-iteration trace; ``owned_by_graph`` is
+    accepted and ignored (memory is Python's).
   * ``PFactorBinaryTreeCounts.initialize(..., max_num_bins=m)``: counts of m - 1 or more take the
     score of count m - 1 everywhere (the reference's oracle and its scoring of configurations
     disagree there, and its wrapper ignores max_num_bins without has_count_scores).

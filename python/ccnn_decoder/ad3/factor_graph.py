@@ -62,9 +62,13 @@ class PFactorGraph(_decoder.FactorGraphBase):
     _psdd_eta, _psdd_max_iter = 1.0, 1000
     last_bound = float("nan")
     _state = (b"", b"", b"")
+    _verbosity = 0
 
     def set_verbosity(self, verbosity):
-        pass
+        """Above 1 (as the reference's threshold): each solve prints one line to stdout (method,
+        status, iterations or search nodes, value and bound), not the reference's per-iteration
+        trace; 0 or 1: nothing."""
+        self._verbosity = verbosity
 
     def _add(self, factor, spec, extras=_NO_SCORES):
         self._factors.append(factor)
@@ -150,13 +154,17 @@ class PFactorGraph(_decoder.FactorGraphBase):
         if self._declared:
             self._complete()
         max_iter, eta = (self._psdd_max_iter, self._psdd_eta) if method == "psdd" else (self._max_iter, self._eta)
-        value, score, bound, status, _, posteriors, extra, dual, local, kept = _decoder.solve_general_graph(
+        value, score, bound, status, iterations, posteriors, extra, dual, local, kept = _decoder.solve_general_graph(
             method, self._kinds, self._specs, self._scores, self._extras, max_iter, eta, self._adapt,
             self._tol, 1e-9, 1e-9)
         self.last_bound = bound
         self._state = (dual, local, kept)
         if status == 0 or (status in (2, 3) and score > -math.inf):
             value = score  # certified, or stopped early: the best labelling's score
+        if self._verbosity and self._verbosity > 1:
+            steps = "search nodes" if method == "exact" else "iterations"
+            print(f"ccnn_decoder.ad3 {method}: {_STATUS[status]} after {iterations} {steps}, value {value:.9g}, "
+                  f"bound {bound:.9g}", flush=True)
         return value, posteriors, extra, _STATUS[status]
 
     def solve_lp_map_ad3(self):
@@ -181,6 +189,7 @@ class PFactorGraph(_decoder.FactorGraphBase):
         self._adapt = bool(adapt)
         self._max_iter = max_iter
         self._tol = tol if type(tol) is float else _real(tol, "threshold")
+        self._verbosity = verbose
         return self._run("exact" if branch_and_bound else "ad3")
 
     def get_dual_variables(self):
