@@ -311,13 +311,13 @@ class PythonOracle : public ad3::MapOracle {
     std::copy(y, y + n_, labels.mutable_data());
     const py::object result = evaluate_(labels);
     if (result.is_none()) return false;
-    read_indices(result, extras, "evaluate's extras");
+    read_indices(result, extras, "evaluate's extras", " (None: not allowed)");
     return true;
   }
 
  private:
   // Indices, not a 0/1 mask: bools (Python's, numpy's) would pass as the indices 0 and 1.
-  static void read_indices(const py::handle& obj, std::vector<int>& out, const char* what) {
+  static void read_indices(const py::handle& obj, std::vector<int>& out, const char* what, const char* hint = "") {
     if (holds_bools(obj)) {
       throw py::type_error(std::string("oracle factor: ") + what + ": expected indices (ints), got booleans " +
                            py::repr(obj).cast<std::string>() + "; for a mask, return np.flatnonzero(mask)");
@@ -326,8 +326,7 @@ class PythonOracle : public ad3::MapOracle {
       read_ints(obj, out);
     } catch (const py::cast_error&) {
       throw py::type_error(std::string("oracle factor: ") + what + ": expected a sequence of ints, got " +
-                           py::repr(obj).cast<std::string>() +
-                           (std::strcmp(what, "evaluate's extras") == 0 ? " (None: not allowed)" : ""));
+                           py::repr(obj).cast<std::string>() + hint);
     }
   }
 
