@@ -163,10 +163,15 @@ const char* factor_type_name(FactorType type);
 // with clamped links' scores moved by a large finite penalty; scores of labellings (the rounding,
 // solve_exhaustive, score_labelling) call evaluate. The solver checks every answer (indices in
 // range, none repeated) and computes the values itself. solve_batch with several threads calls
-// one oracle object from all of them: keep both methods free of shared mutable state.
+// one oracle object from all of them, unless clone() gives each solver its own copy.
 class MapOracle {
  public:
   virtual ~MapOracle() = default;
+  // Optional: a copy for one solve's exclusive use. Each solve (each problem of solve_batch) asks
+  // once per oracle factor and, given a copy, calls only that copy, from one thread: the copy may
+  // keep scratch buffers between calls (mutable members). The default, null, shares this object
+  // between solve_batch's threads: keep it free of mutable state then.
+  virtual std::unique_ptr<MapOracle> clone() const { return nullptr; }
   // The best allowed configuration for link scores s (n values) and additional scores a (m
   // values), maximising s . y + a . u: the links that are 1 into `on` and the additional scores it
   // collects into `extras` (both empty on entry; any order), as evaluate would give them.

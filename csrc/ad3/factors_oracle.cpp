@@ -2,6 +2,7 @@
 // active-set factor whose best_config asks the oracle, checks its answer and computes its value.
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -15,8 +16,8 @@ namespace {
 
 class OracleFactor : public ActiveSetFactor {
  public:
-  OracleFactor(int degree, int num_additional, std::shared_ptr<const MapOracle> oracle)
-      : ActiveSetFactor(degree, num_additional), oracle_(std::move(oracle)),
+  OracleFactor(int degree, int num_additional, const std::shared_ptr<const MapOracle>& oracle)
+      : ActiveSetFactor(degree, num_additional), oracle_(own_copy_or(oracle)),
         link_mark_(degree, 0), extra_mark_(num_additional, 0) {}
 
   double best_config(const double* s, const double* a, Config& config) override {
@@ -65,6 +66,13 @@ class OracleFactor : public ActiveSetFactor {
       }
       marks[i] = stamp_;
     }
+  }
+
+  // The oracle's copy for this solver (MapOracle::clone), else the shared one.
+  static std::shared_ptr<const MapOracle> own_copy_or(const std::shared_ptr<const MapOracle>& shared) {
+    std::unique_ptr<MapOracle> copy = shared->clone();
+    if (copy == nullptr) return shared;
+    return std::shared_ptr<const MapOracle>(std::move(copy));
   }
 
   std::shared_ptr<const MapOracle> oracle_;

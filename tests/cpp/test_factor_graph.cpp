@@ -10,6 +10,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ad3/factor_graph.h"
@@ -1126,24 +1127,31 @@ void test_errors() {
 // A caller's oracle (MapOracle): at most `cap` of the n links on, one additional score per count
 // 0..cap. Its answers list the links by decreasing score (not in index order), and the count's
 // score index once.
+// order: scratch for n indices.
+static void count_map(int n, int cap, const double* s, const double* a, std::vector<int>& order, std::vector<int>& on,
+                      std::vector<int>& extras) {
+  order.resize(n);
+  for (int i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int i, int j) { return s[i] > s[j]; });
+  double best = a[0], sum = 0.0;
+  int count = 0;
+  for (int k = 1; k <= cap; ++k) {
+    sum += s[order[k - 1]];
+    if (sum + a[k] > best) {
+      best = sum + a[k];
+      count = k;
+    }
+  }
+  on.assign(order.begin(), order.begin() + count);
+  extras.push_back(count);
+}
+
 class CountOracle : public ad3::MapOracle {
  public:
   explicit CountOracle(int n, int cap) : n_(n), cap_(cap) {}
   void maximize(const double* s, const double* a, std::vector<int>& on, std::vector<int>& extras) const override {
-    std::vector<int> order(n_);
-    for (int i = 0; i < n_; ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](int i, int j) { return s[i] > s[j]; });
-    double best = a[0], sum = 0.0;
-    int count = 0;
-    for (int k = 1; k <= cap_; ++k) {
-      sum += s[order[k - 1]];
-      if (sum + a[k] > best) {
-        best = sum + a[k];
-        count = k;
-      }
-    }
-    on.assign(order.begin(), order.begin() + count);
-    extras.push_back(count);
+    std::vector<int> order;
+    count_map(n_, cap_, s, a, order, on, extras);
   }
   bool evaluate(const int* y, std::vector<int>& extras) const override {
     int count = 0;
@@ -1155,6 +1163,46 @@ class CountOracle : public ad3::MapOracle {
 
  private:
   int n_, cap_;
+};
+
+// CountOracle with a scratch buffer kept between calls, safe through clone(). Counts its copies,
+// the calls into the shared object, and calls into a copy from a thread other than its first.
+struct OracleCounters {
+  std::atomic<int> copies{0}, shared_calls{0}, foreign_calls{0};
+};
+class ScratchCountOracle : public ad3::MapOracle {
+ public:
+  ScratchCountOracle(int n, int cap, OracleCounters* counters) : n_(n), cap_(cap), counters_(counters) {}
+  std::unique_ptr<ad3::MapOracle> clone() const override {
+    ++counters_->copies;
+    auto copy = std::make_unique<ScratchCountOracle>(n_, cap_, counters_);
+    copy->is_copy_ = true;
+    return copy;
+  }
+  void maximize(const double* s, const double* a, std::vector<int>& on, std::vector<int>& extras) const override {
+    claim();
+    count_map(n_, cap_, s, a, order_, on, extras);
+  }
+  bool evaluate(const int* y, std::vector<int>& extras) const override {
+    claim();
+    return CountOracle(n_, cap_).evaluate(y, extras);
+  }
+
+ private:
+  void claim() const {
+    if (!is_copy_) {
+      ++counters_->shared_calls;
+      return;
+    }
+    if (owner_ == std::thread::id()) owner_ = std::this_thread::get_id();
+    if (owner_ != std::this_thread::get_id()) ++counters_->foreign_calls;
+  }
+
+  int n_, cap_;
+  OracleCounters* counters_;
+  bool is_copy_ = false;
+  mutable std::vector<int> order_;
+  mutable std::thread::id owner_;
 };
 
 // XOR over n links, as a caller would write it (no additional scores).
@@ -1270,6 +1318,30 @@ void test_oracle_factors() {
       CHECK(one[b].bound == four[b].bound);
     }
   }
+  // An oracle with scratch buffers and clone(): each solve calls its own copy, from one thread;
+  // the same results as the shared CountOracle above.
+  OracleCounters counters;
+  ad3::FactorGraph q = random_problem(rng, {FactorType::kDense, FactorType::kPair}, 3, 1.0).graph;
+  ad3::FactorGraph q_shared = q;
+  std::vector<int> q_units(q.num_units());
+  for (int i = 0; i < q.num_units(); ++i) q_units[i] = i;
+  q.add_oracle(q_units, 3, std::make_shared<ScratchCountOracle>(q.num_units(), 2, &counters));
+  q_shared.add_oracle(q_units, 3, std::make_shared<CountOracle>(q.num_units(), 2));
+  std::vector<double> q_scores(batch * q.num_units()), q_extra(batch * q.additional_size());
+  for (double& v : q_scores) v = normal(rng);
+  for (double& v : q_extra) v = normal(rng);
+  const ad3::FactorBatchScores q_batch{batch, q_scores.data(), q_scores.size(), q_extra.data(), q_extra.size()};
+  for (ad3::Method method : {ad3::Method::kAd3, ad3::Method::kExact}) {
+    const int before = counters.copies;
+    const auto mine = ad3::solve_batch(q, method, q_batch, {}, {}, {}, 4);
+    const auto theirs = ad3::solve_batch(q_shared, method, q_batch, {}, {}, {}, 1);
+    CHECK(counters.copies - before == static_cast<int>(batch));  // (one per problem: each solve its own)
+    for (std::size_t b = 0; b < batch; ++b) {
+      CHECK(mine[b].labels == theirs[b].labels && mine[b].posteriors == theirs[b].posteriors);
+      CHECK(mine[b].bound == theirs[b].bound);
+    }
+  }
+  CHECK(counters.shared_calls == 0 && counters.foreign_calls == 0);
   // The checks of the oracle's answers.
   ad3::FactorGraph g;
   const int x = g.add_binary_variable(), y = g.add_binary_variable();
