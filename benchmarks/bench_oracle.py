@@ -23,7 +23,6 @@ the two agree (the same status and bound within 1e-6, and the same solve_exact l
     python benchmarks/bench_oracle.py --out benchmarks/results
     python benchmarks/bench_oracle.py --quick      # 3 problems, into the scratch folder
 """
-import argparse
 import os
 import statistics
 import sys
@@ -32,7 +31,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SCRATCH_DIR, busy, cpu_name, load_average, markdown_table, write_results  # noqa: E402
+from common import busy, cpu_name, load_average, markdown_table, parse_problem_arguments, write_results  # noqa: E402
 
 import ccnn_decoder  # noqa: E402
 from ccnn_decoder import FactorGraph  # noqa: E402
@@ -206,8 +205,8 @@ def markdown(meta, rows):
            "no factor written in Python). `us per oracle call`: (oracle - built-in) time over the "
            "oracle's calls per solve; `agree`: same status, bound within "
            f"{BOUND_TOL:g}, and the same `solve_exact` labels.\n"]
-    header = ["case", "built-in ms (baseline)", "Python oracle ms", "slow-down vs the built-in", "oracle calls per solve",
-              "us per oracle call", "agree"]
+    header = ["case", "built-in ms (baseline)", "Python oracle ms", "slow-down vs the built-in",
+              "oracle calls per solve", "us per oracle call", "agree"]
     out.append(markdown_table(header, [[r["case"], f"{r['builtin_ms']:.3f}", f"{r['oracle_ms']:.3f}",
                                         f"{r['slowdown']:.1f}x", f"{r['calls']:.0f}", f"{r['us_per_call']:.1f}",
                                         f"{r['agree']}/{meta['problems']}"] for r in rows]))
@@ -215,13 +214,7 @@ def markdown(meta, rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 problems per case, 2 repeats")
-    parser.add_argument("--problems", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=SCRATCH_DIR, help="folder for oracle_cpu.json/.md (default: %(default)s)")
-    args = parser.parse_args(argv)
-    count, repeats = (3, 2) if args.quick else (args.problems, args.repeats)
+    args, count, repeats = parse_problem_arguments(argv, __doc__, "oracle_cpu", repeats=5)
     start_load = load_average()
     rows = []
     for case, make in CASES.items():

@@ -22,7 +22,6 @@ the same status and the same value (relative 1e-6).
     PYTHONPATH=$HOME/.cache/ccnn/reference-ad3 python benchmarks/bench_simple_inference.py --out benchmarks/results
     python benchmarks/bench_simple_inference.py --quick      # 3 problems, into the scratch folder
 """
-import argparse
 import os
 import statistics
 import sys
@@ -31,7 +30,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SCRATCH_DIR, busy, cpu_name, load_average, markdown_table, write_results  # noqa: E402
+from common import busy, cpu_name, load_average, markdown_table, parse_problem_arguments, write_results  # noqa: E402
 
 import ccnn_decoder  # noqa: E402
 import ccnn_decoder.ad3 as ours  # noqa: E402
@@ -141,13 +140,7 @@ def markdown(meta, rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 problems per case, 2 repeats")
-    parser.add_argument("--problems", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default=SCRATCH_DIR, help="folder for simple_inference_cpu.json/.md (default: %(default)s)")
-    args = parser.parse_args(argv)
-    count, repeats = (3, 2) if args.quick else (args.problems, args.repeats)
+    args, count, repeats = parse_problem_arguments(argv, __doc__, "simple_inference_cpu", repeats=7)
     if reference is None:
         print("reference `ad3` not importable (benchmarks/install_reference_ad3.sh): our columns only, "
               "nothing written", file=sys.stderr)

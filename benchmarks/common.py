@@ -1,6 +1,7 @@
 """Shared helpers of the benchmark scripts: timing with warm-up and medians, a record of the
 environment and of the machine's load, and writing results as JSON plus a markdown table under
 benchmarks/results/. Importing it needs no torch (the decoder benchmarks run without it)."""
+import argparse
 import json
 import os
 import platform
@@ -135,6 +136,19 @@ def write_results(name, payload, markdown, out_dir=None):
     with open(md_path, "w") as f:
         f.write(markdown)
     return json_path, md_path
+
+
+def parse_problem_arguments(argv, description, results_name, repeats):
+    """The command line of the benchmarks that time each of N problems `repeats` times: --quick (3
+    problems, 2 repeats), --problems, --repeats, --out. Returns (args, problems, repeats)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 problems per case, 2 repeats")
+    parser.add_argument("--problems", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--out", default=SCRATCH_DIR,
+                        help=f"folder for {results_name}.json/.md (default: %(default)s)")
+    args = parser.parse_args(argv)
+    return (args, 3, 2) if args.quick else (args, args.problems, args.repeats)
 
 
 def markdown_table(header, rows):
