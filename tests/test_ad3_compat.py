@@ -80,6 +80,20 @@ def test_argument_errors_follow_the_reference():
         g.create_factor_dense([m, -1], np.zeros(6))
 
 
+def test_factor_variable_errors_say_which_rule_is_broken():
+    g = fg.PFactorGraph()
+    a, b = g.create_binary_variable(), g.create_binary_variable()
+    with pytest.raises(ValueError, match="IMPLY needs at least 2 variables, got 1"):
+        g.create_factor_logic("IMPLY", [a])
+    with pytest.raises(ValueError, match="a variable appears twice in this XOR factor"):
+        g.create_factor_logic("XOR", [a, b, a])
+    m = g.create_multi_variable(2)
+    with pytest.raises(ValueError, match="p_multi_variables: expected at least one variable"):
+        g.create_factor_dense([], np.zeros(1))
+    with pytest.raises(ValueError, match="p_multi_variables: a variable appears twice"):
+        g.create_factor_dense([m, m], np.zeros(4))
+
+
 def test_dense_factors_keep_variables_one_hot():
     g = PFactorGraph()
     a, b = g.create_multi_variable(3), g.create_multi_variable(3)

@@ -1404,9 +1404,14 @@ PyObject* graph_create_factor_logic(Graph* self, PyObject* const* args, Py_ssize
   }
   const int kind = kLogic[logic].kind;
   const Py_ssize_t least = kLogic[logic].least;
-  if (static_cast<Py_ssize_t>(units.size()) < least || has_duplicates(units)) {
+  if (static_cast<Py_ssize_t>(units.size()) < least) {
     Py_XDECREF(flags);
-    return PyErr_Format(PyExc_ValueError, "p_variables: %S needs at least %zd distinct variables", factor_type, least);
+    return PyErr_Format(PyExc_ValueError, "p_variables: %S needs at least %zd variables, got %zd", factor_type, least,
+                        static_cast<Py_ssize_t>(units.size()));
+  }
+  if (has_duplicates(units)) {
+    Py_XDECREF(flags);
+    return PyErr_Format(PyExc_ValueError, "p_variables: a variable appears twice in this %S factor", factor_type);
   }
   if (kLogic[logic].negate_last) {  // the XOR's flags: the given ones (or none negated), the last one flipped
     const Py_ssize_t n = static_cast<Py_ssize_t>(units.size());
@@ -1482,9 +1487,8 @@ PyObject* graph_create_factor_dense(Graph* self, PyObject* const* args, Py_ssize
     return PyErr_Format(PyExc_ValueError,
                         "Must provide one log-potential per joint state assignment of all the variables.");
   }
-  if (indices.empty() || has_duplicates(indices)) {
-    return PyErr_Format(PyExc_ValueError, "p_multi_variables: expected distinct variables");
-  }
+  if (indices.empty()) return PyErr_Format(PyExc_ValueError, "p_multi_variables: expected at least one variable");
+  if (has_duplicates(indices)) return PyErr_Format(PyExc_ValueError, "p_multi_variables: a variable appears twice");
   PyObject* additional = table_list(self, values);
   PyObject* links = additional ? PyList_GetSlice(variables, 0, n) : nullptr;
   PyObject* factor = links ? created_factor(self, kDense, links, Py_NewRef(additional)) : nullptr;
