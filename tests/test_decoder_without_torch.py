@@ -1,9 +1,10 @@
 """The decoder installs and runs without PyTorch: `pip install ./decoder` (the distribution
 `ccnn-decoder`, import package `ccnn_decoder`) into a fresh virtual environment that holds numpy and
 the build tools only, then a small problem solved with decode_exact and with the reference-API
-PFactorGraph, checked against brute force, and a factor given by a Python MAP oracle. With this
-interpreter, and with Python 3.13 where the machine has it (pyenv's, or on the PATH; skipped
-otherwise), a Python on which `pip install ad3==2.2.1` fails.
+PFactorGraph, checked against brute force, a factor given by a Python MAP oracle, and the installed
+metadata (license, the distribution's README). With this interpreter, and with Python 3.13 where
+the machine has it (pyenv's, or on the PATH; skipped otherwise), a Python on which
+`pip install ad3==2.2.1` fails.
 
 Needs the network for the venv's numpy / pybind11 / setuptools; skipped (with pip's words) when pip
 cannot fetch them. About a minute per interpreter: most of it is compiling csrc/ad3 (`make
@@ -74,6 +75,13 @@ SCRIPT = textwrap.dedent("""
     f.add_oracle(x, lambda s, a: ([int(np.argmax(s))], []), lambda y: [] if y.sum() == 1 else None)
     one_hot = f.solve_exact()
     assert list(one_hot.labels) == [0, 1, 0] and abs(one_hot.score - 0.9) < 1e-12, one_hot
+
+    # what `pip show` tells: the license and the distribution's own README
+    from importlib.metadata import metadata
+    meta = metadata("ccnn-decoder")
+    assert meta["License-Expression"] == "MIT", meta["License-Expression"]
+    assert meta["Description-Content-Type"] == "text/markdown", meta["Description-Content-Type"]
+    assert meta.get_payload().startswith("# ccnn-decoder"), meta.get_payload()[:200]
     print("ok", ccnn_decoder.__file__)
 """)
 
@@ -102,7 +110,7 @@ def test_decoder_installs_and_runs_without_torch(tmp_path, interpreter):
     python = str(tmp_path / "venv" / "bin" / "python")
 
     deps = _run([python, "-m", "pip", "install", "-q", "--timeout", "20", "--retries", "1",
-                 "numpy", "pybind11>=2.11", "setuptools>=64", "wheel"], env=env, timeout=300)
+                 "numpy", "pybind11>=2.11", "setuptools>=77", "wheel"], env=env, timeout=300)
     if deps.returncode != 0:
         pytest.skip("pip cannot install numpy / pybind11 / setuptools into the fresh venv "
                     f"(no network?): {deps.stderr.strip()[-600:]}")

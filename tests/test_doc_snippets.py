@@ -1,4 +1,4 @@
-"""The Python snippets of the README and every docs/ page run as written: each ```python block of a
+"""The Python snippets of the READMEs and every docs/ page run as written: each ```python block of a
 document is saved as a script and run with `python`, in order, in one empty folder per document (a
 block may use the files of the blocks before it). A block preceded by `<!-- skip-test -->` is not run."""
 import re
@@ -9,7 +9,7 @@ import pytest
 from scripts import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ["README.md", "docs/design.md", "docs/data.md", "docs/training.md", "docs/decoder.md", "docs/copula.md"]
+DOCUMENTS = ["README.md", "decoder/README.md", "docs/design.md", "docs/data.md", "docs/training.md", "docs/decoder.md", "docs/copula.md"]
 BLOCK = re.compile(r"(<!-- skip-test -->\s*)?```python\n(.*?)```", re.S)
 
 
@@ -23,7 +23,7 @@ def test_blocks_are_found_and_skips_honoured():
 
 
 def test_every_document_with_python_snippets_is_run():
-    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    documents = [ROOT / "README.md", ROOT / "decoder" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     with_snippets = {str(d.relative_to(ROOT)) for d in documents if python_blocks(d.read_text())}
     assert with_snippets <= set(DOCUMENTS)
 
