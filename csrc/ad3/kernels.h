@@ -160,15 +160,15 @@ inline double average_blocks(int k, int deg, const double* __restrict q, double*
       largest = diff > largest ? diff : largest;
       store2(p + 2 * h, value);
     }
-    double sum = change[0] + change[1], most = largest[0] > largest[1] ? largest[0] : largest[1];
+    double squares = change[0] + change[1], most = largest[0] > largest[1] ? largest[0] : largest[1];
     if constexpr (K % 2 == 1) {
       const double value = total_last * inv_degree, diff = value - p[last];
-      sum += diff * diff;
+      squares += diff * diff;
       most = diff > most ? diff : most;
       p[last] = value;
     }
     rise = most;
-    return sum;
+    return squares;
   }
 #endif
   const int n = K > 0 ? K : k;
