@@ -773,12 +773,17 @@ def test_solving_twice_and_after_changing_potentials():
 
 def test_structured_initializers_check_in_cpp():
     """PFactorTree / PFactorHeadAutomaton.initialize convert and check their arcs in C++
-    (_decoder.tree_arcs, head_automaton_pairs); numpy inputs as lists."""
+    (_decoder.tree_arcs, head_automaton_pairs, which pack them as native ints); numpy inputs as
+    lists."""
     from ccnn_decoder import _decoder
     from ccnn_ext.ad3.extensions import PFactorHeadAutomaton, PFactorTree
 
-    assert _decoder.tree_arcs(3, [(0, 1), [1, 2]]) == [(0, 1), (1, 2)]
-    assert _decoder.tree_arcs(3, [np.array([0, 1]), (np.int64(0), 2)]) == [(0, 1), (0, 2)]
+    def unpacked(pairs):
+        assert isinstance(pairs, bytes)
+        return [tuple(p) for p in np.frombuffer(pairs, dtype=np.intc).reshape(-1, 2).tolist()]
+
+    assert unpacked(_decoder.tree_arcs(3, [(0, 1), [1, 2]])) == [(0, 1), (1, 2)]
+    assert unpacked(_decoder.tree_arcs(3, [np.array([0, 1]), (np.int64(0), 2)])) == [(0, 1), (0, 2)]
     for arcs in ([(0, 1)], [(0, 1), (0, 1), (1, 2)], [(0, 1), (2, 0)], [(0, 3), (0, 1)], [(1, 2), (2, 1)]):
         with pytest.raises(ValueError):
             _decoder.tree_arcs(3, arcs)
@@ -787,7 +792,7 @@ def test_structured_initializers_check_in_cpp():
             _decoder.tree_arcs(3, arcs)
     # head 2 to the left: modifiers 1, 0 at distances 1, 2
     triples = [(2, 2, 1), (2, 2, 0), (2, 1, 0), (2, 2, -1), (2, 1, -1), (2, 0, -1)]
-    assert _decoder.head_automaton_pairs(3, triples) == [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
+    assert unpacked(_decoder.head_automaton_pairs(3, triples)) == [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
     assert _decoder.head_automaton_pairs(3, np.array(triples).tolist()) == _decoder.head_automaton_pairs(3, triples)
     for length, bad in ((3, triples[:-1]), (3, triples[:-1] + [triples[0]]), (1, [(0, 0, 1)])):
         with pytest.raises(ValueError):
@@ -797,6 +802,15 @@ def test_structured_initializers_check_in_cpp():
     automaton = PFactorHeadAutomaton()
     automaton.initialize(3, tuple(np.array(triples)))
     assert automaton._arcs == _decoder.head_automaton_pairs(3, triples)
+    # the solver reads packed arcs as it reads lists, and refuses bytes that are not whole pairs
+    arcs = [(0, 1), (0, 2), (1, 2), (2, 1)]
+    for packed_arcs in (arcs, _decoder.tree_arcs(3, arcs)):
+        tree = ("tree", [0, 1, 2, 3], None, 0, [], [], 3, packed_arcs)
+        assert _decoder.score_factor_graph([0] * 4, [tree], [1.0, 2.0, 3.0, 4.0], [], [1, 1, 0, 0]) == 3.0
+        assert _decoder.score_factor_graph([0] * 4, [tree], [1.0, 2.0, 3.0, 4.0], [], [0, 1, 0, 1]) == 6.0
+        assert _decoder.score_factor_graph([0] * 4, [tree], [1.0, 2.0, 3.0, 4.0], [], [1, 0, 0, 1]) == -np.inf
+    with pytest.raises(TypeError, match="pairs: bytes of packed 2-tuples"):
+        _decoder.score_factor_graph([0] * 4, [tree[:7] + (b"\0" * 12,)], [1.0] * 4, [], [1, 1, 0, 0])
     with pytest.raises(TypeError):
         PFactorTree().initialize(3, "ab")
 

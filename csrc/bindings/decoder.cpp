@@ -260,10 +260,20 @@ void append_doubles(const py::handle& obj, std::vector<double>& out) {
   out.insert(out.end(), values.data(), values.data() + values.size());
 }
 
-// Fixed-size int tuples (tree arcs, sibling triples) from a sequence of sequences; TypeError when
-// an item is not a sequence of N ints.
+// Fixed-size int tuples (tree arcs, sibling triples) from a sequence of sequences, or from bytes
+// of packed native ints (what tree_arcs and head_automaton_pairs return); TypeError when an item
+// is not a sequence of N ints.
 template <std::size_t N>
 std::vector<std::array<int, N>> read_tuples(const py::handle& obj, const char* what) {
+  if (PyBytes_CheckExact(obj.ptr())) {
+    const std::size_t size = static_cast<std::size_t>(PyBytes_GET_SIZE(obj.ptr()));
+    if (size % sizeof(std::array<int, N>) != 0) {
+      throw py::type_error(std::string(what) + ": bytes of packed " + std::to_string(N) + "-tuples of ints expected");
+    }
+    std::vector<std::array<int, N>> out(size / sizeof(std::array<int, N>));
+    if (size > 0) std::memcpy(out.data(), PyBytes_AS_STRING(obj.ptr()), size);
+    return out;
+  }
   std::vector<std::array<int, N>> out(std::max<Py_ssize_t>(0, fast_size(obj)));
   if (read_fast(obj, [&](std::size_t i, PyObject* item) {
         if (fast_size(item) != static_cast<Py_ssize_t>(N)) return false;
@@ -346,22 +356,15 @@ class PythonOracle : public ad3::MapOracle {
   int n_, m_;
 };
 
-// The tuple (a, b) of two ints; pairs of small non-negative ints (tree arcs, head automaton
-// distances) are immutable and made once, then shared.
-py::object int_pair(int a, int b) {
-  constexpr int kCached = 64;
-  static PyObject* cache[kCached][kCached] = {};
-  const bool cached = a >= 0 && a < kCached && b >= 0 && b < kCached;
-  if (cached && cache[a][b] != nullptr) return py::reinterpret_borrow<py::object>(cache[a][b]);
-  PyObject* pair = Py_BuildValue("(ii)", a, b);
-  if (pair == nullptr) throw py::error_already_set();
-  if (cached) cache[a][b] = Py_NewRef(pair);  // (kept for the life of the process)
-  return py::reinterpret_steal<py::object>(pair);
+// Int pairs as bytes of packed native ints, read back by read_tuples<2> without a Python object
+// per pair (a tree or head automaton factor's arcs, made at initialize and read at every solve).
+py::bytes packed(const std::vector<std::array<int, 2>>& pairs) {
+  return py::bytes(reinterpret_cast<const char*>(pairs.data()), pairs.size() * sizeof(pairs[0]));
 }
 
 // PFactorTree.initialize: the (head, modifier) arcs, checked (heads in [0, n), modifiers in
 // [1, n), no self-loops or duplicates, every node reachable from the root 0).
-py::list tree_arcs(int num_nodes, const py::handle& arcs) {
+py::bytes tree_arcs(int num_nodes, const py::handle& arcs) {
   if (!PyList_Check(arcs.ptr()) && !PyTuple_Check(arcs.ptr())) {
     throw py::type_error("arcs: expected a list of (head, modifier) pairs");
   }
@@ -373,7 +376,6 @@ py::list tree_arcs(int num_nodes, const py::handle& arcs) {
   const std::size_t n = static_cast<std::size_t>(num_nodes);
   std::vector<char> seen(n * n, 0);
   std::vector<std::vector<int>> children(n);
-  py::list out(pairs.size());
   for (std::size_t k = 0; k < pairs.size(); ++k) {
     const int h = pairs[k][0], m = pairs[k][1];
     if (!(h >= 0 && h < num_nodes && m >= 1 && m < num_nodes && h != m)) {
@@ -384,7 +386,6 @@ py::list tree_arcs(int num_nodes, const py::handle& arcs) {
     if (seen[h * n + m]) throw std::invalid_argument("arcs: an arc appears twice");
     seen[h * n + m] = 1;
     children[h].push_back(m);
-    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(k), int_pair(h, m).release().ptr());
   }
   std::vector<char> reached(n, 0);
   std::vector<int> frontier;
@@ -405,12 +406,12 @@ py::list tree_arcs(int num_nodes, const py::handle& arcs) {
     }
   }
   if (count != n) throw std::invalid_argument("arcs: some node cannot be reached from the root 0");
-  return out;
+  return packed(pairs);
 }
 
 // PFactorHeadAutomaton.initialize: the (head, modifier, sibling) triples as (m, s) distances from
 // the head on its side, checked: every pair 0 <= m < s <= length exactly once.
-py::list head_automaton_pairs(int length, const py::handle& siblings) {
+py::bytes head_automaton_pairs(int length, const py::handle& siblings) {
   if (!PyList_Check(siblings.ptr()) && !PyTuple_Check(siblings.ptr())) {
     throw py::type_error("siblings: expected a list of (head, modifier, sibling) triples");
   }
@@ -421,7 +422,7 @@ py::list head_automaton_pairs(int length, const py::handle& siblings) {
                           std::to_string(length) + " once";
   if (triples.size() != static_cast<std::size_t>(length) * (length + 1) / 2) throw std::invalid_argument(bad);
   std::vector<char> seen(size * size, 0);
-  py::list out(triples.size());
+  std::vector<std::array<int, 2>> pairs(triples.size());
   for (std::size_t k = 0; k < triples.size(); ++k) {
     const int h = triples[k][0], m = triples[k][1], s = triples[k][2];
     const bool right = s > h;
@@ -429,10 +430,9 @@ py::list head_automaton_pairs(int length, const py::handle& siblings) {
     const long long ds = right ? static_cast<long long>(s) - h : static_cast<long long>(h) - s;
     if (!(0 <= dm && dm < ds && ds <= length) || seen[dm * size + ds]) throw std::invalid_argument(bad);
     seen[dm * size + ds] = 1;
-    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(k),
-                    int_pair(static_cast<int>(dm), static_cast<int>(ds)).release().ptr());
+    pairs[k] = {static_cast<int>(dm), static_cast<int>(ds)};
   }
-  return out;
+  return packed(pairs);
 }
 
 ad3::FactorType parse_factor_type(const py::handle& value) {
@@ -468,11 +468,12 @@ int spec_int(const py::handle& value, const char* name) {
 // counts_for_budget, bigram_positions, has_count_scores, oracle]) tuples; type: its name or its FactorType
 // value; links are units (variables for dense); negated: flags or None; num_states for sequences
 // and general trees, num_nodes and (head, modifier) arcs for trees, (m, s) sibling pairs (in `arcs`)
-// for head automata, parents for binary and general trees; the length (in num_nodes), budget,
-// counts and bigram positions for compression budgets; parents, num_states, counts and
-// has_count_scores for the tree factors with counts (a binary one's max_num_bins in budget); for
-// an oracle factor, its number of additional scores (in budget) and the pair (maximize, evaluate)
-// of PythonOracle. Trailing items a type does not use may be left out.
+// for head automata (pairs: a list of 2-sequences, or bytes as tree_arcs returns), parents for
+// binary and general trees; the length (in num_nodes), budget, counts and bigram positions for
+// compression budgets; parents, num_states, counts and has_count_scores for the tree factors with
+// counts (a binary one's max_num_bins in budget); for an oracle factor, its number of additional
+// scores (in budget) and the pair (maximize, evaluate) of PythonOracle. Trailing items a type does
+// not use may be left out.
 ad3::FactorGraph make_factor_graph(const py::handle& variables, const py::handle& factors) {
   ad3::FactorGraph graph;
   std::vector<int> kinds, links, ints;
@@ -707,9 +708,10 @@ PYBIND11_MODULE(_decoder, m) {
         "bound, status, iterations, posteriors, additional_posteriors, dual_variables, local_posteriors, "
         "posteriors as bytes).");
   m.def("tree_arcs", &tree_arcs, py::arg("num_nodes"), py::arg("arcs"),
-        "PFactorTree.initialize's arcs as a list of (head, modifier) tuples, checked.");
+        "PFactorTree.initialize's arcs, checked, as bytes of packed native int (head, modifier) pairs.");
   m.def("head_automaton_pairs", &head_automaton_pairs, py::arg("length"), py::arg("siblings"),
-        "PFactorHeadAutomaton.initialize's sibling triples as (m, s) distance pairs, checked.");
+        "PFactorHeadAutomaton.initialize's sibling triples, checked, as bytes of packed native int (m, s) "
+        "distance pairs.");
   m.def("score_factor_graph", &score_factor_graph, py::arg("variables"), py::arg("factors"),
         py::arg("unit_scores"), py::arg("factor_scores"), py::arg("labels"),
         "S(labels) of a general factor graph (-inf when a factor forbids it).");
