@@ -1178,8 +1178,8 @@ PyObject* head_automaton_initialize(Factor* self, PyObject* const* args, Py_ssiz
   PyObject* call_args[] = {length_obj, sibling_list};
   PyObject* pairs = sibling_list ? PyObject_Vectorcall(g_head_automaton_pairs, call_args, 2, nullptr) : nullptr;
   Py_XDECREF(sibling_list);
-  // (pairs: bytes of packed int pairs, two ints each)
-  PyObject* additional = pairs ? zeros_list(PyBytes_GET_SIZE(pairs) / static_cast<Py_ssize_t>(2 * sizeof(int))) : nullptr;
+  // (one sibling score per pair 0 <= m < s <= length, as head_automaton_pairs checked)
+  PyObject* additional = pairs ? zeros_list(length * (length + 1) / 2) : nullptr;
   if (additional == nullptr) {
     Py_XDECREF(length_obj);
     Py_XDECREF(pairs);
