@@ -113,13 +113,12 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   run.labels.assign(graph.num_variables(), 0);
   std::size_t scratch_size = 1;
   for (int f = 0; f < num_factors; ++f) scratch_size = std::max<std::size_t>(scratch_size, model.factors[f]->num_additional());
-  // The scratch vectors, in one buffer: per unit share, p_new and the agreed configurations'
-  // values; per link its unit's share, x, s and y; the scaled
-  // additional scores; one factor's additional posteriors that nobody keeps.
-  std::vector<double> buffer(3 * num_units + 4 * num_links + num_additional + scratch_size, 0.0);
+  // The scratch vectors, in one buffer: per unit share and the agreed configurations' values; per
+  // link its unit's share, x, s and y; the scaled additional scores; one factor's additional
+  // posteriors that nobody keeps.
+  std::vector<double> buffer(2 * num_units + 4 * num_links + num_additional + scratch_size, 0.0);
   double* const share = buffer.data();
-  double* const p_new = share + num_units;
-  double* const agreed = p_new + num_units;
+  double* const agreed = share + num_units;
   double* const link_share = agreed + num_units;
   double* const x = link_share + num_links;
   double* const s = x + num_links;
@@ -170,9 +169,17 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   auto collect_additional = [&]() {
     for (int f : deferred) model.factors[f]->additional_posteriors(run.additional.data() + model.additional[f]);
   };
-  // Per unit: its first link (-1 without one).
+  // Per unit: its first link (-1 without one), and its links in increasing order at
+  // unit_links[unit_link_begin[u]..unit_link_begin[u + 1]] (the averaging sums each unit's copies
+  // in a register, in link order, rather than adding them into memory link by link).
   std::vector<int> first_link(num_units, -1);
   for (std::size_t l = num_links; l-- > 0;) first_link[link_unit[l]] = static_cast<int>(l);
+  std::vector<int> unit_link_begin(num_units + 1, 0), unit_links(num_links);
+  for (int u = 0; u < num_units; ++u) unit_link_begin[u + 1] = unit_link_begin[u] + model.degree[u];
+  {
+    std::vector<int> next(unit_link_begin.begin(), unit_link_begin.end() - 1);
+    for (std::size_t l = 0; l < num_links; ++l) unit_links[next[link_unit[l]]++] = static_cast<int>(l);
+  }
   // This iteration's rounded labelling, and the last ones scored.
   std::vector<int> rounding(graph.num_variables());
   int* const rounded = rounding.data();
@@ -265,15 +272,15 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
       }
     }
     eta_changed = false;
-    std::fill(p_new, p_new + num_units, 0.0);
-    for (std::size_t l = 0; l < num_links; ++l) p_new[link_unit[l]] += q[l];  // average the copies
     double dual_residual = 0.0;
-    for (int u = 0; u < num_units; ++u) {
+    for (int u = 0; u < num_units; ++u) {  // average the copies
       if (model.degree[u] == 0) continue;
-      p_new[u] /= model.degree[u];
-      const double d = p_new[u] - run.p[u];
+      double sum = 0.0;
+      for (int i = unit_link_begin[u]; i < unit_link_begin[u + 1]; ++i) sum += q[unit_links[i]];
+      const double average = sum / model.degree[u];
+      const double d = average - run.p[u];
       dual_residual += model.degree[u] * d * d;
-      run.p[u] = p_new[u];
+      run.p[u] = average;
     }
     // Move the multipliers; with them, the next iteration's inputs (at this eta: an adapted eta
     // refreshes them all).
