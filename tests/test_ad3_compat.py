@@ -92,6 +92,10 @@ def test_factor_variable_errors_say_which_rule_is_broken():
         g.create_factor_dense([], np.zeros(1))
     with pytest.raises(ValueError, match="p_multi_variables: a variable appears twice"):
         g.create_factor_dense([m, m], np.zeros(4))
+    with pytest.raises(ValueError, match="a variable appears twice in this pair factor"):
+        g.create_factor_pair([a, a], 1.0)
+    with pytest.raises(ValueError, match="exactly two binary variables"):
+        g.create_factor_pair([a], 1.0)
 
 
 def test_dense_factors_keep_variables_one_hot():

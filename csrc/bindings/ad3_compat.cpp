@@ -1442,7 +1442,9 @@ PyObject* graph_create_factor_pair(Graph* self, PyObject* const* args, Py_ssize_
   std::vector<Py_ssize_t> units;
   if (!units_of(self, bound[0], "p_variables", units) || units.size() != 2 || units[0] == units[1]) {
     if (!PyErr_Occurred()) {
-      PyErr_SetString(PyExc_ValueError, "Pair factors require exactly two binary variables.");
+      PyErr_SetString(PyExc_ValueError, units.size() != 2
+                                            ? "Pair factors require exactly two binary variables."
+                                            : "p_variables: a variable appears twice in this pair factor");
     }
     Py_DECREF(potential);
     return nullptr;
