@@ -30,6 +30,14 @@ def _real(value, name):
         raise TypeError(f"{name}: expected a real number, got {value!r}") from None
 
 
+def _verbosity(value):
+    if value is None:
+        return 0
+    if isinstance(value, (int, np.integer)):  # (bool included: verbose=True is 1)
+        return int(value)
+    raise TypeError(f"verbose: expected an int (a verbosity level), got {value!r}")
+
+
 def _new_factor(graph, kind, links):
     """A factor made by a create_* method."""
     factor = PFactor.__new__(PFactor)
@@ -68,7 +76,7 @@ class PFactorGraph(_decoder.FactorGraphBase):
         """Above 1 (as the reference's threshold): each solve prints one line to stdout (method,
         status, iterations or search nodes, value and bound), not the reference's per-iteration
         trace; 0 or 1: nothing."""
-        self._verbosity = verbosity
+        self._verbosity = _verbosity(verbosity)
 
     def _add(self, factor, spec, extras=_NO_SCORES):
         self._factors.append(factor)
@@ -161,7 +169,7 @@ class PFactorGraph(_decoder.FactorGraphBase):
         self._state = (dual, local, kept)
         if status == 0 or (status in (2, 3) and score > -math.inf):
             value = score  # certified, or stopped early: the best labelling's score
-        if self._verbosity and self._verbosity > 1:
+        if self._verbosity > 1:
             steps = "search nodes" if method == "exact" else "iterations"
             print(f"ccnn_decoder.ad3 {method}: {_STATUS[status]} after {iterations} {steps}, value {value:.9g}, "
                   f"bound {bound:.9g}", flush=True)
@@ -185,11 +193,12 @@ class PFactorGraph(_decoder.FactorGraphBase):
               verbose=False, branch_and_bound=False):
         """Returns (value, posteriors, additional_posteriors, status), status one of "integral",
         "fractional", "infeasible", "unsolved" (see the module docstring)."""
+        verbosity = _verbosity(verbose)
         self._eta = eta if type(eta) is float else _real(eta, "eta")
         self._adapt = bool(adapt)
         self._max_iter = max_iter
         self._tol = tol if type(tol) is float else _real(tol, "threshold")
-        self._verbosity = verbose
+        self._verbosity = verbosity
         return self._run("exact" if branch_and_bound else "ad3")
 
     def get_dual_variables(self):
