@@ -284,6 +284,37 @@ def _pairwise_loglik_bwd_fake(grad, partials, z, edges, labels):
     return torch.empty_like(z), z.new_empty((z.shape[0], edges.shape[0]))
 
 
+def _second_derivative_error(op_name):
+    return RuntimeError(
+        f"ccnn: second derivatives through {op_name} are not implemented (the op's backward "
+        "is not differentiable); use torch.autograd.grad without create_graph=True"
+    )
+
+
+class _NoSecondDerivative(torch.autograd.Function):
+    """The identity on a first derivative, with `inputs` (the op's inputs) as inputs: a second
+    backward through it raises. pairwise_loglik's backward op takes the forward's local
+    derivatives instead of theta, so without this, a gradient taken with create_graph=True would
+    not depend on theta in autograd's eyes, and a second derivative in theta would be a silent 0."""
+
+    @staticmethod
+    def forward(ctx, derivative, op_name, *inputs):
+        ctx.op_name = op_name
+        return derivative.view_as(derivative)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise _second_derivative_error(ctx.op_name)
+
+
+def _refuse_second_derivatives(op_name, derivatives, *inputs):
+    """derivatives unchanged, except under create_graph=True with an input needing gradients:
+    then each goes through _NoSecondDerivative."""
+    if not torch.is_grad_enabled() or not any(t.requires_grad for t in inputs):
+        return derivatives
+    return tuple(None if d is None else _NoSecondDerivative.apply(d, op_name, *inputs) for d in derivatives)
+
+
 def _pairwise_loglik_setup(ctx, inputs, output):
     z, theta, edges, labels, link = inputs
     ctx.save_for_backward(z, theta, edges, labels)
@@ -296,7 +327,9 @@ def _pairwise_loglik_backward(ctx, grad):
     z, theta, edges, labels = ctx.saved_tensors
     _, partials = _ops.pairwise_loglik_fwd(z, theta, edges, labels, ctx.link)
     grad_z, grad_theta = _ops.pairwise_loglik_bwd(grad, partials, z, edges, labels)
-    return grad_z, _per_sample_theta_grad(grad_theta, theta), None, None, None
+    grad_z, grad_theta = _refuse_second_derivatives(
+        "pairwise_loglik", (grad_z, _per_sample_theta_grad(grad_theta, theta)), z, theta, grad)
+    return grad_z, grad_theta, None, None, None
 
 
 torch.library.register_autograd(
@@ -313,7 +346,9 @@ def _pairwise_loglik_fwd_setup(ctx, inputs, output):
 def _pairwise_loglik_fwd_backward(ctx, grad, grad_partials):
     partials, z, theta, edges, labels = ctx.saved_tensors
     grad_z, grad_theta = _ops.pairwise_loglik_bwd(grad, partials, z, edges, labels)
-    return grad_z, _per_sample_theta_grad(grad_theta, theta), None, None, None
+    grad_z, grad_theta = _refuse_second_derivatives(
+        "pairwise_loglik", (grad_z, _per_sample_theta_grad(grad_theta, theta)), z, theta, grad)
+    return grad_z, grad_theta, None, None, None
 
 
 torch.library.register_autograd(
@@ -360,10 +395,7 @@ def _refuse_double_backward(op_name):
         pass
 
     def backward(ctx, *grads):
-        raise RuntimeError(
-            f"ccnn: second derivatives through {op_name} are not implemented (the op's backward "
-            "is not differentiable); use torch.autograd.grad without create_graph=True"
-        )
+        raise _second_derivative_error(op_name)
 
     torch.library.register_autograd(f"ccnn::{op_name}", backward, setup_context=setup)
 

@@ -94,6 +94,32 @@ def test_double_backward_is_refused(op):
         grad.sum().backward()
 
 
+@pytest.mark.parametrize("op", ["loglik", "loglik_plain", "logtable", "frank"])
+@pytest.mark.parametrize("needs_grad", ["theta", "z", "both"])
+def test_second_derivatives_are_refused_whatever_needs_gradients(op, needs_grad):
+    """A gradient penalty differentiates the first gradient again. With only theta needing
+    gradients, pairwise_loglik's gradient once came out as a constant (its backward op takes the
+    forward's local derivatives, not theta), and the penalty's own gradient was a silent 0; it
+    must raise whichever inputs need gradients."""
+    z = Z.double().requires_grad_(needs_grad != "theta")
+    theta = torch.tensor([2.0, -1.0], dtype=torch.float64, requires_grad=needs_grad != "z")
+    out = {
+        "loglik": lambda: ccnn_ext.pairwise_loglik(z, theta, EDGES, LABELS),
+        "loglik_plain": lambda: torch.ops.ccnn.pairwise_loglik(z, theta, EDGES, LABELS, "probit"),
+        "logtable": lambda: ccnn_ext.pairwise_logtable(z, theta, EDGES),
+        "frank": lambda: ccnn_ext.frank_copula(torch.sigmoid(z), torch.sigmoid(z), theta[0]),
+    }[op]().sum()
+    inputs = [x for x in (z, theta) if x.requires_grad]
+    grads = torch.autograd.grad(out, inputs, create_graph=True)
+    penalty = sum((g ** 2).sum() for g in grads)
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        torch.autograd.grad(penalty, inputs)
+    # without create_graph the first derivatives are those of the plain backward
+    plain = torch.autograd.grad(out, inputs, retain_graph=True)
+    for g, p in zip(grads, plain):
+        torch.testing.assert_close(g.detach(), p, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("input_dtype", [torch.bfloat16, torch.float32])
 def test_autocast_runs_in_float32(input_dtype):
     z = Z.to(input_dtype).requires_grad_()
