@@ -120,6 +120,21 @@ def test_second_derivatives_are_refused_whatever_needs_gradients(op, needs_grad)
         torch.testing.assert_close(g.detach(), p, rtol=0, atol=0)
 
 
+def test_vmap_of_the_forward_matches_a_loop():
+    z = Z.double()
+    thetas = torch.tensor([[2.0, -1.0], [0.0, 40.0], [-300.0, 1e-3]], dtype=torch.float64)
+    for op in (lambda zz, th: ccnn_ext.pairwise_loglik(zz, th, EDGES, LABELS),
+               lambda zz, th: ccnn_ext.pairwise_logtable(zz, th, EDGES)):
+        batched = torch.func.vmap(lambda th: op(z, th))(thetas)
+        torch.testing.assert_close(batched, torch.stack([op(z, th) for th in thetas]), rtol=0, atol=0)
+        shifted = torch.stack([z, z - 0.25])
+        batched = torch.func.vmap(lambda zz: op(zz, thetas[0]))(shifted)
+        torch.testing.assert_close(batched, torch.stack([op(zz, thetas[0]) for zz in shifted]), rtol=0, atol=0)
+    shifted = torch.stack([z, z + 1.0])
+    torch.testing.assert_close(torch.func.vmap(ccnn_ext.ordinal_logprob)(shifted),
+                               torch.stack([ccnn_ext.ordinal_logprob(zz) for zz in shifted]), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("input_dtype", [torch.bfloat16, torch.float32])
 def test_autocast_runs_in_float32(input_dtype):
     z = Z.to(input_dtype).requires_grad_()
