@@ -39,6 +39,15 @@ def test_help(command, capsys):
     assert command in capsys.readouterr().out
 
 
+def test_python_dash_m_runs_the_command():
+    import subprocess
+    import sys
+    ok = subprocess.run([sys.executable, "-m", "ccnn", "--help"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.startswith("usage: ccnn ")
+    bad = subprocess.run([sys.executable, "-m", "ccnn", "train"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "ccnn train: error: the following arguments are required" in bad.stderr
+
+
 def test_train_writes_model_report_logs_and_plots(trained):
     names = {p.name for p in trained.iterdir()}
     assert {"model.pt", "checkpoint.pt", "log.jsonl", "results.json", "results.md", "results.csv",
