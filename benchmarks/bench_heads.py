@@ -30,10 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-import ccnn_ext
 from ccnn.losses import composite_nll
 from ccnn.model import CCNN, FeatureNet
 

@@ -9,7 +9,6 @@ import random
 import warnings
 
 import numpy as np
-import pytest
 
 import ccnn_decoder
 import ccnn_decoder.ad3 as ad3

@@ -20,7 +20,6 @@ one call are drawn once, so a distributed sampler can hand each process its own 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -158,7 +157,3 @@ def batch_source(dataset: FaceDataset, remap, batch_size: int, device, pipeline:
         return DeviceBatches(dataset, remap, batch_size, device)
     return LoaderBatches(dataset, remap, batch_size, device, num_workers)
 
-
-def batches_per_call(sampler, batch_size: int) -> int:
-    """How many batches a batch source yields for `sampler` (for progress bars)."""
-    return math.ceil(len(sampler) / batch_size)

@@ -50,11 +50,6 @@ def _as_gray_uint8(image, name: str = "image") -> np.ndarray:
     return to_gray(image)
 
 
-def detect_face(image) -> tuple[int, int, int, int] | None:
-    """(x, y, w, h) of the largest frontal face found by the Haar cascade, in input pixels, or None."""
-    return detect_eyes_and_face(image)[1]
-
-
 def _downscale(gray: np.ndarray) -> tuple[np.ndarray, float]:
     factor = min(1.0, MAX_DETECTION_SIDE / max(gray.shape))
     if factor < 1.0:
@@ -73,8 +68,9 @@ def detect_eyes(image):
 
 
 def detect_eyes_and_face(image):
-    """(eyes or None, largest face box or None), in input pixels, from one face-cascade pass: the
-    eye search of detect_eyes and the box of detect_face (the fallback when no eyes are found)."""
+    """(eyes or None, the largest face box (x, y, w, h) or None), in input pixels, from one
+    face-cascade pass: the eye search of detect_eyes, and the box (the fallback when no eyes are
+    found)."""
     gray = _as_gray_uint8(image)
     small, factor = _downscale(gray)
     equalised = cv2.equalizeHist(small)

@@ -48,7 +48,6 @@ from .preprocess import FaceArrays
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
-META_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success", "file")
 PRESENCE_LEVEL = 1  # AUxx_c = 1 where the intensity is at least this (FACS A or more)
 
 

@@ -29,7 +29,7 @@ from .cache import global_cache_dir
 from .console import LOG
 from .data.dataset import AUDataset, read_image, read_video_frames, split_video_path
 from .data.parallel import run_tasks
-from .face_alignment import (DETECTED, FACE_BOX, FACE_BOX_EYES, GIVEN, NO_FACE, REFERENCE_EYES, STATUS_NAMES,
+from .face_alignment import (FACE_BOX, FACE_BOX_EYES, GIVEN, NO_FACE, REFERENCE_EYES, STATUS_NAMES,
                              UNREADABLE, align_face, alignment_matrix, find_face, frame_problem)
 
 CACHE_VERSION = 2  # 2: labels left out of the key

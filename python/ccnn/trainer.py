@@ -45,7 +45,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_
 from .console import LOG, report_epoch
 from .data.samplers import EpochShuffleSampler, RankShare, dataset_blocks, ibb_samplers, rank_part
 from .data.torch_data import FaceDataset
-from .device_pipeline import batch_source, batches_per_call
+from .device_pipeline import batch_source
 from .inference import DecodeOptions, run_inference
 from .losses import LOSS_TERM_NAMES, check_labels, composite_nll, require_labels
 from .metrics import evaluate

@@ -137,11 +137,6 @@ def _bezier_basis(n: int) -> np.ndarray:
     return _BEZIER_BASES[n]
 
 
-def bezier(p0, p1, p2, n: int = 9) -> np.ndarray:
-    """n points of the quadratic Bezier curve p0 -> p2 with control p1."""
-    return _bezier_basis(n) @ np.array([p0, p1, p2], dtype=np.float64)
-
-
 def through(p0, mid, p2, n: int = 9) -> np.ndarray:
     """Quadratic curve from p0 to p2 passing through `mid` at its middle."""
     (x0, y0), (xm, ym), (x2, y2) = p0, mid, p2
