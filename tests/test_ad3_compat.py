@@ -298,6 +298,12 @@ def test_verbose_above_one_prints_a_summary(capsys):
     value, _, _, status = g.solve(verbose=2)
     line = capsys.readouterr().out
     assert line.startswith("ccnn_decoder.ad3 ad3: integral after ") and f"value {value:.9g}" in line
+    assert f"bound {g.last_bound:.9g}" in line and line.count("\n") == 1
+    g.solve(verbose=2, branch_and_bound=True)
+    assert "ccnn_decoder.ad3 exact: integral after" in capsys.readouterr().out
+    g.set_verbosity(3)
+    g.solve_lp_map_psdd()
+    assert capsys.readouterr().out.startswith("ccnn_decoder.ad3 psdd: ")
     g.set_verbosity(np.int64(2))
     g.solve_lp_map_ad3()
     assert capsys.readouterr().out.startswith("ccnn_decoder.ad3 ad3: integral after ")
@@ -305,12 +311,6 @@ def test_verbose_above_one_prints_a_summary(capsys):
         g.solve(verbose="high")
     with pytest.raises(TypeError, match="verbose: expected an int"):
         general_graph(np.zeros((2, 2)), np.array([[0, 1]]), np.zeros((1, 2, 2)), verbose=0.5)
-    assert f"bound {g.last_bound:.9g}" in line and line.count("\n") == 1
-    g.solve(verbose=2, branch_and_bound=True)
-    assert "ccnn_decoder.ad3 exact: integral after" in capsys.readouterr().out
-    g.set_verbosity(3)
-    g.solve_lp_map_psdd()
-    assert capsys.readouterr().out.startswith("ccnn_decoder.ad3 psdd: ")
 
 
 def test_infeasible_status():

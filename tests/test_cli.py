@@ -1,6 +1,8 @@
 """Every `ccnn` command of the model side on a tiny synthetic set (seconds each)."""
 import csv
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -40,8 +42,6 @@ def test_help(command, capsys):
 
 
 def test_python_dash_m_runs_the_command():
-    import subprocess
-    import sys
     ok = subprocess.run([sys.executable, "-m", "ccnn", "--help"], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and ok.stdout.startswith("usage: ccnn ")
     bad = subprocess.run([sys.executable, "-m", "ccnn", "train"], capture_output=True, text=True, timeout=120)

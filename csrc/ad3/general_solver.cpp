@@ -172,14 +172,11 @@ Ad3Run run_ad3(GeneralModel& model, const double* theta, const double* factor_sc
   // Per unit: its first link (-1 without one), and its links in increasing order at
   // unit_links[unit_link_begin[u]..unit_link_begin[u + 1]] (the averaging sums each unit's copies
   // in a register, in link order, rather than adding them into memory link by link).
-  std::vector<int> first_link(num_units, -1);
-  for (std::size_t l = num_links; l-- > 0;) first_link[link_unit[l]] = static_cast<int>(l);
   std::vector<int> unit_link_begin(num_units + 1, 0), unit_links(num_links);
   for (int u = 0; u < num_units; ++u) unit_link_begin[u + 1] = unit_link_begin[u] + model.degree[u];
-  {
-    std::vector<int> next(unit_link_begin.begin(), unit_link_begin.end() - 1);
-    for (std::size_t l = 0; l < num_links; ++l) unit_links[next[link_unit[l]]++] = static_cast<int>(l);
-  }
+  std::vector<int> first_link(unit_link_begin.begin(), unit_link_begin.end() - 1);  // (a fill cursor, then the first link)
+  for (std::size_t l = 0; l < num_links; ++l) unit_links[first_link[link_unit[l]]++] = static_cast<int>(l);
+  for (int u = 0; u < num_units; ++u) first_link[u] = model.degree[u] > 0 ? unit_links[unit_link_begin[u]] : -1;
   // This iteration's rounded labelling, and the last ones scored.
   std::vector<int> rounding(graph.num_variables());
   int* const rounded = rounding.data();

@@ -156,4 +156,3 @@ def batch_source(dataset: FaceDataset, remap, batch_size: int, device, pipeline:
                              f"the {free / 2**30:.1f} GiB free on {device}; use --pipeline loader or auto")
         return DeviceBatches(dataset, remap, batch_size, device)
     return LoaderBatches(dataset, remap, batch_size, device, num_workers)
-
