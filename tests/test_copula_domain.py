@@ -135,6 +135,46 @@ def test_vmap_of_the_forward_matches_a_loop():
                                torch.stack([ccnn_ext.ordinal_logprob(zz) for zz in shifted]), rtol=0, atol=0)
 
 
+class _EveryOp(torch.nn.Module):
+    """Thresholds from features, then every copula op on them (what a deployed scorer computes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3 * 5, dtype=torch.float64)
+        self.theta = torch.nn.Parameter(torch.tensor([4.0, -250.0], dtype=torch.float64))
+        self.register_buffer("edges", EDGES.clone())
+        self.register_buffer("labels_", LABELS.clone())
+
+    def forward(self, x):
+        z = torch.cumsum(torch.nn.functional.softplus(self.linear(x).view(-1, 3, 5)), -1) - 3.0
+        labels = self.labels_.expand(x.shape[0], -1)
+        u = torch.sigmoid(z[:, 0])
+        return (ccnn_ext.ordinal_logprob(z, "logit"), ccnn_ext.pairwise_loglik(z, self.theta, self.edges, labels),
+                ccnn_ext.pairwise_logtable(z, self.theta, self.edges), ccnn_ext.frank_copula(u, u.flip(-1), self.theta[0]))
+
+
+def test_torch_export_with_a_dynamic_batch_saves_loads_and_checks_its_input(tmp_path):
+    torch.manual_seed(0)
+    module = _EveryOp()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    exported = torch.export.export(module, (x,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    ops = {str(node.target) for node in exported.graph.nodes if node.op == "call_function"}
+    assert {"ccnn.ordinal_logprob.default", "ccnn.pairwise_logtable.default", "ccnn.frank_copula.default"} <= ops
+    assert ops & {"ccnn.pairwise_loglik.default", "ccnn.pairwise_loglik_fwd.default"}
+    torch.export.save(exported, tmp_path / "scorer.pt2")
+    loaded = torch.export.load(tmp_path / "scorer.pt2").module()
+    for batch in (5, 1, 9):
+        x = torch.randn(batch, 4, dtype=torch.float64)
+        with torch.no_grad():
+            for got, expected in zip(loaded(x), module(x)):
+                torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    with torch.no_grad():
+        module.linear.bias.fill_(float("nan"))  # thresholds that are not finite: refused by name
+    exported = torch.export.export(module, (x,))
+    with pytest.raises(ValueError, match="z must be finite"):
+        exported.module()(x)
+
+
 @pytest.mark.parametrize("input_dtype", [torch.bfloat16, torch.float32])
 def test_autocast_runs_in_float32(input_dtype):
     z = Z.to(input_dtype).requires_grad_()
