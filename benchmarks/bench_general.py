@@ -20,9 +20,10 @@ total = construction + solve, and the solve alone), the fraction certified
 ("integral"), and the objective: the score of the labelling each one's posteriors round to (binary:
 p > 1/2, multi-valued: the most probable state; -inf when a hard factor forbids it), scored by one
 function for both. Also the construction time (total minus solve) and the builder's floor, its
-code timed with every API call a C builtin that does nothing. The bars of issue 12: AD3 mode >= 5x
-faster (total) with at least the reference's certified fraction and mean objective; exact mode
-certifies every problem the reference certifies. A failed bar or check exits with status 1.
+code timed with every API call a C builtin that does nothing, and the speed-up problem by problem
+(min, median, max). The bars of issue 12: AD3 mode >= 5x faster (the median totals) with at least
+the reference's certified fraction and mean objective; exact mode certifies every problem the
+reference certifies. A failed bar or check exits with status 1.
 
 Needs the reference on PYTHONPATH (bash benchmarks/install_reference_ad3.sh; without it only our
 columns are printed and nothing is written):
@@ -30,9 +31,11 @@ columns are printed and nothing is written):
     PYTHONPATH=$HOME/.cache/ccnn/reference-ad3 python benchmarks/bench_general.py --out benchmarks/results
     python benchmarks/bench_general.py --quick      # 3 problems per family, into the scratch folder
     PYTHONPATH=... python benchmarks/bench_general.py --eta 0.3 --out benchmarks/results
+    python benchmarks/bench_general.py --render benchmarks/results/general_cpu.json   # its .md again
 """
 import argparse
 import itertools
+import json
 import os
 import statistics
 import sys
@@ -304,6 +307,7 @@ def compare(family, exact, mine, theirs, checks):
     row = {"family": family, "mode": "exact" if exact else "ad3", "ours": m, "reference": t,
            "speedup": t["ms"] / m["ms"], "solve_speedup": t["solve_ms"] / m["solve_ms"],
            "ours_raw": mine, "reference_raw": theirs}
+    row["per_problem_speedup"] = per_problem_speedup(row)
     # Per problem (an infeasible rounding scoring -inf): the mean above counts only the feasible
     # roundings, so turning an infeasible rounding into a feasible one can lower it.
     pairs = list(zip(mine["objective"], theirs["objective"]))
@@ -329,6 +333,13 @@ def compare(family, exact, mine, theirs, checks):
         row["measured"] = (f"{row['speedup']:.2f}x; certified {m['certified']:.0%} vs {t['certified']:.0%}; "
                            f"objective {m['objective']:.4f} vs {t['objective']:.4f}")
     return row
+
+
+def per_problem_speedup(row):
+    """The reference's total over ccnn's, problem by problem: min, median and max. (The bar compares
+    the median totals, which can pair a short problem of one package with a long one of the other.)"""
+    ratios = sorted(b / a for a, b in zip(row["ours_raw"]["total_ms"], row["reference_raw"]["total_ms"]))
+    return {"min": ratios[0], "median": statistics.median(ratios), "max": ratios[-1]}
 
 
 def objective(summary_):
@@ -361,6 +372,11 @@ def markdown(meta, rows):
                      objective(t), f"{r['speedup']:.2f}x", f"{r['solve_speedup']:.2f}x", r["bar"],
                      "yes" if r["pass"] else "NO"])
     lines.append(markdown_table(header, body))
+    lines += ["Speed-up problem by problem (total time, the reference's over ccnn's): the bar above compares "
+              "the median totals, which can pair one package's problem with another problem of the other.", ""]
+    spread = [[r["family"], r["mode"]] + [f"{per_problem_speedup(r)[k]:.2f}x" for k in ("min", "median", "max")]
+              for r in rows]
+    lines.append(markdown_table(["family", "mode", "min", "median", "max"], spread))
     lines += ["Graph construction (AD3 rows; per problem, total minus solve, median over the problems) and the "
               "builder's floor: the same builder code with every API call a C builtin that does nothing.", ""]
     build_rows = [[r["family"], f"{r['ours']['build_ms']:.4f}", f"{r['reference']['build_ms']:.4f}",
@@ -384,7 +400,17 @@ def main():
     parser.add_argument("--eta", type=float, default=None,
                         help=f"initial AD3 step size passed to both packages' solve (default: theirs, {DEFAULT_ETA})")
     parser.add_argument("--out", default=SCRATCH_DIR, help="folder for general_cpu.json/.md (default: %(default)s)")
+    parser.add_argument("--render", metavar="JSON",
+                        help="measure nothing: write the markdown of this results file beside it (.md)")
     args = parser.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            results = json.load(f)
+        path = os.path.splitext(args.render)[0] + ".md"
+        with open(path, "w") as f:
+            f.write(markdown(results["meta"], results["rows"]))
+        print("wrote", path)
+        return
     count, repeats = (3, 1) if args.quick else (args.problems, args.repeats)
     families = args.families.split(",")
     unknown = [f for f in families if f not in FAMILIES]
