@@ -5,7 +5,7 @@ Kernels: ``csrc/copula/`` (math in ``frank_math.h``, CPU in ``copula_cpu.cpp``, 
 
 Every op takes float32 or float64 (one dtype per call), works on CPU and CUDA, has a fused
 backward registered with ``torch.library.register_autograd`` and a fake implementation, so it
-runs under ``torch.compile`` and passes ``torch.library.opcheck``.
+runs under ``torch.compile``, exports with ``torch.export`` and passes ``torch.library.opcheck``.
 
 Numerics shared by the probability ops: probabilities are computed in log space without
 subtracting copula values, so they keep full relative precision however small they are; a
