@@ -416,6 +416,67 @@ def test_simple_grid_matches_brute_force():
     assert score(labels) == pytest.approx(best) and value == pytest.approx(best)
 
 
+def solve_built_graph(variables_per_type, edge_lists, exact=False, **solve_options):
+    """What general_graph and simple_grid return, computed the long way: a PFactorGraph built by
+    create_multi_variable and create_factor_dense, then solve(). variables_per_type: per type,
+    its unaries (N_t, L_t); edge_lists: (type a, type b, edges (E, 2), weights (E, L_a, L_b))."""
+    graph = PFactorGraph()
+    nodes = []
+    for unaries in variables_per_type:
+        nodes.append([graph.create_multi_variable(len(row)) for row in unaries])
+        for variable, row in zip(nodes[-1], unaries):
+            variable.set_log_potentials(row.tolist())
+    for ta, tb, edges, weights in edge_lists:
+        for (a, b), table in zip(edges, weights):
+            graph.create_factor_dense([nodes[ta][a], nodes[tb][b]], table.ravel().tolist())
+    value, marginals, edge_marginals, status = graph.solve(branch_and_bound=exact, **solve_options)
+    return np.array(marginals), np.array(edge_marginals), value, status
+
+
+def test_one_call_helpers_return_the_built_graphs_solution_bit_for_bit():
+    # general_graph and simple_grid hand their arrays to the solver in one call; the answer must be
+    # the one of the same graph built variable by variable and factor by factor.
+    rng = np.random.default_rng(3)
+    for trial in range(12):
+        n, k = int(rng.integers(1, 9)), int(rng.integers(1, 4))
+        pairs = [(a, b) for a in range(n) for b in range(n) if a < b and rng.random() < 0.5]
+        edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        unaries, weights = rng.normal(size=(n, k)), rng.normal(size=(len(pairs), k, k))
+        for exact in (False, True):
+            got = general_graph(unaries, edges, weights, verbose=0, n_iterations=300, eta=0.3, exact=exact)
+            marginals, edge_marginals, value, status = solve_built_graph(
+                [unaries], [(0, 0, edges, weights)], exact=exact, eta=0.3, max_iter=300)
+            assert got[2:] == (value, status)
+            np.testing.assert_array_equal(got[0], marginals.reshape(n, k))
+            np.testing.assert_array_equal(got[1], edge_marginals.reshape(-1, k * k))
+    # Typed: two types; the four edge lists in type order (0-0, 0-1, 1-0, 1-1).
+    typed_unaries = [rng.normal(size=(3, 2)), rng.normal(size=(4, 3))]
+    lists = []
+    for t in range(4):
+        ta, tb = divmod(t, 2)
+        e = np.array([(a, b) for a in range(len(typed_unaries[ta])) for b in range(len(typed_unaries[tb]))
+                      if (ta != tb or a < b) and rng.random() < 0.4], dtype=np.int64).reshape(-1, 2)
+        lists.append((ta, tb, e, rng.normal(size=(len(e), typed_unaries[ta].shape[1], typed_unaries[tb].shape[1]))))
+    node_out, edge_out, value, status = general_graph(typed_unaries, [e for *_, e, _ in lists],
+                                                      [w for *_, w in lists], verbose=0)
+    marginals, edge_marginals, expected_value, expected_status = solve_built_graph(typed_unaries, lists)
+    assert (value, status) == (expected_value, expected_status)
+    np.testing.assert_array_equal(np.concatenate([m.ravel() for m in node_out]), marginals)
+    np.testing.assert_array_equal(np.concatenate([m.ravel() for m in edge_out]), edge_marginals)
+    # The grid: cells row-major, each one's edge from the left, then the one from above.
+    unaries, pairwise = rng.normal(size=(3, 4, 2)), 0.3 * rng.normal(size=(2, 2))  # (labels that vary)
+    grid_edges = []
+    for i in range(3):
+        for j in range(4):
+            grid_edges += [(i * 4 + j - 1, i * 4 + j)] * (j > 0) + [((i - 1) * 4 + j, i * 4 + j)] * (i > 0)
+    marginals, edge_marginals, value, status = solve_built_graph(
+        [unaries.reshape(12, 2)], [(0, 0, grid_edges, [pairwise] * len(grid_edges))])
+    got = simple_grid(unaries, pairwise, verbose=0)
+    assert got[2:] == (value, status)
+    np.testing.assert_array_equal(got[0], marginals.reshape(3, 4, 2))
+    np.testing.assert_array_equal(got[1], edge_marginals.reshape(-1, 4))
+
+
 def test_not_implemented_parts_say_so():
     g = fg.PFactorGraph()
     with pytest.raises(TypeError):

@@ -677,6 +677,44 @@ py::tuple solve_general_graph(const std::string& method_name, const py::object& 
                         as_bytes(r.posteriors));
 }
 
+// One graph of multi-valued variables and dense factors (the compatibility layer's general_graph
+// and simple_grid): num_states, one int per variable; unit_scores (sum of num_states,); edges, a
+// sequence of (a, b) variable index pairs; tables, each edge's K_a x K_b table row-major,
+// concatenated in edge order. The FactorGraph is the one PFactorGraph makes of the same
+// create_multi_variable and create_factor_dense calls, so the solution is the same bit for bit,
+// without the Python objects. Returns (value, score, bound, status, iterations, posteriors (U,),
+// additional_posteriors (T,)) as solve_general_graph does, the last two as arrays.
+py::tuple solve_dense_graph(const std::string& method_name, const py::object& num_states,
+                            const DoubleArray& unit_scores, const py::object& edges, const DoubleArray& tables,
+                            const py::object& max_iterations, double eta, bool adapt_eta, double tolerance,
+                            double ad3_gap_tolerance, double exact_gap_tolerance) {
+  const ad3::Method method = parse_method(method_name);
+  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
+  const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, py::int_(0), 0.0);
+  if (unit_scores.ndim() != 1 || tables.ndim() != 1) {
+    throw std::invalid_argument("unit_scores, tables: expected 1-d arrays");
+  }
+  std::vector<int> states;
+  read_ints(num_states, states);
+  const std::vector<std::array<int, 2>> pairs = read_pairs(edges);
+  ad3::FactorGraph graph;
+  graph.reserve(states.size(), pairs.size());
+  for (int k : states) graph.add_multi_variable(k);
+  std::vector<int> variables(2);
+  for (const auto& pair : pairs) {  // (the graph rejects indices out of range)
+    variables[0] = pair[0];
+    variables[1] = pair[1];
+    graph.add_dense(variables);
+  }
+  const ad3::FactorBatchScores scores{1, unit_scores.data(), static_cast<std::size_t>(unit_scores.size()),
+                                      tables.data(), static_cast<std::size_t>(tables.size())};
+  std::vector<ad3::FactorSolution> results = run_general(graph, method, scores, ad3_options, exact_options, 1);
+  const ad3::FactorSolution& r = results.at(0);
+  return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations,
+                        py::array_t<double>(r.posteriors.size(), r.posteriors.data()),
+                        py::array_t<double>(r.additional_posteriors.size(), r.additional_posteriors.data()));
+}
+
 double score_factor_graph(const py::object& variables, const py::object& factors,
                           const std::vector<double>& unit_scores, const std::vector<double>& factor_scores,
                           const std::vector<int>& labels) {
@@ -707,6 +745,11 @@ PYBIND11_MODULE(_decoder, m) {
         "Solves one general factor graph (factor_scores: one sequence per factor); returns (value, score, "
         "bound, status, iterations, posteriors, additional_posteriors, dual_variables, local_posteriors, "
         "posteriors as bytes).");
+  m.def("solve_dense_graph", &solve_dense_graph, py::arg("method"), py::arg("num_states"), py::arg("unit_scores"),
+        py::arg("edges"), py::arg("tables"), py::arg("max_iterations"), py::arg("eta"), py::arg("adapt_eta"),
+        py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
+        "Solves one graph of multi-valued variables and dense factors given as arrays; returns (value, score, "
+        "bound, status, iterations, posteriors, additional_posteriors).");
   m.def("tree_arcs", &tree_arcs, py::arg("num_nodes"), py::arg("arcs"),
         "PFactorTree.initialize's arcs, checked, as bytes of packed native int (head, modifier) pairs.");
   m.def("head_automaton_pairs", &head_automaton_pairs, py::arg("length"), py::arg("siblings"),

@@ -38,6 +38,18 @@ def _verbosity(value):
     raise TypeError(f"verbose: expected an int (a verbosity level), got {value!r}")
 
 
+def _reported(method, value, score, bound, status, iterations, verbosity):
+    """(value, status name) of a solve as solve() returns them, from the solver's value, score,
+    bound and status code; prints the solve's line when verbosity > 1."""
+    if status == 0 or (status in (2, 3) and score > -math.inf):
+        value = score  # certified, or stopped early: the best labelling's score
+    if verbosity > 1:
+        steps = "search nodes" if method == "exact" else "iterations"
+        print(f"ccnn_decoder.ad3 {method}: {_STATUS[status]} after {iterations} {steps}, value {value:.9g}, "
+              f"bound {bound:.9g}", flush=True)
+    return value, _STATUS[status]
+
+
 def _new_factor(graph, kind, links):
     """A factor made by a create_* method."""
     factor = PFactor.__new__(PFactor)
@@ -167,13 +179,8 @@ class PFactorGraph(_decoder.FactorGraphBase):
             self._tol, 1e-9, 1e-9)
         self.last_bound = bound
         self._state = (dual, local, kept)
-        if status == 0 or (status in (2, 3) and score > -math.inf):
-            value = score  # certified, or stopped early: the best labelling's score
-        if self._verbosity > 1:
-            steps = "search nodes" if method == "exact" else "iterations"
-            print(f"ccnn_decoder.ad3 {method}: {_STATUS[status]} after {iterations} {steps}, value {value:.9g}, "
-                  f"bound {bound:.9g}", flush=True)
-        return value, posteriors, extra, _STATUS[status]
+        value, status = _reported(method, value, score, bound, status, iterations, self._verbosity)
+        return value, posteriors, extra, status
 
     def solve_lp_map_ad3(self):
         value, post, extra, status = self._run("ad3")

@@ -1,10 +1,11 @@
 """ccnn_decoder.ad3.simple_inference: ``simple_grid`` and ``general_graph`` (the reference's
-``ad3.simple_inference``), built on :class:`ccnn_decoder.ad3.PFactorGraph`."""
-import itertools
-
+``ad3.simple_inference``). They solve the graph :class:`ccnn_decoder.ad3.PFactorGraph` would make
+of their inputs, handed to the solver as arrays in one call (the same solution, bit for bit); the
+graph-building helpers below serve the constrained forms, which add logic factors."""
 import numpy as np
 
-from .factor_graph import PFactorGraph
+from .. import _decoder
+from .factor_graph import PFactorGraph, _real, _reported, _verbosity
 
 __all__ = ["simple_grid", "general_graph"]
 
@@ -122,24 +123,39 @@ def _typed_outputs(l_unaries, l_edges, marginals, edge_marginals):
     return node_out, edge_out
 
 
+def _solve_dense(num_states, unit_scores, edges, tables, verbose, n_iterations, eta, exact):
+    """Solves the graph of multi-valued variables (num_states: one count each; unit_scores: their
+    scores, flat) and dense factors (edges: (a, b) pairs; tables: their tables, flat, in edge
+    order) as PFactorGraph.solve solves the graph made of them by create_multi_variable and
+    create_factor_dense. Returns (value, posteriors, additional_posteriors, status)."""
+    verbosity = _verbosity(verbose)
+    eta = eta if type(eta) is float else _real(eta, "eta")
+    method = "exact" if exact else "ad3"
+    value, score, bound, status, iterations, posteriors, additional = _decoder.solve_dense_graph(
+        method, num_states, unit_scores, edges, tables, n_iterations, eta, True, PFactorGraph._tol, 1e-9, 1e-9)
+    value, status = _reported(method, value, score, bound, status, iterations, verbosity)
+    return value, posteriors, additional, status
+
+
 def simple_grid(unaries, pairwise, verbose=1):
     """MAP on a 4-connected grid: unaries (height, width, n_states), one shared pairwise table
     (n_states, n_states). Returns (marginals, edge_marginals, value, status)."""
     unaries = _scores(unaries, "unaries", ("height", "width", "n_states"))
     height, width, n_states = unaries.shape
     pairwise = _scores(pairwise, "pairwise", (n_states, n_states))
-    graph = PFactorGraph()
-    cells = _multi_variables(graph, unaries.reshape(height * width, n_states))  # (row-major)
-    table = pairwise.ravel().tolist()
-    for i, j in itertools.product(range(height), range(width)):
-        cell = cells[i * width + j]
-        if j > 0:
-            graph.create_factor_dense([cells[i * width + j - 1], cell], table)
-        if i > 0:
-            graph.create_factor_dense([cells[(i - 1) * width + j], cell], table)
-    value, marginals, edge_marginals, status = graph.solve(verbose=verbose)
-    return (np.array(marginals).reshape(unaries.shape),
-            np.array(edge_marginals).reshape(-1, n_states ** 2), value, status)
+    # Cells row-major; per cell, the edge from its left neighbour, then the one from above.
+    edges = []
+    for i in range(height):
+        for j in range(width):
+            cell = i * width + j
+            if j > 0:
+                edges.append((cell - 1, cell))
+            if i > 0:
+                edges.append((cell - width, cell))
+    value, marginals, edge_marginals, status = _solve_dense(
+        [n_states] * (height * width), unaries.ravel(), edges, np.tile(pairwise.ravel(), len(edges)), verbose,
+        PFactorGraph._max_iter, PFactorGraph._eta, False)
+    return marginals.reshape(unaries.shape), edge_marginals.reshape(-1, n_states ** 2), value, status
 
 
 def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, eta=.1, exact=False):
@@ -149,22 +165,29 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
     if isinstance(unaries, list):
         return _general_graph_typed(unaries, edges, edge_weights, verbose, n_iterations, eta, exact)
     unaries, edges, edge_weights = _pairwise_inputs(unaries, edges, edge_weights)
-    graph = PFactorGraph()
-    n_states = unaries.shape[1]
-    variables = _multi_variables(graph, unaries)
-    _dense_factors(graph, variables, variables, edges, edge_weights)
-    value, marginals, edge_marginals, status = graph.solve(
-        eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
-    return (np.array(marginals).reshape(unaries.shape),
-            np.array(edge_marginals).reshape(-1, n_states ** 2), value, status)
+    n_nodes, n_states = unaries.shape
+    value, marginals, edge_marginals, status = _solve_dense(
+        [n_states] * n_nodes, unaries.ravel(), edges, edge_weights.ravel(), verbose, n_iterations, eta, exact)
+    return marginals.reshape(unaries.shape), edge_marginals.reshape(-1, n_states ** 2), value, status
 
 
 def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iterations, eta, exact):
     l_unaries = _typed_unaries(l_unaries, l_edges, l_edge_weights)
-    graph = PFactorGraph()
-    per_type = [_multi_variables(graph, unaries) for unaries in l_unaries]
-    edges = _typed_edges(graph, per_type, l_unaries, l_edges, l_edge_weights)
-    value, marginals, edge_marginals, status = graph.solve(
-        eta=eta, adapt=True, max_iter=n_iterations, branch_and_bound=exact, verbose=verbose)
-    node_out, edge_out = _typed_outputs(l_unaries, edges, marginals, edge_marginals)
+    n_types = len(l_unaries)
+    first = np.cumsum([0] + [len(u) for u in l_unaries]).tolist()  # each type's first node
+    checked, edges, tables = [], [], []
+    for k, (type_edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
+        ti, tj = divmod(k, n_types)
+        type_edges = _edges(type_edges, len(l_unaries[ti]), len(l_unaries[tj]), f"edges[{k}]", same_nodes=ti == tj)
+        if type_edges:
+            shape = (len(type_edges), l_unaries[ti].shape[1], l_unaries[tj].shape[1])
+            tables.append(_scores(weights, f"edge_weights[{k}]", shape).ravel())
+            edges.extend((a + first[ti], b + first[tj]) for a, b in type_edges)
+        checked.append(type_edges)
+    num_states = [u.shape[1] for u in l_unaries for _ in range(len(u))]
+    unit_scores = np.concatenate([u.ravel() for u in l_unaries]) if l_unaries else np.empty(0)
+    value, marginals, edge_marginals, status = _solve_dense(
+        num_states, unit_scores, edges, np.concatenate(tables) if tables else np.empty(0), verbose, n_iterations,
+        eta, exact)
+    node_out, edge_out = _typed_outputs(l_unaries, checked, marginals, edge_marginals)
     return node_out, edge_out, value, status
