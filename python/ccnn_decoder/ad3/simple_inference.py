@@ -2,6 +2,8 @@
 ``ad3.simple_inference``). They solve the graph :class:`ccnn_decoder.ad3.PFactorGraph` would make
 of their inputs, handed to the solver as arrays in one call (the same solution, bit for bit); the
 graph-building helpers below serve the constrained forms, which add logic factors."""
+import itertools
+
 import numpy as np
 
 from .. import _decoder
@@ -174,7 +176,7 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
 def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iterations, eta, exact):
     l_unaries = _typed_unaries(l_unaries, l_edges, l_edge_weights)
     n_types = len(l_unaries)
-    first = np.cumsum([0] + [len(u) for u in l_unaries]).tolist()  # each type's first node
+    first = list(itertools.accumulate((len(u) for u in l_unaries), initial=0))  # each type's first node
     checked, edges, tables = [], [], []
     for k, (type_edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
         ti, tj = divmod(k, n_types)
