@@ -449,6 +449,14 @@ def test_one_call_helpers_return_the_built_graphs_solution_bit_for_bit():
             assert got[2:] == (value, status)
             np.testing.assert_array_equal(got[0], marginals.reshape(n, k))
             np.testing.assert_array_equal(got[1], edge_marginals.reshape(-1, k * k))
+            # Arrays handed to the solver as they are (above), or copied (Fortran order), or inputs
+            # that general_graph converts first (edges as a list).
+            for other_edges in (edges, edges.tolist()):
+                converted = general_graph(np.asfortranarray(unaries), other_edges, weights, verbose=0,
+                                          n_iterations=300, eta=0.3, exact=exact)
+                assert converted[2:] == got[2:]
+                np.testing.assert_array_equal(converted[0], got[0])
+                np.testing.assert_array_equal(converted[1], got[1])
     # Typed: two types; the four edge lists in type order (0-0, 0-1, 1-0, 1-1).
     typed_unaries = [rng.normal(size=(3, 2)), rng.normal(size=(4, 3))]
     lists = []

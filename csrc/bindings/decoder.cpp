@@ -677,42 +677,86 @@ py::tuple solve_general_graph(const std::string& method_name, const py::object& 
                         as_bytes(r.posteriors));
 }
 
-// One graph of multi-valued variables and dense factors (the compatibility layer's general_graph
-// and simple_grid): num_states, one int per variable; unit_scores (sum of num_states,); edges, a
-// sequence of (a, b) variable index pairs; tables, each edge's K_a x K_b table row-major,
-// concatenated in edge order. The FactorGraph is the one PFactorGraph makes of the same
-// create_multi_variable and create_factor_dense calls, so the solution is the same bit for bit,
-// without the Python objects. Returns (value, score, bound, status, iterations, posteriors (U,),
-// additional_posteriors (T,)) as solve_general_graph does, the last two as arrays.
+// Solves the graph of multi-valued variables (their numbers of states) and two-variable dense
+// factors (pairs of variable indices; the graph rejects indices out of range) that PFactorGraph
+// makes of the same create_multi_variable and create_factor_dense calls, in the same order, so
+// the solution is the same bit for bit, without the Python objects. unit_scores and tables (each
+// factor's K_a x K_b table, row-major, concatenated) hold unit_count and table_count values.
+ad3::FactorSolution solve_dense(const std::string& method_name, const std::vector<int>& states,
+                                const std::vector<std::array<int, 2>>& pairs, const double* unit_scores,
+                                std::size_t unit_count, const double* tables, std::size_t table_count,
+                                const py::object& max_iterations, double eta, bool adapt_eta, double tolerance,
+                                double ad3_gap_tolerance, double exact_gap_tolerance) {
+  const ad3::Method method = parse_method(method_name);
+  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
+  const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, py::int_(0), 0.0);
+  ad3::FactorGraph graph;
+  graph.reserve(states.size(), pairs.size());
+  for (int k : states) graph.add_multi_variable(k);
+  std::vector<int> variables(2);
+  for (const auto& pair : pairs) {
+    variables[0] = pair[0];
+    variables[1] = pair[1];
+    graph.add_dense(variables);
+  }
+  const ad3::FactorBatchScores scores{1, unit_scores, unit_count, tables, table_count};
+  return std::move(run_general(graph, method, scores, ad3_options, exact_options, 1).at(0));
+}
+
+// (value, score, bound, status, iterations, posteriors, additional_posteriors) of a solution, the
+// last two as arrays of the given shapes.
+py::tuple dense_answer(const ad3::FactorSolution& r, std::vector<py::ssize_t> posteriors_shape,
+                       std::vector<py::ssize_t> additional_shape) {
+  return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations,
+                        py::array_t<double>(std::move(posteriors_shape), r.posteriors.data()),
+                        py::array_t<double>(std::move(additional_shape), r.additional_posteriors.data()));
+}
+
+// The compatibility layer's general_graph (typed form, and the plain one's inputs once checked)
+// and simple_grid: num_states, one int per variable; unit_scores (sum of num_states,); edges, a
+// sequence of (a, b) variable index pairs; tables in edge order. Returns (value, score, bound,
+// status, iterations, posteriors (U,), additional_posteriors (T,)).
 py::tuple solve_dense_graph(const std::string& method_name, const py::object& num_states,
                             const DoubleArray& unit_scores, const py::object& edges, const DoubleArray& tables,
                             const py::object& max_iterations, double eta, bool adapt_eta, double tolerance,
                             double ad3_gap_tolerance, double exact_gap_tolerance) {
-  const ad3::Method method = parse_method(method_name);
-  const ad3::Ad3Options ad3_options = ad3_options_of(max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance);
-  const ad3::ExactOptions exact_options = exact_options_of(exact_gap_tolerance, py::int_(0), 0.0);
   if (unit_scores.ndim() != 1 || tables.ndim() != 1) {
     throw std::invalid_argument("unit_scores, tables: expected 1-d arrays");
   }
   std::vector<int> states;
   read_ints(num_states, states);
-  const std::vector<std::array<int, 2>> pairs = read_pairs(edges);
-  ad3::FactorGraph graph;
-  graph.reserve(states.size(), pairs.size());
-  for (int k : states) graph.add_multi_variable(k);
-  std::vector<int> variables(2);
-  for (const auto& pair : pairs) {  // (the graph rejects indices out of range)
-    variables[0] = pair[0];
-    variables[1] = pair[1];
-    graph.add_dense(variables);
+  const ad3::FactorSolution r =
+      solve_dense(method_name, states, read_pairs(edges), unit_scores.data(), unit_scores.size(), tables.data(),
+                  tables.size(), max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance, exact_gap_tolerance);
+  return dense_answer(r, {static_cast<py::ssize_t>(r.posteriors.size())},
+                      {static_cast<py::ssize_t>(r.additional_posteriors.size())});
+}
+
+// general_graph's plain form straight from its arrays: unaries (N, L), edges (E, 2), edge_weights
+// (E, L, L). Returns None when any shape or edge is not what general_graph accepts (its own checks
+// then name the problem), before reading the options; else solve_dense_graph's answer with the
+// marginals as (N, L) and the edge marginals as (E, L * L).
+py::object solve_pairwise_arrays(const std::string& method_name, const DoubleArray& unaries, const IndexArray& edges,
+                                 const DoubleArray& edge_weights, const py::object& max_iterations, double eta,
+                                 bool adapt_eta, double tolerance, double ad3_gap_tolerance,
+                                 double exact_gap_tolerance) {
+  if (unaries.ndim() != 2 || edges.ndim() != 2 || edge_weights.ndim() != 3) return py::none();
+  const py::ssize_t n = unaries.shape(0), k = unaries.shape(1), num_edges = edges.shape(0);
+  if (k < 1 || k > ad3::kMaxStates || edges.shape(1) != 2 || edge_weights.shape(0) != num_edges ||
+      edge_weights.shape(1) != k || edge_weights.shape(2) != k) {
+    return py::none();
   }
-  const ad3::FactorBatchScores scores{1, unit_scores.data(), static_cast<std::size_t>(unit_scores.size()),
-                                      tables.data(), static_cast<std::size_t>(tables.size())};
-  std::vector<ad3::FactorSolution> results = run_general(graph, method, scores, ad3_options, exact_options, 1);
-  const ad3::FactorSolution& r = results.at(0);
-  return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations,
-                        py::array_t<double>(r.posteriors.size(), r.posteriors.data()),
-                        py::array_t<double>(r.additional_posteriors.size(), r.additional_posteriors.data()));
+  std::vector<std::array<int, 2>> pairs(num_edges);
+  for (py::ssize_t e = 0; e < num_edges; ++e) {
+    const std::int64_t a = edges.at(e, 0), b = edges.at(e, 1);
+    if (a < 0 || a >= n || b < 0 || b >= n || a == b) return py::none();
+    pairs[e] = {static_cast<int>(a), static_cast<int>(b)};
+  }
+  const ad3::FactorSolution r = solve_dense(method_name, std::vector<int>(n, static_cast<int>(k)), pairs,
+                                            unaries.data(), unaries.size(), edge_weights.data(), edge_weights.size(),
+                                            max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance,
+                                            exact_gap_tolerance);
+  return dense_answer(r, {n, k}, {num_edges, k * k});
 }
 
 double score_factor_graph(const py::object& variables, const py::object& factors,
@@ -750,6 +794,11 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
         "Solves one graph of multi-valued variables and dense factors given as arrays; returns (value, score, "
         "bound, status, iterations, posteriors, additional_posteriors).");
+  m.def("solve_pairwise_arrays", &solve_pairwise_arrays, py::arg("method"), py::arg("unaries"), py::arg("edges"),
+        py::arg("edge_weights"), py::arg("max_iterations"), py::arg("eta"), py::arg("adapt_eta"),
+        py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
+        "general_graph's plain form on arrays; None when an input is not what it accepts, else (value, score, "
+        "bound, status, iterations, marginals (N, L), edge_marginals (E, L * L)).");
   m.def("tree_arcs", &tree_arcs, py::arg("num_nodes"), py::arg("arcs"),
         "PFactorTree.initialize's arcs, checked, as bytes of packed native int (head, modifier) pairs.");
   m.def("head_automaton_pairs", &head_automaton_pairs, py::arg("length"), py::arg("siblings"),

