@@ -465,12 +465,15 @@ def test_one_call_helpers_return_the_built_graphs_solution_bit_for_bit():
         e = np.array([(a, b) for a in range(len(typed_unaries[ta])) for b in range(len(typed_unaries[tb]))
                       if (ta != tb or a < b) and rng.random() < 0.4], dtype=np.int64).reshape(-1, 2)
         lists.append((ta, tb, e, rng.normal(size=(len(e), typed_unaries[ta].shape[1], typed_unaries[tb].shape[1]))))
-    node_out, edge_out, value, status = general_graph(typed_unaries, [e for *_, e, _ in lists],
-                                                      [w for *_, w in lists], verbose=0)
     marginals, edge_marginals, expected_value, expected_status = solve_built_graph(typed_unaries, lists)
-    assert (value, status) == (expected_value, expected_status)
-    np.testing.assert_array_equal(np.concatenate([m.ravel() for m in node_out]), marginals)
-    np.testing.assert_array_equal(np.concatenate([m.ravel() for m in edge_out]), edge_marginals)
+    weights = [w for *_, w in lists]
+    for edges in ([e for *_, e, _ in lists], [e.tolist() for *_, e, _ in lists]):  # (lists: the checked path)
+        node_out, edge_out, value, status = general_graph(typed_unaries, edges, weights, verbose=0)
+        assert (value, status) == (expected_value, expected_status)
+        assert [m.shape for m in node_out] == [(3, 2), (4, 3)]
+        assert [m.shape for m in edge_out] == [(len(e), (2, 3)[ta] * (2, 3)[tb]) for ta, tb, e, _ in lists]
+        np.testing.assert_array_equal(np.concatenate([m.ravel() for m in node_out]), marginals)
+        np.testing.assert_array_equal(np.concatenate([m.ravel() for m in edge_out]), edge_marginals)
     # The grid: cells row-major, each one's edge from the left, then the one from above.
     unaries, pairwise = rng.normal(size=(3, 4, 2)), 0.3 * rng.normal(size=(2, 2))  # (labels that vary)
     grid_edges = []

