@@ -703,49 +703,30 @@ ad3::FactorSolution solve_dense(const std::string& method_name, const std::vecto
   return std::move(run_general(graph, method, scores, ad3_options, exact_options, 1).at(0));
 }
 
-// (value, score, bound, status, iterations, posteriors, additional_posteriors) of a solution, the
-// last two as arrays of the given shapes.
-py::tuple dense_answer(const ad3::FactorSolution& r, std::vector<py::ssize_t> posteriors_shape,
-                       std::vector<py::ssize_t> additional_shape) {
-  return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations,
-                        py::array_t<double>(std::move(posteriors_shape), r.posteriors.data()),
-                        py::array_t<double>(std::move(additional_shape), r.additional_posteriors.data()));
-}
-
-// The compatibility layer's general_graph (typed form, and the plain one's inputs once checked)
-// and simple_grid: num_states, one int per variable; unit_scores (sum of num_states,); edges, a
-// sequence of (a, b) variable index pairs; tables in edge order. Returns (value, score, bound,
-// status, iterations, posteriors (U,), additional_posteriors (T,)).
-py::tuple solve_dense_graph(const std::string& method_name, const py::object& num_states,
-                            const DoubleArray& unit_scores, const py::object& edges, const DoubleArray& tables,
-                            const py::object& max_iterations, double eta, bool adapt_eta, double tolerance,
-                            double ad3_gap_tolerance, double exact_gap_tolerance) {
-  if (unit_scores.ndim() != 1 || tables.ndim() != 1) {
-    throw std::invalid_argument("unit_scores, tables: expected 1-d arrays");
+// The graph's error for a number of states out of range, raised before a variable exists (a
+// (0, K) array has no variable to reject K, and K * K would overflow).
+void check_state_count(py::ssize_t k) {
+  if (k < 0 || k > ad3::kMaxStates) {
+    throw std::invalid_argument("num_states: expected 1 to 2^20 states, got " + std::to_string(k));
   }
-  std::vector<int> states;
-  read_ints(num_states, states);
-  const ad3::FactorSolution r =
-      solve_dense(method_name, states, read_pairs(edges), unit_scores.data(), unit_scores.size(), tables.data(),
-                  tables.size(), max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance, exact_gap_tolerance);
-  return dense_answer(r, {static_cast<py::ssize_t>(r.posteriors.size())},
-                      {static_cast<py::ssize_t>(r.additional_posteriors.size())});
 }
 
-// general_graph's plain form straight from its arrays: unaries (N, L), edges (E, 2), edge_weights
-// (E, L, L). Returns None when any shape or edge is not what general_graph accepts (its own checks
-// then name the problem), before reading the options; else solve_dense_graph's answer with the
-// marginals as (N, L) and the edge marginals as (E, L * L).
+// general_graph's plain form (and simple_grid's graph) from its arrays: unaries (N, L), edges
+// (E, 2), edge_weights (E, L, L). Returns None when any shape or edge is not what general_graph
+// accepts (its own checks then name the problem), before reading the options; else (value, score,
+// bound, status, iterations, marginals (N, L), edge marginals (E, L * L)). A number of states out
+// of range is the graph's error.
 py::object solve_pairwise_arrays(const std::string& method_name, const DoubleArray& unaries, const IndexArray& edges,
                                  const DoubleArray& edge_weights, const py::object& max_iterations, double eta,
                                  bool adapt_eta, double tolerance, double ad3_gap_tolerance,
                                  double exact_gap_tolerance) {
   if (unaries.ndim() != 2 || edges.ndim() != 2 || edge_weights.ndim() != 3) return py::none();
   const py::ssize_t n = unaries.shape(0), k = unaries.shape(1), num_edges = edges.shape(0);
-  if (k < 1 || k > ad3::kMaxStates || edges.shape(1) != 2 || edge_weights.shape(0) != num_edges ||
-      edge_weights.shape(1) != k || edge_weights.shape(2) != k) {
+  if (edges.shape(1) != 2 || edge_weights.shape(0) != num_edges || edge_weights.shape(1) != k ||
+      edge_weights.shape(2) != k) {
     return py::none();
   }
+  check_state_count(k);
   std::vector<std::array<int, 2>> pairs(num_edges);
   for (py::ssize_t e = 0; e < num_edges; ++e) {
     const std::int64_t a = edges.at(e, 0), b = edges.at(e, 1);
@@ -756,7 +737,9 @@ py::object solve_pairwise_arrays(const std::string& method_name, const DoubleArr
                                             unaries.data(), unaries.size(), edge_weights.data(), edge_weights.size(),
                                             max_iterations, eta, adapt_eta, tolerance, ad3_gap_tolerance,
                                             exact_gap_tolerance);
-  return dense_answer(r, {n, k}, {num_edges, k * k});
+  return py::make_tuple(r.value, r.score, r.bound, static_cast<int>(r.status), r.iterations,
+                        py::array_t<double>({n, k}, r.posteriors.data()),
+                        py::array_t<double>({num_edges, k * k}, r.additional_posteriors.data()));
 }
 
 // general_graph's typed form straight from its lists: per type t, unaries (N_t, L_t) float64; per
@@ -787,7 +770,8 @@ py::object solve_typed_arrays(const std::string& method_name, const py::object& 
   for (std::size_t t = 0; t < types; ++t) {
     if (!array_of_kind(unary_items[t], "f")) return py::none();
     const DoubleArray u = DoubleArray::ensure(unary_items[t]);
-    if (!u || u.ndim() != 2 || u.shape(1) < 1 || u.shape(1) > ad3::kMaxStates) return py::none();
+    if (!u || u.ndim() != 2) return py::none();
+    check_state_count(u.shape(1));
     first[t + 1] = first[t] + u.shape(0);
     width[t] = u.shape(1);
     states.insert(states.end(), u.shape(0), static_cast<int>(u.shape(1)));
@@ -863,15 +847,10 @@ PYBIND11_MODULE(_decoder, m) {
         "Solves one general factor graph (factor_scores: one sequence per factor); returns (value, score, "
         "bound, status, iterations, posteriors, additional_posteriors, dual_variables, local_posteriors, "
         "posteriors as bytes).");
-  m.def("solve_dense_graph", &solve_dense_graph, py::arg("method"), py::arg("num_states"), py::arg("unit_scores"),
-        py::arg("edges"), py::arg("tables"), py::arg("max_iterations"), py::arg("eta"), py::arg("adapt_eta"),
-        py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
-        "Solves one graph of multi-valued variables and dense factors given as arrays; returns (value, score, "
-        "bound, status, iterations, posteriors, additional_posteriors).");
   m.def("solve_pairwise_arrays", &solve_pairwise_arrays, py::arg("method"), py::arg("unaries"), py::arg("edges"),
         py::arg("edge_weights"), py::arg("max_iterations"), py::arg("eta"), py::arg("adapt_eta"),
         py::arg("tolerance"), py::arg("ad3_gap_tolerance"), py::arg("exact_gap_tolerance"),
-        "general_graph's plain form on arrays; None when an input is not what it accepts, else (value, score, "
+        "general_graph's plain form (and simple_grid's graph) on arrays; None when an input is not what it accepts, else (value, score, "
         "bound, status, iterations, marginals (N, L), edge_marginals (E, L * L)).");
   m.def("solve_typed_arrays", &solve_typed_arrays, py::arg("method"), py::arg("l_unaries"), py::arg("l_edges"),
         py::arg("l_edge_weights"), py::arg("max_iterations"), py::arg("eta"), py::arg("adapt_eta"),

@@ -2,8 +2,6 @@
 ``ad3.simple_inference``). They solve the graph :class:`ccnn_decoder.ad3.PFactorGraph` would make
 of their inputs, handed to the solver as arrays in one call (the same solution, bit for bit); the
 graph-building helpers below serve the constrained forms, which add logic factors."""
-import itertools
-
 import numpy as np
 
 from .. import _decoder
@@ -125,20 +123,6 @@ def _typed_outputs(l_unaries, l_edges, marginals, edge_marginals):
     return node_out, edge_out
 
 
-def _solve_dense(num_states, unit_scores, edges, tables, verbose, n_iterations, eta, exact):
-    """Solves the graph of multi-valued variables (num_states: one count each; unit_scores: their
-    scores, flat) and dense factors (edges: (a, b) pairs; tables: their tables, flat, in edge
-    order) as PFactorGraph.solve solves the graph made of them by create_multi_variable and
-    create_factor_dense. Returns (value, posteriors, additional_posteriors, status)."""
-    verbosity = _verbosity(verbose)
-    eta = eta if type(eta) is float else _real(eta, "eta")
-    method = "exact" if exact else "ad3"
-    value, score, bound, status, iterations, posteriors, additional = _decoder.solve_dense_graph(
-        method, num_states, unit_scores, edges, tables, n_iterations, eta, True, PFactorGraph._tol, 1e-9, 1e-9)
-    value, status = _reported(method, value, score, bound, status, iterations, verbosity)
-    return value, posteriors, additional, status
-
-
 def _solve_arrays(solver, arrays, verbose, n_iterations, eta, exact):
     """general_graph's answer (marginals, edge_marginals, value, status) straight from its arrays, by
     solver (_decoder.solve_pairwise_arrays or solve_typed_arrays), which checks them in C++; None
@@ -151,6 +135,21 @@ def _solve_arrays(solver, arrays, verbose, n_iterations, eta, exact):
     value, score, bound, status, iterations, marginals, edge_marginals = solved
     value, status = _reported(method, value, score, bound, status, iterations, verbose)
     return marginals, edge_marginals, value, status
+
+
+def _solve_checked(solver, arrays, verbose, n_iterations, eta, exact):
+    """_solve_arrays on arrays that general_graph's checks have passed, with verbose and eta
+    checked here."""
+    eta = eta if type(eta) is float else _real(eta, "eta")
+    solved = _solve_arrays(solver, arrays, _verbosity(verbose), n_iterations, eta, exact)
+    if solved is None:
+        raise RuntimeError("ccnn_decoder: the solver refused arrays that passed general_graph's checks")
+    return solved
+
+
+def _pair_array(pairs):
+    """A list of (a, b) pairs as an (E, 2) int64 array."""
+    return np.array(pairs, dtype=np.int64).reshape(len(pairs), 2)
 
 
 def simple_grid(unaries, pairwise, verbose=1):
@@ -168,10 +167,11 @@ def simple_grid(unaries, pairwise, verbose=1):
                 edges.append((cell - 1, cell))
             if i > 0:
                 edges.append((cell - width, cell))
-    value, marginals, edge_marginals, status = _solve_dense(
-        [n_states] * (height * width), unaries.ravel(), edges, np.tile(pairwise.ravel(), len(edges)), verbose,
-        PFactorGraph._max_iter, PFactorGraph._eta, False)
-    return marginals.reshape(unaries.shape), edge_marginals.reshape(-1, n_states ** 2), value, status
+    marginals, edge_marginals, value, status = _solve_checked(
+        _decoder.solve_pairwise_arrays, (unaries.reshape(height * width, n_states), _pair_array(edges),
+                                         np.broadcast_to(pairwise, (len(edges), n_states, n_states))),
+        verbose, PFactorGraph._max_iter, PFactorGraph._eta, False)
+    return marginals.reshape(unaries.shape), edge_marginals, value, status
 
 
 def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, eta=.1, exact=False):
@@ -187,10 +187,8 @@ def general_graph(unaries, edges, edge_weights, verbose=1, n_iterations=1000, et
         if solved is not None:
             return solved
     unaries, edges, edge_weights = _pairwise_inputs(unaries, edges, edge_weights)
-    n_nodes, n_states = unaries.shape
-    value, marginals, edge_marginals, status = _solve_dense(
-        [n_states] * n_nodes, unaries.ravel(), edges, edge_weights.ravel(), verbose, n_iterations, eta, exact)
-    return marginals.reshape(unaries.shape), edge_marginals.reshape(-1, n_states ** 2), value, status
+    return _solve_checked(_decoder.solve_pairwise_arrays, (unaries, _pair_array(edges), edge_weights), verbose,
+                          n_iterations, eta, exact)
 
 
 def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iterations, eta, exact):
@@ -201,20 +199,14 @@ def _general_graph_typed(l_unaries, l_edges, l_edge_weights, verbose, n_iteratio
             return solved
     l_unaries = _typed_unaries(l_unaries, l_edges, l_edge_weights)
     n_types = len(l_unaries)
-    first = list(itertools.accumulate((len(u) for u in l_unaries), initial=0))  # each type's first node
-    checked, edges, tables = [], [], []
-    for k, (type_edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
+    checked_edges, checked_weights = [], []
+    for k, (edges, weights) in enumerate(zip(l_edges, l_edge_weights)):
         ti, tj = divmod(k, n_types)
-        type_edges = _edges(type_edges, len(l_unaries[ti]), len(l_unaries[tj]), f"edges[{k}]", same_nodes=ti == tj)
-        if type_edges:
-            shape = (len(type_edges), l_unaries[ti].shape[1], l_unaries[tj].shape[1])
-            tables.append(_scores(weights, f"edge_weights[{k}]", shape).ravel())
-            edges.extend((a + first[ti], b + first[tj]) for a, b in type_edges)
-        checked.append(type_edges)
-    num_states = [u.shape[1] for u in l_unaries for _ in range(len(u))]
-    unit_scores = np.concatenate([u.ravel() for u in l_unaries]) if l_unaries else np.empty(0)
-    value, marginals, edge_marginals, status = _solve_dense(
-        num_states, unit_scores, edges, np.concatenate(tables) if tables else np.empty(0), verbose, n_iterations,
-        eta, exact)
-    node_out, edge_out = _typed_outputs(l_unaries, checked, marginals, edge_marginals)
-    return node_out, edge_out, value, status
+        edges = _edges(edges, len(l_unaries[ti]), len(l_unaries[tj]), f"edges[{k}]", same_nodes=ti == tj)
+        if edges:
+            shape = (len(edges), l_unaries[ti].shape[1], l_unaries[tj].shape[1])
+            weights = _scores(weights, f"edge_weights[{k}]", shape)
+        checked_edges.append(_pair_array(edges))
+        checked_weights.append(weights)
+    return _solve_checked(_decoder.solve_typed_arrays, (l_unaries, checked_edges, checked_weights), verbose,
+                          n_iterations, eta, exact)
