@@ -23,6 +23,8 @@
 #         PYTHONPATH=TARGET python benchmarks/bench_general.py
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
+# A relative path (PYTHON=.venv/bin/python) made absolute, symlinks kept: the check below runs from /.
+case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac
 TARGET=$(realpath -m "${1:-$HOME/.cache/ccnn/reference-ad3}")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
