@@ -10,13 +10,14 @@ TORCH_SPEC ?= torch==2.13.0
 CMAKE ?= cmake
 CMAKE_BUILD_DIR ?= build-cmake
 SANITIZE_BUILD_DIR ?= build-sanitize
+REFERENCE_AD3 ?= $(HOME)/.cache/ccnn/reference-ad3
 # The toolkit root (an `nvcc` on the PATH may be a wrapper script outside it).
 CUDA_HOME ?= $(shell for d in /usr/local/cuda /usr/local/cuda-*; do [ -x $$d/bin/nvcc ] && echo $$d; done | tail -n 1)
 NVCC ?= $(if $(CUDA_HOME),$(CUDA_HOME)/bin/nvcc,$(shell command -v nvcc))
 CUDA_ARCH_FLAGS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 STAMP := build/.installed
 
-.PHONY: help venv install build test pytest cpp-test sanitize cuda-check decoder-check demo bench clean
+.PHONY: help venv install build test pytest cpp-test sanitize cuda-check decoder-check reference-check demo bench clean
 
 help:
 	@echo "make demo        run the main job (trains and compares the models on built-in synthetic data)"
@@ -25,6 +26,7 @@ help:
 	@echo "make sanitize    build the C++ core and its tests with ASan + UBSan (build-sanitize/) and run them"
 	@echo "make cuda-check  compile every CUDA source with nvcc (sm_80, sm_90); needs no GPU"
 	@echo "make decoder-check  pip install ./decoder (the decoder alone) into a fresh venv without torch and test it"
+	@echo "make reference-check  build the reference AD3 (PyPI ad3 2.2.1) and check the decoder against it side by side"
 	@echo "make bench       run the benchmarks, results under benchmarks/results/"
 
 venv:
@@ -79,6 +81,20 @@ cuda-check: install
 # The torch-free decoder distribution (decoder/): installed into a fresh venv with numpy only.
 decoder-check:
 	$(PYTHON) -m pytest -q tests/test_decoder_without_torch.py
+
+# The decoder against the reference AD3 (PyPI ad3 2.2.1, built once into REFERENCE_AD3 by
+# benchmarks/install_reference_ad3.sh): the tests that compare the two packages, then one minute
+# of random graphs judged by enumeration and scipy's LP (fixed seeds, not those of the committed
+# runs). Skipped, saying so, only when PyPI cannot be reached; a failed build fails.
+reference-check: build
+	@set -e; \
+	if [ ! -d "$(REFERENCE_AD3)/ad3" ]; then \
+		probe=$$(mktemp -d); \
+		if ! $(PYTHON) -m pip download -q --no-deps --no-binary :all: --timeout 15 --retries 0 ad3==2.2.1 -d $$probe >/dev/null 2>&1; then \
+			rm -rf $$probe; echo "reference-check skipped: the ad3 2.2.1 sdist could not be downloaded from PyPI"; exit 0; fi; \
+		rm -rf $$probe; PYTHON=$(PYTHON) bash benchmarks/install_reference_ad3.sh "$(REFERENCE_AD3)"; fi; \
+	PYTHONPATH=$(REFERENCE_AD3) $(PYTHON) -m pytest -q -rs -k reference_package tests/test_ad3_compat.py; \
+	PYTHONPATH=$(REFERENCE_AD3) $(PYTHON) benchmarks/compare_reference_random.py --seconds 60 --first-seed 30000000
 
 demo: build
 	$(PYTHON) -m ccnn.cli demo --out runs/demo
