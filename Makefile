@@ -89,10 +89,10 @@ decoder-check:
 reference-check: build
 	@set -e; \
 	if [ ! -d "$(REFERENCE_AD3)/ad3" ]; then \
-		probe=$$(mktemp -d); \
-		if ! $(PYTHON) -m pip download -q --no-deps --no-binary :all: --timeout 15 --retries 0 ad3==2.2.1 -d $$probe >/dev/null 2>&1; then \
-			rm -rf $$probe; echo "reference-check skipped: the ad3 2.2.1 sdist could not be downloaded from PyPI"; exit 0; fi; \
-		rm -rf $$probe; PYTHON=$(PYTHON) bash benchmarks/install_reference_ad3.sh "$(REFERENCE_AD3)"; fi; \
+		sdist=$$(mktemp -d); trap 'rm -rf '$$sdist EXIT; \
+		if ! $(PYTHON) -m pip download -q --no-deps --no-binary :all: --timeout 15 --retries 0 ad3==2.2.1 -d $$sdist >/dev/null 2>&1; then \
+			echo "reference-check skipped: the ad3 2.2.1 sdist could not be downloaded from PyPI"; exit 0; fi; \
+		CCNN_AD3_SDIST=$$sdist/ad3-2.2.1.tar.gz PYTHON=$(PYTHON) bash benchmarks/install_reference_ad3.sh "$(REFERENCE_AD3)"; fi; \
 	PYTHONPATH=$(REFERENCE_AD3) $(PYTHON) -m pytest -q -rs -k reference_package tests/test_ad3_compat.py; \
 	PYTHONPATH=$(REFERENCE_AD3) $(PYTHON) benchmarks/compare_reference_random.py --seconds 60 --first-seed 30000000
 

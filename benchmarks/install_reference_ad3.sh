@@ -8,7 +8,8 @@
 # such file or directory"). The .pyx files are written for Cython 0.29 (implicit relative
 # cimports, language level 2), so Cython 3 cannot regenerate them either. This script:
 #   1. makes a throw-away build venv with `cython<3`, setuptools and wheel;
-#   2. downloads the sdist from PyPI and regenerates its three Cython files with Cython 0.29;
+#   2. downloads the sdist from PyPI (or takes $CCNN_AD3_SDIST, the .tar.gz, when set) and
+#      regenerates its three Cython files with Cython 0.29;
 #   3. fixes one bug of the C++ sources that current compilers turn into a crash:
 #      `FactorTree::RunCLE` (examples/cpp/parsing/FactorTree.cpp) is declared `int` but has no
 #      return statement; GCC 12 at -O3 treats the missing return as unreachable, and every solve
@@ -32,8 +33,12 @@ trap 'rm -rf "$WORK"' EXIT
 "$PYTHON" -m venv "$WORK/venv"
 BUILD_PY="$WORK/venv/bin/python"
 "$BUILD_PY" -m pip install -q "cython<3" setuptools wheel
-"$BUILD_PY" -m pip download -q ad3==2.2.1 --no-deps --no-binary :all: -d "$WORK"
-tar -xzf "$WORK"/ad3-2.2.1.tar.gz -C "$WORK"
+SDIST=${CCNN_AD3_SDIST:-}
+if [ -z "$SDIST" ]; then
+  "$BUILD_PY" -m pip download -q ad3==2.2.1 --no-deps --no-binary :all: -d "$WORK"
+  SDIST="$WORK/ad3-2.2.1.tar.gz"
+fi
+tar -xzf "$SDIST" -C "$WORK"
 SRC="$WORK/ad3-2.2.1"
 
 (cd "$SRC/python/ad3" && for pyx in base factor_graph extensions; do
